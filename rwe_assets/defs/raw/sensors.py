@@ -1,0 +1,68 @@
+"""The landing sensor: registers each new batch as a partition and requests one run for it."""
+
+import json
+import time
+
+import dagster as dg
+
+from rwe_assets.defs.partitions import batches
+from rwe_assets.defs.raw.assets import raw_key
+from rwe_assets.lib.landing import list_batches
+from rwe_assets.lib.sources import load_registry
+from rwe_assets.resources import RweConfig
+
+
+def build_landing_sensor(registry=None) -> dg.SensorDefinition:
+    registry = registry or load_registry()
+    selection = dg.AssetSelection.groups(*(f"raw_{source.name}" for source in registry))
+
+    @dg.sensor(
+        name="landing_sensor",
+        target=selection,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Watches data/landing/<source>/ for new batch folders (or files). Each new batch becomes a "
+            "partition '<source>__<batch>' and gets exactly one run of its source's raw assets; a batch "
+            "whose files change later gets one more run, and the ingest manifest skips files already seen."
+        ),
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, rwe: RweConfig) -> dg.SensorResult:
+        settings = rwe.settings()
+        seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        known = set(context.instance.get_dynamic_partitions(batches.name))
+        now, new_keys, requests, waiting = time.time(), [], [], []
+        for source in registry:
+            landed, rejected = list_batches(settings.landing_dir, source.name)
+            for name in rejected:
+                context.log.warning(
+                    f"landing/{source.name}/{name}: not a valid batch name (letters, digits, '.', '-', '_'; no '__')"
+                )
+            for batch in landed:
+                if seen.get(batch.partition_key) == batch.fingerprint:
+                    continue
+                if now - batch.newest_mtime < settings.landing_settle_seconds:
+                    waiting.append(batch.partition_key)
+                    continue
+                if batch.partition_key not in known:
+                    new_keys.append(batch.partition_key)
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{batch.partition_key}:{batch.fingerprint}",
+                        partition_key=batch.partition_key,
+                        asset_selection=[raw_key(source.name, e) for e in source.entity_names],
+                        tags={"rwe/source": source.name, "rwe/batch": batch.batch_id},
+                    )
+                )
+                seen[batch.partition_key] = batch.fingerprint
+        skip = None
+        if not requests:
+            skip = f"still settling: {', '.join(waiting)}" if waiting else "no new batches"
+        return dg.SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=[batches.build_add_request(new_keys)] if new_keys else [],
+            cursor=json.dumps(seen, sort_keys=True),
+            skip_reason=skip,
+        )
+
+    return landing_sensor

@@ -1,0 +1,756 @@
+"""Raw layer: landed CSV and NDJSON files into append-only Delta tables, values kept as text.
+
+Every stored row carries provenance (batch, file, file sha256, line, ingest time). Rows that cannot
+be read go to the raw quarantine table with a reason code; a file that cannot be read at all (empty,
+undecodable header, missing columns, truncated gzip) is an InputFileError naming the file and line.
+For every file: records read = rows stored + rows quarantined.
+
+Each file is written in its own Delta transaction that replaces any earlier rows of the same file
+(see lake.replace_file_rows), and the manifest row is appended last, so a crash leaves either nothing
+or rows that the manifest does not yet vouch for; downstream layers only read files the manifest
+lists as ingested.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from rwe_assets.errors import InputFileError
+from rwe_assets.lib import lake
+from rwe_assets.lib.sources import OTHER_RESOURCE, SourceSpec
+
+TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+PROVENANCE_FIELDS = [
+    pa.field("_batch_id", pa.string()),
+    pa.field("_source_file", pa.string()),  # path relative to the landing folder
+    pa.field("_file_sha256", pa.string()),
+    pa.field("_line_number", pa.int64()),  # physical line in the file; the header is line 1
+    pa.field("_ingested_at", TIMESTAMP_UTC),
+]
+PROVENANCE_COLUMNS = tuple(f.name for f in PROVENANCE_FIELDS)
+MANIFEST = "_manifest"
+QUARANTINE = "_quarantine"
+CSV_BATCH_ROWS = 122_880  # a multiple of DuckDB's vector size
+NDJSON_BATCH_ROWS = 20_000
+# DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
+_NO_NULL_STRING = "\x00rwe-no-null\x00"
+_READ_CHUNK = 8 << 20
+
+# DuckDB's CSV reject error types -> our reason codes.
+_CSV_REASONS = {
+    "MISSING COLUMNS": "MISSING_COLUMNS",
+    "TOO MANY COLUMNS": "TOO_MANY_COLUMNS",
+    "INVALID ENCODING": "INVALID_ENCODING",
+    "INVALID UNICODE": "INVALID_ENCODING",
+    "UNQUOTED VALUE": "UNQUOTED_VALUE",
+    "LINE SIZE OVER MAXIMUM": "LINE_TOO_LONG",
+}
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("batch_id", pa.string()),
+        ("relative_path", pa.string()),
+        ("file_sha256", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("lines_read", pa.int64()),
+        ("records_read", pa.int64()),
+        ("rows_stored", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("entities", pa.string()),
+        ("status", pa.string()),
+        ("file_version", pa.int64()),
+        ("supersedes_sha256", pa.string()),
+        ("error", pa.string()),
+        ("run_id", pa.string()),
+        ("ingested_at", TIMESTAMP_UTC),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("entity", pa.string()),
+        ("reason_code", pa.string()),
+        ("field", pa.string()),
+        ("detail", pa.string()),
+        ("raw_text", pa.string()),
+    ]
+    + PROVENANCE_FIELDS
+)
+
+
+class Status:
+    INGESTED = "ingested"  # rows written
+    DUPLICATE = "duplicate"  # same bytes already ingested for this source: 0 rows added
+    IGNORED = "ignored"  # matches the source's ignore_files
+    FAILED = "failed"  # unreadable; the error names file and line
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one streaming pass over a file's bytes tells: its identity and its physical lines."""
+
+    sha256: str
+    size_bytes: int
+    lines: int
+    blank_lines: tuple[int, ...]
+
+
+@dataclass
+class FileResult:
+    relative_path: str
+    status: str
+    file_sha256: str | None = None
+    size_bytes: int = 0
+    lines_read: int = 0
+    records_read: int = 0
+    rows_stored: dict[str, int] = field(default_factory=dict)
+    rows_quarantined: int = 0
+    file_version: int = 1
+    supersedes_sha256: str | None = None
+    error: str | None = None
+
+    @property
+    def total_stored(self) -> int:
+        return sum(self.rows_stored.values())
+
+    @property
+    def reconciles(self) -> bool:
+        return self.records_read == self.total_stored + self.rows_quarantined
+
+
+@dataclass
+class BatchReport:
+    source: str
+    batch_id: str
+    files: list[FileResult]
+
+    def rows_stored(self, entity: str) -> int:
+        return sum(f.rows_stored.get(entity, 0) for f in self.files)
+
+    def files_for(self, entity: str) -> list[FileResult]:
+        return [f for f in self.files if entity in f.rows_stored]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == Status.FAILED]
+
+
+@dataclass(frozen=True)
+class _Provenance:
+    batch_id: str
+    source_file: str
+    file_sha256: str
+    ingested_at: datetime
+
+    def columns(self, line_numbers: np.ndarray) -> list[tuple[str, pa.Array]]:
+        n = len(line_numbers)
+        return [
+            ("_batch_id", pa.repeat(self.batch_id, n).cast(pa.string())),
+            ("_source_file", pa.repeat(self.source_file, n).cast(pa.string())),
+            ("_file_sha256", pa.repeat(self.file_sha256, n).cast(pa.string())),
+            ("_line_number", pa.array(line_numbers, pa.int64())),
+            ("_ingested_at", pa.repeat(pa.scalar(self.ingested_at, TIMESTAMP_UTC), n)),
+        ]
+
+
+# --------------------------------------------------------------------------- batch discovery
+
+
+def batch_files(batch_path: Path) -> list[Path]:
+    """The files of a batch in a stable order: a batch is a folder (walked recursively) or one file.
+
+    Hidden files and marker files (names starting with '.' or '_') are not data.
+    """
+    if batch_path.is_file():
+        return [batch_path]
+    files = [
+        p
+        for p in batch_path.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(batch_path).parts)
+    ]
+    return sorted(files)
+
+
+def ingest_batch(
+    lake_dir: Path,
+    landing_dir: Path,
+    source: SourceSpec,
+    batch_id: str,
+    *,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> BatchReport:
+    """Ingest every file of landing/<source>/<batch_id> that the manifest has not seen."""
+    batch_path = Path(landing_dir) / source.name / batch_id
+    if not batch_path.exists():
+        raise InputFileError(str(batch_path), "expected a batch folder or file, found nothing")
+    ingested_at = now or datetime.now(UTC)
+    manifest = _ManifestView(lake_dir, source.name)
+    results = []
+    for path in batch_files(batch_path):
+        relative = path.relative_to(landing_dir).as_posix()
+        result = _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at)
+        if result is None:  # already recorded by an earlier run of this batch
+            continue
+        _append_manifest(lake_dir, source.name, batch_id, result, run_id, ingested_at)
+        manifest.record(batch_id, result)
+        results.append(result)
+    return BatchReport(source.name, batch_id, results)
+
+
+def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at) -> FileResult | None:
+    if source.is_ignored(path.name):
+        if manifest.recorded(batch_id, relative, None):
+            return None
+        return FileResult(relative, Status.IGNORED, size_bytes=path.stat().st_size)
+    try:
+        scan = scan_file(path, relative)
+    except InputFileError as error:
+        return FileResult(relative, Status.FAILED, size_bytes=path.stat().st_size, error=str(error))
+    if manifest.recorded(batch_id, relative, scan.sha256):
+        return None
+    result = FileResult(relative, Status.INGESTED, scan.sha256, scan.size_bytes, scan.lines)
+    if manifest.is_ingested(scan.sha256):
+        result.status = Status.DUPLICATE
+        return result
+    result.file_version, result.supersedes_sha256 = manifest.next_version(batch_id, relative)
+    provenance = _Provenance(batch_id, relative, scan.sha256, ingested_at)
+    try:
+        if source.format == "csv":
+            _ingest_csv(lake_dir, source, path, scan, provenance, result)
+        else:
+            _ingest_ndjson(lake_dir, source, path, provenance, result)
+    except InputFileError as error:
+        result.status, result.error = Status.FAILED, str(error)
+        result.rows_stored, result.records_read, result.rows_quarantined = {}, 0, 0
+    return result
+
+
+# --------------------------------------------------------------------------- file scan
+
+
+def open_decompressed(path: Path) -> io.BufferedIOBase:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+_BLANK_LINE = re.compile(rb"(?m)^\r?$\n")
+
+
+def scan_file(path: Path, relative: str) -> FileScan:
+    """sha256 and size of the bytes on disk; physical line count and blank lines of the content.
+
+    One streaming pass in bounded memory. A gzip file is decompressed here too, so a truncated
+    archive fails before anything is written.
+    """
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as raw:
+        for chunk in iter(lambda: raw.read(_READ_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    if size == 0:
+        raise InputFileError(relative, "empty file: expected at least a header line", line=1)
+    lines, blank, carry = 0, [], b""
+    try:
+        with open_decompressed(path) as content:
+            for chunk in iter(lambda: content.read(_READ_CHUNK), b""):
+                data = carry + chunk
+                cut = data.rfind(b"\n") + 1
+                complete, carry = data[:cut], data[cut:]
+                blank.extend(
+                    lines + 1 + complete.count(b"\n", 0, m.start()) for m in _BLANK_LINE.finditer(complete)
+                )
+                lines += complete.count(b"\n")
+    except (EOFError, OSError, zlib.error) as error:
+        problem = "truncated or corrupt gzip" if path.name.lower().endswith(".gz") else "unreadable"
+        raise InputFileError(
+            relative, f"{problem} after line {lines} ({type(error).__name__})", line=lines + 1
+        ) from None
+    if carry:
+        lines += 1  # last line without a trailing newline
+    if lines == len(blank):
+        raise InputFileError(relative, "empty file: expected at least a header line", line=1)
+    return FileScan(digest.hexdigest(), size, lines, tuple(blank))
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_header(path: Path, relative: str, encoding: str) -> list[str]:
+    with open_decompressed(path) as content:
+        first = content.readline()
+    try:
+        text = first.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            relative,
+            f"header is not valid {encoding} (byte {error.start}); set the source's encoding",
+            line=1,
+        ) from None
+    text = text.lstrip("\ufeff").rstrip("\r\n")
+    if not text.strip():
+        raise InputFileError(relative, "expected a header line, found an empty line", line=1)
+    return next(csv.reader([text]))
+
+
+def check_header(header: list[str], required: tuple[str, ...], relative: str) -> None:
+    """A header must name every required column once; names are compared case-insensitively
+    because Delta column names are."""
+    lowered = [name.lower() for name in header]
+    empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
+    if empty:
+        raise InputFileError(relative, f"header has unnamed columns at positions {empty}", line=1)
+    repeated = sorted({name for name in header if lowered.count(name.lower()) > 1})
+    if repeated:
+        raise InputFileError(relative, f"header names columns more than once: {', '.join(repeated)}", line=1)
+    reserved = sorted(set(lowered) & {c.lower() for c in PROVENANCE_COLUMNS})
+    if reserved:
+        raise InputFileError(
+            relative, f"header uses reserved provenance column names: {', '.join(reserved)}", line=1
+        )
+    missing = [name for name in required if name.lower() not in lowered]
+    if missing:
+        raise InputFileError(
+            relative,
+            f"header does not match the source's schema: expected columns {', '.join(missing)}, "
+            f"found {len(header)} columns without them",
+            line=1,
+        )
+
+
+def line_numbers(first_ordinal: int, count: int, skipped_lines: np.ndarray) -> np.ndarray:
+    """Physical line numbers of good records `first_ordinal .. first_ordinal+count-1` (1-based).
+
+    Data starts on line 2 (line 1 is the header). `skipped_lines` (sorted) are lines that hold no
+    good record: rejected rows and blank lines. The k-th good record sits on the smallest line L with
+    L - 1 - #(skipped lines < L) = k, found for a whole batch at once with searchsorted.
+    """
+    base = np.arange(first_ordinal, first_ordinal + count, dtype=np.int64) + 1
+    if len(skipped_lines) == 0:
+        return base
+    thresholds = skipped_lines - np.arange(len(skipped_lines), dtype=np.int64)
+    return base + np.searchsorted(thresholds, base, side="right")
+
+
+@dataclass
+class _CsvPass:
+    needs_renumber: bool = False
+    rows: int = 0
+
+
+def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
+    entity = source.entity_for_file(path.name)
+    if entity is None:
+        expected = "; ".join(f"{e.name}: {' '.join(e.files)}" for e in source.entities)
+        raise InputFileError(
+            result.relative_path, f"file name matches no entity of source {source.name} ({expected})"
+        )
+    header = read_header(path, result.relative_path, source.encoding)
+    check_header(header, entity.required_columns, result.relative_path)
+    target = lake.table_path(lake_dir, "raw", source.name, entity.name)
+    skipped = np.array(scan.blank_lines, dtype=np.int64)
+    rejects = None
+    for _attempt in range(2):
+        con = _csv_connection()
+        state = _CsvPass()
+        batches = _csv_batches(con, path, header, source.encoding, provenance, skipped, state)
+        try:
+            lake.replace_file_rows(target, batches, provenance.file_sha256)
+        except Exception as error:
+            if not state.needs_renumber:
+                raise _csv_error(error, result.relative_path) from None
+        rejects = _csv_rejects(con)
+        con.close()
+        if not state.needs_renumber:
+            break
+        # Rows were rejected: line numbers must skip them. Redo the file knowing where they are.
+        skipped = np.union1d(skipped, np.array(sorted({r[0] for r in rejects}), dtype=np.int64))
+    result.rows_stored = {entity.name: state.rows}
+    quarantined = _csv_quarantine_rows(source.name, entity.name, rejects, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.rows_quarantined = quarantined.num_rows
+    result.records_read = state.rows + quarantined.num_rows
+
+
+def _csv_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")  # line numbers rely on file order
+    return con
+
+
+def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.RecordBatchReader:
+    params = {
+        "path": str(path),
+        "columns": {name: "VARCHAR" for name in header},
+        "encoding": encoding,
+        "nullstr": _NO_NULL_STRING,
+    }
+    reader = con.execute(
+        """
+        SELECT * FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
+            delim = ',', quote = '"', escape = '"', nullstr = $nullstr, allow_quoted_nulls = false,
+            strict_mode = true, store_rejects = true, encoding = $encoding, compression = 'auto')
+        """,
+        params,
+    ).fetch_record_batch(CSV_BATCH_ROWS)
+    schema = pa.schema(list(reader.schema) + PROVENANCE_FIELDS)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            numbers = line_numbers(state.rows, batch.num_rows, skipped)
+            state.rows += batch.num_rows
+            columns = list(zip(batch.schema.names, batch.columns, strict=True)) + provenance.columns(numbers)
+            yield pa.RecordBatch.from_arrays([c for _, c in columns], schema=schema)
+        rejected = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
+        if rejected and not set(_reject_lines(con)) <= set(skipped.tolist()):
+            state.needs_renumber = True
+            raise RuntimeError("rows were rejected; renumbering lines")
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _reject_lines(con) -> list[int]:
+    return [row[0] for row in con.execute("SELECT DISTINCT line FROM reject_errors").fetchall()]
+
+
+def _csv_rejects(con) -> list[tuple]:
+    """One row per rejected line: (line, column name, error type, original line text)."""
+    return con.execute(
+        """
+        SELECT line, arg_min(column_name, column_idx), arg_min(error_type, column_idx), any_value(csv_line)
+        FROM reject_errors GROUP BY line ORDER BY line
+        """
+    ).fetchall()
+
+
+def _csv_quarantine_rows(source, entity, rejects, provenance) -> pa.Table:
+    rows = []
+    for line, column, error_type, text in rejects:
+        reason = _CSV_REASONS.get(str(error_type), str(error_type).replace(" ", "_"))
+        rows.append((line, reason, column, f"{str(error_type).lower()} at line {line}", text))
+    return _quarantine_table(source, entity, rows, provenance)
+
+
+def _csv_error(error: Exception, relative: str) -> InputFileError:
+    message = str(error)
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    first = message.splitlines()[0] if message else type(error).__name__
+    # DuckDB quotes the offending line in its message: keep only the first line, which does not.
+    first = re.sub(r"Original Line:.*", "", first)
+    return InputFileError(relative, f"unreadable CSV: {first}", line=int(line.group(1)) if line else None)
+
+
+# --------------------------------------------------------------------------- NDJSON
+
+
+@dataclass
+class _NdjsonLine:
+    number: int
+    text: str | None
+    entity: str | None
+    resource_type: str | None
+    resource_id: str | None
+    reason: str | None = None
+    detail: str | None = None
+
+
+def _parse_ndjson_line(number: int, raw: bytes, known: set[str]) -> _NdjsonLine:
+    raw = raw.rstrip(b"\r\n")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return _NdjsonLine(
+            number,
+            raw.decode("utf-8", "replace"),
+            None,
+            None,
+            None,
+            "INVALID_ENCODING",
+            f"not UTF-8 at byte {error.start}",
+        )
+    if not text.strip():
+        return _NdjsonLine(number, text, None, None, None, "EMPTY_LINE", "blank line")
+    try:
+        resource = json.loads(text)
+    except json.JSONDecodeError as error:
+        return _NdjsonLine(
+            number, text, None, None, None, "MALFORMED_JSON", f"{error.msg} at column {error.colno}"
+        )
+    if not isinstance(resource, dict):
+        return _NdjsonLine(number, text, None, None, None, "NOT_A_JSON_OBJECT", "expected a JSON object")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        return _NdjsonLine(number, text, None, None, None, "MISSING_RESOURCE_TYPE", "no resourceType")
+    entity = resource_type.lower() if resource_type.lower() in known else OTHER_RESOURCE
+    resource_id = resource.get("id")
+    return _NdjsonLine(number, text, entity, resource_type, None if resource_id is None else str(resource_id))
+
+
+def _ndjson_lines(path: Path, relative: str, known: set[str]) -> Iterator[_NdjsonLine]:
+    try:
+        with open_decompressed(path) as content:
+            for number, raw in enumerate(content, start=1):
+                yield _parse_ndjson_line(number, raw, known)
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputFileError(relative, f"unreadable or truncated file ({type(error).__name__})") from None
+
+
+_NDJSON_SCHEMA = [
+    ("resource_type", pa.string()),
+    ("resource_id", pa.string()),
+    ("resource_json", pa.string()),
+]
+
+
+class _NdjsonPass:
+    """One read of an NDJSON file that streams the lines of one entity. The first pass takes the
+    entity of the first valid line and also counts records and collects quarantined lines."""
+
+    def __init__(self, path: Path, relative: str, known: set[str], entity: str | None):
+        self.path, self.relative, self.known = path, relative, known
+        self.entity, self.first_pass = entity, entity is None
+        self.rows, self.records = 0, 0
+        self.seen: set[str] = set()
+        self.quarantine: list[tuple] = []
+
+    def batches(self, provenance: _Provenance) -> Iterator[pa.RecordBatch]:
+        buffer: list[_NdjsonLine] = []
+        for line in _ndjson_lines(self.path, self.relative, self.known):
+            if self.first_pass:
+                self.records += 1
+                if line.reason:
+                    self.quarantine.append((line.number, line.reason, None, line.detail, line.text))
+            if line.entity is None:
+                continue
+            self.seen.add(line.entity)
+            self.entity = self.entity or line.entity
+            if line.entity == self.entity:
+                buffer.append(line)
+                if len(buffer) >= NDJSON_BATCH_ROWS:
+                    yield self._emit(buffer, provenance)
+                    buffer = []
+        if buffer:
+            yield self._emit(buffer, provenance)
+
+    def _emit(self, buffer: list[_NdjsonLine], provenance: _Provenance) -> pa.RecordBatch:
+        self.rows += len(buffer)
+        return _ndjson_batch(buffer, provenance)
+
+
+def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
+    """One pass per resource type in the file (bulk exports hold one type per file, so usually one
+    pass), each an atomic replace of this file's rows in that entity's table."""
+    known = set(source.entity_names)
+    schema = pa.schema([pa.field(n, t) for n, t in _NDJSON_SCHEMA] + PROVENANCE_FIELDS)
+    first, pending = None, [None]
+    while pending:
+        current = _NdjsonPass(path, result.relative_path, known, pending.pop(0))
+        stream = current.batches(provenance)
+        head = next(stream, None)  # reading one batch tells the entity of this pass
+        if head is not None:
+            target = lake.table_path(lake_dir, "raw", source.name, current.entity)
+            reader = pa.RecordBatchReader.from_batches(schema, _chain(head, stream))
+            lake.replace_file_rows(target, reader, provenance.file_sha256)
+            result.rows_stored[current.entity] = current.rows
+        if first is None:
+            first = current
+            pending = sorted(current.seen - {current.entity})
+    result.records_read = first.records
+    quarantined = _quarantine_table(source.name, None, first.quarantine, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.rows_quarantined = quarantined.num_rows
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _ndjson_batch(lines: list[_NdjsonLine], provenance: _Provenance) -> pa.RecordBatch:
+    numbers = np.fromiter((line.number for line in lines), dtype=np.int64, count=len(lines))
+    arrays = [
+        pa.array([line.resource_type for line in lines], pa.string()),
+        pa.array([line.resource_id for line in lines], pa.string()),
+        pa.array([line.text for line in lines], pa.string()),
+    ] + [array for _, array in provenance.columns(numbers)]
+    names = [name for name, _ in _NDJSON_SCHEMA] + list(PROVENANCE_COLUMNS)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+# --------------------------------------------------------------------------- quarantine + manifest
+
+
+def _quarantine_table(
+    source: str, entity: str | None, rows: list[tuple], provenance: _Provenance
+) -> pa.Table:
+    """rows: (line, reason_code, field, detail, raw_text). Details never quote the value."""
+    numbers = np.array([row[0] for row in rows], dtype=np.int64)
+    arrays = {
+        "source": pa.repeat(source, len(rows)).cast(pa.string()),
+        "entity": pa.array([entity] * len(rows), pa.string()),
+        "reason_code": pa.array([row[1] for row in rows], pa.string()),
+        "field": pa.array([row[2] for row in rows], pa.string()),
+        "detail": pa.array([row[3] for row in rows], pa.string()),
+        "raw_text": pa.array([row[4] for row in rows], pa.string()),
+    }
+    arrays.update(dict(provenance.columns(numbers)))
+    return pa.table(arrays, schema=QUARANTINE_SCHEMA)
+
+
+def _write_quarantine(lake_dir: Path, table: pa.Table, file_sha256: str) -> None:
+    path = lake.table_path(lake_dir, "raw", QUARANTINE)
+    if table.num_rows or lake.exists(path):
+        lake.replace_file_rows(path, table, file_sha256)
+
+
+def _append_manifest(lake_dir, source, batch_id, result: FileResult, run_id, ingested_at) -> None:
+    row = {
+        "source": source,
+        "batch_id": batch_id,
+        "relative_path": result.relative_path,
+        "file_sha256": result.file_sha256,
+        "size_bytes": result.size_bytes,
+        "lines_read": result.lines_read,
+        "records_read": result.records_read,
+        "rows_stored": result.total_stored,
+        "rows_quarantined": result.rows_quarantined,
+        "entities": ",".join(sorted(result.rows_stored)),
+        "status": result.status,
+        "file_version": result.file_version,
+        "supersedes_sha256": result.supersedes_sha256,
+        "error": result.error,
+        "run_id": run_id,
+        "ingested_at": ingested_at,
+    }
+    lake.append(
+        lake.table_path(lake_dir, "raw", MANIFEST), pa.Table.from_pylist([row], schema=MANIFEST_SCHEMA)
+    )
+
+
+def read_manifest(lake_dir: Path, source: str | None = None) -> pa.Table:
+    """The ingest manifest (one row per landed file per batch), optionally for one source."""
+    import pyarrow.dataset as ds
+
+    table = lake.read_table(
+        lake.table_path(lake_dir, "raw", MANIFEST),
+        filter_expr=None if source is None else ds.field("source") == source,
+    )
+    return MANIFEST_SCHEMA.empty_table() if table is None else table
+
+
+class _ManifestView:
+    """What the manifest already knows about one source, kept current as files are ingested."""
+
+    def __init__(self, lake_dir: Path, source: str):
+        rows = read_manifest(lake_dir, source).to_pylist()
+        self._recorded = {(r["batch_id"], r["relative_path"], r["file_sha256"]) for r in rows}
+        self._ingested = {r["file_sha256"] for r in rows if r["status"] == Status.INGESTED}
+        self._versions: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for r in rows:
+            if r["status"] == Status.INGESTED:
+                self._versions.setdefault((r["batch_id"], r["relative_path"]), []).append(
+                    (r["file_version"], r["file_sha256"])
+                )
+
+    def recorded(self, batch_id: str, relative: str, sha256: str | None) -> bool:
+        return (batch_id, relative, sha256) in self._recorded
+
+    def is_ingested(self, sha256: str) -> bool:
+        return sha256 in self._ingested
+
+    def next_version(self, batch_id: str, relative: str) -> tuple[int, str | None]:
+        versions = sorted(self._versions.get((batch_id, relative), []))
+        return (versions[-1][0] + 1, versions[-1][1]) if versions else (1, None)
+
+    def record(self, batch_id: str, result: FileResult) -> None:
+        self._recorded.add((batch_id, result.relative_path, result.file_sha256))
+        if result.status == Status.INGESTED:
+            self._ingested.add(result.file_sha256)
+            self._versions.setdefault((batch_id, result.relative_path), []).append(
+                (result.file_version, result.file_sha256)
+            )
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+@dataclass(frozen=True)
+class FileReconciliation:
+    relative_path: str
+    file_sha256: str
+    entities: tuple[str, ...]
+    records_read: int  # as the manifest recorded it while reading the file
+    rows_stored: int  # counted again in the raw tables now
+    rows_quarantined: int  # counted again in the quarantine table now
+
+    @property
+    def unaccounted(self) -> int:
+        return self.records_read - self.rows_stored - self.rows_quarantined
+
+
+def reconcile_files(
+    lake_dir: Path, source: SourceSpec, batch_id: str | None = None
+) -> list[FileReconciliation]:
+    """For every file the manifest lists as ingested (optionally one batch), recount its rows in the
+    raw tables and the quarantine and compare with the records read from the file."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    manifest = read_manifest(lake_dir, source.name)
+    rows = [
+        r
+        for r in manifest.to_pylist()
+        if r["status"] == Status.INGESTED and (batch_id is None or r["batch_id"] == batch_id)
+    ]
+    if not rows:
+        return []
+    shas = pa.array(sorted({r["file_sha256"] for r in rows}), pa.string())
+    stored = _count_by_file(
+        [lake.table_path(lake_dir, "raw", source.name, e) for e in source.entity_names], shas, ds, pc
+    )
+    quarantine_filter = ds.field("source") == source.name
+    quarantined = _count_by_file(
+        [lake.table_path(lake_dir, "raw", QUARANTINE)], shas, ds, pc, quarantine_filter
+    )
+    return [
+        FileReconciliation(
+            r["relative_path"],
+            r["file_sha256"],
+            tuple(e for e in (r["entities"] or "").split(",") if e),
+            r["records_read"],
+            stored.get(r["file_sha256"], 0),
+            quarantined.get(r["file_sha256"], 0),
+        )
+        for r in rows
+    ]
+
+
+def _count_by_file(paths, shas, ds, pc, extra_filter=None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    condition = ds.field("_file_sha256").isin(shas)
+    if extra_filter is not None:
+        condition = condition & extra_filter
+    for path in paths:
+        table = lake.read_table(path, columns=["_file_sha256"], filter_expr=condition)
+        if table is None or table.num_rows == 0:
+            continue
+        for item in pc.value_counts(table.column("_file_sha256")).to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    return counts

@@ -1,0 +1,147 @@
+"""The source registry (rwe_assets/sources.yaml) as typed, validated objects."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from rwe_assets.errors import ConfigError
+
+REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
+KINDS = ("ehr", "claims", "genomics")
+FORMATS = ("csv", "ndjson")
+# NDJSON lines whose resourceType the source does not list land here, so nothing is dropped.
+OTHER_RESOURCE = "other_resource"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    files: tuple[str, ...]
+    required_columns: tuple[str, ...] = ()
+
+    def matches(self, file_name: str) -> bool:
+        lowered = file_name.lower()
+        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.files)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    kind: str
+    format: str
+    owner: str
+    site: str
+    entities: tuple[EntitySpec, ...]
+    ignore_files: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+
+    @property
+    def entity_names(self) -> tuple[str, ...]:
+        return tuple(entity.name for entity in self.entities)
+
+    def entity(self, name: str) -> EntitySpec:
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
+        raise KeyError(f"source {self.name} has no entity {name!r}; it has {', '.join(self.entity_names)}")
+
+    def is_ignored(self, file_name: str) -> bool:
+        lowered = file_name.lower()
+        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.ignore_files)
+
+    def entity_for_file(self, file_name: str) -> EntitySpec | None:
+        """The CSV entity whose patterns match this file name, or None."""
+        matches = [entity for entity in self.entities if entity.matches(file_name)]
+        if len(matches) > 1:
+            names = ", ".join(entity.name for entity in matches)
+            raise ConfigError(f"source {self.name}: file {file_name} matches several entities ({names})")
+        return matches[0] if matches else None
+
+
+@dataclass(frozen=True)
+class SourceRegistry:
+    sources: tuple[SourceSpec, ...]
+
+    def __iter__(self):
+        return iter(self.sources)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(source.name for source in self.sources)
+
+    def get(self, name: str) -> SourceSpec:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise ConfigError(f"unknown source {name!r}; the registry declares {', '.join(self.names)}")
+
+
+def parse_registry(document: dict, origin: str = "registry") -> SourceRegistry:
+    """Validate a registry document (the parsed YAML) and build the typed registry."""
+    raw_sources = document.get("sources") if isinstance(document, dict) else None
+    if not isinstance(raw_sources, list) or not raw_sources:
+        raise ConfigError(f"{origin}: expected a non-empty list under 'sources'")
+    sources = tuple(_parse_source(raw, origin) for raw in raw_sources)
+    names = [source.name for source in sources]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ConfigError(f"{origin}: source names must be unique, found {', '.join(duplicated)} twice")
+    return SourceRegistry(sources)
+
+
+@cache
+def load_registry(path: Path = REGISTRY_PATH) -> SourceRegistry:
+    with open(path, encoding="utf-8") as handle:
+        return parse_registry(yaml.safe_load(handle), origin=str(path))
+
+
+def _parse_source(raw: dict, origin: str) -> SourceSpec:
+    name = _required(raw, "name", origin)
+    where = f"{origin}: source {name}"
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: expected a lower-case name of letters, digits and _, found {name!r}")
+    kind, fmt = _required(raw, "kind", where), _required(raw, "format", where)
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: expected kind one of {', '.join(KINDS)}, found {kind!r}")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}: expected format one of {', '.join(FORMATS)}, found {fmt!r}")
+    entities = tuple(_parse_entity(entity, fmt, where) for entity in raw.get("entities") or [])
+    if not entities:
+        raise ConfigError(f"{where}: expected at least one entity")
+    if fmt == "ndjson" and OTHER_RESOURCE not in {entity.name for entity in entities}:
+        entities += (EntitySpec(OTHER_RESOURCE, files=()),)
+    return SourceSpec(
+        name=name,
+        kind=kind,
+        format=fmt,
+        owner=str(raw.get("owner", "")),
+        site=str(raw.get("site", name)),
+        entities=entities,
+        ignore_files=tuple(raw.get("ignore_files") or ()),
+        encoding=str(raw.get("encoding", "utf-8")),
+    )
+
+
+def _parse_entity(raw: dict, fmt: str, where: str) -> EntitySpec:
+    name = _required(raw, "name", where)
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: entity names are lower-case letters, digits and _, found {name!r}")
+    if fmt == "ndjson":
+        files = ("*.ndjson", "*.ndjson.gz")
+    else:
+        files = tuple(raw.get("files") or (f"{name}.csv", f"{name}.csv.gz"))
+    return EntitySpec(name=name, files=files, required_columns=tuple(raw.get("required_columns") or ()))
+
+
+def _required(raw: dict, key: str, where: str) -> str:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty '{key}'")
+    return value
