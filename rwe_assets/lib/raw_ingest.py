@@ -220,6 +220,10 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
             return None
         return FileResult(relative, Status.IGNORED, size_bytes=path.stat().st_size)
     try:
+        if not source.accepts(path.name):
+            raise InputFileError(
+                relative, f"file name matches no entity of source {source.name} ({source.file_patterns()})"
+            )
         scan = scan_file(path, relative)
     except InputFileError as error:
         return FileResult(relative, Status.FAILED, size_bytes=path.stat().st_size, error=str(error))
@@ -335,14 +339,15 @@ def check_header(header: list[str], required: tuple[str, ...], relative: str) ->
         )
 
 
-def line_numbers(first_ordinal: int, count: int, skipped_lines: np.ndarray) -> np.ndarray:
-    """Physical line numbers of good records `first_ordinal .. first_ordinal+count-1` (1-based).
+def line_numbers(good_before: int, count: int, skipped_lines: np.ndarray) -> np.ndarray:
+    """Physical line numbers of the next `count` good records, `good_before` good records having
+    come before them. Data starts on line 2 (line 1 is the header).
 
-    Data starts on line 2 (line 1 is the header). `skipped_lines` (sorted) are lines that hold no
-    good record: rejected rows and blank lines. The k-th good record sits on the smallest line L with
-    L - 1 - #(skipped lines < L) = k, found for a whole batch at once with searchsorted.
+    `skipped_lines` (sorted) are lines that hold no good record: rejected rows and blank lines. The
+    k-th good record (0-based) sits on the smallest line L with L - 2 - #(skipped lines < L) = k,
+    found for a whole batch at once with searchsorted.
     """
-    base = np.arange(first_ordinal, first_ordinal + count, dtype=np.int64) + 1
+    base = np.arange(good_before, good_before + count, dtype=np.int64) + 2
     if len(skipped_lines) == 0:
         return base
     thresholds = skipped_lines - np.arange(len(skipped_lines), dtype=np.int64)
@@ -352,6 +357,7 @@ def line_numbers(first_ordinal: int, count: int, skipped_lines: np.ndarray) -> n
 @dataclass
 class _CsvPass:
     needs_renumber: bool = False
+    read_error: duckdb.Error | None = None
     rows: int = 0
 
 
@@ -373,9 +379,11 @@ def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
         batches = _csv_batches(con, path, header, source.encoding, provenance, skipped, state)
         try:
             lake.replace_file_rows(target, batches, provenance.file_sha256)
-        except Exception as error:
+        except Exception:
+            if state.read_error is not None:
+                raise _csv_error(state.read_error, result.relative_path) from None
             if not state.needs_renumber:
-                raise _csv_error(error, result.relative_path) from None
+                raise
         rejects = _csv_rejects(con)
         con.close()
         if not state.needs_renumber:
@@ -413,7 +421,7 @@ def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.
     schema = pa.schema(list(reader.schema) + PROVENANCE_FIELDS)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
+        while (batch := _next_batch(reader, state)) is not None:
             numbers = line_numbers(state.rows, batch.num_rows, skipped)
             state.rows += batch.num_rows
             columns = list(zip(batch.schema.names, batch.columns, strict=True)) + provenance.columns(numbers)
@@ -424,6 +432,18 @@ def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.
             raise RuntimeError("rows were rejected; renumbering lines")
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _next_batch(reader: pa.RecordBatchReader, state: _CsvPass) -> pa.RecordBatch | None:
+    """The next batch from DuckDB; a read error is kept so it can be told apart from write errors
+    (Delta wraps whatever the stream raises)."""
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (duckdb.Error, pa.ArrowInvalid) as error:
+        state.read_error = error
+        raise
 
 
 def _reject_lines(con) -> list[int]:
@@ -652,7 +672,11 @@ def read_manifest(lake_dir: Path, source: str | None = None) -> pa.Table:
         lake.table_path(lake_dir, "raw", MANIFEST),
         filter_expr=None if source is None else ds.field("source") == source,
     )
-    return MANIFEST_SCHEMA.empty_table() if table is None else table
+    if table is None:
+        return MANIFEST_SCHEMA.empty_table()
+    return table.sort_by(
+        [("ingested_at", "ascending"), ("source", "ascending"), ("relative_path", "ascending")]
+    )
 
 
 class _ManifestView:

@@ -56,6 +56,12 @@ class SourceSpec:
         lowered = file_name.lower()
         return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.ignore_files)
 
+    def accepts(self, file_name: str) -> bool:
+        return any(entity.matches(file_name) for entity in self.entities)
+
+    def file_patterns(self) -> str:
+        return "; ".join(f"{e.name}: {' '.join(e.files)}" for e in self.entities if e.files)
+
     def entity_for_file(self, file_name: str) -> EntitySpec | None:
         """The CSV entity whose patterns match this file name, or None."""
         matches = [entity for entity in self.entities if entity.matches(file_name)]

@@ -1,0 +1,91 @@
+"""The landing sensor, evaluated with Dagster's test context."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from rwe_assets.defs.raw import build_landing_sensor
+from rwe_assets.resources import RweConfig
+from rwe_assets_tests.conftest import land
+
+PATIENTS = "Id,BIRTHDATE,FIRST\np1,2001-02-03,Ann\n"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def evaluate(sensor, instance, data_dir, cursor=None, settle=0.0):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"rwe": RweConfig(data_dir=str(data_dir), landing_settle_seconds=settle)},
+    )
+    result = sensor(context)
+    # Apply the partition requests the way the daemon would.
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_a_new_batch_gets_exactly_one_run(registry, tmp_path, instance):
+    sensor = build_landing_sensor(registry)
+    land(tmp_path / "landing", "clinic", "2024-06-01", {"patients.csv": PATIENTS})
+
+    first = evaluate(sensor, instance, tmp_path)
+    assert [r.partition_key for r in first.run_requests] == ["clinic__2024-06-01"]
+    assert instance.get_dynamic_partitions("batches") == ["clinic__2024-06-01"]
+    assert {k.to_user_string() for k in first.run_requests[0].asset_selection} == {
+        "raw/clinic/patients",
+        "raw/clinic/conditions",
+    }
+
+    second = evaluate(sensor, instance, tmp_path, cursor=first.cursor)
+    assert second.run_requests == []
+    assert second.skip_reason is not None
+
+
+def test_each_source_and_batch_is_its_own_partition(registry, tmp_path, instance):
+    sensor = build_landing_sensor(registry)
+    land(tmp_path / "landing", "clinic", "b1", {"patients.csv": PATIENTS})
+    land(tmp_path / "landing", "clinic", "b2", {"patients.csv": PATIENTS})  # the same files again
+    land(tmp_path / "landing", "fhir", "b1", {"Patient.ndjson": '{"resourceType": "Patient"}\n'})
+    result = evaluate(sensor, instance, tmp_path)
+    assert sorted(r.partition_key for r in result.run_requests) == ["clinic__b1", "clinic__b2", "fhir__b1"]
+
+
+def test_a_batch_still_being_written_waits_for_the_settle_time(registry, tmp_path, instance):
+    sensor = build_landing_sensor(registry)
+    land(tmp_path / "landing", "clinic", "b1", {"patients.csv": PATIENTS})
+    waiting = evaluate(sensor, instance, tmp_path, settle=3600)
+    assert waiting.run_requests == [] and "settling" in waiting.skip_reason.skip_message
+    ready = evaluate(sensor, instance, tmp_path, cursor=waiting.cursor, settle=0)
+    assert [r.partition_key for r in ready.run_requests] == ["clinic__b1"]
+
+
+def test_a_changed_batch_gets_one_more_run(registry, tmp_path, instance):
+    sensor = build_landing_sensor(registry)
+    folder = land(tmp_path / "landing", "clinic", "b1", {"patients.csv": PATIENTS})
+    first = evaluate(sensor, instance, tmp_path)
+    (folder / "patients.csv").write_text(PATIENTS + "p2,2000-01-01,Bo\n")
+    earlier = time.time() - 60
+    os.utime(folder / "patients.csv", (earlier, earlier))
+    second = evaluate(sensor, instance, tmp_path, cursor=first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["clinic__b1"]
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+    assert set(json.loads(second.cursor)) == {"clinic__b1"}
+
+
+def test_invalid_batch_names_and_markers_are_not_batches(registry, tmp_path, instance):
+    sensor = build_landing_sensor(registry)
+    land(tmp_path / "landing", "clinic", "bad__name", {"patients.csv": PATIENTS})
+    land(tmp_path / "landing", "clinic", ".partial", {"patients.csv": PATIENTS})
+    land(tmp_path / "landing", "clinic", "_tmp", {"patients.csv": PATIENTS})
+    assert evaluate(sensor, instance, tmp_path).run_requests == []
