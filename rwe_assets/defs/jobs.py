@@ -19,6 +19,7 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
     Batches already ingested cost a manifest lookup and add nothing. Returns (partition key, run).
     """
     from rwe_assets.defs.raw.assets import raw_key
+    from rwe_assets.defs.raw.sensors import batch_tags
     from rwe_assets.lib.landing import list_batches
 
     job = defs.resolve_job_def(raw_ingest_job.name)
@@ -33,7 +34,7 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
                 partition_key=batch.partition_key,
                 asset_selection=[raw_key(source.name, e) for e in source.entity_names],
                 raise_on_error=False,
-                tags={"rwe/source": source.name, "rwe/batch": batch.batch_id},
+                tags=batch_tags(batch),
             )
             outcomes.append((batch.partition_key, result))
     return outcomes

@@ -7,9 +7,25 @@ import dagster as dg
 
 from rwe_assets.defs.partitions import batches
 from rwe_assets.defs.raw.assets import raw_key
-from rwe_assets.lib.landing import list_batches
+from rwe_assets.lib.landing import LandedBatch, list_batches
 from rwe_assets.lib.sources import load_registry
 from rwe_assets.resources import RweConfig
+
+
+def batch_tags(batch: LandedBatch) -> dict[str, str]:
+    return {"rwe/source": batch.source, "rwe/batch": batch.batch_id, "rwe/fingerprint": batch.fingerprint}
+
+
+def already_ingested(instance: dg.DagsterInstance, batch: LandedBatch) -> bool:
+    """Whether a successful run already ingested this batch with exactly these files."""
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(
+            tags={"dagster/partition": batch.partition_key, "rwe/fingerprint": batch.fingerprint},
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+        ),
+        limit=1,
+    )
+    return bool(runs)
 
 
 def build_landing_sensor(registry=None) -> dg.SensorDefinition:
@@ -41,6 +57,9 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
             for batch in landed:
                 if seen.get(batch.partition_key) == batch.fingerprint:
                     continue
+                if already_ingested(context.instance, batch):  # e.g. by `rwe ingest`
+                    seen[batch.partition_key] = batch.fingerprint
+                    continue
                 if now - batch.newest_mtime < settings.landing_settle_seconds:
                     waiting.append(batch.partition_key)
                     continue
@@ -51,7 +70,7 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
                         run_key=f"{batch.partition_key}:{batch.fingerprint}",
                         partition_key=batch.partition_key,
                         asset_selection=[raw_key(source.name, e) for e in source.entity_names],
-                        tags={"rwe/source": source.name, "rwe/batch": batch.batch_id},
+                        tags=batch_tags(batch),
                     )
                 )
                 seen[batch.partition_key] = batch.fingerprint

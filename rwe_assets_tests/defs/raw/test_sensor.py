@@ -89,3 +89,20 @@ def test_invalid_batch_names_and_markers_are_not_batches(registry, tmp_path, ins
     land(tmp_path / "landing", "clinic", ".partial", {"patients.csv": PATIENTS})
     land(tmp_path / "landing", "clinic", "_tmp", {"patients.csv": PATIENTS})
     assert evaluate(sensor, instance, tmp_path).run_requests == []
+
+
+def test_a_batch_ingested_by_the_rwe_command_is_not_run_again(registry, tmp_path, instance):
+    from rwe_assets.defs.jobs import raw_ingest_job, run_landed_batches
+    from rwe_assets.defs.raw import build_raw_assets
+
+    land(tmp_path / "landing", "clinic", "b1", {"patients.csv": PATIENTS})
+    defs = dg.Definitions(
+        assets=build_raw_assets(registry),
+        jobs=[raw_ingest_job],
+        resources={"rwe": RweConfig(data_dir=str(tmp_path))},
+    )
+    [(key, result)] = run_landed_batches(defs, instance, tmp_path / "landing", registry)
+    assert (key, result.success) == ("clinic__b1", True)
+
+    sensor = build_landing_sensor(registry)
+    assert evaluate(sensor, instance, tmp_path).run_requests == []
