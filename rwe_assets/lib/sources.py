@@ -41,6 +41,9 @@ class SourceSpec:
     entities: tuple[EntitySpec, ...]
     ignore_files: tuple[str, ...] = ()
     encoding: str = "utf-8"
+    # Which SQL family under lib/sql/staging/ turns this source's raw tables into canonical staging
+    # tables (synthea_csv, fhir_r4, ...); None: the source is kept in raw but not staged yet.
+    staging_profile: str | None = None
 
     @property
     def entity_names(self) -> tuple[str, ...]:
@@ -132,6 +135,7 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
         entities=entities,
         ignore_files=tuple(raw.get("ignore_files") or ()),
         encoding=str(raw.get("encoding", "utf-8")),
+        staging_profile=raw.get("staging_profile"),
     )
 
 

@@ -1,0 +1,25 @@
+-- Synthea allergies.csv -> staging.event ('allergy'). SYSTEM names the code system (SNOMED-CT,
+-- RxNorm); an unknown system keeps its name as vocabulary_id and simply does not map.
+SELECT
+    $source AS source_system,
+    md5(concat_ws('|', 'allergies', PATIENT, ENCOUNTER, CODE, SYSTEM, START, STOP)) AS record_key,
+    'allergies' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'allergy' AS event_kind,
+    rwe_text(PATIENT) AS source_person_id,
+    rwe_text(ENCOUNTER) AS visit_key,
+    rwe_ts(START) AS start_datetime,
+    rwe_ts(STOP) AS end_datetime,
+    rwe_text(CODE) AS code,
+    CASE upper(rwe_text(SYSTEM)) WHEN 'SNOMED-CT' THEN 'SNOMED' WHEN 'SNOMED' THEN 'SNOMED' WHEN 'RXNORM' THEN 'RxNorm'
+        ELSE coalesce(rwe_text(SYSTEM), 'SNOMED') END AS vocabulary_id,
+    rwe_text(DESCRIPTION) AS code_description,
+    NULL AS value_as_number, rwe_text(CATEGORY) AS value_as_string, NULL AS unit_source_value,
+    NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'START', 'failed': rwe_ts(START) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'STOP', 'failed': rwe_bad_ts(STOP)},
+        {'reason': 'END_BEFORE_START', 'field': 'STOP', 'failed': rwe_ts(STOP) < rwe_ts(START)}
+    ]) AS _failure
+FROM raw_allergies

@@ -1,0 +1,29 @@
+-- Synthea medications.csv -> staging.event ('drug'); CODE is RxNorm.
+-- quantity = DISPENSES (number of dispensings); days_supply = days from START to STOP when STOP is
+-- known (a still-active prescription has no STOP and no days_supply).
+SELECT
+    $source AS source_system,
+    md5(concat_ws('|', 'medications', PATIENT, ENCOUNTER, CODE, START, STOP)) AS record_key,
+    'medications' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'drug' AS event_kind,
+    rwe_text(PATIENT) AS source_person_id,
+    rwe_text(ENCOUNTER) AS visit_key,
+    rwe_ts(START) AS start_datetime,
+    rwe_ts(STOP) AS end_datetime,
+    rwe_text(CODE) AS code,
+    'RxNorm' AS vocabulary_id,
+    rwe_text(DESCRIPTION) AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    rwe_num(DISPENSES) AS quantity,
+    CAST(date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) AS INTEGER) AS days_supply,
+    NULL AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'START', 'failed': rwe_ts(START) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'STOP', 'failed': rwe_bad_ts(STOP)},
+        {'reason': 'END_BEFORE_START', 'field': 'STOP', 'failed': rwe_ts(STOP) < rwe_ts(START)},
+        {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
+        {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
+    ]) AS _failure
+FROM raw_medications

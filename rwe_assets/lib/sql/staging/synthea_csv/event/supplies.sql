@@ -1,0 +1,23 @@
+-- Synthea supplies.csv -> staging.event ('device'); CODE is SNOMED CT, QUANTITY a count.
+SELECT
+    $source AS source_system,
+    md5(concat_ws('|', 'supplies', PATIENT, ENCOUNTER, CODE, DATE, QUANTITY)) AS record_key,
+    'supplies' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'device' AS event_kind,
+    rwe_text(PATIENT) AS source_person_id,
+    rwe_text(ENCOUNTER) AS visit_key,
+    rwe_ts(DATE) AS start_datetime,
+    NULL AS end_datetime,
+    rwe_text(CODE) AS code,
+    'SNOMED' AS vocabulary_id,
+    rwe_text(DESCRIPTION) AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    rwe_num(QUANTITY) AS quantity, NULL AS days_supply, NULL AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'DATE', 'failed': rwe_ts(DATE) IS NULL},
+        {'reason': 'INVALID_NUMBER', 'field': 'QUANTITY', 'failed': rwe_bad_num(QUANTITY)},
+        {'reason': 'NEGATIVE_QUANTITY', 'field': 'QUANTITY', 'failed': rwe_num(QUANTITY) < 0}
+    ]) AS _failure
+FROM raw_supplies

@@ -1,0 +1,305 @@
+"""Build the staging layer: raw rows -> canonical typed tables, with quarantine and reconciliation.
+
+For each source, the SQL files of its staging profile (`lib/sql/staging/<profile>/<table>/<raw
+entity>.sql`) turn one raw entity into candidate rows of one canonical table. Each candidate carries
+the first validation rule it fails (`_failure`: reason code and field) or none. Then, over all sources:
+
+1. rows that fail a rule go to quarantine with their reason;
+2. rows sharing a record key are resolved (`resolve_duplicates`): the row from the latest batch is
+   kept; identical copies are merged ('DUPLICATE_IDENTICAL'), older differing versions are merged as
+   'SUPERSEDED', and a differing row of the same batch is quarantined ('DUPLICATE_ID');
+3. references are checked in order person -> visit -> event: a row whose person (or visit) was not
+   staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
+
+Counts reconcile per source, raw entity and table: raw rows = staged + quarantined + merged.
+Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import write_deltalake
+
+from rwe_assets.lib import lake
+from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS, Status, read_manifest
+from rwe_assets.lib.sources import SourceRegistry, SourceSpec
+from rwe_assets.lib.staging.model import BY_NAME, TABLES
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
+QUARANTINE = "_quarantine"
+MERGED = "_merged"
+# The order references are checked in: a table's rows need the rows of the tables before it.
+REFERENCES = {
+    "person_pii": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
+    "visit": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
+    "event": (
+        ("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),
+        ("visit_key", "visit", "record_key", "MISSING_VISIT"),
+    ),
+}
+
+MACROS = r"""
+CREATE OR REPLACE MACRO rwe_text(x) AS nullif(trim(x), '');
+CREATE OR REPLACE MACRO rwe_ts(x) AS CASE WHEN rwe_text(x) IS NULL THEN NULL
+    ELSE coalesce(TRY_CAST(rwe_text(x) AS TIMESTAMPTZ)::TIMESTAMP, try_strptime(rwe_text(x), '%Y%m%d')) END;
+CREATE OR REPLACE MACRO rwe_bad_ts(x) AS rwe_text(x) IS NOT NULL AND rwe_ts(x) IS NULL;
+CREATE OR REPLACE MACRO rwe_date(x) AS rwe_ts(x)::DATE;
+CREATE OR REPLACE MACRO rwe_bad_date(x) AS rwe_bad_ts(x);
+CREATE OR REPLACE MACRO rwe_num(x) AS TRY_CAST(rwe_text(x) AS DOUBLE);
+CREATE OR REPLACE MACRO rwe_bad_num(x) AS rwe_text(x) IS NOT NULL AND rwe_num(x) IS NULL;
+CREATE OR REPLACE MACRO rwe_first_failure(checks) AS list_filter(checks, c -> coalesce(c.failed, false))[1];
+"""
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    table: str
+    source_system: str
+    source_entity: str
+    raw_rows: int
+    staged: int
+    quarantined: int
+    merged: int
+
+    @property
+    def unaccounted(self) -> int:
+        return self.raw_rows - self.staged - self.quarantined - self.merged
+
+
+@dataclass(frozen=True)
+class StagingReport:
+    row_counts: dict[str, int]
+    reconciliation: list[Reconciliation]
+    quarantine_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
+
+
+def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(MACROS)
+    return con
+
+
+def build_staging(
+    lake_dir: Path, registry: SourceRegistry, con: duckdb.DuckDBPyConnection | None = None
+) -> StagingReport:
+    """Rebuild every staging table from the raw layer and write them to lake/staging/."""
+    con = con or staging_connection()
+    _create_candidate_tables(con)
+    raw_counts = []
+    for source in registry:
+        if source.staging_profile:
+            raw_counts += _stage_source(con, lake_dir, source)
+    for table in TABLES:  # in reference order: parents are final before their children are checked
+        resolve_duplicates(con, table.name)
+        for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
+            check_reference(con, table.name, column, parent, parent_column, reason)
+        _refresh_staged(con, table.name)
+    _write_outputs(con, lake_dir)
+    return _report(con, raw_counts)
+
+
+def current_files(lake_dir: Path, source: str) -> list[str]:
+    """sha256 of the files whose rows are current: ingested, and the latest version of their path."""
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    for row in read_manifest(lake_dir, source).to_pylist():
+        if row["status"] != Status.INGESTED:
+            continue
+        key = (row["batch_id"], row["relative_path"])
+        if key not in latest or row["file_version"] > latest[key][0]:
+            latest[key] = (row["file_version"], row["file_sha256"])
+    return sorted(sha for _, sha in latest.values())
+
+
+def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES:
+        columns = ", ".join(f'"{name}" {kind}' for name, kind in table.all_columns)
+        con.execute(
+            f"CREATE OR REPLACE TABLE cand_{table.name} ({columns}, _reason VARCHAR, _reason_field VARCHAR)"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
+        )
+
+
+def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, str, str, int]]:
+    """Run the profile's SQL for one source; returns (table, source, raw entity, raw rows) counts."""
+    shas = pa.array(current_files(lake_dir, source.name), pa.string())
+    counts = []
+    profile_dir = SQL_DIR / source.staging_profile
+    for table in TABLES:
+        for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
+            entity = sql_file.stem
+            raw_rows = _register_raw(con, lake_dir, source, entity, shas)
+            select = ", ".join(f'"{name}"' for name in table.column_names)
+            con.execute(
+                f"INSERT INTO cand_{table.name} SELECT {select}, _failure.reason, _failure.field "
+                f"FROM ({sql_file.read_text()})",
+                {"source": source.name},
+            )
+            counts.append((table.name, source.name, entity, raw_rows))
+    return counts
+
+
+def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa.Array) -> int:
+    """Expose raw/<source>/<entity> (current files only) as view raw_<entity>; an entity that never
+    landed is an empty table with its declared columns."""
+    view = f"raw_{entity}"
+    table = lake.open_table(lake.table_path(lake_dir, "raw", source.name, entity))
+    if table is None:
+        declared = ["resource_type", "resource_id", "resource_json"] if source.format == "ndjson" else []
+        columns = [*declared, *source.entity(entity).required_columns, *PROVENANCE_COLUMNS]
+        typed = ", ".join(f'CAST(NULL AS {_RAW_TYPES.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {typed} WHERE false")
+        return 0
+    dataset = table.to_pyarrow_dataset().filter(pc.field("_file_sha256").isin(shas))
+    con.register(f"{view}_arrow", dataset)
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_arrow")
+    return con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+
+
+_RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}
+
+
+def resolve_duplicates(con: duckdb.DuckDBPyConnection, table_name: str) -> None:
+    """Among valid candidates sharing (source_system, record_key) keep one; see the module docstring."""
+    table = BY_NAME[table_name]
+    content = ", ".join(f'"{name}"' for name, _ in table.columns)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table_name}_ranked AS
+        SELECT rowid AS row_id, md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash,
+               row_number() OVER w AS rank,
+               first_value(md5(CAST(ROW({content}) AS VARCHAR))) OVER w AS keeper_hash,
+               first_value(_ingested_at) OVER w AS keeper_ingested_at,
+               first_value(_batch_id) OVER w AS keeper_batch
+        FROM cand_{table_name}
+        WHERE _reason IS NULL
+        WINDOW w AS (PARTITION BY source_system, record_key
+                     ORDER BY _ingested_at DESC, _batch_id DESC, _source_file, _line_number)
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
+        SELECT row_id,
+               CASE WHEN content_hash = keeper_hash OR _batch_id_differs THEN 'merged' ELSE 'quarantined' END,
+               CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
+                    WHEN _batch_id_differs THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
+               'record_key'
+        FROM (SELECT r.*, c._batch_id <> r.keeper_batch AS _batch_id_differs
+              FROM {table_name}_ranked r JOIN cand_{table_name} c ON c.rowid = r.row_id)
+        WHERE rank > 1
+        """
+    )
+
+
+def check_reference(con, table_name: str, column: str, parent: str, parent_column: str, reason: str) -> None:
+    """Quarantine valid rows of `table_name` whose non-null `column` matches no staged row of `parent`
+    of the same source system."""
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
+        SELECT c.rowid, 'quarantined', '{reason}', '{column}'
+        FROM cand_{table_name} c
+        WHERE c._reason IS NULL AND c.{column} IS NOT NULL
+          AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
+          AND NOT EXISTS (
+              SELECT 1 FROM staged_{parent} p
+              WHERE p.source_system = c.source_system AND p.{parent_column} = c.{column})
+        """
+    )
+
+
+def _refresh_staged(con, table_name: str) -> None:
+    columns = ", ".join(f'"{name}"' for name in BY_NAME[table_name].column_names)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE staged_{table_name} AS
+        SELECT {columns} FROM cand_{table_name} c
+        WHERE c._reason IS NULL AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
+        """
+    )
+
+
+def _write_outputs(con, lake_dir: Path) -> None:
+    for table in TABLES:
+        _overwrite(lake_dir, table.name, con.sql(f"SELECT * FROM staged_{table.name}"))
+    _overwrite(lake_dir, QUARANTINE, con.sql(_rejected_sql("quarantined")))
+    _overwrite(lake_dir, MERGED, con.sql(_rejected_sql("merged")))
+
+
+def _rejected_sql(outcome: str) -> str:
+    parts = []
+    for table in TABLES:
+        rows = f"""
+            SELECT '{table.name}' AS staging_table, source_system, record_key, _source_entity, _source_file,
+                   _line_number, _batch_id, _reason AS reason_code, _reason_field AS field
+            FROM cand_{table.name} WHERE _reason IS NOT NULL
+        """
+        derived = f"""
+            SELECT '{table.name}' AS staging_table, c.source_system, c.record_key, c._source_entity,
+                   c._source_file, c._line_number, c._batch_id, o.reason AS reason_code, o.field
+            FROM {table.name}_outcome o JOIN cand_{table.name} c ON c.rowid = o.row_id
+            WHERE o.outcome = '{outcome}'
+        """
+        parts += [rows, derived] if outcome == "quarantined" else [derived]
+    return " UNION ALL ".join(parts)
+
+
+def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> None:
+    """Replace a staging table in one Delta commit: readers see the old or the new table, never half."""
+    path = lake.table_path(lake_dir, "staging", name)
+    reader = relation.fetch_arrow_reader(batch_size=122_880)
+    write_deltalake(str(path), reader, mode="overwrite", schema_mode="overwrite")
+
+
+def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
+    row_counts = {t.name: con.execute(f"SELECT count(*) FROM staged_{t.name}").fetchone()[0] for t in TABLES}
+    con.execute(
+        "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
+    )
+    if raw_counts:
+        con.executemany("INSERT INTO raw_counts VALUES (?, ?, ?, ?)", raw_counts)
+    outcome_sql = _outcome_counts_sql()
+    rows = con.execute(
+        f"""
+        SELECT r.tbl, r.src, r.entity, r.raw_rows,
+               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0)
+        FROM raw_counts r LEFT JOIN ({outcome_sql}) o
+          ON o.tbl = r.tbl AND o.src = r.src AND o.entity = r.entity
+        ORDER BY ALL
+        """
+    ).fetchall()
+    reasons = con.execute(
+        f"SELECT staging_table, reason_code, count(*) FROM ({_rejected_sql('quarantined')}) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return StagingReport(
+        row_counts=row_counts,
+        reconciliation=[Reconciliation(*row) for row in rows],
+        quarantine_reasons={(t, r): n for t, r, n in reasons},
+    )
+
+
+def _outcome_counts_sql() -> str:
+    parts = []
+    for table in TABLES:
+        parts.append(
+            f"""
+            SELECT '{table.name}' AS tbl, c.source_system AS src, c._source_entity AS entity,
+                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome IS NULL) AS staged,
+                   count(*) FILTER (WHERE c._reason IS NOT NULL OR o.outcome = 'quarantined') AS quarantined,
+                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome = 'merged') AS merged
+            FROM cand_{table.name} c LEFT JOIN {table.name}_outcome o ON o.row_id = c.rowid
+            GROUP BY ALL
+            """
+        )
+    return " UNION ALL ".join(parts)

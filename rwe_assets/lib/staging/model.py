@@ -1,0 +1,141 @@
+"""The canonical staging model: source-independent, typed tables every source format maps into.
+
+Every staged table carries the same trailer: where the row came from (source system, raw entity,
+file, line, batch) and a stable `record_key`, unique per source system and table. Codes stay as the
+source wrote them, with the OMOP vocabulary_id of their code system; mapping to standard concepts
+happens where the vocabulary lives (the CDM build), not here.
+
+PII lives in `person_pii` only. Linkage reads it to build tokens; nothing downstream of staging does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROVENANCE = (
+    ("source_system", "VARCHAR"),
+    ("record_key", "VARCHAR"),
+    ("_source_entity", "VARCHAR"),
+    ("_source_file", "VARCHAR"),
+    ("_line_number", "BIGINT"),
+    ("_batch_id", "VARCHAR"),
+    ("_ingested_at", "TIMESTAMP WITH TIME ZONE"),
+)
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    description: str
+
+    @property
+    def all_columns(self) -> tuple[tuple[str, str], ...]:
+        return PROVENANCE + self.columns
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.all_columns]
+
+
+PERSON_SOURCE = StagedTable(
+    "person_source",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("birth_date", "DATE"),
+        ("death_date", "DATE"),
+        ("gender_source_value", "VARCHAR"),
+        ("race_source_value", "VARCHAR"),
+        ("ethnicity_source_value", "VARCHAR"),
+        ("city", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("zip", "VARCHAR"),
+        ("county", "VARCHAR"),
+    ),
+    "One row per person as a source knows them: demographics OMOP keeps (no names, no street lines).",
+)
+
+PERSON_PII = StagedTable(
+    "person_pii",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("given_name", "VARCHAR"),
+        ("family_name", "VARCHAR"),
+        ("maiden_name", "VARCHAR"),
+        ("birth_date", "DATE"),
+        ("sex", "VARCHAR"),
+        ("ssn", "VARCHAR"),
+        ("address_line", "VARCHAR"),
+        ("city", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("zip", "VARCHAR"),
+        ("phone", "VARCHAR"),
+        ("drivers_license", "VARCHAR"),
+        ("passport", "VARCHAR"),
+    ),
+    "Identifiers of each source person, read only by linkage to build keyed tokens.",
+)
+
+VISIT = StagedTable(
+    "visit",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("visit_class", "VARCHAR"),
+        ("start_datetime", "TIMESTAMP"),
+        ("end_datetime", "TIMESTAMP"),
+        ("code", "VARCHAR"),
+        ("vocabulary_id", "VARCHAR"),
+        ("source_value", "VARCHAR"),
+        ("provider_key", "VARCHAR"),
+        ("care_site_key", "VARCHAR"),
+    ),
+    "One row per source encounter; visit_class is normalized (inpatient, emergency, outpatient, ...).",
+)
+
+EVENT = StagedTable(
+    "event",
+    (
+        ("event_kind", "VARCHAR"),
+        ("source_person_id", "VARCHAR"),
+        ("visit_key", "VARCHAR"),
+        ("start_datetime", "TIMESTAMP"),
+        ("end_datetime", "TIMESTAMP"),
+        ("code", "VARCHAR"),
+        ("vocabulary_id", "VARCHAR"),
+        ("code_description", "VARCHAR"),
+        ("value_as_number", "DOUBLE"),
+        ("value_as_string", "VARCHAR"),
+        ("unit_source_value", "VARCHAR"),
+        ("quantity", "DOUBLE"),
+        ("days_supply", "INTEGER"),
+        ("provider_key", "VARCHAR"),
+    ),
+    "Every clinical fact (condition, drug, procedure, measurement, immunization, allergy, device, "
+    "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain.",
+)
+
+PROVIDER = StagedTable(
+    "provider",
+    (
+        ("provider_key", "VARCHAR"),
+        ("care_site_key", "VARCHAR"),
+        ("gender_source_value", "VARCHAR"),
+        ("specialty_source_value", "VARCHAR"),
+    ),
+    "Clinicians, without names.",
+)
+
+CARE_SITE = StagedTable(
+    "care_site",
+    (
+        ("care_site_key", "VARCHAR"),
+        ("care_site_name", "VARCHAR"),
+        ("city", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("zip", "VARCHAR"),
+    ),
+    "Organizations where care is given.",
+)
+
+TABLES = (PERSON_SOURCE, PERSON_PII, VISIT, EVENT, PROVIDER, CARE_SITE)
+BY_NAME = {table.name: table for table in TABLES}
