@@ -63,7 +63,10 @@ def _ingest(settings: Settings) -> int:
 
     with dg.DagsterInstance.get() as instance:
         outcomes = run_landed_batches(defs, instance, settings.landing_dir, load_registry())
+        build = defs.resolve_job_def("build").execute_in_process(instance=instance, raise_on_error=False)
     failed = [key for key, result in outcomes if not result.success]
+    if not build.success:
+        failed.append("build (staging and downstream)")
     _print_summary(settings, outcomes)
     for key in failed:
         print(f"FAILED: batch {key}; see the run in the Dagster UI for the file and line", file=sys.stderr)
@@ -82,7 +85,11 @@ def _print_summary(settings: Settings, outcomes) -> None:
             table = lake.open_table(lake.table_path(settings.lake_dir, "raw", source.name, entity))
             if table is not None:
                 print(f"  raw/{source.name}/{entity}: {table.to_pyarrow_dataset().count_rows()} rows")
-    print(f"\nraw lake (Delta): {settings.lake_dir / 'raw'}")
+    for name in ("person_source", "visit", "event"):
+        table = lake.open_table(lake.table_path(settings.lake_dir, "staging", name))
+        if table is not None:
+            print(f"  staging/{name}: {table.to_pyarrow_dataset().count_rows()} rows")
+    print(f"\nlake (Delta): {settings.lake_dir}")
     print("open the Dagster UI with: make ui   (then http://127.0.0.1:3000)")
 
 

@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from rwe_assets.defs.jobs import raw_ingest_job
+from rwe_assets.defs.jobs import build_job, raw_ingest_job
 from rwe_assets.defs.raw import build_landing_sensor, build_raw_assets
+from rwe_assets.defs.staging import build_staging_assets
 from rwe_assets.resources import RweConfig
 
 defs = dg.Definitions(
-    assets=build_raw_assets(),
+    assets=[*build_raw_assets(), build_staging_assets()],
     sensors=[build_landing_sensor()],
-    jobs=[raw_ingest_job],
+    jobs=[raw_ingest_job, build_job],
     resources={"rwe": RweConfig()},
     # One process per run: a new process per step costs seconds of imports on 2 cores (STACK_NOTES).
     executor=dg.in_process_executor,

@@ -11,6 +11,12 @@ raw_ingest_job = dg.define_asset_job(
     description="Ingest one landed batch (partition '<source>__<batch>') into the raw layer.",
 )
 
+build_job = dg.define_asset_job(
+    "build",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("raw"),
+    description="Rebuild everything downstream of the raw layer: staging, linkage, CDM, results.",
+)
+
 
 def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landing_dir, registry) -> list:
     """Register every batch found in the landing zone and run the raw ingest for each, in-process.

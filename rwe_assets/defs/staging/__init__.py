@@ -1,0 +1,3 @@
+from rwe_assets.defs.staging.assets import build_staging_assets
+
+__all__ = ["build_staging_assets"]

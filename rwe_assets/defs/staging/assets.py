@@ -1,0 +1,100 @@
+"""Staging layer assets: the canonical typed tables, rebuilt from the raw layer in one step."""
+
+import dagster as dg
+
+from rwe_assets.defs.raw.assets import raw_key
+from rwe_assets.lib import lake
+from rwe_assets.lib.sources import SourceRegistry, load_registry
+from rwe_assets.lib.staging.build import StagingReport, build_staging, staging_connection
+from rwe_assets.lib.staging.model import TABLES
+from rwe_assets.resources import RweConfig
+
+RECONCILIATION_CHECK = "staging_rows_reconcile"
+
+
+def staging_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["staging", table])
+
+
+def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDefinition:
+    registry = registry or load_registry()
+    upstream = [
+        raw_key(source.name, entity)
+        for source in registry
+        if source.staging_profile
+        for entity in source.entity_names
+    ]
+    specs = [
+        dg.AssetSpec(
+            key=staging_key(table.name),
+            group_name="staging",
+            kinds={"delta", "duckdb"},
+            deps=upstream,
+            description=table.description,
+            code_version="staging-1",
+            tags={"layer": "staging"},
+        )
+        for table in TABLES
+    ]
+    checks = [
+        dg.AssetCheckSpec(
+            RECONCILIATION_CHECK,
+            asset=spec.key,
+            blocking=True,
+            description="Per source and raw entity: raw rows = staged + quarantined + merged duplicates.",
+        )
+        for spec in specs
+    ]
+
+    @dg.multi_asset(name="staging", specs=specs, check_specs=checks, pool="lake_staging")
+    def _staging(context: dg.AssetExecutionContext, rwe: RweConfig):
+        """Rebuild every canonical staging table from the current raw files (see lib/staging/build.py)."""
+        settings = rwe.settings()
+        con = staging_connection(settings.duckdb_memory_limit, settings.duckdb_threads)
+        report = build_staging(settings.lake_dir, registry, con)
+        for table in TABLES:
+            yield _materialization(settings.lake_dir, table.name, report)
+            yield _reconciliation(table.name, report)
+
+    return _staging
+
+
+def _materialization(lake_dir, table: str, report: StagingReport) -> dg.MaterializeResult:
+    delta = lake.open_table(lake.table_path(lake_dir, "staging", table))
+    rows = [r for r in report.reconciliation if r.table == table]
+    reasons = {reason: n for (t, reason), n in report.quarantine_reasons.items() if t == table}
+    metadata = {
+        "dagster/row_count": report.row_counts[table],
+        "rows_quarantined": sum(r.quarantined for r in rows),
+        "rows_merged": sum(r.merged for r in rows),
+        "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", table))),
+    }
+    if delta is not None:
+        metadata["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in delta.schema().to_arrow()]
+        )
+    return dg.MaterializeResult(asset_key=staging_key(table), metadata=metadata)
+
+
+def _reconciliation(table: str, report: StagingReport) -> dg.AssetCheckResult:
+    rows = [r for r in report.reconciliation if r.table == table]
+    broken = [r for r in rows if r.unaccounted != 0]
+    lines = [
+        f"| {r.source_system} | {r.source_entity} | {r.raw_rows} | {r.staged} | {r.quarantined} | {r.merged} |"
+        for r in rows
+    ]
+    return dg.AssetCheckResult(
+        asset_key=staging_key(table),
+        check_name=RECONCILIATION_CHECK,
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "raw_rows": sum(r.raw_rows for r in rows),
+            "rows_unaccounted": sum(r.unaccounted for r in rows),
+            "counts": dg.MetadataValue.md(
+                "| source | raw entity | raw | staged | quarantined | merged |\n|---|---|---|---|---|---|\n"
+                + "\n".join(lines)
+            ),
+        },
+    )
