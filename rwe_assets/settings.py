@@ -4,7 +4,8 @@ the Dagster code location.
 | variable                    | default       | meaning                                                  |
 |-----------------------------|---------------|----------------------------------------------------------|
 | RWE_DATA_DIR                | ./data        | landing zone, lake and warehouse live below it           |
-| RWE_VOCAB_DIR               | ./vocab       | OMOP vocabulary files (Athena layout)                    |
+| RWE_VOCAB_DIR               | bundled vocab/| OMOP vocabulary files (Athena layout); default: the      |
+|                             |               | demo subset shipped in the repository's vocab/ folder    |
 | RWE_LINKAGE_KEY             | (unset)       | secret key for linkage tokens; never put it in the repo  |
 | RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
 | RWE_DUCKDB_THREADS          | CPU count     | DuckDB threads                                           |
@@ -40,7 +41,7 @@ class Settings:
         env = os.environ if environ is None else environ
         settings = cls(
             data_dir=Path(env.get("RWE_DATA_DIR", "data")).resolve(),
-            vocab_dir=Path(env.get("RWE_VOCAB_DIR", "vocab")).resolve(),
+            vocab_dir=Path(env.get("RWE_VOCAB_DIR", REPO_DIR / "vocab")).resolve(),
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),

@@ -6,14 +6,14 @@ import pytest
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.resources import RweConfig
-from rwe_assets.settings import Settings
+from rwe_assets.settings import REPO_DIR, Settings
 
 
 def test_defaults_are_documented_values(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     settings = Settings.from_env({})
     assert settings.data_dir == tmp_path / "data"
-    assert settings.vocab_dir == tmp_path / "vocab"
+    assert settings.vocab_dir == REPO_DIR / "vocab"  # the bundled subset, wherever the command runs
     assert settings.linkage_key is None
     assert settings.duckdb_memory_limit == "8GB"
     assert settings.landing_dir == tmp_path / "data" / "landing"

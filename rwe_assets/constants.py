@@ -1,0 +1,41 @@
+"""OMOP concept ids the pipeline writes itself, named once. Every id here exists in the bundled
+vocabulary (vocab/CONCEPT.csv, with its provenance in vocab/PROVENANCE.csv); a test checks it."""
+
+NO_MATCHING_CONCEPT = 0
+CDM_VERSION_5_4 = 756265  # OMOP CDM Version 5.4.0
+
+# Gender (vocabulary Gender)
+MALE = 8507
+FEMALE = 8532
+
+# Race (vocabulary Race) and ethnicity (vocabulary Ethnicity)
+WHITE = 8527
+BLACK_OR_AFRICAN_AMERICAN = 8516
+ASIAN = 8515
+AMERICAN_INDIAN_OR_ALASKA_NATIVE = 8657
+NATIVE_HAWAIIAN_OR_PACIFIC_ISLANDER = 8557
+HISPANIC_OR_LATINO = 38003563
+NOT_HISPANIC_OR_LATINO = 38003564
+
+# Visit concepts (vocabulary Visit)
+INPATIENT_VISIT = 9201
+OUTPATIENT_VISIT = 9202
+EMERGENCY_ROOM_VISIT = 9203
+EMERGENCY_ROOM_AND_INPATIENT_VISIT = 262
+
+# Type concepts (v5.4 vocabulary "Type Concept"): where a record came from.
+EHR = 32817
+EHR_ENCOUNTER_RECORD = 32827
+EHR_PRESCRIPTION = 32838
+EHR_ADMINISTRATION_RECORD = 32818
+LAB = 32856
+CLAIM = 32810
+PHARMACY_CLAIM = 32869
+STANDARD_ALGORITHM_FROM_EHR = 32882
+PERIOD_WHILE_ENROLLED_IN_INSURANCE = 44814722
+
+# Condition status
+PRIMARY_DIAGNOSIS = 32902
+SECONDARY_DIAGNOSIS = 32908
+
+ALL = {name: value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, int)}

@@ -1,0 +1,49 @@
+"""Stable surrogate ids: a persistent map from natural key to INTEGER id per CDM table.
+
+OMOP v5.4 ids are 32-bit integers, too small for hashes of millions of keys without collisions, and a
+bare row_number() changes ids whenever input order or content changes. So each table keeps a map
+(Delta, lake/ids/<table>): keys seen before keep their id; new keys get the next ids, in key order.
+Rebuilding the CDM from the same data gives the same ids; new data only adds ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from rwe_assets.lib import lake
+
+MAX_ID = 2**31 - 1
+
+
+def assign_ids(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_sql: str) -> str:
+    """Make table `ids_<name>(natural_key VARCHAR, id INTEGER)` cover every key `keys_sql` returns
+    (one VARCHAR column named natural_key), persisting new keys. Returns the table name."""
+    path = lake.table_path(lake_dir, "ids", name)
+    existing = lake.read_table(path)
+    table = f"ids_{name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR PRIMARY KEY, id INTEGER)")
+    if existing is not None:
+        con.register("_existing_ids", existing)
+        con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
+        con.unregister("_existing_ids")
+    start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+    new = con.sql(
+        f"""
+        SELECT natural_key, CAST({start} + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
+        FROM (SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)
+        WHERE natural_key NOT IN (SELECT natural_key FROM {table})
+        """
+    ).to_arrow_table()
+    if new.num_rows:
+        if start + new.num_rows > MAX_ID:
+            raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")
+        con.register("_new_ids", new)
+        con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _new_ids")
+        con.unregister("_new_ids")
+        schema = pa.schema([("natural_key", pa.string()), ("id", pa.int32())])
+        write_deltalake(str(path), new.cast(schema), mode="append")
+    return table

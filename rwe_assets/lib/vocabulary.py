@@ -1,0 +1,94 @@
+"""Load an OMOP vocabulary in Athena's layout into the CDM schema of a DuckDB database.
+
+Athena downloads (and the bundled `vocab/` subset) are tab-delimited files named CONCEPT.csv,
+CONCEPT_RELATIONSHIP.csv, ... with a header row, no quoting (concept names may contain quotes) and
+dates as YYYYMMDD. Point RWE_VOCAB_DIR at a full download to map with the full vocabulary; nothing
+else changes. CPT-4 needs Athena's separate reconstitution step before it is in CONCEPT.csv.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets.errors import ConfigError
+from rwe_assets.lib.cdm_spec import cdm_spec
+
+VOCABULARY_TABLES = (
+    "concept",
+    "vocabulary",
+    "domain",
+    "concept_class",
+    "relationship",
+    "concept_relationship",
+    "concept_synonym",
+    "concept_ancestor",
+    "drug_strength",
+    "source_to_concept_map",
+)
+REQUIRED = ("concept", "concept_relationship", "vocabulary")
+
+
+def vocabulary_file(vocab_dir: Path, table: str) -> Path | None:
+    """The file of one table, matched case-insensitively (Athena writes upper case)."""
+    wanted = f"{table}.csv"
+    for path in Path(vocab_dir).iterdir():
+        if path.name.lower() == wanted:
+            return path
+    return None
+
+
+def load_vocabulary(con: duckdb.DuckDBPyConnection, vocab_dir: Path, schema: str = "cdm") -> dict[str, int]:
+    """Replace the vocabulary tables of `schema` (already created from the CDM DDL) with the files of
+    `vocab_dir`. Returns rows loaded per table. Missing optional tables stay empty."""
+    vocab_dir = Path(vocab_dir)
+    if not vocab_dir.is_dir():
+        raise ConfigError(f"RWE_VOCAB_DIR: expected a folder of Athena vocabulary files, found {vocab_dir}")
+    counts = {}
+    for table in VOCABULARY_TABLES:
+        path = vocabulary_file(vocab_dir, table)
+        if path is None:
+            if table in REQUIRED:
+                raise ConfigError(f"{vocab_dir}: expected {table.upper()}.csv (Athena layout), found none")
+            counts[table] = 0
+            continue
+        counts[table] = _load_table(con, schema, table, path)
+    return counts
+
+
+def _load_table(con, schema: str, table: str, path: Path) -> int:
+    fields = cdm_spec().table(table).fields
+    header = path.open(encoding="utf-8").readline().rstrip("\r\n").split("\t")
+    lowered = [name.strip().lower() for name in header]
+    missing = [f.name for f in fields if f.is_required and f.name not in lowered]
+    if missing:
+        raise ConfigError(f"{path} line 1: expected columns {', '.join(missing)}, found {', '.join(header)}")
+    select = ", ".join(_cast(f.name, f.duckdb_type, f.name in lowered) for f in fields)
+    columns = {name: "VARCHAR" for name in lowered}
+    con.execute(f"DELETE FROM {schema}.{table}")
+    con.execute(
+        f"""
+        INSERT INTO {schema}.{table}
+        SELECT {select} FROM read_csv($path, delim = '\t', header = true, quote = '', escape = '',
+                                      columns = $columns, auto_detect = false, strict_mode = false)
+        """,
+        {"path": str(path), "columns": columns},
+    )
+    return con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+
+
+def _cast(name: str, duckdb_type: str, present: bool) -> str:
+    if not present:
+        return f"CAST(NULL AS {duckdb_type})"
+    value = f"nullif(\"{name}\", '')"
+    if duckdb_type == "DATE":
+        return f"coalesce(try_strptime({value}, '%Y%m%d')::DATE, TRY_CAST({value} AS DATE))"
+    return f"CAST({value} AS {duckdb_type})"
+
+
+def vocabulary_version(con: duckdb.DuckDBPyConnection, schema: str = "cdm") -> str | None:
+    row = con.execute(
+        f"SELECT vocabulary_version FROM {schema}.vocabulary WHERE vocabulary_id = 'None'"
+    ).fetchone()
+    return row[0] if row else None
