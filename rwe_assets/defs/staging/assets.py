@@ -81,7 +81,7 @@ def _reconciliation(table: str, report: StagingReport) -> dg.AssetCheckResult:
     rows = [r for r in report.reconciliation if r.table == table]
     broken = [r for r in rows if r.unaccounted != 0]
     lines = [
-        f"| {r.source_system} | {r.source_entity} | {r.raw_rows} | {r.staged} | {r.quarantined} | {r.merged} |"
+        f"| {r.source_system} | {r.source_entity} | {r.raw_rows} | {r.fanout} | {r.staged} | {r.quarantined} | {r.merged} |"
         for r in rows
     ]
     return dg.AssetCheckResult(
@@ -93,7 +93,7 @@ def _reconciliation(table: str, report: StagingReport) -> dg.AssetCheckResult:
             "raw_rows": sum(r.raw_rows for r in rows),
             "rows_unaccounted": sum(r.unaccounted for r in rows),
             "counts": dg.MetadataValue.md(
-                "| source | raw entity | raw | staged | quarantined | merged |\n|---|---|---|---|---|---|\n"
+                "| source | raw entity | raw | fan-out | staged | quarantined | merged |\n|---|---|---|---|---|---|---|\n"
                 + "\n".join(lines)
             ),
         },

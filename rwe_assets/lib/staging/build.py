@@ -11,7 +11,9 @@ the first validation rule it fails (`_failure`: reason code and field) or none. 
 3. references are checked in order person -> visit -> event: a row whose person (or visit) was not
    staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
 
-Counts reconcile per source, raw entity and table: raw rows = staged + quarantined + merged.
+Counts reconcile per source, raw entity and table: raw rows + fan-out = staged + quarantined + merged,
+where fan-out counts the extra rows of a raw row that stages as several (a FHIR Observation with n
+components gives n rows: fan-out n - 1). A profile may define macros in `<profile>/_macros.sql`.
 Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
 """
 
@@ -65,10 +67,11 @@ class Reconciliation:
     staged: int
     quarantined: int
     merged: int
+    fanout: int = 0  # extra rows from raw rows that stage as several rows (FHIR Observation components)
 
     @property
     def unaccounted(self) -> int:
-        return self.raw_rows - self.staged - self.quarantined - self.merged
+        return self.raw_rows + self.fanout - self.staged - self.quarantined - self.merged
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
     shas = pa.array(current_files(lake_dir, source.name), pa.string())
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
+    macros = profile_dir / "_macros.sql"
+    if macros.exists():
+        con.execute(macros.read_text())
     for table in TABLES:
         for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
             entity = sql_file.stem
@@ -273,7 +279,7 @@ def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
     rows = con.execute(
         f"""
         SELECT r.tbl, r.src, r.entity, r.raw_rows,
-               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0)
+               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0), coalesce(o.fanout, 0)
         FROM raw_counts r LEFT JOIN ({outcome_sql}) o
           ON o.tbl = r.tbl AND o.src = r.src AND o.entity = r.entity
         ORDER BY ALL
@@ -297,7 +303,8 @@ def _outcome_counts_sql() -> str:
             SELECT '{table.name}' AS tbl, c.source_system AS src, c._source_entity AS entity,
                    count(*) FILTER (WHERE c._reason IS NULL AND o.outcome IS NULL) AS staged,
                    count(*) FILTER (WHERE c._reason IS NOT NULL OR o.outcome = 'quarantined') AS quarantined,
-                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome = 'merged') AS merged
+                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome = 'merged') AS merged,
+                   count(*) - count(DISTINCT (c._source_file, c._line_number)) AS fanout
             FROM cand_{table.name} c LEFT JOIN {table.name}_outcome o ON o.row_id = c.rowid
             GROUP BY ALL
             """

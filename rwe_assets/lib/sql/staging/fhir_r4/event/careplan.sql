@@ -1,0 +1,57 @@
+-- FHIR R4 CarePlan -> staging.event ('careplan'). Codes: the codings of every CarePlan.category,
+-- chosen as in _macros.sql: Synthea writes the US Core 'assess-plan' category (unknown system)
+-- and then the SNOMED CT plan (e.g. 698360004 Diabetes self management plan), so the SNOMED code wins,
+-- as the Synthea CSV's CODE. A plan with only 'assess-plan' keeps that code with its system URL as
+-- vocabulary_id (reported unmapped). Activities (activity.detail.code) are not staged.
+-- start / end: period.start / period.end. record_key: 'CarePlan/<id>'.
+-- Rules: id, subject, code, parseable start; end parseable, not before start; status
+--   'entered-in-error' -> ENTERED_IN_ERROR.
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "status": "VARCHAR",
+            "category": [{"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}],
+            "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
+            "period": {"start": "VARCHAR", "end": "VARCHAR"}
+        }') AS r
+    FROM raw_careplan
+),
+coded AS (
+    SELECT *,
+        list_filter(list_transform(flatten(list_transform(r.category, k -> k.coding)), c -> {
+            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+            'vocabulary_id': rwe_fhir_vocabulary(c.system)
+        }), c -> c.code IS NOT NULL) AS codings
+    FROM src
+),
+picked AS (
+    SELECT *,
+        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_ref(r.subject.reference) AS person_ref,
+        rwe_fhir_ref(r.encounter.reference) AS visit_ref
+    FROM coded
+)
+SELECT
+    $source AS source_system,
+    'CarePlan/' || rwe_text(resource_id) AS record_key,
+    'careplan' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'careplan' AS event_kind,
+    person_ref AS source_person_id,
+    visit_ref AS visit_key,
+    rwe_ts(r.period.start) AS start_datetime,
+    rwe_ts(r.period."end") AS end_datetime,
+    coding.code AS code,
+    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.display AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
+        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'category', 'failed': coding.code IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'period.start', 'failed': rwe_ts(r.period.start) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'period.end', 'failed': rwe_bad_ts(r.period."end")},
+        {'reason': 'END_BEFORE_START', 'field': 'period.end', 'failed': rwe_ts(r.period."end") < rwe_ts(r.period.start)}
+    ]) AS _failure
+FROM picked

@@ -1,0 +1,66 @@
+-- FHIR R4 Condition -> staging.event ('condition'). Codes: code.coding, chosen as in _macros.sql
+-- (SNOMED CT in Synthea; ICD-10-CM etc. map by system).
+-- start: onsetDateTime, else onsetPeriod.start, else recordedDate (the FHIR-to-OMOP fallback when the
+--   onset is not known); end: abatementDateTime, else abatementPeriod.end.
+-- source_person_id (subject), visit_key (encounter), provider_key (asserter, else recorder): the
+--   referenced ids, normalized by rwe_fhir_ref (_macros.sql).
+-- record_key: 'Condition/<id>' (FHIR ids are unique per resource type only, and the event table holds
+--   every type).
+-- Rules: id, subject, code and a parseable start required; end parseable and not before start;
+--   verificationStatus 'entered-in-error' -> ENTERED_IN_ERROR.
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "verificationStatus": {"coding": [{"code": "VARCHAR"}]},
+            "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
+            "asserter": {"reference": "VARCHAR"}, "recorder": {"reference": "VARCHAR"},
+            "onsetDateTime": "VARCHAR", "onsetPeriod": {"start": "VARCHAR"}, "recordedDate": "VARCHAR",
+            "abatementDateTime": "VARCHAR", "abatementPeriod": {"end": "VARCHAR"}
+        }') AS r
+    FROM raw_condition
+),
+coded AS (
+    SELECT *,
+        list_filter(list_transform(r.code.coding, c -> {
+            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+            'vocabulary_id': rwe_fhir_vocabulary(c.system)
+        }), c -> c.code IS NOT NULL) AS codings
+    FROM src
+),
+picked AS (
+    SELECT *,
+        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_ref(r.subject.reference) AS person_ref,
+        rwe_fhir_ref(r.encounter.reference) AS visit_ref,
+        rwe_fhir_ref(coalesce(r.asserter.reference, r.recorder.reference)) AS provider_ref,
+        coalesce(rwe_text(r.onsetDateTime), rwe_text(r.onsetPeriod.start), rwe_text(r.recordedDate)) AS start_text,
+        coalesce(rwe_text(r.abatementDateTime), rwe_text(r.abatementPeriod."end")) AS end_text
+    FROM coded
+)
+SELECT
+    $source AS source_system,
+    'Condition/' || rwe_text(resource_id) AS record_key,
+    'condition' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'condition' AS event_kind,
+    person_ref AS source_person_id,
+    visit_ref AS visit_key,
+    rwe_ts(start_text) AS start_datetime,
+    rwe_ts(end_text) AS end_datetime,
+    coding.code AS code,
+    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coalesce(coding.display, rwe_text(r.code.text)) AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    NULL AS quantity, NULL AS days_supply,
+    provider_ref AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': 'verificationStatus',
+         'failed': list_contains(list_transform(r.verificationStatus.coding, c -> c.code), 'entered-in-error')},
+        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'code', 'failed': coding.code IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'onsetDateTime', 'failed': rwe_ts(start_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'abatementDateTime', 'failed': rwe_bad_ts(end_text)},
+        {'reason': 'END_BEFORE_START', 'field': 'abatementDateTime', 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
+    ]) AS _failure
+FROM picked

@@ -1,0 +1,85 @@
+-- FHIR R4 MedicationRequest -> staging.event ('drug'). Codes: medicationCodeableConcept.coding, chosen
+-- as in _macros.sql (RxNorm in Synthea; NDC etc. map by system). A request that names its drug only
+-- through medicationReference (a Medication resource) has no code here: MISSING_CODE (resolving the
+-- Medication needs a cross-resource join, not done in staging).
+-- start: authoredOn; end: NULL (a request has no exposure end; the CDM derives it from days_supply).
+-- quantity: dispenseRequest.quantity.value (the amount to dispense). dosageInstruction.doseAndRate is a
+--   per-administration dose, not an OMOP quantity, and is not used.
+-- days_supply: dispenseRequest.expectedSupplyDuration, else dosageInstruction[1].timing.repeat.
+--   boundsDuration (the duration of therapy), in days: unit d/day(s) x1, wk/week(s) x7, mo/month(s)
+--   x30, no unit = days; any other unit gives no days_supply. Rounded to whole days.
+-- provider_key: requester. record_key: 'MedicationRequest/<id>'.
+-- Rules: id, subject, code, parseable authoredOn; quantity / supply duration numeric (INVALID_NUMBER)
+--   and not negative (NEGATIVE_QUANTITY); status 'entered-in-error' -> ENTERED_IN_ERROR.
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "status": "VARCHAR",
+            "medicationCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}],
+                                          "text": "VARCHAR"},
+            "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
+            "requester": {"reference": "VARCHAR"}, "authoredOn": "VARCHAR",
+            "dosageInstruction": [{"timing": {"repeat": {"boundsDuration": {"value": "VARCHAR", "unit": "VARCHAR",
+                                                                            "code": "VARCHAR"}}}}],
+            "dispenseRequest": {"quantity": {"value": "VARCHAR"},
+                                "expectedSupplyDuration": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"}}
+        }') AS r
+    FROM raw_medicationrequest
+),
+coded AS (
+    SELECT *,
+        list_filter(list_transform(r.medicationCodeableConcept.coding, c -> {
+            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+            'vocabulary_id': rwe_fhir_vocabulary(c.system)
+        }), c -> c.code IS NOT NULL) AS codings
+    FROM src
+),
+picked AS (
+    SELECT *,
+        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_ref(r.subject.reference) AS person_ref,
+        rwe_fhir_ref(r.encounter.reference) AS visit_ref,
+        rwe_fhir_ref(r.requester.reference) AS provider_ref,
+        CASE WHEN rwe_text(r.dispenseRequest.expectedSupplyDuration.value) IS NOT NULL
+             THEN r.dispenseRequest.expectedSupplyDuration
+             ELSE r.dosageInstruction[1].timing.repeat.boundsDuration END AS supply
+    FROM coded
+),
+measured AS (
+    SELECT *,
+        rwe_num(supply.value) * CASE lower(coalesce(rwe_text(supply.code), rwe_text(supply.unit), 'd'))
+            WHEN 'd' THEN 1 WHEN 'day' THEN 1 WHEN 'days' THEN 1
+            WHEN 'wk' THEN 7 WHEN 'week' THEN 7 WHEN 'weeks' THEN 7
+            WHEN 'mo' THEN 30 WHEN 'month' THEN 30 WHEN 'months' THEN 30 END AS supply_days
+    FROM picked
+)
+SELECT
+    $source AS source_system,
+    'MedicationRequest/' || rwe_text(resource_id) AS record_key,
+    'medicationrequest' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'drug' AS event_kind,
+    person_ref AS source_person_id,
+    visit_ref AS visit_key,
+    rwe_ts(r.authoredOn) AS start_datetime,
+    NULL AS end_datetime,
+    coding.code AS code,
+    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coalesce(coding.display, rwe_text(r.medicationCodeableConcept.text)) AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    rwe_num(r.dispenseRequest.quantity.value) AS quantity,
+    CAST(round(supply_days) AS INTEGER) AS days_supply,
+    provider_ref AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
+        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'medicationCodeableConcept', 'failed': coding.code IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'authoredOn', 'failed': rwe_ts(r.authoredOn) IS NULL},
+        {'reason': 'INVALID_NUMBER', 'field': 'dispenseRequest.quantity',
+         'failed': rwe_bad_num(r.dispenseRequest.quantity.value)},
+        {'reason': 'NEGATIVE_QUANTITY', 'field': 'dispenseRequest.quantity',
+         'failed': rwe_num(r.dispenseRequest.quantity.value) < 0},
+        {'reason': 'INVALID_NUMBER', 'field': 'expectedSupplyDuration', 'failed': rwe_bad_num(supply.value)},
+        {'reason': 'NEGATIVE_QUANTITY', 'field': 'expectedSupplyDuration', 'failed': supply_days < 0}
+    ]) AS _failure
+FROM measured

@@ -1,0 +1,107 @@
+-- FHIR R4 Observation -> staging.event ('measurement'; MEASUREMENT or OBSERVATION is decided later by
+-- the mapped concept's domain). Codes: code.coding, chosen as in _macros.sql (LOINC in Synthea).
+--
+-- Components: an Observation with a non-empty `component` array (blood pressure 85354-9 with systolic
+-- 8480-6 and diastolic 8462-4; SDOH screening panels) gives ONE ROW PER COMPONENT: the component's
+-- code and value, the parent's subject, encounter, dates and performer; record_key
+-- 'Observation/<id>#<i>' with i the 0-based position in `component` (as in FHIRPath component[i]).
+-- The parent's own code (the panel) and any top-level value are then not staged. An Observation
+-- without components gives one row, record_key 'Observation/<id>'.
+-- NOTE for reconciliation: such a raw line yields n candidate rows, so build.py's "raw rows = staged +
+-- quarantined + merged" over-counts by n - 1 for this entity until the framework counts fan-out.
+--
+-- Values: valueQuantity.value (or valueInteger) -> value_as_number, unit = valueQuantity.code (UCUM)
+--   else valueQuantity.unit; valueString, valueCodeableConcept (display, else text, else code),
+--   valueBoolean and valueDateTime -> value_as_string. A valueQuantity.value that is not a number is
+--   INVALID_NUMBER.
+-- start: effectiveDateTime, else effectivePeriod.start, else effectiveInstant; end: effectivePeriod.end.
+-- provider_key: the first performer. Rules: id, subject, code, parseable start; end not before start;
+--   status 'entered-in-error' -> ENTERED_IN_ERROR.
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "status": "VARCHAR",
+            "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
+            "performer": [{"reference": "VARCHAR"}],
+            "effectiveDateTime": "VARCHAR", "effectivePeriod": {"start": "VARCHAR", "end": "VARCHAR"},
+            "effectiveInstant": "VARCHAR",
+            "valueQuantity": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"},
+            "valueCodeableConcept": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "valueString": "VARCHAR", "valueBoolean": "VARCHAR", "valueInteger": "VARCHAR", "valueDateTime": "VARCHAR",
+            "component": [{
+                "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+                "valueQuantity": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"},
+                "valueCodeableConcept": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+                "valueString": "VARCHAR", "valueBoolean": "VARCHAR", "valueInteger": "VARCHAR", "valueDateTime": "VARCHAR"
+            }]
+        }') AS r
+    FROM raw_observation
+),
+parts AS (  -- one part per component, or the observation itself when it has none
+    SELECT *,
+        unnest(CASE WHEN len(r.component) > 0
+            THEN list_transform(r.component, (p, i) -> {
+                'idx': i - 1, 'code': p.code, 'valueQuantity': p.valueQuantity,
+                'valueCodeableConcept': p.valueCodeableConcept, 'valueString': p.valueString,
+                'valueBoolean': p.valueBoolean, 'valueInteger': p.valueInteger, 'valueDateTime': p.valueDateTime})
+            ELSE [{
+                'idx': NULL::BIGINT, 'code': r.code, 'valueQuantity': r.valueQuantity,
+                'valueCodeableConcept': r.valueCodeableConcept, 'valueString': r.valueString,
+                'valueBoolean': r.valueBoolean, 'valueInteger': r.valueInteger, 'valueDateTime': r.valueDateTime}]
+        END) AS part
+    FROM src
+),
+coded AS (
+    SELECT *,
+        list_filter(list_transform(part.code.coding, c -> {
+            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+            'vocabulary_id': rwe_fhir_vocabulary(c.system)
+        }), c -> c.code IS NOT NULL) AS codings
+    FROM parts
+),
+picked AS (
+    SELECT *,
+        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_ref(r.subject.reference) AS person_ref,
+        rwe_fhir_ref(r.encounter.reference) AS visit_ref,
+        rwe_fhir_ref(r.performer[1].reference) AS provider_ref,
+        coalesce(rwe_text(r.effectiveDateTime), rwe_text(r.effectivePeriod.start), rwe_text(r.effectiveInstant))
+            AS start_text,
+        rwe_text(r.effectivePeriod."end") AS end_text
+    FROM coded
+)
+SELECT
+    $source AS source_system,
+    'Observation/' || rwe_text(resource_id) || coalesce('#' || part.idx, '') AS record_key,
+    'observation' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'measurement' AS event_kind,
+    person_ref AS source_person_id,
+    visit_ref AS visit_key,
+    rwe_ts(start_text) AS start_datetime,
+    rwe_ts(end_text) AS end_datetime,
+    coding.code AS code,
+    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coalesce(coding.display, rwe_text(part.code.text)) AS code_description,
+    coalesce(rwe_num(part.valueQuantity.value), rwe_num(part.valueInteger)) AS value_as_number,
+    coalesce(rwe_text(part.valueString),
+             rwe_text(part.valueCodeableConcept.coding[1].display),
+             rwe_text(part.valueCodeableConcept.text),
+             rwe_text(part.valueCodeableConcept.coding[1].code),
+             rwe_text(part.valueBoolean),
+             rwe_text(part.valueDateTime)) AS value_as_string,
+    coalesce(rwe_text(part.valueQuantity.code), rwe_text(part.valueQuantity.unit)) AS unit_source_value,
+    NULL AS quantity, NULL AS days_supply,
+    provider_ref AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
+        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+        {'reason': 'MISSING_CODE', 'field': CASE WHEN part.idx IS NULL THEN 'code' ELSE 'component.code' END,
+         'failed': coding.code IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'effective[x]', 'failed': rwe_ts(start_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'effectivePeriod.end', 'failed': rwe_bad_ts(end_text)},
+        {'reason': 'END_BEFORE_START', 'field': 'effectivePeriod.end', 'failed': rwe_ts(end_text) < rwe_ts(start_text)},
+        {'reason': 'INVALID_NUMBER', 'field': 'valueQuantity.value', 'failed': rwe_bad_num(part.valueQuantity.value)}
+    ]) AS _failure
+FROM picked

@@ -1,0 +1,61 @@
+-- FHIR R4 Procedure -> staging.event ('procedure'). Codes: code.coding, chosen as in _macros.sql
+-- (SNOMED CT in Synthea; CPT-4, HCPCS, ICD-10-PCS map by system).
+-- start: performedDateTime, else performedPeriod.start; end: performedPeriod.end.
+-- provider_key: the first performer's actor. record_key: 'Procedure/<id>'.
+-- Rules: id, subject, code, parseable start; end parseable and not before start; status
+--   'entered-in-error' -> ENTERED_IN_ERROR, 'not-done' -> NOT_DONE (the procedure did not happen).
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "status": "VARCHAR",
+            "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
+            "performer": [{"actor": {"reference": "VARCHAR"}}],
+            "performedDateTime": "VARCHAR", "performedPeriod": {"start": "VARCHAR", "end": "VARCHAR"}
+        }') AS r
+    FROM raw_procedure
+),
+coded AS (
+    SELECT *,
+        list_filter(list_transform(r.code.coding, c -> {
+            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+            'vocabulary_id': rwe_fhir_vocabulary(c.system)
+        }), c -> c.code IS NOT NULL) AS codings
+    FROM src
+),
+picked AS (
+    SELECT *,
+        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_ref(r.subject.reference) AS person_ref,
+        rwe_fhir_ref(r.encounter.reference) AS visit_ref,
+        rwe_fhir_ref(r.performer[1].actor.reference) AS provider_ref,
+        coalesce(rwe_text(r.performedDateTime), rwe_text(r.performedPeriod.start)) AS start_text,
+        rwe_text(r.performedPeriod."end") AS end_text
+    FROM coded
+)
+SELECT
+    $source AS source_system,
+    'Procedure/' || rwe_text(resource_id) AS record_key,
+    'procedure' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    'procedure' AS event_kind,
+    person_ref AS source_person_id,
+    visit_ref AS visit_key,
+    rwe_ts(start_text) AS start_datetime,
+    rwe_ts(end_text) AS end_datetime,
+    coding.code AS code,
+    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coalesce(coding.display, rwe_text(r.code.text)) AS code_description,
+    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
+    NULL AS quantity, NULL AS days_supply,
+    provider_ref AS provider_key,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
+        {'reason': 'NOT_DONE', 'field': 'status', 'failed': r.status = 'not-done'},
+        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+        {'reason': 'MISSING_CODE', 'field': 'code', 'failed': coding.code IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'performed[x]', 'failed': rwe_ts(start_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'performedPeriod.end', 'failed': rwe_bad_ts(end_text)},
+        {'reason': 'END_BEFORE_START', 'field': 'performedPeriod.end', 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
+    ]) AS _failure
+FROM picked

@@ -1,0 +1,59 @@
+-- FHIR R4 Patient -> staging.person_pii (identifiers for linkage only).
+-- Name: the 'official' name, else 'usual', else the first name not marked old/maiden, else the first;
+--   given_name is its FIRST given name (the others are middle names, as Synthea's CSV FIRST column);
+--   maiden_name is the family of the name with use 'maiden'. Names are kept as written (Synthea's
+--   digit suffixes included); linkage normalizes.
+-- sex: Patient.gender as written ('female', 'male', ...), not recoded to F/M here.
+-- Address: as person_source (home, else first not 'old', else first); its lines joined by a space.
+-- phone: the first telecom with system 'phone'.
+-- ssn: identifier with system http://hl7.org/fhir/sid/us-ssn (or type code SS);
+-- drivers_license: identifier of type code DL; passport: identifier of type code PPN (v2-0203 codes).
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "gender": "VARCHAR", "birthDate": "VARCHAR",
+            "name": [{"use": "VARCHAR", "family": "VARCHAR", "given": ["VARCHAR"]}],
+            "address": [{"use": "VARCHAR", "line": ["VARCHAR"], "city": "VARCHAR", "state": "VARCHAR",
+                         "postalCode": "VARCHAR"}],
+            "telecom": [{"system": "VARCHAR", "value": "VARCHAR"}],
+            "identifier": [{"system": "VARCHAR", "value": "VARCHAR",
+                            "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]}}]
+        }') AS r
+    FROM raw_patient
+),
+parts AS (
+    SELECT *,
+        coalesce(list_filter(r.name, n -> n.use = 'official')[1],
+                 list_filter(r.name, n -> n.use = 'usual')[1],
+                 list_filter(r.name, n -> coalesce(n.use, '') NOT IN ('old', 'maiden'))[1],
+                 r.name[1]) AS person_name,
+        coalesce(list_filter(r.address, a -> a.use = 'home')[1],
+                 list_filter(r.address, a -> coalesce(a.use, '') <> 'old')[1],
+                 r.address[1]) AS addr
+    FROM src
+)
+SELECT
+    $source AS source_system,
+    rwe_text(resource_id) AS record_key,
+    'patient' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_text(resource_id) AS source_person_id,
+    rwe_text(person_name.given[1]) AS given_name,
+    rwe_text(person_name.family) AS family_name,
+    rwe_text(list_filter(r.name, n -> n.use = 'maiden')[1].family) AS maiden_name,
+    rwe_date(r.birthDate) AS birth_date,
+    rwe_text(r.gender) AS sex,
+    rwe_text(list_filter(r.identifier, i -> i.system = 'http://hl7.org/fhir/sid/us-ssn'
+        OR len(list_filter(i.type.coding, c -> c.code = 'SS')) > 0)[1].value) AS ssn,
+    rwe_text(array_to_string(list_filter(addr.line, l -> rwe_text(l) IS NOT NULL), ' ')) AS address_line,
+    rwe_text(addr.city) AS city,
+    rwe_text(addr.state) AS state,
+    rwe_text(addr.postalCode) AS zip,
+    rwe_text(list_filter(r.telecom, t -> t.system = 'phone' AND rwe_text(t.value) IS NOT NULL)[1].value) AS phone,
+    rwe_text(list_filter(r.identifier, i -> len(list_filter(i.type.coding, c -> c.code = 'DL')) > 0)[1].value)
+        AS drivers_license,
+    rwe_text(list_filter(r.identifier, i -> len(list_filter(i.type.coding, c -> c.code = 'PPN')) > 0)[1].value)
+        AS passport,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL}
+    ]) AS _failure
+FROM parts

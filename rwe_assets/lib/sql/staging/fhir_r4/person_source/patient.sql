@@ -1,0 +1,56 @@
+-- FHIR R4 Patient -> staging.person_source (no names, identifiers or street lines: see person_pii).
+-- gender: Patient.gender as written (male, female, other, unknown).
+-- race / ethnicity: the US Core race / ethnicity extension, first ombCategory display, else its
+--   'text' sub-extension; kept as source values (mapped to concepts later, unknown -> 0).
+-- city / state / zip / county: the home address, else the first address not marked 'old', else the
+--   first address; county is address.district.
+-- Rules (as the Synthea profile): id required; birthDate required and a full date; a death date
+-- (deceasedDateTime), if present, parseable and not before birth. Partial FHIR dates ('1980',
+-- '1980-04') do not parse and are INVALID_DATE. deceasedBoolean (no date) is not a death date.
+WITH src AS (
+    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+        from_json(resource_json, '{
+            "gender": "VARCHAR", "birthDate": "VARCHAR", "deceasedDateTime": "VARCHAR",
+            "address": [{"use": "VARCHAR", "city": "VARCHAR", "district": "VARCHAR", "state": "VARCHAR",
+                         "postalCode": "VARCHAR"}],
+            "extension": [{"url": "VARCHAR", "extension": [{"url": "VARCHAR", "valueString": "VARCHAR",
+                                                            "valueCoding": {"code": "VARCHAR", "display": "VARCHAR"}}]}]
+        }') AS r
+    FROM raw_patient
+),
+parts AS (
+    SELECT *,
+        coalesce(list_filter(r.address, a -> a.use = 'home')[1],
+                 list_filter(r.address, a -> coalesce(a.use, '') <> 'old')[1],
+                 r.address[1]) AS addr,
+        list_filter(r.extension,
+            e -> e.url = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race')[1].extension AS race,
+        list_filter(r.extension,
+            e -> e.url = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity')[1].extension AS ethnicity
+    FROM src
+)
+SELECT
+    $source AS source_system,
+    rwe_text(resource_id) AS record_key,
+    'patient' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_text(resource_id) AS source_person_id,
+    rwe_date(r.birthDate) AS birth_date,
+    rwe_date(r.deceasedDateTime) AS death_date,
+    rwe_text(r.gender) AS gender_source_value,
+    coalesce(rwe_text(list_filter(race, x -> x.url = 'ombCategory')[1].valueCoding.display),
+             rwe_text(list_filter(race, x -> x.url = 'text')[1].valueString)) AS race_source_value,
+    coalesce(rwe_text(list_filter(ethnicity, x -> x.url = 'ombCategory')[1].valueCoding.display),
+             rwe_text(list_filter(ethnicity, x -> x.url = 'text')[1].valueString)) AS ethnicity_source_value,
+    rwe_text(addr.city) AS city,
+    rwe_text(addr.state) AS state,
+    rwe_text(addr.postalCode) AS zip,
+    rwe_text(addr.district) AS county,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
+        {'reason': 'MISSING_BIRTH_DATE', 'field': 'birthDate', 'failed': rwe_text(r.birthDate) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'birthDate', 'failed': rwe_bad_date(r.birthDate)},
+        {'reason': 'INVALID_DATE', 'field': 'deceasedDateTime', 'failed': rwe_bad_date(r.deceasedDateTime)},
+        {'reason': 'BIRTH_AFTER_DEATH', 'field': 'deceasedDateTime',
+         'failed': rwe_date(r.deceasedDateTime) < rwe_date(r.birthDate)}
+    ]) AS _failure
+FROM parts
