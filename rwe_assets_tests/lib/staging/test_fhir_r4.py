@@ -664,7 +664,7 @@ def test_other_resource_types(tmp_path, registry):
             "record_key": "dr1",
             "_source_entity": "practitioner",
             "_line_number": 1,
-            "provider_key": "dr1",
+            "provider_key": "9999912345",  # keyed by NPI: Synthea's references to practitioners are by NPI
             "care_site_key": None,
             "gender_source_value": "male",
             "specialty_source_value": "General Practice",

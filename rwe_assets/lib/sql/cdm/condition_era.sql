@@ -11,9 +11,15 @@
 -- condition_era_id = row_number() over (person_id, condition_concept_id, era start): the table is fully
 -- derived and rebuilt on every run, so ids are stable for identical input but not across input changes.
 --
--- Algorithm: gaps-and-islands on a running max of end dates (one sort per person and concept), equivalent
--- to the OHDSI "pad the end dates by 30 days" script. Placeholders: @schema is a quoted identifier,
--- $persistence_window a bound parameter.
+-- Algorithm: gaps-and-islands on a running max of end dates, equivalent to the OHDSI "pad the end dates
+-- by 30 days" script (there a start falling on a padded end date,
+-- i.e. 30 days after the end, sorts before that end and so merges).
+-- Rows are sorted by start date only. previous_end (ROWS frame) is the running max of the ends of the rows
+-- before; a row opens an era when previous_end is null or more than the window before its start; the era
+-- number is a RANGE running sum of those flags, so rows sharing a start date always share an era whatever
+-- order the two window passes put them in (only the first of them can open an era: the others already
+-- see its end, which is on or after the shared start).
+-- Placeholders: @schema is a quoted identifier, $persistence_window a bound parameter.
 
 -- name: delete
 DELETE FROM @schema.condition_era
@@ -41,7 +47,7 @@ flagged AS (
         *,
         max(end_date) OVER (
             PARTITION BY person_id, concept_id
-            ORDER BY start_date, end_date
+            ORDER BY start_date
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
     FROM occurrences
@@ -50,7 +56,7 @@ islands AS (
     SELECT
         *,
         sum(CASE WHEN previous_end IS NULL OR start_date - previous_end > $persistence_window THEN 1 ELSE 0 END)
-            OVER (PARTITION BY person_id, concept_id ORDER BY start_date, end_date ROWS UNBOUNDED PRECEDING)
+            OVER (PARTITION BY person_id, concept_id ORDER BY start_date)
             AS era_number
     FROM flagged
 ),

@@ -17,8 +17,13 @@
 -- dose_era_id = row_number() over (person_id, drug_concept_id, era start, unit, dose): the table is fully
 -- derived and rebuilt on every run, so ids are stable for identical input but not across input changes.
 --
--- Algorithm: gaps-and-islands on a running max of end dates. Placeholders: @schema is a quoted identifier,
--- $persistence_window a bound parameter.
+-- Algorithm: gaps-and-islands on a running max of end dates.
+-- Rows are sorted by start date only. previous_end (ROWS frame) is the running max of the ends of the rows
+-- before; a row opens an era when previous_end is null or more than the window before its start; the era
+-- number is a RANGE running sum of those flags, so rows sharing a start date always share an era whatever
+-- order the two window passes put them in (only the first of them can open an era: the others already
+-- see its end, which is on or after the shared start).
+-- Placeholders: @schema is a quoted identifier, $persistence_window a bound parameter.
 
 -- name: delete
 DELETE FROM @schema.dose_era
@@ -56,7 +61,7 @@ flagged AS (
         *,
         max(end_date) OVER (
             PARTITION BY person_id, concept_id, unit_concept_id, dose_value
-            ORDER BY start_date, end_date
+            ORDER BY start_date
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
     FROM exposures
@@ -67,8 +72,7 @@ islands AS (
         sum(CASE WHEN previous_end IS NULL OR start_date - previous_end > $persistence_window THEN 1 ELSE 0 END)
             OVER (
                 PARTITION BY person_id, concept_id, unit_concept_id, dose_value
-                ORDER BY start_date, end_date
-                ROWS UNBOUNDED PRECEDING
+                ORDER BY start_date
             ) AS era_number
     FROM flagged
 ),

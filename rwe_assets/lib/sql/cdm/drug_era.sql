@@ -18,10 +18,16 @@
 -- drug_era_id = row_number() over (person_id, drug_concept_id, era start): the table is fully derived and
 -- rebuilt on every run, so ids are stable for identical input but not across input changes.
 --
--- Algorithm: gaps-and-islands on a running max of end dates. The same running max gives the covered days
--- in the same pass: with rows sorted by start, row i adds max(0, end_i - max(start_i, previous running
--- max end)). Placeholders: @schema is a quoted identifier, @drug_ingredient inlines the section of that
--- name, $persistence_window is a bound parameter.
+-- Algorithm: gaps-and-islands on a running max of end dates.
+-- Rows are sorted by start date only. previous_end (ROWS frame) is the running max of the ends of the rows
+-- before; a row opens an era when previous_end is null or more than the window before its start; the era
+-- number is a RANGE running sum of those flags, so rows sharing a start date always share an era whatever
+-- order the two window passes put them in (only the first of them can open an era: the others already
+-- see its end, which is on or after the shared start).
+-- The same running max gives the covered days in the same pass: with rows sorted by start (ties in any
+-- order), row i adds max(0, end_i - max(start_i, previous_end_i)), and these sum to the union's length.
+-- Placeholders: @schema is a quoted identifier, @drug_ingredient inlines the section of that name,
+-- $persistence_window is a bound parameter.
 
 -- name: drug_ingredient
 SELECT ca.descendant_concept_id AS drug_concept_id, ca.ancestor_concept_id AS ingredient_concept_id
@@ -67,7 +73,7 @@ flagged AS (
         *,
         max(end_date) OVER (
             PARTITION BY person_id, concept_id
-            ORDER BY start_date, end_date
+            ORDER BY start_date
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
     FROM exposures
@@ -80,7 +86,7 @@ islands AS (
         end_date,
         greatest(end_date - greatest(start_date, coalesce(previous_end, start_date)), 0) AS covered_days,
         sum(CASE WHEN previous_end IS NULL OR start_date - previous_end > $persistence_window THEN 1 ELSE 0 END)
-            OVER (PARTITION BY person_id, concept_id ORDER BY start_date, end_date ROWS UNBOUNDED PRECEDING)
+            OVER (PARTITION BY person_id, concept_id ORDER BY start_date)
             AS era_number
     FROM flagged
 ),

@@ -19,7 +19,9 @@
 -- (32 by default), so overlapping, contiguous and short-gap spans join and a gap of more than 32 days starts
 -- a new period. Their events are not used to extend or invent coverage; event rows of enrolled persons
 -- whose start date falls outside every merged span are counted and returned. Persons without enrollment
--- get the event span. Enrollment periods carry $enrollment_period_type_concept_id.
+-- get the event span. Enrollment periods carry $enrollment_period_type_concept_id. Spans are merged with
+-- the same gaps-and-islands as the eras (sort by start only, ROWS running max of the previous ends, RANGE
+-- running sum of the "opens a period" flags so spans sharing a start date share a period).
 --
 -- observation_period_id = row_number() over (person_id, period start): the table is fully derived and
 -- rebuilt on every run, so ids are stable for identical input but not across input changes.
@@ -98,7 +100,7 @@ flagged AS (
         *,
         max(end_date) OVER (
             PARTITION BY person_id
-            ORDER BY start_date, end_date
+            ORDER BY start_date
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
     FROM spans
@@ -107,7 +109,7 @@ islands AS (
     SELECT
         *,
         sum(CASE WHEN previous_end IS NULL OR start_date - previous_end > $enrollment_gap THEN 1 ELSE 0 END)
-            OVER (PARTITION BY person_id ORDER BY start_date, end_date ROWS UNBOUNDED PRECEDING)
+            OVER (PARTITION BY person_id ORDER BY start_date)
             AS period_number
     FROM flagged
 ),
@@ -135,9 +137,13 @@ FROM periods
 -- name: count_events_outside_enrollment
 -- Run after insert_enrollment_periods: for enrolled persons observation_period holds the merged spans,
 -- which are disjoint, so the span starting last on or before an event date is the only candidate.
+WITH enrolled_events AS (
+    SELECT ev.person_id, ev.start_date
+    FROM @events AS ev
+    SEMI JOIN @enrollment AS enrollment ON enrollment.person_id = ev.person_id
+)
 SELECT count(*)
-FROM @events AS ev
+FROM enrolled_events AS ev
 ASOF LEFT JOIN @schema.observation_period AS op
     ON ev.person_id = op.person_id AND ev.start_date >= op.observation_period_start_date
-WHERE ev.person_id IN (SELECT person_id FROM @enrollment)
-  AND (op.observation_period_end_date IS NULL OR ev.start_date > op.observation_period_end_date)
+WHERE op.observation_period_end_date IS NULL OR ev.start_date > op.observation_period_end_date
