@@ -255,43 +255,71 @@ def open_decompressed(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
-_BLANK_LINE = re.compile(rb"(?m)^\r?$\n")
+# A newline followed by an empty line: the match ends the line before a blank one. (A pattern anchored
+# with ^ would be tried at every byte; this one only at newlines, ten times faster.)
+_BEFORE_BLANK_LINE = re.compile(rb"\n(?=\r?\n)")
+
+
+class _LineCounter:
+    """Counts physical lines and finds blank ones in a stream fed in chunks of any size."""
+
+    def __init__(self):
+        self.lines, self.blank, self._carry = 0, [], b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._carry + chunk
+        cut = data.rfind(b"\n") + 1
+        complete, self._carry = data[:cut], data[cut:]
+        if complete.startswith((b"\n", b"\r\n")):
+            self.blank.append(self.lines + 1)
+        seen, position = 0, 0
+        for match in _BEFORE_BLANK_LINE.finditer(complete):
+            seen += complete.count(b"\n", position, match.start())
+            position = match.start()
+            self.blank.append(self.lines + seen + 2)
+        self.lines += complete.count(b"\n")
+
+    def finish(self) -> tuple[int, tuple[int, ...]]:
+        last_line = 1 if self._carry else 0  # a last line without a trailing newline
+        blank_last = 1 if self._carry and not self._carry.strip(b"\r") else 0
+        return self.lines + last_line, tuple(self.blank + ([self.lines + 1] if blank_last else []))
 
 
 def scan_file(path: Path, relative: str) -> FileScan:
     """sha256 and size of the bytes on disk; physical line count and blank lines of the content.
 
-    One streaming pass in bounded memory. A gzip file is decompressed here too, so a truncated
-    archive fails before anything is written.
+    One streaming pass in bounded memory (two for gzip: the archive's bytes are hashed, its content is
+    counted, so a truncated archive fails here, before anything is written).
     """
-    digest, size = hashlib.sha256(), 0
+    digest, size, counter = hashlib.sha256(), 0, _LineCounter()
+    compressed = path.name.lower().endswith(".gz")
     with open(path, "rb") as raw:
         for chunk in iter(lambda: raw.read(_READ_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
+            if not compressed:
+                counter.feed(chunk)
     if size == 0:
         raise InputFileError(relative, "empty file: expected at least a header line", line=1)
-    lines, blank, carry = 0, [], b""
-    try:
-        with open_decompressed(path) as content:
-            for chunk in iter(lambda: content.read(_READ_CHUNK), b""):
-                data = carry + chunk
-                cut = data.rfind(b"\n") + 1
-                complete, carry = data[:cut], data[cut:]
-                blank.extend(
-                    lines + 1 + complete.count(b"\n", 0, m.start()) for m in _BLANK_LINE.finditer(complete)
-                )
-                lines += complete.count(b"\n")
-    except (EOFError, OSError, zlib.error) as error:
-        problem = "truncated or corrupt gzip" if path.name.lower().endswith(".gz") else "unreadable"
-        raise InputFileError(
-            relative, f"{problem} after line {lines} ({type(error).__name__})", line=lines + 1
-        ) from None
-    if carry:
-        lines += 1  # last line without a trailing newline
+    if compressed:
+        _count_gzip_lines(path, relative, counter)
+    lines, blank = counter.finish()
     if lines == len(blank):
         raise InputFileError(relative, "empty file: expected at least a header line", line=1)
-    return FileScan(digest.hexdigest(), size, lines, tuple(blank))
+    return FileScan(digest.hexdigest(), size, lines, blank)
+
+
+def _count_gzip_lines(path: Path, relative: str, counter: _LineCounter) -> None:
+    try:
+        with gzip.open(path, "rb") as content:
+            for chunk in iter(lambda: content.read(_READ_CHUNK), b""):
+                counter.feed(chunk)
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputFileError(
+            relative,
+            f"truncated or corrupt gzip after line {counter.lines} ({type(error).__name__})",
+            line=counter.lines + 1,
+        ) from None
 
 
 # --------------------------------------------------------------------------- CSV

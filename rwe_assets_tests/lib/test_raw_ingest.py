@@ -300,3 +300,21 @@ def test_line_numbers_match_a_brute_force_count(skipped, first, count):
     expected = good_lines[first : first + count]
     got = line_numbers(first, count, np.array(sorted(skipped), dtype=np.int64))
     assert got.tolist() == expected
+
+
+@given(
+    st.lists(st.sampled_from(["", "a,b", "\r", "x", "1,2,3"]), max_size=30),
+    st.booleans(),
+    st.integers(min_value=1, max_value=7),
+)
+def test_line_counting_matches_a_naive_split_whatever_the_chunk_size(lines, trailing_newline, chunk):
+    text = "\n".join(lines) + ("\n" if trailing_newline and lines else "")
+    data = text.encode()
+    counter = raw_ingest._LineCounter()
+    for start in range(0, len(data), chunk):
+        counter.feed(data[start : start + chunk])
+    physical = data.split(b"\n")
+    if physical and physical[-1] == b"":
+        physical = physical[:-1]
+    expected_blank = tuple(i + 1 for i, line in enumerate(physical) if line in (b"", b"\r"))
+    assert counter.finish() == (len(physical), expected_blank)
