@@ -22,6 +22,7 @@ INPATIENT_VISIT = 9201
 OUTPATIENT_VISIT = 9202
 EMERGENCY_ROOM_VISIT = 9203
 EMERGENCY_ROOM_AND_INPATIENT_VISIT = 262
+HOME_VISIT = 581476
 
 # Type concepts (v5.4 vocabulary "Type Concept"): where a record came from.
 EHR = 32817
@@ -38,4 +39,13 @@ PERIOD_WHILE_ENROLLED_IN_INSURANCE = 44814722
 PRIMARY_DIAGNOSIS = 32902
 SECONDARY_DIAGNOSIS = 32908
 
-ALL = {name: value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, int)}
+# Confirmed by the HL7 FHIR-to-OMOP IG but absent from the bundled vocabulary: written only when the
+# loaded vocabulary has it (see lib/sql/cdm/visit_occurrence.sql).
+TELEHEALTH = 722455
+
+OPTIONAL = {"TELEHEALTH"}
+ALL = {
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, int) and name not in OPTIONAL
+}
