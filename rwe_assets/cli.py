@@ -74,22 +74,25 @@ def _ingest(settings: Settings) -> int:
 
 
 def _print_summary(settings: Settings, outcomes) -> None:
-    from rwe_assets.lib import lake
+    import duckdb
+
+    from rwe_assets.lib.publish import PUBLISHED
     from rwe_assets.lib.raw_ingest import read_manifest
-    from rwe_assets.lib.sources import load_registry
 
     manifest = read_manifest(settings.lake_dir)
     print(f"\nbatches run: {len(outcomes)}; files in the ingest manifest: {manifest.num_rows}")
-    for source in load_registry():
-        for entity in source.entity_names:
-            table = lake.open_table(lake.table_path(settings.lake_dir, "raw", source.name, entity))
-            if table is not None:
-                print(f"  raw/{source.name}/{entity}: {table.to_pyarrow_dataset().count_rows()} rows")
-    for name in ("person_source", "visit", "event"):
-        table = lake.open_table(lake.table_path(settings.lake_dir, "staging", name))
-        if table is not None:
-            print(f"  staging/{name}: {table.to_pyarrow_dataset().count_rows()} rows")
-    print(f"\nlake (Delta): {settings.lake_dir}")
+    published = settings.warehouse_dir / PUBLISHED
+    if published.exists():
+        with duckdb.connect(str(published), read_only=True) as con:
+            counts = con.execute(
+                "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'cdm' "
+                "AND estimated_size > 0 ORDER BY table_name"
+            ).fetchall()
+        for table, rows in counts:
+            print(f"  cdm.{table}: {rows} rows")
+        print(f"\nOMOP CDM v5.4 database (open read-only): {published}")
+        print(f"  duckdb -readonly {published}   or   duckdb.connect('{published}', read_only=True)")
+    print(f"lake (Delta: raw, staging, linkage): {settings.lake_dir}")
     print("open the Dagster UI with: make ui   (then http://127.0.0.1:3000)")
 
 

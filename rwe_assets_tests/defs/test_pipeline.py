@@ -29,3 +29,15 @@ def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
 
     assert rows("staging", "person_source") == 27
     assert rows("staging", "visit") == rows("raw", "ehr_sample", "encounters") == 604
+
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse" / "rwe.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM cdm.person").fetchone()[0] == 27
+        visits = con.execute("SELECT count(*) FROM cdm.visit_detail").fetchone()[0]
+        assert visits == 604  # every staged encounter is a visit_detail under its rolled-up visit
+        orphans = con.execute(
+            "SELECT count(*) FROM cdm.condition_occurrence WHERE visit_occurrence_id IS NULL"
+        ).fetchone()[0]
+        assert orphans == 0
+        assert con.execute("SELECT cdm_version_concept_id FROM cdm.cdm_source").fetchone()[0] == 756265

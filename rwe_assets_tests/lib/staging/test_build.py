@@ -37,6 +37,10 @@ def encounter(eid, pid, start="2020-01-01T10:00:00Z", stop="2020-01-01T11:00:00Z
 
 @pytest.fixture
 def registry():
+    return synthea_registry()
+
+
+def synthea_registry():
     """The project's Synthea source, alone, so tests stay small."""
     document = {"sources": []}
     project = load_registry().get("ehr_site_a")

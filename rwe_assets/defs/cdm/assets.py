@@ -1,0 +1,114 @@
+"""CDM assets: the OMOP CDM v5.4 tables, the vocabulary and the build results, all written by one
+DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb."""
+
+import dagster as dg
+
+from rwe_assets.defs.linkage.assets import CROSSWALK
+from rwe_assets.defs.staging.assets import staging_key
+from rwe_assets.lib.cdm.build import EVENT_TABLES, CdmBuildReport, build_cdm
+from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
+from rwe_assets.resources import RweConfig
+
+RESULT_TABLES = {
+    "reconciliation": "Staging -> CDM row accounting: staged = written - extra (one-to-many maps) + merged.",
+    "unmapped_codes": "Source codes that map to no standard concept (concept_id 0), ranked by rows and persons.",
+    "mapping_summary": "Rows per CDM table, source system and mapping rule (maps_to, source_to_concept_map, ...).",
+    "build_inputs": "Every ingested file (source, path, sha256) the build read: the CDM's provenance.",
+}
+STAGING_INPUTS = [staging_key(t) for t in ("person_source", "visit", "event", "provider", "care_site")]
+BUILD_DB = "data/warehouse/build.duckdb"
+RECONCILIATION_CHECK = "cdm_rows_reconcile"
+RECONCILED_TABLES = ("person", "visit_occurrence", "visit_detail", *EVENT_TABLES)
+
+
+def cdm_key(table: str) -> dg.AssetKey:
+    layer = "vocab" if table in VOCABULARY_TABLES else "cdm"
+    return dg.AssetKey([layer, table])
+
+
+def _specs() -> list[dg.AssetSpec]:
+    specs = []
+    for table in cdm_spec().tables:
+        vocabulary = table.name in VOCABULARY_TABLES
+        specs.append(
+            dg.AssetSpec(
+                cdm_key(table.name),
+                group_name="vocab" if vocabulary else "cdm",
+                kinds={"duckdb"},
+                deps=[] if vocabulary else [*STAGING_INPUTS, CROSSWALK],
+                description=(table.description or f"OMOP CDM v5.4 table {table.name}")[:1000],
+                code_version="cdm-1",
+                metadata={"duckdb_table": f"cdm.{table.name}", "database": BUILD_DB},
+            )
+        )
+    for name, description in RESULT_TABLES.items():
+        specs.append(
+            dg.AssetSpec(
+                dg.AssetKey(["results", name]),
+                group_name="results",
+                kinds={"duckdb"},
+                deps=[cdm_key("condition_occurrence")],
+                description=description,
+                code_version="cdm-1",
+                metadata={"duckdb_table": f"results.{name}", "database": BUILD_DB},
+            )
+        )
+    return specs
+
+
+_CHECKS = [
+    dg.AssetCheckSpec(
+        RECONCILIATION_CHECK,
+        asset=cdm_key(table),
+        blocking=True,
+        description="Every staged row is in the CDM, or merged by a documented rule (linkage, visit rollup).",
+    )
+    for table in RECONCILED_TABLES
+]
+
+
+@dg.multi_asset(name="cdm_build", specs=_specs(), check_specs=_CHECKS, pool="duckdb_build")
+def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
+    """Rebuild the whole CDM database from staging, the vocabulary and the crosswalk."""
+    settings = rwe.settings()
+    report = build_cdm(
+        settings.lake_dir,
+        settings.vocab_dir,
+        settings.warehouse_dir,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+    )
+    context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
+    for table in cdm_spec().tables:
+        count = report.row_counts.get(table.name)
+        metadata = {"vocabulary_version": report.vocabulary_version or "unknown"}
+        if count is not None:
+            metadata["dagster/row_count"] = count
+        yield dg.MaterializeResult(asset_key=cdm_key(table.name), metadata=metadata)
+    for name in RESULT_TABLES:
+        metadata = {"unmapped_rows": report.unmapped_rows} if name == "unmapped_codes" else {}
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(["results", name]), metadata=metadata)
+    for table in RECONCILED_TABLES:
+        yield _reconciliation_check(table, report)
+
+
+def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckResult:
+    (row,) = [r for r in report.reconciliation if table in r.cdm_table.split("+")]
+    return dg.AssetCheckResult(
+        asset_key=cdm_key(table),
+        check_name=RECONCILIATION_CHECK,
+        passed=row.unaccounted == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "staged_table": row.staged_table,
+            "staged_rows": row.staged_rows,
+            "cdm_rows": row.cdm_rows,
+            "merged_rows": row.merged_rows,
+            "extra_rows_from_one_to_many_maps": row.extra_rows,
+            "rows_unaccounted": row.unaccounted,
+        },
+    )
+
+
+cdm_assets = [cdm_build]

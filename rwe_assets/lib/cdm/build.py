@@ -1,0 +1,334 @@
+"""Build the OMOP CDM v5.4 database (DuckDB) from staging, the vocabulary and the person crosswalk.
+
+The build writes a fresh `build.duckdb` (the previous one is replaced only when the new one is
+complete), so a crash leaves the last good build and the published file untouched. Steps, each in
+lib/sql/cdm/<step>.sql with its rule written at its top:
+
+  vocabulary -> location -> care_site -> provider -> person -> visits (rollup) -> visit_detail ->
+  mapped events (source code -> standard concept -> domain -> table) -> the event tables -> death ->
+  observation_period -> eras -> cdm_source -> results (unmapped codes, reconciliation, mapping)
+
+Ids come from persistent id maps (lib/id_map.py), so the same input gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets import constants as c
+from rwe_assets.lib import lake
+from rwe_assets.lib.cdm import eras
+from rwe_assets.lib.cdm.visits import rollup_visits
+from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
+from rwe_assets.lib.id_map import assign_ids
+from rwe_assets.lib.raw_ingest import read_manifest
+from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, load_vocabulary, vocabulary_version
+
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "cdm"
+CODE_VERSION = "rwe_assets 0.1.0"
+EVENT_TABLES = (
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "device_exposure",
+)
+STAGING_VIEWS = ("person_source", "visit", "event", "provider", "care_site")
+PARAMETERS = {
+    "type_ehr": c.EHR,
+    "type_ehr_prescription": c.EHR_PRESCRIPTION,
+    "type_ehr_administration": c.EHR_ADMINISTRATION_RECORD,
+    "type_ehr_encounter": c.EHR_ENCOUNTER_RECORD,
+    "male": c.MALE,
+    "female": c.FEMALE,
+    "white": c.WHITE,
+    "black": c.BLACK_OR_AFRICAN_AMERICAN,
+    "asian": c.ASIAN,
+    "american_indian": c.AMERICAN_INDIAN_OR_ALASKA_NATIVE,
+    "pacific_islander": c.NATIVE_HAWAIIAN_OR_PACIFIC_ISLANDER,
+    "hispanic": c.HISPANIC_OR_LATINO,
+    "not_hispanic": c.NOT_HISPANIC_OR_LATINO,
+}
+US_STATES = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana",
+    "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana", "ME": "Maine", "MD": "Maryland",
+    "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri",
+    "MT": "Montana", "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
+    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio",
+    "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina",
+    "SD": "South Dakota", "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont",
+    "VA": "Virginia", "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+    "PR": "Puerto Rico",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CdmReconciliation:
+    """How the rows of one staging table reached the CDM: staged = written + merged - extra, where
+    `extra` counts rows added because a source code maps to several standard concepts."""
+
+    staged_table: str
+    cdm_table: str
+    staged_rows: int
+    cdm_rows: int
+    merged_rows: int
+    extra_rows: int
+
+    @property
+    def unaccounted(self) -> int:
+        return self.staged_rows - (self.cdm_rows - self.extra_rows) - self.merged_rows
+
+
+@dataclass(frozen=True)
+class CdmBuildReport:
+    path: Path
+    row_counts: dict[str, int]
+    vocabulary_version: str | None
+    unmapped_rows: int
+    visits_merged: int
+    reconciliation: tuple[CdmReconciliation, ...] = ()
+
+
+def build_cdm(
+    lake_dir: Path,
+    vocab_dir: Path,
+    warehouse_dir: Path,
+    *,
+    memory_limit: str = "8GB",
+    threads: int = 2,
+) -> CdmBuildReport:
+    """Build warehouse/build.duckdb from scratch and swap it in once complete."""
+    warehouse_dir.mkdir(parents=True, exist_ok=True)
+    final = warehouse_dir / "build.duckdb"
+    work = warehouse_dir / "build.duckdb.partial"
+    work.unlink(missing_ok=True)
+    con = duckdb.connect(str(work))
+    try:
+        _configure(con, warehouse_dir, memory_limit, threads)
+        report = _build(con, lake_dir, vocab_dir, final)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(work, final)
+    return report
+
+
+def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> None:
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET temp_directory = '{warehouse_dir / 'tmp'}'")
+    con.execute("SET preserve_insertion_order = false")
+
+
+def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
+    for statement in cdm_ddl("cdm"):
+        con.execute(statement)
+    con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    load_vocabulary(con, vocab_dir)
+    _register_inputs(con, lake_dir)
+
+    run_sql(con, "location_input")
+    assign_ids(con, lake_dir, "location", "SELECT natural_key FROM location_input")
+    assign_ids(
+        con,
+        lake_dir,
+        "care_site",
+        "SELECT source_system || '|' || care_site_key AS natural_key FROM stg_care_site",
+    )
+    assign_ids(
+        con,
+        lake_dir,
+        "provider",
+        "SELECT source_system || '|' || provider_key AS natural_key FROM stg_provider",
+    )
+    for step in ("location", "care_site", "provider", "person"):
+        run_sql(con, step)
+
+    run_sql(con, "visit_input")
+    rollup = rollup_visits(con, "visit_input", "rollup")
+    assign_ids(con, lake_dir, "visit_occurrence", "SELECT visit_group_key AS natural_key FROM rollup_visit")
+    assign_ids(con, lake_dir, "visit_detail", "SELECT visit_key AS natural_key FROM rollup_visit_map")
+    run_sql(con, "visit_occurrence")
+    run_sql(con, "visit_detail")
+
+    run_sql(con, "mapped_event")
+    for table in EVENT_TABLES:
+        assign_ids(con, lake_dir, table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'")
+        run_sql(con, table)
+    run_sql(con, "death")
+
+    eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
+    eras.build_condition_era(con, "cdm")
+    eras.build_drug_era(con, "cdm")
+    eras.build_dose_era(con, "cdm")
+    version = vocabulary_version(con)
+    _cdm_source(con, lake_dir, version)
+    unmapped = _results(con)
+    counts = {
+        t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
+    }
+    reconciliation = _reconcile(con, rollup.merged_rows)
+    return CdmBuildReport(final, counts, version, unmapped, rollup.merged_rows, reconciliation)
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Run lib/sql/cdm/<name>.sql with the concept-id parameters it uses."""
+    text = (SQL_DIR / f"{name}.sql").read_text()
+    for statement in (s for s in text.split(";\n") if s.strip() and not _only_comments(s)):
+        used = {name: PARAMETERS[name] for name in set(_PARAMETER.findall(statement))}
+        con.execute(statement, used)
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
+
+
+def _register_inputs(con, lake_dir: Path) -> None:
+    for name in STAGING_VIEWS:
+        table = lake.open_table(lake.table_path(lake_dir, "staging", name))
+        if table is None:
+            raise FileNotFoundError(
+                f"staging/{name} does not exist yet: materialize the staging assets first"
+            )
+        con.register(f"stg_{name}", table.to_pyarrow_dataset())
+    crosswalk = lake.read_table(lake.table_path(lake_dir, "linkage", "person_crosswalk"))
+    if crosswalk is None:
+        raise FileNotFoundError(
+            "linkage/person_crosswalk does not exist yet: materialize the linkage assets first"
+        )
+    con.register("crosswalk", crosswalk)
+    con.execute("CREATE OR REPLACE TEMP TABLE us_state (code VARCHAR, name VARCHAR)")
+    con.executemany("INSERT INTO us_state VALUES (?, ?)", sorted(US_STATES.items()))
+
+
+def _cdm_source(con, lake_dir: Path, version: str | None) -> None:
+    """One CDM_SOURCE row: what built this database. cdm_etl_reference carries the code version and a
+    digest of every ingested file's sha256, so a CDM can be traced to exactly what built it; the file
+    list itself is results.build_inputs."""
+    manifest = read_manifest(lake_dir).to_pylist()
+    files = sorted(
+        {(r["source"], r["relative_path"], r["file_sha256"]) for r in manifest if r["status"] == "ingested"}
+    )
+    digest = hashlib.sha256("\n".join("|".join(f) for f in files).encode()).hexdigest()
+    con.execute(
+        "CREATE OR REPLACE TABLE results.build_inputs (source VARCHAR, relative_path VARCHAR, file_sha256 VARCHAR)"
+    )
+    if files:
+        con.executemany("INSERT INTO results.build_inputs VALUES (?, ?, ?)", files)
+    con.execute(
+        """
+        INSERT INTO cdm.cdm_source BY NAME
+        SELECT 'rwe_assets lakehouse' AS cdm_source_name, 'rwe' AS cdm_source_abbreviation,
+               'rwe_assets' AS cdm_holder,
+               'EHR (Synthea CSV, FHIR R4), claims and genomics linked into one OMOP CDM' AS source_description,
+               $release AS source_release_date, $release AS cdm_release_date,
+               'v5.4' AS cdm_version, $cdm_version_concept_id AS cdm_version_concept_id,
+               $vocabulary_version AS vocabulary_version,
+               $etl_reference AS cdm_etl_reference
+        """,
+        {
+            "release": date.today(),
+            "cdm_version_concept_id": c.CDM_VERSION_5_4,
+            "vocabulary_version": (version or "unknown")[:20],
+            "etl_reference": f"{CODE_VERSION}; inputs sha256 {digest[:16]}",
+        },
+    )
+
+
+def _results(con) -> int:
+    """results.unmapped_codes (ranked by rows, then persons) and results.mapping_summary. Returns the
+    number of event rows with concept_id 0."""
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE results.unmapped_codes AS
+        SELECT vocabulary_id, code, any_value(code_description) AS description, cdm_table,
+               count(*) AS rows, count(DISTINCT person_id) AS persons,
+               rank() OVER (ORDER BY count(*) DESC, count(DISTINCT person_id) DESC) AS rank
+        FROM mapped_event WHERE concept_id = 0
+        GROUP BY vocabulary_id, code, cdm_table
+        ORDER BY rank, vocabulary_id, code
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE results.mapping_summary AS
+        SELECT cdm_table, source_system, mapping_rule, count(*) AS rows
+        FROM mapped_event GROUP BY ALL ORDER BY ALL
+        """
+    )
+    return con.execute("SELECT count(*) FROM mapped_event WHERE concept_id = 0").fetchone()[0]
+
+
+def _reconcile(con, visits_merged: int) -> tuple[CdmReconciliation, ...]:
+    """Staging -> CDM row accounting, also written to results.reconciliation. Persons merge when
+    linkage finds one person behind several source records; visits merge by the rollup rules; an event
+    whose code maps to n standard concepts becomes n rows (n - 1 extra)."""
+    rows = [
+        CdmReconciliation(
+            "person_source",
+            "person",
+            _count(con, "stg_person_source"),
+            _count(con, "cdm.person"),
+            _count(con, "stg_person_source") - _count(con, "cdm.person"),
+            0,
+        ),
+        CdmReconciliation(
+            "visit",
+            "visit_occurrence",
+            _count(con, "stg_visit"),
+            _count(con, "cdm.visit_occurrence"),
+            visits_merged,
+            0,
+        ),
+        CdmReconciliation(
+            "visit", "visit_detail", _count(con, "stg_visit"), _count(con, "cdm.visit_detail"), 0, 0
+        ),
+    ]
+    staged_events = _count(con, "stg_event")
+    written = sum(_count(con, f"cdm.{table}") for table in EVENT_TABLES)
+    distinct = con.execute("SELECT count(DISTINCT (source_system, record_key)) FROM mapped_event").fetchone()[
+        0
+    ]
+    mapped_rows = _count(con, "mapped_event")
+    rows.append(
+        CdmReconciliation("event", "+".join(EVENT_TABLES), staged_events, written, 0, mapped_rows - distinct)
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE results.reconciliation (
+            layer VARCHAR, staged_table VARCHAR, cdm_table VARCHAR, staged_rows BIGINT, cdm_rows BIGINT,
+            merged_rows BIGINT, extra_rows BIGINT, unaccounted BIGINT)
+        """
+    )
+    con.executemany(
+        "INSERT INTO results.reconciliation VALUES ('cdm', ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.staged_table,
+                r.cdm_table,
+                r.staged_rows,
+                r.cdm_rows,
+                r.merged_rows,
+                r.extra_rows,
+                r.unaccounted,
+            )
+            for r in rows
+        ],
+    )
+    return tuple(rows)
+
+
+def _count(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

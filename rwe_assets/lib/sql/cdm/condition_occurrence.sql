@@ -1,0 +1,17 @@
+-- Mapped events routed to Condition -> CONDITION_OCCURRENCE. Type: EHR. Status unknown at the source
+-- (0): Synthea and FHIR problem lists do not say primary/secondary; claims do (payer staging).
+INSERT INTO cdm.condition_occurrence BY NAME
+SELECT i.id AS condition_occurrence_id,
+       CAST(m.person_id AS INTEGER) AS person_id,
+       m.concept_id AS condition_concept_id,
+       m.start_datetime::DATE AS condition_start_date,
+       m.start_datetime AS condition_start_datetime,
+       m.end_datetime::DATE AS condition_end_date,
+       m.end_datetime AS condition_end_datetime,
+       $type_ehr AS condition_type_concept_id,
+       0 AS condition_status_concept_id,
+       m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
+       left(m.code, 50) AS condition_source_value,
+       m.source_concept_id AS condition_source_concept_id
+FROM mapped_event m JOIN ids_condition_occurrence i USING (natural_key)
+WHERE m.cdm_table = 'condition_occurrence'

@@ -1,0 +1,21 @@
+-- Mapped events routed to Drug -> DRUG_EXPOSURE. End date (required): the source end, else start +
+-- days_supply, else the start day (OMOP convention for unknown duration). verbatim_end_date keeps the
+-- source end. Type: EHR prescription for medications, EHR administration record for vaccines.
+INSERT INTO cdm.drug_exposure BY NAME
+SELECT i.id AS drug_exposure_id,
+       CAST(m.person_id AS INTEGER) AS person_id,
+       m.concept_id AS drug_concept_id,
+       m.start_datetime::DATE AS drug_exposure_start_date,
+       m.start_datetime AS drug_exposure_start_datetime,
+       coalesce(m.end_datetime::DATE, m.start_datetime::DATE + coalesce(m.days_supply, 0)) AS drug_exposure_end_date,
+       m.end_datetime AS drug_exposure_end_datetime,
+       m.end_datetime::DATE AS verbatim_end_date,
+       CASE m.event_kind WHEN 'immunization' THEN $type_ehr_administration ELSE $type_ehr_prescription END
+           AS drug_type_concept_id,
+       m.quantity, m.days_supply,
+       0 AS route_concept_id,
+       m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
+       left(m.code, 50) AS drug_source_value,
+       m.source_concept_id AS drug_source_concept_id
+FROM mapped_event m JOIN ids_drug_exposure i USING (natural_key)
+WHERE m.cdm_table = 'drug_exposure'

@@ -1,0 +1,34 @@
+-- Linked persons -> PERSON. One row per person_id of the crosswalk. When several source records
+-- describe one person, demographics come from the record with a birth date, then the most recently
+-- ingested, then the first by source system and id (deterministic). Gender F/M (Synthea, FHIR
+-- female/male, claims 1/2) map to FEMALE/MALE, anything else to 0 with the source value kept; race
+-- and ethnicity likewise. person_source_value stays empty: a source patient id is an identifier.
+INSERT INTO cdm.person BY NAME
+WITH ranked AS (
+    SELECT x.person_id, p.*,
+           row_number() OVER (PARTITION BY x.person_id
+                              ORDER BY p.birth_date IS NULL, p._ingested_at DESC, p.source_system, p.source_person_id) AS pick
+    FROM stg_person_source p JOIN crosswalk x USING (source_system, source_person_id)
+)
+SELECT CAST(r.person_id AS INTEGER) AS person_id,
+       CASE WHEN lower(r.gender_source_value) IN ('m', 'male') THEN $male
+            WHEN lower(r.gender_source_value) IN ('f', 'female') THEN $female ELSE 0 END AS gender_concept_id,
+       year(r.birth_date) AS year_of_birth, month(r.birth_date) AS month_of_birth, day(r.birth_date) AS day_of_birth,
+       r.birth_date::TIMESTAMP AS birth_datetime,
+       CASE lower(r.race_source_value) WHEN 'white' THEN $white WHEN 'black' THEN $black
+            WHEN 'black or african american' THEN $black WHEN 'asian' THEN $asian
+            WHEN 'native' THEN $american_indian WHEN 'american indian or alaska native' THEN $american_indian
+            WHEN 'hawaiian' THEN $pacific_islander WHEN 'native hawaiian or other pacific islander' THEN $pacific_islander
+            ELSE 0 END AS race_concept_id,
+       CASE WHEN lower(r.ethnicity_source_value) IN ('hispanic', 'hispanic or latino') THEN $hispanic
+            WHEN lower(r.ethnicity_source_value) IN ('nonhispanic', 'not hispanic or latino') THEN $not_hispanic
+            ELSE 0 END AS ethnicity_concept_id,
+       loc.id AS location_id,
+       left(r.gender_source_value, 50) AS gender_source_value, 0 AS gender_source_concept_id,
+       left(r.race_source_value, 50) AS race_source_value, 0 AS race_source_concept_id,
+       left(r.ethnicity_source_value, 50) AS ethnicity_source_value, 0 AS ethnicity_source_concept_id
+FROM ranked r
+LEFT JOIN us_state s ON lower(s.name) = lower(r.state) OR s.code = upper(r.state)
+LEFT JOIN ids_location loc ON loc.natural_key = 'loc|' || concat_ws('|', coalesce(s.code, r.state, ''),
+    coalesce(r.city, ''), coalesce(r.zip, ''), coalesce(r.county, ''))
+WHERE r.pick = 1 AND r.birth_date IS NOT NULL
