@@ -41,3 +41,29 @@ def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
         ).fetchone()[0]
         assert orphans == 0
         assert con.execute("SELECT cdm_version_concept_id FROM cdm.cdm_source").fetchone()[0] == 756265
+        assert_no_pii(con, SAMPLE_DIR / "synthea27" / "patients.csv")
+
+
+def assert_no_pii(con, patients_csv):
+    """No name, SSN, licence, passport or street line of the sample's patients is anywhere in the
+    published database."""
+    import csv
+
+    with open(patients_csv, newline="", encoding="utf-8") as handle:
+        patients = list(csv.DictReader(handle))
+    secrets = {
+        p[field]
+        for p in patients
+        for field in ("FIRST", "LAST", "SSN", "DRIVERS", "PASSPORT", "ADDRESS", "MAIDEN")
+    } - {""}
+    columns = con.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        "WHERE data_type = 'VARCHAR' AND table_schema IN ('cdm', 'results')"
+    ).fetchall()
+    for schema, table, column in columns:
+        if table in ("concept", "concept_synonym", "vocabulary", "source_to_concept_map"):
+            continue  # vocabulary text, not patient data
+        found = con.execute(
+            f'SELECT count(*) FROM {schema}.{table} WHERE "{column}" IN (SELECT unnest(?))', [sorted(secrets)]
+        ).fetchone()[0]
+        assert found == 0, f"{schema}.{table}.{column} holds patient identifiers"

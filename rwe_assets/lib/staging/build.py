@@ -45,6 +45,10 @@ REFERENCES = {
     ),
 }
 
+# Questions whose free-text answer is an identifier: the answer is not staged (the question is, with
+# no value), so it cannot reach the CDM. Synthea's PRAPARE survey asks for the street address.
+IDENTIFYING_ANSWERS = {("LOINC", "56799-0"): "street address (What address do you live at?)"}
+
 MACROS = r"""
 CREATE OR REPLACE MACRO rwe_text(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO rwe_ts(x) AS CASE WHEN rwe_text(x) IS NULL THEN NULL
@@ -101,6 +105,7 @@ def build_staging(
     for source in registry:
         if source.staging_profile:
             raw_counts += _stage_source(con, lake_dir, source)
+    redact_identifying_answers(con)
     for table in TABLES:  # in reference order: parents are final before their children are checked
         resolve_duplicates(con, table.name)
         for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
@@ -173,6 +178,15 @@ def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa
 
 
 _RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}
+
+
+def redact_identifying_answers(con: duckdb.DuckDBPyConnection) -> int:
+    """Blank the text answers to IDENTIFYING_ANSWERS questions; returns how many were blanked."""
+    codes = [list(key) for key in IDENTIFYING_ANSWERS]
+    condition = "value_as_string IS NOT NULL AND [vocabulary_id, code] IN (SELECT unnest($codes))"
+    count = con.execute(f"SELECT count(*) FROM cand_event WHERE {condition}", {"codes": codes}).fetchone()[0]
+    con.execute(f"UPDATE cand_event SET value_as_string = NULL WHERE {condition}", {"codes": codes})
+    return count
 
 
 def resolve_duplicates(con: duckdb.DuckDBPyConnection, table_name: str) -> None:

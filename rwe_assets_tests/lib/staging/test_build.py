@@ -203,3 +203,25 @@ def test_staging_is_a_full_replace(tmp_path, registry):
     lake_dir, _ = stage(tmp_path, registry, [("b1", {"patients.csv": PATIENTS_HEADER + patient("p1")})])
     build_staging(lake_dir, registry)
     assert len(staged(lake_dir, "person_source")) == 1
+
+
+def test_answers_that_are_identifiers_are_not_staged(tmp_path, registry):
+    header = "DATE,PATIENT,ENCOUNTER,CATEGORY,CODE,DESCRIPTION,VALUE,UNITS,TYPE\n"
+    lake_dir, _ = stage(
+        tmp_path,
+        registry,
+        [
+            (
+                "b1",
+                {
+                    "patients.csv": PATIENTS_HEADER + patient("p1"),
+                    "encounters.csv": ENCOUNTERS_HEADER + encounter("e1", "p1"),
+                    "observations.csv": header
+                    + "2020-01-01T10:00:00Z,p1,e1,survey,56799-0,What address do you live at?,1 Main St,,text\n"
+                    + "2020-01-01T10:00:00Z,p1,e1,survey,72166-2,Tobacco smoking status,Never smoker,,text\n",
+                },
+            )
+        ],
+    )
+    answers = {e["code"]: e["value_as_string"] for e in staged(lake_dir, "event")}
+    assert answers == {"56799-0": None, "72166-2": "Never smoker"}
