@@ -42,6 +42,25 @@ def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
         assert orphans == 0
         assert con.execute("SELECT cdm_version_concept_id FROM cdm.cdm_source").fetchone()[0] == 756265
         assert_no_pii(con, SAMPLE_DIR / "synthea27" / "patients.csv")
+        assert_cookbook_runs(con)
+
+
+def assert_cookbook_runs(con):
+    """Every SQL recipe of docs/cookbook.md runs against the published database."""
+    import re
+
+    from rwe_assets.settings import REPO_DIR
+
+    text = (REPO_DIR / "docs" / "cookbook.md").read_text()
+    statements = [
+        statement
+        for block in re.findall(r"```sql\n(.*?)```", text, re.S)
+        for statement in block.split(";")
+        if any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
+    ]
+    assert len(statements) >= 10
+    for statement in statements:
+        con.execute(statement).fetchall()
 
 
 def assert_no_pii(con, patients_csv):
