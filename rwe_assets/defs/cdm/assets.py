@@ -80,14 +80,19 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         threads=settings.duckdb_threads,
     )
     context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
+    step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
     for table in cdm_spec().tables:
         count = report.row_counts.get(table.name)
         metadata = {"vocabulary_version": report.vocabulary_version or "unknown"}
+        if table.name in step_seconds:
+            metadata["build_seconds"] = step_seconds[table.name]
         if count is not None:
             metadata["dagster/row_count"] = count
         yield dg.MaterializeResult(asset_key=cdm_key(table.name), metadata=metadata)
     for name in RESULT_TABLES:
         metadata = {"unmapped_rows": report.unmapped_rows} if name == "unmapped_codes" else {}
+        if name == "reconciliation":
+            metadata["build_step_seconds"] = dg.MetadataValue.json(step_seconds)
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["results", name]), metadata=metadata)
     for table in RECONCILED_TABLES:
         yield _reconciliation_check(table, report)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.raw_ingest import read_manifest
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, load_vocabulary, vocabulary_version
 
+_KEY = "source_system || '|' || {} AS natural_key"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "cdm"
 CODE_VERSION = "rwe_assets 0.1.0"
@@ -98,6 +101,7 @@ class CdmBuildReport:
     unmapped_rows: int
     visits_merged: int
     reconciliation: tuple[CdmReconciliation, ...] = ()
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_cdm(
@@ -132,55 +136,72 @@ def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> Non
     con.execute("SET preserve_insertion_order = false")
 
 
+class _Timer:
+    """Seconds per build step, for asset metadata and the benchmark."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
 def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
-    for statement in cdm_ddl("cdm"):
-        con.execute(statement)
-    con.execute("CREATE SCHEMA IF NOT EXISTS results")
-    load_vocabulary(con, vocab_dir)
-    _register_inputs(con, lake_dir)
-
-    run_sql(con, "location_input")
-    assign_ids(con, lake_dir, "location", "SELECT natural_key FROM location_input")
-    assign_ids(
-        con,
-        lake_dir,
-        "care_site",
-        "SELECT source_system || '|' || care_site_key AS natural_key FROM stg_care_site",
-    )
-    assign_ids(
-        con,
-        lake_dir,
-        "provider",
-        "SELECT source_system || '|' || provider_key AS natural_key FROM stg_provider",
-    )
-    for step in ("location", "care_site", "provider", "person"):
-        run_sql(con, step)
-
-    run_sql(con, "visit_input")
-    rollup = rollup_visits(con, "visit_input", "rollup")
-    assign_ids(con, lake_dir, "visit_occurrence", "SELECT visit_group_key AS natural_key FROM rollup_visit")
-    assign_ids(con, lake_dir, "visit_detail", "SELECT visit_key AS natural_key FROM rollup_visit_map")
-    run_sql(con, "visit_occurrence")
-    run_sql(con, "visit_detail")
-
-    run_sql(con, "mapped_event")
+    timer = _Timer()
+    with timer.step("ddl_and_vocabulary"):
+        for statement in cdm_ddl("cdm"):
+            con.execute(statement)
+        con.execute("CREATE SCHEMA IF NOT EXISTS results")
+        load_vocabulary(con, vocab_dir)
+        _register_inputs(con, lake_dir)
+    with timer.step("person_location_provider"):
+        run_sql(con, "location_input")
+        assign_ids(con, lake_dir, "location", "SELECT natural_key FROM location_input")
+        assign_ids(con, lake_dir, "care_site", f"SELECT {_KEY.format('care_site_key')} FROM stg_care_site")
+        assign_ids(con, lake_dir, "provider", f"SELECT {_KEY.format('provider_key')} FROM stg_provider")
+        for step in ("location", "care_site", "provider", "person"):
+            run_sql(con, step)
+    with timer.step("visits"):
+        run_sql(con, "visit_input")
+        rollup = rollup_visits(con, "visit_input", "rollup")
+        assign_ids(
+            con, lake_dir, "visit_occurrence", "SELECT visit_group_key AS natural_key FROM rollup_visit"
+        )
+        assign_ids(con, lake_dir, "visit_detail", "SELECT visit_key AS natural_key FROM rollup_visit_map")
+        run_sql(con, "visit_occurrence")
+        run_sql(con, "visit_detail")
+    with timer.step("mapping"):
+        run_sql(con, "mapped_event")
     for table in EVENT_TABLES:
-        assign_ids(con, lake_dir, table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'")
-        run_sql(con, table)
-    run_sql(con, "death")
-
-    eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
-    eras.build_condition_era(con, "cdm")
-    eras.build_drug_era(con, "cdm")
-    eras.build_dose_era(con, "cdm")
-    version = vocabulary_version(con)
-    _cdm_source(con, lake_dir, version)
-    unmapped = _results(con)
-    counts = {
-        t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
-    }
-    reconciliation = _reconcile(con, rollup.merged_rows)
-    return CdmBuildReport(final, counts, version, unmapped, rollup.merged_rows, reconciliation)
+        with timer.step(table):
+            assign_ids(
+                con, lake_dir, table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'"
+            )
+            run_sql(con, table)
+    with timer.step("death_and_observation_period"):
+        run_sql(con, "death")
+        eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
+    for name, build in (
+        ("condition_era", eras.build_condition_era),
+        ("drug_era", eras.build_drug_era),
+        ("dose_era", eras.build_dose_era),
+    ):
+        with timer.step(name):
+            build(con, "cdm")
+    with timer.step("cdm_source_and_results"):
+        version = vocabulary_version(con)
+        _cdm_source(con, lake_dir, version)
+        unmapped = _results(con)
+        counts = {
+            t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
+        }
+        reconciliation = _reconcile(con, rollup.merged_rows)
+    return CdmBuildReport(
+        final, counts, version, unmapped, rollup.merged_rows, reconciliation, dict(timer.seconds)
+    )
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
