@@ -61,6 +61,17 @@ PARAMETERS = {
     "hispanic": c.HISPANIC_OR_LATINO,
     "not_hispanic": c.NOT_HISPANIC_OR_LATINO,
 }
+# Source unit spellings -> the concept_code the OMOP UCUM vocabulary uses (see unit_map.sql).
+UNIT_ALIASES = {
+    "U/L": "[U]/L",
+    "kU/L": "k[U]/L",
+    "mU/L": "m[U]/L",
+    "U/mL": "[U]/mL",
+    "IU/L": "[iU]/L",
+    "IU/mL": "[iU]/mL",
+    "mIU/mL": "m[iU]/mL",
+    "uIU/mL": "u[iU]/mL",
+}
 US_STATES = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
     "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
@@ -175,6 +186,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         run_sql(con, "visit_detail")
     with timer.step("mapping"):
         run_sql(con, "mapped_event")
+        run_sql(con, "unit_map")
     for table in EVENT_TABLES:
         with timer.step(table):
             assign_ids(
@@ -230,6 +242,8 @@ def _register_inputs(con, lake_dir: Path) -> None:
             "linkage/person_crosswalk does not exist yet: materialize the linkage assets first"
         )
     con.register("crosswalk", crosswalk)
+    con.execute("CREATE OR REPLACE TEMP TABLE unit_alias (source_code VARCHAR, ucum_code VARCHAR)")
+    con.executemany("INSERT INTO unit_alias VALUES (?, ?)", sorted(UNIT_ALIASES.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE us_state (code VARCHAR, name VARCHAR)")
     con.executemany("INSERT INTO us_state VALUES (?, ?)", sorted(US_STATES.items()))
 

@@ -278,6 +278,16 @@ def test_observation_period_spans_all_event_tables(con):
     assert {r[4] for r in rows(con, "observation_period")} == {32880}
 
 
+def test_observation_period_ends_at_death(con):
+    add_events(con)
+    con.execute(
+        "INSERT INTO cdm.death (person_id, death_date, death_type_concept_id) VALUES (1, ?, ?)", [d(50), EHR]
+    )
+    build_observation_period(con)
+    # person 1 has events until d100, but died at d50: later events do not extend observation
+    assert rows(con, "observation_period")[0] == (1, 1, d(-5), d(50), EHR)
+
+
 def add_enrollment(con, spans: Sequence[tuple[int, int, int]], table: str = "cdm.payer_plan_period") -> None:
     con.executemany(
         f"""INSERT INTO {table} (payer_plan_period_id, person_id, payer_plan_period_start_date,

@@ -1,5 +1,5 @@
--- Mapped events routed to Condition -> CONDITION_OCCURRENCE. Type: EHR. Status unknown at the source
--- (0): Synthea and FHIR problem lists do not say primary/secondary; claims do (payer staging).
+-- Mapped events routed to Condition -> CONDITION_OCCURRENCE. Type: EHR. Status NULL (not 0): Synthea and
+-- FHIR problem lists do not say primary/secondary, so there is no source value to map; claims do.
 INSERT INTO cdm.condition_occurrence BY NAME
 SELECT i.id AS condition_occurrence_id,
        CAST(m.person_id AS INTEGER) AS person_id,
@@ -9,7 +9,7 @@ SELECT i.id AS condition_occurrence_id,
        m.end_datetime::DATE AS condition_end_date,
        m.end_datetime AS condition_end_datetime,
        $type_ehr AS condition_type_concept_id,
-       0 AS condition_status_concept_id,
+       NULL AS condition_status_concept_id,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
        left(m.code, 50) AS condition_source_value,
        m.source_concept_id AS condition_source_concept_id

@@ -1,6 +1,5 @@
--- Mapped events routed to Measurement -> MEASUREMENT. Units map to UCUM concepts by their code
--- (Synthea and FHIR write UCUM); a unit with no UCUM concept keeps unit_concept_id 0 and its source
--- value. Text results stay in value_source_value. Type: EHR.
+-- Mapped events routed to Measurement -> MEASUREMENT. Units map to UCUM concepts (unit_map.sql); the
+-- source unit is always kept. Text results stay in value_source_value. Type: EHR.
 INSERT INTO cdm.measurement BY NAME
 SELECT i.id AS measurement_id,
        CAST(m.person_id AS INTEGER) AS person_id,
@@ -9,12 +8,12 @@ SELECT i.id AS measurement_id,
        m.start_datetime AS measurement_datetime,
        $type_ehr AS measurement_type_concept_id,
        m.value_as_number,
-       CASE WHEN m.unit_source_value IS NOT NULL THEN coalesce(u.concept_id, 0) END AS unit_concept_id,
+       u.unit_concept_id,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
        left(m.code, 50) AS measurement_source_value,
        m.source_concept_id AS measurement_source_concept_id,
        left(m.unit_source_value, 50) AS unit_source_value,
        left(coalesce(m.value_as_string, CAST(m.value_as_number AS VARCHAR)), 50) AS value_source_value
 FROM mapped_event m JOIN ids_measurement i USING (natural_key)
-LEFT JOIN cdm.concept u ON u.vocabulary_id = 'UCUM' AND u.concept_code = m.unit_source_value AND u.standard_concept = 'S'
+LEFT JOIN unit_map u ON u.unit_source_value = m.unit_source_value
 WHERE m.cdm_table = 'measurement'

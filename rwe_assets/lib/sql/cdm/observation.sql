@@ -9,11 +9,11 @@ SELECT i.id AS observation_id,
        $type_ehr AS observation_type_concept_id,
        m.value_as_number,
        left(m.value_as_string, 60) AS value_as_string,
-       CASE WHEN m.unit_source_value IS NOT NULL THEN coalesce(u.concept_id, 0) END AS unit_concept_id,
+       u.unit_concept_id,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
        left(m.code, 50) AS observation_source_value,
        m.source_concept_id AS observation_source_concept_id,
        left(m.unit_source_value, 50) AS unit_source_value
 FROM mapped_event m JOIN ids_observation i USING (natural_key)
-LEFT JOIN cdm.concept u ON u.vocabulary_id = 'UCUM' AND u.concept_code = m.unit_source_value AND u.standard_concept = 'S'
+LEFT JOIN unit_map u ON u.unit_source_value = m.unit_source_value
 WHERE m.cdm_table = 'observation'

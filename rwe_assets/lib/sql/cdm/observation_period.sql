@@ -9,7 +9,9 @@
 -- measurement (measurement_date), observation (observation_date) and death (death_date). End dates count
 -- as event dates; a missing end date is replaced by its start date, and a row whose end lies before its
 -- start contributes both dates. A person with a single event date, such as a death date only, gets a
--- one-day period (start = end). Persons with no event get no period. Periods are not cut at death.
+-- one-day period (start = end). Persons with no event get no period. Periods end at death: events
+-- recorded after a death (Synthea's death-certification visit, say) stay in their tables, where the
+-- DQD plausibleDuringLife / plausibleBeforeDeath checks flag them, but do not extend observation.
 -- period_type_concept_id is the bound parameter $period_type_concept_id (the caller's Type Concept).
 --
 -- Enrollment variant (build_observation_period_with_enrollment): for every person with at least one row
@@ -55,11 +57,19 @@ FROM @schema.death
 
 -- name: event_periods
 SELECT
-    person_id,
-    min(least(start_date, coalesce(end_date, start_date))) AS start_date,
-    max(greatest(start_date, coalesce(end_date, start_date))) AS end_date
-FROM @events AS ev
-GROUP BY person_id
+    spans.person_id,
+    least(spans.start_date, coalesce(d.death_date, spans.start_date)) AS start_date,
+    least(spans.end_date, coalesce(d.death_date, spans.end_date)) AS end_date
+FROM (
+    SELECT
+        person_id,
+        min(least(start_date, coalesce(end_date, start_date))) AS start_date,
+        max(greatest(start_date, coalesce(end_date, start_date))) AS end_date
+    FROM @events AS ev
+    GROUP BY person_id
+) AS spans
+LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM @schema.death GROUP BY person_id) AS d
+    ON d.person_id = spans.person_id
 
 -- name: delete
 DELETE FROM @schema.observation_period

@@ -19,7 +19,7 @@ SELECT l.visit_detail_id, CAST(l.person_id AS INTEGER) AS person_id,
        coalesce(l.end_datetime, l.start_datetime) AS visit_detail_end_datetime,
        $type_ehr_encounter AS visit_detail_type_concept_id,
        l.provider_id, l.care_site_id, left(l.source_value, 50) AS visit_detail_source_value,
-       0 AS visit_detail_source_concept_id, 0 AS admitted_from_concept_id, 0 AS discharged_to_concept_id,
+       0 AS visit_detail_source_concept_id, NULL AS admitted_from_concept_id, NULL AS discharged_to_concept_id,
        l.visit_occurrence_id
 FROM visit_link l
 JOIN rollup_visit_map m USING (visit_key)

@@ -1,4 +1,5 @@
 -- Rolled-up visits -> VISIT_OCCURRENCE (rules in visit_rollup.sql). Type: EHR encounter record.
+-- admitted_from / discharged_to stay NULL: no source records them (0 would claim an unmapped value).
 -- preceding_visit_occurrence_id: the person's previous visit by start (then id). A visit concept the
 -- loaded vocabulary lacks (e.g. Telehealth in the demo subset) is written as 0; the source value stays.
 INSERT INTO cdm.visit_occurrence BY NAME
@@ -9,7 +10,7 @@ SELECT i.id AS visit_occurrence_id, CAST(v.person_id AS INTEGER) AS person_id,
        $type_ehr_encounter AS visit_type_concept_id,
        p.id AS provider_id, cs.id AS care_site_id,
        left(v.visit_source_value, 50) AS visit_source_value, 0 AS visit_source_concept_id,
-       0 AS admitted_from_concept_id, 0 AS discharged_to_concept_id,
+       NULL AS admitted_from_concept_id, NULL AS discharged_to_concept_id,
        lag(i.id) OVER (PARTITION BY v.person_id ORDER BY v.visit_start_datetime, i.id) AS preceding_visit_occurrence_id
 FROM rollup_visit v
 JOIN ids_visit_occurrence i ON i.natural_key = v.visit_group_key
