@@ -13,12 +13,20 @@ from rwe_assets.settings import REPO_DIR, Settings
 
 SAMPLE_DIR = REPO_DIR / "data" / "sample"
 SAMPLE_BATCHES = {"ehr_sample": "synthea27"}  # source -> bundled batch folder under data/sample/
+# The demo's generated population: small enough to build in a minute, fixed so every demo is the same.
+DEMO_PERSONS, DEMO_SEED = 2_000, 42
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:  # its own options: rwe_assets/synthetic/cli.py
+        from rwe_assets.synthetic.cli import main as generate_main
+
+        return generate_main(argv[1:])
     parser = argparse.ArgumentParser(prog="rwe", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="land the bundled sample and build the graph on it")
+    commands.add_parser("demo", help="land the bundled sample and a generated population, build the graph")
+    commands.add_parser("generate", help="write a synthetic multi-source population (rwe generate --help)")
     commands.add_parser("ingest", help="ingest every batch waiting in the landing zone")
     ui = commands.add_parser("ui", help="start the Dagster UI (dagster dev) with sensors on")
     ui.add_argument("--port", type=int, default=3000)
@@ -29,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return _ui(args.port)
     if args.command == "demo":
         _land_sample(settings)
+        _land_generated_population(settings)
     return _ingest(settings)
 
 
@@ -52,6 +61,26 @@ def _land_sample(settings: Settings) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(SAMPLE_DIR / batch, target)
             print(f"landed the bundled sample: {target}")
+
+
+def _land_generated_population(settings: Settings) -> None:
+    """Generate the demo population (all four sources, ground truth beside) unless it has landed."""
+    from rwe_assets.synthetic import generate
+
+    if (settings.landing_dir / "ehr_site_a").exists():
+        return
+    staging = settings.data_dir / ".generating"  # hidden: the landing sensor ignores it
+    shutil.rmtree(staging, ignore_errors=True)
+    report = generate(staging, persons=DEMO_PERSONS, seed=DEMO_SEED)
+    for batch in sorted((staging / "landing").glob("*/*")):  # whole batches, each moved by one rename
+        target = settings.landing_dir / batch.parent.name / batch.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        batch.rename(target)
+    shutil.rmtree(settings.data_dir / "truth", ignore_errors=True)
+    (staging / "truth").rename(settings.data_dir / "truth")
+    shutil.rmtree(staging)
+    print(f"generated {DEMO_PERSONS} synthetic persons (seed {DEMO_SEED}) into {settings.landing_dir}; "
+          f"ground truth in {settings.data_dir / 'truth'} ({report.rows_written} rows)")
 
 
 def _ingest(settings: Settings) -> int:

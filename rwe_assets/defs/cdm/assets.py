@@ -111,6 +111,7 @@ def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckRe
             "cdm_rows": row.cdm_rows,
             "merged_rows": row.merged_rows,
             "extra_rows_from_one_to_many_maps": row.extra_rows,
+            "excluded_rows_without_observation": row.excluded_rows,
             "rows_unaccounted": row.unaccounted,
         },
     )

@@ -98,10 +98,11 @@ class CdmReconciliation:
     cdm_rows: int
     merged_rows: int
     extra_rows: int
+    excluded_rows: int = 0  # persons with no observable event (OHDSI THEMIS: no person without a period)
 
     @property
     def unaccounted(self) -> int:
-        return self.staged_rows - (self.cdm_rows - self.extra_rows) - self.merged_rows
+        return self.staged_rows - (self.cdm_rows - self.extra_rows) - self.merged_rows - self.excluded_rows
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
     with timer.step("death_and_observation_period"):
         run_sql(con, "death")
         eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
+        unobserved = _exclude_unobserved_persons(con)
     for name, build in (
         ("condition_era", eras.build_condition_era),
         ("drug_era", eras.build_drug_era),
@@ -210,7 +212,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         counts = {
             t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
         }
-        reconciliation = _reconcile(con, rollup.merged_rows)
+        reconciliation = _reconcile(con, rollup.merged_rows, unobserved)
     return CdmBuildReport(
         final, counts, version, unmapped, rollup.merged_rows, reconciliation, dict(timer.seconds)
     )
@@ -306,7 +308,17 @@ def _results(con) -> int:
     return con.execute("SELECT count(*) FROM mapped_event WHERE concept_id = 0").fetchone()[0]
 
 
-def _reconcile(con, visits_merged: int) -> tuple[CdmReconciliation, ...]:
+def _exclude_unobserved_persons(con) -> int:
+    """Persons with no event at all (a newborn registered but never seen, say) have no observation
+    period; OHDSI's THEMIS convention keeps such persons out of PERSON. They stay in staging and are
+    counted in results.reconciliation as excluded."""
+    condition = "person_id NOT IN (SELECT person_id FROM cdm.observation_period)"
+    count = con.execute(f"SELECT count(*) FROM cdm.person WHERE {condition}").fetchone()[0]
+    con.execute(f"DELETE FROM cdm.person WHERE {condition}")
+    return count
+
+
+def _reconcile(con, visits_merged: int, persons_excluded: int = 0) -> tuple[CdmReconciliation, ...]:
     """Staging -> CDM row accounting, also written to results.reconciliation. Persons merge when
     linkage finds one person behind several source records; visits merge by the rollup rules; an event
     whose code maps to n standard concepts becomes n rows (n - 1 extra)."""
@@ -316,8 +328,9 @@ def _reconcile(con, visits_merged: int) -> tuple[CdmReconciliation, ...]:
             "person",
             _count(con, "stg_person_source"),
             _count(con, "cdm.person"),
-            _count(con, "stg_person_source") - _count(con, "cdm.person"),
+            _count(con, "stg_person_source") - _count(con, "cdm.person") - persons_excluded,
             0,
+            persons_excluded,
         ),
         CdmReconciliation(
             "visit",
@@ -344,11 +357,11 @@ def _reconcile(con, visits_merged: int) -> tuple[CdmReconciliation, ...]:
         """
         CREATE OR REPLACE TABLE results.reconciliation (
             layer VARCHAR, staged_table VARCHAR, cdm_table VARCHAR, staged_rows BIGINT, cdm_rows BIGINT,
-            merged_rows BIGINT, extra_rows BIGINT, unaccounted BIGINT)
+            merged_rows BIGINT, extra_rows BIGINT, excluded_rows BIGINT, unaccounted BIGINT)
         """
     )
     con.executemany(
-        "INSERT INTO results.reconciliation VALUES ('cdm', ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO results.reconciliation VALUES ('cdm', ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 r.staged_table,
@@ -357,6 +370,7 @@ def _reconcile(con, visits_merged: int) -> tuple[CdmReconciliation, ...]:
                 r.cdm_rows,
                 r.merged_rows,
                 r.extra_rows,
+                r.excluded_rows,
                 r.unaccounted,
             )
             for r in rows
