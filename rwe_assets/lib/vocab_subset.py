@@ -17,8 +17,14 @@ Rules, in the order they are applied:
   'Maps to value' / 'Concept replaced by' of kept concepts, the ingredients of kept drugs (via
   CONCEPT_ANCESTOR or 'RxNorm has ing') and the targets of the demo SOURCE_TO_CONCEPT_MAP.
 * CONCEPT_RELATIONSHIP keeps the rows whose two ends are kept and whose relationship is one the
-  ETL uses (``KEPT_RELATIONSHIPS``); CONCEPT_ANCESTOR, CONCEPT_SYNONYM and DRUG_STRENGTH keep the
-  rows whose concepts are kept.
+  ETL uses (``KEPT_RELATIONSHIPS``); CONCEPT_ANCESTOR, CONCEPT_SYNONYM (concept and language
+  concept) and DRUG_STRENGTH keep the rows whose concepts are kept. The language concepts of the
+  kept concepts' synonyms are kept when a shard has their CONCEPT row.
+* VOCABULARY, CONCEPT_CLASS and RELATIONSHIP keep the rows the kept rows reference, DOMAIN is kept
+  whole, and every row of these four tables gets its metadata concept in CONCEPT: a shard's row if
+  one exists, else one derived from the row itself (``METADATA_CONCEPT_KINDS``, attributes in
+  ``METADATA_CONCEPT_ATTRIBUTES``, documented where ``METADATA_CONVENTION_SOURCES`` says); this
+  repeats until the metadata concepts' own vocabularies, classes and domain are covered.
 
 Usage::
 
@@ -195,6 +201,80 @@ WHOLE_VOCABULARIES = frozenset(
         "Vocabulary",
     }
 )
+
+# Every VOCABULARY, DOMAIN, CONCEPT_CLASS and RELATIONSHIP row has a metadata concept of its own,
+# which its *_concept_id points to: table -> (key column, name column, id column, kind). The kind is
+# the metadata concept's vocabulary_id and concept_class_id; its domain is 'Metadata'.
+METADATA_CONCEPT_KINDS: dict[str, tuple[str, str, str, str]] = {
+    "VOCABULARY": ("vocabulary_id", "vocabulary_name", "vocabulary_concept_id", "Vocabulary"),
+    "DOMAIN": ("domain_id", "domain_name", "domain_concept_id", "Domain"),
+    "CONCEPT_CLASS": ("concept_class_id", "concept_class_name", "concept_class_concept_id", "Concept Class"),
+    "RELATIONSHIP": ("relationship_id", "relationship_name", "relationship_concept_id", "Relationship"),
+}
+# Attributes OHDSI gives every such concept (besides id and name).
+METADATA_CONCEPT_ATTRIBUTES = {
+    "domain_id": "Metadata",
+    "standard_concept": None,
+    "concept_code": "OMOP generated",
+    "valid_start_date": "19700101",
+    "valid_end_date": "20991231",
+    "invalid_reason": None,
+}
+_METADATA_DUMP = (
+    "public code index file 49305030351 (PostgreSQL dump of an OMOP CDM v5 test database whose INSERT "
+    "INTO concept rows are Athena rows), e.g. {examples}, all with domain 'Metadata', standard_concept "
+    "NULL, concept_code 'OMOP generated', 1970-01-01 to 2099-12-31"
+)
+_METADATA_FK = (
+    "OHDSI CDM wiki, VOCABULARY and CONCEPT_CLASS tables "
+    "(https://ohdsi.org/web/wiki/doku.php?id=documentation%3Acdm%3Acdm%3Avocabulary&rev=1415979337 and "
+    "...%3Aconcept_class&rev=1415982386): the *_concept_id is a foreign key to the concept of that row; "
+    "shard evidence of the Metadata attributes: the eunomia_gibleed CONCEPT row 0 'No matching concept' "
+    "(domain 'Metadata', standard_concept NULL, 19700101 to 20991231)"
+)
+# Where the conventions are documented, per kind (cited in PROVENANCE.csv for every derived row).
+METADATA_CONVENTION_SOURCES: dict[str, str] = {
+    "Vocabulary": (
+        "OMOP documentation: OHDSI/Vocabulary-v5.0 working/packages/vocabulary_pack/AddNewVocabulary.sql "
+        "(inserts concept (id, vocabulary_name, 'Metadata', 'Vocabulary', 'Vocabulary', NULL, "
+        "'OMOP generated', 19700101, 20991231, NULL) and the VOCABULARY row pointing to it); "
+        + _METADATA_DUMP.format(
+            examples="44819096 'OMOP Standardized Vocabularies', 44819097 'Systematic Nomenclature of "
+            "Medicine - Clinical Terms (IHTSDO)', 44819232 'OMOP Vocabulary' in vocabulary 'Vocabulary'"
+        )
+        + "; "
+        + _METADATA_FK
+    ),
+    "Domain": (
+        "OMOP documentation: OHDSI Vocabulary-v5.0 manual change adding the Plan, Sponsor, Payer and Plan "
+        "Stop Reason domains (public code index file 11134428678: concept (id, domain_name, 'Metadata', "
+        "'Domain', 'Domain', NULL, 'OMOP generated', 19700101, 20991231, NULL) and the DOMAIN row pointing "
+        "to it); "
+        + _METADATA_DUMP.format(examples="2 'Gender', 7 'Metadata', 19 'Condition' in vocabulary 'Domain'")
+        + "; "
+        + _METADATA_FK
+    ),
+    "Concept Class": (
+        "OMOP documentation: OHDSI/Vocabulary-v5.0 working/manual_changes/2019/manual_changes_10-Sep-2019.sql "
+        "(concept (id, concept_class_name, 'Metadata', 'Concept Class', 'Concept Class', NULL, 'OMOP "
+        "generated', 19700101, 20991231, NULL) and the CONCEPT_CLASS row pointing to it); "
+        + _METADATA_DUMP.format(
+            examples="44818981 'Ingredient', 44819247 'OMOP Concept Class', 44819279 'OMOP Vocabulary' in "
+            "vocabulary 'Concept Class'"
+        )
+        + "; "
+        + _METADATA_FK
+    ),
+    "Relationship": (
+        "OMOP documentation: OHDSI/Vocabulary-v5.0 CVX/pre_generic(temp).sql and a Vocabulary-v5.0 manual "
+        "change adding the PPI relationships (public code index file 10957795786: concept (id, "
+        "relationship_name, 'Metadata', 'Relationship', 'Relationship', NULL, 'OMOP generated', 19700101, "
+        "20991231, NULL) and the RELATIONSHIP row pointing to it); "
+        + _METADATA_DUMP.format(examples="44818723 'Subsumes', 44818821 'Is a' in vocabulary 'Relationship'")
+        + "; "
+        + _METADATA_FK
+    ),
+}
 
 # Sample code system URIs (FHIR) to OMOP vocabulary_id.
 FHIR_SYSTEMS = {
@@ -620,6 +700,185 @@ def select_concepts(
     return selected, reason
 
 
+def concept_relationships(shards: Shards, kept: set[int]) -> pl.DataFrame:
+    """CONCEPT_RELATIONSHIP rows of the relationships the ETL uses whose two concepts are kept."""
+    ids = sorted(kept)
+    return (
+        shards.get("CONCEPT_RELATIONSHIP")
+        .filter(
+            pl.col("relationship_id").is_in(sorted(KEPT_RELATIONSHIPS))
+            & pl.col("concept_id_1").is_in(ids)
+            & pl.col("concept_id_2").is_in(ids)
+        )
+        .sort(["concept_id_1", "relationship_id", "concept_id_2"])
+    )
+
+
+def metadata_tables(
+    shards: Shards,
+    concepts: pl.DataFrame,
+    relationships: pl.DataFrame,
+    stcm: pl.DataFrame,
+    versions: dict[str, str],
+) -> dict[str, pl.DataFrame]:
+    """VOCABULARY, CONCEPT_CLASS and RELATIONSHIP rows that the kept rows reference (plus the
+    'None' row stating the bundle version), and DOMAIN whole."""
+    used_vocabs = set(concepts["vocabulary_id"].to_list()) | set(stcm["source_vocabulary_id"].to_list())
+    used_vocabs |= set(stcm["target_vocabulary_id"].to_list())
+    vocabulary = shards.get("VOCABULARY").filter(
+        pl.col("vocabulary_id").is_in(sorted(used_vocabs)) & (pl.col("vocabulary_id") != "None")
+    )
+    none_row = pl.DataFrame(
+        {
+            "vocabulary_id": ["None"],
+            "vocabulary_name": ["OMOP Standardized Vocabularies"],
+            "vocabulary_reference": ["OMOP generated"],
+            "vocabulary_version": [bundle_version(versions)],
+            "vocabulary_concept_id": [44819096],
+            "_source": ["rwe_assets"],
+        },
+        schema_overrides={"vocabulary_concept_id": pl.Int64},
+    )
+    vocabulary = pl.concat([none_row, vocabulary.select(none_row.columns)]).sort("vocabulary_id")
+    used_classes = set(concepts["concept_class_id"].to_list())
+    concept_class = (
+        shards.get("CONCEPT_CLASS")
+        .filter(pl.col("concept_class_id").is_in(sorted(used_classes)))
+        .sort("concept_class_id")
+    )
+    used_rels = set(relationships["relationship_id"].to_list())
+    rel_table = shards.get("RELATIONSHIP")
+    reverse = set(
+        rel_table.filter(pl.col("relationship_id").is_in(sorted(used_rels)))[
+            "reverse_relationship_id"
+        ].to_list()
+    )
+    relationship = rel_table.filter(pl.col("relationship_id").is_in(sorted(used_rels | reverse))).sort(
+        "relationship_id"
+    )
+    return {
+        "VOCABULARY": vocabulary,
+        "DOMAIN": shards.get("DOMAIN").sort("domain_id"),
+        "CONCEPT_CLASS": concept_class,
+        "RELATIONSHIP": relationship,
+    }
+
+
+@dataclass
+class DerivedConcept:
+    """A metadata concept derived from VOCABULARY/DOMAIN/CONCEPT_CLASS/RELATIONSHIP rows."""
+
+    kind: str  # 'Vocabulary', 'Domain', 'Concept Class' or 'Relationship'
+    origins: list[str]  # the table rows that state "id X is the metadata concept of Y named Z"
+
+
+def _metadata_origin(table: str, row: dict[str, object], shards: Shards) -> str:
+    key_col, name_col, id_col, _kind = METADATA_CONCEPT_KINDS[table]
+    key = row[key_col]
+    if row["_source"] in shards.order:
+        return f"{row['_source']} {table} row '{key}'"
+    # The builder's own 'None' row: say which shard row has the same id and name.
+    same = shards.get(table).filter(
+        (pl.col(key_col) == key) & (pl.col(id_col) == row[id_col]) & (pl.col(name_col) == row[name_col])
+    )
+    if same.height:
+        return (
+            f"{row['_source']} {table} row '{key}' (id and name as in the {same['_source'][0]} {table} row)"
+        )
+    return f"{row['_source']} {table} row '{key}'"
+
+
+def metadata_concepts(
+    metadata: dict[str, pl.DataFrame], concepts: pl.DataFrame, shards: Shards
+) -> tuple[pl.DataFrame, dict[int, DerivedConcept]]:
+    """CONCEPT rows for the *_concept_id of the metadata rows that CONCEPT lacks: a shard's own CONCEPT
+    row if a shard has one, otherwise the metadata concept derived from the row (concept_name = the
+    row's name, vocabulary_id = concept_class_id = its kind, METADATA_CONCEPT_ATTRIBUTES)."""
+    known = _ids(concepts)
+    shard_concepts = shards.get("CONCEPT")
+    shard_ids = _ids(shard_concepts)
+    from_shards: set[int] = set()
+    derived: dict[int, DerivedConcept] = {}
+    rows: list[dict[str, object]] = []
+    for table, (key_col, name_col, id_col, kind) in METADATA_CONCEPT_KINDS.items():
+        for r in metadata[table].sort(key_col).iter_rows(named=True):
+            concept_id = r[id_col]
+            if concept_id is None or int(concept_id) in known:
+                continue
+            concept_id = int(concept_id)
+            if concept_id in shard_ids:
+                from_shards.add(concept_id)
+            elif concept_id in derived:
+                derived[concept_id].origins.append(_metadata_origin(table, r, shards))
+            elif r[name_col]:
+                derived[concept_id] = DerivedConcept(kind, [_metadata_origin(table, r, shards)])
+                rows.append(
+                    {
+                        "concept_id": concept_id,
+                        "concept_name": r[name_col],
+                        "vocabulary_id": kind,
+                        "concept_class_id": kind,
+                        **METADATA_CONCEPT_ATTRIBUTES,
+                        "_source": "derived",
+                    }
+                )
+    columns = [*TABLE_COLUMNS["CONCEPT"], "_source"]
+    added = pl.concat(
+        [
+            shard_concepts.filter(pl.col("concept_id").is_in(sorted(from_shards))).select(columns),
+            pl.DataFrame(rows, schema=concepts.select(columns).schema).select(columns),
+        ]
+    )
+    return added.sort("concept_id"), derived
+
+
+def metadata_warnings(
+    metadata: dict[str, pl.DataFrame], concepts: pl.DataFrame, relationships: pl.DataFrame, stcm: pl.DataFrame
+) -> list[str]:
+    """Foreign keys of CONCEPT (and the map) into the metadata tables, and of the metadata tables
+    into CONCEPT, that the subset cannot satisfy."""
+    warnings = []
+    used_vocabs = set(concepts["vocabulary_id"].to_list()) | set(stcm["source_vocabulary_id"].to_list())
+    used_vocabs |= set(stcm["target_vocabulary_id"].to_list())
+    checks = (
+        ("vocabularies without a VOCABULARY row", used_vocabs, "VOCABULARY", "vocabulary_id"),
+        ("domains without a DOMAIN row", set(concepts["domain_id"].to_list()), "DOMAIN", "domain_id"),
+        (
+            "concept classes without a CONCEPT_CLASS row",
+            set(concepts["concept_class_id"].to_list()),
+            "CONCEPT_CLASS",
+            "concept_class_id",
+        ),
+        (
+            "relationships without a RELATIONSHIP row",
+            set(relationships["relationship_id"].to_list()),
+            "RELATIONSHIP",
+            "relationship_id",
+        ),
+    )
+    for text, used, table, column in checks:
+        missing = used - set(metadata[table][column].to_list())
+        if missing:
+            warnings.append(f"{text}: {sorted(missing)}")
+    by_id = {r["concept_id"]: r for r in concepts.iter_rows(named=True)}
+    for table, (key_col, name_col, id_col, kind) in METADATA_CONCEPT_KINDS.items():
+        for r in metadata[table].sort(key_col).iter_rows(named=True):
+            concept = by_id.get(r[id_col])
+            where = f"{table} row '{r[key_col]}' ({id_col} {r[id_col]})"
+            if concept is None:
+                warnings.append(f"{where}: no CONCEPT row")
+            elif (concept["domain_id"], concept["vocabulary_id"], concept["concept_name"]) != (
+                "Metadata",
+                kind,
+                r[name_col],
+            ):
+                warnings.append(
+                    f"{where}: CONCEPT row is '{concept['concept_name']}' in domain "
+                    f"'{concept['domain_id']}', vocabulary '{concept['vocabulary_id']}'"
+                )
+    return warnings
+
+
 def build_vocab_subset(
     shards_dir: Path | str,
     out_dir: Path | str,
@@ -645,18 +904,44 @@ def build_vocab_subset(
     wanted = pl.concat([sample_codes, *code_lists], how="vertical")
 
     concepts, _reason = select_concepts(shards, additions, wanted, warnings)
+
+    stcm = additions.stcm
+    targets = concepts.filter(pl.col("concept_id").is_in(_ids(stcm, "target_concept_id")))
+    bad = targets.filter((pl.col("standard_concept") != "S") | pl.col("standard_concept").is_null())
+    if bad.height:
+        raise ValueError(f"SOURCE_TO_CONCEPT_MAP targets must be standard: {bad['concept_id'].to_list()}")
+    unknown_sources = _ids(stcm, "source_concept_id") - {0} - _ids(concepts)
+    if unknown_sources:
+        raise ValueError(f"SOURCE_TO_CONCEPT_MAP source_concept_id not in CONCEPT: {sorted(unknown_sources)}")
+    stcm = stcm.sort(["source_vocabulary_id", "source_code", "target_concept_id"])
+    versions = shard_versions(shards_dir, shards)
+
+    # The language concepts of the kept concepts' synonyms, where a shard has their CONCEPT row.
+    languages = _ids(
+        shards.get("CONCEPT_SYNONYM").filter(pl.col("concept_id").is_in(sorted(_ids(concepts)))),
+        "language_concept_id",
+    ) - _ids(concepts)
+    shard_languages = shards.get("CONCEPT").filter(pl.col("concept_id").is_in(sorted(languages)))
+    if shard_languages.height:
+        concepts = pl.concat([concepts, shard_languages.select(concepts.columns)]).sort("concept_id")
+
+    # The metadata tables keep what the kept rows reference, and each of their rows needs its
+    # metadata concept in CONCEPT, which in turn references the 'Vocabulary', 'Domain', 'Concept
+    # Class' and 'Relationship' vocabularies and classes: repeat until nothing is added.
+    derived: dict[int, DerivedConcept] = {}
+    while True:
+        relationships = concept_relationships(shards, _ids(concepts))
+        metadata = metadata_tables(shards, concepts, relationships, stcm, versions)
+        added, derived_now = metadata_concepts(metadata, concepts, shards)
+        if added.height == 0:
+            break
+        derived.update(derived_now)
+        concepts = pl.concat([concepts, added]).sort("concept_id")
     kept_ids = sorted(_ids(concepts))
+    warnings.extend(metadata_warnings(metadata, concepts, relationships, stcm))
 
     def both_kept(frame: pl.DataFrame, a: str, b: str) -> pl.DataFrame:
         return frame.filter(pl.col(a).is_in(kept_ids) & pl.col(b).is_in(kept_ids))
-
-    relationships = both_kept(
-        shards.get("CONCEPT_RELATIONSHIP").filter(
-            pl.col("relationship_id").is_in(sorted(KEPT_RELATIONSHIPS))
-        ),
-        "concept_id_1",
-        "concept_id_2",
-    ).sort(["concept_id_1", "relationship_id", "concept_id_2"])
 
     curated_anc = additions.ancestors.select(
         [*TABLE_COLUMNS["CONCEPT_ANCESTOR"], pl.lit("curated").alias("_source")]
@@ -670,76 +955,30 @@ def build_vocab_subset(
         .unique(subset=TABLE_KEYS["CONCEPT_ANCESTOR"], keep="first", maintain_order=True)
         .sort(["ancestor_concept_id", "descendant_concept_id"])
     )
-    synonyms = (
-        shards.get("CONCEPT_SYNONYM")
-        .filter(pl.col("concept_id").is_in(kept_ids))
-        .sort(["concept_id", "concept_synonym_name"])
+    # CONCEPT_SYNONYM.language_concept_id is a required foreign key to CONCEPT too: a synonym whose
+    # language concept is not kept (no shard has 4180186 'English language') is left out.
+    shard_synonyms = shards.get("CONCEPT_SYNONYM").filter(pl.col("concept_id").is_in(kept_ids))
+    synonyms = both_kept(shard_synonyms, "concept_id", "language_concept_id").sort(
+        ["concept_id", "concept_synonym_name", "language_concept_id"]
     )
+    lost_languages = _ids(shard_synonyms, "language_concept_id") - set(kept_ids)
+    if lost_languages:
+        warnings.append(
+            f"{shard_synonyms.height - synonyms.height} CONCEPT_SYNONYM rows left out: their "
+            f"language_concept_id is not in CONCEPT: {sorted(lost_languages)}"
+        )
     strengths = both_kept(shards.get("DRUG_STRENGTH"), "drug_concept_id", "ingredient_concept_id").sort(
         ["drug_concept_id", "ingredient_concept_id"]
-    )
-
-    stcm = additions.stcm
-    targets = concepts.filter(pl.col("concept_id").is_in(_ids(stcm, "target_concept_id")))
-    bad = targets.filter((pl.col("standard_concept") != "S") | pl.col("standard_concept").is_null())
-    if bad.height:
-        raise ValueError(f"SOURCE_TO_CONCEPT_MAP targets must be standard: {bad['concept_id'].to_list()}")
-    unknown_sources = _ids(stcm, "source_concept_id") - {0} - set(kept_ids)
-    if unknown_sources:
-        raise ValueError(f"SOURCE_TO_CONCEPT_MAP source_concept_id not in CONCEPT: {sorted(unknown_sources)}")
-    stcm = stcm.sort(["source_vocabulary_id", "source_code", "target_concept_id"])
-
-    # Metadata tables: what the kept rows reference.
-    versions = shard_versions(shards_dir, shards)
-    used_vocabs = set(concepts["vocabulary_id"].to_list()) | set(stcm["source_vocabulary_id"].to_list())
-    used_vocabs |= set(stcm["target_vocabulary_id"].to_list())
-    vocabulary = shards.get("VOCABULARY").filter(
-        pl.col("vocabulary_id").is_in(sorted(used_vocabs)) & (pl.col("vocabulary_id") != "None")
-    )
-    none_row = pl.DataFrame(
-        {
-            "vocabulary_id": ["None"],
-            "vocabulary_name": ["OMOP Standardized Vocabularies"],
-            "vocabulary_reference": ["OMOP generated"],
-            "vocabulary_version": [bundle_version(versions)],
-            "vocabulary_concept_id": [44819096],
-            "_source": ["rwe_assets"],
-        },
-        schema_overrides={"vocabulary_concept_id": pl.Int64},
-    )
-    vocabulary = pl.concat([none_row, vocabulary.select(none_row.columns)]).sort("vocabulary_id")
-    missing_vocabs = used_vocabs - set(vocabulary["vocabulary_id"].to_list())
-    if missing_vocabs:
-        warnings.append(f"vocabularies without a VOCABULARY row: {sorted(missing_vocabs)}")
-    domain = shards.get("DOMAIN").sort("domain_id")
-    used_classes = set(concepts["concept_class_id"].to_list())
-    concept_class = shards.get("CONCEPT_CLASS").filter(pl.col("concept_class_id").is_in(sorted(used_classes)))
-    concept_class = concept_class.sort("concept_class_id")
-    missing_classes = used_classes - set(concept_class["concept_class_id"].to_list())
-    if missing_classes:
-        warnings.append(f"concept classes without a CONCEPT_CLASS row: {sorted(missing_classes)}")
-    missing_domains = set(concepts["domain_id"].to_list()) - set(domain["domain_id"].to_list())
-    if missing_domains:
-        warnings.append(f"domains without a DOMAIN row: {sorted(missing_domains)}")
-    used_rels = set(relationships["relationship_id"].to_list())
-    rel_table = shards.get("RELATIONSHIP")
-    reverse = set(
-        rel_table.filter(pl.col("relationship_id").is_in(sorted(used_rels)))[
-            "reverse_relationship_id"
-        ].to_list()
-    )
-    relationship = rel_table.filter(pl.col("relationship_id").is_in(sorted(used_rels | reverse))).sort(
-        "relationship_id"
     )
 
     tables = {
         "CONCEPT": concepts,
         "CONCEPT_RELATIONSHIP": relationships,
         "CONCEPT_ANCESTOR": ancestors,
-        "VOCABULARY": vocabulary,
-        "DOMAIN": domain,
-        "CONCEPT_CLASS": concept_class,
-        "RELATIONSHIP": relationship,
+        "VOCABULARY": metadata["VOCABULARY"],
+        "DOMAIN": metadata["DOMAIN"],
+        "CONCEPT_CLASS": metadata["CONCEPT_CLASS"],
+        "RELATIONSHIP": metadata["RELATIONSHIP"],
         "CONCEPT_SYNONYM": synonyms,
         "DRUG_STRENGTH": strengths,
         "SOURCE_TO_CONCEPT_MAP": stcm.with_columns(pl.lit("curated").alias("_source")),
@@ -748,7 +987,7 @@ def build_vocab_subset(
     for table, frame in tables.items():
         write_athena_table(frame, out_dir / f"{table}.csv", table)
 
-    provenance = build_provenance(tables, additions, dqd_concept_ids(dqd_concept_level))
+    provenance = build_provenance(tables, additions, dqd_concept_ids(dqd_concept_level), derived)
     provenance.write_csv(out_dir / "PROVENANCE.csv")
 
     coverage, unmatched = sample_coverage(sample_codes, concepts, relationships, stcm)
@@ -767,6 +1006,7 @@ def build_vocab_subset(
             command=command,
             sample_dirs=[Path(p).name for p in sample_dirs],
             out_dir=out_dir,
+            derived=derived,
         ),
         encoding="utf-8",
     )
@@ -797,10 +1037,15 @@ def dqd_concept_ids(path: Path | str | None) -> set[int]:
 
 
 def build_provenance(
-    tables: dict[str, pl.DataFrame], additions: Additions, dqd_ids: set[int]
+    tables: dict[str, pl.DataFrame],
+    additions: Additions,
+    dqd_ids: set[int],
+    derived: dict[int, DerivedConcept] | None = None,
 ) -> pl.DataFrame:
     """One row per CONCEPT row and per curated row of any table; one summary row per shard for the
-    relationship-like tables whose rows all come from shards."""
+    relationship-like tables whose rows all come from shards. A derived metadata concept cites the
+    table rows it comes from (source) and where the conventions are documented (detail)."""
+    derived = derived or {}
     rows: list[dict[str, str]] = []
     curated_source = {
         int(r["concept_id"]): (r["source"] or "", r["unconfirmed"] or "")
@@ -813,6 +1058,15 @@ def build_provenance(
             source, unconfirmed = curated_source[concept_id]
             if unconfirmed:
                 detail.append(f"not confirmed: {unconfirmed}")
+        elif r["_source"] == "derived":
+            meta = derived[concept_id]
+            source = "derived from " + "; ".join(meta.origins)
+            detail.append(
+                f"metadata concept of that row: concept_name = the row's name, domain_id 'Metadata', "
+                f"vocabulary_id and concept_class_id '{meta.kind}', standard_concept NULL, concept_code "
+                f"'OMOP generated', valid 19700101 to 20991231, as documented in "
+                + METADATA_CONVENTION_SOURCES[meta.kind]
+            )
         else:
             source = r["_source"]
         if concept_id in dqd_ids:
@@ -966,7 +1220,13 @@ def render_readme(
     command: str | None,
     sample_dirs: Sequence[str],
     out_dir: Path,
+    derived: dict[int, DerivedConcept] | None = None,
 ) -> str:
+    derived = derived or {}
+    kinds = [kind for *_cols, kind in METADATA_CONCEPT_KINDS.values()]
+    derived_counts = ", ".join(
+        f"{sum(1 for d in derived.values() if d.kind == kind)} '{kind}'" for kind in kinds
+    )
     sizes = {
         table: (out_dir / f"{table}.csv").stat().st_size
         for table in counts
@@ -1013,9 +1273,11 @@ ETL needs, and a DEMO source-to-concept map. Do not use it for real data.
 {_markdown_table(("file", "rows", "bytes"), count_rows)}
 
 `PROVENANCE.csv` says where the facts of every row came from (`table`, `key`, `source`, `detail`):
-every CONCEPT row has one row (a shard name, or `OMOP documentation: ...` naming the public source
-that confirms the id and its attributes; `detail` lists the attributes that no source confirmed
-and whether the id is also in the Data Quality Dashboard concept-level list); rows of the other
+every CONCEPT row has one row (a shard name; `OMOP documentation: ...` naming the public source
+that confirms the id and its attributes; or `derived from ...` naming the metadata-table rows a
+metadata concept comes from, see below; `detail` lists the attributes that no source confirmed, the
+documentation of derived rows, and whether the id is also in the Data Quality Dashboard
+concept-level list); rows of the other
 tables that come from shards are summarised per shard; every curated row has its own row.
 
 ## How it was built
@@ -1038,9 +1300,28 @@ structural vocabularies ({", ".join(sorted(WHOLE_VOCABULARIES))}), the curated c
 until nothing changes, the targets of 'Maps to', 'Maps to value', 'Concept replaced by' and
 'RxNorm has ing' of kept concepts, the ingredients of kept drugs (CONCEPT_ANCESTOR) and the targets
 of the demo map. CONCEPT_RELATIONSHIP keeps {", ".join(sorted(KEPT_RELATIONSHIPS))} rows whose two
-concepts are kept; CONCEPT_ANCESTOR, CONCEPT_SYNONYM and DRUG_STRENGTH keep rows whose concepts are
-kept. VOCABULARY, CONCEPT_CLASS and RELATIONSHIP keep the rows that kept rows reference; DOMAIN is
-kept whole. The 'None' row of VOCABULARY states the bundle version.
+concepts are kept; CONCEPT_ANCESTOR, CONCEPT_SYNONYM (concept and language concept) and DRUG_STRENGTH
+keep rows whose concepts are kept; the language concepts of the kept concepts' synonyms are kept when
+a shard has them. VOCABULARY, CONCEPT_CLASS and RELATIONSHIP keep the rows that kept rows reference;
+DOMAIN is kept whole. The 'None' row of VOCABULARY states the bundle version.
+
+## Metadata concepts
+
+Every VOCABULARY, DOMAIN, CONCEPT_CLASS and RELATIONSHIP row points (`*_concept_id`) to a metadata
+concept of its own, which the shards' CONCEPT tables lack. The builder derives each from the row that
+states it ("id X is the metadata concept of vocabulary Y named Z"): concept_id = the row's
+`*_concept_id`, concept_name = its name (`vocabulary_name`, `domain_name`, `concept_class_name`,
+`relationship_name`), domain_id 'Metadata', vocabulary_id and concept_class_id 'Vocabulary', 'Domain',
+'Concept Class' or 'Relationship', standard_concept empty, concept_code 'OMOP generated', valid
+19700101 to 20991231: the attributes OHDSI's vocabulary scripts give these concepts
+(OHDSI/Vocabulary-v5.0 `working/packages/vocabulary_pack/AddNewVocabulary.sql` and manual changes; an
+OMOP CDM v5 test database dump with Athena rows). `PROVENANCE.csv` cites, for every derived row, the
+shard row it comes from and these sources. A shard's own CONCEPT row for such an id would be taken
+instead. The metadata concepts belong to the 'Vocabulary', 'Domain', 'Concept Class' and
+'Relationship' vocabularies and classes and the 'Metadata' domain, whose rows (and metadata concepts)
+come from the shards in the same way, until nothing is missing. Derived: {derived_counts}.
+Names follow the rows, as the scripts create them; Athena may word a few differently where a concept
+was renamed later (e.g. 44818977 in OHDSI/Vocabulary-v5.0 `working/manual_changes_21-Mar-2015.sql`).
 
 ## Coverage of the samples
 

@@ -180,6 +180,86 @@ def test_metadata_tables_cover_what_concepts_reference(vocab: dict[str, pl.DataF
     assert none["vocabulary_version"].startswith("rwe_assets demo subset built from")
 
 
+METADATA_FKS = (
+    ("VOCABULARY", "vocabulary_id", "vocabulary_name", "vocabulary_concept_id", "Vocabulary"),
+    ("DOMAIN", "domain_id", "domain_name", "domain_concept_id", "Domain"),
+    ("CONCEPT_CLASS", "concept_class_id", "concept_class_name", "concept_class_concept_id", "Concept Class"),
+    ("RELATIONSHIP", "relationship_id", "relationship_name", "relationship_concept_id", "Relationship"),
+)
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(t, c) for t, _, _, c, _ in METADATA_FKS]
+    + [("CONCEPT_SYNONYM", "concept_id"), ("CONCEPT_SYNONYM", "language_concept_id")],
+)
+def test_every_concept_id_of_the_other_tables_is_in_concept(
+    vocab: dict[str, pl.DataFrame], table: str, column: str
+) -> None:
+    """The DQD fkDomain/isForeignKey checks on the vocabulary tables."""
+    missing = ids(vocab[table], column) - ids(vocab["CONCEPT"])
+    assert not missing, (table, column, sorted(missing)[:10])
+
+
+def test_concept_foreign_keys_into_the_metadata_tables(vocab: dict[str, pl.DataFrame]) -> None:
+    concept = vocab["CONCEPT"]
+    for column, table in (
+        ("vocabulary_id", "VOCABULARY"),
+        ("domain_id", "DOMAIN"),
+        ("concept_class_id", "CONCEPT_CLASS"),
+    ):
+        missing = set(concept[column].to_list()) - set(vocab[table][column].to_list())
+        assert not missing, (column, missing)
+    kinds = {"Vocabulary", "Domain", "Concept Class", "Relationship"}
+    assert kinds <= set(vocab["VOCABULARY"]["vocabulary_id"].to_list())
+    assert kinds <= set(vocab["CONCEPT_CLASS"]["concept_class_id"].to_list())
+    assert "Metadata" in set(vocab["DOMAIN"]["domain_id"].to_list())
+
+
+@pytest.mark.parametrize(("table", "key", "name", "column", "kind"), METADATA_FKS)
+def test_metadata_concepts_follow_the_omop_conventions(
+    vocab: dict[str, pl.DataFrame], table: str, key: str, name: str, column: str, kind: str
+) -> None:
+    concept = vocab["CONCEPT"].rename(lambda c: f"c_{c}")
+    joined = vocab[table].join(concept, left_on=column, right_on="c_concept_id", how="left")
+    assert joined.height == vocab[table].height
+    for row in joined.iter_rows(named=True):
+        where = (table, row[key])
+        assert row["c_concept_name"] == row[name], where
+        assert (row["c_domain_id"], row["c_vocabulary_id"], row["c_concept_class_id"]) == (
+            "Metadata",
+            kind,
+            kind,
+        ), where
+        assert (row["c_standard_concept"], row["c_concept_code"], row["c_invalid_reason"]) == (
+            None,
+            "OMOP generated",
+            None,
+        ), where
+        assert (row["c_valid_start_date"], row["c_valid_end_date"]) == ("19700101", "20991231"), where
+
+
+def test_known_athena_metadata_concepts(vocab: dict[str, pl.DataFrame]) -> None:
+    """Rows as in the Athena-row dump cited in PROVENANCE.csv (public code index file 49305030351)."""
+    rows = {
+        r[0]: r[1:]
+        for r in vocab["CONCEPT"].select("concept_id", "concept_name", "vocabulary_id").iter_rows()
+    }
+    assert rows["44819096"] == ("OMOP Standardized Vocabularies", "Vocabulary")
+    assert rows["44819232"] == ("OMOP Vocabulary", "Vocabulary")
+    assert rows["44819279"] == ("OMOP Vocabulary", "Concept Class")
+    assert rows["7"] == ("Metadata", "Domain")
+    assert rows["44818821"] == ("Is a", "Relationship")
+
+
+def test_synonyms_without_a_language_concept_are_left_out(vocab: dict[str, pl.DataFrame]) -> None:
+    # No shard has 4180186 'English language' and its CONCEPT row is not confirmed (see Gaps).
+    assert "4180186" not in set(vocab["CONCEPT"]["concept_id"].to_list())
+    assert vocab["CONCEPT_SYNONYM"].height == 0
+    readme = (VOCAB_DIR / "README.md").read_text(encoding="utf-8")
+    assert "| 4180186 |" in readme and "CONCEPT_SYNONYM rows are left out" in readme
+
+
 def test_drugs_reach_an_ingredient(vocab: dict[str, pl.DataFrame]) -> None:
     concept = vocab["CONCEPT"]
     ingredients = ids(concept.filter(pl.col("concept_class_id") == "Ingredient"))
@@ -196,10 +276,20 @@ def test_every_concept_has_provenance(vocab: dict[str, pl.DataFrame], provenance
     assert set(concept_rows["key"].to_list()) == set(vocab["CONCEPT"]["concept_id"].to_list())
     not_shard = concept_rows.filter(~pl.col("source").is_in(sorted(SHARD_NAMES)))
     assert not_shard.height > 0
-    for source in not_shard["source"].to_list():
+    derived = not_shard.filter(pl.col("source").str.starts_with("derived from "))
+    for source in not_shard.filter(~pl.col("source").str.starts_with("derived from "))["source"].to_list():
         assert source.startswith("OMOP documentation:"), source
     for concept_id in (756265, 8557, 32817, 32902):
         assert str(concept_id) in set(not_shard["key"].to_list())
+    # Derived metadata concepts cite the shard table rows they come from and the documentation.
+    origins = "|".join(sorted(SHARD_NAMES | {"rwe_assets"}))
+    row_citation = re.compile(rf"^({origins}) (VOCABULARY|DOMAIN|CONCEPT_CLASS|RELATIONSHIP) row '[^']+'")
+    assert derived.height > 0
+    for source, detail in derived.select("source", "detail").iter_rows():
+        for origin in source.removeprefix("derived from ").split("; "):
+            assert row_citation.match(origin), origin
+        assert "OMOP documentation: OHDSI" in detail and "Vocabulary-v5.0" in detail, detail
+        assert "49305030351" in detail, detail
 
 
 def test_curated_rows_of_other_tables_have_provenance(
@@ -314,7 +404,38 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
                 "",
             ],
             [8507, "MALE", "Gender", "Gender", "Gender", "S", "M", "19700101", "20991231", ""],
+            # A language concept (test data) and a shard's own row for a metadata concept.
+            [
+                4000001,
+                "Test language",
+                "Language",
+                "SNOMED",
+                "Clinical Finding",
+                "S",
+                "L1",
+                "19700101",
+                "20991231",
+                "",
+            ],
+            [
+                44818977,
+                "Mapping relationship to Standard Concept (OMOP)",
+                "Metadata",
+                "Relationship",
+                "Relationship",
+                "",
+                "OMOP generated",
+                "19700101",
+                "20991231",
+                "",
+            ],
         ],
+        "\t",
+    )
+    write_rows(
+        shards / "alpha" / "CONCEPT_SYNONYM.csv",
+        vs.TABLE_COLUMNS["CONCEPT_SYNONYM"],
+        [[1001, "Diabetes mellitus", 4000001], [1001, "DM", 9999999], [3001, "Other", 4000001]],
         "\t",
     )
     write_rows(
@@ -369,11 +490,37 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
             ["RxNorm", "RxNorm", "ref", "2024", 44819104],
             ["Gender", "OMOP Gender", "OMOP generated", "", 44819108],
             ["ICD10CM", "ICD-10-CM", "ref", "2024", 44819098],
+            ["Vocabulary", "OMOP Vocabulary", "OMOP generated", "", 44819232],
+            ["Domain", "OMOP Domain", "OMOP generated", "", 44819147],
+            ["Concept Class", "OMOP Concept Class", "OMOP generated", "", 44819233],
+            ["Relationship", "OMOP Relationship", "OMOP generated", "", 44819235],
         ],
         ",",
     )
     write_rows(
-        shards / "beta" / "domain_seed.csv", vs.TABLE_COLUMNS["DOMAIN"], [["Condition", "Condition", 19]], ","
+        shards / "beta" / "domain_seed.csv",
+        vs.TABLE_COLUMNS["DOMAIN"],
+        [
+            ["Condition", "Condition", 19],
+            ["Metadata", "Metadata", 7],
+            # Two rows, one metadata concept (as Athena's Provider / Provider Specialty).
+            ["Provider", "Provider Specialty", 33],
+            ["Provider Specialty", "Provider Specialty", 33],
+        ],
+        ",",
+    )
+    write_rows(
+        shards / "beta" / "concept_class_seed.csv",
+        vs.TABLE_COLUMNS["CONCEPT_CLASS"],
+        [
+            ["Clinical Finding", "Clinical Finding", 44818997],
+            ["Vocabulary", "OMOP Vocabulary", 44819279],
+            ["Domain", "Domain", 44819025],
+            ["Concept Class", "OMOP Concept Class", 44819247],
+            ["Relationship", "OMOP Relationship", 44819274],
+            ["Unused", "Unused class", 44819999],
+        ],
+        ",",
     )
     write_rows(
         shards / "beta" / "relationship_seed.csv",
@@ -458,10 +605,11 @@ def test_builder_filters_and_keeps(tiny: dict[str, Path]) -> None:
     result = build(tiny)
     out = tiny["out"]
     concept = read_athena(out / "CONCEPT.csv")
-    kept = ids(concept)
+    kept = ids(concept.filter(pl.col("domain_id") != "Metadata"))
     # sample code 112 (non-standard) + its Maps to target, sample drug + its ingredient (ancestor),
-    # whole Gender vocabulary, curated Type Concept; 3001 is only reachable through 'Is a'.
-    assert kept == {1001, 1002, 2001, 2002, 8507, 32817}
+    # whole Gender vocabulary, curated Type Concept, the language of 1001's synonym; 3001 is only
+    # reachable through 'Is a'.
+    assert kept == {1001, 1002, 2001, 2002, 8507, 32817, 4000001}
     # first shard wins on conflicts; dates normalised to YYYYMMDD
     row = concept.filter(pl.col("concept_id") == "1001").row(0, named=True)
     assert row["concept_name"] == "Diabetes (alpha)"
@@ -473,7 +621,7 @@ def test_builder_filters_and_keeps(tiny: dict[str, Path]) -> None:
     }
     anc = read_athena(out / "CONCEPT_ANCESTOR.csv")
     assert set(anc.select("ancestor_concept_id", "descendant_concept_id").iter_rows()) == {("2002", "2001")}
-    assert result.row_counts["CONCEPT"] == 6
+    assert result.row_counts["CONCEPT"] == 7 + 1 + len(TINY_METADATA_CONCEPTS)  # + shard row 44818977
     vocabulary = read_athena(out / "VOCABULARY.csv")
     assert "ICD10CM" in set(vocabulary["vocabulary_id"].to_list())  # source vocabulary of the map
     none = vocabulary.filter(pl.col("vocabulary_id") == "None").row(0, named=True)
@@ -482,17 +630,113 @@ def test_builder_filters_and_keeps(tiny: dict[str, Path]) -> None:
     assert set(rel_table["relationship_id"].to_list()) == {"Maps to", "Mapped from"}
     provenance = pl.read_csv(out / "PROVENANCE.csv", infer_schema=False)
     sources = dict(provenance.filter(pl.col("table") == "CONCEPT").select("key", "source").iter_rows())
-    assert sources == {
+    assert {k: v for k, v in sources.items() if not v.startswith("derived from ")} == {
         "1001": "alpha",
         "1002": "alpha",
         "2001": "alpha",
         "2002": "alpha",
         "8507": "alpha",
+        "4000001": "alpha",
+        "44818977": "alpha",
         "32817": "OMOP documentation: test",
     }
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "| synthea | SNOMED | 1 | 1 | 1 |" in readme
     assert "| synthea | RxNorm | 1 | 1 | 1 |" in readme
+
+
+# Metadata concepts the tiny build derives: id -> (name, kind, derived from).
+TINY_METADATA_CONCEPTS = {
+    # iteration 1: the rows that the kept concepts, the map and the relationships reference
+    44819096: ("OMOP Standardized Vocabularies", "Vocabulary", "rwe_assets VOCABULARY row 'None'"),
+    44819097: ("SNOMED CT", "Vocabulary", "beta VOCABULARY row 'SNOMED'"),
+    44819098: ("ICD-10-CM", "Vocabulary", "beta VOCABULARY row 'ICD10CM'"),
+    44819104: ("RxNorm", "Vocabulary", "beta VOCABULARY row 'RxNorm'"),
+    44819108: ("OMOP Gender", "Vocabulary", "beta VOCABULARY row 'Gender'"),
+    19: ("Condition", "Domain", "beta DOMAIN row 'Condition'"),
+    7: ("Metadata", "Domain", "beta DOMAIN row 'Metadata'"),
+    33: ("Provider Specialty", "Domain", "beta DOMAIN row 'Provider'; beta DOMAIN row 'Provider Specialty'"),
+    44818997: ("Clinical Finding", "Concept Class", "beta CONCEPT_CLASS row 'Clinical Finding'"),
+    44818976: ("Standard to Non-standard map (OMOP)", "Relationship", "beta RELATIONSHIP row 'Mapped from'"),
+    # iteration 2: the vocabularies and classes of the metadata concepts themselves
+    44819232: ("OMOP Vocabulary", "Vocabulary", "beta VOCABULARY row 'Vocabulary'"),
+    44819147: ("OMOP Domain", "Vocabulary", "beta VOCABULARY row 'Domain'"),
+    44819233: ("OMOP Concept Class", "Vocabulary", "beta VOCABULARY row 'Concept Class'"),
+    44819235: ("OMOP Relationship", "Vocabulary", "beta VOCABULARY row 'Relationship'"),
+    44819279: ("OMOP Vocabulary", "Concept Class", "beta CONCEPT_CLASS row 'Vocabulary'"),
+    44819025: ("Domain", "Concept Class", "beta CONCEPT_CLASS row 'Domain'"),
+    44819247: ("OMOP Concept Class", "Concept Class", "beta CONCEPT_CLASS row 'Concept Class'"),
+    44819274: ("OMOP Relationship", "Concept Class", "beta CONCEPT_CLASS row 'Relationship'"),
+}
+
+
+def test_builder_derives_metadata_concepts(tiny: dict[str, Path]) -> None:
+    result = build(tiny)
+    out = tiny["out"]
+    tables = {t: read_athena(out / f"{t}.csv") for t in vs.TABLE_COLUMNS}
+    concept = tables["CONCEPT"]
+    provenance = pl.read_csv(out / "PROVENANCE.csv", infer_schema=False)
+    derived = provenance.filter(
+        (pl.col("table") == "CONCEPT") & pl.col("source").str.starts_with("derived from ")
+    )
+    assert ids(derived, "key") == set(TINY_METADATA_CONCEPTS)
+    for concept_id, (name, kind, origin) in TINY_METADATA_CONCEPTS.items():
+        row = concept.filter(pl.col("concept_id") == str(concept_id)).row(0, named=True)
+        assert row == {
+            "concept_id": str(concept_id),
+            "concept_name": name,
+            "domain_id": "Metadata",
+            "vocabulary_id": kind,
+            "concept_class_id": kind,
+            "standard_concept": None,
+            "concept_code": "OMOP generated",
+            "valid_start_date": "19700101",
+            "valid_end_date": "20991231",
+            "invalid_reason": None,
+        }
+        source, detail = derived.filter(pl.col("key") == str(concept_id)).select("source", "detail").row(0)
+        assert source == f"derived from {origin}"
+        assert detail.startswith("metadata concept of that row:")
+        assert vs.METADATA_CONVENTION_SOURCES[kind] in detail
+    # A shard's own CONCEPT row wins over a derived one; the differing name is reported.
+    maps_to = concept.filter(pl.col("concept_id") == "44818977").row(0, named=True)
+    assert maps_to["concept_name"] == "Mapping relationship to Standard Concept (OMOP)"
+    assert any("RELATIONSHIP row 'Maps to'" in w and "Mapping relationship" in w for w in result.warnings)
+    # Every *_concept_id of the metadata tables is in CONCEPT, and the metadata concepts' own
+    # vocabularies, classes and domain are in VOCABULARY, CONCEPT_CLASS and DOMAIN.
+    known = ids(concept)
+    for table, column in (
+        ("VOCABULARY", "vocabulary_concept_id"),
+        ("DOMAIN", "domain_concept_id"),
+        ("CONCEPT_CLASS", "concept_class_concept_id"),
+        ("RELATIONSHIP", "relationship_concept_id"),
+        ("CONCEPT_SYNONYM", "language_concept_id"),
+    ):
+        assert ids(tables[table], column) <= known, table
+    metadata = concept.filter(pl.col("domain_id") == "Metadata")
+    assert set(metadata["vocabulary_id"].to_list()) <= set(tables["VOCABULARY"]["vocabulary_id"].to_list())
+    assert set(metadata["concept_class_id"].to_list()) <= set(
+        tables["CONCEPT_CLASS"]["concept_class_id"].to_list()
+    )
+    assert "Metadata" in set(tables["DOMAIN"]["domain_id"].to_list())
+    assert "Unused" not in set(tables["CONCEPT_CLASS"]["concept_class_id"].to_list())
+    # Synonyms: kept with a kept language concept, left out (and reported) without one.
+    assert set(tables["CONCEPT_SYNONYM"].select("concept_id", "language_concept_id").iter_rows()) == {
+        ("1001", "4000001")
+    }
+    assert any("CONCEPT_SYNONYM rows left out" in w and "9999999" in w for w in result.warnings)
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "## Metadata concepts" in readme
+    assert "Derived: 9 'Vocabulary', 3 'Domain', 5 'Concept Class', 1 'Relationship'." in readme
+
+
+def test_builder_output_is_deterministic(tiny: dict[str, Path], tmp_path: Path) -> None:
+    build(tiny)
+    first = {p.name: p.read_bytes() for p in tiny["out"].iterdir()}
+    tiny["out"] = tmp_path / "again"
+    build(tiny)
+    second = {p.name: p.read_bytes() for p in tiny["out"].iterdir()}
+    assert first == second
 
 
 def test_builder_extra_code_list(tiny: dict[str, Path], tmp_path: Path) -> None:
