@@ -4,9 +4,7 @@
 --   trimmed, lower-cased and without a trailing '/'. Official FHIR URLs (terminologies-systems) and the
 --   HL7 v3 OIDs that C-CDA-converted resources still carry are both accepted. An unknown system gives
 --   NULL; the staging SQL then keeps the system URL itself as vocabulary_id, so the code is reported
---   as unmapped by the CDM build, never silently dropped.
---   Choosing among several codings (one rule in every file): drop codings without a code; take the
---   first whose system maps here; else the first coding left.
+--   as unmapped by the CDM build, never silently dropped (rwe_fhir_pick_coding).
 CREATE OR REPLACE MACRO rwe_fhir_vocabulary(system) AS
     CASE lower(rtrim(trim(system), '/'))
     WHEN 'http://snomed.info/sct' THEN 'SNOMED'
@@ -45,3 +43,73 @@ CREATE OR REPLACE MACRO rwe_fhir_vocabulary(system) AS
 --   The target's type is not checked: a subject that is Group/123 becomes '123' and is then
 --   quarantined as ORPHAN_PERSON by the framework (no Patient 123 staged), never silently attached.
 CREATE OR REPLACE MACRO rwe_fhir_ref(ref) AS rwe_text(regexp_extract(ref, '([^/:=|]+)(/_history/[^/]*)?$', 1));
+
+-- rwe_fhir_codings(codings): a list of FHIR Codings -> the codings that have a code, in their order,
+--   each normalized to {code, display, system, vocabulary_id}: code, display and system trimmed ('' is
+--   NULL), vocabulary_id the system's OMOP vocabulary_id (rwe_fhir_vocabulary), NULL for an unknown
+--   system. An element holding several CodeableConcepts (CarePlan.category, Encounter.type) passes
+--   all their codings: flatten(list_transform(concepts, k -> k.coding)).
+CREATE OR REPLACE MACRO rwe_fhir_codings(codings) AS
+    list_filter(list_transform(codings, c -> {
+        'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
+        'vocabulary_id': rwe_fhir_vocabulary(c.system)
+    }), c -> c.code IS NOT NULL);
+
+-- rwe_fhir_pick_coding(codings): the one coding staged, from a list made by rwe_fhir_codings: the
+--   first whose system maps to an OMOP vocabulary, else the first. Its vocabulary_id is the OMOP one,
+--   or for an unknown system the system URL itself. An empty list gives a coding whose fields are all
+--   NULL (the row is then MISSING_CODE). The one-element list binds the chosen coding to `c`, so the
+--   choice is made once, not once per field.
+CREATE OR REPLACE MACRO rwe_fhir_pick_coding(codings) AS
+    list_transform([coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1])],
+        c -> struct_update(c, vocabulary_id := coalesce(c.vocabulary_id, c.system)))[1];
+
+-- rwe_fhir_home_address(addresses): a Patient's address to stage (person_source and person_pii take
+--   the same one): the address with use 'home', else the first not marked 'old', else the first.
+CREATE OR REPLACE MACRO rwe_fhir_home_address(addresses) AS
+    coalesce(list_filter(addresses, a -> a.use = 'home')[1],
+             list_filter(addresses, a -> coalesce(a.use, '') <> 'old')[1],
+             addresses[1]);
+
+-- Quarantine checks shared by the resource files. Each macro returns the first check of its group
+-- that fails, as {reason, field, failed} (rwe_first_failure), or NULL; a file chains the groups and its
+-- own checks, in the order they are tested, with coalesce(...), which gives the first failure overall
+-- (as rwe_first_failure over one list would, without building and concatenating lists per row).
+-- Values are passed already normalized (ids by rwe_fhir_ref, the code from rwe_fhir_pick_coding);
+-- dates as text, parsed by rwe_ts.
+--
+-- rwe_fhir_status_failure(id, status_field, status_codes[, not_done_code]): the resource's own
+--   state, checked first: MISSING_ID (blank resource id, field 'id'); ENTERED_IN_ERROR when
+--   status_codes (the codes of status_field: [status], or the codings of verificationStatus) hold
+--   'entered-in-error'; NOT_DONE when they hold not_done_code, the resource's "did not happen" status
+--   ('not-done', 'abandoned'), which resources without one leave out.
+CREATE OR REPLACE MACRO rwe_fhir_status_failure(id, status_field, status_codes, not_done_code := NULL) AS
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(id) IS NULL},
+        {'reason': 'ENTERED_IN_ERROR', 'field': status_field,
+         'failed': list_contains(status_codes, 'entered-in-error')},
+        {'reason': 'NOT_DONE', 'field': status_field, 'failed': list_contains(status_codes, not_done_code)}
+    ]);
+
+-- rwe_fhir_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
+--   is missing or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START
+--   when the end is before the start. A resource without an end leaves end_field and end_text out.
+CREATE OR REPLACE MACRO rwe_fhir_period_failure(start_field, start_text, end_field := NULL, end_text := NULL) AS
+    rwe_first_failure([
+        {'reason': 'INVALID_DATE', 'field': start_field, 'failed': rwe_ts(start_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
+        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
+    ]);
+
+-- rwe_fhir_event_failure(person_field, person_ref, code_field, code, start_field, start_text
+--                        [, end_field, end_text]): the checks of every event after the status ones:
+--   MISSING_PERSON (no patient reference), MISSING_CODE (no coding with a code), then the period
+--   checks of rwe_fhir_period_failure.
+CREATE OR REPLACE MACRO rwe_fhir_event_failure(person_field, person_ref, code_field, code,
+        start_field, start_text, end_field := NULL, end_text := NULL) AS
+    coalesce(
+        rwe_first_failure([
+            {'reason': 'MISSING_PERSON', 'field': person_field, 'failed': person_ref IS NULL},
+            {'reason': 'MISSING_CODE', 'field': code_field, 'failed': code IS NULL}
+        ]),
+        rwe_fhir_period_failure(start_field, start_text, end_field, end_text));

@@ -17,16 +17,11 @@ WITH src AS (
     FROM raw_careplan
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(flatten(list_transform(r.category, k -> k.coding)), c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(flatten(list_transform(r.category, k -> k.coding))) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref
     FROM coded
@@ -41,17 +36,13 @@ SELECT
     rwe_ts(r.period.start) AS start_datetime,
     rwe_ts(r.period."end") AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coding.display AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'category', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'period.start', 'failed': rwe_ts(r.period.start) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'period.end', 'failed': rwe_bad_ts(r.period."end")},
-        {'reason': 'END_BEFORE_START', 'field': 'period.end', 'failed': rwe_ts(r.period."end") < rwe_ts(r.period.start)}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_event_failure('subject', person_ref, 'category', coding.code,
+                               'period.start', r.period.start, 'period.end', r.period."end")
+    ) AS _failure
 FROM picked

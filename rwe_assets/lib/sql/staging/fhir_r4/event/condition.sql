@@ -21,16 +21,11 @@ WITH src AS (
     FROM raw_condition
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(r.code.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(r.code.coding) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref,
         rwe_fhir_ref(coalesce(r.asserter.reference, r.recorder.reference)) AS provider_ref,
@@ -48,19 +43,15 @@ SELECT
     rwe_ts(start_text) AS start_datetime,
     rwe_ts(end_text) AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.code.text)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'verificationStatus',
-         'failed': list_contains(list_transform(r.verificationStatus.coding, c -> c.code), 'entered-in-error')},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'code', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'onsetDateTime', 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'abatementDateTime', 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': 'abatementDateTime', 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'verificationStatus',
+                                list_transform(r.verificationStatus.coding, c -> c.code)),
+        rwe_fhir_event_failure('subject', person_ref, 'code', coding.code,
+                               'onsetDateTime', start_text, 'abatementDateTime', end_text)
+    ) AS _failure
 FROM picked

@@ -16,16 +16,11 @@ WITH src AS (
     FROM raw_device
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(r.type.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(r.type.coding) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.patient.reference) AS person_ref
     FROM coded
 )
@@ -39,15 +34,12 @@ SELECT
     rwe_ts(r.manufactureDate) AS start_datetime,
     NULL AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.type.text), rwe_text(r.deviceName[1].name)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     1.0 AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'patient', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'type', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'manufactureDate', 'failed': rwe_ts(r.manufactureDate) IS NULL}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_event_failure('patient', person_ref, 'type', coding.code, 'manufactureDate', r.manufactureDate)
+    ) AS _failure
 FROM picked

@@ -15,16 +15,11 @@ WITH src AS (
     FROM raw_imagingstudy
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(flatten(list_transform(r.procedureCode, k -> k.coding)), c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(flatten(list_transform(r.procedureCode, k -> k.coding))) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref
     FROM coded
@@ -39,15 +34,12 @@ SELECT
     rwe_ts(r.started) AS start_datetime,
     NULL AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.procedureCode[1].text)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'procedureCode', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'started', 'failed': rwe_ts(r.started) IS NULL}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_event_failure('subject', person_ref, 'procedureCode', coding.code, 'started', r.started)
+    ) AS _failure
 FROM picked

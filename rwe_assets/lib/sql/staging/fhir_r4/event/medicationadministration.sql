@@ -19,16 +19,11 @@ WITH src AS (
     FROM raw_medicationadministration
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(r.medicationCodeableConcept.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(r.medicationCodeableConcept.coding) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.context.reference) AS visit_ref,
         rwe_fhir_ref(r.performer[1].actor.reference) AS provider_ref,
@@ -46,19 +41,14 @@ SELECT
     rwe_ts(start_text) AS start_datetime,
     rwe_ts(end_text) AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.medicationCodeableConcept.text)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'NOT_DONE', 'field': 'status', 'failed': r.status = 'not-done'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'medicationCodeableConcept', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'effective[x]', 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'effectivePeriod.end', 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': 'effectivePeriod.end', 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'not-done'),
+        rwe_fhir_event_failure('subject', person_ref, 'medicationCodeableConcept', coding.code,
+                               'effective[x]', start_text, 'effectivePeriod.end', end_text)
+    ) AS _failure
 FROM picked

@@ -27,16 +27,11 @@ WITH src AS (
     FROM raw_medicationrequest
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(r.medicationCodeableConcept.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(r.medicationCodeableConcept.coding) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref,
         rwe_fhir_ref(r.requester.reference) AS provider_ref,
@@ -63,23 +58,23 @@ SELECT
     rwe_ts(r.authoredOn) AS start_datetime,
     NULL AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.medicationCodeableConcept.text)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     rwe_num(r.dispenseRequest.quantity.value) AS quantity,
     CAST(round(supply_days) AS INTEGER) AS days_supply,
     provider_ref AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'medicationCodeableConcept', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'authoredOn', 'failed': rwe_ts(r.authoredOn) IS NULL},
-        {'reason': 'INVALID_NUMBER', 'field': 'dispenseRequest.quantity',
-         'failed': rwe_bad_num(r.dispenseRequest.quantity.value)},
-        {'reason': 'NEGATIVE_QUANTITY', 'field': 'dispenseRequest.quantity',
-         'failed': rwe_num(r.dispenseRequest.quantity.value) < 0},
-        {'reason': 'INVALID_NUMBER', 'field': 'expectedSupplyDuration', 'failed': rwe_bad_num(supply.value)},
-        {'reason': 'NEGATIVE_QUANTITY', 'field': 'expectedSupplyDuration', 'failed': supply_days < 0}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_event_failure('subject', person_ref, 'medicationCodeableConcept', coding.code,
+                               'authoredOn', r.authoredOn),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'dispenseRequest.quantity',
+             'failed': rwe_bad_num(r.dispenseRequest.quantity.value)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'dispenseRequest.quantity',
+             'failed': rwe_num(r.dispenseRequest.quantity.value) < 0},
+            {'reason': 'INVALID_NUMBER', 'field': 'expectedSupplyDuration', 'failed': rwe_bad_num(supply.value)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'expectedSupplyDuration', 'failed': supply_days < 0}
+        ])
+    ) AS _failure
 FROM measured

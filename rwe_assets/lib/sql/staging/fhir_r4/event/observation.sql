@@ -53,16 +53,11 @@ parts AS (  -- one part per component, or the observation itself when it has non
     FROM src
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(part.code.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM parts
+    SELECT *, rwe_fhir_codings(part.code.coding) AS codings FROM parts
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref,
         rwe_fhir_ref(r.performer[1].reference) AS provider_ref,
@@ -81,7 +76,7 @@ SELECT
     rwe_ts(start_text) AS start_datetime,
     rwe_ts(end_text) AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(part.code.text)) AS code_description,
     coalesce(rwe_num(part.valueQuantity.value), rwe_num(part.valueInteger)) AS value_as_number,
     coalesce(rwe_text(part.valueString),
@@ -93,15 +88,13 @@ SELECT
     coalesce(rwe_text(part.valueQuantity.code), rwe_text(part.valueQuantity.unit)) AS unit_source_value,
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': CASE WHEN part.idx IS NULL THEN 'code' ELSE 'component.code' END,
-         'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'effective[x]', 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'effectivePeriod.end', 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': 'effectivePeriod.end', 'failed': rwe_ts(end_text) < rwe_ts(start_text)},
-        {'reason': 'INVALID_NUMBER', 'field': 'valueQuantity.value', 'failed': rwe_bad_num(part.valueQuantity.value)}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_event_failure('subject', person_ref,
+                               CASE WHEN part.idx IS NULL THEN 'code' ELSE 'component.code' END, coding.code,
+                               'effective[x]', start_text, 'effectivePeriod.end', end_text),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'valueQuantity.value', 'failed': rwe_bad_num(part.valueQuantity.value)}
+        ])
+    ) AS _failure
 FROM picked

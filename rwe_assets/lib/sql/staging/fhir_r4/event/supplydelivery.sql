@@ -17,16 +17,11 @@ WITH src AS (
     FROM raw_supplydelivery
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(r.suppliedItem.itemCodeableConcept.coding, c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(r.suppliedItem.itemCodeableConcept.coding) AS codings FROM src
 ),
 picked AS (
     SELECT *,
-        coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding,
+        rwe_fhir_pick_coding(codings) AS coding,
         rwe_fhir_ref(r.patient.reference) AS person_ref,
         coalesce(rwe_text(r.occurrenceDateTime), rwe_text(r.occurrencePeriod.start)) AS start_text
     FROM coded
@@ -41,20 +36,19 @@ SELECT
     rwe_ts(start_text) AS start_datetime,
     NULL AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.suppliedItem.itemCodeableConcept.text)) AS code_description,
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     rwe_num(r.suppliedItem.quantity.value) AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'NOT_DONE', 'field': 'status', 'failed': r.status = 'abandoned'},
-        {'reason': 'MISSING_PERSON', 'field': 'patient', 'failed': person_ref IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'suppliedItem.itemCodeableConcept', 'failed': coding.code IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'occurrence[x]', 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_NUMBER', 'field': 'suppliedItem.quantity',
-         'failed': rwe_bad_num(r.suppliedItem.quantity.value)},
-        {'reason': 'NEGATIVE_QUANTITY', 'field': 'suppliedItem.quantity',
-         'failed': rwe_num(r.suppliedItem.quantity.value) < 0}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'abandoned'),
+        rwe_fhir_event_failure('patient', person_ref, 'suppliedItem.itemCodeableConcept', coding.code,
+                               'occurrence[x]', start_text),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'suppliedItem.quantity',
+             'failed': rwe_bad_num(r.suppliedItem.quantity.value)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'suppliedItem.quantity',
+             'failed': rwe_num(r.suppliedItem.quantity.value) < 0}
+        ])
+    ) AS _failure
 FROM picked

@@ -4,7 +4,8 @@
 --   maiden_name is the family of the name with use 'maiden'. Names are kept as written (Synthea's
 --   digit suffixes included); linkage normalizes.
 -- sex: Patient.gender as written ('female', 'male', ...), not recoded to F/M here.
--- Address: as person_source (home, else first not 'old', else first); its lines joined by a space.
+-- Address: as person_source (rwe_fhir_home_address: home, else first not 'old', else first); its lines
+--   joined by a space.
 -- phone: the first telecom with system 'phone'.
 -- ssn: identifier with system http://hl7.org/fhir/sid/us-ssn (or type code SS);
 -- drivers_license: identifier of type code DL; passport: identifier of type code PPN (v2-0203 codes).
@@ -27,9 +28,7 @@ parts AS (
                  list_filter(r.name, n -> n.use = 'usual')[1],
                  list_filter(r.name, n -> coalesce(n.use, '') NOT IN ('old', 'maiden'))[1],
                  r.name[1]) AS person_name,
-        coalesce(list_filter(r.address, a -> a.use = 'home')[1],
-                 list_filter(r.address, a -> coalesce(a.use, '') <> 'old')[1],
-                 r.address[1]) AS addr
+        rwe_fhir_home_address(r.address) AS addr
     FROM src
 )
 SELECT

@@ -3,7 +3,7 @@
 -- race / ethnicity: the US Core race / ethnicity extension, first ombCategory display, else its
 --   'text' sub-extension; kept as source values (mapped to concepts later, unknown -> 0).
 -- city / state / zip / county: the home address, else the first address not marked 'old', else the
---   first address; county is address.district.
+--   first address (rwe_fhir_home_address, _macros.sql); county is address.district.
 -- Rules (as the Synthea profile): id required; birthDate required and a full date; a death date
 -- (deceasedDateTime), if present, parseable and not before birth. Partial FHIR dates ('1980',
 -- '1980-04') do not parse and are INVALID_DATE. deceasedBoolean (no date) is not a death date.
@@ -20,9 +20,7 @@ WITH src AS (
 ),
 parts AS (
     SELECT *,
-        coalesce(list_filter(r.address, a -> a.use = 'home')[1],
-                 list_filter(r.address, a -> coalesce(a.use, '') <> 'old')[1],
-                 r.address[1]) AS addr,
+        rwe_fhir_home_address(r.address) AS addr,
         list_filter(r.extension,
             e -> e.url = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race')[1].extension AS race,
         list_filter(r.extension,

@@ -23,15 +23,10 @@ WITH src AS (
     FROM raw_encounter
 ),
 coded AS (
-    SELECT *,
-        list_filter(list_transform(flatten(list_transform(r.type, t -> t.coding)), c -> {
-            'code': rwe_text(c.code), 'display': rwe_text(c.display), 'system': rwe_text(c.system),
-            'vocabulary_id': rwe_fhir_vocabulary(c.system)
-        }), c -> c.code IS NOT NULL) AS codings
-    FROM src
+    SELECT *, rwe_fhir_codings(flatten(list_transform(r.type, t -> t.coding))) AS codings FROM src
 ),
 picked AS (
-    SELECT *, coalesce(list_filter(codings, c -> c.vocabulary_id IS NOT NULL)[1], codings[1]) AS coding
+    SELECT *, rwe_fhir_pick_coding(codings) AS coding
     FROM coded
 )
 SELECT
@@ -50,18 +45,16 @@ SELECT
     rwe_ts(r.period.start) AS start_datetime,
     rwe_ts(r.period."end") AS end_datetime,
     coding.code AS code,
-    coalesce(coding.vocabulary_id, coding.system) AS vocabulary_id,
+    coding.vocabulary_id AS vocabulary_id,
     rwe_text(r.class.code) AS source_value,
     rwe_fhir_ref(list_filter(r.participant, p -> rwe_text(p.individual.reference) IS NOT NULL)[1]
         .individual.reference) AS provider_key,
     rwe_fhir_ref(r.serviceProvider.reference) AS care_site_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': 'status', 'failed': r.status = 'entered-in-error'},
-        {'reason': 'MISSING_PERSON', 'field': 'subject',
-         'failed': rwe_fhir_ref(r.subject.reference) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'period.start', 'failed': rwe_ts(r.period.start) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'period.end', 'failed': rwe_bad_ts(r.period."end")},
-        {'reason': 'END_BEFORE_START', 'field': 'period.end', 'failed': rwe_ts(r.period."end") < rwe_ts(r.period.start)}
-    ]) AS _failure
+    coalesce(
+        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_first_failure([
+            {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': rwe_fhir_ref(r.subject.reference) IS NULL}
+        ]),
+        rwe_fhir_period_failure('period.start', r.period.start, 'period.end', r.period."end")
+    ) AS _failure
 FROM picked

@@ -12,13 +12,6 @@ SELECT
     rwe_text(CODE) AS code,
     'SNOMED' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
-    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
-    1.0 AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'START', 'failed': rwe_ts(START) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'STOP', 'failed': rwe_bad_ts(STOP)},
-        {'reason': 'END_BEFORE_START', 'field': 'STOP', 'failed': rwe_ts(STOP) < rwe_ts(START)}
-    ]) AS _failure
+    unnest(rwe_csv_event_values(quantity := 1.0)),
+    rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP) AS _failure
 FROM raw_devices

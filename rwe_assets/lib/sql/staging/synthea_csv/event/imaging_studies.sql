@@ -12,12 +12,9 @@ SELECT
     rwe_text(PROCEDURE_CODE) AS code,
     'SNOMED' AS vocabulary_id,
     rwe_text(MODALITY_DESCRIPTION) AS code_description,
-    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
-    NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'PROCEDURE_CODE', 'failed': rwe_text(PROCEDURE_CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'DATE', 'failed': rwe_ts(DATE) IS NULL}
-    ]) AS _failure
+    unnest(rwe_csv_event_values()),
+    coalesce(
+        rwe_first_failure([{'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL}]),
+        rwe_csv_event_failure('PATIENT', PATIENT, 'PROCEDURE_CODE', PROCEDURE_CODE, 'DATE', DATE)
+    ) AS _failure
 FROM raw_imaging_studies

@@ -12,11 +12,6 @@ SELECT
     rwe_text(CODE) AS code,
     'CVX' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
-    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
-    1.0 AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'DATE', 'failed': rwe_ts(DATE) IS NULL}
-    ]) AS _failure
+    unnest(rwe_csv_event_values(quantity := 1.0)),
+    rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'DATE', DATE) AS _failure
 FROM raw_immunizations

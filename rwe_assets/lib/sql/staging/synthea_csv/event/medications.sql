@@ -13,17 +13,14 @@ SELECT
     rwe_text(CODE) AS code,
     'RxNorm' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
-    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
-    rwe_num(DISPENSES) AS quantity,
-    CAST(date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) AS INTEGER) AS days_supply,
-    NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'START', 'failed': rwe_ts(START) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'STOP', 'failed': rwe_bad_ts(STOP)},
-        {'reason': 'END_BEFORE_START', 'field': 'STOP', 'failed': rwe_ts(STOP) < rwe_ts(START)},
-        {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
-        {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
-    ]) AS _failure
+    unnest(rwe_csv_event_values(
+        quantity := rwe_num(DISPENSES),
+        days_supply := CAST(date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) AS INTEGER))),
+    coalesce(
+        rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
+        ])
+    ) AS _failure
 FROM raw_medications

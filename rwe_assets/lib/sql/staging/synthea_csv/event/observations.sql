@@ -14,14 +14,12 @@ SELECT
     rwe_text(CODE) AS code,
     'LOINC' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
-    CASE WHEN TYPE = 'numeric' THEN rwe_num(VALUE) END AS value_as_number,
-    CASE WHEN TYPE <> 'numeric' THEN rwe_text(VALUE) END AS value_as_string,
-    rwe_text(UNITS) AS unit_source_value,
-    NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'DATE', 'failed': rwe_ts(DATE) IS NULL},
-        {'reason': 'INVALID_NUMBER', 'field': 'VALUE', 'failed': TYPE = 'numeric' AND rwe_bad_num(VALUE)}
-    ]) AS _failure
+    unnest(rwe_csv_event_values(
+        value_as_number := CASE WHEN TYPE = 'numeric' THEN rwe_num(VALUE) END,
+        value_as_string := CASE WHEN TYPE <> 'numeric' THEN rwe_text(VALUE) END,
+        unit_source_value := rwe_text(UNITS))),
+    coalesce(
+        rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'DATE', DATE),
+        rwe_first_failure([{'reason': 'INVALID_NUMBER', 'field': 'VALUE', 'failed': TYPE = 'numeric' AND rwe_bad_num(VALUE)}])
+    ) AS _failure
 FROM raw_observations

@@ -11,13 +11,12 @@ SELECT
     rwe_text(CODE) AS code,
     'SNOMED' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
-    NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
-    rwe_num(QUANTITY) AS quantity, NULL AS days_supply, NULL AS provider_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'MISSING_CODE', 'field': 'CODE', 'failed': rwe_text(CODE) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'DATE', 'failed': rwe_ts(DATE) IS NULL},
-        {'reason': 'INVALID_NUMBER', 'field': 'QUANTITY', 'failed': rwe_bad_num(QUANTITY)},
-        {'reason': 'NEGATIVE_QUANTITY', 'field': 'QUANTITY', 'failed': rwe_num(QUANTITY) < 0}
-    ]) AS _failure
+    unnest(rwe_csv_event_values(quantity := rwe_num(QUANTITY))),
+    coalesce(
+        rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'DATE', DATE),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'QUANTITY', 'failed': rwe_bad_num(QUANTITY)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'QUANTITY', 'failed': rwe_num(QUANTITY) < 0}
+        ])
+    ) AS _failure
 FROM raw_supplies

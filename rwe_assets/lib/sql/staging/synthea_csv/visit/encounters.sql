@@ -15,11 +15,11 @@ SELECT
     rwe_text(ENCOUNTERCLASS) AS source_value,
     rwe_text(PROVIDER) AS provider_key,
     rwe_text(ORGANIZATION) AS care_site_key,
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
-        {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'START', 'failed': rwe_ts(START) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'STOP', 'failed': rwe_bad_ts(STOP)},
-        {'reason': 'END_BEFORE_START', 'field': 'STOP', 'failed': rwe_ts(STOP) < rwe_ts(START)}
-    ]) AS _failure
+    coalesce(
+        rwe_first_failure([
+            {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
+            {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL}
+        ]),
+        rwe_csv_period_failure('START', START, 'STOP', STOP)
+    ) AS _failure
 FROM raw_encounters

@@ -1,0 +1,41 @@
+-- Macros of the synthea_csv profile, created before its SQL files run (lib/staging/build.py).
+--
+-- Quarantine checks shared by the files. Each macro returns the first check of its group that fails,
+-- as {reason, field, failed} (rwe_first_failure), or NULL; a file chains the groups and its own checks,
+-- in the order they are tested, with coalesce(...), which gives the first failure overall (as
+-- rwe_first_failure over one list would, without building and concatenating lists per row). Values
+-- are the raw CSV text; a field is the CSV column's name.
+--
+-- rwe_csv_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
+--   is blank or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START
+--   when the end is before the start. A file without an end column leaves end_field and end_text out.
+CREATE OR REPLACE MACRO rwe_csv_period_failure(start_field, start_text, end_field := NULL, end_text := NULL) AS
+    rwe_first_failure([
+        {'reason': 'INVALID_DATE', 'field': start_field, 'failed': rwe_ts(start_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
+        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
+    ]);
+
+-- rwe_csv_event_failure(person_field, person, code_field, code, start_field, start_text
+--                       [, end_field, end_text]): the checks every event file makes, in this order:
+--   MISSING_PERSON (blank patient), MISSING_CODE (blank code), then rwe_csv_period_failure.
+CREATE OR REPLACE MACRO rwe_csv_event_failure(person_field, person, code_field, code,
+        start_field, start_text, end_field := NULL, end_text := NULL) AS
+    coalesce(
+        rwe_first_failure([
+            {'reason': 'MISSING_PERSON', 'field': person_field, 'failed': rwe_text(person) IS NULL},
+            {'reason': 'MISSING_CODE', 'field': code_field, 'failed': rwe_text(code) IS NULL}
+        ]),
+        rwe_csv_period_failure(start_field, start_text, end_field, end_text));
+
+-- rwe_csv_event_values(...): the staging.event columns a Synthea file mostly has no source for
+--   (value_as_number, value_as_string, unit_source_value, quantity, days_supply, provider_key), as one
+--   struct whose fields are NULL unless given by name. A file writes
+--   `unnest(rwe_csv_event_values(quantity := rwe_num(QUANTITY)))`: unnest of a struct expands it into
+--   one column per field, so the six columns are there, by name, as the framework selects them.
+CREATE OR REPLACE MACRO rwe_csv_event_values(value_as_number := NULL, value_as_string := NULL,
+        unit_source_value := NULL, quantity := NULL, days_supply := NULL, provider_key := NULL) AS {
+    'value_as_number': value_as_number, 'value_as_string': value_as_string,
+    'unit_source_value': unit_source_value, 'quantity': quantity, 'days_supply': days_supply,
+    'provider_key': provider_key
+};
