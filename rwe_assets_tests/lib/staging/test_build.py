@@ -117,7 +117,7 @@ def test_rows_are_typed_and_pii_stays_in_person_pii(tmp_path, registry):
     assert (events["condition"]["code"], events["condition"]["vocabulary_id"]) == ("44054006", "SNOMED")
     assert (events["drug"]["vocabulary_id"], events["drug"]["days_supply"], events["drug"]["quantity"]) == (
         "RxNorm",
-        30,
+        10,  # 30 days over 3 fills: the supply of one fill
         3.0,
     )
     assert all(r.unaccounted == 0 for r in report.reconciliation)

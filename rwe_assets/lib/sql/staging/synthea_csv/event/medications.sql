@@ -1,6 +1,8 @@
 -- Synthea medications.csv -> staging.event ('drug'); CODE is RxNorm.
--- quantity = DISPENSES (number of dispensings); days_supply = days from START to STOP when STOP is
--- known (a still-active prescription has no STOP and no days_supply).
+-- quantity = DISPENSES (number of dispensings). A row covers START..STOP with DISPENSES fills, so
+-- days_supply is the supply of one fill: the days from START to STOP divided by the fills, at least 1
+-- (a same-day order). A still-active prescription has no STOP and no days_supply. The exposure itself
+-- still ends at STOP (drug_exposure_end_date), so eras see the whole course.
 SELECT
     $source AS source_system,
     md5(concat_ws('|', 'medications', PATIENT, ENCOUNTER, CODE, START, STOP)) AS record_key,
@@ -15,7 +17,9 @@ SELECT
     rwe_text(DESCRIPTION) AS code_description,
     unnest(rwe_csv_event_values(
         quantity := rwe_num(DISPENSES),
-        days_supply := CAST(date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) AS INTEGER))),
+        days_supply := CAST(greatest(1, round(
+            date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) / greatest(coalesce(rwe_num(DISPENSES), 1), 1)
+        )) AS INTEGER))),
     coalesce(
         rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP),
         rwe_first_failure([
