@@ -33,11 +33,13 @@ BATCH = {
     "patients.csv": "Id,BIRTHDATE,DEATHDATE,SSN,DRIVERS,PASSPORT,PREFIX,FIRST,LAST,SUFFIX,MAIDEN,MARITAL,RACE,"
     "ETHNICITY,GENDER,BIRTHPLACE,ADDRESS,CITY,STATE,COUNTY,ZIP,LAT,LON,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE\n"
     + patient("p1", birth="1980-01-02", gender="F")
-    + patient("p2", birth="1975-06-07", gender="M", first="Bob"),
+    + patient("p2", birth="1975-06-07", gender="M", first="Bob")
+    + patient("p3", birth="1990-03-04", gender="X", first="Cy"),  # a sex code no mapping knows
     "encounters.csv": ENCOUNTERS_HEADER
     + encounter("e1", "p1")
     + encounter("e2", "p2", start="2021-03-01T08:00:00Z", stop="2021-03-01T09:00:00Z", klass="emergency")
-    + encounter("e3", "p2", start="2021-03-01T12:00:00Z", stop="2021-03-04T12:00:00Z", klass="inpatient"),
+    + encounter("e3", "p2", start="2021-03-01T12:00:00Z", stop="2021-03-04T12:00:00Z", klass="inpatient")
+    + encounter("e4", "p3"),
     "conditions.csv": CONDITIONS_HEADER
     + "2020-01-01,,p1,e1,44054006,Diabetes mellitus type 2\n"
     + "2020-01-01,,p1,e1,160903007,Full-time employment (finding)\n"
@@ -79,11 +81,12 @@ def test_persons_carry_mapped_demographics_and_no_identifiers(cdm):
     persons = rows(
         db,
         "SELECT gender_concept_id, year_of_birth, month_of_birth, race_concept_id, ethnicity_concept_id, "
-        "person_source_value FROM cdm.person ORDER BY year_of_birth",
+        "person_source_value, gender_source_value FROM cdm.person ORDER BY year_of_birth",
     )
     assert persons == [
-        (c.MALE, 1975, 6, c.WHITE, c.NOT_HISPANIC_OR_LATINO, None),
-        (c.FEMALE, 1980, 1, c.WHITE, c.NOT_HISPANIC_OR_LATINO, None),
+        (c.MALE, 1975, 6, c.WHITE, c.NOT_HISPANIC_OR_LATINO, None, "M"),
+        (c.FEMALE, 1980, 1, c.WHITE, c.NOT_HISPANIC_OR_LATINO, None, "F"),
+        (0, 1990, 3, c.WHITE, c.NOT_HISPANIC_OR_LATINO, None, "X"),  # unknown sex: 0, source value kept
     ]
     assert rows(db, "SELECT city, state, zip, county FROM cdm.location") == [
         ("Boston", "MA", "02110", "Suffolk County")
@@ -131,7 +134,7 @@ def test_every_event_has_a_visit_and_er_then_admission_is_one_visit(cdm):
     assert [(v[0], str(v[1]), str(v[2])) for v in visits] == [
         (c.EMERGENCY_ROOM_AND_INPATIENT_VISIT, "2021-03-01", "2021-03-04")
     ]
-    assert rows(db, "SELECT count(*) FROM cdm.visit_detail") == [(3,)]
+    assert rows(db, "SELECT count(*) FROM cdm.visit_detail") == [(4,)]
 
 
 def test_drug_era_rolls_exposures_up_to_the_ingredient(cdm):
