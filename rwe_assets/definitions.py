@@ -6,12 +6,13 @@ from rwe_assets.defs.cdm import cdm_assets
 from rwe_assets.defs.jobs import build_job, raw_ingest_job
 from rwe_assets.defs.linkage import linkage_assets
 from rwe_assets.defs.publish import publish_assets
+from rwe_assets.defs.quality import quality_assets
 from rwe_assets.defs.raw import build_landing_sensor, build_raw_assets
 from rwe_assets.defs.staging import build_staging_assets
 from rwe_assets.resources import RweConfig
 
 defs = dg.Definitions(
-    assets=[*build_raw_assets(), build_staging_assets(), *linkage_assets, *cdm_assets, *publish_assets],
+    assets=[*build_raw_assets(), build_staging_assets(), *linkage_assets, *cdm_assets, *quality_assets, *publish_assets],
     sensors=[build_landing_sensor()],
     jobs=[raw_ingest_job, build_job],
     resources={"rwe": RweConfig()},

@@ -1,0 +1,66 @@
+"""Data-quality assets: the DQD-style check suite over the built CDM, before it is published."""
+
+import dagster as dg
+import duckdb
+
+from rwe_assets.defs.cdm.assets import cdm_key
+from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.quality.dqd import run_checks, summarize
+from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS, blocking_failures
+from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
+from rwe_assets.resources import RweConfig
+
+DQ_RESULTS = dg.AssetKey(["results", "dq_check_results"])
+STRUCTURAL_CHECK = "dqd_structural_checks_pass"
+
+
+@dg.asset(
+    key=DQ_RESULTS,
+    group_name="results",
+    kinds={"duckdb"},
+    deps=[cdm_key(t.name) for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES],
+    pool="duckdb_build",
+    code_version="dq-1",
+    check_specs=[
+        dg.AssetCheckSpec(
+            STRUCTURAL_CHECK,
+            asset=DQ_RESULTS,
+            blocking=True,
+            description=f"No structural DQD check failed ({', '.join(STRUCTURAL_CHECKS)}): publishing waits on it.",
+        )
+    ],
+)
+def dq_check_results(context: dg.AssetExecutionContext, rwe: RweConfig):
+    """Every applicable OHDSI DQD v5.4 check (27 types, generated from the catalogue) run on
+    build.duckdb; results in results.dq_check_results, published with the CDM."""
+    path = rwe.settings().warehouse_dir / "build.duckdb"
+    with duckdb.connect(str(path)) as con:
+        results = run_checks(con, "cdm", "results", run_id=context.run_id)
+        failures = blocking_failures(con, context.run_id)
+    summary = summarize(results)
+    yield dg.MaterializeResult(
+        metadata={
+            "checks": summary["total"],
+            "passed": summary["passed"],
+            "failed": summary["failed"],
+            "not_applicable": summary["not_applicable"],
+            "pass_rate": round(summary["pass_rate"] or 0.0, 4),
+            "failed_checks": dg.MetadataValue.md(
+                "\n".join(
+                    f"- {r.check_id}: {r.num_violated_rows}/{r.num_denominator_rows} (threshold {r.threshold_pct}%)"
+                    for r in results
+                    if r.failed
+                )
+                or "none"
+            ),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=STRUCTURAL_CHECK,
+        passed=not failures,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failed_structural_checks": dg.MetadataValue.json(dict(failures))},
+    )
+
+
+quality_assets = [dq_check_results]
