@@ -79,8 +79,10 @@ def _land_generated_population(settings: Settings) -> None:
     shutil.rmtree(settings.data_dir / "truth", ignore_errors=True)
     (staging / "truth").rename(settings.data_dir / "truth")
     shutil.rmtree(staging)
-    print(f"generated {DEMO_PERSONS} synthetic persons (seed {DEMO_SEED}) into {settings.landing_dir}; "
-          f"ground truth in {settings.data_dir / 'truth'} ({report.rows_written} rows)")
+    print(
+        f"generated {DEMO_PERSONS} synthetic persons (seed {DEMO_SEED}) into {settings.landing_dir}; "
+        f"ground truth in {settings.data_dir / 'truth'} ({report.rows_written} rows)"
+    )
 
 
 def _ingest(settings: Settings) -> int:

@@ -12,7 +12,14 @@ from rwe_assets.defs.staging import build_staging_assets
 from rwe_assets.resources import RweConfig
 
 defs = dg.Definitions(
-    assets=[*build_raw_assets(), build_staging_assets(), *linkage_assets, *cdm_assets, *quality_assets, *publish_assets],
+    assets=[
+        *build_raw_assets(),
+        build_staging_assets(),
+        *linkage_assets,
+        *cdm_assets,
+        *quality_assets,
+        *publish_assets,
+    ],
     sensors=[build_landing_sensor()],
     jobs=[raw_ingest_job, build_job],
     resources={"rwe": RweConfig()},

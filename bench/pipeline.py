@@ -1,0 +1,692 @@
+"""Whole-pipeline benchmark: landing -> raw -> staging -> linkage -> OMOP CDM -> published DuckDB -> DQ.
+
+    python bench/pipeline.py --persons 10000 [100000 ...] [--workdir DIR] [--keep]
+                             [--memory-limit 8GB] [--threads 2] [--profile PHASE]
+
+For each population size, in this one process and one after the other:
+
+1. generates the population with rwe_assets.synthetic.generate(out_dir, persons, seed=42) into a
+   fresh work dir (timed on its own: it is not part of the pipeline);
+2. runs the pipeline with rwe_assets' library functions, not Dagster (no run storage, event log,
+   asset checks or subprocesses: the work itself): raw ingest_batch of every landed batch of every
+   registered source, build_staging, build_crosswalk, build_cdm (its report's step_seconds give the
+   CDM steps), publish, and the DQD suite (run_checks) on the published file attached read-only;
+3. measures two bare baselines on the same data: (a) DuckDB only loading the staging Delta tables
+   (lake/staging/*, via deltalake -> pyarrow dataset) into tables of a new DuckDB file, and (b) DuckDB
+   only loading every landed CSV (read_csv, all_varchar) and NDJSON file (read_json_objects) into
+   tables of a new DuckDB file;
+4. prints rows, wall and CPU seconds, rows/s and peak RSS per layer (and per sub-step), the
+   baselines and the ratios cdm build / bare staging load and landing->published / bare landing load.
+
+RSS is sampled from VmRSS in /proc/self/status by a background thread every 50 ms; each phase (and
+sub-step) keeps the maximum it saw. Freed heap is returned to the OS (malloc_trim) before each phase.
+Sub-steps are timed by wrapping rwe_assets functions in this process at run time (the code is not
+changed): the staging functions build_staging calls, the CDM build's step timer, the crosswalk's
+Delta writes. The process works in the scratch dir, so a DuckDB in-memory database that spills writes
+its .tmp there. The scratch dir is deleted after each size unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import ctypes
+import gc
+import io
+import os
+import platform
+import pstats
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import deltalake
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from rwe_assets.lib import lake
+from rwe_assets.lib.cdm import build as cdm_build_module
+from rwe_assets.lib.cdm.build import build_cdm
+from rwe_assets.lib.landing import list_batches
+from rwe_assets.lib.linkage import crosswalk as crosswalk_module
+from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk
+from rwe_assets.lib.publish import publish
+from rwe_assets.lib.quality.dqd import run_checks, summarize
+from rwe_assets.lib.raw_ingest import ingest_batch
+from rwe_assets.lib.sources import load_registry
+from rwe_assets.lib.staging import build as staging_module
+from rwe_assets.lib.staging.build import build_staging, staging_connection
+from rwe_assets.settings import REPO_DIR
+from rwe_assets.synthetic import generate
+
+SEED = 42
+SAMPLE_INTERVAL_S = 0.05
+MIB = 1 << 20
+PHASES = ("ingest", "staging", "linkage", "cdm", "publish", "dq")
+# CDM build steps (build_cdm's step_seconds) -> the CDM tables they fill, for rows per step.
+CDM_STEP_TABLES = {
+    "person_location_provider": ("location", "care_site", "provider", "person"),
+    "visits": ("visit_occurrence", "visit_detail"),
+    "death_and_observation_period": ("death", "observation_period"),
+}
+# The functions build_staging calls, timed one by one; the label says which source or table.
+STAGING_STEPS: dict[str, Callable[..., str]] = {
+    "_create_candidate_tables": lambda *a, **k: "create candidate tables",
+    "_stage_source": lambda con, lake_dir, source, *a, **k: f"stage source {source.name} (SQL -> candidates)",
+    "redact_identifying_answers": lambda *a, **k: "redact identifying answers",
+    "resolve_duplicates": lambda con, table, *a, **k: f"resolve_duplicates {table}",
+    "check_reference": lambda con, table, column, *a, **k: f"check_reference {table}.{column}",
+    "_refresh_staged": lambda con, table, *a, **k: f"refresh staged_{table}",
+    "_write_outputs": lambda *a, **k: "write Delta outputs",
+    "_report": lambda *a, **k: "report (reconciliation counts)",
+}
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def release_memory() -> None:
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@dataclass
+class Measure:
+    """Wall and CPU seconds, RSS at the start and the peak of one phase or sub-step (summed over calls)."""
+
+    name: str
+    wall: float = 0.0
+    cpu: float = 0.0
+    rss_start: int = 0
+    rss_peak: int = 0
+    calls: int = 0
+    rows: int | None = None
+    subs: list[Measure] = field(default_factory=list)
+
+    def sub(self, name: str) -> Measure:
+        for measure in self.subs:
+            if measure.name == name:
+                return measure
+        measure = Measure(name)
+        self.subs.append(measure)
+        return measure
+
+
+class RssSampler:
+    """Samples VmRSS every SAMPLE_INTERVAL_S; every open window keeps the peak it saw."""
+
+    def __init__(self):
+        self._open: list[Measure] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL_S):
+            self.sample()
+
+    def sample(self) -> None:
+        rss = rss_bytes()
+        with self._lock:
+            for measure in self._open:
+                measure.rss_peak = max(measure.rss_peak, rss)
+
+    @contextlib.contextmanager
+    def measure(self, measure: Measure, *, release: bool = False) -> Iterator[Measure]:
+        if release:
+            release_memory()
+        start = rss_bytes()
+        with self._lock:
+            if measure.calls == 0:
+                measure.rss_start = start
+            measure.rss_peak = max(measure.rss_peak, start)
+            self._open.append(measure)
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield measure
+        finally:
+            measure.wall += time.perf_counter() - wall
+            measure.cpu += time.process_time() - cpu
+            measure.calls += 1
+            self.sample()
+            with self._lock:
+                self._open.remove(measure)
+
+
+@contextlib.contextmanager
+def wrapped(module, steps: dict[str, Callable[..., str]], sampler: RssSampler, parent: Measure):
+    """Time the module's functions `steps` (name -> label of a call) as sub-steps of `parent`."""
+    originals = {name: getattr(module, name) for name in steps}
+
+    def wrap(name: str, original: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            with sampler.measure(parent.sub(steps[name](*args, **kwargs))):
+                return original(*args, **kwargs)
+
+        return timed
+
+    for name, original in originals.items():
+        setattr(module, name, wrap(name, original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(module, name, original)
+
+
+@contextlib.contextmanager
+def cdm_step_rss(sampler: RssSampler, parent: Measure):
+    """Wrap build_cdm's step timer so every CDM step also gets CPU time and peak RSS."""
+    base = cdm_build_module._Timer
+
+    class Timer(base):
+        @contextlib.contextmanager
+        def step(self, name: str):
+            with sampler.measure(parent.sub(name)), super().step(name):
+                yield
+
+    cdm_build_module._Timer = Timer
+    try:
+        yield
+    finally:
+        cdm_build_module._Timer = base
+
+
+@contextlib.contextmanager
+def maybe_profiled(enabled: bool, label: str) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+        print(f"\n--- cProfile of {label} (30 costliest by cumulative time) ---")
+        print(out.getvalue())
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class SizeResult:
+    persons: int
+    started: datetime
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    gen: Measure = field(default_factory=lambda: Measure("generate"))
+    gen_rows: int = 0
+    gen_bytes: int = 0
+    landed_files: int = 0
+    landed_bytes: int = 0
+    landed_kinds: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, Measure] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    baselines: dict[str, Measure] = field(default_factory=dict)
+    lake_bytes: int = 0
+    published_bytes: int = 0
+    dq: dict = field(default_factory=dict)
+    dq_failures: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def table_name(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", "__".join(parts)).lower()
+
+
+def file_kind(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".ndjson"):
+        return "ndjson"
+    return "other"
+
+
+def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSampler) -> SizeResult:
+    result = SizeResult(persons, datetime.now(UTC), os.getloadavg())
+    work = root / f"persons_{persons}"
+    out, lake_dir, warehouse = work / "generated", work / "lake", work / "warehouse"
+    landing = out / "landing"
+    work.mkdir(parents=True)
+    os.chdir(work)  # DuckDB in-memory databases spill to ./.tmp: keep that in the scratch dir
+    mem, threads = args.memory_limit, args.threads
+
+    print(f"\n[{persons:,} persons] generating in {out} ...", flush=True)
+    with sampler.measure(result.gen, release=True):
+        report = generate(out, persons, seed=SEED)
+    result.gen_rows, result.gen_bytes = report.rows_written, report.bytes_written
+    landed = [p for p in landing.rglob("*") if p.is_file()]
+    result.landed_files = len(landed)
+    result.landed_bytes = sum(p.stat().st_size for p in landed)
+    for path in landed:
+        result.landed_kinds[file_kind(path)] = result.landed_kinds.get(file_kind(path), 0) + 1
+    print(
+        f"[{persons:,} persons] generated {result.landed_files} files, {result.landed_bytes / 1e6:,.0f} MB "
+        f"in {result.gen.wall:.1f} s",
+        flush=True,
+    )
+
+    def phase(name: str) -> Measure:
+        measure = Measure(name)
+        result.phases[name] = measure
+        print(f"[{persons:,} persons] {name} ...", flush=True)
+        return measure
+
+    registry = load_registry()
+    try:
+        # 1. raw ingest: every landed batch of every registered source
+        ingest = phase("ingest")
+        batches = quarantined = failed = 0
+        with sampler.measure(ingest, release=True), maybe_profiled(args.profile == "ingest", "ingest"):
+            for source in registry:
+                found, rejected = list_batches(landing, source.name)
+                if rejected:
+                    result.notes[f"rejected batch names ({source.name})"] = ", ".join(rejected)
+                if not found:
+                    continue
+                sub = ingest.sub(f"{source.name} ({len(found)} batch(es))")
+                sub.rows = 0
+                with sampler.measure(sub):
+                    for batch in found:
+                        batch_report = ingest_batch(lake_dir, landing, source, batch.batch_id)
+                        batches += 1
+                        sub.rows += sum(f.total_stored for f in batch_report.files)
+                        quarantined += sum(f.rows_quarantined for f in batch_report.files)
+                        failed += len(batch_report.failed)
+        ingest.rows = sum(s.rows or 0 for s in ingest.subs)
+        result.notes["ingest"] = (
+            f"{batches} batch(es); {ingest.rows:,} rows stored, {quarantined:,} quarantined, "
+            f"{failed} file(s) failed"
+        )
+
+        # 2. staging
+        staging = phase("staging")
+        with (
+            sampler.measure(staging, release=True),
+            wrapped(staging_module, STAGING_STEPS, sampler, staging),
+            maybe_profiled(args.profile == "staging", "staging"),
+        ):
+            con = staging_connection(mem, threads)
+            staging_report = build_staging(lake_dir, registry, con)
+            con.close()
+        staging.rows = sum(staging_report.row_counts.values())
+        recon = staging_report.reconciliation
+        result.notes["staging"] = (
+            f"{sum(r.raw_rows for r in recon):,} raw rows read -> {staging.rows:,} staged, "
+            f"{sum(r.quarantined for r in recon):,} quarantined, {sum(r.merged for r in recon):,} merged; "
+            + ", ".join(f"{t} {n:,}" for t, n in staging_report.row_counts.items())
+        )
+
+        # 3. linkage (as defs/linkage/assets.py does it, with the public demo key)
+        linkage = phase("linkage")
+        steps = {"_assign_persons": lambda *a, **k: "assign persons (DuckDB)"}
+        steps["write_deltalake"] = lambda path, *a, **k: f"write Delta {Path(path).name}"
+        with (
+            sampler.measure(linkage, release=True),
+            wrapped(crosswalk_module, steps, sampler, linkage),
+            maybe_profiled(args.profile == "linkage", "linkage"),
+        ):
+            con = staging_connection(mem, threads)
+            pii = lake.open_table(lake.table_path(lake_dir, "staging", "person_pii"))
+            if pii is None:
+                raise RuntimeError("staging/person_pii was not written")
+            con.register("person_pii", pii.to_pyarrow_dataset())
+            crosswalk = build_crosswalk(con, lake_dir, DEMO_KEY)
+            con.close()
+        rest = linkage.wall - sum(s.wall for s in linkage.subs)
+        linkage.sub("read person_pii + tokens in Python (rest)").wall = rest
+        linkage.rows = crosswalk.num_rows
+        linked = pc.count_distinct(crosswalk.column("person_id")).as_py()
+        result.notes["linkage"] = f"{crosswalk.num_rows:,} source records -> {linked:,} persons"
+
+        # 4. CDM build
+        cdm = phase("cdm build")
+        with (
+            sampler.measure(cdm, release=True),
+            cdm_step_rss(sampler, cdm),
+            maybe_profiled(args.profile == "cdm", "cdm build"),
+        ):
+            cdm_report = build_cdm(lake_dir, REPO_DIR / "vocab", warehouse, memory_limit=mem, threads=threads)
+        cdm.rows = sum(cdm_report.row_counts.values())
+        for sub in cdm.subs:  # build_cdm's own step_seconds are the step times
+            sub.wall = cdm_report.step_seconds.get(sub.name, sub.wall)
+            tables = CDM_STEP_TABLES.get(sub.name, (sub.name,))
+            if any(t in cdm_report.row_counts for t in tables):
+                sub.rows = sum(cdm_report.row_counts.get(t, 0) for t in tables)
+        result.notes["cdm"] = (
+            f"{cdm.rows:,} CDM rows, {cdm_report.unmapped_rows:,} unmapped event rows, "
+            f"{cdm_report.visits_merged:,} visits merged; "
+            + ", ".join(f"{t} {n:,}" for t, n in cdm_report.row_counts.items() if n)
+        )
+
+        # 5. publish
+        pub = phase("publish")
+        with sampler.measure(pub, release=True), maybe_profiled(args.profile == "publish", "publish"):
+            published = publish(warehouse)
+        pub.rows = cdm.rows
+        result.published_bytes = published.stat().st_size
+        result.notes["publish"] = (
+            f"copied and fsynced {result.published_bytes / 1e6:,.0f} MB "
+            f"({result.published_bytes / 1e6 / max(pub.wall, 1e-9):,.0f} MB/s)"
+        )
+        result.lake_bytes = dir_bytes(lake_dir)
+
+        # 6. data-quality suite on the published file, read-only (as python -m rwe_assets.lib.quality.dqd)
+        dq = phase("dq checks")
+        with sampler.measure(dq, release=True), maybe_profiled(args.profile == "dq", "dq checks"):
+            con = duckdb.connect()
+            con.execute(f"SET memory_limit = '{mem}'")
+            con.execute(f"SET threads = {int(threads)}")
+            con.execute(f"ATTACH '{published}' AS dqd_source (READ_ONLY)")
+            checks = run_checks(con, schema="dqd_source.cdm")
+            con.close()
+        dq.rows = cdm.rows
+        result.dq = {k: v for k, v in summarize(checks).items() if not k.startswith("by_")}
+        result.dq_failures = [
+            f"{r.status} {r.check_id}: "
+            + (r.error_message or "" if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}")
+            for r in checks
+            if r.failed or r.is_error
+        ]
+
+        # baselines
+        result.baselines["a"] = bare_staging_load(lake_dir, work / "bare_staging.duckdb", args, sampler)
+        result.baselines["b"] = bare_landing_load(landing, work / "bare_landing.duckdb", args, sampler)
+    except Exception as error:  # report what ran, then the failure
+        result.error = f"{type(error).__name__}: {error}"
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os.chdir(root)
+        result.load_after = os.getloadavg()
+    return result
+
+
+def bare_staging_load(lake_dir: Path, target: Path, args, sampler: RssSampler) -> Measure:
+    """DuckDB only: every staging Delta table -> a table of a new DuckDB file (CREATE TABLE AS)."""
+    print("  baseline a: bare staging load ...", flush=True)
+    measure = Measure("a. bare staging load")
+    measure.rows = 0
+    with sampler.measure(measure, release=True):
+        con = duckdb.connect(str(target))
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
+        con.execute(f"SET threads = {int(args.threads)}")
+        con.execute("SET preserve_insertion_order = false")
+        for path in sorted((lake_dir / "staging").iterdir()):
+            if not DeltaTable.is_deltatable(str(path)):
+                continue
+            con.register("delta_source", DeltaTable(str(path)).to_pyarrow_dataset())
+            name = table_name("staging", path.name)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM delta_source')
+            con.unregister("delta_source")
+            measure.rows += con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        con.execute("CHECKPOINT")
+        con.close()
+    return measure
+
+
+def bare_landing_load(landing: Path, target: Path, args, sampler: RssSampler) -> Measure:
+    """DuckDB only: every landed CSV (all_varchar) and NDJSON file (one JSON column per line) -> a table
+    of a new DuckDB file. Rows DuckDB cannot parse are skipped (ignore_errors), not quarantined."""
+    print("  baseline b: bare landing load ...", flush=True)
+    measure = Measure("b. bare landing load")
+    measure.rows = 0
+    with sampler.measure(measure, release=True):
+        con = duckdb.connect(str(target))
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
+        con.execute(f"SET threads = {int(args.threads)}")
+        con.execute("SET preserve_insertion_order = false")
+        for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+            kind = file_kind(path)
+            if kind == "csv":
+                reader = "read_csv(?, header = true, all_varchar = true, ignore_errors = true)"
+            elif kind == "ndjson":
+                reader = "read_json_objects(?, format = 'newline_delimited', ignore_errors = true)"
+            else:
+                continue
+            name = table_name(*path.relative_to(landing).parts)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader}', [str(path)])
+            measure.rows += con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        con.execute("CHECKPOINT")
+        con.close()
+    return measure
+
+
+# --------------------------------------------------------------------------- printing
+
+HEADER = f"{'phase':<50} {'wall s':>8} {'CPU s':>8} {'rows':>12} {'rows/s':>11} {'peak RSS':>10} {'peak-start':>10}"
+
+
+def line(label: str, m: Measure | None = None, *, wall: float | None = None, rows: int | None = None) -> str:
+    wall = m.wall if wall is None else wall
+    rows = (m.rows if m is not None else None) if rows is None else rows
+    cpu = f"{m.cpu:8.1f}" if m is not None and m.calls else f"{'':8}"
+    count = f"{rows:12,}" if rows is not None else f"{'':12}"
+    rate = f"{rows / wall:11,.0f}" if rows is not None and wall > 0 else f"{'':11}"
+    if m is not None and m.calls:
+        rss = f"{m.rss_peak / MIB:6,.0f} MiB {(m.rss_peak - m.rss_start) / MIB:+6,.0f} MiB"
+    else:
+        rss = f"{'':21}"
+    return f"{label:<50} {wall:8.1f} {cpu} {count} {rate} {rss}"
+
+
+def print_result(r: SizeResult, args: argparse.Namespace) -> None:
+    gb = r.landed_bytes / 1e9
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(r.landed_kinds.items()))
+    print()
+    print(f"=== {r.persons:,} persons ===")
+    print(f"date       {r.started:%Y-%m-%d %H:%M} UTC")
+    print(f"machine    {os.cpu_count()} cores, {_ram_gib():.1f} GiB RAM, {_cpu_model()}")
+    print(
+        f"software   Python {platform.python_version()}, duckdb {duckdb.__version__}, "
+        f"deltalake {deltalake.__version__}, pyarrow {pa.__version__}"
+    )
+    print(
+        f"load avg   {' '.join(f'{x:.2f}' for x in r.load_before)} before, "
+        f"{' '.join(f'{x:.2f}' for x in r.load_after)} after (1/5/15 min)"
+    )
+    print(f"settings   DuckDB memory_limit {args.memory_limit}, threads {args.threads}; seed {SEED}")
+    print(
+        "how        rwe_assets library functions called in one process, not Dagster "
+        "(no run/event storage, no asset checks)"
+    )
+    print(
+        f"generated  {r.gen_rows:,} data rows, {r.gen_bytes / 1e6:,.0f} MB in {r.gen.wall:.1f} s "
+        f"({r.persons / max(r.gen.wall, 1e-9):,.0f} persons/s; not part of the pipeline; "
+        f"peak RSS {r.gen.rss_peak / MIB:,.0f} MiB)"
+    )
+    print(f"landed     {r.landed_files} files ({kinds}), {r.landed_bytes:,} bytes ({gb:.2f} GB)")
+    if r.lake_bytes:
+        print(
+            f"outputs    lake {r.lake_bytes / 1e6:,.0f} MB (Delta), published rwe.duckdb "
+            f"{r.published_bytes / 1e6:,.0f} MB"
+        )
+    print()
+    print(HEADER)
+    print("-" * len(HEADER))
+    labels = {
+        "ingest": "1. raw ingest (rows stored)",
+        "staging": "2. staging (rows staged)",
+        "linkage": "3. linkage (crosswalk rows)",
+        "cdm build": "4. cdm build (CDM rows)",
+        "publish": "5. publish (CDM rows)",
+        "dq checks": "6. dq checks (CDM rows checked)",
+    }
+    for name, m in r.phases.items():
+        print(line(labels.get(name, name), m))
+        for sub in m.subs:
+            print(line(f"     {sub.name}", sub))
+    pipeline = [
+        r.phases[n] for n in ("ingest", "staging", "linkage", "cdm build", "publish") if n in r.phases
+    ]
+    total = sum(m.wall for m in pipeline)
+    cdm_rows = r.phases["cdm build"].rows if "cdm build" in r.phases else None
+    print("-" * len(HEADER))
+    print(_total_line("landing -> published (1-5)", pipeline, cdm_rows))
+    if "dq checks" in r.phases:
+        print(_total_line("landing -> published + dq (1-6)", [*pipeline, r.phases["dq checks"]], cdm_rows))
+    if r.baselines:
+        print()
+        print("baselines (DuckDB only, new file, same memory_limit and threads)")
+        for m in r.baselines.values():
+            print(line(m.name, m))
+    print()
+    for key, note in r.notes.items():
+        print(f"{key:<10} {note}")
+    if r.dq:
+        rate = r.dq["pass_rate"]
+        print(
+            f"dq         {r.dq['total']} checks: {r.dq['passed']} passed, {r.dq['failed']} failed, "
+            f"{r.dq['errors']} errors, {r.dq['not_applicable']} not applicable; "
+            f"pass rate {'n/a' if rate is None else f'{rate:.1%}'}"
+        )
+        for failure in r.dq_failures[:15]:
+            print(f"             {failure}")
+        if len(r.dq_failures) > 15:
+            print(f"             ... and {len(r.dq_failures) - 15} more")
+    a, b = r.baselines.get("a"), r.baselines.get("b")
+    if a and "cdm build" in r.phases:
+        cdm = r.phases["cdm build"].wall
+        print(f"ratio      cdm build / bare staging load = {cdm:.1f} / {a.wall:.1f} s = {cdm / a.wall:.1f}x")
+    if b and pipeline:
+        print(
+            f"ratio      landing -> published / bare landing load = {total:.1f} / {b.wall:.1f} s "
+            f"= {total / b.wall:.1f}x"
+        )
+    if r.error:
+        print(f"FAILED     {r.error}")
+
+
+def _total_line(label: str, measures: list[Measure], rows: int | None) -> str:
+    total = Measure(label, wall=sum(m.wall for m in measures), cpu=sum(m.cpu for m in measures))
+    total.calls = 1
+    total.rss_start = measures[0].rss_start
+    total.rss_peak = max(m.rss_peak for m in measures)
+    total.rows = rows
+    return line(label, total)
+
+
+def print_summary(results: list[SizeResult]) -> None:
+    print()
+    print("=== summary ===")
+    head = f"{'persons':>9} {'landed GB':>10} {'raw rows':>12} {'staged rows':>12} {'CDM rows':>12}"
+    head += f" {'ingest s':>9} {'staging s':>9} {'link s':>7} {'cdm s':>7} {'publ s':>7} {'dq s':>7}"
+    head += f" {'total s':>8} {'peak RSS':>9} {'dq pass':>8}"
+    print(head)
+    for r in results:
+        p = r.phases
+
+        def wall(name: str, p=p) -> str:
+            return f"{p[name].wall:.1f}" if name in p else "-"
+
+        def rows(name: str, p=p) -> str:
+            return f"{p[name].rows:,}" if name in p and p[name].rows is not None else "-"
+
+        total = sum(p[n].wall for n in ("ingest", "staging", "linkage", "cdm build", "publish") if n in p)
+        peak = max((m.rss_peak for m in p.values()), default=0)
+        rate = r.dq.get("pass_rate") if r.dq else None
+        row = f"{r.persons:>9,} {r.landed_bytes / 1e9:>10.2f} {rows('ingest'):>12} {rows('staging'):>12}"
+        row += f" {rows('cdm build'):>12} {wall('ingest'):>9} {wall('staging'):>9} {wall('linkage'):>7}"
+        row += f" {wall('cdm build'):>7} {wall('publish'):>7} {wall('dq checks'):>7} {total:>8.1f}"
+        row += f" {peak / MIB:>5,.0f} MiB {'-' if rate is None else f'{rate:.1%}':>8}"
+        print(row)
+
+
+def _ram_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for text in cpuinfo:
+            if text.startswith("model name"):
+                return text.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def in_repo(path: Path) -> bool:
+    return path.resolve().is_relative_to(REPO_DIR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=[10_000], help="population sizes")
+    parser.add_argument("--workdir", type=Path, help="parent of the scratch dir (default: system temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch dir of every size")
+    parser.add_argument("--memory-limit", default="8GB", help="DuckDB memory_limit (default 8GB)")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
+    parser.add_argument(
+        "--profile", choices=PHASES, help="run this phase under cProfile (slows it: its times are then off)"
+    )
+    args = parser.parse_args(argv)
+    if any(n < 1 for n in args.persons):
+        parser.error("--persons: expected sizes of at least 1")
+    parent = (args.workdir or Path(tempfile.gettempdir())).resolve()
+    if in_repo(parent):
+        parser.error(f"--workdir must be outside the repository ({REPO_DIR}): the data is gigabytes")
+    parent.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="rwe-bench-pipeline-", dir=parent))
+    print(f"scratch dir {root}")
+    print(f"command     {' '.join([Path(sys.executable).name, *sys.argv])}")
+    sampler = RssSampler()
+    sampler.start()
+    results = []
+    try:
+        for persons in args.persons:
+            result = run_size(persons, root, args, sampler)
+            results.append(result)
+            print_result(result, args)
+            if not args.keep:
+                shutil.rmtree(root / f"persons_{persons}", ignore_errors=True)
+            if result.error:
+                break
+        if len(results) > 1:
+            print_summary(results)
+    finally:
+        sampler.stop()
+        os.chdir(REPO_DIR)
+        if args.keep:
+            print(f"kept scratch dir: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
