@@ -28,6 +28,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from rwe_assets.errors import InputFileError
 from rwe_assets.lib import lake
@@ -694,8 +696,6 @@ def _append_manifest(lake_dir, source, batch_id, result: FileResult, run_id, ing
 
 def read_manifest(lake_dir: Path, source: str | None = None) -> pa.Table:
     """The ingest manifest (one row per landed file per batch), optionally for one source."""
-    import pyarrow.dataset as ds
-
     table = lake.read_table(
         lake.table_path(lake_dir, "raw", MANIFEST),
         filter_expr=None if source is None else ds.field("source") == source,
@@ -762,9 +762,6 @@ def reconcile_files(
 ) -> list[FileReconciliation]:
     """For every file the manifest lists as ingested (optionally one batch), recount its rows in the
     raw tables and the quarantine and compare with the records read from the file."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
     manifest = read_manifest(lake_dir, source.name)
     rows = [
         r
@@ -775,12 +772,10 @@ def reconcile_files(
         return []
     shas = pa.array(sorted({r["file_sha256"] for r in rows}), pa.string())
     stored = _count_by_file(
-        [lake.table_path(lake_dir, "raw", source.name, e) for e in source.entity_names], shas, ds, pc
+        [lake.table_path(lake_dir, "raw", source.name, e) for e in source.entity_names], shas
     )
     quarantine_filter = ds.field("source") == source.name
-    quarantined = _count_by_file(
-        [lake.table_path(lake_dir, "raw", QUARANTINE)], shas, ds, pc, quarantine_filter
-    )
+    quarantined = _count_by_file([lake.table_path(lake_dir, "raw", QUARANTINE)], shas, quarantine_filter)
     return [
         FileReconciliation(
             r["relative_path"],
@@ -794,7 +789,7 @@ def reconcile_files(
     ]
 
 
-def _count_by_file(paths, shas, ds, pc, extra_filter=None) -> dict[str, int]:
+def _count_by_file(paths, shas, extra_filter=None) -> dict[str, int]:
     counts: dict[str, int] = {}
     condition = ds.field("_file_sha256").isin(shas)
     if extra_filter is not None:
