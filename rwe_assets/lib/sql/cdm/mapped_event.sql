@@ -12,7 +12,11 @@
 --      written, routed by the kind of event the source said it was, and counted as unmapped.
 -- Routing: the standard concept's domain picks the table (Condition, Drug, Procedure, Measurement,
 -- Observation, Device); any other domain goes to OBSERVATION, OMOP's table of last resort.
-CREATE OR REPLACE TEMP TABLE mapped_event AS
+--
+-- Two statements: the mapping first, into a table, then the visit link. Joined in one statement,
+-- DuckDB's estimate of the mapped rows (from the small vocabulary tables) is far too low, and it builds
+-- its hash table on the millions of events instead of the visits: out of memory at 10M events.
+CREATE OR REPLACE TEMP TABLE mapped_source AS
 WITH events AS (
     SELECT e.*, x.person_id
     FROM stg_event e
@@ -51,6 +55,9 @@ targets AS (
         ON m.concept_id IS NULL AND self.concept_id IS NULL
        AND st.source_vocabulary_id = s.vocabulary_id AND st.source_code = s.code
 )
+SELECT * FROM targets;
+
+CREATE OR REPLACE TEMP TABLE mapped_event AS
 SELECT t.*,
        CASE coalesce(t.domain_id, CASE t.event_kind
                 WHEN 'condition' THEN 'Condition' WHEN 'drug' THEN 'Drug' WHEN 'immunization' THEN 'Drug'
@@ -64,5 +71,5 @@ SELECT t.*,
             ELSE 'observation' END AS cdm_table,
        t.source_system || '|' || t.record_key || '|' || t.concept_id AS natural_key,
        vd.visit_occurrence_id, vd.visit_detail_id, vd.provider_id
-FROM targets t
+FROM mapped_source t
 LEFT JOIN visit_link vd ON vd.visit_key = t.source_system || '|' || t.visit_key
