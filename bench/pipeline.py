@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -424,13 +425,15 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             if r.failed or r.is_error
         ]
 
-        # baselines
-        result.baselines["a"] = bare_staging_load(lake_dir, work / "bare_staging.duckdb", args, sampler)
-        result.baselines["b"] = bare_landing_load(landing, work / "bare_landing.duckdb", args, sampler)
-    except Exception as error:  # report what ran, then the failure
+    except Exception as error:  # report what ran, then the failure; the baselines still run
         result.error = f"{type(error).__name__}: {error}"
-        import traceback
-
+        traceback.print_exc()
+    try:
+        if (lake_dir / "staging").is_dir():
+            result.baselines["a"] = bare_staging_load(lake_dir, work / "bare_staging.duckdb", args, sampler)
+        result.baselines["b"] = bare_landing_load(landing, work / "bare_landing.duckdb", args, sampler)
+    except Exception as error:
+        result.error = (result.error + "; " if result.error else "") + f"baseline: {error}"
         traceback.print_exc()
     finally:
         os.chdir(root)
@@ -549,7 +552,8 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         "dq checks": "6. dq checks (CDM rows checked)",
     }
     for name, m in r.phases.items():
-        print(line(labels.get(name, name), m))
+        failed = r.error and name == list(r.phases)[-1] and not r.dq
+        print(line(labels.get(name, name) + (" FAILED" if failed else ""), m))
         for sub in m.subs:
             print(line(f"     {sub.name}", sub))
     pipeline = [
@@ -558,7 +562,8 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
     total = sum(m.wall for m in pipeline)
     cdm_rows = r.phases["cdm build"].rows if "cdm build" in r.phases else None
     print("-" * len(HEADER))
-    print(_total_line("landing -> published (1-5)", pipeline, cdm_rows))
+    done = "publish" in r.phases and r.phases["publish"].calls and r.published_bytes
+    print(_total_line("landing -> published (1-5)" + ("" if done else " INCOMPLETE"), pipeline, cdm_rows))
     if "dq checks" in r.phases:
         print(_total_line("landing -> published + dq (1-6)", [*pipeline, r.phases["dq checks"]], cdm_rows))
     if r.baselines:
@@ -581,10 +586,10 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         if len(r.dq_failures) > 15:
             print(f"             ... and {len(r.dq_failures) - 15} more")
     a, b = r.baselines.get("a"), r.baselines.get("b")
-    if a and "cdm build" in r.phases:
+    if a and "cdm build" in r.phases and r.phases["cdm build"].rows is not None:
         cdm = r.phases["cdm build"].wall
         print(f"ratio      cdm build / bare staging load = {cdm:.1f} / {a.wall:.1f} s = {cdm / a.wall:.1f}x")
-    if b and pipeline:
+    if b and done:
         print(
             f"ratio      landing -> published / bare landing load = {total:.1f} / {b.wall:.1f} s "
             f"= {total / b.wall:.1f}x"
