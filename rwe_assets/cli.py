@@ -12,7 +12,8 @@ from pathlib import Path
 from rwe_assets.settings import REPO_DIR, Settings
 
 SAMPLE_DIR = REPO_DIR / "data" / "sample"
-SAMPLE_BATCHES = {"ehr_sample": "synthea27"}  # source -> bundled batch folder under data/sample/
+# source -> bundled batch folder under data/sample/
+SAMPLE_BATCHES = {"ehr_sample": "synthea27", "ehr_sample_fhir": "fhir13"}
 # The demo's generated population: small enough to build in a minute, fixed so every demo is the same.
 DEMO_PERSONS, DEMO_SEED = 2_000, 42
 

@@ -42,8 +42,13 @@ SECONDARY_DIAGNOSIS = 32908
 # Confirmed by the HL7 FHIR-to-OMOP IG but absent from the bundled vocabulary: written only when the
 # loaded vocabulary has it (see lib/sql/cdm/visit_occurrence.sql).
 TELEHEALTH = 722455
+# NOTE.encoding_concept_id: the one value the v5.4 field specification names (UTF-8).
+UTF8 = 32678
+# NOTE.language_concept_id English: the language concept Athena's CONCEPT_SYNONYM rows carry for
+# English synonyms (seen in the Eunomia GiBleed shard); its CONCEPT row is in neither shard.
+ENGLISH = 4180186
 
-OPTIONAL = {"TELEHEALTH"}
+OPTIONAL = {"TELEHEALTH", "UTF8", "ENGLISH"}
 ALL = {
     name: value
     for name, value in dict(globals()).items()

@@ -18,7 +18,14 @@ def test_definitions_load_and_raw_assets_follow_the_registry():
         assert specs[key].group_name == f"raw_{source}"
         assert "delta" in specs[key].kinds
         assert specs[key].partitions_def.name == "batches"
-    assert set(registry.names) == {"ehr_sample", "ehr_site_a", "ehr_site_b", "payer", "lab"}
+    assert set(registry.names) == {
+        "ehr_sample",
+        "ehr_sample_fhir",
+        "ehr_site_a",
+        "ehr_site_b",
+        "payer",
+        "lab",
+    }
 
 
 def test_landing_sensor_is_on_by_default():

@@ -6,7 +6,7 @@ import shutil
 
 import dagster as dg
 
-from rwe_assets.cli import SAMPLE_DIR
+from rwe_assets.cli import SAMPLE_BATCHES, SAMPLE_DIR
 from rwe_assets.definitions import defs
 from rwe_assets.defs.jobs import run_landed_batches
 from rwe_assets.lib import lake
@@ -15,10 +15,14 @@ from rwe_assets.lib.sources import load_registry
 
 def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
-    shutil.copytree(SAMPLE_DIR / "synthea27", tmp_path / "landing" / "ehr_sample" / "synthea27")
+    for source, batch in SAMPLE_BATCHES.items():
+        shutil.copytree(SAMPLE_DIR / batch, tmp_path / "landing" / source / batch)
     with dg.instance_for_test() as instance:
         outcomes = run_landed_batches(defs, instance, tmp_path / "landing", load_registry())
-        assert [(key, result.success) for key, result in outcomes] == [("ehr_sample__synthea27", True)]
+        assert sorted((key, result.success) for key, result in outcomes) == [
+            ("ehr_sample__synthea27", True),
+            ("ehr_sample_fhir__fhir13", True),
+        ]
         build = defs.resolve_job_def("build").execute_in_process(instance=instance)
         assert build.success
         checks = build.get_asset_check_evaluations()
@@ -27,21 +31,28 @@ def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
     def rows(*parts):
         return lake.open_table(lake.table_path(tmp_path / "lake", *parts)).to_pyarrow_dataset().count_rows()
 
-    assert rows("staging", "person_source") == 27
-    assert rows("staging", "visit") == rows("raw", "ehr_sample", "encounters") == 604
+    assert rows("staging", "person_source") == 27 + 13
+    assert rows("raw", "ehr_sample", "encounters") == 604
+    assert rows("staging", "visit") == 604 + rows("raw", "ehr_sample_fhir", "encounter") == 604 + 1215
+    assert rows("staging", "note") == rows("raw", "ehr_sample_fhir", "documentreference") == 1215
 
     import duckdb
 
     with duckdb.connect(str(tmp_path / "warehouse" / "rwe.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM cdm.person").fetchone()[0] == 27
+        assert con.execute("SELECT count(*) FROM cdm.person").fetchone()[0] == 27 + 13
         visits = con.execute("SELECT count(*) FROM cdm.visit_detail").fetchone()[0]
-        assert visits == 604  # every staged encounter is a visit_detail under its rolled-up visit
+        assert visits == 604 + 1215  # every staged encounter is a visit_detail under its rolled-up visit
+        notes = con.execute(
+            "SELECT count(*), count(visit_occurrence_id), count(DISTINCT person_id) FROM cdm.note"
+        ).fetchone()
+        assert notes == (1215, 1215, 13)
         orphans = con.execute(
             "SELECT count(*) FROM cdm.condition_occurrence WHERE visit_occurrence_id IS NULL"
         ).fetchone()[0]
         assert orphans == 0
         assert con.execute("SELECT cdm_version_concept_id FROM cdm.cdm_source").fetchone()[0] == 756265
         assert_no_pii(con, SAMPLE_DIR / "synthea27" / "patients.csv")
+        assert_notes_hold_no_names(con, SAMPLE_DIR / "fhir13" / "Patient.000.ndjson.gz")
         assert_cookbook_runs(con)
 
 
@@ -86,6 +97,30 @@ def assert_no_pii(con, patients_csv):
             f'SELECT count(*) FROM {schema}.{table} WHERE "{column}" IN (SELECT unnest(?))', [sorted(secrets)]
         ).fetchone()[0]
         assert found == 0, f"{schema}.{table}.{column} holds patient identifiers"
+
+
+def assert_notes_hold_no_names(con, patients_ndjson):
+    """The FHIR sample's notes name their patient ('Sumiko254 Larue605 is a 60 year-old ...'); no
+    name, street line or identifier of those patients is left anywhere in a published note."""
+    import gzip
+    import json
+
+    with gzip.open(patients_ndjson, "rt", encoding="utf-8") as handle:
+        patients = [json.loads(line) for line in handle]
+    secrets = set()
+    for patient in patients:
+        for name in patient.get("name", []):
+            secrets.update([*name.get("given", []), name.get("family", "")])
+        for address in patient.get("address", []):
+            secrets.update(address.get("line", []))
+        secrets.update(identifier["value"] for identifier in patient.get("identifier", []))
+    secrets = sorted(s for s in secrets if len(s) > 3)
+    assert len(secrets) > 50
+    leaked = con.execute(
+        "SELECT count(*) FROM cdm.note, unnest(?) AS s(secret) WHERE contains(lower(note_text), lower(secret))",
+        [secrets],
+    ).fetchone()[0]
+    assert leaked == 0
 
 
 def test_whole_graph_on_a_generated_population(tmp_path, monkeypatch):

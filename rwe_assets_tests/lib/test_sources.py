@@ -15,6 +15,7 @@ def test_the_project_registry_declares_the_four_source_kinds():
     kinds = {source.name: (source.kind, source.format) for source in registry}
     assert kinds == {
         "ehr_sample": ("ehr", "csv"),
+        "ehr_sample_fhir": ("ehr", "ndjson"),
         "ehr_site_a": ("ehr", "csv"),
         "ehr_site_b": ("ehr", "ndjson"),
         "payer": ("claims", "csv"),

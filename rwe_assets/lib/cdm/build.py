@@ -5,7 +5,7 @@ complete), so a crash leaves the last good build and the published file untouche
 lib/sql/cdm/<step>.sql with its rule written at its top:
 
   vocabulary -> location -> care_site -> provider -> person -> visits (rollup) -> visit_detail ->
-  mapped events (source code -> standard concept -> domain -> table) -> the event tables -> death ->
+  mapped events (source code -> standard concept -> domain -> table) -> the event tables -> note -> death ->
   observation_period -> eras -> cdm_source -> results (unmapped codes, reconciliation, mapping)
 
 Ids come from persistent id maps (lib/id_map.py), so the same input gives the same ids.
@@ -34,7 +34,7 @@ from rwe_assets.lib.raw_ingest import read_manifest
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, load_vocabulary, vocabulary_version
 
 _KEY = "source_system || '|' || {} AS natural_key"
-_PARAMETER = re.compile(r"\$([a-z_]+)")
+_PARAMETER = re.compile(r"\$([a-z_0-9]+)")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "cdm"
 CODE_VERSION = "rwe_assets 0.1.0"
 EVENT_TABLES = (
@@ -45,12 +45,14 @@ EVENT_TABLES = (
     "observation",
     "device_exposure",
 )
-STAGING_VIEWS = ("person_source", "visit", "event", "provider", "care_site")
+STAGING_VIEWS = ("person_source", "visit", "event", "note", "provider", "care_site")
 PARAMETERS = {
     "type_ehr": c.EHR,
     "type_ehr_prescription": c.EHR_PRESCRIPTION,
     "type_ehr_administration": c.EHR_ADMINISTRATION_RECORD,
     "type_ehr_encounter": c.EHR_ENCOUNTER_RECORD,
+    "utf8": c.UTF8,
+    "english": c.ENGLISH,
     "male": c.MALE,
     "female": c.FEMALE,
     "white": c.WHITE,
@@ -194,6 +196,9 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
                 con, lake_dir, table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'"
             )
             run_sql(con, table)
+    with timer.step("note"):
+        assign_ids(con, lake_dir, "note", f"SELECT {_KEY.format('record_key')} FROM stg_note")
+        run_sql(con, "note")
     with timer.step("death_and_observation_period"):
         run_sql(con, "death")
         eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
@@ -343,6 +348,7 @@ def _reconcile(con, visits_merged: int, persons_excluded: int = 0) -> tuple[CdmR
         CdmReconciliation(
             "visit", "visit_detail", _count(con, "stg_visit"), _count(con, "cdm.visit_detail"), 0, 0
         ),
+        CdmReconciliation("note", "note", _count(con, "stg_note"), _count(con, "cdm.note"), 0, 0),
     ]
     staged_events = _count(con, "stg_event")
     written = sum(_count(con, f"cdm.{table}") for table in EVENT_TABLES)

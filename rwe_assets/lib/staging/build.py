@@ -43,11 +43,26 @@ REFERENCES = {
         ("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),
         ("visit_key", "visit", "record_key", "MISSING_VISIT"),
     ),
+    "note": (
+        ("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),
+        ("visit_key", "visit", "record_key", "MISSING_VISIT"),
+    ),
 }
 
 # Questions whose free-text answer is an identifier: the answer is not staged (the question is, with
 # no value), so it cannot reach the CDM. Synthea's PRAPARE survey asks for the street address.
 IDENTIFYING_ANSWERS = {("LOINC", "56799-0"): "street address (What address do you live at?)"}
+
+# Note text: the patient's own identifiers (each given and family name, maiden name, street line,
+# phone, SSN, licence and passport numbers, each also without Synthea's numeric suffix) are replaced
+# wherever they stand as a whole word, case-insensitively; then any word shaped like a Synthea name
+# (a capitalized word ending in digits: 'Liane379', clinicians included) is replaced too. Values
+# shorter than two characters are not searched for. Each pattern runs twice: a match consumes the
+# separator after it, so the second pass catches an identifier right after another one.
+NOTE_REDACTED = "[REDACTED]"
+NOTE_NAME = "[NAME]"
+_WORD_EDGE = r"[^\p{L}\p{N}]"
+SYNTHEA_NAME = rf"(^|{_WORD_EDGE})\p{{Lu}}\p{{Ll}}+[0-9]+({_WORD_EDGE}|$)"
 
 MACROS = r"""
 CREATE OR REPLACE MACRO rwe_text(x) AS nullif(trim(x), '');
@@ -106,6 +121,7 @@ def build_staging(
         if source.staging_profile:
             raw_counts += _stage_source(con, lake_dir, source)
     redact_identifying_answers(con)
+    redact_note_identifiers(con)
     for table in TABLES:  # in reference order: parents are final before their children are checked
         resolve_duplicates(con, table.name)
         for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
@@ -187,6 +203,42 @@ def redact_identifying_answers(con: duckdb.DuckDBPyConnection) -> int:
     count = con.execute(f"SELECT count(*) FROM cand_event WHERE {condition}", {"codes": codes}).fetchone()[0]
     con.execute(f"UPDATE cand_event SET value_as_string = NULL WHERE {condition}", {"codes": codes})
     return count
+
+
+def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> None:
+    """Redact identifiers from cand_note.note_text (rule above NOTE_REDACTED)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE note_identifier_pattern AS
+        WITH identifiers AS (
+            SELECT source_system, source_person_id, trim(unnest(flatten([
+                string_split(coalesce(given_name, ''), ' '), string_split(coalesce(family_name, ''), ' '),
+                string_split(coalesce(maiden_name, ''), ' '),
+                [address_line, phone, ssn, drivers_license, passport]]))) AS value
+            FROM cand_person_pii
+        ),
+        forms AS (
+            SELECT source_system, source_person_id, value FROM identifiers
+            UNION
+            SELECT source_system, source_person_id, regexp_replace(value, '[0-9]+$', '') FROM identifiers
+        )
+        SELECT source_system, source_person_id,
+               '(?i)(^|{_WORD_EDGE})(' || string_agg(regexp_escape(value), '|' ORDER BY length(value) DESC)
+               || ')({_WORD_EDGE}|$)' AS pattern
+        FROM forms WHERE length(value) >= 2
+        GROUP BY ALL
+        """
+    )
+    redact = "regexp_replace(regexp_replace({0}, {1}, '\\1{2}\\3', 'g'), {1}, '\\1{2}\\3', 'g')"
+    own = redact.format("n.note_text", "p.pattern", NOTE_REDACTED)
+    con.execute(
+        f"""
+        UPDATE cand_note n SET note_text = {own} FROM note_identifier_pattern p
+        WHERE p.source_system = n.source_system AND p.source_person_id = n.source_person_id
+        """
+    )
+    names = redact.format("note_text", "$names", NOTE_NAME).replace("\\3", "\\2")
+    con.execute(f"UPDATE cand_note SET note_text = {names}", {"names": SYNTHEA_NAME})
 
 
 def resolve_duplicates(con: duckdb.DuckDBPyConnection, table_name: str) -> None:

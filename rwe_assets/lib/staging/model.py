@@ -114,6 +114,22 @@ EVENT = StagedTable(
     "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain.",
 )
 
+NOTE = StagedTable(
+    "note",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("visit_key", "VARCHAR"),
+        ("note_datetime", "TIMESTAMP"),
+        ("code", "VARCHAR"),
+        ("vocabulary_id", "VARCHAR"),
+        ("title", "VARCHAR"),
+        ("note_text", "VARCHAR"),
+        ("provider_key", "VARCHAR"),
+    ),
+    "Clinical notes as UTF-8 text, the note type's code kept; the patient's own identifiers and "
+    "Synthea-style names are redacted from the text before it is staged (lib/staging/build.py).",
+)
+
 PROVIDER = StagedTable(
     "provider",
     (
@@ -137,5 +153,5 @@ CARE_SITE = StagedTable(
     "Organizations where care is given.",
 )
 
-TABLES = (PERSON_SOURCE, PERSON_PII, VISIT, EVENT, PROVIDER, CARE_SITE)
+TABLES = (PERSON_SOURCE, PERSON_PII, VISIT, EVENT, NOTE, PROVIDER, CARE_SITE)
 BY_NAME = {table.name: table for table in TABLES}

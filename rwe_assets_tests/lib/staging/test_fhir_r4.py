@@ -451,8 +451,8 @@ def test_clinical_events(tmp_path, registry):
                 "primarySource": True,
             }
         ),
-        "DocumentReference.000.ndjson": ndjson(
-            {"resourceType": "DocumentReference", "id": "d1", "subject": {"reference": "Patient/p1"}}
+        "CareTeam.000.ndjson": ndjson(
+            {"resourceType": "CareTeam", "id": "t1", "subject": {"reference": "Patient/p1"}}
         ),
     }
     lake_dir, report = stage(tmp_path, registry, files)
@@ -506,9 +506,9 @@ def test_clinical_events(tmp_path, registry):
     assert quarantined(lake_dir) == []
     # The blood-pressure line yields two rows: one more than its raw row, for this entity only.
     assert_reconciles(report, fanout={("event", "observation"): 1})
-    # DocumentReference has no canonical twin: it stays in raw and is not part of staging.
-    assert "documentreference" not in {r.source_entity for r in report.reconciliation}
-    assert lake.read_table(lake.table_path(lake_dir, "raw", "site", "documentreference")).num_rows == 1
+    # CareTeam adds nothing the canonical model holds: it stays in raw and is not part of staging.
+    assert "careteam" not in {r.source_entity for r in report.reconciliation}
+    assert lake.read_table(lake.table_path(lake_dir, "raw", "site", "careteam")).num_rows == 1
 
 
 def test_other_resource_types(tmp_path, registry):
@@ -796,3 +796,82 @@ def test_the_profile_macros_map_systems_and_references():
     for path in PROFILE_DIR.glob("*/*.sql"):  # one definition: no file repeats the expressions
         text = path.read_text()
         assert "regexp_extract" not in text and "'http://snomed.info/sct'" not in text, path.name
+
+
+def document(did: str, text: str | None = None, enc: str = "Encounter/e1", **fields) -> dict:
+    """A DocumentReference shaped as Synthea writes it: the note as a base64 text/plain attachment."""
+    import base64
+
+    attachment = {"contentType": "text/plain; charset=utf-8"}
+    if text is not None:
+        attachment["data"] = base64.b64encode(text.encode()).decode()
+    resource = {
+        "resourceType": "DocumentReference",
+        "id": did,
+        "status": "superseded",
+        "type": {"coding": [{"system": LOINC, "code": "34117-2", "display": "History and physical note"}]},
+        "subject": {"reference": "Patient/p1"},
+        "date": "2020-03-01T09:45:00-05:00",
+        "author": [{"reference": NPI_REF}],
+        "context": {"encounter": [{"reference": enc}]},
+        "content": [{"attachment": attachment}],
+    }
+    resource.update(fields)
+    return resource
+
+
+def test_document_references_stage_as_notes_with_identifiers_redacted(tmp_path, registry):
+    person = patient(
+        "p1",
+        address=[{"line": ["12 Elm St"], "city": "Boston", "state": "MA", "postalCode": "02110"}],
+        telecom=[{"system": "phone", "value": "555-201-3344"}],
+        identifier=[{"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-55-1234"}],
+    )
+    note = (
+        "Ann34 Lee12 is a 40 year-old. Seen by Dr. Liane379 Kunze215.\n"
+        "Lives at 12 Elm St, phone 555-201-3344, SSN 999-55-1234. ann Marie5 LEE; Annual review, Leeward."
+    )
+    pdf = document("d3", "not text")
+    pdf["content"][0]["attachment"]["contentType"] = "application/pdf"
+    files = {
+        "Patient.000.ndjson": ndjson(person),
+        "Encounter.000.ndjson": ndjson(encounter("e1")),
+        "DocumentReference.000.ndjson": ndjson(
+            document("d1", note),
+            document("d2", None),  # line 2: the text is only behind a URL
+            pdf,  # line 3
+            document("d4", "x", content=[{"attachment": {"contentType": "text/plain", "data": "!!!"}}]),
+            document("d5", "x", status="entered-in-error"),  # line 5
+            document("d6", "x", enc="Encounter/e9"),  # line 6: the Encounter was never sent
+            document("d7", "x", date="2020-13-01"),  # line 7
+        ),
+    }
+    lake_dir, report = stage(tmp_path, registry, files)
+
+    assert staged(lake_dir, "note") == [
+        {
+            "source_system": "site",
+            "record_key": "d1",
+            "_source_entity": "documentreference",
+            "_line_number": 1,
+            "source_person_id": "p1",
+            "visit_key": "e1",
+            "note_datetime": datetime(2020, 3, 1, 14, 45),
+            "code": "34117-2",
+            "vocabulary_id": "LOINC",
+            "title": "History and physical note",
+            "note_text": "[REDACTED] [REDACTED] is a 40 year-old. Seen by Dr. [NAME] [NAME].\n"
+            "Lives at [REDACTED], phone [REDACTED], SSN [REDACTED]. [REDACTED] [NAME] [REDACTED]; "
+            "Annual review, Leeward.",
+            "provider_key": "9999912345",
+        }
+    ]
+    assert [q for q in quarantined(lake_dir) if q[0] == "note"] == [
+        ("note", "documentreference", 2, "MISSING_TEXT", "content.attachment.data"),
+        ("note", "documentreference", 3, "UNSUPPORTED_CONTENT_TYPE", "content.attachment.contentType"),
+        ("note", "documentreference", 4, "INVALID_TEXT", "content.attachment.data"),
+        ("note", "documentreference", 5, "ENTERED_IN_ERROR", "status"),
+        ("note", "documentreference", 6, "MISSING_VISIT", "visit_key"),
+        ("note", "documentreference", 7, "INVALID_DATE", "date"),
+    ]
+    assert_reconciles(report)

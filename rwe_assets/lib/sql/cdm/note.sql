@@ -1,0 +1,44 @@
+-- Staged notes -> NOTE (text already redacted in staging). Type: EHR.
+-- note_class_concept_id: the note type's code (LOINC document ontology in Synthea) through its valid
+--   "Maps to" standard concept, or the concept itself when it is standard; 0 when the vocabulary has
+--   neither (the bundled subset has no LOINC document codes), the code kept in note_source_value.
+-- encoding_concept_id: UTF-8 (32678, the one value the v5.4 specification names) and
+--   language_concept_id: English (4180186) when the loaded vocabulary holds those concepts, else 0.
+--   Staging decodes every note as UTF-8; the language is assumed, not detected (US Synthea notes).
+-- visit and provider: the visit's ids (visit_link), else the note's own author for the provider.
+INSERT INTO cdm.note BY NAME
+WITH source_concept AS (
+    SELECT n.*, sc.concept_id AS source_concept_id, sc.standard_concept
+    FROM stg_note n
+    LEFT JOIN cdm.concept sc ON sc.vocabulary_id = n.vocabulary_id AND sc.concept_code = n.code
+),
+maps_to AS (  -- one standard class per source concept (the lowest id if a code maps to several)
+    SELECT cr.concept_id_1, min(t.concept_id) AS concept_id
+    FROM cdm.concept_relationship cr
+    JOIN cdm.concept t ON t.concept_id = cr.concept_id_2 AND t.standard_concept = 'S'
+    WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL
+    GROUP BY cr.concept_id_1
+),
+classed AS (
+    SELECT s.*, coalesce(m.concept_id, if(s.standard_concept = 'S', s.source_concept_id, NULL), 0)
+               AS note_class_concept_id
+    FROM source_concept s LEFT JOIN maps_to m ON m.concept_id_1 = s.source_concept_id
+)
+SELECT i.id AS note_id,
+       CAST(x.person_id AS INTEGER) AS person_id,
+       n.note_datetime::DATE AS note_date,
+       n.note_datetime,
+       $type_ehr AS note_type_concept_id,
+       n.note_class_concept_id,
+       left(n.title, 250) AS note_title,
+       n.note_text,
+       coalesce((SELECT concept_id FROM cdm.concept WHERE concept_id = $utf8), 0) AS encoding_concept_id,
+       coalesce((SELECT concept_id FROM cdm.concept WHERE concept_id = $english), 0) AS language_concept_id,
+       coalesce(v.provider_id, p.id) AS provider_id,
+       v.visit_occurrence_id, v.visit_detail_id,
+       left(n.code, 50) AS note_source_value
+FROM classed n
+JOIN crosswalk x USING (source_system, source_person_id)
+JOIN ids_note i ON i.natural_key = n.source_system || '|' || n.record_key
+LEFT JOIN visit_link v ON v.visit_key = n.source_system || '|' || n.visit_key
+LEFT JOIN ids_provider p ON p.natural_key = n.source_system || '|' || n.provider_key
