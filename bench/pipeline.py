@@ -1,4 +1,4 @@
-"""Whole-pipeline benchmark: landing -> raw -> staging -> linkage -> OMOP CDM -> published DuckDB -> DQ.
+"""Whole-pipeline benchmark: landing -> raw -> staging -> linkage -> OMOP CDM -> DQ -> published DuckDB.
 
     python bench/pipeline.py --persons 10000 [100000 ...] [--workdir DIR] [--keep]
                              [--memory-limit 8GB] [--threads 2] [--profile PHASE]
@@ -10,7 +10,8 @@ For each population size, in this one process and one after the other:
 2. runs the pipeline with rwe_assets' library functions, not Dagster (no run storage, event log,
    asset checks or subprocesses: the work itself): raw ingest_batch of every landed batch of every
    registered source, build_staging, build_crosswalk, build_cdm (its report's step_seconds give the
-   CDM steps), publish, and the DQD suite (run_checks) on the published file attached read-only;
+   CDM steps), the DQD suite (run_checks) on build.duckdb writing results.dq_check_results (publishing
+   refuses a build without them), then publish;
 3. measures two bare baselines on the same data: (a) DuckDB only loading the staging Delta tables
    (lake/staging/*, via deltalake -> pyarrow dataset) into tables of a new DuckDB file, and (b) DuckDB
    only loading every landed CSV (read_csv, all_varchar) and NDJSON file (read_json_objects) into
@@ -395,7 +396,27 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             + ", ".join(f"{t} {n:,}" for t, n in cdm_report.row_counts.items() if n)
         )
 
-        # 5. publish
+        # 5. data-quality suite on build.duckdb, results written beside the CDM (as the dq asset does):
+        #    publishing refuses a build without them
+        dq = phase("dq checks")
+        with (
+            sampler.measure(dq, release=True),
+            maybe_profiled(args.profile == "dq", "dq checks"),
+            duckdb.connect(str(warehouse / "build.duckdb")) as con,
+        ):
+            con.execute(f"SET memory_limit = '{mem}'")
+            con.execute(f"SET threads = {int(threads)}")
+            checks = run_checks(con, "cdm", "results", run_id="bench")
+        dq.rows = cdm.rows
+        result.dq = {k: v for k, v in summarize(checks).items() if not k.startswith("by_")}
+        result.dq_failures = [
+            f"{r.status} {r.check_id}: "
+            + (r.error_message or "" if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}")
+            for r in checks
+            if r.failed or r.is_error
+        ]
+
+        # 6. publish
         pub = phase("publish")
         with sampler.measure(pub, release=True), maybe_profiled(args.profile == "publish", "publish"):
             published = publish(warehouse)
@@ -406,24 +427,6 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             f"({result.published_bytes / 1e6 / max(pub.wall, 1e-9):,.0f} MB/s)"
         )
         result.lake_bytes = dir_bytes(lake_dir)
-
-        # 6. data-quality suite on the published file, read-only (as python -m rwe_assets.lib.quality.dqd)
-        dq = phase("dq checks")
-        with sampler.measure(dq, release=True), maybe_profiled(args.profile == "dq", "dq checks"):
-            con = duckdb.connect()
-            con.execute(f"SET memory_limit = '{mem}'")
-            con.execute(f"SET threads = {int(threads)}")
-            con.execute(f"ATTACH '{published}' AS dqd_source (READ_ONLY)")
-            checks = run_checks(con, schema="dqd_source.cdm")
-            con.close()
-        dq.rows = cdm.rows
-        result.dq = {k: v for k, v in summarize(checks).items() if not k.startswith("by_")}
-        result.dq_failures = [
-            f"{r.status} {r.check_id}: "
-            + (r.error_message or "" if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}")
-            for r in checks
-            if r.failed or r.is_error
-        ]
 
     except Exception as error:  # report what ran, then the failure; the baselines still run
         result.error = f"{type(error).__name__}: {error}"
@@ -548,8 +551,8 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         "staging": "2. staging (rows staged)",
         "linkage": "3. linkage (crosswalk rows)",
         "cdm build": "4. cdm build (CDM rows)",
-        "publish": "5. publish (CDM rows)",
-        "dq checks": "6. dq checks (CDM rows checked)",
+        "dq checks": "5. dq checks (CDM rows checked)",
+        "publish": "6. publish (CDM rows)",
     }
     for name, m in r.phases.items():
         failed = r.error and name == list(r.phases)[-1] and not r.dq
@@ -557,15 +560,19 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         for sub in m.subs:
             print(line(f"     {sub.name}", sub))
     pipeline = [
-        r.phases[n] for n in ("ingest", "staging", "linkage", "cdm build", "publish") if n in r.phases
+        r.phases[n]
+        for n in ("ingest", "staging", "linkage", "cdm build", "dq checks", "publish")
+        if n in r.phases
     ]
     total = sum(m.wall for m in pipeline)
     cdm_rows = r.phases["cdm build"].rows if "cdm build" in r.phases else None
     print("-" * len(HEADER))
     done = "publish" in r.phases and r.phases["publish"].calls and r.published_bytes
-    print(_total_line("landing -> published (1-5)" + ("" if done else " INCOMPLETE"), pipeline, cdm_rows))
-    if "dq checks" in r.phases:
-        print(_total_line("landing -> published + dq (1-6)", [*pipeline, r.phases["dq checks"]], cdm_rows))
+    print(
+        _total_line(
+            "landing -> checked and published (1-6)" + ("" if done else " INCOMPLETE"), pipeline, cdm_rows
+        )
+    )
     if r.baselines:
         print()
         print("baselines (DuckDB only, new file, same memory_limit and threads)")

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from rwe_assets.defs.automation import refresh_after_ingest, with_freshness
 from rwe_assets.defs.cdm import cdm_assets
 from rwe_assets.defs.jobs import build_job, raw_ingest_job
 from rwe_assets.defs.linkage import linkage_assets
@@ -12,15 +13,17 @@ from rwe_assets.defs.staging import build_staging_assets
 from rwe_assets.resources import RweConfig
 
 defs = dg.Definitions(
-    assets=[
-        *build_raw_assets(),
-        build_staging_assets(),
-        *linkage_assets,
-        *cdm_assets,
-        *quality_assets,
-        *publish_assets,
-    ],
-    sensors=[build_landing_sensor()],
+    assets=with_freshness(
+        [
+            *build_raw_assets(),
+            build_staging_assets(),
+            *linkage_assets,
+            *cdm_assets,
+            *quality_assets,
+            *publish_assets,
+        ]
+    ),
+    sensors=[build_landing_sensor(), refresh_after_ingest],
     jobs=[raw_ingest_job, build_job],
     resources={"rwe": RweConfig()},
     # One process per run: a new process per step costs seconds of imports on 2 cores (STACK_NOTES).

@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 
+from rwe_assets.defs.jobs import raw_ingest_job
 from rwe_assets.defs.partitions import batches
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib.landing import LandedBatch, list_batches
@@ -30,11 +31,10 @@ def already_ingested(instance: dg.DagsterInstance, batch: LandedBatch) -> bool:
 
 def build_landing_sensor(registry=None) -> dg.SensorDefinition:
     registry = registry or load_registry()
-    selection = dg.AssetSelection.groups(*(f"raw_{source.name}" for source in registry))
 
     @dg.sensor(
         name="landing_sensor",
-        target=selection,
+        job=raw_ingest_job,  # runs of this job start the downstream refresh (defs/automation)
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
