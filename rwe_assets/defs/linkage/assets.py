@@ -1,56 +1,141 @@
-"""Linkage assets: keyed tokens and the person crosswalk (the master patient index contract)."""
+"""Linkage assets: keyed tokens, scored pairs, the master patient index, clerical review, quality."""
 
 import dagster as dg
 
 from rwe_assets.defs.staging.assets import staging_key
-from rwe_assets.lib import lake
-from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk
+from rwe_assets.errors import ConfigError
+from rwe_assets.lib.linkage.crosswalk import link, register_staged_persons
+from rwe_assets.lib.linkage.keys import resolve_key
+from rwe_assets.lib.linkage.quality import F1_THRESHOLD, MIN_TRUE_PAIRS
 from rwe_assets.lib.staging.build import staging_connection
 from rwe_assets.resources import RweConfig
 
 TOKENS = dg.AssetKey(["linkage", "tokens"])
+PAIRS = dg.AssetKey(["linkage", "pairs"])
 CROSSWALK = dg.AssetKey(["linkage", "person_crosswalk"])
+CLERICAL = dg.AssetKey(["linkage", "clerical_review"])
+METRICS = dg.AssetKey(["linkage", "metrics"])
+CODE_VERSION = "linkage-fs-1"
+
+
+def _spec(key: dg.AssetKey, deps: list, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, group_name="linkage", kinds={"delta", "duckdb"}, deps=deps, description=description,
+        code_version=CODE_VERSION,
+    )  # fmt: skip
 
 
 @dg.multi_asset(
     name="linkage",
     specs=[
-        dg.AssetSpec(
+        _spec(
             TOKENS,
-            group_name="linkage",
-            kinds={"delta"},
-            deps=[staging_key("person_pii")],
-            description="Keyed HMAC-SHA256 tokens of each source person's normalized PII; no PII itself.",
-            code_version="linkage-interim-1",
+            [staging_key("person_source"), staging_key("person_pii")],
+            "Keyed HMAC-SHA256 tokens (first 60 bits) of each source person's normalized identifiers and "
+            "keyed Bloom filters of name and street q-grams; no identifier in clear (docs/linkage.md).",
         ),
-        dg.AssetSpec(
+        _spec(
+            PAIRS,
+            [TOKENS],
+            "Candidate pairs from token blocking, scored by a Fellegi-Sunter model (Splink, EM-trained m/u, "
+            "kept in linkage/model.json), with deterministic rule, household guard and decision.",
+        ),
+        _spec(
             CROSSWALK,
-            group_name="linkage",
-            kinds={"delta"},
-            deps=[TOKENS],
-            description=(
-                "(source_system, source_person_id) -> person_id, stable across reruns and batches. Interim "
-                "rule: records with the same exact token are one person; everything else is a singleton."
-            ),
-            code_version="linkage-interim-1",
+            [PAIRS],
+            "(source_system, source_person_id) -> person_id: connected components of matched pairs. Ids are "
+            "stable: later batches add persons or merge them (linkage/person_history).",
         ),
+        _spec(
+            CLERICAL, [PAIRS], "Pairs in the grey zone (0.50 <= p < 0.95 or household conflict): to review."
+        ),
+        _spec(
+            METRICS, [CROSSWALK], "Counts, match rates per source pair, score histogram, F1 vs ground truth."
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "f1_vs_ground_truth",
+            asset=CROSSWALK,
+            description=f"Pairwise F1 against the generator's ground truth is at least {F1_THRESHOLD}.",
+        )
     ],
     pool="lake_linkage",
 )
 def linkage(context: dg.AssetExecutionContext, rwe: RweConfig):
     settings = rwe.settings()
-    if settings.linkage_key is None:
-        context.log.warning("RWE_LINKAGE_KEY is not set: linking with the public DEMO key (demo data only)")
+    try:
+        key = resolve_key(settings.linkage_key, settings.data_dir)
+    except ConfigError as error:
+        raise dg.Failure(str(error)) from None
+    if key.demo:
+        context.log.warning("RWE_LINKAGE_KEY is not set: linking demo data with the public DEMO key")
     con = staging_connection(settings.duckdb_memory_limit, settings.duckdb_threads)
-    pii = lake.open_table(lake.table_path(settings.lake_dir, "staging", "person_pii"))
-    if pii is None:
-        raise dg.Failure("staging/person_pii does not exist yet: materialize the staging assets first")
-    con.register("person_pii", pii.to_pyarrow_dataset())
-    crosswalk = build_crosswalk(con, settings.lake_dir, settings.linkage_key or DEMO_KEY)
-    metadata = {"dagster/row_count": crosswalk.num_rows, "demo_key": settings.linkage_key is None}
-    yield dg.MaterializeResult(asset_key=TOKENS, metadata=metadata)
-    persons = len(set(crosswalk.column("person_id").to_pylist()))
-    yield dg.MaterializeResult(asset_key=CROSSWALK, metadata={**metadata, "persons": persons})
+    try:
+        register_staged_persons(con, settings.lake_dir)
+    except FileNotFoundError as error:
+        raise dg.Failure(str(error)) from None
+    result = link(con, settings.lake_dir, key.value, truth_dir=settings.data_dir / "truth")
+    con.close()
+    common = {"demo_key": key.demo, "model_trained_this_run": result.trained}
+    counts = {name: dg.MetadataValue.float(float(v)) for name, v in result.counts.items()}
+    yield dg.MaterializeResult(
+        asset_key=TOKENS, metadata={**common, "dagster/row_count": result.crosswalk.num_rows}
+    )
+    yield dg.MaterializeResult(asset_key=PAIRS, metadata={**common, **counts})
+    yield dg.MaterializeResult(
+        asset_key=CROSSWALK, metadata={**common, "dagster/row_count": result.crosswalk.num_rows, **counts}
+    )
+    yield dg.MaterializeResult(
+        asset_key=CLERICAL, metadata={"dagster/row_count": int(result.counts["pairs_for_review"])}
+    )
+    yield dg.MaterializeResult(asset_key=METRICS, metadata=_quality_metadata(result))
+    yield _f1_check(result)
+
+
+def _quality_metadata(result) -> dict:
+    metrics = result.metrics.to_pylist()
+    values = {
+        f"{r['metric']}[{r['dimension']}]" if r["dimension"] else r["metric"]: r["value"] for r in metrics
+    }
+    shown = {k: v for k, v in values.items() if not k.startswith("pairs_by_match_weight")}
+    histogram = "\n".join(
+        f"| {r['dimension']} | {int(r['value'])} |" for r in metrics if r["metric"] == "pairs_by_match_weight"
+    )
+    return {
+        "dagster/row_count": result.metrics.num_rows,
+        **{k: dg.MetadataValue.float(float(v)) for k, v in shown.items()},
+        "match_weight_histogram": dg.MetadataValue.md("| weight | pairs |\n|---|---|\n" + histogram),
+    }
+
+
+def _f1_check(result) -> dg.AssetCheckResult:
+    f1, true_pairs = result.metric("f1", "truth"), result.metric("true_pairs", "truth")
+    if f1 is None or true_pairs < MIN_TRUE_PAIRS:
+        return dg.AssetCheckResult(
+            check_name="f1_vs_ground_truth",
+            asset_key=CROSSWALK,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "judged": False,
+                "true_pairs": float(true_pairs or 0),
+                "min_true_pairs": MIN_TRUE_PAIRS,
+            },
+            description="no ground truth, or too few true pairs to judge F1",
+        )
+    return dg.AssetCheckResult(
+        check_name="f1_vs_ground_truth",
+        asset_key=CROSSWALK,
+        passed=f1 >= F1_THRESHOLD,
+        metadata={
+            "judged": True,
+            "f1": f1,
+            "precision": result.metric("precision", "truth"),
+            "recall": result.metric("recall", "truth"),
+            "threshold": F1_THRESHOLD,
+        },
+    )
 
 
 linkage_assets = [linkage]

@@ -1,20 +1,22 @@
-"""Interim person crosswalk: exact matches of a keyed token only.
+"""The master patient index: staging.person_pii -> linkage tables -> person_crosswalk.
 
-The linkage issue replaces the matching (probabilistic, typo-tolerant); the contract stays:
-`linkage/person_crosswalk` maps (source_system, source_person_id) -> person_id (BIGINT) with
-match_method, match_probability and first_seen_batch, and person ids never change once given.
+Contract (unchanged from the interim exact-token crosswalk): `linkage/person_crosswalk` maps
+(source_system, source_person_id) -> person_id (BIGINT) with match_method (deterministic /
+probabilistic / singleton / clerical), match_probability and first_seen_batch; a person id, once
+given, is never renumbered: a later run only adds persons or merges them (both recorded in
+linkage/person_history), or splits one when a link is withdrawn (recorded too).
 
-Token: HMAC-SHA256 under the linkage key of normalized given name, family name, birth date and sex.
-Normalization: case and accents folded, digits and punctuation removed (Synthea appends digits to
-names), whitespace collapsed. A record missing any of the four fields gets no token: it stays alone.
+One run: tokens for every record (tokens.py); the model is trained once and kept (model.py,
+linkage/model.json); records that are new or whose tokens changed are scored against each other and
+against the unchanged records; the kept pairs of unchanged records are reused (so a batch costs its
+own comparisons, and the clusters equal those of a full relink with the same model); decisions and
+connected components (cluster.py); stable ids; quality (quality.py). See docs/linkage.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import unicodedata
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -22,104 +24,204 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
+from rwe_assets.lib.linkage import cluster, model, quality
+from rwe_assets.lib.linkage.keys import DEMO_KEY
+from rwe_assets.lib.linkage.tokens import TOKEN_COLUMNS, build_tokens
 
-DEMO_KEY = "rwe-assets-DEMO-linkage-key-NOT-SECRET"
-_NOT_LETTERS = re.compile(r"[^a-z ]+")
+__all__ = ["DEMO_KEY", "LinkageResult", "build_crosswalk", "link", "register_staged_persons"]
+
+TABLES = ("tokens", "pairs", "person_crosswalk", "clerical_review", "person_history", "metrics")
 
 
-def normalize_name(value: str | None) -> str | None:
-    if not value:
+@dataclass
+class LinkageResult:
+    crosswalk: pa.Table
+    metrics: pa.Table
+    counts: dict[str, float]
+    trained: bool
+
+    def metric(self, name: str, dimension: str = "") -> float | None:
+        for m, d, v in zip(
+            *(self.metrics.column(c).to_pylist() for c in ("metric", "dimension", "value")), strict=True
+        ):
+            if m == name and d == dimension:
+                return v
         return None
-    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
-    cleaned = " ".join(_NOT_LETTERS.sub(" ", folded).split())
-    return cleaned or None
 
 
-def exact_token(key: bytes, given, family, birth_date, sex) -> str | None:
-    parts = [normalize_name(given), normalize_name(family), str(birth_date) if birth_date else None]
-    parts.append((sex or "").strip().upper()[:1] or None)
-    if any(part is None for part in parts):
-        return None
-    return hmac.new(key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
-
-
-def build_crosswalk(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str) -> pa.Table:
-    """Tokens and crosswalk from staging.person_pii (registered in `con` as `person_pii`); writes
-    lake/linkage/tokens and lake/linkage/person_crosswalk and returns the crosswalk."""
-    pii = con.sql(
-        "SELECT source_system, source_person_id, given_name, family_name, birth_date, sex, _batch_id FROM person_pii"
-    ).to_arrow_table()
-    secret = key.encode()
-    tokens = [
-        exact_token(secret, g, f, b, s)
-        for g, f, b, s in zip(
-            pii.column("given_name").to_pylist(),
-            pii.column("family_name").to_pylist(),
-            pii.column("birth_date").to_pylist(),
-            pii.column("sex").to_pylist(),
-            strict=True,
-        )
-    ]
-    token_table = pa.table(
-        {
-            "source_system": pii.column("source_system"),
-            "source_person_id": pii.column("source_person_id"),
-            "token_exact": pa.array(tokens, pa.string()),
-            "batch_id": pii.column("_batch_id"),
-        }
+def register_staged_persons(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str = "person_pii") -> None:
+    """View `name`: every staged person (staging.person_source) with its identifiers from
+    staging.person_pii, NULL where the source sent none (real DE-SynPUF has no member file): such a
+    record gets no token, matches nothing and becomes a person of its own, so every staged person has
+    a person_id."""
+    for table in ("person_source", "person_pii"):
+        if not lake.register_view(con, f"_staged_{table}", lake.table_path(lake_dir, "staging", table)):
+            raise FileNotFoundError(
+                f"staging/{table} does not exist yet: materialize the staging assets first"
+            )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW {name} AS
+        SELECT s.source_system, s.source_person_id, coalesce(p._batch_id, s._batch_id) AS _batch_id,
+               p.* EXCLUDE (source_system, source_person_id, _batch_id)
+        FROM _staged_person_source s
+        LEFT JOIN _staged_person_pii p USING (source_system, source_person_id)
+        """
     )
-    write_deltalake(
-        str(lake.table_path(lake_dir, "linkage", "tokens")),
-        token_table,
-        mode="overwrite",
-        schema_mode="overwrite",
-    )
-    crosswalk = _assign_persons(con, lake_dir, token_table)
-    write_deltalake(
-        str(lake.table_path(lake_dir, "linkage", "person_crosswalk")),
-        crosswalk,
-        mode="overwrite",
-        schema_mode="overwrite",
-    )
-    return crosswalk
 
 
-def _assign_persons(con, lake_dir: Path, tokens: pa.Table) -> pa.Table:
-    """Records already in the crosswalk keep their person; a new record joins the person of an
-    existing record with the same token, else a new person (next id, in token/record order)."""
-    previous = lake.read_table(lake.table_path(lake_dir, "linkage", "person_crosswalk"))
-    con.register("_tokens", tokens)
-    if previous is None:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _previous (source_system VARCHAR, source_person_id VARCHAR, "
-            "person_id BIGINT, first_seen_batch VARCHAR)"
-        )
+def build_crosswalk(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str, **options) -> pa.Table:
+    """Link staging.person_pii (registered in `con` as `person_pii`) into lake/linkage/* and return
+    the crosswalk. Options: see link()."""
+    return link(con, lake_dir, key, **options).crosswalk
+
+
+def link(
+    con: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
+    key: str,
+    *,
+    truth_dir: Path | None = None,
+    retrain: bool = False,
+    relink: bool = False,
+    today: dt.date | None = None,
+) -> LinkageResult:
+    """retrain: fit the model again (then every pair is rescored); relink: rescore every pair with the
+    kept model; truth_dir: ground truth for precision/recall/F1 (quality.register_generator_truth)."""
+    linkage_dir = lake.table_path(lake_dir, "linkage")
+    build_tokens(con, key, today)
+    model.register_input(con, "lk_tokens")  # the Dice macro, also used by the household guard
+    con.execute(
+        f"ALTER TABLE lk_tokens ADD COLUMN fingerprint BIGINT DEFAULT NULL; UPDATE lk_tokens SET fingerprint = "
+        f"CAST('0x' || left(md5(concat_ws('|', sex, {', '.join(TOKEN_COLUMNS)}, list_sort(t_given_forms), bf_given, bf_family, "
+        f"bf_street)), 15) AS BIGINT)"
+    )
+    records = con.execute("SELECT count(*) FROM lk_tokens").fetchone()[0]
+    settings, trained_now = _model(con, linkage_dir, records, retrain)
+    previous_tokens = lake.read_table(linkage_dir / "tokens", columns=["record_id", "fingerprint"])
+    previous_pairs = lake.read_table(linkage_dir / "pairs")
+    full = trained_now or relink or previous_tokens is None or previous_pairs is None
+    _split_new(con, None if full else previous_tokens)
+    has_old = con.execute("SELECT count(*) FROM lk_tokens_old").fetchone()[0] > 0
+    new_count = con.execute("SELECT count(*) FROM lk_tokens_new").fetchone()[0]
+    _score(con, settings, has_old, new_count)
+    cluster.decide(con, lake.read_table(linkage_dir / "clerical_decisions"))
+    _merge_pairs(con, None if full else previous_pairs)
+    rounds = cluster.connected_components(con)
+    cluster.assign_person_ids(con, lake.read_table(linkage_dir / "person_crosswalk"))
+    truth = truth_dir is not None and quality.register_generator_truth(con, truth_dir)
+    counts = _counts(con, records, new_count, full, rounds)
+    metrics = quality.metrics_table(con, counts, truth)
+    crosswalk = con.sql("SELECT * FROM lk_crosswalk").to_arrow_table()
+    _write(con, linkage_dir, crosswalk, metrics)
+    return LinkageResult(crosswalk, metrics, counts, trained_now)
+
+
+def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, bool]:
+    path = linkage_dir / "model.json"
+    settings = None if retrain else model.load(path)
+    if settings is not None:
+        return settings, False
+    model.register_input(con, "lk_tokens")
+    settings = model.train(con, records)
+    if settings["trained"] or not path.exists():
+        model.save(settings, path)
+    return settings, True
+
+
+def _split_new(con, previous_tokens: pa.Table | None) -> None:
+    """lk_tokens_new: records not seen before or whose tokens changed; lk_tokens_old: the rest."""
+    if previous_tokens is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE lk_seen (record_id VARCHAR, fingerprint BIGINT)")
     else:
-        con.register("_previous_arrow", previous)
-        con.execute("CREATE OR REPLACE TEMP TABLE _previous AS SELECT * FROM _previous_arrow")
-    result = con.sql(
-        """
-        WITH records AS (
-            SELECT t.*, coalesce(t.token_exact, 'alone|' || t.source_system || '|' || t.source_person_id) AS cluster,
-                   p.person_id AS known_id, p.first_seen_batch AS known_batch
-            FROM _tokens t LEFT JOIN _previous p USING (source_system, source_person_id)
-        ),
-        clusters AS (
-            SELECT cluster, min(known_id) AS known_id, count(*) AS size, min(batch_id) AS first_batch,
-                   min(source_system || '|' || source_person_id) AS first_record
-            FROM records GROUP BY cluster
-        ),
-        numbered AS (
-            SELECT *, coalesce(known_id, (SELECT coalesce(max(person_id), 0) FROM _previous)
-                   + row_number() OVER (PARTITION BY known_id IS NULL ORDER BY first_record)) AS person_id
-            FROM clusters
+        con.register("lk_seen_arrow", previous_tokens)
+        con.execute("CREATE OR REPLACE TEMP TABLE lk_seen AS SELECT * FROM lk_seen_arrow")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_tokens_new AS SELECT t.* FROM lk_tokens t "
+        "ANTI JOIN lk_seen s USING (record_id, fingerprint)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_tokens_old AS SELECT t.* FROM lk_tokens t "
+        "SEMI JOIN lk_seen s USING (record_id, fingerprint)"
+    )
+
+
+def _score(con, settings: dict, has_old: bool, new_count: int) -> None:
+    if new_count == 0:
+        weights = ", ".join(f"NULL::DOUBLE AS mw_{c['output_column_name']}" for c in settings["comparisons"])
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE lk_scored AS SELECT NULL::VARCHAR AS record_id_l, NULL::VARCHAR AS "
+            f"record_id_r, NULL::DOUBLE AS match_weight, NULL::DOUBLE AS match_probability, {weights} LIMIT 0"
         )
-        SELECT r.source_system, r.source_person_id, CAST(coalesce(r.known_id, n.person_id) AS BIGINT) AS person_id,
-               CASE WHEN n.size > 1 THEN 'deterministic' ELSE 'singleton' END AS match_method,
-               1.0 AS match_probability,
-               coalesce(r.known_batch, r.batch_id) AS first_seen_batch
-        FROM records r JOIN numbered n USING (cluster)
-        ORDER BY person_id, source_system, source_person_id
+        return
+    if has_old:
+        model.register_input(con, "lk_tokens_old")
+        con.execute("CREATE OR REPLACE TEMP TABLE lk_old_input AS SELECT * FROM lk_model_input")
+        model.register_input(con, "lk_tokens_new")
+    con.execute("CREATE OR REPLACE TEMP TABLE lk_new_input AS SELECT * FROM lk_model_input")
+    model.score(con, settings, "lk_new_input", "lk_old_input" if has_old else None)
+
+
+def _merge_pairs(con, previous_pairs: pa.Table | None) -> None:
+    """lk_pairs: this run's decided pairs plus the kept pairs among unchanged records (their decision
+    recomputed, so a reviewer's decision applies to old pairs as well)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE lk_pairs AS SELECT * FROM lk_decided")
+    if previous_pairs is None or previous_pairs.num_rows == 0:
+        return
+    con.register("lk_previous_pairs", previous_pairs)
+    con.execute(
+        f"""
+        INSERT INTO lk_pairs BY NAME
+        SELECT p.* EXCLUDE (decision, method),
+            CASE WHEN d.decision IS NOT NULL THEN d.decision
+                 {cluster.DECISION_SQL} END AS decision,
+            CASE WHEN d.decision IS NOT NULL THEN 'clerical' WHEN p.rule IS NOT NULL THEN 'deterministic'
+                 ELSE 'probabilistic' END AS method
+        FROM lk_previous_pairs p LEFT JOIN lk_clerical_decisions d USING (record_id_l, record_id_r)
+        WHERE p.record_id_l IN (SELECT record_id FROM lk_tokens_old)
+          AND p.record_id_r IN (SELECT record_id FROM lk_tokens_old)
         """
+    )
+
+
+def _counts(con, records: int, new: int, full: bool, rounds: int) -> dict[str, float]:
+    pairs = dict(con.execute("SELECT decision, count(*) FROM lk_pairs GROUP BY ALL").fetchall())
+    methods = dict(con.execute("SELECT match_method, count(*) FROM lk_crosswalk GROUP BY ALL").fetchall())
+    return {
+        "records": records,
+        "records_compared_as_new": new,
+        "full_relink": float(full),
+        "pairs_scored_this_run": con.execute("SELECT count(*) FROM lk_scored").fetchone()[0],
+        "pairs_matched": pairs.get("match", 0),
+        "pairs_for_review": pairs.get("review", 0),
+        "pairs_rejected_by_reviewer": pairs.get("non_match", 0),
+        "persons": con.execute("SELECT count(DISTINCT person_id) FROM lk_crosswalk").fetchone()[0],
+        "clustering_rounds": rounds,
+        **{f"records_{method}": n for method, n in sorted(methods.items())},
+        "merges_recorded": con.execute("SELECT count(*) FROM lk_history WHERE event = 'merge'").fetchone()[0],
+        "splits_recorded": con.execute("SELECT count(*) FROM lk_history WHERE event = 'split'").fetchone()[0],
+    }
+
+
+def _write(con, linkage_dir: Path, crosswalk: pa.Table, metrics: pa.Table) -> None:
+    stamp = dt.datetime.now(dt.UTC)
+    tables = {
+        "tokens": con.sql("SELECT * FROM lk_tokens").to_arrow_table(),
+        "pairs": con.sql("SELECT * FROM lk_pairs ORDER BY record_id_l, record_id_r").to_arrow_table(),
+        "clerical_review": con.sql(
+            "SELECT record_id_l, record_id_r, match_weight, match_probability, * EXCLUDE (record_id_l, "
+            "record_id_r, match_weight, match_probability, decision, method, rule) FROM lk_pairs "
+            "WHERE decision = 'review' ORDER BY match_probability DESC, record_id_l, record_id_r"
+        ).to_arrow_table(),
+        "person_crosswalk": crosswalk,
+        "metrics": metrics.append_column(
+            "computed_at", pa.array([stamp] * metrics.num_rows, pa.timestamp("us", "UTC"))
+        ),
+    }
+    for name, table in tables.items():
+        write_deltalake(str(linkage_dir / name), table, mode="overwrite", schema_mode="overwrite")
+    history = con.sql(
+        "SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM lk_history", params=[stamp]
     ).to_arrow_table()
-    return result
+    if history.num_rows:
+        write_deltalake(str(linkage_dir / "person_history"), history, mode="append", schema_mode="merge")

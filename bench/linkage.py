@@ -1,0 +1,112 @@
+"""Linkage benchmark: pairs compared per second, total time and peak RSS beside precision/recall/F1.
+
+Records: the generator's four person files for --persons people (default noise), replicated until
+--records is reached. Replica k is a disjoint population: its source ids carry the prefix rk-, birth
+dates move by 400*k days and SSNs, phones and house numbers by k, so replicas share the name
+distribution (blocks grow as in a larger population) but no person. Truth is replicated alike.
+
+    .venv/bin/python bench/linkage.py --records 100000 1000000 [--persons 20000] [--memory 4GB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets.lib.linkage.crosswalk import link
+from rwe_assets.lib.linkage.generated import register_person_pii
+
+KEY = "benchmark-linkage-key-not-secret"
+
+
+def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
+    """TEMP TABLE person_pii with `records` rows from base_pii, and lk_truth beside it."""
+    base = con.execute("SELECT count(*) FROM base_pii").fetchone()[0]
+    copies = -(-records // base)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE person_pii AS
+        SELECT * REPLACE (
+            CASE WHEN k = 0 THEN source_person_id ELSE 'r' || k || '-' || source_person_id END AS source_person_id,
+            CAST(CAST(coalesce(try_strptime(birth_date, '%Y-%m-%d'), try_strptime(birth_date, '%Y%m%d')) AS DATE)
+                 + CAST(400 * k AS INTEGER) AS VARCHAR) AS birth_date,
+            CASE WHEN ssn IS NULL OR k = 0 THEN ssn
+                 ELSE lpad(CAST((CAST(regexp_replace(ssn, '[^0-9]', '', 'g') AS BIGINT) + 7919 * k) % 1000000000
+                      AS VARCHAR), 9, '9') END AS ssn,
+            CASE WHEN phone IS NULL OR k = 0 THEN phone ELSE CAST(5550000000 + 1009 * k + hash(phone) % 9999999
+                 AS VARCHAR) END AS phone,
+            CASE WHEN k = 0 THEN address_line ELSE CAST(k AS VARCHAR) || address_line END AS address_line)
+        FROM base_pii, range({copies}) r(k)
+        LIMIT {records}
+        """
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE bench_truth AS
+        SELECT CASE WHEN k = 0 THEN record_id ELSE split_part(record_id, '|', 1) || '|r' || k || '-'
+                    || split_part(record_id, '|', 2) END AS record_id, true_id || '-' || k AS true_id,
+               household_id || '-' || k AS household_id, twin_of || '-' || k AS twin_of
+        FROM lk_truth, range({copies}) r(k)"""
+    )
+    return con.execute("SELECT count(*) FROM person_pii").fetchone()[0]
+
+
+def run(args, records: int, work: Path) -> dict:
+    con = duckdb.connect(config={"memory_limit": args.memory, "threads": args.threads})
+    register_person_pii(con, work / "population", "base_pii")
+    from rwe_assets.lib.linkage.quality import register_generator_truth
+
+    register_generator_truth(con, work / "population" / "truth")
+    n = replicate(con, records)
+    con.execute("CREATE OR REPLACE TEMP TABLE lk_truth AS SELECT * FROM bench_truth")
+    con.execute("DROP TABLE base_pii")
+    lake_dir = work / f"lake_{records}"
+    start = time.perf_counter()
+    result = link(con, lake_dir, KEY, truth_dir=None)
+    seconds = time.perf_counter() - start
+    from rwe_assets.lib.linkage.quality import pair_scores
+
+    scores = pair_scores(con)
+    return {
+        "records": n,
+        "seconds": seconds,
+        "pairs": result.counts["pairs_scored_this_run"],
+        "trained": result.trained,
+        **scores,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--persons", type=int, default=20_000, help="generated population to replicate")
+    parser.add_argument("--memory", default="4GB", help="DuckDB memory_limit")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    from rwe_assets.synthetic import generate
+
+    with tempfile.TemporaryDirectory(prefix="bench_linkage_") as tmp:
+        work = Path(tmp)
+        generate(work / "population", persons=args.persons, seed=args.seed)
+        print(f"{'records':>10} {'pairs':>12} {'total s':>8} {'pairs/s':>10} {'peak RSS MiB':>12} "
+              f"{'precision':>9} {'recall':>7} {'F1':>7}  model")  # fmt: skip
+        for records in args.records:
+            row = run(args, records, work)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"{row['records']:>10,} {row['pairs']:>12,.0f} {row['seconds']:>8.1f} "
+                f"{row['pairs'] / row['seconds']:>10,.0f} {rss:>12,.0f} {row['precision']:>9.4f} "
+                f"{row['recall']:>7.4f} {row['f1']:>7.4f}  {'trained' if row['trained'] else 'priors'}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""From scored pairs to persons: decisions, connected components, stable person ids.
+
+Decisions (docs/linkage.md, "Decisions"): a pair is a match when a deterministic rule holds or its
+match probability is at least ACCEPT; a review (clerical table, not merged) when it is at least REVIEW;
+a reviewer's decision in linkage/clerical_decisions overrides both. Persons are the connected
+components of the match edges, so chains (A~B, B~C) and within-source duplicates join one person.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+ACCEPT = 0.95
+REVIEW = 0.50
+DECISION_SQL = f"""WHEN rule IS NOT NULL THEN 'match'
+    WHEN match_probability >= {ACCEPT} AND NOT coalesce(household_conflict, false) THEN 'match'
+    WHEN match_probability >= {REVIEW} THEN 'review' ELSE 'non_match'"""
+# Strong agreement: same SSN and birth date; or same call name (nicknames folded), family name, birth
+# date and sex with no conflicting SSN. Twins share surname, birth date and address but differ in
+# first name and SSN, so neither rule joins them.
+DETERMINISTIC_RULES = {
+    "ssn_dob": "l.k_ssn_dob = r.k_ssn_dob",
+    "name_dob_sex": "l.k_name_dob = r.k_name_dob AND l.sex IS NOT DISTINCT FROM r.sex "
+    "AND (l.t_ssn IS NULL OR r.t_ssn IS NULL OR l.t_ssn = r.t_ssn)",
+}
+
+# Household guard: a pair that shares a household's identifiers (surname, street or phone) but whose
+# personal ones disagree (first names unrelated, birth years apart, or two different SSNs) is never an
+# automatic match however high its score: twins, a Jr./Sr. of the same name, spouses. At most review.
+HOUSEHOLD_CONFLICT = """(l.t_family = r.t_family OR l.t_street = r.t_street OR l.t_phone = r.t_phone) AND (
+    (l.t_given <> r.t_given AND NOT list_has_any(l.t_given_forms, r.t_given_forms)
+     AND l.t_given IS DISTINCT FROM r.t_family AND coalesce(lk_dice(l.bf_given::BIT, r.bf_given::BIT), 0) < 0.6)
+    OR (l.t_yob <> r.t_yob AND l.t_dob IS DISTINCT FROM r.t_dob_swap)
+    OR l.t_ssn <> r.t_ssn)"""
+
+
+def decide(con: duckdb.DuckDBPyConnection, decisions: pa.Table | None) -> None:
+    """TEMP TABLE lk_decided: lk_scored pairs with rule, decision and method; pairs below REVIEW
+    are dropped (nothing to keep) unless a reviewer decided them."""
+    rule = " ".join(f"WHEN {sql} THEN '{name}'" for name, sql in DETERMINISTIC_RULES.items())
+    _register_decisions(con, decisions)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lk_decided AS
+        WITH ruled AS (
+            SELECT s.*, CASE {rule} END AS rule, {HOUSEHOLD_CONFLICT} AS household_conflict
+            FROM lk_scored s JOIN lk_tokens l ON l.record_id = s.record_id_l
+                             JOIN lk_tokens r ON r.record_id = s.record_id_r
+        )
+        SELECT ruled.*,
+            CASE WHEN d.decision IS NOT NULL THEN d.decision
+                 {DECISION_SQL} END AS decision,
+            CASE WHEN d.decision IS NOT NULL THEN 'clerical' WHEN rule IS NOT NULL THEN 'deterministic'
+                 ELSE 'probabilistic' END AS method
+        FROM ruled LEFT JOIN lk_clerical_decisions d USING (record_id_l, record_id_r)
+        WHERE d.decision IS NOT NULL OR rule IS NOT NULL OR match_probability >= {REVIEW}
+        """
+    )
+
+
+def _register_decisions(con, decisions: pa.Table | None) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_clerical_decisions (record_id_l VARCHAR, record_id_r VARCHAR, "
+        "decision VARCHAR)"
+    )
+    if decisions is not None and decisions.num_rows:
+        con.register("lk_decisions_arrow", decisions)
+        con.execute(
+            "INSERT INTO lk_clerical_decisions SELECT least(record_id_l, record_id_r), "
+            "greatest(record_id_l, record_id_r), arg_max(decision, decided_at) FROM lk_decisions_arrow "
+            "WHERE decision IN ('match', 'non_match') GROUP BY ALL"
+        )
+
+
+def connected_components(con: duckdb.DuckDBPyConnection) -> int:
+    """TEMP TABLE lk_cluster(record_id, cluster): cluster = the smallest record_id reachable through
+    'match' edges of lk_pairs (label propagation; as many rounds as the longest chain). Returns rounds."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_edges AS SELECT record_id_l AS a, record_id_r AS b FROM lk_pairs "
+        "WHERE decision = 'match' UNION ALL SELECT record_id_r, record_id_l FROM lk_pairs WHERE decision = 'match'"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_cluster AS SELECT record_id, record_id AS cluster FROM lk_tokens"
+    )
+    rounds = 0
+    while True:
+        rounds += 1
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE lk_cluster_next AS
+            SELECT c.record_id, least(c.cluster, coalesce(min(n.cluster), c.cluster)) AS cluster
+            FROM lk_cluster c LEFT JOIN lk_edges e ON e.a = c.record_id LEFT JOIN lk_cluster n ON n.record_id = e.b
+            GROUP BY c.record_id, c.cluster
+            """
+        )
+        changed = con.execute(
+            "SELECT count(*) FROM lk_cluster_next n JOIN lk_cluster c USING (record_id) WHERE n.cluster <> c.cluster"
+        ).fetchone()[0]
+        con.execute("CREATE OR REPLACE TEMP TABLE lk_cluster AS SELECT * FROM lk_cluster_next")
+        if changed == 0:
+            con.execute("DROP TABLE lk_cluster_next")
+            return rounds
+
+
+def assign_person_ids(con: duckdb.DuckDBPyConnection, previous: pa.Table | None) -> None:
+    """TEMP TABLES lk_crosswalk and lk_history from lk_cluster and the previous crosswalk.
+
+    A cluster keeps the smallest (oldest) previous person_id among its records; its other previous
+    ids are merged into it. A previous id found in several clusters (a split: a reviewer rejected a
+    link, or a record's identifiers changed) stays with the cluster holding most of its records (then
+    the smallest cluster key); the other parts get new ids. New ids continue after the largest id
+    ever given, in cluster-key order, so they do not depend on input order."""
+    _register_previous(con, previous)
+    con.execute(_ASSIGN_SQL)
+
+
+def _register_previous(con, previous: pa.Table | None) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE lk_previous (source_system VARCHAR, source_person_id VARCHAR, "
+        "person_id BIGINT, first_seen_batch VARCHAR)"
+    )
+    if previous is not None:
+        con.register("lk_previous_arrow", previous)
+        con.execute(
+            "INSERT INTO lk_previous SELECT source_system, source_person_id, person_id, first_seen_batch "
+            "FROM lk_previous_arrow"
+        )
+
+
+_ASSIGN_SQL = """
+CREATE OR REPLACE TEMP TABLE lk_person AS
+WITH members AS (
+    SELECT c.record_id, c.cluster, p.person_id AS old_id
+    FROM lk_cluster c JOIN lk_tokens t USING (record_id)
+    LEFT JOIN lk_previous p ON p.source_system = t.source_system AND p.source_person_id = t.source_person_id
+),
+claims AS (  -- each previous id, the cluster it stays with (most of its records, then smallest cluster)
+    SELECT old_id, cluster FROM (
+        SELECT old_id, cluster, row_number() OVER (PARTITION BY old_id ORDER BY count(*) DESC, cluster) AS rank
+        FROM members WHERE old_id IS NOT NULL GROUP BY old_id, cluster
+    ) WHERE rank = 1
+),
+kept AS (SELECT cluster, min(old_id) AS person_id FROM claims GROUP BY cluster),
+fresh AS (
+    SELECT cluster, (SELECT coalesce(max(person_id), 0) FROM lk_previous)
+           + row_number() OVER (ORDER BY cluster) AS person_id
+    FROM (SELECT DISTINCT cluster FROM members) WHERE cluster NOT IN (SELECT cluster FROM kept)
+)
+SELECT m.record_id, m.cluster, m.old_id, CAST(coalesce(k.person_id, f.person_id) AS BIGINT) AS person_id
+FROM members m LEFT JOIN kept k USING (cluster) LEFT JOIN fresh f USING (cluster);
+
+CREATE OR REPLACE TEMP TABLE lk_history AS
+WITH moved AS (
+    SELECT old_id, person_id, count(*) AS records FROM lk_person
+    WHERE old_id IS NOT NULL AND old_id <> person_id GROUP BY ALL
+)
+SELECT CASE WHEN old_id IN (SELECT person_id FROM lk_person) THEN 'split' ELSE 'merge' END AS event,
+       old_id AS person_id, person_id AS new_person_id, records
+FROM moved;
+
+CREATE OR REPLACE TEMP TABLE lk_crosswalk AS
+WITH edges AS (  -- accepted links touching each record, inside its person
+    SELECT record_id_l AS record_id, method, match_probability FROM lk_pairs WHERE decision = 'match'
+    UNION ALL SELECT record_id_r, method, match_probability FROM lk_pairs WHERE decision = 'match'
+),
+best AS (
+    SELECT record_id, bool_or(method = 'clerical') AS clerical, bool_or(method = 'deterministic') AS det,
+           max(match_probability) AS p
+    FROM edges GROUP BY record_id
+),
+sizes AS (SELECT person_id, count(*) AS size FROM lk_person GROUP BY person_id)
+SELECT t.source_system, t.source_person_id, p.person_id,
+       CASE WHEN s.size = 1 THEN 'singleton' WHEN b.clerical THEN 'clerical' WHEN b.det THEN 'deterministic'
+            ELSE 'probabilistic' END AS match_method,
+       CASE WHEN s.size = 1 OR b.det OR b.clerical THEN 1.0 ELSE b.p END AS match_probability,
+       coalesce(prev.first_seen_batch, t.batch_id) AS first_seen_batch
+FROM lk_person p JOIN lk_tokens t USING (record_id) JOIN sizes s USING (person_id)
+LEFT JOIN best b USING (record_id)
+LEFT JOIN lk_previous prev ON prev.source_system = t.source_system AND prev.source_person_id = t.source_person_id
+ORDER BY p.person_id, t.source_system, t.source_person_id
+"""

@@ -1,0 +1,76 @@
+"""Which key links: RWE_LINKAGE_KEY, or the public demo key on demo data only.
+
+Demo data (docs/linkage.md, "Keys and demo mode"): every file under <data>/landing is either listed
+in the generator's <data>/truth/expected_counts.csv (with truth/report.json beside it) or is
+byte-identical (sha256) to a file of the bundled sample in the repository's data/sample/. One other
+file and the demo key is refused. The check guards against linking real data with a public key by
+mistake; whoever can write the data directory can also set a key, so it is not a defence against
+deliberate misuse.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rwe_assets.errors import ConfigError
+
+DEMO_KEY = "rwe-assets-DEMO-linkage-key-NOT-SECRET"
+MIN_KEY_BYTES = 16
+REPO_SAMPLE_DIR = Path(__file__).resolve().parents[3] / "data" / "sample"
+
+
+@dataclass(frozen=True)
+class LinkageKey:
+    value: str
+    demo: bool
+
+
+def resolve_key(configured: str | None, data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> LinkageKey:
+    if configured:
+        if len(configured.encode()) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"RWE_LINKAGE_KEY: expected at least {MIN_KEY_BYTES} bytes, found {len(configured.encode())}"
+            )
+        return LinkageKey(configured, demo=False)
+    foreign = non_demo_files(Path(data_dir), sample_dir)
+    if foreign:
+        raise ConfigError(
+            "RWE_LINKAGE_KEY is not set and the landing zone holds files that are neither generated demo "
+            f"data nor the bundled sample ({len(foreign)} files, e.g. {foreign[0]}): set a secret key "
+            "to link them"
+        )
+    return LinkageKey(DEMO_KEY, demo=True)
+
+
+def non_demo_files(data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> list[str]:
+    """Landing files (relative paths) that are not demo data; [] when all are."""
+    landing = data_dir / "landing"
+    if not landing.exists():
+        return []
+    generated = _generated_files(data_dir / "truth")
+    bundled = {_sha256(p) for p in sample_dir.rglob("*") if p.is_file()} if sample_dir.exists() else set()
+    foreign = []
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        relative = path.relative_to(data_dir).as_posix()
+        if relative not in generated and _sha256(path) not in bundled:
+            foreign.append(relative)
+    return foreign
+
+
+def _generated_files(truth_dir: Path) -> set[str]:
+    listing = truth_dir / "expected_counts.csv"
+    if not listing.exists() or not (truth_dir / "report.json").exists():
+        return set()
+    with listing.open() as handle:
+        return {row["FILE"] for row in csv.DictReader(handle)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,251 @@
+"""The Fellegi-Sunter model, run by Splink 5 on DuckDB over token and Bloom-similarity columns.
+
+Splink does what we would otherwise write ourselves and test less well: blocking with several rules
+without scoring a pair twice, comparison vectors, u from random pairs, m by EM, prediction within a
+batch and between a batch and the index (incremental linkage), a model JSON we can keep. It never
+sees a name or a date: every comparison below is a SQL condition over keyed tokens (equality) and
+keyed Bloom filters (Dice similarity), so Splink works unchanged on encoded fields.
+
+The levels carry prior m/u values (documented in docs/linkage.md): EM starts from them and a
+population too small to train on (see MIN_RECORDS_TO_TRAIN) is scored with them as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import duckdb
+
+MIN_RECORDS_TO_TRAIN = 500
+# Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
+U_MAX_PAIRS = 2_000_000
+EM_MAX_PAIRS = 2_000_000
+EM_SAMPLE_ABOVE = 200_000
+SEED = 7
+M_FLOOR = 0.005
+U_FLOOR = 1e-6
+
+DICE = "lk_dice({col}_l, {col}_r)"
+BLOCKING_RULES = [
+    "l.t_dob = r.t_dob",
+    "l.t_ssn = r.t_ssn",
+    "l.t_phone = r.t_phone",
+    "l.t_family = r.t_family AND l.t_given_first = r.t_given_first",
+    "l.t_street = r.t_street AND l.t_given_first = r.t_given_first",
+    "l.t_given = r.t_family AND l.t_family = r.t_given",
+    "l.t_family = r.t_family AND l.t_yob = r.t_yob",
+    "l.t_given = r.t_given AND l.t_yob = r.t_yob",
+]
+# EM rounds: each blocks on fields whose comparisons it therefore cannot train.
+EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given_first = r.t_given_first"]
+PRIOR_MATCH_RULES = ["l.k_ssn_dob = r.k_ssn_dob", "l.k_name_dob = r.k_name_dob"]
+
+
+def _level(sql: str, label: str, m: float | None = None, u: float | None = None, null: bool = False) -> dict:
+    level = {"sql_condition": sql, "label_for_charts": label}
+    if null:
+        level["is_null_level"] = True
+    else:
+        level.update(m_probability=m, u_probability=u)
+    return level
+
+
+def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict:
+    return {
+        "output_column_name": name,
+        "comparison_description": f"{name}: keyed tokens and Bloom-filter Dice similarity",
+        "comparison_levels": [
+            _level(f"{col}_l IS NULL OR {col}_r IS NULL", "null", null=True),
+            _level(f"{col}_l = {col}_r", "exact", 0.85, 0.01),
+            *extra,
+            _level(f"{col}_l = {cross}_r OR {cross}_l = {col}_r", "swapped with the other name", 0.02, 0.001),
+            _level(DICE.format(col=f"bf_{name}") + " >= 0.8", "dice >= 0.8", 0.05, 0.002),
+            _level(DICE.format(col=f"bf_{name}") + " >= 0.6", "dice >= 0.6", 0.03, 0.01),
+            _level("ELSE", "else", 0.03, 0.977),
+        ],
+    }
+
+
+def comparisons() -> list[dict]:
+    given = _name_comparison(
+        "given",
+        "t_given",
+        "t_family",
+        [_level("list_has_any(t_given_forms_l, t_given_forms_r)", "same call name or nickname", 0.07, 0.005)],
+    )
+    family = _name_comparison(
+        "family",
+        "t_family",
+        "t_given",
+        [
+            _level(
+                "t_maiden_l = t_family_r OR t_family_l = t_maiden_r OR t_maiden_l = t_maiden_r",
+                "maiden name agrees",
+                0.05,
+                0.002,
+            )
+        ],
+    )
+    dob = {
+        "output_column_name": "dob",
+        "comparison_description": "birth date tokens",
+        "comparison_levels": [
+            _level("t_dob_l IS NULL OR t_dob_r IS NULL", "null", null=True),
+            _level("t_dob_l = t_dob_r", "exact", 0.93, 0.0001),
+            _level("t_dob_l = t_dob_swap_r", "day and month swapped", 0.01, 0.00002),
+            _level("t_ym_l = t_ym_r", "same year and month", 0.02, 0.001),
+            _level("t_yob_l = t_yob_r", "same year", 0.02, 0.01),
+            _level("ELSE", "else", 0.02, 0.9889),
+        ],
+    }
+    # Street, ZIP, city and phone are one comparison: a household shares them all, so scoring them as
+    # independent fields would count the same evidence (same home) several times.
+    contact = {
+        "output_column_name": "contact",
+        "comparison_description": "street, ZIP, city and phone tokens, street Bloom filter",
+        "comparison_levels": [
+            _level(
+                " AND ".join(
+                    f"({c}_l IS NULL OR {c}_r IS NULL)" for c in ("t_street", "t_zip", "t_city", "t_phone")
+                ),
+                "null",
+                null=True,
+            ),
+            _level(
+                "t_street_l = t_street_r AND t_phone_l = t_phone_r", "same street line and phone", 0.5, 0.0005
+            ),
+            _level("t_street_l = t_street_r", "same street line", 0.3, 0.001),
+            _level("t_phone_l = t_phone_r", "same phone", 0.05, 0.0005),
+            _level(
+                DICE.format(col="bf_street") + " >= 0.7 AND (t_zip_l = t_zip_r OR t_city_l = t_city_r)",
+                "similar street, same ZIP or city",
+                0.03,
+                0.0005,
+            ),
+            _level("t_zip_l = t_zip_r", "same ZIP", 0.02, 0.02),
+            _level("t_city_l = t_city_r", "same city", 0.02, 0.03),
+            _level("ELSE", "else", 0.08, 0.948),
+        ],
+    }
+    return [
+        given,
+        family,
+        dob,
+        _exact("sex", "sex", 0.98, 0.5),
+        _exact("ssn", "t_ssn", 0.98, 0.00001),
+        contact,
+    ]
+
+
+def _exact(name: str, col: str, m: float, u: float) -> dict:
+    return {
+        "output_column_name": name,
+        "comparison_description": f"{name}: exact agreement of the keyed token",
+        "comparison_levels": [
+            _level(f"{col}_l IS NULL OR {col}_r IS NULL", "null", null=True),
+            _level(f"{col}_l = {col}_r", "exact", m, u),
+            _level("ELSE", "else", 1 - m, 1 - u),
+        ],
+    }
+
+
+def prior_settings() -> dict:
+    return {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "record_id",
+        "probability_two_random_records_match": 0.0001,
+        "blocking_rules_to_generate_predictions": [{"blocking_rule": r} for r in BLOCKING_RULES],
+        "comparisons": comparisons(),
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": True,
+        "additional_columns_to_retain": [],
+    }
+
+
+def register_input(con: duckdb.DuckDBPyConnection, tokens: str = "lk_tokens") -> None:
+    """TEMP VIEW lk_model_input: the token table with Bloom filters as BIT, and the Dice macro."""
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO lk_dice(a, b) AS "
+        "2.0 * bit_count(a & b) / nullif(bit_count(a) + bit_count(b), 0)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW lk_model_input AS SELECT * REPLACE (CAST(bf_given AS BIT) AS bf_given, "
+        f"CAST(bf_family AS BIT) AS bf_family, CAST(bf_street AS BIT) AS bf_street) FROM {tokens}"
+    )
+
+
+def _linker(con: duckdb.DuckDBPyConnection, settings: dict, table: str = "lk_model_input"):
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(connection=con)
+    frame = db_api.register(table)
+    return Linker(frame, copy.deepcopy(settings), log_level=logging.WARNING), db_api
+
+
+def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
+    """Model settings with m/u trained on lk_model_input (EM), or the priors for a small population."""
+    settings = prior_settings()
+    if records < MIN_RECORDS_TO_TRAIN:
+        settings["trained"] = False
+        return settings
+    linker, _ = _linker(con, settings)
+    linker.training.estimate_probability_two_random_records_match(PRIOR_MATCH_RULES, recall=0.8)
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
+    # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
+    cap = EM_MAX_PAIRS if records > EM_SAMPLE_ABOVE else None
+    for rule in EM_BLOCKING_RULES:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=cap)
+    trained = linker.misc.save_model_to_json()
+    for comparison in trained["comparisons"]:
+        _floor(comparison["comparison_levels"])
+    trained["trained"] = True
+    return trained
+
+
+def _floor(levels: list[dict]) -> None:
+    """EM can drive a level's m to 0 (never seen among matches, e.g. a changed phone number in a small
+    population): its weight would be minus infinity and one disagreement would veto any match. m and u
+    are floored (M_FLOOR, U_FLOOR) and renormalized."""
+    for name, floor in (("m_probability", M_FLOOR), ("u_probability", U_FLOOR)):
+        scored = [level for level in levels if not level.get("is_null_level")]
+        values = [max(level.get(name) or floor, floor) for level in scored]
+        total = sum(values)
+        for level, value in zip(scored, values, strict=True):
+            level[name] = value / total
+
+
+def score(
+    con: duckdb.DuckDBPyConnection, settings: dict, new_table: str, old_table: str | None = None
+) -> duckdb.DuckDBPyRelation:
+    """Scored candidate pairs within `new_table` and, if given, between `old_table` and it:
+    record_id_l, record_id_r (ordered), match_weight, match_probability, mw_<comparison> (the
+    comparison's match weight)."""
+    model = {k: v for k, v in settings.items() if k != "trained"}
+    linker, db_api = _linker(con, model, new_table)
+    new = db_api.register(new_table, table_name=f"{new_table}_new")
+    parts = [linker.inference.predict_within(new, warning_mode="never")]
+    if old_table is not None:
+        old = db_api.register(old_table, table_name=f"{old_table}_old")
+        parts.append(linker.inference.predict_between(old, new, warning_mode="never"))
+    weights = ", ".join(f"mw_{c['output_column_name']}" for c in settings["comparisons"])
+    union = " UNION ALL ".join(
+        f"SELECT least(record_id_l, record_id_r) AS record_id_l, greatest(record_id_l, record_id_r) AS "
+        f"record_id_r, match_weight, match_probability, {weights} FROM {part.physical_name}"
+        for part in parts
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lk_scored AS {union}")
+    return con.sql("SELECT * FROM lk_scored")
+
+
+def save(settings: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,102 @@
+-- Normalization of person identifiers before they are keyed (docs/linkage.md, "Normalization").
+-- Every macro returns NULL for a value that must not take part in matching: missing, placeholder
+-- ("UNKNOWN", 999-99-9999, 1900-01-01, ...), impossible (a 13th month, a birth in the future) or too
+-- short to mean anything. NULL never agrees with anything, so a placeholder cannot make two people match.
+
+-- Words of a name: case and Latin accents folded, anything that is not a letter (digits Synthea
+-- appends, apostrophes, hyphens, dots) splits words; titles and generational suffixes dropped.
+-- Letters of other scripts are kept as written (no transliteration).
+CREATE OR REPLACE TEMP MACRO lk_words(x) AS list_filter(
+    string_split(trim(regexp_replace(lower(strip_accents(coalesce(CAST(x AS VARCHAR), ''))), '[^\p{L}]+', ' ', 'g')), ' '),
+    w -> w <> '' AND w NOT IN ('mr', 'mrs', 'ms', 'miss', 'dr', 'prof', 'jr', 'sr', 'ii', 'iii', 'iv', 'md', 'phd')
+);
+
+-- A whole name as one key (words joined: "Mary Ann" = "Maryann", "O'Brien" = "OBrien").
+CREATE OR REPLACE TEMP MACRO lk_name(x) AS (
+    WITH joined AS (SELECT array_to_string(lk_words(x), '') AS v)
+    SELECT CASE WHEN length(v) < 2 OR v IN (
+        'unknown', 'unk', 'none', 'null', 'na', 'nn', 'nk', 'noname', 'notgiven', 'notknown', 'anonymous',
+        'test', 'testpatient', 'patient', 'xx', 'xxx', 'xxxx', 'baby', 'babyboy', 'babygirl', 'infant',
+        'newborn', 'unnamed', 'doe', 'johndoe', 'janedoe', 'tbd', 'unidentified', 'missing', 'blank'
+    ) THEN NULL ELSE v END FROM joined
+);
+
+-- The first word of a given name (the call name; later words are middle names).
+CREATE OR REPLACE TEMP MACRO lk_first_word(x) AS
+    CASE WHEN lk_name(x) IS NULL THEN NULL ELSE nullif(lk_name(lk_words(x)[1]), '') END;
+
+-- Birth dates: DATE, or text as ISO (2001-02-03), compact (20010203), US (02/03/2001) or dotted
+-- European (03.02.2001). Impossible dates parse to NULL; so do placeholders (on or before
+-- 1900-01-01, 1901-01-01) and dates after the reference day.
+CREATE OR REPLACE TEMP MACRO lk_date(x, today) AS (
+    WITH parsed AS (
+        SELECT CAST(coalesce(
+            try_strptime(trim(CAST(x AS VARCHAR)), '%Y-%m-%d'),
+            try_strptime(trim(CAST(x AS VARCHAR)), '%Y%m%d'),
+            try_strptime(trim(CAST(x AS VARCHAR)), '%m/%d/%Y'),
+            try_strptime(trim(CAST(x AS VARCHAR)), '%d.%m.%Y')
+        ) AS DATE) AS d
+    )
+    SELECT CASE WHEN d <= DATE '1900-01-01' OR d = DATE '1901-01-01' OR d > today THEN NULL ELSE d END
+    FROM parsed
+);
+
+-- Day and month swapped, where that is another valid date (the commonest date-entry error).
+CREATE OR REPLACE TEMP MACRO lk_swapped(d) AS
+    CASE WHEN day(d) <= 12 AND day(d) <> month(d) THEN make_date(year(d), day(d), month(d)) END;
+
+-- SSN: nine digits; never-issued area 000 or 666, group 00, serial 0000, one repeated digit and
+-- the well-known dummies are placeholders. (900-999 stays valid: the generator uses it, and some
+-- systems use it for ITINs.)
+CREATE OR REPLACE TEMP MACRO lk_ssn(x) AS (
+    WITH digits AS (SELECT regexp_replace(coalesce(CAST(x AS VARCHAR), ''), '[^0-9]', '', 'g') AS v)
+    SELECT CASE WHEN length(v) <> 9 OR v[1:3] IN ('000', '666') OR v[4:5] = '00' OR v[6:9] = '0000'
+        OR v IN ('123456789', '987654321', '078051120', '219099999') OR replace(v, v[1], '') = ''
+        THEN NULL ELSE v END FROM digits
+);
+
+-- Phone: ten digits (a leading country code 1 dropped); repeated digits and 1234567890 are placeholders.
+CREATE OR REPLACE TEMP MACRO lk_phone(x) AS (
+    WITH digits AS (SELECT regexp_replace(coalesce(CAST(x AS VARCHAR), ''), '[^0-9]', '', 'g') AS raw),
+    national AS (SELECT CASE WHEN length(raw) = 11 AND raw[1] = '1' THEN raw[2:] ELSE raw END AS v FROM digits)
+    SELECT CASE WHEN length(v) <> 10 OR v IN ('1234567890', '0123456789') OR replace(v, v[1], '') = ''
+        OR regexp_matches(v, '^\d{3}(0000000|9999999|5555555)$') THEN NULL ELSE v END FROM national
+);
+
+-- ZIP: the five-digit ZIP (ZIP+4 cut; a leading zero lost by a spreadsheet restored).
+CREATE OR REPLACE TEMP MACRO lk_zip(x) AS (
+    WITH digits AS (SELECT regexp_replace(split_part(coalesce(CAST(x AS VARCHAR), ''), '-', 1), '[^0-9]', '', 'g') AS raw),
+    five AS (SELECT CASE WHEN length(raw) = 4 THEN '0' || raw WHEN length(raw) = 9 THEN raw[1:5] ELSE raw END AS v
+             FROM digits)
+    SELECT CASE WHEN length(v) <> 5 OR v IN ('00000', '99999', '12345') THEN NULL ELSE v END FROM five
+);
+
+-- Sex: 'f' or 'm' (F, female, Woman, M, male, Man); anything else (unknown, other, X) is NULL.
+CREATE OR REPLACE TEMP MACRO lk_sex(x) AS (
+    WITH v AS (SELECT lower(trim(coalesce(CAST(x AS VARCHAR), ''))) AS s)
+    SELECT CASE WHEN s IN ('f', 'female', 'woman', 'w') THEN 'f' WHEN s IN ('m', 'male', 'man') THEN 'm' END FROM v
+);
+
+-- Street line: words folded like names but digits kept; USPS suffix and direction abbreviations;
+-- the unit part (apt, unit, suite, #...) dropped, since sources record it inconsistently.
+CREATE OR REPLACE TEMP MACRO lk_street(x) AS (
+    WITH words AS (
+        SELECT string_split(trim(regexp_replace(
+            regexp_replace(lower(strip_accents(coalesce(CAST(x AS VARCHAR), ''))), '\s*(#|\bapt\b|\bapartment\b|\bunit\b|\bsuite\b|\bste\b|\bfl\b|\bfloor\b).*$', ''),
+            '[^\p{L}0-9]+', ' ', 'g')), ' ') AS w
+    ),
+    short AS (
+        SELECT list_transform(w, x -> coalesce(MAP {
+            'street': 'st', 'avenue': 'ave', 'av': 'ave', 'road': 'rd', 'drive': 'dr', 'lane': 'ln',
+            'terrace': 'ter', 'court': 'ct', 'place': 'pl', 'boulevard': 'blvd', 'circle': 'cir',
+            'highway': 'hwy', 'parkway': 'pkwy', 'square': 'sq', 'trail': 'trl', 'way': 'way',
+            'north': 'n', 'south': 's', 'east': 'e', 'west': 'w', 'mount': 'mt', 'saint': 'st'
+        }[x], x)) AS w FROM words
+    )
+    SELECT CASE WHEN length(array_to_string(w, '')) < 4
+        OR array_to_string(w, ' ') IN ('unknown', 'none', 'homeless', 'no address', 'not known', 'na')
+        THEN NULL ELSE array_to_string(w, ' ') END FROM short
+);
+
+-- City: letters only, folded like a name.
+CREATE OR REPLACE TEMP MACRO lk_city(x) AS lk_name(x);

@@ -1,0 +1,33 @@
+-- lk_pii (staging.person_pii columns) -> lk_normalized: one row per source record, every field
+-- normalized by the macros of normalize.sql (NULL where missing, placeholder or impossible).
+-- given_forms: the full names the call name may stand for (Bob -> robert; Chris -> christopher,
+-- christine, ...) plus the name itself; given_canon is the first of them, for blocking keys.
+CREATE OR REPLACE TEMP TABLE lk_normalized AS
+WITH base AS (
+    SELECT
+        source_system || '|' || source_person_id AS record_id,
+        source_system, source_person_id, CAST(_batch_id AS VARCHAR) AS batch_id,
+        lk_name(given_name) AS given,
+        lk_first_word(given_name) AS given_first,
+        lk_name(family_name) AS family,
+        lk_name(maiden_name) AS maiden,
+        lk_date(birth_date, CAST($today AS DATE)) AS dob,
+        lk_sex(sex) AS sex,
+        lk_ssn(ssn) AS ssn,
+        lk_phone(phone) AS phone,
+        lk_street(address_line) AS street,
+        lk_zip(zip) AS zip,
+        lk_city(city) AS city
+    FROM lk_pii
+    WHERE source_system IS NOT NULL AND source_person_id IS NOT NULL
+),
+forms AS (
+    SELECT b.given_first, list_sort(list_distinct(list(f.full_name) || [b.given_first])) AS given_forms
+    FROM (SELECT DISTINCT given_first FROM base WHERE given_first IS NOT NULL) b
+    LEFT JOIN lk_forms f ON f.name = b.given_first
+    GROUP BY b.given_first
+)
+SELECT base.*, forms.given_forms,
+       coalesce(list_filter(forms.given_forms, n -> n <> base.given_first)[1], base.given_first) AS given_canon,
+       nullif(maiden, family) AS other_family
+FROM base LEFT JOIN forms USING (given_first)

@@ -1,0 +1,177 @@
+"""Keyed tokens of each source person: the only form in which identifiers leave staging.
+
+Per record (docs/linkage.md, "Tokens"): the first 60 bits of HMAC-SHA256(key, field | value) of each
+normalized field (t_*), of field combinations for blocking and deterministic rules (k_*), and keyed
+Bloom filters of the q-grams of given name, family name and street (bf_*), compared by Dice
+similarity so that a typo lowers the similarity instead of breaking agreement. Birth dates appear as
+tokens of the date, the day/month-swapped date, year-month and year only. Sex stays in clear (OMOP
+keeps it). All of it is computed in DuckDB: HMAC from its sha256, Bloom bits with bitstring_agg over
+the distinct values of a field (names repeat, so that is far fewer than records).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+PII_COLUMNS = (
+    "source_system",
+    "source_person_id",
+    "given_name",
+    "family_name",
+    "maiden_name",
+    "birth_date",
+    "sex",
+    "ssn",
+    "address_line",
+    "city",
+    "state",
+    "zip",
+    "phone",
+    "_batch_id",
+)
+# field -> (bits, hash functions); street lines have about twice the q-grams of a name
+BLOOM = {"given": (256, 8), "family": (256, 8), "street": (512, 8)}
+TOKEN_COLUMNS = (
+    "t_given",
+    "t_given_first",
+    "t_family",
+    "t_maiden",
+    "t_dob",
+    "t_dob_swap",
+    "t_ym",
+    "t_yob",
+    "t_ssn",
+    "t_phone",
+    "t_street",
+    "t_zip",
+    "t_city",
+    "k_name_dob",
+    "k_ssn_dob",
+    "k_given_dob_zip",
+    "k_name_yob",
+)
+
+
+def key_pads(key: str) -> tuple[bytes, bytes]:
+    """HMAC inner and outer pads (RFC 2104) so DuckDB computes HMAC-SHA256 with two sha256 calls."""
+    secret = key.encode()
+    if not secret:
+        raise ConfigError("linkage key: expected a non-empty key, found an empty one")
+    if len(secret) > 64:
+        secret = hashlib.sha256(secret).digest()
+    block = secret.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+@cache
+def _sql(name: str) -> str:
+    return (HERE / "sql" / f"{name}.sql").read_text()
+
+
+def nickname_forms() -> list[tuple[str, str]]:
+    """(name, full name it may stand for): the project's general list plus the generator's
+    catalogue families, every full name also standing for itself."""
+    pairs: set[tuple[str, str]] = set()
+    with (HERE / "nicknames.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            _add_family(pairs, row["full_name"], row["short_forms"].split())
+    catalogue = HERE.parent.parent / "synthetic" / "catalogue" / "names.yaml"
+    if catalogue.exists():
+        import yaml
+
+        families = (yaml.safe_load(catalogue.read_text()).get("given") or {}).get("nicknames") or {}
+        for full, shorts in families.items():
+            _add_family(pairs, full, shorts)
+    return sorted(pairs)
+
+
+def _add_family(pairs: set[tuple[str, str]], full: str, shorts: list[str]) -> None:
+    full = full.strip().lower()
+    pairs.add((full, full))
+    pairs.update((short.strip().lower(), full) for short in shorts)
+
+
+def register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _sql("normalize").split(";\n"):
+        if statement.strip() and not all(
+            line.startswith("--") or not line.strip() for line in statement.splitlines()
+        ):
+            con.execute(statement)
+
+
+def build_tokens(
+    con: duckdb.DuckDBPyConnection, key: str, today: dt.date | None = None, source: str = "person_pii"
+) -> None:
+    """Create TEMP TABLE lk_tokens (one row per source record, tokens only) from the PII relation
+    `source` (columns of staging.person_pii; any of them may be absent)."""
+    register_macros(con)
+    _register_hmac(con, key)
+    forms = nickname_forms()
+    con.execute("CREATE OR REPLACE TEMP TABLE lk_forms (name VARCHAR, full_name VARCHAR)")
+    con.executemany("INSERT INTO lk_forms VALUES (?, ?)", forms)
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    columns = ", ".join(c if c in present else f"NULL AS {c}" for c in PII_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW lk_pii AS SELECT {columns} FROM {source}")
+    con.execute(_sql("normalized"), {"today": today or dt.date.today()})
+    _bloom_filters(con)
+    con.execute(_sql("tokens"))
+    con.execute("DROP TABLE lk_normalized")
+
+
+def _register_hmac(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """Macros lk_hmac_hex(msg) and lk_hmac(msg) (its first 60 bits as BIGINT). The pads are written
+    into the macro as hex constants (a macro cannot take bound parameters, and lambdas cannot hold
+    subqueries); temp macros live only in this connection."""
+    inner, outer = key_pads(key)
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO lk_hmac_hex(msg) AS sha256(unhex('{outer.hex()}') "
+        f"|| unhex(sha256(unhex('{inner.hex()}') || encode(msg))))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO lk_hmac(msg) AS "
+        "CASE WHEN msg IS NOT NULL THEN CAST('0x' || left(lk_hmac_hex(msg), 15) AS BIGINT) END"
+    )
+
+
+def _bloom_filters(con: duckdb.DuckDBPyConnection) -> None:
+    """TEMP TABLE lk_bloom(field, value, bits): a keyed Bloom filter per distinct normalized value.
+    Bigrams of the padded value; bit i of a bigram = (h1 + i*h2) mod m with h1, h2 from its HMAC
+    (double hashing), so without the key the bit pattern of a q-gram cannot be computed."""
+    per_field = " UNION ALL ".join(
+        f"SELECT field, value, bitstring_agg(bit, 0, {bits - 1}) AS bits FROM lk_bloom_bits "
+        f"WHERE field = '{field}' GROUP BY field, value"
+        for field, (bits, _) in BLOOM.items()
+    )
+    spec = " UNION ALL ".join(f"SELECT '{f}' AS field, {m} AS m, {k} AS k" for f, (m, k) in BLOOM.items())
+    values = " UNION ALL ".join(f"SELECT '{f}' AS field, {f} AS value FROM lk_normalized" for f in BLOOM)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lk_bloom_bits AS
+        WITH vals AS (SELECT DISTINCT field, value FROM ({values}) WHERE value IS NOT NULL),
+        grams AS (
+            SELECT field, value, substr('_' || value || '_', i, 2) AS gram
+            FROM (SELECT field, value, unnest(range(1, length(value) + 2)) AS i FROM vals)
+        ),
+        hashed AS (
+            SELECT field, gram, lk_hmac_hex('bloom|' || field || '|' || gram) AS h
+            FROM (SELECT DISTINCT field, gram FROM grams)
+        )
+        SELECT field, value, (h1 + i * h2) % m AS bit
+        FROM (
+            SELECT g.field, g.value, s.m, unnest(range(s.k)) AS i,
+                   CAST(('0x' || h[1:7]) AS BIGINT) AS h1, CAST(('0x' || h[8:14]) AS BIGINT) | 1 AS h2
+            FROM grams g JOIN hashed USING (field, gram) JOIN ({spec}) s USING (field)
+        )
+        """
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lk_bloom AS {per_field}")
+    con.execute("DROP TABLE lk_bloom_bits")

@@ -1,0 +1,127 @@
+"""Each normalization rule of docs/linkage.md on a hand-built value (NULL = never takes part in a match)."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from rwe_assets.lib.linkage.tokens import nickname_forms, register_macros
+
+
+@pytest.fixture(scope="module")
+def con():
+    con = duckdb.connect()
+    register_macros(con)
+    return con
+
+
+def one(con, sql, *params):
+    return con.execute(f"SELECT {sql}", list(params)).fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Víctor493 ", "victor"),
+        ("O'Brien-Smith", "obriensmith"),
+        ("Mary Ann", "maryann"),
+        ("Dr. John Jr.", "john"),
+        ("UNKNOWN", None),
+        ("Baby Girl", None),
+        ("X", None),
+        ("123", None),
+        (None, None),
+        ("王芳", "王芳"),  # other scripts kept as written, not transliterated
+        ("Иван", "иван"),
+    ],
+)
+def test_names(con, raw, expected):
+    assert one(con, "lk_name(?)", raw) == expected
+
+
+def test_first_word_is_the_call_name(con):
+    assert one(con, "lk_first_word(?)", "Mary Ann") == "mary"
+    assert one(con, "lk_first_word(?)", "Unknown") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1980-03-04", dt.date(1980, 3, 4)),
+        ("19800304", dt.date(1980, 3, 4)),
+        ("03/04/1980", dt.date(1980, 3, 4)),  # US order
+        ("04.03.1980", dt.date(1980, 3, 4)),  # dotted European order
+        ("2019-13-05", None),  # impossible month
+        ("02/30/2019", None),  # impossible day
+        ("1900-01-01", None),  # placeholder
+        ("1901-01-01", None),
+        ("1850-06-01", None),
+        ("2031-01-01", None),  # after the reference day
+        ("", None),
+    ],
+)
+def test_birth_dates(con, raw, expected):
+    assert one(con, "lk_date(?, DATE '2030-01-01')", raw) == expected
+
+
+def test_swapped_date_only_where_it_is_another_date(con):
+    assert one(con, "lk_swapped(DATE '1980-03-04')") == dt.date(1980, 4, 3)
+    assert one(con, "lk_swapped(DATE '1980-03-03')") is None
+    assert one(con, "lk_swapped(DATE '1980-03-24')") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("918-30-5931", "918305931"),
+        ("999-99-9999", None),
+        ("000-12-3456", None),
+        ("666-12-3456", None),
+        ("123-00-4567", None),
+        ("123-45-0000", None),
+        ("123-45-6789", None),
+        ("12345", None),
+    ],
+)
+def test_ssn(con, raw, expected):
+    assert one(con, "lk_ssn(?)", raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("555-223-5830", "5552235830"),
+        ("+1 (555) 223-5830", "5552235830"),
+        ("555-555-5555", None),
+        ("0", None),
+    ],
+)
+def test_phone(con, raw, expected):
+    assert one(con, "lk_phone(?)", raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1830", "01830"), ("01830-1234", "01830"), ("00000", None), ("ABC", None)]
+)
+def test_zip(con, raw, expected):
+    assert one(con, "lk_zip(?)", raw) == expected
+
+
+def test_street_abbreviations_and_units(con):
+    assert one(con, "lk_street(?)", "12 Oak Street Apt 4") == one(con, "lk_street(?)", "12 OAK ST.")
+    assert one(con, "lk_street(?)", "9615 North Oak Terrace #2") == "9615 n oak ter"
+    assert one(con, "lk_street(?)", "Unknown") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("F", "f"), ("female", "f"), ("Male", "m"), ("X", None), ("U", None)]
+)
+def test_sex(con, raw, expected):
+    assert one(con, "lk_sex(?)", raw) == expected
+
+
+def test_nickname_forms_hold_the_general_list_and_the_catalogue():
+    forms = set(nickname_forms())
+    assert ("bob", "robert") in forms and ("robert", "robert") in forms
+    assert ("chris", "christopher") in forms and ("chris", "christine") in forms
+    assert ("liam", "william") in forms  # own list, not in the generator's catalogue
