@@ -56,12 +56,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from rwe_assets.lib import lake
 from rwe_assets.lib.cdm import build as cdm_build_module
 from rwe_assets.lib.cdm.build import build_cdm
 from rwe_assets.lib.landing import list_batches
 from rwe_assets.lib.linkage import crosswalk as crosswalk_module
-from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk
+from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register_staged_persons
 from rwe_assets.lib.publish import publish
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.raw_ingest import ingest_batch
@@ -356,22 +355,23 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
 
         # 3. linkage (as defs/linkage/assets.py does it, with the public demo key)
         linkage = phase("linkage")
-        steps = {"_assign_persons": lambda *a, **k: "assign persons (DuckDB)"}
-        steps["write_deltalake"] = lambda path, *a, **k: f"write Delta {Path(path).name}"
+        steps = {
+            "build_tokens": lambda *a, **k: "tokens (DuckDB HMAC + Bloom filters)",
+            "_model": lambda *a, **k: "train or load the model (Splink EM)",
+            "_score": lambda *a, **k: "score candidate pairs (Splink)",
+            "_write": lambda *a, **k: "write Delta linkage tables",
+        }
         with (
             sampler.measure(linkage, release=True),
             wrapped(crosswalk_module, steps, sampler, linkage),
             maybe_profiled(args.profile == "linkage", "linkage"),
         ):
             con = staging_connection(mem, threads)
-            pii = lake.open_table(lake.table_path(lake_dir, "staging", "person_pii"))
-            if pii is None:
-                raise RuntimeError("staging/person_pii was not written")
-            con.register("person_pii", pii.to_pyarrow_dataset())
+            register_staged_persons(con, lake_dir)
             crosswalk = build_crosswalk(con, lake_dir, DEMO_KEY)
             con.close()
         rest = linkage.wall - sum(s.wall for s in linkage.subs)
-        linkage.sub("read person_pii + tokens in Python (rest)").wall = rest
+        linkage.sub("clustering, ids, quality (rest)").wall = rest
         linkage.rows = crosswalk.num_rows
         linked = pc.count_distinct(crosswalk.column("person_id")).as_py()
         result.notes["linkage"] = f"{crosswalk.num_rows:,} source records -> {linked:,} persons"

@@ -1,4 +1,8 @@
-"""Raw layer: landed CSV and NDJSON files into append-only Delta tables, values kept as text.
+"""Raw layer: landed CSV, NDJSON and VCF files into append-only Delta tables, values kept as text.
+
+VCFs (any source entity whose files are *.vcf / *.vcf.gz) are read with cyvcf2 by
+rwe_assets.lib.genomics.vcf_reader: one row per (record, sample, ALT allele) with a non-reference
+genotype, and their header lines in <source>/vcf_header (written beside, not a registry entity).
 
 Every stored row carries provenance (batch, file, file sha256, line, ingest time). Rows that cannot
 be read go to the raw quarantine table with a reason code; a file that cannot be read at all (empty,
@@ -33,6 +37,8 @@ import pyarrow.dataset as ds
 
 from rwe_assets.errors import InputFileError
 from rwe_assets.lib import lake
+from rwe_assets.lib.genomics import vcf_reader
+from rwe_assets.lib.genomics.header import VcfHeader
 from rwe_assets.lib.sources import OTHER_RESOURCE, SourceSpec
 
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
@@ -46,6 +52,8 @@ PROVENANCE_FIELDS = [
 PROVENANCE_COLUMNS = tuple(f.name for f in PROVENANCE_FIELDS)
 MANIFEST = "_manifest"
 QUARANTINE = "_quarantine"
+VCF_HEADER = "vcf_header"  # header lines of every VCF of a source, beside its call entity
+_VCF_SUFFIXES = (".vcf", ".vcf.gz")
 CSV_BATCH_ROWS = 122_880  # a multiple of DuckDB's vector size
 NDJSON_BATCH_ROWS = 20_000
 # DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
@@ -226,7 +234,7 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
             raise InputFileError(
                 relative, f"file name matches no entity of source {source.name} ({source.file_patterns()})"
             )
-        scan = scan_file(path, relative)
+        scan = hash_file(path, relative) if is_vcf(path.name) else scan_file(path, relative)
     except InputFileError as error:
         return FileResult(relative, Status.FAILED, size_bytes=path.stat().st_size, error=str(error))
     if manifest.recorded(batch_id, relative, scan.sha256):
@@ -238,7 +246,9 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
     result.file_version, result.supersedes_sha256 = manifest.next_version(batch_id, relative)
     provenance = _Provenance(batch_id, relative, scan.sha256, ingested_at)
     try:
-        if source.format == "csv":
+        if is_vcf(path.name):
+            _ingest_vcf(lake_dir, source, path, provenance, result)
+        elif source.format == "csv":
             _ingest_csv(lake_dir, source, path, scan, provenance, result)
         else:
             _ingest_ndjson(lake_dir, source, path, provenance, result)
@@ -322,6 +332,19 @@ def _count_gzip_lines(path: Path, relative: str, counter: _LineCounter) -> None:
             f"truncated or corrupt gzip after line {counter.lines} ({type(error).__name__})",
             line=counter.lines + 1,
         ) from None
+
+
+def hash_file(path: Path, relative: str) -> FileScan:
+    """sha256 and size only: a VCF's lines are counted while cyvcf2 reads it, and its truncation is
+    detected there (decompressing it twice would cost more than parsing it)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as raw:
+        for chunk in iter(lambda: raw.read(_READ_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    if size == 0:
+        raise InputFileError(relative, "empty file: expected a VCF header", line=1)
+    return FileScan(digest.hexdigest(), size, 0, ())
 
 
 # --------------------------------------------------------------------------- CSV
@@ -642,6 +665,92 @@ def _ndjson_batch(lines: list[_NdjsonLine], provenance: _Provenance) -> pa.Recor
     ] + [array for _, array in provenance.columns(numbers)]
     names = [name for name, _ in _NDJSON_SCHEMA] + list(PROVENANCE_COLUMNS)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+# --------------------------------------------------------------------------- VCF
+
+
+def is_vcf(file_name: str) -> bool:
+    return file_name.lower().endswith(_VCF_SUFFIXES)
+
+
+def _ingest_vcf(lake_dir, source, path, provenance, result) -> None:
+    """Calls into <source>/<entity> in one Delta transaction; then the header lines and the file's
+    genotype counts into <source>/vcf_header. A read error fails the file and writes nothing."""
+    entity = source.entity_for_file(path.name)
+    vcf, header = vcf_reader.open_vcf(path, result.relative_path)
+    counts, failure = vcf_reader.VcfCounts(), []
+    stream = vcf_reader.call_batches(path, result.relative_path, vcf, header, counts, provenance.columns)
+    schema = pa.schema(vcf_reader.STREAM_FIELDS + PROVENANCE_FIELDS)
+    target = lake.table_path(lake_dir, "raw", source.name, entity.name)
+    try:
+        lake.replace_file_rows(
+            target,
+            pa.RecordBatchReader.from_batches(schema, _keep_error(stream, failure)),
+            provenance.file_sha256,
+        )
+    except Exception:
+        if failure:  # Delta wraps what the stream raised: re-raise the reader's own error
+            raise failure[0] from None
+        raise
+    finally:
+        vcf.close()
+    header_rows = vcf_header_table(header, counts, provenance)
+    lake.replace_file_rows(
+        lake.table_path(lake_dir, "raw", source.name, VCF_HEADER), header_rows, provenance.file_sha256
+    )
+    result.rows_stored = {entity.name: counts.calls}
+    result.records_read = counts.calls
+    result.lines_read = header.line_count + counts.records
+
+
+def _keep_error(stream, failure: list):
+    try:
+        yield from stream
+    except InputFileError as error:
+        failure.append(error)
+        raise
+
+
+VCF_HEADER_SCHEMA = pa.schema(
+    [
+        ("section", pa.string()),  # fileformat, reference, contig, INFO, FORMAT, FILTER, ..., sample, count
+        ("item_id", pa.string()),  # ID=, the sample name, or the count's name
+        ("number", pa.string()),  # Number= (a sample's 0-based column; a count's value)
+        ("type", pa.string()),
+        ("description", pa.string()),
+        ("length", pa.int64()),
+        ("assembly", pa.string()),
+        ("text", pa.string()),  # the header line as read
+        ("genome_build", pa.string()),  # the build the header tells (reference, assemblies, chr1 length)
+    ]
+    + PROVENANCE_FIELDS
+)
+
+
+def vcf_header_table(header: VcfHeader, counts: vcf_reader.VcfCounts, provenance: _Provenance) -> pa.Table:
+    """One row per header line, per sample (line of #CHROM) and per genotype count (line 0 = the file)."""
+    rows = [
+        (i.line, i.section, i.item_id, i.number, i.item_type, i.description, i.length, i.assembly, i.text)
+        for i in header.items
+    ]
+    rows += [
+        (header.line_count, "sample", name, str(k), None, None, None, None, None)
+        for k, name in enumerate(header.samples)
+    ]
+    rows += [
+        (0, "count", name, str(value), None, None, None, None, None)
+        for name, value in counts.as_dict().items()
+    ]
+    names = VCF_HEADER_SCHEMA.names[:8]
+    arrays = {
+        name: pa.array([r[k + 1] for r in rows], VCF_HEADER_SCHEMA.field(name).type)
+        for k, name in enumerate(names)
+    }
+    arrays["genome_build"] = pa.repeat(pa.scalar(header.build, pa.string()), len(rows))
+    lines = np.array([r[0] for r in rows], dtype=np.int64)
+    arrays.update(dict(provenance.columns(lines)))
+    return pa.table(arrays, schema=VCF_HEADER_SCHEMA)
 
 
 # --------------------------------------------------------------------------- quarantine + manifest

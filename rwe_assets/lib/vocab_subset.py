@@ -48,6 +48,8 @@ from pathlib import Path
 import polars as pl
 
 ADDITIONS_DIR = Path(__file__).parent / "vocab_additions"
+CATALOGUE = Path(__file__).parent.parent / "synthetic" / "catalogue" / "clinical.yaml"
+CATALOGUE_ORIGIN = "rwe_assets demo mapping (rwe_assets/synthetic/catalogue/clinical.yaml)"
 DQD_CONCEPT_LEVEL = Path(__file__).parent / "spec" / "dqd_v5.4" / "OMOP_CDMv5.4_Concept_Level.csv"
 
 DEFAULT_SHARD_ORDER = ("eunomia_synthea27nj", "eunomia_gibleed", "dbt_synthea")
@@ -905,7 +907,7 @@ def build_vocab_subset(
 
     concepts, _reason = select_concepts(shards, additions, wanted, warnings)
 
-    stcm = additions.stcm
+    stcm = pl.concat([additions.stcm, catalogue_ndc_map(CATALOGUE, concepts, warnings)], how="vertical")
     targets = concepts.filter(pl.col("concept_id").is_in(_ids(stcm, "target_concept_id")))
     bad = targets.filter((pl.col("standard_concept") != "S") | pl.col("standard_concept").is_null())
     if bad.height:
@@ -1105,7 +1107,9 @@ def build_provenance(
             {
                 "table": "SOURCE_TO_CONCEPT_MAP",
                 "key": f"{r['source_vocabulary_id']}|{r['source_code']}",
-                "source": "rwe_assets demo mapping (rwe_assets/lib/vocab_additions/source_to_concept_map.csv)",
+                "source": CATALOGUE_ORIGIN
+                if r["source_vocabulary_id"] == "NDC"
+                else "rwe_assets demo mapping (rwe_assets/lib/vocab_additions/source_to_concept_map.csv)",
                 "detail": r.get("rationale") or "",
             }
         )
@@ -1119,6 +1123,40 @@ def build_provenance(
             detail = "vocabulary_version states the bundle" if r["_source"] == "rwe_assets" else ""
             rows.append({"table": table, "key": str(r[key]), "source": r["_source"], "detail": detail})
     return pl.DataFrame(rows, schema={c: pl.String for c in PROVENANCE_COLUMNS})
+
+
+def catalogue_ndc_map(catalogue: Path, concepts: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
+    """DEMO SOURCE_TO_CONCEPT_MAP rows for the generator's synthetic NDCs: each NDC of the catalogue's
+    drugs maps to the standard RxNorm concept of the drug it stands for. A drug whose RxNorm code is not
+    a kept standard concept is left out with a warning."""
+    import yaml  # only the builder reads the catalogue
+
+    drugs = yaml.safe_load(catalogue.read_text(encoding="utf-8"))["drugs"]
+    rxnorm = concepts.filter((pl.col("vocabulary_id") == "RxNorm") & (pl.col("standard_concept") == "S"))
+    ids = dict(zip(rxnorm["concept_code"].to_list(), rxnorm["concept_id"].to_list(), strict=True))
+    missing = sorted(d["rxnorm"] for d in drugs if d["rxnorm"] not in ids)
+    if missing:
+        warnings.append(f"catalogue NDCs left unmapped: RxNorm {missing} not standard in the subset")
+    rows = [
+        {
+            "source_code": d["ndc"],
+            "source_concept_id": 0,
+            "source_vocabulary_id": "NDC",
+            "source_code_description": d["description"],
+            "target_concept_id": ids[d["rxnorm"]],
+            "target_vocabulary_id": "RxNorm",
+            "valid_start_date": "19700101",
+            "valid_end_date": "20991231",
+            "invalid_reason": None,
+            "rationale": f"synthetic NDC standing for RxNorm {d['rxnorm']} ({CATALOGUE_ORIGIN})",
+        }
+        for d in drugs
+        if d["rxnorm"] in ids
+    ]
+    empty = empty_table("SOURCE_TO_CONCEPT_MAP").with_columns(
+        pl.lit(None, dtype=pl.String).alias("rationale")
+    )
+    return pl.DataFrame(rows, schema=empty.schema) if rows else empty
 
 
 def ingredient_coverage(

@@ -146,6 +146,17 @@ def test_whole_graph_on_a_generated_population(tmp_path, monkeypatch):
     with duckdb.connect(str(tmp_path / "warehouse" / "rwe.duckdb"), read_only=True) as con:
         persons = con.execute("SELECT count(*) FROM cdm.person").fetchone()[0]
         assert 0 < persons <= 60
+        # Claims and genomics reach the CDM, tied to persons that exist.
+        for table in ("payer_plan_period", "cost", "specimen", "variant_occurrence"):
+            assert con.execute(f"SELECT count(*) FROM cdm.{table}").fetchone()[0] > 0, table
+        orphans = con.execute(
+            "SELECT count(*) FROM cdm.variant_occurrence v JOIN cdm.specimen s USING (specimen_id) "
+            "WHERE s.person_id NOT IN (SELECT person_id FROM cdm.person)"
+        ).fetchone()[0]
+        assert orphans == 0
+        unaccounted = con.execute("SELECT sum(unaccounted) FROM results.reconciliation").fetchone()[0]
+        assert unaccounted == 0
+        assert con.execute("SELECT count(*) FROM results.linkage_metrics").fetchone()[0] > 0
     crosswalk = lake.read_table(lake.table_path(tmp_path / "lake", "linkage", "person_crosswalk")).to_pylist()
     sources_per_person = {}
     for row in crosswalk:

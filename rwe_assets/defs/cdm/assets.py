@@ -4,9 +4,10 @@ DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb."""
 import dagster as dg
 
 from rwe_assets.defs.linkage.assets import CROSSWALK
-from rwe_assets.defs.staging.assets import staging_key
-from rwe_assets.lib.cdm.build import EVENT_TABLES, CdmBuildReport, build_cdm
+from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
+from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm
 from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.genomics.cdm import GCDM_TABLES, gcdm_spec
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
 from rwe_assets.resources import RweConfig
 
@@ -15,8 +16,10 @@ RESULT_TABLES = {
     "unmapped_codes": "Source codes that map to no standard concept (concept_id 0), ranked by rows and persons.",
     "mapping_summary": "Rows per CDM table, source system and mapping rule (maps_to, source_to_concept_map, ...).",
     "build_inputs": "Every ingested file (source, path, sha256) the build read: the CDM's provenance.",
+    "linkage_metrics": "Linkage quality (precision, recall, F1 vs ground truth where known), match rates per "
+    "source pair and the match-score histogram, copied from lake/linkage/metrics.",
 }
-STAGING_INPUTS = [staging_key(t) for t in ("person_source", "visit", "event", "provider", "care_site")]
+STAGING_INPUTS = [staging_key(t) for t in (*STAGING_VIEWS, *GENOMICS_TABLES)]
 BUILD_DB = "data/warehouse/build.duckdb"
 RECONCILIATION_CHECK = "cdm_rows_reconcile"
 RECONCILED_TABLES = ("person", "visit_occurrence", "visit_detail", *EVENT_TABLES)
@@ -27,9 +30,14 @@ def cdm_key(table: str) -> dg.AssetKey:
     return dg.AssetKey([layer, table])
 
 
+def _built_tables() -> list:
+    """Every table the build writes: the OMOP v5.4 tables (vocabulary included) and the G-CDM ones."""
+    return [*cdm_spec().tables, *(gcdm_spec().table(name) for name in GCDM_TABLES)]
+
+
 def _specs() -> list[dg.AssetSpec]:
     specs = []
-    for table in cdm_spec().tables:
+    for table in _built_tables():
         vocabulary = table.name in VOCABULARY_TABLES
         specs.append(
             dg.AssetSpec(
@@ -81,7 +89,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     )
     context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
-    for table in cdm_spec().tables:
+    for table in _built_tables():
         count = report.row_counts.get(table.name)
         metadata = {"vocabulary_version": report.vocabulary_version or "unknown"}
         if table.name in step_seconds:

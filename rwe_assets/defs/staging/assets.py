@@ -4,6 +4,8 @@ import dagster as dg
 
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib import lake
+from rwe_assets.lib.genomics.staging import stage_genomics
+from rwe_assets.lib.raw_ingest import read_manifest
 from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.staging.build import StagingReport, build_staging, staging_connection
 from rwe_assets.lib.staging.model import TABLES
@@ -24,7 +26,7 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
         if source.staging_profile
         for entity in source.entity_names
     ]
-    specs = [
+    canonical = [
         dg.AssetSpec(
             key=staging_key(table.name),
             group_name="staging",
@@ -43,8 +45,9 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
             blocking=True,
             description="Per source and raw entity: raw rows = staged + quarantined + merged duplicates.",
         )
-        for spec in specs
+        for spec in canonical
     ]
+    specs = canonical + _genomics_specs(registry, upstream)
 
     @dg.multi_asset(name="staging", specs=specs, check_specs=checks, pool="lake_staging")
     def _staging(context: dg.AssetExecutionContext, rwe: RweConfig):
@@ -55,8 +58,63 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
         for table in TABLES:
             yield _materialization(settings.lake_dir, table.name, report)
             yield _reconciliation(table.name, report)
+        yield from _stage_genomics(settings.lake_dir, registry)
 
     return _staging
+
+
+GENOMICS_TABLES = {
+    "variant": "One row per (VCF record, sample, ALT allele) with a non-reference genotype: multi-allelic "
+    "sites split, alleles trimmed, zygosity, filters and parsed annotations (lib/genomics/staging.py).",
+    "specimen": "One row per lab sample of the manifest: specimen type and date, test, genome build.",
+}
+
+
+def _genomics_sources(registry: SourceRegistry) -> list[str]:
+    return [source.name for source in registry if source.kind == "genomics"]
+
+
+def _genomics_specs(registry: SourceRegistry, upstream: list[dg.AssetKey]) -> list[dg.AssetSpec]:
+    if not _genomics_sources(registry):
+        return []
+    return [
+        dg.AssetSpec(
+            key=staging_key(name),
+            group_name="staging",
+            kinds={"delta", "cyvcf2"},
+            deps=upstream,
+            description=description,
+            code_version="staging-genomics-1",
+            tags={"layer": "staging"},
+        )
+        for name, description in GENOMICS_TABLES.items()
+    ]
+
+
+def _stage_genomics(lake_dir, registry: SourceRegistry):
+    """Variants and specimens of the genomics source (one, by the registry), once it has landed; the
+    counts reconcile inside stage_genomics (it raises when raw calls != staged + quarantined)."""
+    for source in _genomics_sources(registry):
+        if read_manifest(lake_dir, source).num_rows == 0:  # nothing landed: no tables yet, 0 rows
+            counts = {name: (0, 0) for name in GENOMICS_TABLES}
+            reasons = {}
+        else:
+            report = stage_genomics(lake_dir, source)
+            reasons = report.quarantine_reasons
+            counts = {
+                "variant": (report.variants, report.variants_quarantined),
+                "specimen": (report.specimens, report.specimens_quarantined),
+            }
+        for name, (staged, quarantined) in counts.items():
+            yield dg.MaterializeResult(
+                asset_key=staging_key(name),
+                metadata={
+                    "dagster/row_count": staged,
+                    "rows_quarantined": quarantined,
+                    "quarantine_reasons": dg.MetadataValue.json(reasons),
+                    "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", name))),
+                },
+            )
 
 
 def _materialization(lake_dir, table: str, report: StagingReport) -> dg.MaterializeResult:

@@ -29,6 +29,8 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.cdm import eras
 from rwe_assets.lib.cdm.visits import rollup_visits
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
+from rwe_assets.lib.genomics.cdm import GCDM_TABLES, GenomicsCdmReport, build_genomics_cdm, gcdm_ddl
+from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.raw_ingest import read_manifest
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, load_vocabulary, vocabulary_version
@@ -45,12 +47,16 @@ EVENT_TABLES = (
     "observation",
     "device_exposure",
 )
-STAGING_VIEWS = ("person_source", "visit", "event", "note", "provider", "care_site")
+STAGING_VIEWS = ("person_source", "visit", "event", "note", "provider", "care_site", "enrollment", "cost")
 PARAMETERS = {
     "type_ehr": c.EHR,
     "type_ehr_prescription": c.EHR_PRESCRIPTION,
     "type_ehr_administration": c.EHR_ADMINISTRATION_RECORD,
     "type_ehr_encounter": c.EHR_ENCOUNTER_RECORD,
+    "type_claim": c.CLAIM,
+    "type_pharmacy_claim": c.PHARMACY_CLAIM,
+    "primary_diagnosis": c.PRIMARY_DIAGNOSIS,
+    "secondary_diagnosis": c.SECONDARY_DIAGNOSIS,
     "utf8": c.UTF8,
     "english": c.ENGLISH,
     "male": c.MALE,
@@ -196,12 +202,20 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
                 con, lake_dir, table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'"
             )
             run_sql(con, table)
+    with timer.step("genomics"):
+        genomics = _genomics(con, lake_dir)
     with timer.step("note"):
         assign_ids(con, lake_dir, "note", f"SELECT {_KEY.format('record_key')} FROM stg_note")
         run_sql(con, "note")
+    with timer.step("payer_plan_period_and_cost"):
+        run_sql(con, "payer_plan_period")
+        assign_ids(con, lake_dir, "payer_plan_period", "SELECT natural_key FROM payer_plan_span")
+        run_sql(con, "payer_plan_period_insert")
+        assign_ids(con, lake_dir, "cost", f"SELECT {_KEY.format('record_key')} FROM stg_cost")
+        run_sql(con, "cost")
     with timer.step("death_and_observation_period"):
         run_sql(con, "death")
-        eras.build_observation_period(con, "cdm", period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR)
+        _observation_period(con)
         unobserved = _exclude_unobserved_persons(con)
     for name, build in (
         ("condition_era", eras.build_condition_era),
@@ -214,13 +228,26 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         version = vocabulary_version(con)
         _cdm_source(con, lake_dir, version)
         unmapped = _results(con)
+        _linkage_metrics(con, lake_dir)
         counts = {
             t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
         }
-        reconciliation = _reconcile(con, rollup.merged_rows, unobserved)
+        counts.update({t: _count(con, f"cdm.{t}") for t in GCDM_TABLES})
+        reconciliation = _reconcile(con, rollup.merged_rows, unobserved, genomics)
     return CdmBuildReport(
         final, counts, version, unmapped, rollup.merged_rows, reconciliation, dict(timer.seconds)
     )
+
+
+def _genomics(con, lake_dir: Path) -> GenomicsCdmReport | None:
+    """SPECIMEN, the genetic tests' PROCEDURE_OCCURRENCE rows and the G-CDM tables (lib/genomics/cdm.py),
+    before observation periods so a tested person's test date counts as observed. Without any staged
+    lab data the G-CDM tables are created empty."""
+    if lake.open_table(lake.table_path(lake_dir, "staging", GENOMICS_VARIANT)) is None:
+        for statement in gcdm_ddl("cdm"):
+            con.execute(statement)
+        return None
+    return build_genomics_cdm(con, lake_dir, "crosswalk")
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -313,6 +340,32 @@ def _results(con) -> int:
     return con.execute("SELECT count(*) FROM mapped_event WHERE concept_id = 0").fetchone()[0]
 
 
+def _observation_period(con) -> None:
+    """Enrolled persons: their merged enrollment spans combined with the span of their EHR events;
+    everyone else: the span of their events (rule in observation_period.sql)."""
+    eras.build_observation_period_with_enrollment(
+        con,
+        "cdm",
+        "payer_plan_period",
+        period_type_concept_id=c.STANDARD_ALGORITHM_FROM_EHR,
+        enrollment_period_type_concept_id=c.PERIOD_WHILE_ENROLLED_IN_INSURANCE,
+        combine_event_span=True,
+        claim_type_concept_ids=(c.CLAIM, c.PHARMACY_CLAIM),
+    )
+
+
+def _linkage_metrics(con, lake_dir: Path) -> None:
+    """results.linkage_metrics: the linkage layer's quality table, published for analysts (the tokens,
+    pairs and crosswalk themselves stay in the lake)."""
+    if lake.register_view(con, "linkage_metrics_input", lake.table_path(lake_dir, "linkage", "metrics")):
+        con.execute("CREATE OR REPLACE TABLE results.linkage_metrics AS SELECT * FROM linkage_metrics_input")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TABLE results.linkage_metrics "
+            "(metric VARCHAR, dimension VARCHAR, value DOUBLE, computed_at TIMESTAMP WITH TIME ZONE)"
+        )
+
+
 def _exclude_unobserved_persons(con) -> int:
     """Persons with no event at all (a newborn registered but never seen, say) have no observation
     period; OHDSI's THEMIS convention keeps such persons out of PERSON. They stay in staging and are
@@ -323,7 +376,9 @@ def _exclude_unobserved_persons(con) -> int:
     return count
 
 
-def _reconcile(con, visits_merged: int, persons_excluded: int = 0) -> tuple[CdmReconciliation, ...]:
+def _reconcile(
+    con, visits_merged: int, persons_excluded: int = 0, genomics: GenomicsCdmReport | None = None
+) -> tuple[CdmReconciliation, ...]:
     """Staging -> CDM row accounting, also written to results.reconciliation. Persons merge when
     linkage finds one person behind several source records; visits merge by the rollup rules; an event
     whose code maps to n standard concepts becomes n rows (n - 1 extra)."""
@@ -351,13 +406,24 @@ def _reconcile(con, visits_merged: int, persons_excluded: int = 0) -> tuple[CdmR
         CdmReconciliation("note", "note", _count(con, "stg_note"), _count(con, "cdm.note"), 0, 0),
     ]
     staged_events = _count(con, "stg_event")
-    written = sum(_count(con, f"cdm.{table}") for table in EVENT_TABLES)
+    # The genetic tests' PROCEDURE_OCCURRENCE rows come from staged specimens, not staged events.
+    written = sum(_count(con, f"cdm.{table}") for table in EVENT_TABLES) - (
+        genomics.procedures if genomics else 0
+    )
     distinct = con.execute("SELECT count(DISTINCT (source_system, record_key)) FROM mapped_event").fetchone()[
         0
     ]
     mapped_rows = _count(con, "mapped_event")
     rows.append(
         CdmReconciliation("event", "+".join(EVENT_TABLES), staged_events, written, 0, mapped_rows - distinct)
+    )
+    if genomics:
+        rows += _genomics_reconciliation(con, genomics)
+    unlinked_costs = con.execute("SELECT count(*) FROM cost_input WHERE cost_event_id IS NULL").fetchone()[0]
+    rows.append(
+        CdmReconciliation(
+            "cost", "cost", _count(con, "stg_cost"), _count(con, "cdm.cost"), 0, 0, unlinked_costs
+        )
     )
     con.execute(
         """
@@ -383,6 +449,31 @@ def _reconcile(con, visits_merged: int, persons_excluded: int = 0) -> tuple[CdmR
         ],
     )
     return tuple(rows)
+
+
+def _genomics_reconciliation(con, genomics: GenomicsCdmReport) -> list[CdmReconciliation]:
+    """Staged specimens and variant calls -> SPECIMEN and VARIANT_OCCURRENCE; a sample whose person is
+    not in the crosswalk (no linkable lab person) is excluded, with its calls, and counted."""
+    return [
+        CdmReconciliation(
+            "specimen",
+            "specimen",
+            _count(con, "stg_genomics_specimen"),
+            genomics.specimens,
+            0,
+            0,
+            genomics.unlinked_specimens,
+        ),
+        CdmReconciliation(
+            "variant",
+            "variant_occurrence",
+            _count(con, "stg_genomics_variant"),
+            genomics.variant_occurrences,
+            0,
+            0,
+            genomics.unlinked_variants,
+        ),
+    ]
 
 
 def _count(con, table: str) -> int:

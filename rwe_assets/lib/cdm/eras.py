@@ -164,6 +164,8 @@ def build_observation_period_with_enrollment(
     period_type_concept_id: int = EHR_PERIOD_TYPE_CONCEPT_ID,
     enrollment_period_type_concept_id: int | None = None,
     enrollment_gap: int = ENROLLMENT_GAP_DAYS,
+    combine_event_span: bool = False,
+    claim_type_concept_ids: tuple[int, ...] = (),
 ) -> EraResult:
     """Rebuild ``<schema>.observation_period`` from enrollment spans where a person has them, event spans
     otherwise.
@@ -173,6 +175,9 @@ def build_observation_period_with_enrollment(
     ``enrollment_period_type_concept_id`` (default: ``period_type_concept_id``), event spans
     ``period_type_concept_id``. Returns the periods written and the number of enrolled persons' event rows
     outside every merged span.
+
+    With ``combine_event_span``, an enrolled person's periods also take in the span of their events whose
+    type is not one of ``claim_type_concept_ids`` (their EHR span), merged with the same gap rule.
     """
     enrollment_type = (
         period_type_concept_id
@@ -185,6 +190,7 @@ def build_observation_period_with_enrollment(
             enrollment_type, "enrollment_period_type_concept_id"
         ),
         "enrollment_gap": _days(enrollment_gap, "enrollment_gap"),
+        "claim_type_concept_ids": [_concept_id(i, "claim_type_concept_ids") for i in claim_type_concept_ids],
     }
     identifiers = {"schema": schema, "enrollment": _qualified(enrollment_table, schema)}
     rows, outside = _replace(
@@ -192,7 +198,7 @@ def build_observation_period_with_enrollment(
         "observation_period",
         identifiers,
         params,
-        insert="insert_enrollment_periods",
+        insert="insert_combined_periods" if combine_event_span else "insert_enrollment_periods",
         count="count_events_outside_enrollment",
     )
     if outside:

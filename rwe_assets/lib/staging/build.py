@@ -19,6 +19,7 @@ Raw rows are read only from files the ingest manifest lists as ingested, latest 
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 
+from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS, Status, read_manifest
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
@@ -47,7 +49,16 @@ REFERENCES = {
         ("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),
         ("visit_key", "visit", "record_key", "MISSING_VISIT"),
     ),
+    "enrollment": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
+    "cost": (
+        ("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),
+        ("visit_key", "visit", "record_key", "MISSING_VISIT"),
+        ("event_key", "event", "record_key", "MISSING_EVENT"),
+    ),
 }
+# A profile's `_optional_columns.csv` (entity,column) lists raw columns some layouts of its format
+# lack (DE-SynPUF's monthly enrollment columns, say): a raw view without one gets it as '' (what an
+# empty CSV field reads as), so one SQL file serves every layout.
 
 # Questions whose free-text answer is an identifier: the answer is not staged (the question is, with
 # no value), so it cannot reach the CDM. Synthea's PRAPARE survey asks for the street address.
@@ -162,18 +173,52 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
     macros = profile_dir / "_macros.sql"
     if macros.exists():
         con.execute(macros.read_text())
+    optional = _optional_raw_columns(profile_dir)
     for table in TABLES:
         for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
             entity = sql_file.stem
             raw_rows = _register_raw(con, lake_dir, source, entity, shas)
-            select = ", ".join(f'"{name}"' for name in table.column_names)
+            _add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
+            sql, params = sql_file.read_text(), {"source": source.name}
+            select = _select_list(con, table.name, sql, params, sql_file)
             con.execute(
-                f"INSERT INTO cand_{table.name} SELECT {select}, _failure.reason, _failure.field "
-                f"FROM ({sql_file.read_text()})",
-                {"source": source.name},
+                f"INSERT INTO cand_{table.name} SELECT {select}, _failure.reason, _failure.field FROM ({sql})",
+                params,
             )
             counts.append((table.name, source.name, entity, raw_rows))
     return counts
+
+
+def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
+    """The table's columns as the profile's SQL outputs them; an optional column it leaves out is NULL."""
+    table = BY_NAME[table_name]
+    output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
+    missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
+    if missing:
+        raise ConfigError(
+            f"{sql_file}: expected the columns of staging.{table_name}, found none for {missing}"
+        )
+    return ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
+
+
+def _optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:
+    path = profile_dir / "_optional_columns.csv"
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {e: tuple(r["column"] for r in rows if r["entity"] == e) for e in {r["entity"] for r in rows}}
+
+
+def _add_missing_columns(con, view: str, columns: tuple[str, ...]) -> None:
+    """Re-create `view` with each of `columns` it lacks added as '' (see _optional_columns.csv)."""
+    present = {c[0].lower() for c in con.execute(f"SELECT * FROM {view} LIMIT 0").description}
+    added = [c for c in columns if c.lower() not in present]
+    if added:
+        extra = ", ".join(f"'' AS \"{c}\"" for c in added)
+        con.execute(f"DROP VIEW IF EXISTS {view}_layout")
+        con.execute(f"ALTER VIEW {view} RENAME TO {view}_layout")
+        con.execute(f"CREATE VIEW {view} AS SELECT *, {extra} FROM {view}_layout")
 
 
 def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa.Array) -> int:

@@ -28,6 +28,9 @@ class StagedTable:
     name: str
     columns: tuple[tuple[str, str], ...]
     description: str
+    # Columns a profile's SQL may leave out (they are NULL then): added for one source family, so the
+    # other profiles need not spell them out.
+    optional: frozenset[str] = frozenset()
 
     @property
     def all_columns(self) -> tuple[tuple[str, str], ...]:
@@ -88,8 +91,11 @@ VISIT = StagedTable(
         ("source_value", "VARCHAR"),
         ("provider_key", "VARCHAR"),
         ("care_site_key", "VARCHAR"),
+        ("claim_type", "VARCHAR"),
     ),
-    "One row per source encounter; visit_class is normalized (inpatient, emergency, outpatient, ...).",
+    "One row per source encounter; visit_class is normalized (inpatient, emergency, outpatient, ...); "
+    "claim_type is set when the encounter is a claim.",
+    optional=frozenset({"claim_type"}),
 )
 
 EVENT = StagedTable(
@@ -109,9 +115,49 @@ EVENT = StagedTable(
         ("quantity", "DOUBLE"),
         ("days_supply", "INTEGER"),
         ("provider_key", "VARCHAR"),
+        ("claim_type", "VARCHAR"),
+        ("condition_status", "VARCHAR"),
     ),
     "Every clinical fact (condition, drug, procedure, measurement, immunization, allergy, device, "
-    "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain.",
+    "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain. "
+    "claim_type (inpatient, outpatient, carrier, pharmacy) is set when the fact comes from a claim, "
+    "condition_status (primary, secondary) when the source ranks diagnoses.",
+    optional=frozenset({"claim_type", "condition_status"}),
+)
+
+ENROLLMENT = StagedTable(
+    "enrollment",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("start_date", "DATE"),
+        ("end_date", "DATE"),
+        ("payer_source_value", "VARCHAR"),
+        ("plan_source_value", "VARCHAR"),
+    ),
+    "Spans of whole months a person was enrolled with one payer and plan (contract); spans of several "
+    "rows may touch or overlap: the CDM merges them into payer_plan_period.",
+)
+
+COST = StagedTable(
+    "cost",
+    (
+        ("source_person_id", "VARCHAR"),
+        ("visit_key", "VARCHAR"),
+        ("event_key", "VARCHAR"),
+        ("cost_date", "DATE"),
+        ("total_charge", "DOUBLE"),
+        ("total_cost", "DOUBLE"),
+        ("total_paid", "DOUBLE"),
+        ("paid_by_payer", "DOUBLE"),
+        ("paid_by_patient", "DOUBLE"),
+        ("paid_patient_deductible", "DOUBLE"),
+        ("paid_patient_coinsurance", "DOUBLE"),
+        ("paid_by_primary", "DOUBLE"),
+        ("amount_allowed", "DOUBLE"),
+        ("drg_source_value", "VARCHAR"),
+    ),
+    "Money of a claim or claim line, linked to the staged visit (visit_key, event_key NULL) or event "
+    "(event_key) it pays for; amounts in US dollars as the source states them.",
 )
 
 NOTE = StagedTable(
@@ -153,5 +199,5 @@ CARE_SITE = StagedTable(
     "Organizations where care is given.",
 )
 
-TABLES = (PERSON_SOURCE, PERSON_PII, VISIT, EVENT, NOTE, PROVIDER, CARE_SITE)
+TABLES = (PERSON_SOURCE, PERSON_PII, ENROLLMENT, VISIT, EVENT, NOTE, COST, PROVIDER, CARE_SITE)
 BY_NAME = {table.name: table for table in TABLES}

@@ -168,6 +168,8 @@ EVENT_DEFAULTS = {
     "quantity": None,
     "days_supply": None,
     "provider_key": None,
+    "claim_type": None,  # set by claims profiles only
+    "condition_status": None,
 }
 
 
@@ -352,6 +354,7 @@ def test_encounter_class_mapping_and_references(tmp_path, registry):
         "source_value": "AMB",
         "provider_key": "9999912345",  # conditional reference: the identifier value (the NPI)
         "care_site_key": "org1",
+        "claim_type": None,
     }
     none = visits["e-none"]
     assert (none["code"], none["vocabulary_id"], none["end_datetime"]) == ("308335008", "SNOMED", None)

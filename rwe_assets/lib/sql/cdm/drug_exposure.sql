@@ -1,6 +1,7 @@
 -- Mapped events routed to Drug -> DRUG_EXPOSURE. End date (required): the source end, else start +
 -- days_supply, else the start day (OMOP convention for unknown duration). verbatim_end_date keeps the
--- source end. Type: EHR prescription for medications, EHR administration record for vaccines.
+-- source end. Type: EHR prescription for medications, EHR administration record for vaccines,
+-- Pharmacy claim for a payer's fills (Claim for drugs billed on a medical claim).
 INSERT INTO cdm.drug_exposure BY NAME
 SELECT i.id AS drug_exposure_id,
        CAST(m.person_id AS INTEGER) AS person_id,
@@ -10,7 +11,8 @@ SELECT i.id AS drug_exposure_id,
        coalesce(m.end_datetime::DATE, m.start_datetime::DATE + coalesce(m.days_supply, 0)) AS drug_exposure_end_date,
        m.end_datetime AS drug_exposure_end_datetime,
        m.end_datetime::DATE AS verbatim_end_date,
-       CASE m.event_kind WHEN 'immunization' THEN $type_ehr_administration ELSE $type_ehr_prescription END
+       CASE WHEN m.claim_type = 'pharmacy' THEN $type_pharmacy_claim WHEN m.claim_type IS NOT NULL THEN $type_claim
+            WHEN m.event_kind = 'immunization' THEN $type_ehr_administration ELSE $type_ehr_prescription END
            AS drug_type_concept_id,
        m.quantity, m.days_supply,
        0 AS route_concept_id,

@@ -1,12 +1,12 @@
 -- Mapped events routed to Measurement -> MEASUREMENT. Units map to UCUM concepts (unit_map.sql); the
--- source unit is always kept. Text results stay in value_source_value. Type: EHR.
+-- source unit is always kept. Text results stay in value_source_value. Type: EHR, or Claim for a claim's code.
 INSERT INTO cdm.measurement BY NAME
 SELECT i.id AS measurement_id,
        CAST(m.person_id AS INTEGER) AS person_id,
        m.concept_id AS measurement_concept_id,
        m.start_datetime::DATE AS measurement_date,
        m.start_datetime AS measurement_datetime,
-       $type_ehr AS measurement_type_concept_id,
+       CASE WHEN m.claim_type IS NULL THEN $type_ehr ELSE $type_claim END AS measurement_type_concept_id,
        m.value_as_number,
        u.unit_concept_id,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,

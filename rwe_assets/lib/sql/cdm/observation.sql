@@ -1,12 +1,12 @@
 -- Mapped events routed to Observation (and every domain without a table of its own) -> OBSERVATION.
--- Allergies keep their category (food, medication, environment) in value_as_string. Type: EHR.
+-- Allergies keep their category (food, medication, environment) in value_as_string. Type: EHR, or Claim for a claim's code.
 INSERT INTO cdm.observation BY NAME
 SELECT i.id AS observation_id,
        CAST(m.person_id AS INTEGER) AS person_id,
        m.concept_id AS observation_concept_id,
        m.start_datetime::DATE AS observation_date,
        m.start_datetime AS observation_datetime,
-       $type_ehr AS observation_type_concept_id,
+       CASE WHEN m.claim_type IS NULL THEN $type_ehr ELSE $type_claim END AS observation_type_concept_id,
        m.value_as_number,
        left(m.value_as_string, 60) AS value_as_string,
        u.unit_concept_id,

@@ -1,4 +1,4 @@
--- Mapped events routed to Procedure -> PROCEDURE_OCCURRENCE. Type: EHR.
+-- Mapped events routed to Procedure -> PROCEDURE_OCCURRENCE. Type: EHR, or Claim for a claim's code.
 INSERT INTO cdm.procedure_occurrence BY NAME
 SELECT i.id AS procedure_occurrence_id,
        CAST(m.person_id AS INTEGER) AS person_id,
@@ -7,7 +7,7 @@ SELECT i.id AS procedure_occurrence_id,
        m.start_datetime AS procedure_datetime,
        m.end_datetime::DATE AS procedure_end_date,
        m.end_datetime AS procedure_end_datetime,
-       $type_ehr AS procedure_type_concept_id,
+       CASE WHEN m.claim_type IS NULL THEN $type_ehr ELSE $type_claim END AS procedure_type_concept_id,
        0 AS modifier_concept_id,
        CAST(m.quantity AS INTEGER) AS quantity,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,

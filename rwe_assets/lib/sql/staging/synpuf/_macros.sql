@@ -1,0 +1,131 @@
+-- Macros and configuration of the synpuf profile (CMS DE-SynPUF layout), created before its SQL files
+-- run (lib/staging/build.py). The README beside this file states every rule.
+
+-- ICD-10-CM and ICD-10-PCS replaced ICD-9-CM on US claims for services from 2015-10-01.
+CREATE OR REPLACE MACRO synpuf_icd10_from() AS DATE '2015-10-01';
+
+-- Code shapes, dotless as claims carry them. ICD-9-CM: 3-5 digits, V + 2-4 digits, E + 3-4 digits;
+-- ICD-10-CM: a letter, a digit, then 1 to 5 letters or digits.
+CREATE OR REPLACE MACRO synpuf_is_icd9_dx(code) AS regexp_full_match(code, '[0-9]{3,5}|V[0-9]{2,4}|E[0-9]{3,4}');
+CREATE OR REPLACE MACRO synpuf_is_icd10_dx(code) AS regexp_full_match(code, '[A-Z][0-9][0-9A-Z]{1,5}');
+
+-- The diagnosis vocabulary: by service date; a code whose shape fits only the other revision takes
+-- that one (a late-coded or back-dated claim); a code fitting neither keeps the date's vocabulary and
+-- stays unmapped in the CDM (concept 0, source value kept).
+CREATE OR REPLACE MACRO synpuf_dx_vocabulary(code, service_date) AS
+    CASE WHEN service_date >= synpuf_icd10_from()
+         THEN CASE WHEN synpuf_is_icd9_dx(code) AND NOT synpuf_is_icd10_dx(code) THEN 'ICD9CM' ELSE 'ICD10CM' END
+         ELSE CASE WHEN synpuf_is_icd10_dx(code) AND NOT synpuf_is_icd9_dx(code) THEN 'ICD10CM' ELSE 'ICD9CM' END
+    END;
+
+-- The vocabulary of a code by its coding family (synpuf_code_family.coding).
+CREATE OR REPLACE MACRO synpuf_vocabulary(coding, code, service_date) AS CASE coding
+    WHEN 'diagnosis' THEN synpuf_dx_vocabulary(code, service_date)
+    WHEN 'icd_procedure' THEN CASE WHEN service_date >= synpuf_icd10_from() THEN 'ICD10PCS' ELSE 'ICD9Proc' END
+    WHEN 'hcpcs' THEN CASE WHEN regexp_full_match(code, '[0-9]{4}[0-9FTU]') THEN 'CPT4' ELSE 'HCPCS' END
+    END;
+
+-- The code as the vocabulary writes it: ICD-10-CM and ICD-9-CM with the dot after the third character
+-- (after the fourth for ICD-9 E codes), ICD-9 procedures after the second; others as they are.
+CREATE OR REPLACE MACRO synpuf_code(code, vocabulary) AS CASE
+    WHEN vocabulary = 'ICD10CM' AND length(code) > 3 THEN code[1:3] || '.' || code[4:]
+    WHEN vocabulary = 'ICD9CM' AND code[1] = 'E' AND length(code) > 4 THEN code[1:4] || '.' || code[5:]
+    WHEN vocabulary = 'ICD9CM' AND code[1] <> 'E' AND length(code) > 3 THEN code[1:3] || '.' || code[4:]
+    WHEN vocabulary = 'ICD9Proc' AND length(code) > 2 THEN code[1:2] || '.' || code[3:]
+    ELSE code END;
+
+-- The repeated code columns of every claim file, by name prefix: <prefix>_1 .. <prefix>_N, any N.
+-- Adding a code family is a row here and the prefix in synpuf_claim_events' column pattern.
+CREATE OR REPLACE TEMP TABLE synpuf_code_family AS
+SELECT * FROM (VALUES
+    ('ICD9_DGNS_CD', 'condition', 'diagnosis'),
+    ('ICD9_PRCDR_CD', 'procedure', 'icd_procedure'),
+    ('HCPCS_CD', 'procedure', 'hcpcs')
+) AS family(prefix, event_kind, coding);
+
+-- A claim's record key: the file kind, the claim id and its segment (institutional claims can have
+-- several; carrier claims have none and count as segment 1).
+CREATE OR REPLACE MACRO synpuf_claim_key(entity, claim_id, segment) AS
+    entity || '|' || rwe_text(claim_id) || '|' || coalesce(rwe_text(segment), '1');
+
+-- The checks every claim row makes, in order: MISSING_ID, MISSING_PERSON, then the claim period
+-- (INVALID_DATE on CLM_FROM_DT / CLM_THRU_DT, END_BEFORE_START when the thru date is before the from date).
+CREATE OR REPLACE MACRO synpuf_claim_failure(claim_id, person, from_text, thru_text) AS coalesce(
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'CLM_ID', 'failed': rwe_text(claim_id) IS NULL},
+        {'reason': 'MISSING_PERSON', 'field': 'DESYNPUF_ID', 'failed': rwe_text(person) IS NULL}
+    ]),
+    rwe_first_failure([
+        {'reason': 'INVALID_DATE', 'field': 'CLM_FROM_DT', 'failed': rwe_ts(from_text) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'CLM_THRU_DT', 'failed': rwe_bad_ts(thru_text)},
+        {'reason': 'END_BEFORE_START', 'field': 'CLM_THRU_DT', 'failed': rwe_ts(thru_text) < rwe_ts(from_text)}
+    ]));
+
+-- An NPI is 10 digits; anything else names no provider we could know: the key is left NULL.
+CREATE OR REPLACE MACRO synpuf_npi(x) AS CASE WHEN regexp_full_match(rwe_text(x), '[0-9]{10}') THEN rwe_text(x) END;
+
+-- A money amount: NULL when blank; the checks INVALID_NUMBER and NEGATIVE_AMOUNT are the caller's.
+CREATE OR REPLACE MACRO synpuf_amount_failure(field, x) AS rwe_first_failure([
+    {'reason': 'INVALID_NUMBER', 'field': field, 'failed': rwe_bad_num(x)},
+    {'reason': 'NEGATIVE_AMOUNT', 'field': field, 'failed': rwe_num(x) < 0}
+]);
+
+-- The staging.event value columns claims have no source for, as one struct (see synthea_csv).
+CREATE OR REPLACE MACRO rwe_synpuf_event_values(quantity := NULL, days_supply := NULL) AS {
+    'value_as_number': CAST(NULL AS DOUBLE), 'value_as_string': CAST(NULL AS VARCHAR),
+    'unit_source_value': CAST(NULL AS VARCHAR), 'quantity': quantity, 'days_supply': days_supply,
+    'provider_key': CAST(NULL AS VARCHAR)
+};
+
+-- Every code of a claim file as one staging.event row (source_system excepted): the code columns of
+-- synpuf_code_family unpivoted, blanks dropped, diagnoses ranked by position so the first one present
+-- is primary (a gap before it does not demote it). A claim with no code at all gives one row,
+-- quarantined as MISSING_CODE, so every claim line is accounted for.
+CREATE OR REPLACE MACRO synpuf_claim_events(raw_table, entity, claim_type) AS TABLE
+WITH long AS (
+    UNPIVOT (
+        SELECT _source_file, _line_number, _batch_id, _ingested_at, DESYNPUF_ID, CLM_ID, SEGMENT,
+               CLM_FROM_DT, CLM_THRU_DT, COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')
+        FROM query_table(raw_table)
+    )
+    ON COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$') INTO NAME column_name VALUE raw_code
+),
+positioned AS (
+    SELECT l.*, upper(l.column_name) AS field, f.prefix, f.event_kind, f.coding,
+           CAST(regexp_extract(l.column_name, '_([0-9]+)$', 1) AS INTEGER) AS position,
+           upper(replace(rwe_text(l.raw_code), '.', '')) AS dotless
+    FROM long l
+    JOIN synpuf_code_family f ON f.prefix = upper(regexp_extract(l.column_name, '^(.*)_[0-9]+$', 1))
+),
+parsed AS (
+    SELECT *, count(dotless) OVER claim AS codes_on_claim,
+           row_number() OVER (claim ORDER BY prefix <> 'ICD9_DGNS_CD', prefix, position) AS column_rank
+    FROM positioned
+    WINDOW claim AS (PARTITION BY _source_file, _batch_id, _line_number)
+),
+kept AS (
+    SELECT *, CASE WHEN coding = 'diagnosis' AND dotless IS NOT NULL THEN row_number() OVER (
+               PARTITION BY _source_file, _batch_id, _line_number, coding, dotless IS NULL ORDER BY position)
+           END AS diagnosis_rank
+    FROM parsed
+    WHERE dotless IS NOT NULL OR (codes_on_claim = 0 AND column_rank = 1)
+)
+SELECT
+    synpuf_claim_key(entity, CLM_ID, SEGMENT) || '#' || field AS record_key,
+    entity AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    event_kind,
+    rwe_text(DESYNPUF_ID) AS source_person_id,
+    synpuf_claim_key(entity, CLM_ID, SEGMENT) AS visit_key,
+    rwe_ts(CLM_FROM_DT) AS start_datetime,
+    rwe_ts(CLM_THRU_DT) AS end_datetime,
+    synpuf_code(dotless, synpuf_vocabulary(coding, dotless, rwe_date(CLM_FROM_DT))) AS code,
+    synpuf_vocabulary(coding, dotless, rwe_date(CLM_FROM_DT)) AS vocabulary_id,
+    NULL AS code_description,
+    unnest(rwe_synpuf_event_values()),
+    claim_type AS claim_type,
+    CASE WHEN diagnosis_rank = 1 THEN 'primary' WHEN diagnosis_rank > 1 THEN 'secondary' END AS condition_status,
+    coalesce(
+        synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT),
+        rwe_first_failure([{'reason': 'MISSING_CODE', 'field': field, 'failed': dotless IS NULL}])
+    ) AS _failure
+FROM kept;

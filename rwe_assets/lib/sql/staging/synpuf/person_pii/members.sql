@@ -1,0 +1,25 @@
+-- Payer member file (members.csv) -> staging.person_pii, read only by linkage. Real DE-SynPUF has no
+-- member file: its beneficiaries then have no PII row.
+SELECT
+    $source AS source_system,
+    rwe_text(DESYNPUF_ID) AS record_key,
+    'members' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_text(DESYNPUF_ID) AS source_person_id,
+    rwe_text(FIRST_NAME) AS given_name,
+    rwe_text(LAST_NAME) AS family_name,
+    NULL AS maiden_name,
+    rwe_date(BIRTH_DATE) AS birth_date,
+    rwe_text(SEX) AS sex,
+    rwe_text(SSN) AS ssn,
+    rwe_text(ADDRESS) AS address_line,
+    rwe_text(CITY) AS city,
+    rwe_text(STATE) AS state,
+    rwe_text(ZIP) AS zip,
+    rwe_text(PHONE) AS phone,
+    NULL AS drivers_license,
+    NULL AS passport,
+    rwe_first_failure([
+        {'reason': 'MISSING_ID', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL},
+        {'reason': 'INVALID_DATE', 'field': 'BIRTH_DATE', 'failed': rwe_bad_date(BIRTH_DATE)}
+    ]) AS _failure
+FROM raw_members
