@@ -191,6 +191,7 @@ def build_observation_period_with_enrollment(
         ),
         "enrollment_gap": _days(enrollment_gap, "enrollment_gap"),
         "claim_type_concept_ids": [_concept_id(i, "claim_type_concept_ids") for i in claim_type_concept_ids],
+        "combine_event_span": bool(combine_event_span),
     }
     identifiers = {"schema": schema, "enrollment": _qualified(enrollment_table, schema)}
     rows, outside = _replace(
@@ -198,7 +199,7 @@ def build_observation_period_with_enrollment(
         "observation_period",
         identifiers,
         params,
-        insert="insert_combined_periods" if combine_event_span else "insert_enrollment_periods",
+        insert="insert_enrollment_periods",
         count="count_events_outside_enrollment",
     )
     if outside:

@@ -100,60 +100,6 @@ SELECT
     $period_type_concept_id
 FROM @event_periods AS ep
 
--- name: insert_enrollment_periods
-INSERT INTO @schema.observation_period (
-    observation_period_id,
-    person_id,
-    observation_period_start_date,
-    observation_period_end_date,
-    period_type_concept_id
-)
-WITH spans AS (
-    SELECT
-        person_id,
-        payer_plan_period_start_date AS start_date,
-        greatest(payer_plan_period_end_date, payer_plan_period_start_date) AS end_date
-    FROM @enrollment
-),
-flagged AS (
-    SELECT
-        *,
-        max(end_date) OVER (
-            PARTITION BY person_id
-            ORDER BY start_date
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS previous_end
-    FROM spans
-),
-islands AS (
-    SELECT
-        *,
-        sum(CASE WHEN previous_end IS NULL OR start_date - previous_end > $enrollment_gap THEN 1 ELSE 0 END)
-            OVER (PARTITION BY person_id ORDER BY start_date)
-            AS period_number
-    FROM flagged
-),
-periods AS (
-    SELECT
-        person_id,
-        min(start_date) AS start_date,
-        max(end_date) AS end_date,
-        $enrollment_period_type_concept_id AS period_type_concept_id
-    FROM islands
-    GROUP BY person_id, period_number
-    UNION ALL
-    SELECT person_id, start_date, end_date, $period_type_concept_id AS period_type_concept_id
-    FROM @event_periods AS ep
-    WHERE NOT EXISTS (SELECT 1 FROM spans WHERE spans.person_id = ep.person_id)
-)
-SELECT
-    CAST(row_number() OVER (ORDER BY person_id, start_date) AS INTEGER),
-    person_id,
-    start_date,
-    end_date,
-    period_type_concept_id
-FROM periods
-
 -- name: count_events_outside_enrollment
 -- Run after insert_enrollment_periods: for enrolled persons observation_period holds the merged spans,
 -- which are disjoint, so the span starting last on or before an event date is the only candidate.
@@ -185,7 +131,7 @@ FROM (
 LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM @schema.death GROUP BY person_id) AS d
     ON d.person_id = spans.person_id
 
--- name: insert_combined_periods
+-- name: insert_enrollment_periods
 INSERT INTO @schema.observation_period (
     observation_period_id,
     person_id,
@@ -203,7 +149,7 @@ WITH spans AS (
     UNION ALL
     SELECT ep.person_id, ep.start_date, ep.end_date, 0 AS enrolled
     FROM @ehr_event_periods AS ep
-    WHERE ep.person_id IN (SELECT person_id FROM @enrollment)
+    WHERE $combine_event_span AND ep.person_id IN (SELECT person_id FROM @enrollment)
 ),
 flagged AS (
     SELECT
