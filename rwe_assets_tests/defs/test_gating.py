@@ -1,0 +1,117 @@
+"""Breaking a rule on purpose in a real build turns the matching check red, stops publishing, and
+leaves the published file analysts read as it was."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from rwe_assets.cli import SAMPLE_DIR
+from rwe_assets.definitions import defs
+from rwe_assets.defs.jobs import run_landed_batches
+from rwe_assets.lib.cdm import build as cdm_build_module
+from rwe_assets.lib.sources import load_registry
+
+# Each corruption runs right after the build writes CONDITION_OCCURRENCE.
+CORRUPTIONS = {
+    # two rows share an id; the row count is unchanged, so only the primary-key check can see it
+    "duplicate_primary_key": (
+        "UPDATE cdm.condition_occurrence SET condition_occurrence_id = "
+        "(SELECT min(condition_occurrence_id) FROM cdm.condition_occurrence) "
+        "WHERE condition_occurrence_id = (SELECT max(condition_occurrence_id) FROM cdm.condition_occurrence)",
+        ("results/dq_check_results", "dqd_structural_checks_pass"),
+    ),
+    # a row points at a person who does not exist
+    "orphan_foreign_key": (
+        "UPDATE cdm.condition_occurrence SET person_id = 999999999 "
+        "WHERE condition_occurrence_id = (SELECT max(condition_occurrence_id) FROM cdm.condition_occurrence)",
+        ("results/dq_check_results", "dqd_structural_checks_pass"),
+    ),
+    # a staged condition never reaches the CDM
+    "lost_row": (
+        "DELETE FROM cdm.condition_occurrence "
+        "WHERE condition_occurrence_id = (SELECT max(condition_occurrence_id) FROM cdm.condition_occurrence)",
+        ("cdm/condition_occurrence", "cdm_rows_reconcile"),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """The bundled Synthea sample ingested, built, checked and published once."""
+    data = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RWE_DATA_DIR", str(data))
+        shutil.copytree(SAMPLE_DIR / "synthea27", data / "landing" / "ehr_sample" / "synthea27")
+        with dg.instance_for_test() as instance:
+            run_landed_batches(defs, instance, data / "landing", load_registry())
+            assert defs.resolve_job_def("build").execute_in_process(instance=instance).success
+    return data
+
+
+def published_state(path) -> tuple[int, bytes]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM cdm.condition_occurrence").fetchone()[0]
+    return rows, path.read_bytes()
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_a_broken_rule_turns_its_check_red_and_blocks_publishing(published, monkeypatch, name):
+    statement, (asset, check_name) = CORRUPTIONS[name]
+    monkeypatch.setenv("RWE_DATA_DIR", str(published))
+    target = published / "warehouse" / "rwe.duckdb"
+    before = published_state(target)
+    real_run_sql = cdm_build_module.run_sql
+
+    def corrupting_run_sql(con, step):
+        real_run_sql(con, step)
+        if step == "condition_occurrence":
+            con.execute(statement)
+
+    monkeypatch.setattr(cdm_build_module, "run_sql", corrupting_run_sql)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("build").execute_in_process(instance=instance, raise_on_error=False)
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert evaluations[(asset, check_name)] is False
+    failed = {key for key, passed in evaluations.items() if not passed}
+    # only checks of the broken rule's kind are red (the event tables share one staging reconciliation)
+    assert {name for _, name in failed} == {check_name}, failed
+    published_keys = {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
+    }
+    assert "publish/rwe_duckdb" not in published_keys
+    assert published_state(target) == before  # the analysts' file is byte for byte the old one
+
+
+def test_readers_of_the_published_file_never_fail_during_a_build(published, monkeypatch):
+    """A reader opening, querying and closing rwe.duckdb in a loop while a whole build and publish run
+    never meets a lock error or a half-written table."""
+    import threading
+
+    monkeypatch.setenv("RWE_DATA_DIR", str(published))
+    target = published / "warehouse" / "rwe.duckdb"
+    done, seen, errors = threading.Event(), set(), []
+
+    def read_until_done():
+        while not done.is_set():
+            try:
+                with duckdb.connect(str(target), read_only=True) as con:
+                    seen.add(con.execute("SELECT count(*) FROM cdm.person").fetchone()[0])
+            except duckdb.Error as error:
+                errors.append(repr(error))
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        with dg.instance_for_test() as instance:
+            assert defs.resolve_job_def("build").execute_in_process(instance=instance).success
+    finally:
+        done.set()
+        reader.join()
+    assert errors == []
+    assert seen == {27}
