@@ -7,7 +7,7 @@ from rwe_assets.defs.cdm import cdm_assets
 from rwe_assets.defs.jobs import build_job, raw_ingest_job
 from rwe_assets.defs.linkage import linkage_assets
 from rwe_assets.defs.publish import publish_assets
-from rwe_assets.defs.quality import quality_assets
+from rwe_assets.defs.quality import quality_assets, table_checks
 from rwe_assets.defs.raw import build_landing_sensor, build_raw_assets
 from rwe_assets.defs.staging import build_staging_assets
 from rwe_assets.resources import RweConfig
@@ -23,6 +23,7 @@ defs = dg.Definitions(
             *publish_assets,
         ]
     ),
+    asset_checks=table_checks,
     sensors=[build_landing_sensor(), refresh_after_ingest],
     jobs=[raw_ingest_job, build_job],
     resources={"rwe": RweConfig()},

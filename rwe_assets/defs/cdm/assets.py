@@ -2,6 +2,7 @@
 DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb."""
 
 import dagster as dg
+import duckdb
 
 from rwe_assets.defs.linkage.assets import CROSSWALK
 from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
@@ -89,6 +90,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     )
     context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
+    unmapped = _unmapped_share_pct(report.path)
     for table in _built_tables():
         count = report.row_counts.get(table.name)
         metadata = {"vocabulary_version": report.vocabulary_version or "unknown"}
@@ -96,6 +98,8 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
             metadata["build_seconds"] = step_seconds[table.name]
         if count is not None:
             metadata["dagster/row_count"] = count
+        if table.name in unmapped:
+            metadata["unmapped_share_pct"] = unmapped[table.name]
         yield dg.MaterializeResult(asset_key=cdm_key(table.name), metadata=metadata)
     for name in RESULT_TABLES:
         metadata = {"unmapped_rows": report.unmapped_rows} if name == "unmapped_codes" else {}
@@ -104,6 +108,16 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["results", name]), metadata=metadata)
     for table in RECONCILED_TABLES:
         yield _reconciliation_check(table, report)
+
+
+def _unmapped_share_pct(path) -> dict[str, float]:
+    """Percent of each event table's rows with concept_id 0 (plotted run over run in the UI)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT cdm_table, round(100.0 * sum(rows) FILTER (WHERE mapping_rule = 'unmapped') / sum(rows), 3) "
+            "FROM results.mapping_summary GROUP BY cdm_table"
+        ).fetchall()
+    return {table: float(share or 0.0) for table, share in rows}
 
 
 def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckResult:
