@@ -58,6 +58,7 @@ from deltalake import DeltaTable
 
 from rwe_assets.lib.cdm import build as cdm_build_module
 from rwe_assets.lib.cdm.build import build_cdm
+from rwe_assets.lib.genomics.staging import stage_genomics_sources
 from rwe_assets.lib.landing import list_batches
 from rwe_assets.lib.linkage import crosswalk as crosswalk_module
 from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register_staged_persons
@@ -345,7 +346,10 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             con = staging_connection(mem, threads)
             staging_report = build_staging(lake_dir, registry, con)
             con.close()
-        staging.rows = sum(staging_report.row_counts.values())
+            with sampler.measure(staging.sub("genomics staging (variants, specimens)")):
+                genomics = stage_genomics_sources(lake_dir, registry)
+        variants = sum(r.variants + r.specimens for r in genomics.values() if r)
+        staging.rows = sum(staging_report.row_counts.values()) + variants
         recon = staging_report.reconciliation
         result.notes["staging"] = (
             f"{sum(r.raw_rows for r in recon):,} raw rows read -> {staging.rows:,} staged, "

@@ -4,8 +4,7 @@ import dagster as dg
 
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib import lake
-from rwe_assets.lib.genomics.staging import stage_genomics
-from rwe_assets.lib.raw_ingest import read_manifest
+from rwe_assets.lib.genomics.staging import stage_genomics_sources
 from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.staging.build import StagingReport, build_staging, staging_connection
 from rwe_assets.lib.staging.model import TABLES
@@ -92,15 +91,11 @@ def _genomics_specs(registry: SourceRegistry, upstream: list[dg.AssetKey]) -> li
 
 
 def _stage_genomics(lake_dir, registry: SourceRegistry):
-    """Variants and specimens of the genomics source (one, by the registry), once it has landed; the
-    counts reconcile inside stage_genomics (it raises when raw calls != staged + quarantined)."""
-    for source in _genomics_sources(registry):
-        if read_manifest(lake_dir, source).num_rows == 0:  # nothing landed: no tables yet, 0 rows
-            counts = {name: (0, 0) for name in GENOMICS_TABLES}
-            reasons = {}
-        else:
-            report = stage_genomics(lake_dir, source)
-            reasons = report.quarantine_reasons
+    """Variants and specimens of the genomics source once it has landed (0 rows before); the counts
+    reconcile inside stage_genomics (it raises when raw calls != staged + quarantined)."""
+    for report in stage_genomics_sources(lake_dir, registry).values():
+        counts = {name: (0, 0) for name in GENOMICS_TABLES}
+        if report is not None:
             counts = {
                 "variant": (report.variants, report.variants_quarantined),
                 "specimen": (report.specimens, report.specimens_quarantined),
@@ -111,7 +106,7 @@ def _stage_genomics(lake_dir, registry: SourceRegistry):
                 metadata={
                     "dagster/row_count": staged,
                     "rows_quarantined": quarantined,
-                    "quarantine_reasons": dg.MetadataValue.json(reasons),
+                    "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons if report else {}),
                     "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", name))),
                 },
             )

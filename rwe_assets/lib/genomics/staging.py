@@ -77,6 +77,18 @@ class StagingReport:
     quarantine_reasons: dict[str, int]
 
 
+def stage_genomics_sources(lake_dir: Path, registry) -> dict[str, StagingReport | None]:
+    """stage_genomics for every genomics source of the registry; None for one with nothing ingested
+    yet (its staging tables appear with its first batch)."""
+    return {
+        source.name: stage_genomics(lake_dir, source.name)
+        if read_manifest(lake_dir, source.name).num_rows
+        else None
+        for source in registry
+        if source.kind == "genomics"
+    }
+
+
 def stage_genomics(lake_dir: Path, source: str = "lab") -> StagingReport:
     """Build the four staging tables from the raw tables of `source`; returns the counts."""
     lake_dir = Path(lake_dir)

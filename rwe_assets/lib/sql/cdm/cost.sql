@@ -25,8 +25,11 @@ SELECT c.*, coalesce(t.person_id, v.person_id) AS person_id,
        coalesce(t.domain_id, CASE WHEN v.visit_occurrence_id IS NOT NULL THEN 'Visit' END) AS cost_domain_id,
        t.claim_type AS event_claim_type
 FROM stg_cost c
-LEFT JOIN cost_target t ON c.event_key IS NOT NULL AND t.source_system = c.source_system AND t.event_key = c.event_key
-LEFT JOIN visit_link v ON c.event_key IS NULL AND v.visit_key = c.source_system || '|' || c.visit_key;
+-- Equality only in the join conditions (a NULL key matches nothing), so DuckDB hash-joins; an
+-- `IS NULL` test in ON makes it fall back to a nested-loop join (minutes at 10k persons).
+LEFT JOIN cost_target t ON t.source_system = c.source_system AND t.event_key = c.event_key
+LEFT JOIN visit_link v
+    ON v.visit_key = CASE WHEN c.event_key IS NULL THEN c.source_system || '|' || c.visit_key END;
 
 INSERT INTO cdm.cost BY NAME
 SELECT i.id AS cost_id, c.cost_event_id, c.cost_domain_id,
