@@ -58,3 +58,14 @@ def land(landing_dir: Path, source: str, batch: str, files: dict[str, bytes | st
             data = gzip.compress(data)
         (folder / name).write_bytes(data)
     return folder
+
+
+def red_error_checks(result) -> list[str]:
+    """The error-severity asset checks of a run that failed: the ones that stop publishing or say a
+    layer lost rows. Warning-level checks (DQD value checks, monitoring) describe the data and may
+    fail on realistic input."""
+    return [
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    ]

@@ -6,13 +6,18 @@
 -- resolved, never doubled. Consecutive months with the same payer and plan are one period (contiguous
 -- months merge, across years too); a change of plan, or a month without enrollment, starts a new one.
 -- A period runs from the first day its first span covers to the last day its last span covers (a
--- death ends enrollment on the death date). Concepts: 0, the payer and plan source values kept
+-- death ends enrollment on the death date). Nobody is enrolled before birth: yearly beneficiary files
+-- count a newborn's months from January, so a span starts at the later of its start and the birth
+-- date (a span wholly before birth is dropped). Concepts: 0, the payer and plan source values kept
 -- (DE-SynPUF names Medicare and Part D contract ids, for which the bundled vocabulary has no concepts).
 CREATE OR REPLACE TEMP TABLE enrollment_month AS
 WITH spans AS (
-    SELECT x.person_id, e.*
+    SELECT x.person_id, e.* REPLACE (greatest(e.start_date, p.birth_date) AS start_date)
     FROM stg_enrollment e JOIN crosswalk x USING (source_system, source_person_id)
-    WHERE x.person_id IN (SELECT person_id FROM cdm.person)
+    JOIN (SELECT person_id, coalesce(birth_datetime::DATE,
+                                     make_date(year_of_birth, coalesce(month_of_birth, 1), coalesce(day_of_birth, 1)))
+                            AS birth_date
+          FROM cdm.person) p ON p.person_id = x.person_id
 ),
 months AS (
     SELECT *, unnest(generate_series(date_trunc('month', start_date), date_trunc('month', end_date),
