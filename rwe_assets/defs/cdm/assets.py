@@ -4,6 +4,7 @@ DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb."""
 import dagster as dg
 import duckdb
 
+from rwe_assets.defs.cdm.lineage import column_lineage, column_schema
 from rwe_assets.defs.linkage.assets import CROSSWALK
 from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
 from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm
@@ -93,7 +94,13 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     unmapped = _unmapped_share_pct(report.path)
     for table in _built_tables():
         count = report.row_counts.get(table.name)
-        metadata = {"vocabulary_version": report.vocabulary_version or "unknown"}
+        metadata = {
+            "vocabulary_version": report.vocabulary_version or "unknown",
+            "dagster/column_schema": column_schema(table),
+        }
+        lineage = column_lineage(table)
+        if lineage is not None:
+            metadata["dagster/column_lineage"] = lineage
         if table.name in step_seconds:
             metadata["build_seconds"] = step_seconds[table.name]
         if count is not None:
