@@ -14,7 +14,9 @@ from rwe_assets.lib.genomics.staging import stage_genomics
 from rwe_assets.lib.raw_ingest import Status, ingest_batch, read_manifest, reconcile_files
 from rwe_assets_tests.lib.genomics.conftest import COLUMNS, EDGE_VCF, HEADER, manifest, write_vcf
 
-SHARED_GZ = Path("/work/shared/data/vcf_cyvcf2_tests/test-multiallelic-homozygous-alt.vcf.gz")
+SHARED_GZ = (
+    Path(__file__).parents[2] / "data" / "vcf_cyvcf2_tests" / "test-multiallelic-homozygous-alt.vcf.gz"
+)
 GOOD_MANIFEST = manifest([("S1", "P1", "GRCh38", "edge.vcf.gz"), ("S2", "P2", "GRCh38", "edge.vcf.gz"),
                           ("S3", "P3", "GRCh38", "edge.vcf.gz")])  # fmt: skip
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rwe_assets.lib.genomics.vcf_reader import read_calls
@@ -77,7 +79,7 @@ def test_batches_do_not_change_the_rows(tmp_path):
     assert rows == EXPECTED
 
 
-SHARED = "/work/shared/data/vcf_cyvcf2_tests"
+SHARED = str(Path(__file__).parents[2] / "data" / "vcf_cyvcf2_tests")
 
 
 def test_shared_edge_case_files_count_like_cyvcf2(tmp_path):

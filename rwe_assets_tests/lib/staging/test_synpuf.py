@@ -14,7 +14,7 @@ from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets.settings import REPO_DIR
 
-SAMPLE = REPO_DIR.parent / "shared" / "data" / "synpuf_sample" / "DE1_0_sample_0"
+SAMPLE = REPO_DIR / "rwe_assets_tests" / "data" / "synpuf_sample" / "DE1_0_sample_0"
 MONTHLY = [f"{family}_{m:02d}" for family in ("MDCR_ENTLMT_BUYIN_IND", "PTD_CNTRCT_ID") for m in range(1, 13)]
 
 
