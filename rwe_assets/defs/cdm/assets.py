@@ -25,6 +25,7 @@ STAGING_INPUTS = [staging_key(t) for t in (*STAGING_VIEWS, *GENOMICS_TABLES)]
 BUILD_DB = "data/warehouse/build.duckdb"
 RECONCILIATION_CHECK = "cdm_rows_reconcile"
 RECONCILED_TABLES = ("person", "visit_occurrence", "visit_detail", *EVENT_TABLES)
+CDM_TABLES = [t.name for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES]  # vocabulary aside
 
 
 def cdm_key(table: str) -> dg.AssetKey:

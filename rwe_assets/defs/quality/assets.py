@@ -3,11 +3,9 @@
 import dagster as dg
 import duckdb
 
-from rwe_assets.defs.cdm.assets import cdm_key
-from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.defs.cdm.assets import CDM_TABLES, cdm_key
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS, blocking_failures
-from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
 from rwe_assets.resources import RweConfig
 
 DQ_RESULTS = dg.AssetKey(["results", "dq_check_results"])
@@ -18,7 +16,7 @@ STRUCTURAL_CHECK = "dqd_structural_checks_pass"
     key=DQ_RESULTS,
     group_name="results",
     kinds={"duckdb"},
-    deps=[cdm_key(t.name) for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES],
+    deps=[cdm_key(table) for table in CDM_TABLES],
     pool="duckdb_build",
     code_version="dq-1",
     check_specs=[

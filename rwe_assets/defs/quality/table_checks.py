@@ -20,18 +20,15 @@ are numeric metadata of the CDM assets, so the UI plots them run over run.
 import dagster as dg
 import duckdb
 
-from rwe_assets.defs.cdm.assets import cdm_key
+from rwe_assets.defs.cdm.assets import CDM_TABLES, cdm_key
 from rwe_assets.defs.quality.assets import DQ_RESULTS
 from rwe_assets.lib.cdm.build import EVENT_TABLES
-from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS
-from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
 from rwe_assets.resources import RweConfig
 
 STRUCTURAL, VALUES = "dqd_structural", "dqd_values"
 DROP_WARNING = 0.10
 SPIKE_WARNING = 2.0
-CDM_TABLES = [t.name for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES]
 
 
 def _dqd_specs() -> list[dg.AssetCheckSpec]:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib import lake
-from rwe_assets.lib.genomics.staging import stage_genomics_sources
+from rwe_assets.lib.genomics.staging import genomics_sources, stage_genomics_sources
 from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.staging.build import StagingReport, build_staging, staging_connection
 from rwe_assets.lib.staging.model import TABLES
@@ -69,12 +69,8 @@ GENOMICS_TABLES = {
 }
 
 
-def _genomics_sources(registry: SourceRegistry) -> list[str]:
-    return [source.name for source in registry if source.kind == "genomics"]
-
-
 def _genomics_specs(registry: SourceRegistry, upstream: list[dg.AssetKey]) -> list[dg.AssetSpec]:
-    if not _genomics_sources(registry):
+    if not genomics_sources(registry):
         return []
     return [
         dg.AssetSpec(

@@ -77,15 +77,17 @@ class StagingReport:
     quarantine_reasons: dict[str, int]
 
 
+def genomics_sources(registry) -> list[str]:
+    """Names of the registry's genomics sources (the ones stage_genomics reads)."""
+    return [source.name for source in registry if source.kind == "genomics"]
+
+
 def stage_genomics_sources(lake_dir: Path, registry) -> dict[str, StagingReport | None]:
     """stage_genomics for every genomics source of the registry; None for one with nothing ingested
     yet (its staging tables appear with its first batch)."""
     return {
-        source.name: stage_genomics(lake_dir, source.name)
-        if read_manifest(lake_dir, source.name).num_rows
-        else None
-        for source in registry
-        if source.kind == "genomics"
+        name: stage_genomics(lake_dir, name) if read_manifest(lake_dir, name).num_rows else None
+        for name in genomics_sources(registry)
     }
 
 
