@@ -215,6 +215,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         run_sql(con, "cost")
     with timer.step("death_and_observation_period"):
         run_sql(con, "death")
+        run_sql(con, "drug_end_at_death")
         _observation_period(con)
         unobserved = _exclude_unobserved_persons(con)
     for name, build in (
