@@ -13,19 +13,18 @@
 -- Routing: the standard concept's domain picks the table (Condition, Drug, Procedure, Measurement,
 -- Observation, Device); any other domain goes to OBSERVATION, OMOP's table of last resort.
 --
--- Two statements: the mapping first, into a table, then the visit link. Joined in one statement,
--- DuckDB's estimate of the mapped rows (from the small vocabulary tables) is far too low, and it builds
--- its hash table on the millions of events instead of the visits: out of memory at 10M events.
-CREATE OR REPLACE TEMP TABLE mapped_source AS
-WITH events AS (
-    SELECT e.*, x.person_id
-    FROM stg_event e
-    JOIN crosswalk x USING (source_system, source_person_id)
+-- Two statements. The mapping is a property of the code, not of the row: it is computed once per
+-- distinct (vocabulary_id, code) into code_map (thousands of rows, not millions), then every staged event
+-- is read once and joined to code_map, its person and its visit. code_map being a table, DuckDB knows it
+-- is small and builds its hash tables on code_map, the crosswalk and the visits, never on the events.
+CREATE OR REPLACE TEMP TABLE code_map AS
+WITH codes AS (
+    SELECT DISTINCT vocabulary_id, code FROM stg_event
 ),
 with_source AS (
-    SELECT e.*, coalesce(sc.concept_id, 0) AS source_concept_id, sc.standard_concept AS source_standard
-    FROM events e
-    LEFT JOIN cdm.concept sc ON sc.vocabulary_id = e.vocabulary_id AND sc.concept_code = e.code
+    SELECT c.*, coalesce(sc.concept_id, 0) AS source_concept_id, sc.standard_concept AS source_standard
+    FROM codes c
+    LEFT JOIN cdm.concept sc ON sc.vocabulary_id = c.vocabulary_id AND sc.concept_code = c.code
 ),
 maps_to AS (
     SELECT cr.concept_id_1, t.concept_id, t.domain_id
@@ -38,28 +37,25 @@ stcm AS (
     FROM cdm.source_to_concept_map m
     JOIN cdm.concept t ON t.concept_id = m.target_concept_id AND t.standard_concept = 'S'
     WHERE m.invalid_reason IS NULL
-),
-targets AS (
-    SELECT s.*,
-           coalesce(m.concept_id, self.concept_id, st.concept_id, 0) AS concept_id,
-           coalesce(m.domain_id, self.domain_id, st.domain_id) AS domain_id,
-           CASE WHEN m.concept_id IS NOT NULL THEN 'maps_to'
-                WHEN self.concept_id IS NOT NULL THEN 'standard_source'
-                WHEN st.concept_id IS NOT NULL THEN 'source_to_concept_map'
-                ELSE 'unmapped' END AS mapping_rule
-    FROM with_source s
-    LEFT JOIN maps_to m ON m.concept_id_1 = s.source_concept_id
-    LEFT JOIN cdm.concept self
-        ON self.concept_id = s.source_concept_id AND s.source_standard = 'S' AND m.concept_id IS NULL
-    LEFT JOIN stcm st
-        ON m.concept_id IS NULL AND self.concept_id IS NULL
-       AND st.source_vocabulary_id = s.vocabulary_id AND st.source_code = s.code
 )
-SELECT * FROM targets;
+SELECT s.vocabulary_id, s.code, s.source_concept_id,
+       coalesce(m.concept_id, self.concept_id, st.concept_id, 0) AS concept_id,
+       coalesce(m.domain_id, self.domain_id, st.domain_id) AS domain_id,
+       CASE WHEN m.concept_id IS NOT NULL THEN 'maps_to'
+            WHEN self.concept_id IS NOT NULL THEN 'standard_source'
+            WHEN st.concept_id IS NOT NULL THEN 'source_to_concept_map'
+            ELSE 'unmapped' END AS mapping_rule
+FROM with_source s
+LEFT JOIN maps_to m ON m.concept_id_1 = s.source_concept_id
+LEFT JOIN cdm.concept self
+    ON self.concept_id = s.source_concept_id AND s.source_standard = 'S' AND m.concept_id IS NULL
+LEFT JOIN stcm st
+    ON m.concept_id IS NULL AND self.concept_id IS NULL
+   AND st.source_vocabulary_id = s.vocabulary_id AND st.source_code = s.code;
 
 CREATE OR REPLACE TEMP TABLE mapped_event AS
-SELECT t.*,
-       CASE coalesce(t.domain_id, CASE t.event_kind
+SELECT e.*, x.person_id, m.source_concept_id, m.concept_id, m.domain_id, m.mapping_rule,
+       CASE coalesce(m.domain_id, CASE e.event_kind
                 WHEN 'condition' THEN 'Condition' WHEN 'drug' THEN 'Drug' WHEN 'immunization' THEN 'Drug'
                 WHEN 'procedure' THEN 'Procedure' WHEN 'careplan' THEN 'Procedure'
                 WHEN 'measurement' THEN 'Measurement' WHEN 'device' THEN 'Device' ELSE 'Observation' END)
@@ -69,7 +65,10 @@ SELECT t.*,
             WHEN 'Measurement' THEN 'measurement'
             WHEN 'Device' THEN 'device_exposure'
             ELSE 'observation' END AS cdm_table,
-       t.source_system || '|' || t.record_key || '|' || t.concept_id AS natural_key,
+       e.source_system || '|' || e.record_key || '|' || m.concept_id AS natural_key,
        vd.visit_occurrence_id, vd.visit_detail_id, vd.provider_id
-FROM mapped_source t
-LEFT JOIN visit_link vd ON vd.visit_key = t.source_system || '|' || t.visit_key
+FROM stg_event e
+JOIN crosswalk x USING (source_system, source_person_id)
+-- NULL codes and vocabularies are codes too (unmapped): IS NOT DISTINCT FROM keeps them.
+JOIN code_map m ON m.vocabulary_id IS NOT DISTINCT FROM e.vocabulary_id AND m.code IS NOT DISTINCT FROM e.code
+LEFT JOIN visit_link vd ON vd.visit_key = e.source_system || '|' || e.visit_key
