@@ -290,30 +290,34 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection, table_name: str) -> None:
     """Among valid candidates sharing (source_system, record_key) keep one; see the module docstring."""
     table = BY_NAME[table_name]
     content = ", ".join(f'"{name}"' for name, _ in table.columns)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE {table_name}_ranked AS
-        SELECT rowid AS row_id, md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash,
-               row_number() OVER w AS rank,
-               first_value(md5(CAST(ROW({content}) AS VARCHAR))) OVER w AS keeper_hash,
-               first_value(_ingested_at) OVER w AS keeper_ingested_at,
-               first_value(_batch_id) OVER w AS keeper_batch
-        FROM cand_{table_name}
-        WHERE _reason IS NULL
-        WINDOW w AS (PARTITION BY source_system, record_key
-                     ORDER BY _ingested_at DESC, _batch_id DESC, _source_file, _line_number)
-        """
-    )
+    # Only keys held by several valid rows can have a loser: find them with one hash aggregate, then
+    # rank (a sort) and hash the content of their rows only, not of the whole table.
     con.execute(
         f"""
         INSERT INTO {table_name}_outcome
+        WITH duplicate_keys AS (
+            SELECT source_system, record_key FROM cand_{table_name}
+            WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1
+        ),
+        ranked AS (
+            SELECT c.rowid AS row_id, c._batch_id, md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash,
+                   row_number() OVER w AS rank,
+                   first_value(md5(CAST(ROW({content}) AS VARCHAR))) OVER w AS keeper_hash,
+                   first_value(c._batch_id) OVER w AS keeper_batch
+            FROM cand_{table_name} c
+            JOIN duplicate_keys d
+              ON d.source_system IS NOT DISTINCT FROM c.source_system
+             AND d.record_key IS NOT DISTINCT FROM c.record_key
+            WHERE c._reason IS NULL
+            WINDOW w AS (PARTITION BY c.source_system, c.record_key
+                         ORDER BY c._ingested_at DESC, c._batch_id DESC, c._source_file, c._line_number)
+        )
         SELECT row_id,
-               CASE WHEN content_hash = keeper_hash OR _batch_id_differs THEN 'merged' ELSE 'quarantined' END,
+               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch THEN 'merged' ELSE 'quarantined' END,
                CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
-                    WHEN _batch_id_differs THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
+                    WHEN _batch_id <> keeper_batch THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
                'record_key'
-        FROM (SELECT r.*, c._batch_id <> r.keeper_batch AS _batch_id_differs
-              FROM {table_name}_ranked r JOIN cand_{table_name} c ON c.rowid = r.row_id)
+        FROM ranked
         WHERE rank > 1
         """
     )
@@ -338,9 +342,11 @@ def check_reference(con, table_name: str, column: str, parent: str, parent_colum
 
 def _refresh_staged(con, table_name: str) -> None:
     columns = ", ".join(f'"{name}"' for name in BY_NAME[table_name].column_names)
+    # A view, not a copy: the table's candidates and outcomes no longer change once it is refreshed
+    # (children only add to their own outcomes), and a copy of the event table doubles peak memory.
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE staged_{table_name} AS
+        CREATE OR REPLACE VIEW staged_{table_name} AS
         SELECT {columns} FROM cand_{table_name} c
         WHERE c._reason IS NULL AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
         """

@@ -35,7 +35,7 @@ CREATE OR REPLACE MACRO synpuf_code(code, vocabulary) AS CASE
     ELSE code END;
 
 -- The repeated code columns of every claim file, by name prefix: <prefix>_1 .. <prefix>_N, any N.
--- Adding a code family is a row here and the prefix in synpuf_claim_events' column pattern.
+-- Adding a code family is a row here and the prefix in synpuf_claim_events' column pattern (both uses).
 CREATE OR REPLACE TEMP TABLE synpuf_code_family AS
 SELECT * FROM (VALUES
     ('ICD9_DGNS_CD', 'condition', 'diagnosis'),
@@ -78,54 +78,75 @@ CREATE OR REPLACE MACRO rwe_synpuf_event_values(quantity := NULL, days_supply :=
 };
 
 -- Every code of a claim file as one staging.event row (source_system excepted): the code columns of
--- synpuf_code_family unpivoted, blanks dropped, diagnoses ranked by position so the first one present
--- is primary (a gap before it does not demote it). A claim with no code at all gives one row,
--- quarantined as MISSING_CODE, so every claim line is accounted for.
+-- synpuf_code_family, blanks dropped, diagnoses ranked by position so the first one present is primary
+-- (a gap before it does not demote it). A claim with no code at all gives one row, quarantined as
+-- MISSING_CODE, so every claim line is accounted for: its first column (diagnoses first, then by
+-- prefix and position) that is not NULL. Each claim is worked on as one row of lists (its code
+-- columns as [*COLUMNS(...)] lists them) and unnested at the end: no window over the whole file, and
+-- the claim's key, dates and checks are computed once per claim, not once per code.
 CREATE OR REPLACE MACRO synpuf_claim_events(raw_table, entity, claim_type) AS TABLE
-WITH long AS (
-    UNPIVOT (
-        SELECT _source_file, _line_number, _batch_id, _ingested_at, DESYNPUF_ID, CLM_ID, SEGMENT,
-               CLM_FROM_DT, CLM_THRU_DT, COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')
-        FROM query_table(raw_table)
-    )
-    ON COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$') INTO NAME column_name VALUE raw_code
+WITH code_columns AS (
+    -- One row: the code columns in the table's order (i indexes [*COLUMNS(...)] below), each with its
+    -- field, family and position; empty_rank first, so sorting a list of them sorts by it.
+    SELECT list({'empty_rank': (f.prefix <> 'ICD9_DGNS_CD', f.prefix, c.position, c.i),
+                 'i': c.i, 'field': upper(c.column_name), 'is_diagnosis': f.coding = 'diagnosis',
+                 'event_kind': f.event_kind, 'coding': f.coding, 'position': c.position}) AS columns
+    FROM (
+        SELECT *, CAST(regexp_extract(column_name, '_([0-9]+)$', 1) AS INTEGER) AS position
+        FROM (SELECT unnest(names) AS column_name, generate_subscripts(names, 1) AS i
+              FROM (SELECT struct_keys(struct_pack(*COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')))
+                           AS names
+                    FROM query_table(raw_table) LIMIT 1))
+    ) c
+    JOIN synpuf_code_family f ON f.prefix = upper(regexp_extract(c.column_name, '^(.*)_[0-9]+$', 1))
 ),
-positioned AS (
-    SELECT l.*, upper(l.column_name) AS field, f.prefix, f.event_kind, f.coding,
-           CAST(regexp_extract(l.column_name, '_([0-9]+)$', 1) AS INTEGER) AS position,
-           upper(replace(rwe_text(l.raw_code), '.', '')) AS dotless
-    FROM long l
-    JOIN synpuf_code_family f ON f.prefix = upper(regexp_extract(l.column_name, '^(.*)_[0-9]+$', 1))
-),
-parsed AS (
-    SELECT *, count(dotless) OVER claim AS codes_on_claim,
-           row_number() OVER (claim ORDER BY prefix <> 'ICD9_DGNS_CD', prefix, position) AS column_rank
-    FROM positioned
-    WINDOW claim AS (PARTITION BY _source_file, _batch_id, _line_number)
+claims AS (
+    -- Per claim: its code columns with their value (a NULL value is no column: as UNPIVOT drops it),
+    -- dotless code (NULL when blank), and what every row of the claim shares.
+    SELECT _source_file, _line_number, _batch_id, _ingested_at,
+           synpuf_claim_key(entity, CLM_ID, SEGMENT) AS claim_key,
+           rwe_text(DESYNPUF_ID) AS source_person_id,
+           rwe_ts(CLM_FROM_DT) AS start_datetime,
+           rwe_ts(CLM_THRU_DT) AS end_datetime,
+           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS claim_failure,
+           list_filter(list_transform(k.columns, c -> struct_insert(c, raw := r.raw_codes[c.i],
+                   dotless := upper(replace(rwe_text(r.raw_codes[c.i]), '.', '')))), c -> c.raw IS NOT NULL) AS columns
+    FROM (SELECT *, [*COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')] AS raw_codes
+          FROM query_table(raw_table)) r
+    CROSS JOIN code_columns k
 ),
 kept AS (
-    SELECT *, CASE WHEN coding = 'diagnosis' AND dotless IS NOT NULL THEN row_number() OVER (
-               PARTITION BY _source_file, _batch_id, _line_number, coding, dotless IS NULL ORDER BY position)
-           END AS diagnosis_rank
-    FROM parsed
-    WHERE dotless IS NOT NULL OR (codes_on_claim = 0 AND column_rank = 1)
+    -- The codes present, else the claim's first column; and the diagnoses present in position order
+    -- (column order breaks a tie), whose first is primary.
+    SELECT * EXCLUDE (columns),
+           unnest(coalesce(nullif(list_filter(columns, c -> c.dotless IS NOT NULL), []),
+                           list_slice(list_sort(columns), 1, 1))) AS code,
+           list_sort(list_transform(list_filter(columns, c -> c.is_diagnosis AND c.dotless IS NOT NULL),
+                                    c -> {'position': c.position, 'i': c.i})) AS diagnoses
+    FROM claims
+),
+coded AS (
+    SELECT *, synpuf_vocabulary(code.coding, code.dotless, start_datetime::DATE) AS vocabulary,
+           CASE WHEN code.is_diagnosis AND code.dotless IS NOT NULL
+                THEN list_position(diagnoses, {'position': code.position, 'i': code.i}) END AS diagnosis_rank
+    FROM kept
 )
 SELECT
-    synpuf_claim_key(entity, CLM_ID, SEGMENT) || '#' || field AS record_key,
+    claim_key || '#' || code.field AS record_key,
     entity AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
-    event_kind,
-    rwe_text(DESYNPUF_ID) AS source_person_id,
-    synpuf_claim_key(entity, CLM_ID, SEGMENT) AS visit_key,
-    rwe_ts(CLM_FROM_DT) AS start_datetime,
-    rwe_ts(CLM_THRU_DT) AS end_datetime,
-    synpuf_code(dotless, synpuf_vocabulary(coding, dotless, rwe_date(CLM_FROM_DT))) AS code,
-    synpuf_vocabulary(coding, dotless, rwe_date(CLM_FROM_DT)) AS vocabulary_id,
+    code.event_kind AS event_kind,
+    source_person_id,
+    claim_key AS visit_key,
+    start_datetime,
+    end_datetime,
+    synpuf_code(code.dotless, vocabulary) AS code,
+    vocabulary AS vocabulary_id,
     NULL AS code_description,
     unnest(rwe_synpuf_event_values()),
     claim_type AS claim_type,
     CASE WHEN diagnosis_rank = 1 THEN 'primary' WHEN diagnosis_rank > 1 THEN 'secondary' END AS condition_status,
     coalesce(
-        synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT),
-        rwe_first_failure([{'reason': 'MISSING_CODE', 'field': field, 'failed': dotless IS NULL}])
+        claim_failure,
+        rwe_first_failure([{'reason': 'MISSING_CODE', 'field': code.field, 'failed': code.dotless IS NULL}])
     ) AS _failure
-FROM kept;
+FROM coded;

@@ -5,9 +5,14 @@
 -- allowed LINE_ALOWD_CHRG_AMT_n; the patient's share is deductible + coinsurance. The line columns are
 -- read as lists in their header order (1..13, as every DE-SynPUF file has them). A claim with no line
 -- gives one row quarantined as NO_CLAIM_LINE. A negative amount: NEGATIVE_AMOUNT, naming its column.
+-- Each claim is worked on as one row (its lines as a list, unnested at the end, no window over the
+-- file); its key, date and claim checks are computed once per claim.
 WITH claims AS (
-    SELECT _source_file, _line_number, _batch_id, _ingested_at, DESYNPUF_ID, CLM_ID, SEGMENT, CLM_FROM_DT,
-           CLM_THRU_DT,
+    SELECT _source_file, _line_number, _batch_id, _ingested_at,
+           synpuf_claim_key('carrier_claims', CLM_ID, SEGMENT) AS claim_key,
+           rwe_text(DESYNPUF_ID) AS source_person_id,
+           rwe_date(CLM_FROM_DT) AS cost_date,
+           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS claim_failure,
            [*COLUMNS('^HCPCS_CD_[0-9]+$')] AS hcpcs, [*COLUMNS('^LINE_NCH_PMT_AMT_[0-9]+$')] AS payer,
            [*COLUMNS('^LINE_BENE_PTB_DDCTBL_AMT_[0-9]+$')] AS deductible,
            [*COLUMNS('^LINE_COINSRNC_AMT_[0-9]+$')] AS coinsurance,
@@ -15,32 +20,32 @@ WITH claims AS (
            [*COLUMNS('^LINE_ALOWD_CHRG_AMT_[0-9]+$')] AS allowed
     FROM raw_carrier_claims
 ),
-lines AS (
-    SELECT * EXCLUDE (hcpcs, payer, deductible, coinsurance, primary_payer, allowed),
-           n, hcpcs[n] AS code, payer[n] AS pmt, deductible[n] AS ddctbl, coinsurance[n] AS coins,
-           primary_payer[n] AS prmry, allowed[n] AS alowd
-    FROM (SELECT *, unnest(range(1, len(hcpcs) + 1)) AS n FROM claims)
+present AS (  -- per line n: whether it exists
+    SELECT *, list_transform(range(1, len(hcpcs) + 1), n ->
+               rwe_text(hcpcs[n]) IS NOT NULL OR coalesce(rwe_num(payer[n]), 0) <> 0
+               OR coalesce(rwe_num(deductible[n]), 0) <> 0 OR coalesce(rwe_num(coinsurance[n]), 0) <> 0
+               OR coalesce(rwe_num(primary_payer[n]), 0) <> 0 OR coalesce(rwe_num(allowed[n]), 0) <> 0) AS is_line
+    FROM claims
 ),
-present AS (
-    SELECT *, rwe_text(code) IS NOT NULL OR coalesce(rwe_num(pmt), 0) <> 0 OR coalesce(rwe_num(ddctbl), 0) <> 0
-              OR coalesce(rwe_num(coins), 0) <> 0 OR coalesce(rwe_num(prmry), 0) <> 0
-              OR coalesce(rwe_num(alowd), 0) <> 0 AS is_line
-    FROM lines
+numbered AS (  -- the lines that exist; a claim with none keeps its line 1 (NO_CLAIM_LINE)
+    SELECT *, unnest(CASE WHEN list_bool_or(is_line) THEN list_filter(range(1, len(hcpcs) + 1), n -> is_line[n])
+                          ELSE list_slice(range(1, len(hcpcs) + 1), 1, 1) END) AS n
+    FROM present
 ),
 kept AS (
-    SELECT * FROM present
-    WINDOW claim AS (PARTITION BY _source_file, _batch_id, _line_number)
-    QUALIFY is_line OR (count(*) FILTER (WHERE is_line) OVER claim = 0 AND n = 1)
+    SELECT * EXCLUDE (hcpcs, payer, deductible, coinsurance, primary_payer, allowed, is_line),
+           is_line[n] AS is_line, hcpcs[n] AS code, payer[n] AS pmt, deductible[n] AS ddctbl,
+           coinsurance[n] AS coins, primary_payer[n] AS prmry, allowed[n] AS alowd
+    FROM numbered
 )
 SELECT
     $source AS source_system,
-    synpuf_claim_key('carrier_claims', CLM_ID, SEGMENT) || '#cost#' || n AS record_key,
+    claim_key || '#cost#' || n AS record_key,
     'carrier_claims' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
-    rwe_text(DESYNPUF_ID) AS source_person_id,
-    CASE WHEN rwe_text(code) IS NULL THEN synpuf_claim_key('carrier_claims', CLM_ID, SEGMENT) END AS visit_key,
-    CASE WHEN rwe_text(code) IS NOT NULL
-         THEN synpuf_claim_key('carrier_claims', CLM_ID, SEGMENT) || '#HCPCS_CD_' || n END AS event_key,
-    rwe_date(CLM_FROM_DT) AS cost_date,
+    source_person_id,
+    CASE WHEN rwe_text(code) IS NULL THEN claim_key END AS visit_key,
+    CASE WHEN rwe_text(code) IS NOT NULL THEN claim_key || '#HCPCS_CD_' || n END AS event_key,
+    cost_date,
     NULL AS total_charge,
     NULL AS total_cost,
     coalesce(rwe_num(pmt), 0) + coalesce(rwe_num(ddctbl), 0) + coalesce(rwe_num(coins), 0)
@@ -53,7 +58,7 @@ SELECT
     rwe_num(alowd) AS amount_allowed,
     NULL AS drg_source_value,
     coalesce(
-        synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT),
+        claim_failure,
         rwe_first_failure([{'reason': 'NO_CLAIM_LINE', 'field': 'HCPCS_CD_1', 'failed': NOT is_line}]),
         synpuf_amount_failure('LINE_NCH_PMT_AMT_' || n, pmt),
         synpuf_amount_failure('LINE_BENE_PTB_DDCTBL_AMT_' || n, ddctbl),

@@ -1,5 +1,5 @@
 -- DE-SynPUF outpatient claims -> staging.event: one row per diagnosis, procedure and HCPCS/CPT code of
--- the claim, unpivoted from the repeated code columns by synpuf_claim_events (_macros.sql, rules in
+-- the claim, read from the repeated code columns by synpuf_claim_events (_macros.sql, rules in
 -- README.md). claim_type 'outpatient'; condition_status by diagnosis position.
 SELECT $source AS source_system, *
 FROM synpuf_claim_events('raw_outpatient_claims', 'outpatient_claims', 'outpatient')
