@@ -25,7 +25,9 @@ def assign_ids(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_s
     path = lake.table_path(lake_dir, "ids", name)
     existing = lake.read_table(path)
     table = f"ids_{name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR PRIMARY KEY, id INTEGER)")
+    # No PRIMARY KEY: keys are unique by construction (only keys not yet in the map are added, each
+    # once), and an index over millions of string keys would cost more than the rest of the build step.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR, id INTEGER)")
     if existing is not None:
         con.register("_existing_ids", existing)
         con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
@@ -35,7 +37,7 @@ def assign_ids(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_s
         f"""
         SELECT natural_key, CAST({start} + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
         FROM (SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)
-        WHERE natural_key NOT IN (SELECT natural_key FROM {table})
+        ANTI JOIN {table} USING (natural_key)
         """
     ).to_arrow_table()
     if new.num_rows:

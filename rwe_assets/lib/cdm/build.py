@@ -323,11 +323,17 @@ def _results(con) -> int:
     con.execute(
         """
         CREATE OR REPLACE TABLE results.unmapped_codes AS
-        SELECT vocabulary_id, code, any_value(code_description) AS description, cdm_table,
-               count(*) AS rows, count(DISTINCT person_id) AS persons,
-               rank() OVER (ORDER BY count(*) DESC, count(DISTINCT person_id) DESC) AS rank
-        FROM mapped_event WHERE concept_id = 0
-        GROUP BY vocabulary_id, code, cdm_table
+        WITH counts AS (
+            SELECT vocabulary_id, code, cdm_table, count(*) AS rows, count(DISTINCT person_id) AS persons
+            FROM mapped_event WHERE concept_id = 0
+            GROUP BY vocabulary_id, code, cdm_table
+        )
+        SELECT u.vocabulary_id, u.code, d.code_description AS description, u.cdm_table, u.rows, u.persons,
+               rank() OVER (ORDER BY u.rows DESC, u.persons DESC) AS rank
+        FROM counts u
+        LEFT JOIN code_map d
+            ON d.concept_id = 0 AND d.vocabulary_id IS NOT DISTINCT FROM u.vocabulary_id
+           AND d.code IS NOT DISTINCT FROM u.code
         ORDER BY rank, vocabulary_id, code
         """
     )

@@ -19,7 +19,8 @@
 -- is small and builds its hash tables on code_map, the crosswalk and the visits, never on the events.
 CREATE OR REPLACE TEMP TABLE code_map AS
 WITH codes AS (
-    SELECT DISTINCT vocabulary_id, code FROM stg_event
+    SELECT vocabulary_id, code, any_value(code_description) AS code_description
+    FROM stg_event GROUP BY ALL
 ),
 with_source AS (
     SELECT c.*, coalesce(sc.concept_id, 0) AS source_concept_id, sc.standard_concept AS source_standard
@@ -38,7 +39,7 @@ stcm AS (
     JOIN cdm.concept t ON t.concept_id = m.target_concept_id AND t.standard_concept = 'S'
     WHERE m.invalid_reason IS NULL
 )
-SELECT s.vocabulary_id, s.code, s.source_concept_id,
+SELECT s.vocabulary_id, s.code, s.code_description, s.source_concept_id,
        coalesce(m.concept_id, self.concept_id, st.concept_id, 0) AS concept_id,
        coalesce(m.domain_id, self.domain_id, st.domain_id) AS domain_id,
        CASE WHEN m.concept_id IS NOT NULL THEN 'maps_to'
@@ -53,8 +54,12 @@ LEFT JOIN stcm st
     ON m.concept_id IS NULL AND self.concept_id IS NULL
    AND st.source_vocabulary_id = s.vocabulary_id AND st.source_code = s.code;
 
+-- The event's provenance columns stay in staging (the CDM row's natural key leads back to them); the
+-- code's description is in code_map.
 CREATE OR REPLACE TEMP TABLE mapped_event AS
-SELECT e.*, x.person_id, m.source_concept_id, m.concept_id, m.domain_id, m.mapping_rule,
+SELECT e.* EXCLUDE (_source_entity, _source_file, _line_number, _batch_id, _ingested_at, code_description,
+                    provider_key, source_person_id, visit_key),
+       x.person_id, m.source_concept_id, m.concept_id, m.domain_id, m.mapping_rule,
        CASE coalesce(m.domain_id, CASE e.event_kind
                 WHEN 'condition' THEN 'Condition' WHEN 'drug' THEN 'Drug' WHEN 'immunization' THEN 'Drug'
                 WHEN 'procedure' THEN 'Procedure' WHEN 'careplan' THEN 'Procedure'
