@@ -58,6 +58,7 @@ def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
 
 def run(args, records: int, work: Path) -> dict:
     con = duckdb.connect(config={"memory_limit": args.memory, "threads": args.threads})
+    con.execute("SET enable_progress_bar = false")
     register_person_pii(con, work / "population", "base_pii")
     from rwe_assets.lib.linkage.quality import register_generator_truth
 

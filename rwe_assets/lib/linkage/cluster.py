@@ -25,12 +25,17 @@ DETERMINISTIC_RULES = {
     "AND (l.t_ssn IS NULL OR r.t_ssn IS NULL OR l.t_ssn = r.t_ssn)",
 }
 
-# Household guard: a pair that shares a household's identifiers (surname, street or phone) but whose
-# personal ones disagree (first names unrelated, birth years apart, or two different SSNs) is never an
-# automatic match however high its score: twins, a Jr./Sr. of the same name, spouses. At most review.
-HOUSEHOLD_CONFLICT = """(l.t_family = r.t_family OR l.t_street = r.t_street OR l.t_phone = r.t_phone) AND (
+# Household guard: a pair that shares a household's identifiers (surname, street, phone or email) but
+# whose personal ones disagree (first names unrelated, birth years apart, or two
+# different SSNs) is never an automatic match however high its score: twins, a Jr./Sr. of the same
+# name, spouses, parent and child. At most review. First names count as related when equal, nicknames
+# of one name, swapped with the family name, or Dice >= 0.6; a one-edit typo alone does not (twins'
+# names can be one edit apart).
+HOUSEHOLD_CONFLICT = """(l.t_family = r.t_family OR l.t_street = r.t_street OR l.t_phone = r.t_phone
+     OR l.t_email = r.t_email) AND (
     (l.t_given <> r.t_given AND NOT list_has_any(l.t_given_forms, r.t_given_forms)
-     AND l.t_given IS DISTINCT FROM r.t_family AND coalesce(lk_dice(l.bf_given::BIT, r.bf_given::BIT), 0) < 0.6)
+     AND l.t_given IS DISTINCT FROM r.t_family AND l.t_family IS DISTINCT FROM r.t_given
+     AND coalesce(lk_dice(l.bf_given, r.bf_given), 0) < 0.6)
     OR (l.t_yob <> r.t_yob AND l.t_dob IS DISTINCT FROM r.t_dob_swap)
     OR l.t_ssn <> r.t_ssn)"""
 

@@ -26,10 +26,11 @@ from deltalake import write_deltalake
 from rwe_assets.lib import lake
 from rwe_assets.lib.linkage import cluster, model, quality
 from rwe_assets.lib.linkage.keys import DEMO_KEY
-from rwe_assets.lib.linkage.tokens import TOKEN_COLUMNS, build_tokens
+from rwe_assets.lib.linkage.tokens import BLOOM_COLUMNS, LIST_COLUMNS, TOKEN_COLUMNS, build_tokens
 
 __all__ = ["DEMO_KEY", "LinkageResult", "build_crosswalk", "link", "register_staged_persons"]
 
+WRITE_BATCH_ROWS = 200_000
 TABLES = ("tokens", "pairs", "person_crosswalk", "clerical_review", "person_history", "metrics")
 
 
@@ -93,8 +94,8 @@ def link(
     model.register_input(con, "lk_tokens")  # the Dice macro, also used by the household guard
     con.execute(
         f"ALTER TABLE lk_tokens ADD COLUMN fingerprint BIGINT DEFAULT NULL; UPDATE lk_tokens SET fingerprint = "
-        f"CAST('0x' || left(md5(concat_ws('|', sex, {', '.join(TOKEN_COLUMNS)}, list_sort(t_given_forms), bf_given, bf_family, "
-        f"bf_street)), 15) AS BIGINT)"
+        f"CAST('0x' || left(md5(concat_ws('|', sex, {', '.join(TOKEN_COLUMNS)}, "
+        f"{', '.join(f'list_sort({c})' for c in LIST_COLUMNS)}, {', '.join(BLOOM_COLUMNS)})), 15) AS BIGINT)"
     )
     records = con.execute("SELECT count(*) FROM lk_tokens").fetchone()[0]
     settings, trained_now = _model(con, linkage_dir, records, retrain)
@@ -105,6 +106,9 @@ def link(
     has_old = con.execute("SELECT count(*) FROM lk_tokens_old").fetchone()[0] > 0
     new_count = con.execute("SELECT count(*) FROM lk_tokens_new").fetchone()[0]
     _score(con, settings, has_old, new_count)
+    if trained_now and settings["trained"]:
+        settings = model.refine_prior(con, settings, records)
+        model.save(settings, linkage_dir / "model.json")
     cluster.decide(con, lake.read_table(linkage_dir / "clerical_decisions"))
     _merge_pairs(con, None if full else previous_pairs)
     rounds = cluster.connected_components(con)
@@ -120,7 +124,7 @@ def link(
 def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, bool]:
     path = linkage_dir / "model.json"
     settings = None if retrain else model.load(path)
-    if settings is not None:
+    if settings is not None and settings.get("model_version") == model.MODEL_VERSION:
         return settings, False
     model.register_input(con, "lk_tokens")
     settings = model.train(con, records)
@@ -204,22 +208,28 @@ def _counts(con, records: int, new: int, full: bool, rounds: int) -> dict[str, f
 
 
 def _write(con, linkage_dir: Path, crosswalk: pa.Table, metrics: pa.Table) -> None:
+    """Overwrite the linkage tables. Tokens and pairs (millions of rows at scale) are streamed to Delta
+    in record batches rather than converted to one Arrow table (that doubled peak memory at 1 M)."""
     stamp = dt.datetime.now(dt.UTC)
+
+    def stream(sql: str) -> pa.RecordBatchReader:
+        return con.sql(sql).fetch_record_batch(WRITE_BATCH_ROWS)
+
     tables = {
-        "tokens": con.sql("SELECT * FROM lk_tokens").to_arrow_table(),
-        "pairs": con.sql("SELECT * FROM lk_pairs ORDER BY record_id_l, record_id_r").to_arrow_table(),
-        "clerical_review": con.sql(
+        "tokens": lambda: stream("SELECT * FROM lk_tokens"),
+        "pairs": lambda: stream("SELECT * FROM lk_pairs ORDER BY record_id_l, record_id_r"),
+        "clerical_review": lambda: con.sql(
             "SELECT record_id_l, record_id_r, match_weight, match_probability, * EXCLUDE (record_id_l, "
             "record_id_r, match_weight, match_probability, decision, method, rule) FROM lk_pairs "
             "WHERE decision = 'review' ORDER BY match_probability DESC, record_id_l, record_id_r"
         ).to_arrow_table(),
-        "person_crosswalk": crosswalk,
-        "metrics": metrics.append_column(
+        "person_crosswalk": lambda: crosswalk,
+        "metrics": lambda: metrics.append_column(
             "computed_at", pa.array([stamp] * metrics.num_rows, pa.timestamp("us", "UTC"))
         ),
     }
     for name, table in tables.items():
-        write_deltalake(str(linkage_dir / name), table, mode="overwrite", schema_mode="overwrite")
+        write_deltalake(str(linkage_dir / name), table(), mode="overwrite", schema_mode="overwrite")
     history = con.sql(
         "SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM lk_history", params=[stamp]
     ).to_arrow_table()

@@ -3,8 +3,10 @@
 Splink does what we would otherwise write ourselves and test less well: blocking with several rules
 without scoring a pair twice, comparison vectors, u from random pairs, m by EM, prediction within a
 batch and between a batch and the index (incremental linkage), a model JSON we can keep. It never
-sees a name or a date: every comparison below is a SQL condition over keyed tokens (equality) and
-keyed Bloom filters (Dice similarity), so Splink works unchanged on encoded fields.
+sees a name or a date: every comparison below is a SQL condition over keyed tokens (equality,
+membership in a list of tokens) and keyed Bloom filters (Dice similarity), so Splink works unchanged
+on encoded fields. The prior match probability is re-estimated from the scored pairs after training
+(refine_prior).
 
 The levels carry prior m/u values (documented in docs/linkage.md): EM starts from them and a
 population too small to train on (see MIN_RECORDS_TO_TRAIN) is scored with them as they are.
@@ -15,29 +17,40 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from pathlib import Path
 
 import duckdb
 
+from rwe_assets.lib.linkage.tokens import BLOOM, WORD
+
+# Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
+MODEL_VERSION = 2
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
-EM_MAX_PAIRS = 2_000_000
+EM_MAX_PAIRS = 1_000_000
 EM_SAMPLE_ABOVE = 200_000
 SEED = 7
 M_FLOOR = 0.005
+PRIOR_ROUNDS = 200
+PRIOR_MIN = 1e-9
 U_FLOOR = 1e-6
 
-DICE = "lk_dice({col}_l, {col}_r)"
+# Candidate pairs. Every rule is an equi-join on tokens, narrow enough that blocks stay small in a
+# large population: names come with a birth year or month, a birth date with the city (a common name,
+# or a birth date, alone would pair thousands of records at a million).
 BLOCKING_RULES = [
-    "l.t_dob = r.t_dob",
+    "l.t_dob = r.t_dob AND l.t_city = r.t_city",
     "l.t_ssn = r.t_ssn",
     "l.t_phone = r.t_phone",
-    "l.t_family = r.t_family AND l.t_given_first = r.t_given_first",
+    "l.t_email = r.t_email",
+    "l.t_email_user = r.t_email_user",
+    "l.t_family = r.t_family AND l.t_given_first = r.t_given_first AND l.t_yob = r.t_yob",
     "l.t_street = r.t_street AND l.t_given_first = r.t_given_first",
     "l.t_given = r.t_family AND l.t_family = r.t_given",
-    "l.t_family = r.t_family AND l.t_yob = r.t_yob",
-    "l.t_given = r.t_given AND l.t_yob = r.t_yob",
+    "l.t_family = r.t_family AND l.t_ym = r.t_ym",
+    "l.t_given = r.t_given AND l.t_ym = r.t_ym",
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
 EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given_first = r.t_given_first"]
@@ -56,15 +69,16 @@ def _level(sql: str, label: str, m: float | None = None, u: float | None = None,
 def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict:
     return {
         "output_column_name": name,
-        "comparison_description": f"{name}: keyed tokens and Bloom-filter Dice similarity",
+        "comparison_description": f"{name}: keyed tokens, one-edit tokens and Bloom-filter Dice similarity",
         "comparison_levels": [
             _level(f"{col}_l IS NULL OR {col}_r IS NULL", "null", null=True),
             _level(f"{col}_l = {col}_r", "exact", 0.85, 0.01),
             *extra,
+            _level(f"list_contains({col}_near_l, {col}_r)", "one edit apart", 0.04, 0.002),
             _level(f"{col}_l = {cross}_r OR {cross}_l = {col}_r", "swapped with the other name", 0.02, 0.001),
-            _level(DICE.format(col=f"bf_{name}") + " >= 0.8", "dice >= 0.8", 0.05, 0.002),
-            _level(DICE.format(col=f"bf_{name}") + " >= 0.6", "dice >= 0.6", 0.03, 0.01),
-            _level("ELSE", "else", 0.03, 0.977),
+            _level(dice(name) + " >= 0.8", "dice >= 0.8", 0.02, 0.001),
+            _level(dice(name) + " >= 0.6", "dice >= 0.6", 0.02, 0.01),
+            _level("ELSE", "else", 0.03, 0.974),
         ],
     }
 
@@ -74,7 +88,7 @@ def comparisons() -> list[dict]:
         "given",
         "t_given",
         "t_family",
-        [_level("list_has_any(t_given_forms_l, t_given_forms_r)", "same call name or nickname", 0.07, 0.005)],
+        [_level("list_has_any(t_given_forms_l, t_given_forms_r)", "same call name or nickname", 0.05, 0.004)],
     )
     family = _name_comparison(
         "family",
@@ -89,16 +103,26 @@ def comparisons() -> list[dict]:
             )
         ],
     )
+    # Partial agreement of birth dates: typing errors (swapped day and month, one wrong digit) before
+    # approximate dates (same or neighbouring month, same year). Dates a year or more apart get no
+    # credit: in a large population that is as likely another person of the same name.
     dob = {
         "output_column_name": "dob",
         "comparison_description": "birth date tokens",
         "comparison_levels": [
             _level("t_dob_l IS NULL OR t_dob_r IS NULL", "null", null=True),
-            _level("t_dob_l = t_dob_r", "exact", 0.93, 0.0001),
+            _level("t_dob_l = t_dob_r", "exact", 0.9, 0.0001),
             _level("t_dob_l = t_dob_swap_r", "day and month swapped", 0.01, 0.00002),
-            _level("t_ym_l = t_ym_r", "same year and month", 0.02, 0.001),
-            _level("t_yob_l = t_yob_r", "same year", 0.02, 0.01),
-            _level("ELSE", "else", 0.02, 0.9889),
+            _level(
+                " OR ".join(f"t_dob_digit_l[{i}] = t_dob_digit_r[{i}]" for i in range(1, 9)),
+                "one digit differs",
+                0.02,
+                0.002,
+            ),
+            _level("t_ym_l = t_ym_r", "same year and month", 0.015, 0.001),
+            _level("list_contains(t_ym_near_l, t_ym_r)", "neighbouring months", 0.01, 0.002),
+            _level("t_yob_l = t_yob_r", "same year", 0.015, 0.01),
+            _level("ELSE", "else", 0.03, 0.98488),
         ],
     }
     # Street, ZIP, city and phone are one comparison: a household shares them all, so scoring them as
@@ -120,7 +144,7 @@ def comparisons() -> list[dict]:
             _level("t_street_l = t_street_r", "same street line", 0.3, 0.001),
             _level("t_phone_l = t_phone_r", "same phone", 0.05, 0.0005),
             _level(
-                DICE.format(col="bf_street") + " >= 0.7 AND (t_zip_l = t_zip_r OR t_city_l = t_city_r)",
+                dice("street") + " >= 0.7 AND (t_zip_l = t_zip_r OR t_city_l = t_city_r)",
                 "similar street, same ZIP or city",
                 0.03,
                 0.0005,
@@ -130,6 +154,19 @@ def comparisons() -> list[dict]:
             _level("ELSE", "else", 0.08, 0.948),
         ],
     }
+    # Email: personal more often than an address, but a family can share one (household guard).
+    email = {
+        "output_column_name": "email",
+        "comparison_description": "email token, its user part, email Bloom filter",
+        "comparison_levels": [
+            _level("t_email_l IS NULL OR t_email_r IS NULL", "null", null=True),
+            _level("t_email_l = t_email_r", "exact", 0.8, 0.00001),
+            _level("t_email_user_l = t_email_user_r", "same user, other domain", 0.03, 0.00005),
+            _level(dice("email") + " >= 0.8", "dice >= 0.8", 0.07, 0.0001),
+            _level(dice("email") + " >= 0.6", "dice >= 0.6", 0.04, 0.001),
+            _level("ELSE", "else", 0.06, 0.99884),
+        ],
+    }
     return [
         given,
         family,
@@ -137,6 +174,7 @@ def comparisons() -> list[dict]:
         _exact("sex", "sex", 0.98, 0.5),
         _exact("ssn", "t_ssn", 0.98, 0.00001),
         contact,
+        email,
     ]
 
 
@@ -162,19 +200,43 @@ def prior_settings() -> dict:
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
+        "model_version": MODEL_VERSION,
     }
 
 
+def dice(field: str) -> str:
+    """SQL of the Dice similarity of the two records' Bloom filters of `field`, on the word columns
+    register_input() makes (integer AND and bit_count: far cheaper than on a BIT string)."""
+    common = " + ".join(
+        f"bit_count(bf_{field}_{i}_l & bf_{field}_{i}_r)::INTEGER" for i in range(_words(field))
+    )
+    return f"(2.0 * ({common}) / nullif(bf_{field}_n_l + bf_{field}_n_r, 0))"
+
+
+def _words(field: str) -> int:
+    return -(-BLOOM[field][0] // WORD)
+
+
 def register_input(con: duckdb.DuckDBPyConnection, tokens: str = "lk_tokens") -> None:
-    """TEMP VIEW lk_model_input: the token table with Bloom filters as BIT, and the Dice macro."""
+    """TEMP VIEW lk_model_input: the token table with each Bloom filter as word columns bf_<f>_<i> and
+    its bit count bf_<f>_n; macro lk_dice(a, b) over two word lists (the household guard)."""
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO lk_dice(a, b) AS "
-        "2.0 * bit_count(a & b) / nullif(bit_count(a) + bit_count(b), 0)"
+        "CREATE OR REPLACE TEMP MACRO lk_dice(a, b) AS 2.0 * list_sum(list_transform(list_zip(a, b), "
+        "w -> bit_count(w[1] & w[2])::INTEGER)) / nullif(list_sum(list_transform(a, w -> bit_count(w)::INTEGER)) "
+        "+ list_sum(list_transform(b, w -> bit_count(w)::INTEGER)), 0)"
+    )
+    words = ", ".join(f"bf_{f}[{i + 1}] AS bf_{f}_{i}" for f in BLOOM for i in range(_words(f)))
+    counts = ", ".join(
+        f"({' + '.join(f'bit_count(bf_{f}[{i + 1}])::INTEGER' for i in range(_words(f)))}) AS bf_{f}_n"
+        for f in BLOOM
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW lk_model_input AS SELECT * REPLACE (CAST(bf_given AS BIT) AS bf_given, "
-        f"CAST(bf_family AS BIT) AS bf_family, CAST(bf_street AS BIT) AS bf_street) FROM {tokens}"
+        f"CREATE OR REPLACE TEMP VIEW lk_model_input AS SELECT * EXCLUDE ({', '.join(f'bf_{f}' for f in BLOOM)}), "
+        f"{words}, {counts} FROM {tokens}"
     )
+
+
+EXTRA_KEYS = ("trained", "prior_from_rules", "model_version")  # ours, not Splink's
 
 
 def _linker(con: duckdb.DuckDBPyConnection, settings: dict, table: str = "lk_model_input"):
@@ -191,7 +253,7 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     if records < MIN_RECORDS_TO_TRAIN:
         settings["trained"] = False
         return settings
-    linker, _ = _linker(con, settings)
+    linker, _ = _linker(con, {k: v for k, v in settings.items() if k not in EXTRA_KEYS})
     linker.training.estimate_probability_two_random_records_match(PRIOR_MATCH_RULES, recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
     # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
@@ -202,7 +264,44 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     for comparison in trained["comparisons"]:
         _floor(comparison["comparison_levels"])
     trained["trained"] = True
+    trained["model_version"] = MODEL_VERSION
     return trained
+
+
+def refine_prior(
+    con: duckdb.DuckDBPyConnection, settings: dict, records: int, scored: str = "lk_scored"
+) -> dict:
+    """The prior match probability re-estimated from the data, and `scored` rescored with it.
+
+    Splink's estimate from the deterministic rules assumes they find a fixed share (0.8) of the
+    matches; on noisy data they find far fewer and the prior comes out too low. With m and u trained,
+    the prior is the share of all record pairs that are matches: the fixed point of
+    lambda = sum of match probabilities (under lambda) over the scored pairs / all pairs, i.e. EM on
+    the mixing weight alone, pairs outside the blocking counted as non-matches (they nearly all are).
+    """
+    total = records * (records - 1) / 2
+    old = settings["probability_two_random_records_match"]
+    if not settings.get("trained") or total <= 0:
+        return settings
+    # log2 Bayes factor of each pair = match_weight - prior weight used when scoring
+    bayes = f"(match_weight - {math.log2(old / (1 - old))})"
+    lam = old
+    for _ in range(PRIOR_ROUNDS):
+        (expected,) = con.execute(
+            f"SELECT coalesce(sum(1 / (1 + (1 - $l) / ($l * pow(2, least({bayes}, 1000))))), 0) FROM {scored}",
+            {"l": lam},
+        ).fetchone()
+        new = min(max(expected / total, PRIOR_MIN), 0.5)
+        converged = abs(new - lam) <= 1e-4 * lam
+        lam = new
+        if converged:
+            break
+    weight = math.log2(lam / (1 - lam))
+    con.execute(
+        f"UPDATE {scored} SET match_weight = {bayes} + {weight}, "
+        f"match_probability = 1 / (1 + pow(2, -({bayes} + {weight})))"
+    )
+    return {**settings, "probability_two_random_records_match": lam, "prior_from_rules": old}
 
 
 def _floor(levels: list[dict]) -> None:
@@ -223,7 +322,7 @@ def score(
     """Scored candidate pairs within `new_table` and, if given, between `old_table` and it:
     record_id_l, record_id_r (ordered), match_weight, match_probability, mw_<comparison> (the
     comparison's match weight)."""
-    model = {k: v for k, v in settings.items() if k != "trained"}
+    model = {k: v for k, v in settings.items() if k not in EXTRA_KEYS}
     linker, db_api = _linker(con, model, new_table)
     new = db_api.register(new_table, table_name=f"{new_table}_new")
     parts = [linker.inference.predict_within(new, warning_mode="never")]

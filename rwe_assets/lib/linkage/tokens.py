@@ -1,12 +1,13 @@
 """Keyed tokens of each source person: the only form in which identifiers leave staging.
 
 Per record (docs/linkage.md, "Tokens"): the first 60 bits of HMAC-SHA256(key, field | value) of each
-normalized field (t_*), of field combinations for blocking and deterministic rules (k_*), and keyed
-Bloom filters of the q-grams of given name, family name and street (bf_*), compared by Dice
-similarity so that a typo lowers the similarity instead of breaking agreement. Birth dates appear as
-tokens of the date, the day/month-swapped date, year-month and year only. Sex stays in clear (OMOP
-keeps it). All of it is computed in DuckDB: HMAC from its sha256, Bloom bits with bitstring_agg over
-the distinct values of a field (names repeat, so that is far fewer than records).
+normalized field (t_*), a hash of field tokens' combinations for blocking and deterministic rules (k_*), lists of
+tokens of near values (names one edit apart, the birth date with one digit masked, the
+neighbouring months), and keyed Bloom filters of the q-grams of given name, family name,
+street and email (bf_*), compared by Dice similarity so that a typo lowers the similarity instead of
+breaking agreement. Birth dates appear as tokens only, never in clear. Sex stays in clear (OMOP
+keeps it). All of it is computed in DuckDB: HMAC from its sha256; tokens of repeating values (names,
+dates, cities) and Bloom filters once per distinct value, far fewer than records.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ PII_COLUMNS = (
     "state",
     "zip",
     "phone",
+    "email",
     "_batch_id",
 )
-# field -> (bits, hash functions); street lines have about twice the q-grams of a name
-BLOOM = {"given": (256, 8), "family": (256, 8), "street": (512, 8)}
+# field -> (bits, hash functions); street lines and emails have about twice the q-grams of a name
+BLOOM = {"given": (252, 8), "family": (252, 8), "street": (504, 8), "email": (504, 8)}
+WORD = 63  # bits per BIGINT word of a Bloom filter (the sign bit unused)
 TOKEN_COLUMNS = (
     "t_given",
     "t_given_first",
@@ -54,11 +57,23 @@ TOKEN_COLUMNS = (
     "t_street",
     "t_zip",
     "t_city",
+    "t_email",
+    "t_email_user",
     "k_name_dob",
     "k_ssn_dob",
     "k_given_dob_zip",
     "k_name_yob",
 )
+# Lists of tokens (compared with list_has_any / list_contains) and Bloom filters.
+LIST_COLUMNS = (
+    "t_given_forms",
+    "t_dob_digit",
+    "t_ym_near",
+)
+# Tokens of the names of this run one edit apart: not part of a record's fingerprint (they change when
+# another record brings a new name) but recomputed on every run.
+NEAR_COLUMNS = ("t_given_near", "t_family_near")
+BLOOM_COLUMNS = tuple(f"bf_{field}" for field in BLOOM)
 
 
 def key_pads(key: str) -> tuple[bytes, bytes]:
@@ -143,35 +158,48 @@ def _register_hmac(con: duckdb.DuckDBPyConnection, key: str) -> None:
 
 
 def _bloom_filters(con: duckdb.DuckDBPyConnection) -> None:
-    """TEMP TABLE lk_bloom(field, value, bits): a keyed Bloom filter per distinct normalized value.
-    Bigrams of the padded value; bit i of a bigram = (h1 + i*h2) mod m with h1, h2 from its HMAC
-    (double hashing), so without the key the bit pattern of a q-gram cannot be computed."""
-    per_field = " UNION ALL ".join(
-        f"SELECT field, value, bitstring_agg(bit, 0, {bits - 1}) AS bits FROM lk_bloom_bits "
-        f"WHERE field = '{field}' GROUP BY field, value"
-        for field, (bits, _) in BLOOM.items()
-    )
+    """TEMP TABLE lk_bloom(field, value, words): a keyed Bloom filter per distinct normalized value,
+    as a list of 63-bit words (BIGINT: Delta has no unsigned type; bit i of the filter is bit i % 63
+    of word i // 63). Bigrams of the padded value; bit j of a bigram = (h1 + j*h2) mod m with h1, h2
+    from its HMAC (double hashing), so without the key the bit pattern of a q-gram cannot be computed.
+    Each distinct bigram's bits are computed once, as words, and a value's filter is their OR."""
+    most = max(-(-bits // WORD) for bits, _ in BLOOM.values())
     spec = " UNION ALL ".join(f"SELECT '{f}' AS field, {m} AS m, {k} AS k" for f, (m, k) in BLOOM.items())
     values = " UNION ALL ".join(f"SELECT '{f}' AS field, {f} AS value FROM lk_normalized" for f in BLOOM)
+    mask_words = ", ".join(
+        f"bit_or(CASE WHEN bit // {WORD} = {i} THEN 1::BIGINT << CAST(bit % {WORD} AS INTEGER) ELSE 0 END)"
+        for i in range(most)
+    )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE lk_bloom_bits AS
-        WITH vals AS (SELECT DISTINCT field, value FROM ({values}) WHERE value IS NOT NULL),
-        grams AS (
-            SELECT field, value, substr('_' || value || '_', i, 2) AS gram
-            FROM (SELECT field, value, unnest(range(1, length(value) + 2)) AS i FROM vals)
-        ),
-        hashed AS (
-            SELECT field, gram, lk_hmac_hex('bloom|' || field || '|' || gram) AS h
-            FROM (SELECT DISTINCT field, gram FROM grams)
-        )
-        SELECT field, value, (h1 + i * h2) % m AS bit
-        FROM (
-            SELECT g.field, g.value, s.m, unnest(range(s.k)) AS i,
-                   CAST(('0x' || h[1:7]) AS BIGINT) AS h1, CAST(('0x' || h[8:14]) AS BIGINT) | 1 AS h2
-            FROM grams g JOIN hashed USING (field, gram) JOIN ({spec}) s USING (field)
-        )
+        CREATE OR REPLACE TEMP TABLE lk_bloom_grams AS
+        WITH vals AS (SELECT DISTINCT field, value FROM ({values}) WHERE value IS NOT NULL)
+        SELECT field, value, substr('_' || value || '_', i, 2) AS gram
+        FROM (SELECT field, value, unnest(range(1, length(value) + 2)) AS i FROM vals)
         """
     )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lk_bloom_masks AS
+        WITH hashed AS (
+            SELECT field, gram, lk_hmac_hex('bloom|' || field || '|' || gram) AS h
+            FROM (SELECT DISTINCT field, gram FROM lk_bloom_grams)
+        ),
+        bits AS (
+            SELECT field, gram, (h1 + i * h2) % m AS bit
+            FROM (
+                SELECT g.field, g.gram, s.m, unnest(range(s.k)) AS i,
+                       CAST(('0x' || h[1:7]) AS BIGINT) AS h1, CAST(('0x' || h[8:14]) AS BIGINT) | 1 AS h2
+                FROM hashed g JOIN ({spec}) s USING (field)
+            )
+        )
+        SELECT field, gram, [{mask_words}] AS words FROM bits GROUP BY field, gram
+        """
+    )
+    per_field = " UNION ALL ".join(
+        f"SELECT field, value, [{', '.join(f'bit_or(words[{i + 1}])' for i in range(-(-bits // WORD)))}] AS words "
+        f"FROM lk_bloom_grams JOIN lk_bloom_masks USING (field, gram) WHERE field = '{field}' GROUP BY field, value"
+        for field, (bits, _) in BLOOM.items()
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE lk_bloom AS {per_field}")
-    con.execute("DROP TABLE lk_bloom_bits")
+    con.execute("DROP TABLE lk_bloom_grams; DROP TABLE lk_bloom_masks")

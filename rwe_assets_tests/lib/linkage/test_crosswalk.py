@@ -224,3 +224,113 @@ def test_an_empty_key_is_refused(tmp_path, empty_key):
     con.register("person_pii", table([rec("site_a", "a1")]))
     with pytest.raises(Exception, match="non-empty"):
         build_tokens(con, empty_key)
+
+
+def test_swapped_names_typos_and_email_link_but_twins_with_one_edit_names_do_not(tmp_path):
+    no_ids = {"ssn": None, "phone": None, "address_line": None, "zip": None}
+    _, xw = run(
+        tmp_path,
+        [
+            rec("site_a", "a1", **no_ids),
+            rec("site_b", "b1", given_name="Okafor", family_name="Robert", **no_ids),  # names swapped
+            rec("payer", "p1", given_name="Rboert", **no_ids),  # transposition, same dob
+            rec("lab", "l1", given_name=None, birth_date="1970-06-02", email="r.okafor@mail.test", **no_ids),
+            rec(
+                "lab",
+                "l2",
+                given_name="Robert",
+                birth_date="1970-12-01",
+                email="r.okafor@mail.test",
+                **no_ids,
+            ),
+            # twins: one edit apart, same family name, birth date and address; different SSNs
+            rec(
+                "site_a",
+                "t1",
+                given_name="Mark",
+                family_name="Lindqvist",
+                birth_date="1990-01-02",
+                ssn="912-44-4441",
+            ),
+            rec(
+                "site_a",
+                "t2",
+                given_name="Marc",
+                family_name="Lindqvist",
+                birth_date="1990-01-02",
+                ssn="912-44-4442",
+            ),
+        ],
+    )
+    assert same(xw, ("site_a", "a1"), ("site_b", "b1"))
+    assert same(xw, ("site_a", "a1"), ("payer", "p1"))
+    assert same(xw, ("lab", "l1"), ("lab", "l2"))  # the same email
+    assert not same(xw, ("site_a", "t1"), ("site_a", "t2"))
+
+
+def test_a_placeholder_email_never_links(tmp_path):
+    nothing = {k: None for k in ("ssn", "phone", "address_line", "zip", "city")}
+    _, xw = run(
+        tmp_path,
+        [
+            rec(
+                "site_a",
+                "a1",
+                given_name="Ann",
+                family_name="Lee",
+                birth_date=None,
+                email="none@example.com",
+                **nothing,
+            ),
+            rec(
+                "site_b",
+                "b1",
+                given_name="Bo",
+                family_name="Kim",
+                birth_date=None,
+                email="none@example.com",
+                **nothing,
+            ),
+            rec(
+                "site_a",
+                "a2",
+                given_name="Cy",
+                family_name="Ng",
+                birth_date=None,
+                email="NOEMAIL@x.org",
+                **nothing,
+            ),
+            rec(
+                "site_b",
+                "b2",
+                given_name="Di",
+                family_name="Wu",
+                birth_date=None,
+                email="noemail@x.org",
+                **nothing,
+            ),
+        ],
+    )
+    assert len({r["person_id"] for r in xw.values()}) == 4
+
+
+def test_linkage_tables_hold_no_email_or_name_in_clear(tmp_path):
+    rows = [
+        rec("site_a", "a1", email="robert.okafor@mail.test"),
+        rec("site_b", "b1", given_name="Okafor", family_name="Robert", email="robertokafor.mail.test"),
+    ]
+    run(tmp_path, rows)
+    clear = {"robert.okafor@mail.test", "robertokafor.mail.test", "robert.okafor", "robert", "okafor"}
+    found = []
+    for name in ("tokens", "pairs", "clerical_review", "person_crosswalk", "metrics"):
+        table = lake.read_table(lake.table_path(tmp_path, "linkage", name))
+        if table is None:
+            continue
+        text = str(
+            table.drop_columns([c for c in table.column_names if "record_id" in c]).to_pylist()
+        ).lower()
+        found += [(name, v) for v in clear if v in text]
+    found += [
+        ("model.json", v) for v in clear if v in (tmp_path / "linkage" / "model.json").read_text().lower()
+    ]
+    assert found == []

@@ -125,3 +125,37 @@ def test_nickname_forms_hold_the_general_list_and_the_catalogue():
     assert ("bob", "robert") in forms and ("robert", "robert") in forms
     assert ("chris", "christopher") in forms and ("chris", "christine") in forms
     assert ("liam", "william") in forms  # own list, not in the generator's catalogue
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (" Julia.Taylor@Mail.COM ", "julia.taylor@mail.com"),
+        ("juliataylormail.com", "juliataylormail.com"),  # mistyped, still compared by its Bloom filter
+        ("none@example.com", None),
+        ("noemail@gmail.com", None),
+        ("jt@example.org", None),
+        ("unknown", None),
+        ("12345678", None),
+        (None, None),
+    ],
+)
+def test_email(con, raw, expected):
+    assert one(con, "lk_email(?)", raw) == expected
+
+
+def test_email_user_only_for_a_well_formed_address(con):
+    assert one(con, "lk_email_user(lk_email(?))", "Julia.Taylor@mail.com") == "julia.taylor"
+    assert one(con, "lk_email_user(lk_email(?))", "juliataylormail.com") is None
+    assert one(con, "lk_email_user(lk_email(?))", "jt@mail.com") is None  # too short to identify
+
+
+def test_deletion_neighbourhood(con):
+    assert sorted(one(con, "lk_deletions(?)", "noah")) == ["nah", "noa", "noah", "noh", "oah"]
+    assert one(con, "lk_deletions(?)", "leo") == ["leo"]  # short values: only themselves
+    shared = "len(list_intersect(lk_deletions(?), lk_deletions(?))) > 0"
+    assert one(con, shared, "noah", "onah")  # transposition
+    assert one(con, shared, "molly", "moly")  # deletion
+    assert one(con, shared, "bradley", "bradlay")  # substitution
+    assert not one(con, shared, "emma", "olivia")
+    assert one(con, "lk_deletions(?)", None) is None

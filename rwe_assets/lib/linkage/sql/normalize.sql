@@ -100,3 +100,28 @@ CREATE OR REPLACE TEMP MACRO lk_street(x) AS (
 
 -- City: letters only, folded like a name.
 CREATE OR REPLACE TEMP MACRO lk_city(x) AS lk_name(x);
+
+-- Email: lower case, spaces removed. A value kept even when mistyped (no '@'), since its Bloom filter
+-- still compares; NULL when too short, without a letter, or a placeholder (a local part such as
+-- none/noemail/unknown/test, or a reserved or placeholder domain such as example.com).
+CREATE OR REPLACE TEMP MACRO lk_email(x) AS (
+    WITH v AS (SELECT regexp_replace(lower(trim(coalesce(CAST(x AS VARCHAR), ''))), '\s+', '', 'g') AS e)
+    SELECT CASE WHEN length(e) < 6 OR NOT regexp_matches(e, '[a-z]')
+        OR split_part(e, '@', 1) IN ('none', 'noemail', 'nomail', 'no', 'na', 'n/a', 'null', 'unknown', 'unk',
+            'test', 'x', 'xx', 'xxx', 'noreply', 'no-reply', 'donotreply', 'declined', 'refused', 'notprovided')
+        OR (e LIKE '%@%' AND split_part(e, '@', 2) IN ('example.com', 'example.org', 'example.net', 'test.com',
+            'noemail.com', 'none.com', 'nomail.com', 'invalid', 'email.invalid', 'localhost'))
+        THEN NULL ELSE e END FROM v
+);
+
+-- The local part of a well-formed email (the user, kept when the provider changes); NULL otherwise.
+CREATE OR REPLACE TEMP MACRO lk_email_user(e) AS
+    CASE WHEN e LIKE '_%@_%' AND length(split_part(e, '@', 1)) >= 3 THEN split_part(e, '@', 1) END;
+
+-- Deletion neighbourhood: the value and every value with one character deleted. Two values share a
+-- member when they differ by one insertion, deletion, substitution or transposition of neighbours
+-- (and by a few two-edit cases): the keyed equivalent of "edit distance <= 1". Values of 3 letters
+-- or fewer get only themselves (one edit would relate too many of them).
+CREATE OR REPLACE TEMP MACRO lk_deletions(v) AS CASE WHEN v IS NOT NULL THEN
+    list_distinct([v] || CASE WHEN length(v) > 3 THEN
+        list_transform(range(1, length(v) + 1), i -> substr(v, 1, i - 1) || substr(v, i + 1)) ELSE [] END) END;

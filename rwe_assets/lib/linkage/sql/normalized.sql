@@ -17,7 +17,8 @@ WITH base AS (
         lk_phone(phone) AS phone,
         lk_street(address_line) AS street,
         lk_zip(zip) AS zip,
-        lk_city(city) AS city
+        lk_city(city) AS city,
+        lk_email(email) AS email
     FROM lk_pii
     WHERE source_system IS NOT NULL AND source_person_id IS NOT NULL
 ),
@@ -29,5 +30,5 @@ forms AS (
 )
 SELECT base.*, forms.given_forms,
        coalesce(list_filter(forms.given_forms, n -> n <> base.given_first)[1], base.given_first) AS given_canon,
-       nullif(maiden, family) AS other_family
+       nullif(maiden, family) AS other_family, lk_email_user(email) AS email_user
 FROM base LEFT JOIN forms USING (given_first)

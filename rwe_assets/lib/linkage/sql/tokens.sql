@@ -1,34 +1,97 @@
 -- lk_normalized + lk_bloom -> lk_tokens: keyed tokens only (no clear identifier but sex).
 -- lk_hmac(field | value): first 60 bits of HMAC-SHA256 under the linkage key, NULL for NULL input.
--- Field prefixes keep equal values of different fields apart; family and maiden share the prefix
--- 'family' so that one record's maiden name can agree with another's family name.
--- k_*: combinations for blocking and the deterministic rules (NULL when any part is missing).
+-- Field prefixes keep equal values of different fields apart; given, family and maiden names share
+-- the prefix 'name' so that names swapped between the fields, or one record's maiden name and
+-- another's family name, can agree.
+-- t_given_near, t_family_near: tokens of the names of this run one edit apart (sharing a member of
+-- their deletion neighbourhoods, lk_deletions), for the "one edit apart" levels. They depend on the
+-- other names present, so they are left out of the record's fingerprint; every run recomputes them.
+-- Birth dates: the date, the day/month-swapped date, the date with each of its eight digits masked
+-- (position i of t_dob_digit: a one-digit typo there), year-month and the neighbouring months, year.
+-- Tokens of values that repeat (names, cities, ZIPs, dates) are computed once per distinct value.
+-- k_*: combinations for blocking and the deterministic rules, a 60-bit hash of the parts' keyed
+-- tokens (NULL when any part is missing): as secret as the tokens, without another HMAC per record.
 CREATE OR REPLACE TEMP TABLE lk_tokens AS
+WITH names AS (
+    SELECT kind, value, lk_hmac(kind || '|' || value) AS tok
+    FROM (
+        SELECT 'name' AS kind, given AS value FROM lk_normalized WHERE given IS NOT NULL
+        UNION SELECT 'name', family FROM lk_normalized WHERE family IS NOT NULL
+        UNION SELECT 'name', other_family FROM lk_normalized WHERE other_family IS NOT NULL
+        UNION SELECT 'city', city FROM lk_normalized WHERE city IS NOT NULL
+        UNION SELECT 'zip', zip FROM lk_normalized WHERE zip IS NOT NULL
+    )
+),
+deletions AS (
+    SELECT value, unnest(lk_deletions(value)) AS variant FROM names WHERE kind = 'name'
+),
+near AS (  -- per name, the tokens of the other names of this run one edit apart (sorted)
+    SELECT a.value, list_sort(list(DISTINCT n.tok)) AS toks
+    FROM deletions a JOIN deletions b ON b.variant = a.variant AND b.value <> a.value
+    JOIN names n ON n.kind = 'name' AND n.value = b.value
+    GROUP BY a.value
+),
+firsts AS (
+    SELECT given_first, lk_hmac('first|' || given_first) AS t_given_first,
+           list_transform(given_forms, f -> lk_hmac('first|' || f)) AS t_given_forms,
+           lk_hmac('first|' || given_canon) AS t_canon
+    FROM (SELECT DISTINCT given_first, given_forms, given_canon FROM lk_normalized WHERE given_first IS NOT NULL)
+),
+dates AS (
+    SELECT
+        dob,
+        lk_hmac('dob|' || strftime(dob, '%Y-%m-%d')) AS t_dob,
+        lk_hmac('dob|' || strftime(lk_swapped(dob), '%Y-%m-%d')) AS t_dob_swap,
+        list_transform(range(1, 9), i -> lk_hmac('dob-digit|' || i || '|' || substr(strftime(dob, '%Y%m%d'), 1, i - 1)
+            || substr(strftime(dob, '%Y%m%d'), i + 1))) AS t_dob_digit,
+        lk_hmac('ym|' || strftime(dob, '%Y-%m')) AS t_ym,
+        [lk_hmac('ym|' || strftime(dob - INTERVAL 1 MONTH, '%Y-%m')),
+         lk_hmac('ym|' || strftime(dob + INTERVAL 1 MONTH, '%Y-%m'))] AS t_ym_near,
+        lk_hmac('year|' || CAST(year(dob) AS VARCHAR)) AS t_yob
+    FROM (SELECT DISTINCT dob FROM lk_normalized WHERE dob IS NOT NULL)
+),
+record AS (
+    SELECT
+        n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
+        g.tok AS t_given, f.t_given_first, f.t_given_forms, ng.toks AS t_given_near,
+        fa.tok AS t_family, nf.toks AS t_family_near, m.tok AS t_maiden,
+        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym, d.t_ym_near, d.t_yob,
+        lk_hmac('ssn|' || n.ssn) AS t_ssn,
+        lk_hmac('phone|' || n.phone) AS t_phone,
+        lk_hmac('street|' || n.street) AS t_street,
+        z.tok AS t_zip,
+        c.tok AS t_city,
+        lk_hmac('email|' || n.email) AS t_email,
+        lk_hmac('email-user|' || n.email_user) AS t_email_user,
+        f.t_canon,
+        n.street, n.email, n.given, n.family
+    FROM lk_normalized n
+    LEFT JOIN dates d ON d.dob = n.dob
+    LEFT JOIN firsts f ON f.given_first = n.given_first
+    LEFT JOIN names g ON g.kind = 'name' AND g.value = n.given
+    LEFT JOIN names fa ON fa.kind = 'name' AND fa.value = n.family
+    LEFT JOIN near ng ON ng.value = n.given
+    LEFT JOIN near nf ON nf.value = n.family
+    LEFT JOIN names m ON m.kind = 'name' AND m.value = n.other_family
+    LEFT JOIN names c ON c.kind = 'city' AND c.value = n.city
+    LEFT JOIN names z ON z.kind = 'zip' AND z.value = n.zip
+)
 SELECT
-    n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
-    lk_hmac('given|' || n.given) AS t_given,
-    lk_hmac('first|' || n.given_first) AS t_given_first,
-    list_transform(n.given_forms, f -> lk_hmac('first|' || f)) AS t_given_forms,
-    lk_hmac('family|' || n.family) AS t_family,
-    lk_hmac('family|' || n.other_family) AS t_maiden,
-    lk_hmac('dob|' || strftime(n.dob, '%Y-%m-%d')) AS t_dob,
-    lk_hmac('dob|' || strftime(lk_swapped(n.dob), '%Y-%m-%d')) AS t_dob_swap,
-    lk_hmac('ym|' || strftime(n.dob, '%Y-%m')) AS t_ym,
-    lk_hmac('year|' || CAST(year(n.dob) AS VARCHAR)) AS t_yob,
-    lk_hmac('ssn|' || n.ssn) AS t_ssn,
-    lk_hmac('phone|' || n.phone) AS t_phone,
-    lk_hmac('street|' || n.street) AS t_street,
-    lk_hmac('zip|' || n.zip) AS t_zip,
-    lk_hmac('city|' || n.city) AS t_city,
-    lk_hmac('k_name_dob|' || n.given_canon || '|' || n.family || '|' || strftime(n.dob, '%Y-%m-%d')) AS k_name_dob,
-    lk_hmac('k_ssn_dob|' || n.ssn || '|' || strftime(n.dob, '%Y-%m-%d')) AS k_ssn_dob,
-    lk_hmac('k_given_dob_zip|' || n.given_canon || '|' || strftime(n.dob, '%Y-%m-%d') || '|' || n.zip)
-        AS k_given_dob_zip,
-    lk_hmac('k_name_yob|' || n.given_canon || '|' || n.family || '|' || CAST(year(n.dob) AS VARCHAR)) AS k_name_yob,
-    CAST(bg.bits AS BLOB) AS bf_given,
-    CAST(bf.bits AS BLOB) AS bf_family,
-    CAST(bs.bits AS BLOB) AS bf_street
-FROM lk_normalized n
-LEFT JOIN lk_bloom bg ON bg.field = 'given' AND bg.value = n.given
-LEFT JOIN lk_bloom bf ON bf.field = 'family' AND bf.value = n.family
-LEFT JOIN lk_bloom bs ON bs.field = 'street' AND bs.value = n.street
+    r.* EXCLUDE (t_canon, street, email, given, family),
+    CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL AND t_dob IS NOT NULL
+         THEN CAST(hash('k_name_dob', t_canon, t_family, t_dob) >> 4 AS BIGINT) END AS k_name_dob,
+    CASE WHEN t_ssn IS NOT NULL AND t_dob IS NOT NULL
+         THEN CAST(hash('k_ssn_dob', t_ssn, t_dob) >> 4 AS BIGINT) END AS k_ssn_dob,
+    CASE WHEN t_canon IS NOT NULL AND t_dob IS NOT NULL AND t_zip IS NOT NULL
+         THEN CAST(hash('k_given_dob_zip', t_canon, t_dob, t_zip) >> 4 AS BIGINT) END AS k_given_dob_zip,
+    CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL AND t_yob IS NOT NULL
+         THEN CAST(hash('k_name_yob', t_canon, t_family, t_yob) >> 4 AS BIGINT) END AS k_name_yob,
+    bg.words AS bf_given,
+    bf.words AS bf_family,
+    bs.words AS bf_street,
+    be.words AS bf_email
+FROM record r
+LEFT JOIN lk_bloom bg ON bg.field = 'given' AND bg.value = r.given
+LEFT JOIN lk_bloom bf ON bf.field = 'family' AND bf.value = r.family
+LEFT JOIN lk_bloom bs ON bs.field = 'street' AND bs.value = r.street
+LEFT JOIN lk_bloom be ON be.field = 'email' AND be.value = r.email
