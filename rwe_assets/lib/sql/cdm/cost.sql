@@ -17,6 +17,9 @@ WITH event_ids AS (
 SELECT m.source_system, m.record_key AS event_key, m.person_id, m.claim_type,
        arg_min(i.id, i.id) AS event_id, arg_min(i.domain_id, i.id) AS domain_id
 FROM mapped_event m JOIN event_ids i USING (natural_key)
+-- only events a cost row points at (claims lines), not every event of every source
+SEMI JOIN (SELECT DISTINCT source_system, event_key FROM stg_cost WHERE event_key IS NOT NULL) c
+    ON c.source_system = m.source_system AND c.event_key = m.record_key
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE cost_input AS
