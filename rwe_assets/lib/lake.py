@@ -1,7 +1,8 @@
 """Delta tables of the lake: paths, idempotent per-file writes, and reads into DuckDB.
 
-Reads go through deltalake/pyarrow (DuckDB's delta extension cannot be installed offline), never
-by globbing parquet files: files superseded by a delete are still on disk.
+Reads go through deltalake (DuckDB's delta extension cannot be installed offline), never by globbing
+parquet files: files superseded by a delete are still on disk. Either as a pyarrow dataset, or, for
+large scans, as DuckDB's own Parquet reader over exactly the files of the table's current version.
 """
 
 from __future__ import annotations
@@ -69,5 +70,44 @@ def register_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> bool
     table = open_table(path)
     if table is None:
         return False
+    con.register(name, table.to_pyarrow_dataset())
+    return True
+
+
+# Reader features a plain Parquet read of the active files honours; anything else (deletion vectors,
+# column mapping, ...) needs the Delta reader.
+_PLAIN_PARQUET_READER_FEATURES = {"timestampNtz"}
+
+
+def register_parquet_view(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> bool:
+    """Expose a Delta table to DuckDB as view `name` over the Parquet files of its current version, read
+    by DuckDB's parallel Parquet reader: scans and joins over millions of rows run several times faster
+    than through a registered pyarrow dataset. Columns in the Delta schema's order. Falls back to the
+    pyarrow dataset (register_view) when the table has no file, partition columns, column mapping or a
+    reader feature plain Parquet does not carry. Returns False when the table does not exist yet."""
+    table = open_table(path)
+    if table is None:
+        return False
+    metadata, protocol = table.metadata(), table.protocol()
+    files = table.file_uris()
+    plain = (
+        files
+        and not metadata.partition_columns
+        and "delta.columnMapping.mode" not in metadata.configuration
+        and set(protocol.reader_features or ()) <= _PLAIN_PARQUET_READER_FEATURES
+    )
+    if plain:
+        columns = ", ".join('"' + field.name.replace('"', '""') + '"' for field in table.schema().fields)
+        file_list = ", ".join(
+            "'" + uri.replace("'", "''") + "'" for uri in files
+        )  # a view takes no parameters
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                f"SELECT {columns} FROM read_parquet([{file_list}], union_by_name = true)"
+            )
+            return True
+        except duckdb.Error:
+            pass  # e.g. a column of the schema that no file holds yet: the Delta reader knows it
     con.register(name, table.to_pyarrow_dataset())
     return True

@@ -265,12 +265,10 @@ def _only_comments(statement: str) -> bool:
 
 def _register_inputs(con, lake_dir: Path) -> None:
     for name in STAGING_VIEWS:
-        table = lake.open_table(lake.table_path(lake_dir, "staging", name))
-        if table is None:
+        if not lake.register_parquet_view(con, f"stg_{name}", lake.table_path(lake_dir, "staging", name)):
             raise FileNotFoundError(
                 f"staging/{name} does not exist yet: materialize the staging assets first"
             )
-        con.register(f"stg_{name}", table.to_pyarrow_dataset())
     crosswalk = lake.read_table(lake.table_path(lake_dir, "linkage", "person_crosswalk"))
     if crosswalk is None:
         raise FileNotFoundError(
