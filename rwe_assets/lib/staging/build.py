@@ -386,30 +386,48 @@ def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> 
 
 
 def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
-    row_counts = {t.name: con.execute(f"SELECT count(*) FROM staged_{t.name}").fetchone()[0] for t in TABLES}
     con.execute(
         "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
     )
     if raw_counts:
         con.executemany("INSERT INTO raw_counts VALUES (?, ?, ?, ?)", raw_counts)
-    outcome_sql = _outcome_counts_sql()
+    # One pass over each candidate table and its outcomes gives every count: the staged rows of a table
+    # are its 'staged' counts summed (what staged_<table> holds), the reconciliation joins them to the
+    # raw counts.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE outcome_counts AS {_outcome_counts_sql()}")
+    staged = dict(con.execute("SELECT tbl, sum(staged) FROM outcome_counts GROUP BY ALL").fetchall())
+    row_counts = {t.name: int(staged.get(t.name) or 0) for t in TABLES}
     rows = con.execute(
-        f"""
+        """
         SELECT r.tbl, r.src, r.entity, r.raw_rows,
                coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0), coalesce(o.fanout, 0)
-        FROM raw_counts r LEFT JOIN ({outcome_sql}) o
+        FROM raw_counts r LEFT JOIN outcome_counts o
           ON o.tbl = r.tbl AND o.src = r.src AND o.entity = r.entity
         ORDER BY ALL
         """
     ).fetchall()
-    reasons = con.execute(
-        f"SELECT staging_table, reason_code, count(*) FROM ({_rejected_sql('quarantined')}) GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
+    reasons = con.execute(_quarantine_reasons_sql()).fetchall()
     return StagingReport(
         row_counts=row_counts,
         reconciliation=[Reconciliation(*row) for row in rows],
         quarantine_reasons={(t, r): n for t, r, n in reasons},
     )
+
+
+def _quarantine_reasons_sql() -> str:
+    """Quarantined rows per (table, reason), as _rejected_sql('quarantined') holds them, counted from the
+    candidates' own failures and the outcomes alone (an outcome row names exactly one candidate)."""
+    parts = []
+    for table in TABLES:
+        parts.append(
+            f"SELECT '{table.name}' AS staging_table, _reason AS reason_code FROM cand_{table.name} "
+            "WHERE _reason IS NOT NULL"
+        )
+        parts.append(
+            f"SELECT '{table.name}' AS staging_table, reason AS reason_code FROM {table.name}_outcome "
+            "WHERE outcome = 'quarantined'"
+        )
+    return f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY ALL"
 
 
 def _outcome_counts_sql() -> str:

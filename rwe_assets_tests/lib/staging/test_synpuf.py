@@ -202,3 +202,33 @@ def test_yearly_beneficiary_rows_are_one_person_and_death_ends_enrollment(tmp_pa
     assert [r["reason_code"] for r in merged] == ["DUPLICATE_IDENTICAL"]
     spans = sorted((str(r["start_date"]), str(r["end_date"])) for r in staged(lake_dir, "enrollment"))
     assert spans == [("2019-01-01", "2019-12-31"), ("2020-01-01", "2020-05-15")]
+
+
+def test_monthly_enrollment_spans_break_on_plan_change_and_gap(tmp_path):
+    """Spans are runs of enrolled months with one plan: a plan change or an unenrolled month ends one;
+    blank or 0 plans are none (one span); a row with no enrolled month is NO_ENROLLED_MONTH."""
+    plans = {1: "H1", 2: "H1", 3: "H2", 5: "H2", 6: "H2", 7: "0", 8: ""}
+    none = beneficiary("CCC", {})
+    batch = {
+        "DE1_0_2019_Beneficiary_Summary_File_Sample_1.csv": csv_text(
+            "Beneficiary", [beneficiary("BBB", plans), none]
+        ),
+    }
+    lake_dir, report = stage_files(tmp_path, [("b1", batch)])
+    assert_reconciled(report)
+    spans = sorted(
+        (r["source_person_id"], str(r["start_date"]), str(r["end_date"]), r["plan_source_value"])
+        for r in staged(lake_dir, "enrollment")
+    )
+    assert spans == [
+        ("BBB", "2019-01-01", "2019-02-28", "H1"),
+        ("BBB", "2019-03-01", "2019-03-31", "H2"),
+        ("BBB", "2019-05-01", "2019-06-30", "H2"),
+        ("BBB", "2019-07-01", "2019-08-31", None),
+    ]
+    assert (
+        "enrollment",
+        "beneficiary_summary",
+        "NO_ENROLLED_MONTH",
+        "MDCR_ENTLMT_BUYIN_IND_01",
+    ) in quarantine(lake_dir)

@@ -5,36 +5,39 @@
 --   HL7 v3 OIDs that C-CDA-converted resources still carry are both accepted. An unknown system gives
 --   NULL; the staging SQL then keeps the system URL itself as vocabulary_id, so the code is reported
 --   as unmapped by the CDM build, never silently dropped (rwe_fhir_pick_coding).
+-- The n-th system maps to the n-th vocabulary: one list_position per coding (a CASE over the 27
+-- systems inside the codings' lambda costs several times more); the first match wins, as in a CASE.
 CREATE OR REPLACE MACRO rwe_fhir_vocabulary(system) AS
-    CASE lower(rtrim(trim(system), '/'))
-    WHEN 'http://snomed.info/sct' THEN 'SNOMED'
-    WHEN 'urn:oid:2.16.840.1.113883.6.96' THEN 'SNOMED'
-    WHEN 'http://www.nlm.nih.gov/research/umls/rxnorm' THEN 'RxNorm'
-    WHEN 'urn:oid:2.16.840.1.113883.6.88' THEN 'RxNorm'
-    WHEN 'http://loinc.org' THEN 'LOINC'
-    WHEN 'urn:oid:2.16.840.1.113883.6.1' THEN 'LOINC'
-    WHEN 'http://hl7.org/fhir/sid/cvx' THEN 'CVX'
-    WHEN 'urn:oid:2.16.840.1.113883.12.292' THEN 'CVX'
-    WHEN 'http://hl7.org/fhir/sid/icd-10-cm' THEN 'ICD10CM'
-    WHEN 'urn:oid:2.16.840.1.113883.6.90' THEN 'ICD10CM'
-    WHEN 'http://hl7.org/fhir/sid/icd-10' THEN 'ICD10'
-    WHEN 'urn:oid:2.16.840.1.113883.6.3' THEN 'ICD10'
-    WHEN 'http://hl7.org/fhir/sid/icd-9-cm' THEN 'ICD9CM'
-    WHEN 'urn:oid:2.16.840.1.113883.6.103' THEN 'ICD9CM'
-    WHEN 'urn:oid:2.16.840.1.113883.6.104' THEN 'ICD9Proc'
-    WHEN 'http://www.cms.gov/medicare/coding/icd10' THEN 'ICD10PCS'
-    WHEN 'urn:oid:2.16.840.1.113883.6.4' THEN 'ICD10PCS'
-    WHEN 'http://www.ama-assn.org/go/cpt' THEN 'CPT4'
-    WHEN 'urn:oid:2.16.840.1.113883.6.12' THEN 'CPT4'
-    WHEN 'https://www.cms.gov/medicare/coding/hcpcsreleasecodesets' THEN 'HCPCS'
-    WHEN 'http://www.cms.gov/medicare/coding/hcpcsreleasecodesets' THEN 'HCPCS'
-    WHEN 'urn:oid:2.16.840.1.113883.6.285' THEN 'HCPCS'
-    WHEN 'http://hl7.org/fhir/sid/ndc' THEN 'NDC'
-    WHEN 'urn:oid:2.16.840.1.113883.6.69' THEN 'NDC'
-    WHEN 'http://www.whocc.no/atc' THEN 'ATC'
-    WHEN 'http://nucc.org/provider-taxonomy' THEN 'NUCC'
-    WHEN 'http://unitsofmeasure.org' THEN 'UCUM'
-    END;
+    ['SNOMED', 'SNOMED', 'RxNorm', 'RxNorm', 'LOINC', 'LOINC', 'CVX', 'CVX', 'ICD10CM', 'ICD10CM', 'ICD10', 'ICD10', 'ICD9CM', 'ICD9CM', 'ICD9Proc', 'ICD10PCS', 'ICD10PCS', 'CPT4', 'CPT4', 'HCPCS', 'HCPCS', 'HCPCS', 'NDC', 'NDC', 'ATC', 'NUCC', 'UCUM']
+    [list_position([
+        'http://snomed.info/sct',                                    -- 1: SNOMED
+        'urn:oid:2.16.840.1.113883.6.96',                            -- 2: SNOMED
+        'http://www.nlm.nih.gov/research/umls/rxnorm',               -- 3: RxNorm
+        'urn:oid:2.16.840.1.113883.6.88',                            -- 4: RxNorm
+        'http://loinc.org',                                          -- 5: LOINC
+        'urn:oid:2.16.840.1.113883.6.1',                             -- 6: LOINC
+        'http://hl7.org/fhir/sid/cvx',                               -- 7: CVX
+        'urn:oid:2.16.840.1.113883.12.292',                          -- 8: CVX
+        'http://hl7.org/fhir/sid/icd-10-cm',                         -- 9: ICD10CM
+        'urn:oid:2.16.840.1.113883.6.90',                            -- 10: ICD10CM
+        'http://hl7.org/fhir/sid/icd-10',                            -- 11: ICD10
+        'urn:oid:2.16.840.1.113883.6.3',                             -- 12: ICD10
+        'http://hl7.org/fhir/sid/icd-9-cm',                          -- 13: ICD9CM
+        'urn:oid:2.16.840.1.113883.6.103',                           -- 14: ICD9CM
+        'urn:oid:2.16.840.1.113883.6.104',                           -- 15: ICD9Proc
+        'http://www.cms.gov/medicare/coding/icd10',                  -- 16: ICD10PCS
+        'urn:oid:2.16.840.1.113883.6.4',                             -- 17: ICD10PCS
+        'http://www.ama-assn.org/go/cpt',                            -- 18: CPT4
+        'urn:oid:2.16.840.1.113883.6.12',                            -- 19: CPT4
+        'https://www.cms.gov/medicare/coding/hcpcsreleasecodesets',  -- 20: HCPCS
+        'http://www.cms.gov/medicare/coding/hcpcsreleasecodesets',   -- 21: HCPCS
+        'urn:oid:2.16.840.1.113883.6.285',                           -- 22: HCPCS
+        'http://hl7.org/fhir/sid/ndc',                               -- 23: NDC
+        'urn:oid:2.16.840.1.113883.6.69',                            -- 24: NDC
+        'http://www.whocc.no/atc',                                   -- 25: ATC
+        'http://nucc.org/provider-taxonomy',                         -- 26: NUCC
+        'http://unitsofmeasure.org'                                  -- 27: UCUM
+    ], lower(rtrim(trim(system), '/')))];
 
 -- rwe_fhir_ref(ref): a FHIR Reference.reference -> the id of the resource it points at.
 --   Patient/123 -> 123; https://server/fhir/Patient/123/_history/2 -> 123; urn:uuid:6f1c... -> 6f1c...;
