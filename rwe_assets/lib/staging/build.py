@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 
-from rwe_assets.errors import ConfigError
+from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS, Status, read_manifest
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
@@ -139,7 +139,7 @@ def build_staging(
             check_reference(con, table.name, column, parent, parent_column, reason)
         _refresh_staged(con, table.name)
     _write_outputs(con, lake_dir)
-    return _report(con, raw_counts)
+    return _report(con, lake_dir, raw_counts)
 
 
 def current_files(lake_dir: Path, source: str) -> list[str]:
@@ -385,7 +385,7 @@ def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> 
     write_deltalake(str(path), reader, mode="overwrite", schema_mode="overwrite")
 
 
-def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
+def _report(con, lake_dir: Path, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
     con.execute(
         "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
     )
@@ -396,7 +396,13 @@ def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
     # raw counts.
     con.execute(f"CREATE OR REPLACE TEMP TABLE outcome_counts AS {_outcome_counts_sql()}")
     staged = dict(con.execute("SELECT tbl, sum(staged) FROM outcome_counts GROUP BY ALL").fetchall())
-    row_counts = {t.name: int(staged.get(t.name) or 0) for t in TABLES}
+    # The row counts reported are those of the tables written, checked against the accounting above.
+    row_counts = {t.name: _written_rows(lake_dir, t.name) for t in TABLES}
+    for name, written in row_counts.items():
+        if written != int(staged.get(name) or 0):
+            raise ReconciliationError(
+                f"staging/{name}: {written} rows written, {int(staged.get(name) or 0)} accounted as staged"
+            )
     rows = con.execute(
         """
         SELECT r.tbl, r.src, r.entity, r.raw_rows,
@@ -412,6 +418,10 @@ def _report(con, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
         reconciliation=[Reconciliation(*row) for row in rows],
         quarantine_reasons={(t, r): n for t, r, n in reasons},
     )
+
+
+def _written_rows(lake_dir: Path, name: str) -> int:
+    return lake.open_table(lake.table_path(lake_dir, "staging", name)).to_pyarrow_dataset().count_rows()
 
 
 def _quarantine_reasons_sql() -> str:

@@ -6,9 +6,11 @@ import copy
 
 import pytest
 
+from rwe_assets.errors import ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import load_registry, parse_registry
+from rwe_assets.lib.staging import build
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets_tests.conftest import land
 
@@ -225,3 +227,14 @@ def test_answers_that_are_identifiers_are_not_staged(tmp_path, registry):
     )
     answers = {e["code"]: e["value_as_string"] for e in staged(lake_dir, "event")}
     assert answers == {"56799-0": None, "72166-2": "Never smoker"}
+
+
+def test_a_written_table_that_disagrees_with_the_accounting_fails(tmp_path, registry, monkeypatch):
+    original = build._overwrite
+
+    def lose_a_row(lake_dir, name, relation):  # a writer bug that drops one staged person
+        original(lake_dir, name, relation.limit(0) if name == "person_source" else relation)
+
+    monkeypatch.setattr(build, "_overwrite", lose_a_row)
+    with pytest.raises(ReconciliationError, match="staging/person_source: 0 rows written, 1 accounted"):
+        stage(tmp_path, registry, [("b1", {"patients.csv": PATIENTS_HEADER + patient("p1")})])
