@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib.sql_text import quote_identifier
 
 CDM_SCHEMA = "cdm"
 """The DuckDB schema the project creates every CDM table in (clinical, vocabulary and results tables)."""
@@ -218,12 +219,15 @@ def create_table_sql(table: CdmTable | str, schema: str = CDM_SCHEMA, *, primary
     """``CREATE TABLE IF NOT EXISTS`` for one table; a name is looked up in the official spec."""
     table = cdm_spec().table(table) if isinstance(table, str) else table
     columns = [
-        f"    {_quote(f.name)} {f.duckdb_type}{' NOT NULL' if f.is_required else ''}" for f in table.fields
+        f"    {quote_identifier(f.name)} {f.duckdb_type}{' NOT NULL' if f.is_required else ''}"
+        for f in table.fields
     ]
     if primary_keys and table.primary_key:
-        columns.append(f"    PRIMARY KEY ({', '.join(map(_quote, table.primary_key))})")
+        columns.append(f"    PRIMARY KEY ({', '.join(map(quote_identifier, table.primary_key))})")
     body = ",\n".join(columns)
-    return f"CREATE TABLE IF NOT EXISTS {_quote(schema)}.{_quote(table.name)} (\n{body}\n)"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_identifier(schema)}.{quote_identifier(table.name)} (\n{body}\n)"
+    )
 
 
 def cdm_ddl(
@@ -237,7 +241,7 @@ def cdm_ddl(
     spec = spec or cdm_spec()
     chosen = spec.tables if tables is None else [spec.table(name) for name in tables]
     return [
-        f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}",
+        f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}",
         *(create_table_sql(t, schema, primary_keys=primary_keys) for t in chosen),
     ]
 
@@ -246,10 +250,6 @@ def expected_columns(table: CdmTable | str) -> list[tuple[str, str]]:
     """(column, DuckDB type) in spec order, as DuckDB's information_schema.columns reports them."""
     table = cdm_spec().table(table) if isinstance(table, str) else table
     return [(f.name, f.duckdb_type) for f in table.fields]
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 # --- DQD check catalogue ------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from rwe_assets.lib.sql_text import quote_identifier, quote_literal
+
 FILE_SHA256 = "_file_sha256"
 
 
@@ -97,10 +99,8 @@ def register_parquet_view(con: duckdb.DuckDBPyConnection, name: str, path: Path)
         and set(protocol.reader_features or ()) <= _PLAIN_PARQUET_READER_FEATURES
     )
     if plain:
-        columns = ", ".join('"' + field.name.replace('"', '""') + '"' for field in table.schema().fields)
-        file_list = ", ".join(
-            "'" + uri.replace("'", "''") + "'" for uri in files
-        )  # a view takes no parameters
+        columns = ", ".join(quote_identifier(field.name) for field in table.schema().fields)
+        file_list = ", ".join(quote_literal(uri) for uri in files)  # a view definition takes no parameters
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {name} AS "

@@ -63,6 +63,7 @@ import duckdb
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib.cdm_spec import CDM_SCHEMA
+from rwe_assets.lib.sql_text import quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class _Quoted(str):
 def _quote(identifier: str) -> str:
     if not isinstance(identifier, str) or not identifier:
         raise ConfigError(f"SQL identifier: expected a non-empty name, found {identifier!r}")
-    return '"' + identifier.replace('"', '""') + '"'
+    return quote_identifier(identifier)
 
 
 def _qualified(table: str, schema: str) -> _Quoted:

@@ -82,6 +82,7 @@ from rwe_assets.constants import (
     TELEHEALTH,
 )
 from rwe_assets.errors import ReconciliationError, RweError
+from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
 # --- OMOP visit concepts ------------------------------------------------------------------------------
 # Named once in rwe_assets/constants.py. 581476 Home Visit and 722455 Telehealth are the targets of the
@@ -292,11 +293,8 @@ def _render(template: str, **values: str) -> str:
 
 
 def _class_map_values() -> str:
-    def literal(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
     return ",\n        ".join(
-        f"({literal(name)}, {int(spec.concept_id)}, {literal(spec.role)})"
+        f"({quote_literal(name)}, {int(spec.concept_id)}, {quote_literal(spec.role)})"
         for name, spec in VISIT_CLASSES.items()
     )
 
@@ -312,7 +310,7 @@ def _split_name(name: str, what: str) -> list[str]:
 
 
 def _quote(parts: list[str]) -> str:
-    return ".".join('"' + part + '"' for part in parts)
+    return ".".join(quote_identifier(part) for part in parts)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:

@@ -59,6 +59,7 @@ from rwe_assets.lib.cdm_spec import (
     cdm_spec,
     dqd_catalogue,
 )
+from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
 RESULTS_TABLE = "dq_check_results"
 DEATH_GRACE_DAYS = 60
@@ -286,11 +287,11 @@ def write_results(
     """Create ``<results_schema>.dq_check_results`` when missing and replace the rows of the results'
     run ids with ``results``. Returns the table's qualified name."""
     schema_sql = _qualified(results_schema)
-    target = f"{schema_sql}.{_quote(RESULTS_TABLE)}"
+    target = f"{schema_sql}.{quote_identifier(RESULTS_TABLE)}"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {target} ("
-        + ", ".join(f"{_quote(name)} {duck}" for name, duck in RESULT_COLUMNS)
+        + ", ".join(f"{quote_identifier(name)} {duck}" for name, duck in RESULT_COLUMNS)
         + ")"
     )
     batch = pa.Table.from_pylist(
@@ -304,7 +305,7 @@ def write_results(
         try:
             for run in sorted({r.run_id for r in results}):
                 con.execute(f"DELETE FROM {target} WHERE run_id = $run_id", {"run_id": run})
-            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {_quote(view)}")
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {quote_identifier(view)}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -410,7 +411,7 @@ class _Database:
         return self.vocab if is_vocab else self.cdm
 
     def table(self, name: str) -> str:
-        return f"{self.schema_of(name).sql}.{_quote(name)}"
+        return f"{self.schema_of(name).sql}.{quote_identifier(name)}"
 
     def require(self, table: str, *columns: str) -> None:
         """Raise NotApplicable unless the table and its columns exist."""
@@ -453,11 +454,7 @@ def _parts(qualified: str) -> list[str]:
 
 
 def _qualified(qualified: str) -> str:
-    return ".".join(_quote(p) for p in _parts(qualified))
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+    return ".".join(quote_identifier(p) for p in _parts(qualified))
 
 
 # --- planning: a check -> template, identifiers and values -----------------------------------------
@@ -517,7 +514,7 @@ def _table_and_field(check: DqdCheck, db: _Database, *more_columns: str) -> dict
     field = _field(check)
     db.require(check.table, field, *more_columns)
     db.require_rows(check.table)
-    return {"table": db.table(check.table), "field": _quote(field)}
+    return {"table": db.table(check.table), "field": quote_identifier(field)}
 
 
 @_planner("cdmTable")
@@ -551,7 +548,9 @@ def _plan_foreign_key(check: DqdCheck, db: _Database) -> _Plan:
     identifiers = _table_and_field(check, db)
     db.require(fk_table, fk_field)
     return _Plan(
-        "isForeignKey", {**identifiers, "fk_table": db.table(fk_table), "fk_field": _quote(fk_field)}, {}
+        "isForeignKey",
+        {**identifiers, "fk_table": db.table(fk_table), "fk_field": quote_identifier(fk_field)},
+        {},
     )
 
 
@@ -580,7 +579,9 @@ def _plan_standard_valid(check: DqdCheck, db: _Database) -> _Plan:
 def _plan_source_value(check: DqdCheck, db: _Database) -> _Plan:
     concept_field = _param(check, "standardConceptFieldName")
     identifiers = _table_and_field(check, db, concept_field)
-    return _Plan("sourceValueCompleteness", {**identifiers, "concept_field": _quote(concept_field)}, {})
+    return _Plan(
+        "sourceValueCompleteness", {**identifiers, "concept_field": quote_identifier(concept_field)}, {}
+    )
 
 
 @_planner("plausibleValueLow", "plausibleValueHigh")
@@ -600,12 +601,12 @@ def _plan_value_bound(check: DqdCheck, db: _Database) -> _Plan:
     db.require(check.table, field, "unit_concept_id", "value_as_number")
     db.require_rows(check.table)
     subset = (
-        f"(SELECT * FROM {db.table(check.table)} WHERE {_quote(field)} = $concept_id "
+        f"(SELECT * FROM {db.table(check.table)} WHERE {quote_identifier(field)} = $concept_id "
         "AND unit_concept_id = $unit_concept_id)"
     )
     bound = translate_bound(raw, db.type_of(check.table, "value_as_number"), high=high, today=db.today)
     params = {key: bound, "concept_id": check.concept_ids[0], "unit_concept_id": check.unit_concept_id}
-    return _Plan(name, {"table": subset, "field": _quote("value_as_number")}, params)
+    return _Plan(name, {"table": subset, "field": quote_identifier("value_as_number")}, params)
 
 
 def _compare_type(*types: str) -> str:
@@ -620,7 +621,7 @@ def _plan_temporal_after(check: DqdCheck, db: _Database) -> _Plan:
     identifiers = _table_and_field(check, db)
     db.require(after_table, after_field)
     if after_table == check.table:
-        after, join = f"t.{_quote(after_field)}", ""
+        after, join = f"t.{quote_identifier(after_field)}", ""
     else:
         key = (
             next(iter(cdm_spec().table(after_table).primary_key), None)
@@ -631,8 +632,10 @@ def _plan_temporal_after(check: DqdCheck, db: _Database) -> _Plan:
             raise NotApplicable(f"no key relates {check.table} to {after_table}")
         db.require(check.table, key)
         db.require(after_table, key)
-        after = f"a.{_quote(after_field)}"
-        join = f"LEFT JOIN {db.table(after_table)} AS a ON a.{_quote(key)} = t.{_quote(key)}"
+        after = f"a.{quote_identifier(after_field)}"
+        join = (
+            f"LEFT JOIN {db.table(after_table)} AS a ON a.{quote_identifier(key)} = t.{quote_identifier(key)}"
+        )
     compare = _compare_type(db.type_of(check.table, _field(check)), db.type_of(after_table, after_field))
     return _Plan(
         "plausibleTemporalAfter",
@@ -663,7 +666,7 @@ def _plan_start_before_end(check: DqdCheck, db: _Database) -> _Plan:
     compare = _compare_type(db.type_of(check.table, _field(check)), db.type_of(check.table, end_field))
     return _Plan(
         "plausibleStartBeforeEnd",
-        {**identifiers, "end_field": _quote(end_field), "compare_type": compare},
+        {**identifiers, "end_field": quote_identifier(end_field), "compare_type": compare},
         {},
     )
 
@@ -1054,7 +1057,7 @@ def _literal(value: Any) -> str:
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(str(value))
 
 
 def _inline(sql: str, params: Mapping[str, Any]) -> str:
