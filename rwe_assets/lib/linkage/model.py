@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 
@@ -283,15 +284,15 @@ def refine_prior(
     old = settings["probability_two_random_records_match"]
     if not settings.get("trained") or total <= 0:
         return settings
-    # log2 Bayes factor of each pair = match_weight - prior weight used when scoring
+    # log2 Bayes factor of each pair = match_weight - prior weight used when scoring; read once, the
+    # fixed point is iterated in memory
     bayes = f"(match_weight - {math.log2(old / (1 - old))})"
+    factors = con.execute(f"SELECT least({bayes}, 1000) AS b FROM {scored}").fetchnumpy()["b"]
     lam = old
     for _ in range(PRIOR_ROUNDS):
-        (expected,) = con.execute(
-            f"SELECT coalesce(sum(1 / (1 + (1 - $l) / ($l * pow(2, least({bayes}, 1000))))), 0) FROM {scored}",
-            {"l": lam},
-        ).fetchone()
-        new = min(max(expected / total, PRIOR_MIN), 0.5)
+        # P(match | pair, lambda) = 1 / (1 + 2^-(log2 Bayes factor + log2 prior odds))
+        posterior = 1 / (1 + np.exp2(-np.clip(factors + math.log2(lam / (1 - lam)), -1000, 1000)))
+        new = min(max(float(posterior.sum()) / total, PRIOR_MIN), 0.5)
         converged = abs(new - lam) <= 1e-4 * lam
         lam = new
         if converged:
