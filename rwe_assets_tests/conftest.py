@@ -15,6 +15,7 @@ TINY_REGISTRY = {
             "name": "clinic",
             "kind": "ehr",
             "format": "csv",
+            "extract": "snapshot",
             "owner": "test clinic",
             "entities": [
                 {"name": "patients", "required_columns": ["Id", "BIRTHDATE", "FIRST"]},
@@ -29,6 +30,7 @@ TINY_REGISTRY = {
             "name": "fhir",
             "kind": "ehr",
             "format": "ndjson",
+            "extract": "incremental",
             "owner": "test FHIR server",
             "ignore_files": ["log.ndjson"],
             "entities": [{"name": "patient"}, {"name": "condition"}],

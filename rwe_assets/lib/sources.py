@@ -15,6 +15,12 @@ from rwe_assets.errors import ConfigError
 REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
 KINDS = ("ehr", "claims", "genomics")
 FORMATS = ("csv", "ndjson")
+# What one batch of a source says about the records it holds (docs/concepts.md, "Record lifecycle"):
+# snapshot: a batch is the complete current record of every person it contains, so a record of such a
+#   person that the batch leaves out is retired; persons absent from the batch are untouched.
+# incremental: a batch adds or replaces records; only an explicit marker (FHIR 'entered-in-error', a
+#   void claim) retires one.
+EXTRACTS = ("snapshot", "incremental")
 # NDJSON lines whose resourceType the source does not list land here, so nothing is dropped.
 OTHER_RESOURCE = "other_resource"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -36,6 +42,7 @@ class SourceSpec:
     name: str
     kind: str
     format: str
+    extract: str  # one of EXTRACTS
     owner: str
     site: str
     entities: tuple[EntitySpec, ...]
@@ -117,10 +124,13 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
     if not _NAME.match(name):
         raise ConfigError(f"{where}: expected a lower-case name of letters, digits and _, found {name!r}")
     kind, fmt = _required(raw, "kind", where), _required(raw, "format", where)
+    extract = _required(raw, "extract", where)
     if kind not in KINDS:
         raise ConfigError(f"{where}: expected kind one of {', '.join(KINDS)}, found {kind!r}")
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: expected format one of {', '.join(FORMATS)}, found {fmt!r}")
+    if extract not in EXTRACTS:
+        raise ConfigError(f"{where}: expected extract one of {', '.join(EXTRACTS)}, found {extract!r}")
     entities = tuple(_parse_entity(entity, fmt, where) for entity in raw.get("entities") or [])
     if not entities:
         raise ConfigError(f"{where}: expected at least one entity")
@@ -130,6 +140,7 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
         name=name,
         kind=kind,
         format=fmt,
+        extract=extract,
         owner=str(raw.get("owner", "")),
         site=str(raw.get("site", name)),
         entities=entities,

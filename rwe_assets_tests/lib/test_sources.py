@@ -38,6 +38,7 @@ def test_adding_a_source_is_a_registry_entry(registry):
             "name": "registry_b",
             "kind": "ehr",
             "format": "csv",
+            "extract": "snapshot",
             "owner": "tumour registry",
             "entities": [{"name": "tumours", "required_columns": ["ID"]}],
         }
@@ -52,6 +53,8 @@ def test_adding_a_source_is_a_registry_entry(registry):
         (lambda d: d["sources"].append(dict(d["sources"][0])), "unique"),
         (lambda d: d["sources"][0].update(kind="lab"), "expected kind"),
         (lambda d: d["sources"][0].update(format="xml"), "expected format"),
+        (lambda d: d["sources"][0].update(extract="full"), "expected extract one of snapshot, incremental"),
+        (lambda d: d["sources"][0].pop("extract"), "expected a non-empty 'extract'"),
         (lambda d: d["sources"][0].update(name="Bad Name"), "lower-case"),
         (lambda d: d["sources"][0].update(entities=[]), "at least one entity"),
         (lambda d: d.update(sources=[]), "non-empty list"),

@@ -42,7 +42,8 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
             RECONCILIATION_CHECK,
             asset=spec.key,
             blocking=True,
-            description="Per source and raw entity: raw rows = staged + quarantined + merged duplicates.",
+            description="Per source and raw entity: raw rows + fan-out = staged + quarantined + merged versions "
+            "+ retired records.",
         )
         for spec in canonical
     ]
@@ -112,11 +113,14 @@ def _materialization(lake_dir, table: str, report: StagingReport) -> dg.Material
     delta = lake.open_table(lake.table_path(lake_dir, "staging", table))
     rows = [r for r in report.reconciliation if r.table == table]
     reasons = {reason: n for (t, reason), n in report.quarantine_reasons.items() if t == table}
+    retired = {reason: n for (t, reason), n in report.retired_reasons.items() if t == table}
     metadata = {
         "dagster/row_count": report.row_counts[table],
         "rows_quarantined": sum(r.quarantined for r in rows),
         "rows_merged": sum(r.merged for r in rows),
+        "rows_retired": sum(r.retired for r in rows),
         "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "retired_reasons": dg.MetadataValue.json(retired),
         "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", table))),
     }
     if delta is not None:
@@ -130,7 +134,8 @@ def _reconciliation(table: str, report: StagingReport) -> dg.AssetCheckResult:
     rows = [r for r in report.reconciliation if r.table == table]
     broken = [r for r in rows if r.unaccounted != 0]
     lines = [
-        f"| {r.source_system} | {r.source_entity} | {r.raw_rows} | {r.fanout} | {r.staged} | {r.quarantined} | {r.merged} |"
+        f"| {r.source_system} | {r.source_entity} | {r.raw_rows} | {r.fanout} | {r.staged} | {r.quarantined} "
+        f"| {r.merged} | {r.retired} |"
         for r in rows
     ]
     return dg.AssetCheckResult(
@@ -142,8 +147,8 @@ def _reconciliation(table: str, report: StagingReport) -> dg.AssetCheckResult:
             "raw_rows": sum(r.raw_rows for r in rows),
             "rows_unaccounted": sum(r.unaccounted for r in rows),
             "counts": dg.MetadataValue.md(
-                "| source | raw entity | raw | fan-out | staged | quarantined | merged |\n|---|---|---|---|---|---|---|\n"
-                + "\n".join(lines)
+                "| source | raw entity | raw | fan-out | staged | quarantined | merged | retired |\n"
+                "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines)
             ),
         },
     )

@@ -230,6 +230,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         _cdm_source(con, lake_dir, version)
         unmapped = _results(con)
         _linkage_metrics(con, lake_dir)
+        _staging_outcomes(con, lake_dir)
         counts = {
             t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
         }
@@ -369,6 +370,28 @@ def _linkage_metrics(con, lake_dir: Path) -> None:
             "CREATE OR REPLACE TABLE results.linkage_metrics "
             "(metric VARCHAR, dimension VARCHAR, value DOUBLE, computed_at TIMESTAMP WITH TIME ZONE)"
         )
+
+
+# The staging tables of rows not staged, by outcome (lib/staging/build.py, lib/staging/lifecycle.py).
+STAGING_OUTCOMES = {"quarantined": "_quarantine", "merged": "_merged", "retired": "_retired"}
+
+
+def _staging_outcomes(con, lake_dir: Path) -> None:
+    """results.staging_outcomes: rows per staging outcome, table, source, raw entity and reason, so an
+    analyst sees what the CDM leaves out and why (superseded versions, retired and quarantined rows)."""
+    parts = []
+    for outcome, table in STAGING_OUTCOMES.items():
+        if lake.register_parquet_view(con, f"stg{table}", lake.table_path(lake_dir, "staging", table)):
+            parts.append(
+                f"SELECT '{outcome}' AS outcome, staging_table, source_system, _source_entity AS source_entity, "
+                f"reason_code, count(*) AS row_count FROM stg{table} GROUP BY ALL"
+            )
+    empty = "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT WHERE false"
+    con.execute(
+        "CREATE OR REPLACE TABLE results.staging_outcomes (outcome VARCHAR, staging_table VARCHAR, "
+        "source_system VARCHAR, source_entity VARCHAR, reason_code VARCHAR, row_count BIGINT)"
+    )
+    con.execute(f"INSERT INTO results.staging_outcomes {' UNION ALL '.join(parts) or empty} ORDER BY ALL")
 
 
 def _exclude_unobserved_persons(con) -> int:

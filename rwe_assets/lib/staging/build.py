@@ -5,13 +5,16 @@ entity>.sql`) turn one raw entity into candidate rows of one canonical table. Ea
 the first validation rule it fails (`_failure`: reason code and field) or none. Then, over all sources:
 
 1. rows that fail a rule go to quarantine with their reason;
-2. rows sharing a record key are resolved (`resolve_duplicates`): the row from the latest batch is
-   kept; identical copies are merged ('DUPLICATE_IDENTICAL'), older differing versions are merged as
-   'SUPERSEDED', and a differing row of the same batch is quarantined ('DUPLICATE_ID');
+2. each record's current version is chosen and older or withdrawn ones retired (lib/staging/lifecycle.py):
+   versions of one key resolve to the latest ('DUPLICATE_IDENTICAL' and 'SUPERSEDED' merge, a
+   differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
+   newer version of its source record no longer holds is retired, and so is a record whose latest
+   version has a status reason ('ENTERED_IN_ERROR', 'NOT_DONE', 'VOIDED');
 3. references are checked in order person -> visit -> event: a row whose person (or visit) was not
    staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
 
-Counts reconcile per source, raw entity and table: raw rows + fan-out = staged + quarantined + merged,
+Counts reconcile per source, raw entity and table: raw rows + fan-out = staged + quarantined + merged
++ retired,
 where fan-out counts the extra rows of a raw row that stages as several (a FHIR Observation with n
 components gives n rows: fan-out n - 1). A profile may define macros in `<profile>/_macros.sql`.
 Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
@@ -30,13 +33,23 @@ from deltalake import write_deltalake
 
 from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
-from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS, Status, read_manifest
+from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
+from rwe_assets.lib.staging.lifecycle import (
+    IS_STATUS,
+    create_batch_info,
+    create_snapshot_cover,
+    current_manifest_rows,
+    number_natural_key_collisions,
+    resolve_versions,
+    retire_absent,
+)
 from rwe_assets.lib.staging.model import BY_NAME, TABLES
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
 QUARANTINE = "_quarantine"
 MERGED = "_merged"
+RETIRED = "_retired"
 # The order references are checked in: a table's rows need the rows of the tables before it.
 REFERENCES = {
     "person_pii": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
@@ -97,11 +110,12 @@ class Reconciliation:
     staged: int
     quarantined: int
     merged: int
+    retired: int = 0  # versions the source withdrew or a newer batch left out (lib/staging/lifecycle.py)
     fanout: int = 0  # extra rows from raw rows that stage as several rows (FHIR Observation components)
 
     @property
     def unaccounted(self) -> int:
-        return self.raw_rows + self.fanout - self.staged - self.quarantined - self.merged
+        return self.raw_rows + self.fanout - self.staged - self.quarantined - self.merged - self.retired
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class StagingReport:
     row_counts: dict[str, int]
     reconciliation: list[Reconciliation]
     quarantine_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
+    retired_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
 
 
 def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -133,8 +148,13 @@ def build_staging(
             raw_counts += _stage_source(con, lake_dir, source)
     redact_identifying_answers(con)
     redact_note_identifiers(con)
+    create_batch_info(con, lake_dir, registry)
+    create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     for table in TABLES:  # in reference order: parents are final before their children are checked
-        resolve_duplicates(con, table.name)
+        content = ", ".join(f'"{name}"' for name, _ in table.columns)
+        number_natural_key_collisions(con, table.name, content)
+        retire_absent(con, table.name, _has_person(table.name))
+        resolve_versions(con, table.name, content)
         for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
             check_reference(con, table.name, column, parent, parent_column, reason)
         _refresh_staged(con, table.name)
@@ -142,23 +162,21 @@ def build_staging(
     return _report(con, lake_dir, raw_counts)
 
 
+def _has_person(table_name: str) -> bool:
+    return "source_person_id" in BY_NAME[table_name].column_names
+
+
 def current_files(lake_dir: Path, source: str) -> list[str]:
     """sha256 of the files whose rows are current: ingested, and the latest version of their path."""
-    latest: dict[tuple[str, str], tuple[int, str]] = {}
-    for row in read_manifest(lake_dir, source).to_pylist():
-        if row["status"] != Status.INGESTED:
-            continue
-        key = (row["batch_id"], row["relative_path"])
-        if key not in latest or row["file_version"] > latest[key][0]:
-            latest[key] = (row["file_version"], row["file_sha256"])
-    return sorted(sha for _, sha in latest.values())
+    return sorted(row["file_sha256"] for row in current_manifest_rows(lake_dir, source))
 
 
 def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in TABLES:
         columns = ", ".join(f'"{name}" {kind}' for name, kind in table.all_columns)
         con.execute(
-            f"CREATE OR REPLACE TABLE cand_{table.name} ({columns}, _reason VARCHAR, _reason_field VARCHAR)"
+            f"CREATE OR REPLACE TABLE cand_{table.name} "
+            f"({columns}, _reason VARCHAR, _reason_field VARCHAR, _natural_key BOOLEAN)"
         )
         con.execute(
             f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
@@ -182,7 +200,7 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
             sql, params = sql_file.read_text(), {"source": source.name}
             select = _select_list(con, table.name, sql, params, sql_file)
             con.execute(
-                f"INSERT INTO cand_{table.name} SELECT {select}, _failure.reason, _failure.field FROM ({sql})",
+                f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})",
                 params,
             )
             counts.append((table.name, source.name, entity, raw_rows))
@@ -190,7 +208,9 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
 
 
 def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
-    """The table's columns as the profile's SQL outputs them; an optional column it leaves out is NULL."""
+    """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL),
+    then the failure and whether record_key is natural (`_natural_key`, false when not output; see
+    lib/staging/lifecycle.py)."""
     table = BY_NAME[table_name]
     output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
     missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
@@ -198,7 +218,9 @@ def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -
         raise ConfigError(
             f"{sql_file}: expected the columns of staging.{table_name}, found none for {missing}"
         )
-    return ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
+    columns = ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
+    natural = "coalesce(_natural_key, false)" if "_natural_key" in output else "false"
+    return f"{columns}, _failure.reason, _failure.field, {natural}"
 
 
 def _optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:
@@ -286,43 +308,6 @@ def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"UPDATE cand_note SET note_text = {names}", {"names": SYNTHEA_NAME})
 
 
-def resolve_duplicates(con: duckdb.DuckDBPyConnection, table_name: str) -> None:
-    """Among valid candidates sharing (source_system, record_key) keep one; see the module docstring."""
-    table = BY_NAME[table_name]
-    content = ", ".join(f'"{name}"' for name, _ in table.columns)
-    # Only keys held by several valid rows can have a loser: find them with one hash aggregate, then
-    # rank (a sort) and hash the content of their rows only, not of the whole table.
-    con.execute(
-        f"""
-        INSERT INTO {table_name}_outcome
-        WITH duplicate_keys AS (
-            SELECT source_system, record_key FROM cand_{table_name}
-            WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1
-        ),
-        ranked AS (
-            SELECT c.rowid AS row_id, c._batch_id, md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash,
-                   row_number() OVER w AS rank,
-                   first_value(md5(CAST(ROW({content}) AS VARCHAR))) OVER w AS keeper_hash,
-                   first_value(c._batch_id) OVER w AS keeper_batch
-            FROM cand_{table_name} c
-            JOIN duplicate_keys d
-              ON d.source_system IS NOT DISTINCT FROM c.source_system
-             AND d.record_key IS NOT DISTINCT FROM c.record_key
-            WHERE c._reason IS NULL
-            WINDOW w AS (PARTITION BY c.source_system, c.record_key
-                         ORDER BY c._ingested_at DESC, c._batch_id DESC, c._source_file, c._line_number)
-        )
-        SELECT row_id,
-               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch THEN 'merged' ELSE 'quarantined' END,
-               CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
-                    WHEN _batch_id <> keeper_batch THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
-               'record_key'
-        FROM ranked
-        WHERE rank > 1
-        """
-    )
-
-
 def check_reference(con, table_name: str, column: str, parent: str, parent_column: str, reason: str) -> None:
     """Quarantine valid rows of `table_name` whose non-null `column` matches no staged row of `parent`
     of the same source system."""
@@ -358,6 +343,7 @@ def _write_outputs(con, lake_dir: Path) -> None:
         _overwrite(lake_dir, table.name, con.sql(f"SELECT * FROM staged_{table.name}"))
     _overwrite(lake_dir, QUARANTINE, con.sql(_rejected_sql("quarantined")))
     _overwrite(lake_dir, MERGED, con.sql(_rejected_sql("merged")))
+    _overwrite(lake_dir, RETIRED, con.sql(_rejected_sql("retired")))
 
 
 def _rejected_sql(outcome: str) -> str:
@@ -366,7 +352,7 @@ def _rejected_sql(outcome: str) -> str:
         rows = f"""
             SELECT '{table.name}' AS staging_table, source_system, record_key, _source_entity, _source_file,
                    _line_number, _batch_id, _reason AS reason_code, _reason_field AS field
-            FROM cand_{table.name} WHERE _reason IS NOT NULL
+            FROM cand_{table.name} c WHERE _reason IS NOT NULL AND NOT {IS_STATUS}
         """
         derived = f"""
             SELECT '{table.name}' AS staging_table, c.source_system, c.record_key, c._source_entity,
@@ -406,17 +392,18 @@ def _report(con, lake_dir: Path, raw_counts: list[tuple[str, str, str, int]]) ->
     rows = con.execute(
         """
         SELECT r.tbl, r.src, r.entity, r.raw_rows,
-               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0), coalesce(o.fanout, 0)
+               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0), coalesce(o.retired, 0),
+               coalesce(o.fanout, 0)
         FROM raw_counts r LEFT JOIN outcome_counts o
           ON o.tbl = r.tbl AND o.src = r.src AND o.entity = r.entity
         ORDER BY ALL
         """
     ).fetchall()
-    reasons = con.execute(_quarantine_reasons_sql()).fetchall()
     return StagingReport(
         row_counts=row_counts,
         reconciliation=[Reconciliation(*row) for row in rows],
-        quarantine_reasons={(t, r): n for t, r, n in reasons},
+        quarantine_reasons=_reasons(con, "quarantined"),
+        retired_reasons=_reasons(con, "retired"),
     )
 
 
@@ -424,20 +411,23 @@ def _written_rows(lake_dir: Path, name: str) -> int:
     return lake.open_table(lake.table_path(lake_dir, "staging", name)).to_pyarrow_dataset().count_rows()
 
 
-def _quarantine_reasons_sql() -> str:
-    """Quarantined rows per (table, reason), as _rejected_sql('quarantined') holds them, counted from the
-    candidates' own failures and the outcomes alone (an outcome row names exactly one candidate)."""
+def _reasons(con, outcome: str) -> dict[tuple[str, str], int]:
+    """Rows per (table, reason) of one outcome, as _rejected_sql(outcome) holds them, counted from the
+    candidates' own failures (quarantine only) and the outcomes alone (an outcome row names exactly one
+    candidate)."""
     parts = []
     for table in TABLES:
-        parts.append(
-            f"SELECT '{table.name}' AS staging_table, _reason AS reason_code FROM cand_{table.name} "
-            "WHERE _reason IS NOT NULL"
-        )
+        if outcome == "quarantined":
+            parts.append(
+                f"SELECT '{table.name}' AS staging_table, _reason AS reason_code FROM cand_{table.name} c "
+                f"WHERE _reason IS NOT NULL AND NOT {IS_STATUS}"
+            )
         parts.append(
             f"SELECT '{table.name}' AS staging_table, reason AS reason_code FROM {table.name}_outcome "
-            "WHERE outcome = 'quarantined'"
+            f"WHERE outcome = '{outcome}'"
         )
-    return f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY ALL"
+    sql = f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
+    return {(t, r): n for t, r, n in con.execute(sql).fetchall()}
 
 
 def _outcome_counts_sql() -> str:
@@ -447,8 +437,10 @@ def _outcome_counts_sql() -> str:
             f"""
             SELECT '{table.name}' AS tbl, c.source_system AS src, c._source_entity AS entity,
                    count(*) FILTER (WHERE c._reason IS NULL AND o.outcome IS NULL) AS staged,
-                   count(*) FILTER (WHERE c._reason IS NOT NULL OR o.outcome = 'quarantined') AS quarantined,
-                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome = 'merged') AS merged,
+                   count(*) FILTER (WHERE o.outcome = 'quarantined' OR (o.outcome IS NULL AND c._reason IS NOT NULL))
+                       AS quarantined,
+                   count(*) FILTER (WHERE o.outcome = 'merged') AS merged,
+                   count(*) FILTER (WHERE o.outcome = 'retired') AS retired,
                    count(*) - count(DISTINCT (c._source_file, c._line_number)) AS fanout
             FROM cand_{table.name} c LEFT JOIN {table.name}_outcome o ON o.row_id = c.rowid
             GROUP BY ALL

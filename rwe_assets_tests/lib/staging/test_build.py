@@ -51,6 +51,7 @@ def synthea_registry():
             "name": "site",
             "kind": "ehr",
             "format": "csv",
+            "extract": "snapshot",
             "owner": "test",
             "staging_profile": "synthea_csv",
             "entities": [

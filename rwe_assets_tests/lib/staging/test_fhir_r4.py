@@ -32,6 +32,10 @@ NOT_COMPARED = ("_batch_id", "_source_file", "_ingested_at")
 
 @pytest.fixture
 def registry():
+    return fhir_registry()
+
+
+def fhir_registry():
     """The project's FHIR source (its entity list), alone and staged with the fhir_r4 profile."""
     project = load_registry().get("ehr_site_b")
     document = {
@@ -40,6 +44,7 @@ def registry():
                 "name": "site",
                 "kind": "ehr",
                 "format": "ndjson",
+                "extract": "incremental",
                 "owner": "test",
                 "staging_profile": "fhir_r4",
                 "entities": [{"name": name} for name in project.entity_names],
@@ -67,12 +72,16 @@ def staged(lake_dir: Path, name: str) -> list[dict]:
     return sorted(rows, key=lambda row: row["record_key"])
 
 
-def quarantined(lake_dir: Path) -> list[tuple]:
-    rows = lake.read_table(lake.table_path(lake_dir, "staging", "_quarantine")).to_pylist()
+def quarantined(lake_dir: Path, table: str = "_quarantine") -> list[tuple]:
+    rows = lake.read_table(lake.table_path(lake_dir, "staging", table)).to_pylist()
     return sorted(
         (r["staging_table"], r["_source_entity"], r["_line_number"], r["reason_code"], r["field"])
         for r in rows
     )
+
+
+def retired(lake_dir: Path) -> list[tuple]:
+    return quarantined(lake_dir, "_retired")
 
 
 def assert_reconciles(report, fanout: dict[tuple[str, str], int] | None = None) -> None:
@@ -759,7 +768,6 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
         ("event", "medicationrequest", 1, "NEGATIVE_QUANTITY", "dispenseRequest.quantity"),
         ("event", "observation", 1, "INVALID_NUMBER", "valueQuantity.value"),
         ("event", "observation", 2, "INVALID_DATE", "effective[x]"),
-        ("event", "procedure", 1, "NOT_DONE", "status"),
         ("person_pii", "patient", 2, "MISSING_ID", "id"),
         ("person_pii", "patient", 3, "ORPHAN_PERSON", "source_person_id"),
         ("person_pii", "patient", 4, "ORPHAN_PERSON", "source_person_id"),
@@ -771,9 +779,14 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
         ("visit", "encounter", 2, "MISSING_PERSON", "subject"),
         ("visit", "encounter", 3, "INVALID_DATE", "period.start"),
         ("visit", "encounter", 4, "END_BEFORE_START", "period.end"),
-        ("visit", "encounter", 5, "ENTERED_IN_ERROR", "status"),
         ("visit", "encounter", 6, "ORPHAN_PERSON", "source_person_id"),
     ]
+    # the source's own status is not bad input: such a record is retired, with its reason
+    assert retired(lake_dir) == [
+        ("event", "procedure", 1, "NOT_DONE", "status"),
+        ("visit", "encounter", 5, "ENTERED_IN_ERROR", "status"),
+    ]
+    assert report.retired_reasons == {("event", "NOT_DONE"): 1, ("visit", "ENTERED_IN_ERROR"): 1}
     assert [p["source_person_id"] for p in staged(lake_dir, "person_source")] == ["p1"]
     assert [v["record_key"] for v in staged(lake_dir, "visit")] == ["e1"]
     assert [e["record_key"] for e in staged(lake_dir, "event")] == ["Condition/c1"]
@@ -873,8 +886,8 @@ def test_document_references_stage_as_notes_with_identifiers_redacted(tmp_path, 
         ("note", "documentreference", 2, "MISSING_TEXT", "content.attachment.data"),
         ("note", "documentreference", 3, "UNSUPPORTED_CONTENT_TYPE", "content.attachment.contentType"),
         ("note", "documentreference", 4, "INVALID_TEXT", "content.attachment.data"),
-        ("note", "documentreference", 5, "ENTERED_IN_ERROR", "status"),
         ("note", "documentreference", 6, "MISSING_VISIT", "visit_key"),
         ("note", "documentreference", 7, "INVALID_DATE", "date"),
     ]
+    assert retired(lake_dir) == [("note", "documentreference", 5, "ENTERED_IN_ERROR", "status")]
     assert_reconciles(report)

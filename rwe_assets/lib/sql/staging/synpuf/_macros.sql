@@ -43,16 +43,24 @@ SELECT * FROM (VALUES
     ('HCPCS_CD', 'procedure', 'hcpcs')
 ) AS family(prefix, event_kind, coding);
 
+-- A void: CLM_ADJSMT_TYPE_CD '1' (cancellation, as in CMS claim feeds; absent in DE-SynPUF, where it
+-- reads as blank) cancels the claim or fill sent before under the same id. VOIDED is a status reason:
+-- the void is the claim's latest version and retires it from staging (lib/staging/lifecycle.py).
+CREATE OR REPLACE MACRO synpuf_voided(adjustment) AS
+    {'reason': 'VOIDED', 'field': 'CLM_ADJSMT_TYPE_CD', 'failed': rwe_text(adjustment) = '1'};
+
 -- A claim's record key: the file kind, the claim id and its segment (institutional claims can have
 -- several; carrier claims have none and count as segment 1).
 CREATE OR REPLACE MACRO synpuf_claim_key(entity, claim_id, segment) AS
     entity || '|' || rwe_text(claim_id) || '|' || coalesce(rwe_text(segment), '1');
 
--- The checks every claim row makes, in order: MISSING_ID, MISSING_PERSON, then the claim period
--- (INVALID_DATE on CLM_FROM_DT / CLM_THRU_DT, END_BEFORE_START when the thru date is before the from date).
-CREATE OR REPLACE MACRO synpuf_claim_failure(claim_id, person, from_text, thru_text) AS coalesce(
+-- The checks every claim row makes, in order: MISSING_ID, VOIDED (synpuf_voided), MISSING_PERSON,
+-- then the claim period (INVALID_DATE on CLM_FROM_DT / CLM_THRU_DT, END_BEFORE_START when the thru
+-- date is before the from date).
+CREATE OR REPLACE MACRO synpuf_claim_failure(claim_id, person, from_text, thru_text, adjustment) AS coalesce(
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'CLM_ID', 'failed': rwe_text(claim_id) IS NULL},
+        synpuf_voided(adjustment),
         {'reason': 'MISSING_PERSON', 'field': 'DESYNPUF_ID', 'failed': rwe_text(person) IS NULL}
     ]),
     rwe_first_failure([
@@ -108,7 +116,7 @@ claims AS (
            rwe_text(DESYNPUF_ID) AS source_person_id,
            rwe_ts(CLM_FROM_DT) AS start_datetime,
            rwe_ts(CLM_THRU_DT) AS end_datetime,
-           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS claim_failure,
+           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD) AS claim_failure,
            list_filter(list_transform(k.columns, c -> struct_insert(c, raw := r.raw_codes[c.i],
                    dotless := upper(replace(rwe_text(r.raw_codes[c.i]), '.', '')))), c -> c.raw IS NOT NULL) AS columns
     FROM (SELECT *, [*COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')] AS raw_codes

@@ -6,6 +6,14 @@
 -- rwe_first_failure over one list would, without building and concatenating lists per row). Values
 -- are the raw CSV text; a field is the CSV column's name.
 --
+-- rwe_csv_natural_key(entity, patient, encounter, code, start): the record key of a Synthea file
+--   without an Id column: the fields a correction does not change (a corrected STOP, VALUE or UNITS
+--   is a new version of the same record, not a second record). A file using it also outputs
+--   `true AS _natural_key`, so rows of one batch sharing the key with different content (two
+--   prescriptions of one drug started in one encounter) become `<key>#2`, ... (lib/staging/lifecycle.py).
+CREATE OR REPLACE MACRO rwe_csv_natural_key(entity, patient, encounter, code, start) AS
+    md5(concat_ws('|', entity, rwe_text(patient), rwe_text(encounter), rwe_text(code), rwe_text(start)));
+
 -- rwe_csv_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
 --   is blank or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START
 --   when the end is before the start. A file without an end column leaves end_field and end_text out.

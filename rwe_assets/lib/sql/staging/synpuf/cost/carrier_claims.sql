@@ -12,7 +12,7 @@ WITH claims AS (
            synpuf_claim_key('carrier_claims', CLM_ID, SEGMENT) AS claim_key,
            rwe_text(DESYNPUF_ID) AS source_person_id,
            rwe_date(CLM_FROM_DT) AS cost_date,
-           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS claim_failure,
+           synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD) AS claim_failure,
            [*COLUMNS('^HCPCS_CD_[0-9]+$')] AS hcpcs, [*COLUMNS('^LINE_NCH_PMT_AMT_[0-9]+$')] AS payer,
            [*COLUMNS('^LINE_BENE_PTB_DDCTBL_AMT_[0-9]+$')] AS deductible,
            [*COLUMNS('^LINE_COINSRNC_AMT_[0-9]+$')] AS coinsurance,

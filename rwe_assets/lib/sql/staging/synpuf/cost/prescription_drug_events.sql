@@ -24,6 +24,7 @@ SELECT
     coalesce(
         rwe_first_failure([
             {'reason': 'MISSING_ID', 'field': 'PDE_ID', 'failed': rwe_text(PDE_ID) IS NULL},
+            synpuf_voided(CLM_ADJSMT_TYPE_CD),
             {'reason': 'MISSING_PERSON', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL},
             {'reason': 'INVALID_DATE', 'field': 'SRVC_DT', 'failed': rwe_ts(SRVC_DT) IS NULL}
         ]),

@@ -73,7 +73,9 @@ spanned AS (  -- one row per span; a row with none keeps one row whose span is N
 )
 SELECT
     $source AS source_system,
-    rwe_text(DESYNPUF_ID) || '|' || _year || '|' || coalesce(s.first_month, 0) AS record_key,
+    -- the beneficiary-year row is the source record (its spans are parts: '#'), so a corrected year
+    -- replaces all of that year's spans (lib/staging/lifecycle.py)
+    rwe_text(DESYNPUF_ID) || '|' || _year || '#' || coalesce(s.first_month, 0) AS record_key,
     'beneficiary_summary' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     rwe_text(DESYNPUF_ID) AS source_person_id,
     make_date(_year, s.first_month, 1) AS start_date,

@@ -19,6 +19,7 @@ SELECT
     NULL AS condition_status,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'PDE_ID', 'failed': rwe_text(PDE_ID) IS NULL},
+        synpuf_voided(CLM_ADJSMT_TYPE_CD),
         {'reason': 'MISSING_PERSON', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL},
         {'reason': 'MISSING_CODE', 'field': 'PROD_SRVC_ID', 'failed': rwe_text(PROD_SRVC_ID) IS NULL},
         {'reason': 'INVALID_DATE', 'field': 'SRVC_DT', 'failed': rwe_ts(SRVC_DT) IS NULL},

@@ -14,5 +14,5 @@ SELECT
     synpuf_npi(PRF_PHYSN_NPI_1) AS provider_key,
     NULL AS care_site_key,
     'carrier' AS claim_type,
-    synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS _failure
+    synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD) AS _failure
 FROM raw_carrier_claims

@@ -17,7 +17,7 @@ SELECT
     rwe_text(PRVDR_NUM) AS care_site_key,
     'inpatient' AS claim_type,
     coalesce(
-        synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT),
+        synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD),
         rwe_first_failure([
             {'reason': 'INVALID_DATE', 'field': 'CLM_ADMSN_DT', 'failed': rwe_bad_ts(CLM_ADMSN_DT)},
             {'reason': 'INVALID_DATE', 'field': 'NCH_BENE_DSCHRG_DT', 'failed': rwe_bad_ts(NCH_BENE_DSCHRG_DT)},

@@ -14,5 +14,5 @@ SELECT
     synpuf_npi(AT_PHYSN_NPI) AS provider_key,
     rwe_text(PRVDR_NUM) AS care_site_key,
     'outpatient' AS claim_type,
-    synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT) AS _failure
+    synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD) AS _failure
 FROM raw_outpatient_claims

@@ -2,7 +2,7 @@
 -- RxNorm); an unknown system keeps its name as vocabulary_id and simply does not map.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'allergies', PATIENT, ENCOUNTER, CODE, SYSTEM, START, STOP)) AS record_key,
+    rwe_csv_natural_key('allergies', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
     'allergies' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'allergy' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

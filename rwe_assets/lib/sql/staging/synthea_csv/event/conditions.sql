@@ -1,9 +1,9 @@
 -- Synthea conditions.csv -> staging.event (event_kind 'condition'); CODE is SNOMED CT.
--- Conditions have no id in Synthea: the record key is a hash of the row's content, so the same
--- condition in a later full export is recognised as the same record.
+-- Conditions have no id in Synthea: the record key is PATIENT, ENCOUNTER, CODE, START
+-- (rwe_csv_natural_key), so a corrected STOP in a later export is a new version of the same record.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'conditions', PATIENT, ENCOUNTER, CODE, START, STOP)) AS record_key,
+    rwe_csv_natural_key('conditions', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
     'conditions' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'condition' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

@@ -2,7 +2,7 @@
 -- a device serial and can identify a patient.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'devices', PATIENT, ENCOUNTER, CODE, START, STOP, UDI)) AS record_key,
+    rwe_csv_natural_key('devices', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
     'devices' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'device' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

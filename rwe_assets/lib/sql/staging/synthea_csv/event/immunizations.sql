@@ -2,7 +2,7 @@
 -- OMOP: CVX maps to standard RxNorm/CVX concepts of domain Drug, so they land in DRUG_EXPOSURE.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'immunizations', PATIENT, ENCOUNTER, CODE, DATE)) AS record_key,
+    rwe_csv_natural_key('immunizations', PATIENT, ENCOUNTER, CODE, DATE) AS record_key, true AS _natural_key,
     'immunizations' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'immunization' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

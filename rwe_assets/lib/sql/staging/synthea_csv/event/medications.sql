@@ -5,7 +5,7 @@
 -- still ends at STOP (drug_exposure_end_date), so eras see the whole course.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'medications', PATIENT, ENCOUNTER, CODE, START, STOP)) AS record_key,
+    rwe_csv_natural_key('medications', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
     'medications' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'drug' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

@@ -4,7 +4,7 @@
 -- Whether a row lands in MEASUREMENT or OBSERVATION is decided by its mapped concept's domain.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'observations', PATIENT, ENCOUNTER, CATEGORY, CODE, DATE, VALUE, UNITS)) AS record_key,
+    rwe_csv_natural_key('observations', PATIENT, ENCOUNTER, CODE, DATE) AS record_key, true AS _natural_key,
     'observations' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'measurement' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

@@ -1,7 +1,7 @@
 -- Synthea procedures.csv -> staging.event ('procedure'); CODE is SNOMED CT.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'procedures', PATIENT, ENCOUNTER, CODE, START, STOP)) AS record_key,
+    rwe_csv_natural_key('procedures', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
     'procedures' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'procedure' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

@@ -1,7 +1,7 @@
 -- Synthea supplies.csv -> staging.event ('device'); CODE is SNOMED CT, QUANTITY a count.
 SELECT
     $source AS source_system,
-    md5(concat_ws('|', 'supplies', PATIENT, ENCOUNTER, CODE, DATE, QUANTITY)) AS record_key,
+    rwe_csv_natural_key('supplies', PATIENT, ENCOUNTER, CODE, DATE) AS record_key, true AS _natural_key,
     'supplies' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     'device' AS event_kind,
     rwe_text(PATIENT) AS source_person_id,

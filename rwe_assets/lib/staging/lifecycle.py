@@ -1,0 +1,236 @@
+"""Record lifecycle in staging: which version of each source record is current, and which are retired.
+
+Staging is rebuilt from every current raw file, so a record sent in several batches has several
+candidate rows; the staged tables hold only its current state. A candidate is a *version* of its record
+when it passes validation, or when its only failure is a status reason (STATUS_REASONS: the source says
+the record is not, or no longer, a fact). Per table, in this order:
+
+1. `number_natural_key_collisions`: a natural record key (built from fields that do not change on
+   correction, for sources without ids: Synthea's PATIENT, ENCOUNTER, CODE, START) can be shared by
+   different records of one batch (two prescriptions of one drug started together). Such rows get
+   the key `<key>#2`, `<key>#3`, ... in file order; identical copies keep one key and merge later.
+2. `retire_absent`: a version is retired when a newer batch speaks for its scope without it:
+   - snapshot sources (`extract: snapshot`): the scope is the person and raw entity; the latest batch
+     holding both the person and a file of that entity is the person's complete record of it, so an
+     older row whose key it lacks is retired ('ABSENT_FROM_SNAPSHOT'). Persons a batch does not hold
+     are untouched.
+   - every source: the scope is the source record, the part of record_key before the first '#' (a
+     claim, a FHIR resource, a colliding natural key): a source record that stages as several rows
+     (claim lines, Observation components) is replaced whole, so a row its newer version no longer
+     has is retired ('ABSENT_FROM_NEWER_VERSION').
+3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then ingest
+   time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'), differing
+   older ones are 'SUPERSEDED', a differing row of the same batch is quarantined ('DUPLICATE_ID'). A
+   winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
+   resource withdraws the record it corrects; a void claim cancels the claim).
+
+Outcomes land in `<table>_outcome` (row_id, outcome, reason, field): 'merged', 'retired' or
+'quarantined'; a candidate with no outcome and no failure is staged. Batch order is the order in which
+each batch's first current file was ingested (`batch_info`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets.lib.raw_ingest import Status, read_manifest
+from rwe_assets.lib.sources import SourceRegistry
+
+# Failures that are the source's own statement about a record, not bad input: the row is a version of
+# its record (it takes part in key resolution) and, when it is the latest one, retires the record.
+STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "VOIDED")
+_STATUS_LIST = ", ".join(f"'{reason}'" for reason in STATUS_REASONS)
+IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"
+IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"
+
+
+def create_batch_info(con: duckdb.DuckDBPyConnection, lake_dir: Path, registry: SourceRegistry) -> None:
+    """Tables batch_info (source_system, _batch_id, batch_order, snapshot) and batch_entity
+    (source_system, batch_order, entity: a raw entity the batch has a current file of)."""
+    batches, entities = [], []
+    for source in registry:
+        if not source.staging_profile:
+            continue
+        first_ingest: dict[str, object] = {}
+        held: dict[str, set[str]] = {}
+        for row in current_manifest_rows(lake_dir, source.name):
+            batch = row["batch_id"]
+            first_ingest[batch] = min(first_ingest.get(batch, row["ingested_at"]), row["ingested_at"])
+            held.setdefault(batch, set()).update(e for e in (row["entities"] or "").split(",") if e)
+        ordered = sorted(first_ingest, key=lambda b: (first_ingest[b], b))
+        for order, batch in enumerate(ordered, start=1):
+            batches.append((source.name, batch, order, source.extract == "snapshot"))
+            entities += [(source.name, order, entity) for entity in sorted(held[batch])]
+    con.execute(
+        "CREATE OR REPLACE TABLE batch_info "
+        "(source_system VARCHAR, _batch_id VARCHAR, batch_order INTEGER, snapshot BOOLEAN)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE batch_entity (source_system VARCHAR, batch_order INTEGER, entity VARCHAR)"
+    )
+    _insert(con, "batch_info", batches)
+    _insert(con, "batch_entity", entities)
+
+
+def current_manifest_rows(lake_dir: Path, source: str) -> list[dict]:
+    """Manifest rows of the files whose rows are current (ingested, latest version of their path)."""
+    latest: dict[tuple[str, str], dict] = {}
+    for row in read_manifest(lake_dir, source).to_pylist():
+        key = (row["batch_id"], row["relative_path"])
+        if row["status"] == Status.INGESTED and (
+            key not in latest or row["file_version"] > latest[key]["file_version"]
+        ):
+            latest[key] = row
+    return list(latest.values())
+
+
+def _insert(con, table: str, rows: list[tuple]) -> None:
+    if rows:
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+
+def number_natural_key_collisions(con: duckdb.DuckDBPyConnection, table_name: str, content: str) -> None:
+    """Give the 2nd, 3rd, ... distinct row sharing a natural key within one batch its own key."""
+    con.execute(
+        f"""
+        UPDATE cand_{table_name} t SET record_key = t.record_key || '#' || n.ordinal
+        FROM (
+            WITH shared AS (
+                SELECT source_system, _batch_id, record_key FROM cand_{table_name} c
+                WHERE c._natural_key AND {IS_VERSION} GROUP BY ALL HAVING count(*) > 1
+            ),
+            versions AS (
+                SELECT c.rowid AS row_id, c.source_system, c._batch_id, c.record_key,
+                       md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash, c._source_file, c._line_number
+                FROM cand_{table_name} c JOIN shared s
+                  ON s.source_system = c.source_system AND s._batch_id = c._batch_id
+                 AND s.record_key = c.record_key
+                WHERE c._natural_key AND {IS_VERSION}
+            ),
+            contents AS (  -- each distinct content once, in the order it first appears in the batch
+                SELECT source_system, _batch_id, record_key, content_hash,
+                       row_number() OVER (PARTITION BY source_system, _batch_id, record_key
+                                          ORDER BY min(_source_file), min(_line_number)) AS ordinal
+                FROM versions GROUP BY source_system, _batch_id, record_key, content_hash
+            )
+            SELECT v.row_id, c.ordinal FROM versions v JOIN contents c USING (source_system, _batch_id, record_key, content_hash)
+            WHERE c.ordinal > 1
+        ) n
+        WHERE t.rowid = n.row_id
+        """
+    )
+
+
+def create_snapshot_cover(con: duckdb.DuckDBPyConnection, person_tables: list[str]) -> None:
+    """Table snapshot_cover (source_system, source_person_id, entity, latest): for each person of a
+    snapshot source seen in several batches, the latest batch that holds the person and the entity."""
+    held = " UNION ".join(
+        f"SELECT DISTINCT source_system, _batch_id, source_person_id FROM cand_{t} WHERE source_person_id IS NOT NULL"
+        for t in person_tables
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE snapshot_cover AS
+        WITH presence AS (
+            SELECT p.source_system, p.source_person_id, b.batch_order
+            FROM ({held}) p JOIN batch_info b USING (source_system, _batch_id)
+            WHERE b.snapshot
+        ),
+        several AS (
+            SELECT source_system, source_person_id FROM presence GROUP BY ALL HAVING count(*) > 1
+        )
+        SELECT p.source_system, p.source_person_id, e.entity, max(p.batch_order) AS latest
+        FROM presence p JOIN several USING (source_system, source_person_id)
+        JOIN batch_entity e ON e.source_system = p.source_system AND e.batch_order = p.batch_order
+        GROUP BY ALL
+        """
+    )
+
+
+def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: bool) -> None:
+    """Retire versions a newer batch no longer holds (rule 2 of the module docstring)."""
+    ordered = f"""
+        SELECT c.rowid AS row_id, c.source_system, c.record_key, c._source_entity, b.batch_order,
+               {IS_VERSION} AS is_version{", c.source_person_id" if has_person else ""}
+        FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
+        WHERE c.record_key IS NOT NULL
+    """
+    absent_from_latest = """
+        AND NOT EXISTS (SELECT 1 FROM ordered n WHERE n.source_system = r.source_system
+                        AND n.record_key = r.record_key AND n.batch_order = v.latest)
+    """
+    if has_person:
+        con.execute(
+            f"""
+            INSERT INTO {table_name}_outcome
+            WITH ordered AS ({ordered})
+            SELECT r.row_id, 'retired', 'ABSENT_FROM_SNAPSHOT', 'source_person_id'
+            FROM ordered r JOIN snapshot_cover v
+              ON v.source_system = r.source_system AND v.source_person_id = r.source_person_id
+             AND v.entity = r._source_entity
+            WHERE r.is_version AND r.batch_order < v.latest {absent_from_latest}
+            """
+        )
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
+        WITH ordered AS (SELECT *, split_part(record_key, '#', 1) AS record FROM ({ordered})),
+        resent AS (  -- source records sent in several batches: only these can have lost a row
+            SELECT source_system, record, max(batch_order) AS latest FROM ordered
+            GROUP BY ALL HAVING min(batch_order) < max(batch_order)
+        )
+        SELECT r.row_id, 'retired', 'ABSENT_FROM_NEWER_VERSION', 'record_key'
+        FROM ordered r JOIN resent v USING (source_system, record)
+        WHERE r.is_version AND r.batch_order < v.latest
+          AND r.row_id NOT IN (SELECT row_id FROM {table_name}_outcome) {absent_from_latest}
+        """
+    )
+
+
+def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: str) -> None:
+    """Keep the latest version of each key (rule 3 of the module docstring)."""
+    # Only keys held by several versions can have a loser: find them with one hash aggregate, then
+    # rank (a sort) and hash the content of their rows only, not of the whole table.
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
+        WITH open_versions AS (
+            SELECT c.rowid AS row_id, c.*, b.batch_order FROM cand_{table_name} c
+            JOIN batch_info b USING (source_system, _batch_id)
+            WHERE {IS_VERSION} AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
+        ),
+        duplicate_keys AS (
+            SELECT source_system, record_key FROM open_versions GROUP BY ALL HAVING count(*) > 1
+        ),
+        ranked AS (
+            SELECT c.row_id, c._batch_id,
+                   md5(CAST(ROW({content}, c._reason) AS VARCHAR)) AS content_hash,
+                   row_number() OVER w AS rank,
+                   first_value(md5(CAST(ROW({content}, c._reason) AS VARCHAR))) OVER w AS keeper_hash,
+                   first_value(c._batch_id) OVER w AS keeper_batch
+            FROM open_versions c
+            JOIN duplicate_keys d
+              ON d.source_system IS NOT DISTINCT FROM c.source_system
+             AND d.record_key IS NOT DISTINCT FROM c.record_key
+            WINDOW w AS (PARTITION BY c.source_system, c.record_key
+                         ORDER BY c.batch_order DESC, c._ingested_at DESC, c._source_file, c._line_number)
+        )
+        SELECT row_id,
+               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch THEN 'merged' ELSE 'quarantined' END,
+               CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
+                    WHEN _batch_id <> keeper_batch THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
+               'record_key'
+        FROM ranked
+        WHERE rank > 1
+        """
+    )
+    # A status row left without an outcome is the current version of its record: it retires it.
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
+        SELECT c.rowid, 'retired', c._reason, c._reason_field FROM cand_{table_name} c
+        WHERE {IS_STATUS} AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
+        """
+    )
