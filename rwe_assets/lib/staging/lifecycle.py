@@ -40,7 +40,7 @@ from rwe_assets.lib.sources import SourceRegistry
 
 # Failures that are the source's own statement about a record, not bad input: the row is a version of
 # its record (it takes part in key resolution) and, when it is the latest one, retires the record.
-STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "VOIDED")
+STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "CANCELLED", "PLANNED", "REFUTED", "VOIDED")
 _STATUS_LIST = ", ".join(f"'{reason}'" for reason in STATUS_REASONS)
 IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"
 IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"

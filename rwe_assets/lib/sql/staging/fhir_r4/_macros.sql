@@ -81,18 +81,20 @@ CREATE OR REPLACE MACRO rwe_fhir_home_address(addresses) AS
 -- Values are passed already normalized (ids by rwe_fhir_ref, the code from rwe_fhir_pick_coding);
 -- dates as text, parsed by rwe_ts.
 --
--- rwe_fhir_status_failure(id, status_field, status_codes[, not_done_code]): the resource's own
---   state, checked first: MISSING_ID (blank resource id, field 'id'); ENTERED_IN_ERROR when
---   status_codes (the codes of status_field: [status], or the codings of verificationStatus) hold
---   'entered-in-error'; NOT_DONE when they hold not_done_code, the resource's "did not happen" status
---   ('not-done', 'abandoned'), which resources without one leave out.
-CREATE OR REPLACE MACRO rwe_fhir_status_failure(id, status_field, status_codes, not_done_code := NULL) AS
-    rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(id) IS NULL},
-        {'reason': 'ENTERED_IN_ERROR', 'field': status_field,
-         'failed': list_contains(status_codes, 'entered-in-error')},
-        {'reason': 'NOT_DONE', 'field': status_field, 'failed': list_contains(status_codes, not_done_code)}
-    ]);
+-- rwe_fhir_status_failure(id, status_field, status_codes[, withdrawn]): the resource's own state,
+--   checked first: MISSING_ID (blank resource id, field 'id'); ENTERED_IN_ERROR when status_codes (the
+--   codes of status_field: [status], or the codings of verificationStatus) hold 'entered-in-error';
+--   then, in order, each {'code', 'reason'} of withdrawn whose code they hold: the statuses of that
+--   resource type saying it is not a fact (not-done -> NOT_DONE, cancelled -> CANCELLED, draft ->
+--   PLANNED, refuted -> REFUTED, ...; the table in README.md). These reasons are status reasons
+--   (lib/staging/lifecycle.py STATUS_REASONS): the row retires its record instead of being quarantined.
+CREATE OR REPLACE MACRO rwe_fhir_status_failure(id, status_field, status_codes, withdrawn := NULL) AS
+    rwe_first_failure(list_concat(
+        [{'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(id) IS NULL},
+         {'reason': 'ENTERED_IN_ERROR', 'field': status_field,
+          'failed': list_contains(status_codes, 'entered-in-error')}],
+        list_transform(withdrawn, w -> {'reason': w.reason, 'field': status_field,
+                                        'failed': list_contains(status_codes, w.code)})));
 
 -- rwe_fhir_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
 --   is missing or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START

@@ -4,7 +4,8 @@
 -- start: onsetDateTime, else onsetPeriod.start, else recordedDate (Synthea writes only recordedDate);
 -- end: NULL (FHIR has no end; a resolved allergy shows in clinicalStatus only).
 -- provider_key: asserter, else recorder. record_key: 'AllergyIntolerance/<id>'.
--- Rules: id, patient, code, parseable start; verificationStatus 'entered-in-error' -> ENTERED_IN_ERROR.
+-- Rules: id, patient, code, parseable start; verificationStatus 'entered-in-error' -> ENTERED_IN_ERROR,
+--   'refuted' -> REFUTED (status reasons: README.md).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -46,7 +47,8 @@ SELECT
     provider_ref AS provider_key,
     coalesce(
         rwe_fhir_status_failure(resource_id, 'verificationStatus',
-                                list_transform(r.verificationStatus.coding, c -> c.code)),
+                                list_transform(r.verificationStatus.coding, c -> c.code),
+                                [{'code': 'refuted', 'reason': 'REFUTED'}]),
         rwe_fhir_event_failure('patient', person_ref, 'code', coding.code, 'onset[x]', start_text)
     ) AS _failure
 FROM picked

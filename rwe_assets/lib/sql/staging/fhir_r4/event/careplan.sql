@@ -5,7 +5,7 @@
 -- vocabulary_id (reported unmapped). Activities (activity.detail.code) are not staged.
 -- start / end: period.start / period.end. record_key: 'CarePlan/<id>'.
 -- Rules: id, subject, code, parseable start; end parseable, not before start; status
---   'entered-in-error' -> ENTERED_IN_ERROR.
+--   'entered-in-error' -> ENTERED_IN_ERROR, 'revoked' -> CANCELLED, 'draft' -> PLANNED.
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -41,7 +41,8 @@ SELECT
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status],
+                                [{'code': 'revoked', 'reason': 'CANCELLED'}, {'code': 'draft', 'reason': 'PLANNED'}]),
         rwe_fhir_event_failure('subject', person_ref, 'category', coding.code,
                                'period.start', r.period.start, 'period.end', r.period."end")
     ) AS _failure

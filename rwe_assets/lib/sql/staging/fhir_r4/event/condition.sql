@@ -7,7 +7,7 @@
 -- record_key: 'Condition/<id>' (FHIR ids are unique per resource type only, and the event table holds
 --   every type).
 -- Rules: id, subject, code and a parseable start required; end parseable and not before start;
---   verificationStatus 'entered-in-error' -> ENTERED_IN_ERROR.
+--   verificationStatus 'entered-in-error' -> ENTERED_IN_ERROR, 'refuted' -> REFUTED (ruled out).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -50,7 +50,8 @@ SELECT
     provider_ref AS provider_key,
     coalesce(
         rwe_fhir_status_failure(resource_id, 'verificationStatus',
-                                list_transform(r.verificationStatus.coding, c -> c.code)),
+                                list_transform(r.verificationStatus.coding, c -> c.code),
+                                [{'code': 'refuted', 'reason': 'REFUTED'}]),
         rwe_fhir_event_failure('subject', person_ref, 'code', coding.code,
                                'onsetDateTime', start_text, 'abatementDateTime', end_text)
     ) AS _failure

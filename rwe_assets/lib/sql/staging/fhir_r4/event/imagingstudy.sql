@@ -2,7 +2,8 @@
 -- stages imaging_studies. Codes: the codings of every procedureCode, chosen as in _macros.sql
 -- (SNOMED CT in Synthea). A study without procedureCode is MISSING_CODE (series modality / body site
 -- are DICOM and SNOMED qualifiers, not the procedure). start: started. record_key: 'ImagingStudy/<id>'.
--- Rules: id, subject, code, parseable start; status 'entered-in-error' -> ENTERED_IN_ERROR.
+-- Rules: id, subject, code, parseable start; status 'entered-in-error' -> ENTERED_IN_ERROR,
+--   'cancelled' -> CANCELLED.
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -39,7 +40,7 @@ SELECT
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply, NULL AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], [{'code': 'cancelled', 'reason': 'CANCELLED'}]),
         rwe_fhir_event_failure('subject', person_ref, 'procedureCode', coding.code, 'started', r.started)
     ) AS _failure
 FROM picked

@@ -44,7 +44,7 @@ SELECT
     1.0 AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'not-done'),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], [{'code': 'not-done', 'reason': 'NOT_DONE'}]),
         rwe_fhir_event_failure('patient', person_ref, 'vaccineCode', coding.code, 'occurrence[x]', start_text)
     ) AS _failure
 FROM picked

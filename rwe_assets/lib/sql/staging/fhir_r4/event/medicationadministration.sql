@@ -47,7 +47,7 @@ SELECT
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'not-done'),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], [{'code': 'not-done', 'reason': 'NOT_DONE'}]),
         rwe_fhir_event_failure('subject', person_ref, 'medicationCodeableConcept', coding.code,
                                'effective[x]', start_text, 'effectivePeriod.end', end_text)
     ) AS _failure

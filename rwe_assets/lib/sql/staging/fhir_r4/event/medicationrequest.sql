@@ -10,11 +10,12 @@
 --   x30, no unit = days; any other unit gives no days_supply. Rounded to whole days.
 -- provider_key: requester. record_key: 'MedicationRequest/<id>'.
 -- Rules: id, subject, code, parseable authoredOn; quantity / supply duration numeric (INVALID_NUMBER)
---   and not negative (NEGATIVE_QUANTITY); status 'entered-in-error' -> ENTERED_IN_ERROR.
+--   and not negative (NEGATIVE_QUANTITY); status 'entered-in-error' -> ENTERED_IN_ERROR,
+--   'cancelled' -> CANCELLED, 'draft' -> PLANNED; intent proposal/plan/option -> PLANNED (not an order).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
-            "status": "VARCHAR",
+            "status": "VARCHAR", "intent": "VARCHAR",
             "medicationCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}],
                                           "text": "VARCHAR"},
             "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
@@ -65,7 +66,11 @@ SELECT
     CAST(round(supply_days) AS INTEGER) AS days_supply,
     provider_ref AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status],
+                                [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'draft', 'reason': 'PLANNED'}]),
+        -- a plan or proposal is not an order: nothing was prescribed
+        rwe_first_failure([{'reason': 'PLANNED', 'field': 'intent',
+                            'failed': r.intent IN ('proposal', 'plan', 'option')}]),
         rwe_fhir_event_failure('subject', person_ref, 'medicationCodeableConcept', coding.code,
                                'authoredOn', r.authoredOn),
         rwe_first_failure([

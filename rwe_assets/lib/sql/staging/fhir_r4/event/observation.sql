@@ -16,7 +16,8 @@
 --   INVALID_NUMBER.
 -- start: effectiveDateTime, else effectivePeriod.start, else effectiveInstant; end: effectivePeriod.end.
 -- provider_key: the first performer. Rules: id, subject, code, parseable start; end not before start;
---   status 'entered-in-error' -> ENTERED_IN_ERROR.
+--   status 'entered-in-error' -> ENTERED_IN_ERROR, 'cancelled' -> CANCELLED, 'registered' -> PLANNED
+--   (no result yet).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -89,7 +90,8 @@ SELECT
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status],
+                                [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'registered', 'reason': 'PLANNED'}]),
         rwe_fhir_event_failure('subject', person_ref,
                                CASE WHEN part.idx IS NULL THEN 'code' ELSE 'component.code' END, coding.code,
                                'effective[x]', start_text, 'effectivePeriod.end', end_text),

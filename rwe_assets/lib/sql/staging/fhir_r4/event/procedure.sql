@@ -3,7 +3,8 @@
 -- start: performedDateTime, else performedPeriod.start; end: performedPeriod.end.
 -- provider_key: the first performer's actor. record_key: 'Procedure/<id>'.
 -- Rules: id, subject, code, parseable start; end parseable and not before start; status
---   'entered-in-error' -> ENTERED_IN_ERROR, 'not-done' -> NOT_DONE (the procedure did not happen).
+--   'entered-in-error' -> ENTERED_IN_ERROR, 'not-done' -> NOT_DONE (the procedure did not happen),
+--   'preparation' -> PLANNED.
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -44,7 +45,8 @@ SELECT
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'not-done'),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status],
+                                [{'code': 'not-done', 'reason': 'NOT_DONE'}, {'code': 'preparation', 'reason': 'PLANNED'}]),
         rwe_fhir_event_failure('subject', person_ref, 'code', coding.code,
                                'performed[x]', start_text, 'performedPeriod.end', end_text)
     ) AS _failure

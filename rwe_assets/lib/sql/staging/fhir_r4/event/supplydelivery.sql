@@ -41,7 +41,7 @@ SELECT
     NULL AS value_as_number, NULL AS value_as_string, NULL AS unit_source_value,
     rwe_num(r.suppliedItem.quantity.value) AS quantity, NULL AS days_supply, NULL AS provider_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status], 'abandoned'),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status], [{'code': 'abandoned', 'reason': 'NOT_DONE'}]),
         rwe_fhir_event_failure('patient', person_ref, 'suppliedItem.itemCodeableConcept', coding.code,
                                'occurrence[x]', start_text),
         rwe_first_failure([

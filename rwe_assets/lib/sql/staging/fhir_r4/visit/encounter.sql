@@ -8,7 +8,8 @@
 -- source_person_id, provider_key (first participant with an individual), care_site_key
 --   (serviceProvider): the referenced id, normalized by rwe_fhir_ref (_macros.sql).
 -- Rules: id, subject and a parseable period.start required; end not before start; an encounter
---   whose status is 'entered-in-error' is quarantined (ENTERED_IN_ERROR).
+--   whose status is 'entered-in-error' (ENTERED_IN_ERROR), 'cancelled' (CANCELLED) or
+--   'planned' (PLANNED) is retired, a status reason (README.md).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -51,7 +52,8 @@ SELECT
         .individual.reference) AS provider_key,
     rwe_fhir_ref(r.serviceProvider.reference) AS care_site_key,
     coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+        rwe_fhir_status_failure(resource_id, 'status', [r.status],
+                                [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'planned', 'reason': 'PLANNED'}]),
         rwe_first_failure([
             {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': rwe_fhir_ref(r.subject.reference) IS NULL}
         ]),
