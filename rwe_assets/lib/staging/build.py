@@ -188,15 +188,17 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
     shas = pa.array(current_files(lake_dir, source.name), pa.string())
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
-    macros = profile_dir / "_macros.sql"
+    optional = _optional_raw_columns(profile_dir)
+    for entity in source.entity_names:  # every one: a file may read another entity (a Medication)
+        _register_raw(con, lake_dir, source, entity, shas)
+        _add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
+    macros = profile_dir / "_macros.sql"  # after the raw views: a table macro may read one
     if macros.exists():
         con.execute(macros.read_text())
-    optional = _optional_raw_columns(profile_dir)
     for table in TABLES:
         for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
             entity = sql_file.stem
-            raw_rows = _register_raw(con, lake_dir, source, entity, shas)
-            _add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
+            raw_rows = con.execute(f"SELECT count(*) FROM raw_{entity}").fetchone()[0]
             sql, params = sql_file.read_text(), {"source": source.name}
             select = _select_list(con, table.name, sql, params, sql_file)
             con.execute(
@@ -243,7 +245,7 @@ def _add_missing_columns(con, view: str, columns: tuple[str, ...]) -> None:
         con.execute(f"CREATE VIEW {view} AS SELECT *, {extra} FROM {view}_layout")
 
 
-def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa.Array) -> int:
+def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa.Array) -> None:
     """Expose raw/<source>/<entity> (current files only) as view raw_<entity>; an entity that never
     landed is an empty table with its declared columns."""
     view = f"raw_{entity}"
@@ -253,11 +255,10 @@ def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa
         columns = [*declared, *source.entity(entity).required_columns, *PROVENANCE_COLUMNS]
         typed = ", ".join(f'CAST(NULL AS {_RAW_TYPES.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {typed} WHERE false")
-        return 0
+        return
     dataset = table.to_pyarrow_dataset().filter(pc.field("_file_sha256").isin(shas))
     con.register(f"{view}_arrow", dataset)
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_arrow")
-    return con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
 
 
 _RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}

@@ -117,12 +117,14 @@ EVENT = StagedTable(
         ("provider_key", "VARCHAR"),
         ("claim_type", "VARCHAR"),
         ("condition_status", "VARCHAR"),
+        ("refills", "INTEGER"),
     ),
     "Every clinical fact (condition, drug, procedure, measurement, immunization, allergy, device, "
     "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain. "
     "claim_type (inpatient, outpatient, carrier, pharmacy) is set when the fact comes from a claim, "
-    "condition_status (primary, secondary) when the source ranks diagnoses.",
-    optional=frozenset({"claim_type", "condition_status"}),
+    "condition_status (primary, secondary) when the source ranks diagnoses; refills, the repeats a "
+    "prescription allows.",
+    optional=frozenset({"claim_type", "condition_status", "refills"}),
 )
 
 ENROLLMENT = StagedTable(

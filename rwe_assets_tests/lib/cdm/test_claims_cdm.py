@@ -164,7 +164,8 @@ def test_fills_become_pharmacy_claim_exposures_with_supply(cdm):
         "SELECT drug_concept_id, drug_exposure_start_date::VARCHAR, drug_exposure_end_date::VARCHAR, days_supply, "
         "quantity, drug_type_concept_id FROM cdm.drug_exposure"
     ).fetchall()
-    assert fill == [(LISINOPRIL_10, "2019-06-01", "2019-08-30", 90, 90.0, c.PHARMACY_CLAIM)]
+    # a 90-day supply dispensed on June 1 lasts through August 29 (start + days_supply - 1)
+    assert fill == [(LISINOPRIL_10, "2019-06-01", "2019-08-29", 90, 90.0, c.PHARMACY_CLAIM)]
 
 
 def test_costs_are_linked_to_their_rows_and_plan_periods(cdm):

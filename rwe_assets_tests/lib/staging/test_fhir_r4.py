@@ -179,6 +179,7 @@ EVENT_DEFAULTS = {
     "provider_key": None,
     "claim_type": None,  # set by claims profiles only
     "condition_status": None,
+    "refills": None,
 }
 
 
@@ -797,6 +798,9 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
 
 def test_the_profile_macros_map_systems_and_references():
     con = staging_connection()
+    # the profile's table macros read the raw views the framework registers first
+    con.execute("CREATE VIEW raw_medication AS SELECT '' AS resource_id, '' AS resource_json, "
+                "NULL::TIMESTAMPTZ AS _ingested_at, 0 AS _line_number WHERE false")  # fmt: skip
     con.execute((PROFILE_DIR / "_macros.sql").read_text())
     systems = con.execute(
         "SELECT rwe_fhir_vocabulary('http://snomed.info/sct/'), rwe_fhir_vocabulary(' http://LOINC.org '), "

@@ -118,3 +118,21 @@ CREATE OR REPLACE MACRO rwe_fhir_event_failure(person_field, person_ref, code_fi
             {'reason': 'MISSING_CODE', 'field': code_field, 'failed': code IS NULL}
         ]),
         rwe_fhir_period_failure(start_field, start_text, end_field, end_text));
+
+-- rwe_fhir_medication_codings(concept, reference, contained): the codings naming a request's or an
+--   administration's drug. medicationCodeableConcept when given; else medicationReference resolved to a
+--   Medication contained in the resource ('#id') or sent as a Medication resource of the source
+--   (rwe_fhir_medications, joined by the caller as `med` on med.id = rwe_fhir_ref(reference)).
+CREATE OR REPLACE MACRO rwe_fhir_medication_codings(concept, reference, contained, medication) AS coalesce(
+    nullif(concept.coding, []),
+    list_filter(contained, c -> c.resourceType = 'Medication' AND '#' || c.id = trim(reference))[1].code.coding,
+    medication.coding);
+
+-- rwe_fhir_medications(): the Medication resources of the source's current files, the latest version
+--   of each id (batch order is what lib/staging/lifecycle.py resolves; here the latest ingest wins).
+CREATE OR REPLACE MACRO rwe_fhir_medications() AS TABLE
+    SELECT rwe_text(resource_id) AS id,
+           from_json(resource_json, '{"code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR",
+                                                            "display": "VARCHAR"}], "text": "VARCHAR"}}').code AS code
+    FROM raw_medication
+    QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id) ORDER BY _ingested_at DESC, _line_number DESC) = 1;

@@ -1,6 +1,6 @@
 -- FHIR R4 MedicationAdministration -> staging.event ('drug'): a drug given (Synthea: inpatient
--- administrations). Codes: medicationCodeableConcept.coding, chosen as in _macros.sql (RxNorm);
--- medicationReference only -> MISSING_CODE (see medicationrequest.sql).
+-- administrations). Codes: medicationCodeableConcept.coding, chosen as in _macros.sql (RxNorm), else
+-- medicationReference resolved as in medicationrequest.sql.
 -- start / end: effectiveDateTime, else effectivePeriod.start / effectivePeriod.end. visit_key: context
 -- (the R4 name of the encounter). quantity: not staged (dosage.dose is an amount in mg/mL, not a
 -- count). provider_key: the first performer's actor. record_key: 'MedicationAdministration/<id>'.
@@ -12,6 +12,9 @@ WITH src AS (
             "status": "VARCHAR",
             "medicationCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}],
                                           "text": "VARCHAR"},
+            "medicationReference": {"reference": "VARCHAR"},
+            "contained": [{"resourceType": "VARCHAR", "id": "VARCHAR",
+                           "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}]}}],
             "subject": {"reference": "VARCHAR"}, "context": {"reference": "VARCHAR"},
             "performer": [{"actor": {"reference": "VARCHAR"}}],
             "effectiveDateTime": "VARCHAR", "effectivePeriod": {"start": "VARCHAR", "end": "VARCHAR"}
@@ -19,7 +22,9 @@ WITH src AS (
     FROM raw_medicationadministration
 ),
 coded AS (
-    SELECT *, rwe_fhir_codings(r.medicationCodeableConcept.coding) AS codings FROM src
+    SELECT src.*, rwe_fhir_codings(rwe_fhir_medication_codings(
+               r.medicationCodeableConcept, r.medicationReference.reference, r.contained, med.code)) AS codings
+    FROM src LEFT JOIN rwe_fhir_medications() med ON med.id = rwe_fhir_ref(r.medicationReference.reference)
 ),
 picked AS (
     SELECT *,
