@@ -88,10 +88,13 @@ NOTE_NAME = "[NAME]"
 _WORD_EDGE = r"[^\p{L}\p{N}]"
 SYNTHEA_NAME = rf"(^|{_WORD_EDGE})\p{{Lu}}\p{{Ll}}+[0-9]+({_WORD_EDGE}|$)"
 
+# Datetimes are the source's local wall-clock time: a UTC offset is dropped, not applied, so an evening
+# encounter at 23:58-04:00 stays on its calendar day (OMOP dates are the local dates care happened on).
+# A 'Z' (UTC) time is kept as written: the source said nothing of the local zone.
 MACROS = r"""
 CREATE OR REPLACE MACRO rwe_text(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO rwe_ts(x) AS CASE WHEN rwe_text(x) IS NULL THEN NULL
-    ELSE coalesce(TRY_CAST(rwe_text(x) AS TIMESTAMPTZ)::TIMESTAMP, try_strptime(rwe_text(x), '%Y%m%d')) END;
+    ELSE coalesce(TRY_CAST(rwe_text(x) AS TIMESTAMP), try_strptime(rwe_text(x), '%Y%m%d')) END;
 CREATE OR REPLACE MACRO rwe_bad_ts(x) AS rwe_text(x) IS NOT NULL AND rwe_ts(x) IS NULL;
 CREATE OR REPLACE MACRO rwe_date(x) AS rwe_ts(x)::DATE;
 CREATE OR REPLACE MACRO rwe_bad_date(x) AS rwe_bad_ts(x);

@@ -239,3 +239,12 @@ def test_a_written_table_that_disagrees_with_the_accounting_fails(tmp_path, regi
     monkeypatch.setattr(build, "_overwrite", lose_a_row)
     with pytest.raises(ReconciliationError, match="staging/person_source: 0 rows written, 1 accounted"):
         stage(tmp_path, registry, [("b1", {"patients.csv": PATIENTS_HEADER + patient("p1")})])
+
+
+def test_datetimes_keep_the_local_calendar_day():
+    con = build.staging_connection()
+    days = con.execute(
+        "SELECT rwe_date('2020-03-01T23:58:16-04:00'), rwe_date('2020-03-01T00:30:00+09:00'), "
+        "rwe_ts('2020-03-01T09:00:00Z'), rwe_date('20200301'), rwe_ts('2020-02-30')"
+    ).fetchone()
+    assert [str(d) for d in days] == ["2020-03-01", "2020-03-01", "2020-03-01 09:00:00", "2020-03-01", "None"]

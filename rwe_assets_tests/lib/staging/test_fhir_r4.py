@@ -169,7 +169,7 @@ EVENT_DEFAULTS = {
     "source_system": "site",
     "source_person_id": "p1",
     "visit_key": "e1",
-    "start_datetime": datetime(2020, 3, 1, 14, 0),
+    "start_datetime": datetime(2020, 3, 1, 9, 0),
     "end_datetime": None,
     "value_as_number": None,
     "value_as_string": None,
@@ -252,7 +252,7 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             {"system": "email", "value": "ann@example.com"},
             {"system": "phone", "value": "555-123-4567"},
         ],
-        deceasedDateTime="2021-05-06T21:00:00-04:00",  # 2021-05-07 01:00 UTC
+        deceasedDateTime="2021-05-06T21:00:00-04:00",  # 2021-05-07 01:00 UTC, but May 6 where he died
         address=[
             {"use": "old", "line": ["9 Old Rd"], "city": "Salem", "state": "MA", "postalCode": "01970"},
             {
@@ -274,7 +274,7 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "_line_number": 1,
             "source_person_id": "p1",
             "birth_date": date(1980, 1, 2),
-            "death_date": date(2021, 5, 7),
+            "death_date": date(2021, 5, 6),
             "gender_source_value": "female",
             "race_source_value": "White",
             "ethnicity_source_value": "Not Hispanic or Latino",
@@ -357,8 +357,8 @@ def test_encounter_class_mapping_and_references(tmp_path, registry):
         "_line_number": 3,
         "source_person_id": "p1",
         "visit_class": "ambulatory",
-        "start_datetime": datetime(2020, 3, 1, 14, 0),
-        "end_datetime": datetime(2020, 3, 1, 15, 0),
+        "start_datetime": datetime(2020, 3, 1, 9, 0),
+        "end_datetime": datetime(2020, 3, 1, 10, 0),
         "code": "185347001",
         "vocabulary_id": "SNOMED",
         "source_value": "AMB",
@@ -474,15 +474,15 @@ def test_clinical_events(tmp_path, registry):
         event(
             "Condition/c1", "condition", 1, "condition", "44054006", "SNOMED",
             "Diabetes mellitus type 2 (disorder)",
-            start_datetime=datetime(2020, 3, 1, 14, 30), end_datetime=datetime(2020, 4, 1, 13, 30),
+            start_datetime=datetime(2020, 3, 1, 9, 30), end_datetime=datetime(2020, 4, 1, 9, 30),
         ),
         event(
             "Condition/c2", "condition", 2, "condition", "DM2", LOCAL_SYSTEM, "Diabetes (local)",
-            start_datetime=datetime(2020, 3, 1, 14, 30),
+            start_datetime=datetime(2020, 3, 1, 9, 30),
         ),
         event(
             "Condition/c3", "condition", 3, "condition", "E11.9", "ICD10CM", "T2DM",
-            start_datetime=datetime(2020, 3, 1, 14, 30),
+            start_datetime=datetime(2020, 3, 1, 9, 30),
         ),
         event("Immunization/i1", "immunization", 1, "immunization", "140", "CVX",
               "Influenza, seasonal, injectable, preservative free", quantity=1.0),
@@ -496,24 +496,24 @@ def test_clinical_events(tmp_path, registry):
         event(
             "Observation/bp1#0", "observation", 4, "measurement", "8480-6", "LOINC",
             "Systolic blood pressure",
-            start_datetime=datetime(2020, 3, 1, 14, 15), value_as_number=120.0, unit_source_value="mm[Hg]",
+            start_datetime=datetime(2020, 3, 1, 9, 15), value_as_number=120.0, unit_source_value="mm[Hg]",
         ),
         event(
             "Observation/bp1#1", "observation", 4, "measurement", "8462-4", "LOINC",
             "Diastolic blood pressure",
-            start_datetime=datetime(2020, 3, 1, 14, 15), value_as_number=80.5, unit_source_value="mm[Hg]",
+            start_datetime=datetime(2020, 3, 1, 9, 15), value_as_number=80.5, unit_source_value="mm[Hg]",
         ),
         event(
             "Observation/o1", "observation", 1, "measurement", "29463-7", "LOINC", "Body Weight",
-            start_datetime=datetime(2020, 3, 1, 14, 15), value_as_number=72.5, unit_source_value="kg",
+            start_datetime=datetime(2020, 3, 1, 9, 15), value_as_number=72.5, unit_source_value="kg",
         ),
         event(
             "Observation/o2", "observation", 2, "measurement", "72166-2", "LOINC", "Tobacco smoking status",
-            start_datetime=datetime(2020, 3, 1, 14, 15), value_as_string="Never smoked tobacco (finding)",
+            start_datetime=datetime(2020, 3, 1, 9, 15), value_as_string="Never smoked tobacco (finding)",
         ),
         event(
             "Observation/o3", "observation", 3, "measurement", "8302-2", "LOINC", "Body Height",
-            start_datetime=datetime(2020, 3, 1, 14, 15), value_as_number=170.0, unit_source_value="cm",
+            start_datetime=datetime(2020, 3, 1, 9, 15), value_as_number=170.0, unit_source_value="cm",
         ),
     ]  # fmt: skip
     assert quarantined(lake_dir) == []
@@ -665,8 +665,8 @@ def test_other_resource_types(tmp_path, registry):
         "Procedure/pr2": ("procedure", "171207006", "SNOMED"),
         "SupplyDelivery/sd1": ("device", "409534002", "SNOMED"),
     }
-    assert {e["start_datetime"] for e in events.values()} == {datetime(2020, 3, 1, 14, 0)}
-    assert events["Procedure/pr1"]["end_datetime"] == datetime(2020, 3, 1, 14, 15)
+    assert {e["start_datetime"] for e in events.values()} == {datetime(2020, 3, 1, 9, 0)}
+    assert events["Procedure/pr1"]["end_datetime"] == datetime(2020, 3, 1, 9, 15)
     assert (events["Procedure/pr2"]["visit_key"], events["Procedure/pr2"]["provider_key"]) == (None, "dr1")
     assert events["AllergyIntolerance/a1"]["value_as_string"] == "food"
     assert (events["Device/dv1"]["quantity"], events["SupplyDelivery/sd1"]["quantity"]) == (1.0, 2.0)
@@ -876,7 +876,7 @@ def test_document_references_stage_as_notes_with_identifiers_redacted(tmp_path, 
             "_line_number": 1,
             "source_person_id": "p1",
             "visit_key": "e1",
-            "note_datetime": datetime(2020, 3, 1, 14, 45),
+            "note_datetime": datetime(2020, 3, 1, 9, 45),
             "code": "34117-2",
             "vocabulary_id": "LOINC",
             "title": "History and physical note",
