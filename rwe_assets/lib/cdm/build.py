@@ -186,7 +186,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
             run_sql(con, step)
     with timer.step("visits"):
         run_sql(con, "visit_input")
-        rollup = rollup_visits(con, "visit_input", "rollup")
+        rollup = rollup_visits(con, "visit_input", "temp.main.rollup")  # scratch: not in the published file
         assign_ids(
             con, lake_dir, "visit_occurrence", "SELECT visit_group_key AS natural_key FROM rollup_visit"
         )

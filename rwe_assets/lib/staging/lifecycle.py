@@ -156,6 +156,7 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
                {IS_VERSION} AS is_version{", c.source_person_id" if has_person else ""}
         FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
         WHERE c.record_key IS NOT NULL
+          AND c.source_system IN (SELECT source_system FROM batch_info GROUP BY ALL HAVING count(*) > 1)
     """
     absent_from_latest = """
         AND NOT EXISTS (SELECT 1 FROM ordered n WHERE n.source_system = r.source_system

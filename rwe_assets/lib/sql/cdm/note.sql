@@ -1,7 +1,10 @@
 -- Staged notes -> NOTE (text already redacted in staging). Type: EHR.
 -- note_class_concept_id: the note type's code (LOINC document ontology in Synthea) through its valid
 --   "Maps to" standard concept, or the concept itself when it is standard; 0 when the vocabulary has
---   neither (the bundled subset has no LOINC document codes), the code kept in note_source_value.
+--   neither, the code kept in note_source_value. Athena ships LOINC document codes as standard LOINC
+--   concepts that map to themselves, with 'Has kind' to a document-kind part such as 706391 Note: what
+--   the v5.4 specification accepts for this field. The bundled vocab/ subset has none of them (the
+--   sample's notes are 34117-2 and 34111-5), so the demo's notes get 0.
 -- encoding_concept_id: UTF-8 (32678, the one value the v5.4 specification names) and
 --   language_concept_id: English (4180186) when the loaded vocabulary holds those concepts, else 0.
 --   Staging decodes every note as UTF-8; the language is assumed, not detected (US Synthea notes).

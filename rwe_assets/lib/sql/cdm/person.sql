@@ -1,8 +1,9 @@
 -- Linked persons -> PERSON. One row per person_id of the crosswalk. When several source records
 -- describe one person, demographics come from the record with a birth date, then the most recently
--- ingested, then the first by source system and id (deterministic). Gender F/M (Synthea, FHIR
--- female/male, claims 1/2) map to FEMALE/MALE, anything else to 0 with the source value kept; race
--- and ethnicity likewise. DE-SynPUF codes (sources with enrollment): sex 1 male, 2 female; race 1 white,
+-- ingested, then the first by source system and id (deterministic). Gender through gender_map, the
+-- mapping provider.sql defines for PROVIDER and PERSON alike (Synthea F/M, FHIR female/male, claims
+-- 1/2 for sources with enrollment), anything else 0 with the source value kept; race and ethnicity
+-- likewise. DE-SynPUF codes (sources with enrollment): sex 1 male, 2 female; race 1 white,
 -- 2 black, 5 Hispanic (an ethnicity), 3 other: 0. person_source_value stays empty: a source patient id is an identifier.
 INSERT INTO cdm.person BY NAME
 WITH ranked AS (
@@ -12,9 +13,7 @@ WITH ranked AS (
     FROM stg_person_source p JOIN crosswalk x USING (source_system, source_person_id)
 )
 SELECT CAST(r.person_id AS INTEGER) AS person_id,
-       CASE WHEN lower(r.gender_source_value) IN ('m', 'male') OR r.gender_source_value = '1' AND r.is_claims THEN $male
-            WHEN lower(r.gender_source_value) IN ('f', 'female') OR r.gender_source_value = '2' AND r.is_claims THEN $female
-            ELSE 0 END AS gender_concept_id,
+       coalesce(g.concept_id, 0) AS gender_concept_id,
        year(r.birth_date) AS year_of_birth, month(r.birth_date) AS month_of_birth, day(r.birth_date) AS day_of_birth,
        r.birth_date::TIMESTAMP AS birth_datetime,
        CASE WHEN r.is_claims THEN CASE r.race_source_value WHEN '1' THEN $white WHEN '2' THEN $black ELSE 0 END
@@ -32,6 +31,7 @@ SELECT CAST(r.person_id AS INTEGER) AS person_id,
        left(r.race_source_value, 50) AS race_source_value, 0 AS race_source_concept_id,
        left(r.ethnicity_source_value, 50) AS ethnicity_source_value, 0 AS ethnicity_source_concept_id
 FROM ranked r
+LEFT JOIN gender_map g ON g.source_value = lower(trim(r.gender_source_value)) AND (r.is_claims OR NOT g.claims_code)
 LEFT JOIN us_state s ON lower(s.name) = lower(r.state) OR s.code = upper(r.state)
 LEFT JOIN ids_location loc ON loc.natural_key = 'loc|' || concat_ws('|', coalesce(s.code, r.state, ''),
     coalesce(r.city, ''), coalesce(r.zip, ''), coalesce(r.county, ''))
