@@ -31,7 +31,23 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("ingest", help="ingest every batch waiting in the landing zone")
     ui = commands.add_parser("ui", help="start the Dagster UI (dagster dev) with sensors on")
     ui.add_argument("--port", type=int, default=3000)
+    compare = commands.add_parser(
+        "compare",
+        help="compare two CDM DuckDB files fact by fact, surrogate ids aside; exit 1 if they differ",
+    )
+    compare.add_argument("cdm_a", type=Path, metavar="A.duckdb")
+    compare.add_argument("cdm_b", type=Path, metavar="B.duckdb")
+    compare.add_argument(
+        "--table",
+        action="append",
+        dest="tables",
+        metavar="TABLE",
+        help="compare this table (repeatable); default: all but the vocabulary and cdm_source",
+    )
+    compare.add_argument("--limit", type=int, default=20, help="differing rows shown per table and side")
     args = parser.parse_args(argv)
+    if args.command == "compare":  # reads two files: no settings, no Dagster home
+        return _compare(args.cdm_a, args.cdm_b, args.tables, args.limit)
     settings = Settings.from_env()
     _prepare_dagster_home()
     if args.command == "ui":
@@ -126,6 +142,22 @@ def _print_summary(settings: Settings, outcomes) -> None:
         print(f"  duckdb -readonly {published}   or   duckdb.connect('{published}', read_only=True)")
     print(f"lake (Delta: raw, staging, linkage): {settings.lake_dir}")
     print("open the Dagster UI with: make ui   (then http://127.0.0.1:3000)")
+
+
+def _compare(path_a: Path, path_b: Path, tables: list[str] | None, limit: int) -> int:
+    """Print the comparison; 0 when the files hold the same facts, 1 when not, 2 when they cannot be read."""
+    import duckdb
+
+    from rwe_assets.errors import RweError
+    from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
+
+    try:
+        comparison = compare_cdms(path_a, path_b, tables, limit)
+    except (RweError, duckdb.Error) as error:
+        print(f"rwe compare: {error}", file=sys.stderr)
+        return 2
+    print(format_comparison(comparison))
+    return 0 if comparison.same else 1
 
 
 def _ui(port: int) -> int:
