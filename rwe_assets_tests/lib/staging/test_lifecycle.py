@@ -4,6 +4,8 @@ and reconciliation counts what was superseded and retired, by reason."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets.lib.staging.model import TABLES
+from rwe_assets.settings import REPO_DIR
 from rwe_assets_tests.conftest import land
 from rwe_assets_tests.lib.staging import test_fhir_r4 as fhir
 from rwe_assets_tests.lib.staging import test_synpuf as synpuf
@@ -251,3 +254,42 @@ def test_an_adjusted_claim_replaces_the_claim_whole(tmp_path):
         claims_extract(adjusted),
     )
     assert reasons(lake_dir, "_retired") == Counter({("event", "b1", "ABSENT_FROM_NEWER_VERSION"): 1})
+
+
+# --- the bundled public Synthea sample ----------------------------------------------------------
+
+
+def synthea_sample_corrected() -> tuple[dict[str, str], dict[str, str]]:
+    """The bundled 27-patient Synthea export and a corrected copy: one observation value, one
+    condition's end date, one prescription removed (the first row of each file that fits)."""
+    sample = REPO_DIR / "data" / "sample" / "synthea27"
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(sample.glob("*.csv"))}
+    fixed = dict(files)
+    fixed["observations.csv"] = _edit_first(
+        files["observations.csv"], "TYPE", "numeric", "VALUE", lambda v: f"{float(v) + 1}"
+    )
+    fixed["conditions.csv"] = _edit_first(files["conditions.csv"], "STOP", "", "STOP", lambda _: "2023-01-01")
+    header, _removed, rest = files["medications.csv"].split("\n", 2)
+    fixed["medications.csv"] = header + "\n" + rest
+    return files, fixed
+
+
+def _edit_first(text: str, match_column: str, match_value: str, column: str, change) -> str:
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    row = next(r for r in rows[1:] if r[header.index(match_column)] == match_value)
+    row[header.index(column)] = change(row[header.index(column)])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def test_a_corrected_export_of_the_public_sample_replaces_the_first(tmp_path):
+    original, fixed = synthea_sample_corrected()
+    lake_dir, _ = assert_same_as_alone(tmp_path, synthea_registry(), "site", [original, fixed], fixed)
+    changed = Counter(
+        (t, reason)
+        for t, _, reason in (reasons(lake_dir, "_merged") + reasons(lake_dir, "_retired")).elements()
+        if reason != "DUPLICATE_IDENTICAL"
+    )
+    assert changed == Counter({("event", "SUPERSEDED"): 2, ("event", "ABSENT_FROM_SNAPSHOT"): 1})
