@@ -39,6 +39,14 @@ PERIOD_WHILE_ENROLLED_IN_INSURANCE = 44814722
 PRIMARY_DIAGNOSIS = 32902
 SECONDARY_DIAGNOSIS = 32908
 
+# Allergies and intolerances (SNOMED): OBSERVATION.observation_concept_id of an allergy, the substance
+# being value_as_concept_id. OHDSI's SNOMED mapping gives drug allergies 'Allergy to drug' and other
+# allergies 'Allergic disposition'; the HL7 FHIR-to-OMOP IG names the intolerance concepts.
+ALLERGY_TO_DRUG = 439224
+ALLERGIC_DISPOSITION = 43530807
+INTOLERANCE_TO_DRUG = 4240582
+INTOLERANCE_TO_SUBSTANCE = 36684107
+
 # Confirmed by the HL7 FHIR-to-OMOP IG but absent from the bundled vocabulary: written only when the
 # loaded vocabulary has it (see lib/sql/cdm/visit_occurrence.sql).
 TELEHEALTH = 722455

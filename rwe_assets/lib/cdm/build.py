@@ -68,18 +68,40 @@ PARAMETERS = {
     "pacific_islander": c.NATIVE_HAWAIIAN_OR_PACIFIC_ISLANDER,
     "hispanic": c.HISPANIC_OR_LATINO,
     "not_hispanic": c.NOT_HISPANIC_OR_LATINO,
+    "allergy_to_drug": c.ALLERGY_TO_DRUG,
+    "allergic_disposition": c.ALLERGIC_DISPOSITION,
+    "intolerance_to_drug": c.INTOLERANCE_TO_DRUG,
+    "intolerance_to_substance": c.INTOLERANCE_TO_SUBSTANCE,
 }
-# Source unit spellings -> the concept_code the OMOP UCUM vocabulary uses (see unit_map.sql).
+# Source unit spellings -> the concept_code the OMOP UCUM vocabulary uses (see unit_map.sql): UCUM's
+# arbitrary units as OMOP spells them (prefixes as powers of ten), and common non-UCUM spellings whose
+# meaning is unambiguous. Each target is a standard UCUM concept of the bundled vocabulary (tested).
 UNIT_ALIASES = {
     "U/L": "[U]/L",
-    "kU/L": "k[U]/L",
-    "mU/L": "m[U]/L",
+    "kU/L": "10*3.[U]/L",
+    "mU/L": "10*-3.[U]/L",
     "U/mL": "[U]/mL",
     "IU/L": "[iU]/L",
     "IU/mL": "[iU]/mL",
-    "mIU/mL": "m[iU]/mL",
-    "uIU/mL": "u[iU]/mL",
+    "mIU/mL": "10*-3.[iU]/mL",
+    "uIU/mL": "10*-6.[iU]/mL",
+    "/a": "/y",  # per year: OMOP's UCUM concept is coded /y
+    "mmHg": "mm[Hg]",
+    "mm Hg": "mm[Hg]",
+    "beats/minute": "/min",
+    "beats/min": "/min",
+    "{beats}/min": "/min",
+    "breaths/minute": "/min",
+    "breaths/min": "/min",
+    "{breaths}/min": "/min",
+    "degC": "Cel",
+    "°C": "Cel",
+    "degF": "[degF]",
+    "°F": "[degF]",
 }
+# Spellings that name another UCUM unit (C coulomb, F farad) but a temperature in Celsius or Fahrenheit
+# when the measurement is a temperature; for any other measurement they are ambiguous: concept 0.
+TEMPERATURE_UNIT_ALIASES = {"C": "Cel", "F": "[degF]"}
 US_STATES = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
     "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
@@ -276,8 +298,14 @@ def _register_inputs(con, lake_dir: Path) -> None:
             "linkage/person_crosswalk does not exist yet: materialize the linkage assets first"
         )
     con.register("crosswalk", crosswalk)
-    con.execute("CREATE OR REPLACE TEMP TABLE unit_alias (source_code VARCHAR, ucum_code VARCHAR)")
-    con.executemany("INSERT INTO unit_alias VALUES (?, ?)", sorted(UNIT_ALIASES.items()))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE unit_alias (source_code VARCHAR, ucum_code VARCHAR, temperature_only BOOLEAN)"
+    )
+    con.executemany(
+        "INSERT INTO unit_alias VALUES (?, ?, ?)",
+        [(k, v, False) for k, v in sorted(UNIT_ALIASES.items())]
+        + [(k, v, True) for k, v in sorted(TEMPERATURE_UNIT_ALIASES.items())],
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE us_state (code VARCHAR, name VARCHAR)")
     con.executemany("INSERT INTO us_state VALUES (?, ?)", sorted(US_STATES.items()))
 
@@ -318,22 +346,41 @@ def _cdm_source(con, lake_dir: Path, version: str | None) -> None:
 
 def _results(con) -> int:
     """results.unmapped_codes (ranked by rows, then persons) and results.mapping_summary. Returns the
-    number of event rows with concept_id 0."""
+    number of event rows with concept_id 0.
+
+    unmapped_codes lists every source code the CDM rows carry that maps to no concept, with code_kind
+    saying which field it fills: 'event code' (the row's own concept 0), 'value' (a coded result whose
+    value_as_concept_id is 0) or 'unit' (a unit_source_value whose unit_concept_id is 0; vocabulary
+    UCUM, as it was looked up there)."""
     con.execute(
         """
         CREATE OR REPLACE TABLE results.unmapped_codes AS
-        WITH counts AS (
-            SELECT vocabulary_id, code, cdm_table, count(*) AS rows, count(DISTINCT person_id) AS persons
+        WITH unmapped AS (
+            SELECT 'event code' AS code_kind, vocabulary_id, code, cdm_table, person_id
             FROM mapped_event WHERE concept_id = 0
-            GROUP BY vocabulary_id, code, cdm_table
+            UNION ALL
+            SELECT 'value', value_vocabulary_id, value_code, cdm_table, person_id
+            FROM mapped_event
+            WHERE value_code IS NOT NULL AND value_concept_id = 0 AND event_kind <> 'allergy'
+              AND cdm_table IN ('measurement', 'observation')
+            UNION ALL
+            SELECT 'unit', 'UCUM', m.unit_source_value, m.cdm_table, m.person_id
+            FROM mapped_event m
+            JOIN unit_map u ON u.unit_source_value = m.unit_source_value AND u.concept_id = m.concept_id
+            WHERE u.unit_concept_id = 0 AND m.cdm_table IN ('measurement', 'observation')
+        ),
+        counts AS (
+            SELECT code_kind, vocabulary_id, code, cdm_table, count(*) AS rows, count(DISTINCT person_id) AS persons
+            FROM unmapped GROUP BY ALL
         )
-        SELECT u.vocabulary_id, u.code, d.code_description AS description, u.cdm_table, u.rows, u.persons,
-               rank() OVER (ORDER BY u.rows DESC, u.persons DESC) AS rank
+        SELECT u.code_kind, u.vocabulary_id, u.code,
+               CASE WHEN u.code_kind <> 'unit' THEN d.code_description END AS description,
+               u.cdm_table, u.rows, u.persons, rank() OVER (ORDER BY u.rows DESC, u.persons DESC) AS rank
         FROM counts u
         LEFT JOIN code_map d
             ON d.concept_id = 0 AND d.vocabulary_id IS NOT DISTINCT FROM u.vocabulary_id
            AND d.code IS NOT DISTINCT FROM u.code
-        ORDER BY rank, vocabulary_id, code
+        ORDER BY rank, code_kind, vocabulary_id, code
         """
     )
     con.execute(

@@ -118,13 +118,21 @@ EVENT = StagedTable(
         ("claim_type", "VARCHAR"),
         ("condition_status", "VARCHAR"),
         ("refills", "INTEGER"),
+        ("value_code", "VARCHAR"),
+        ("value_vocabulary_id", "VARCHAR"),
+        ("allergy_type", "VARCHAR"),
     ),
     "Every clinical fact (condition, drug, procedure, measurement, immunization, allergy, device, "
-    "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain. "
+    "careplan) with its source code; the CDM table is chosen later by the mapped concept's domain "
+    "(an allergy is always an observation). "
     "claim_type (inpatient, outpatient, carrier, pharmacy) is set when the fact comes from a claim, "
     "condition_status (primary, secondary) when the source ranks diagnoses; refills, the repeats a "
-    "prescription allows.",
-    optional=frozenset({"claim_type", "condition_status", "refills"}),
+    "prescription allows; value_code and value_vocabulary_id, a result given as a code (FHIR "
+    "valueCodeableConcept), its display staying in value_as_string; allergy_type, 'allergy' or "
+    "'intolerance' for an allergy whose source says which.",
+    optional=frozenset(
+        {"claim_type", "condition_status", "refills", "value_code", "value_vocabulary_id", "allergy_type"}
+    ),
 )
 
 ENROLLMENT = StagedTable(

@@ -100,13 +100,17 @@ def test_codes_map_to_standard_concepts_and_domains_route_rows(cdm):
         "SELECT condition_concept_id, condition_source_value, condition_source_concept_id > 0 "
         "FROM cdm.condition_occurrence ORDER BY condition_source_value",
     )
-    # SNOMED 44054006 -> 201826; ICD-10-CM E11.9 through SOURCE_TO_CONCEPT_MAP (an allergy row whose code
-    # is a condition moves to CONDITION_OCCURRENCE); a code nobody knows stays, as concept 0
-    assert conditions == [(201826, "44054006", True), (201826, "E11.9", False), (0, "ZZZ999", False)]
-    # a SNOMED finding staged as a condition maps to an Observation-domain concept: OBSERVATION
-    assert rows(db, "SELECT observation_concept_id, observation_source_value FROM cdm.observation") == [
-        (4053118, "160903007")
-    ]
+    # SNOMED 44054006 -> 201826; a code nobody knows stays, as concept 0
+    assert conditions == [(201826, "44054006", True), (0, "ZZZ999", False)]
+    # a SNOMED finding staged as a condition maps to an Observation-domain concept: OBSERVATION. An
+    # allergy is an OBSERVATION whatever its substance's domain: the allergy row whose code (ICD-10-CM
+    # E11.9, through SOURCE_TO_CONCEPT_MAP) maps to a condition stays there, as an allergy (not a drug,
+    # category food: 'Allergic disposition') with the substance's concept as its value
+    assert rows(
+        db,
+        "SELECT observation_concept_id, observation_source_value, value_as_concept_id, value_as_string "
+        "FROM cdm.observation ORDER BY observation_source_value",
+    ) == [(4053118, "160903007", None, None), (c.ALLERGIC_DISPOSITION, "E11.9", 201826, "food")]
     assert rows(
         db,
         "SELECT measurement_concept_id, value_as_number, unit_concept_id, unit_source_value "

@@ -180,6 +180,9 @@ EVENT_DEFAULTS = {
     "claim_type": None,  # set by claims profiles only
     "condition_status": None,
     "refills": None,
+    "value_code": None,  # a coded result (FHIR valueCodeableConcept)
+    "value_vocabulary_id": None,
+    "allergy_type": None,  # set for allergies whose source says allergy or intolerance
 }
 
 
@@ -510,6 +513,7 @@ def test_clinical_events(tmp_path, registry):
         event(
             "Observation/o2", "observation", 2, "measurement", "72166-2", "LOINC", "Tobacco smoking status",
             start_datetime=datetime(2020, 3, 1, 9, 15), value_as_string="Never smoked tobacco (finding)",
+            value_code="266919005", value_vocabulary_id="SNOMED",
         ),
         event(
             "Observation/o3", "observation", 3, "measurement", "8302-2", "LOINC", "Body Height",

@@ -1,6 +1,8 @@
--- FHIR R4 AllergyIntolerance -> staging.event ('allergy'). Codes: code.coding, chosen as in
--- _macros.sql (SNOMED CT or RxNorm in Synthea). value_as_string: the first category (medication,
--- food, environment, biologic), as the Synthea profile keeps CATEGORY. Reactions are not staged.
+-- FHIR R4 AllergyIntolerance -> staging.event ('allergy'; the CDM build writes every allergy to
+-- OBSERVATION, the substance as value_as_concept_id). Codes: code.coding, chosen as in _macros.sql
+-- (SNOMED CT or RxNorm in Synthea): the substance. value_as_string: the first category (medication,
+-- food, environment, biologic), as the Synthea profile keeps CATEGORY; allergy_type: type ('allergy',
+-- 'intolerance'), NULL when absent. Reactions are not staged.
 -- start: onsetDateTime, else onsetPeriod.start, else recordedDate (Synthea writes only recordedDate);
 -- end: NULL (FHIR has no end; a resolved allergy shows in clinicalStatus only).
 -- provider_key: asserter, else recorder. record_key: 'AllergyIntolerance/<id>'.
@@ -10,7 +12,7 @@ WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
             "verificationStatus": {"coding": [{"code": "VARCHAR"}]},
-            "category": ["VARCHAR"],
+            "type": "VARCHAR", "category": ["VARCHAR"],
             "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
             "patient": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
             "asserter": {"reference": "VARCHAR"}, "recorder": {"reference": "VARCHAR"},
@@ -45,6 +47,7 @@ SELECT
     NULL AS value_as_number, rwe_text(r.category[1]) AS value_as_string, NULL AS unit_source_value,
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
+    lower(rwe_text(r.type)) AS allergy_type,
     coalesce(
         rwe_fhir_status_failure(resource_id, 'verificationStatus',
                                 list_transform(r.verificationStatus.coding, c -> c.code),

@@ -12,7 +12,9 @@
 --
 -- Values: valueQuantity.value (or valueInteger) -> value_as_number, unit = valueQuantity.code (UCUM)
 --   else valueQuantity.unit; valueString, valueCodeableConcept (display, else text, else code),
---   valueBoolean and valueDateTime -> value_as_string. A valueQuantity.value that is not a number is
+--   valueBoolean and valueDateTime -> value_as_string. A valueCodeableConcept's coding, chosen as the
+--   event's code is (_macros.sql), is also staged as value_code and value_vocabulary_id: the CDM build
+--   maps it like any code, to value_as_concept_id. A valueQuantity.value that is not a number is
 --   INVALID_NUMBER.
 -- start: effectiveDateTime, else effectivePeriod.start, else effectiveInstant; end: effectivePeriod.end.
 -- provider_key: the first performer. Rules: id, subject, code, parseable start; end not before start;
@@ -28,12 +30,12 @@ WITH src AS (
             "effectiveDateTime": "VARCHAR", "effectivePeriod": {"start": "VARCHAR", "end": "VARCHAR"},
             "effectiveInstant": "VARCHAR",
             "valueQuantity": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"},
-            "valueCodeableConcept": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+            "valueCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
             "valueString": "VARCHAR", "valueBoolean": "VARCHAR", "valueInteger": "VARCHAR", "valueDateTime": "VARCHAR",
             "component": [{
                 "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
                 "valueQuantity": {"value": "VARCHAR", "unit": "VARCHAR", "code": "VARCHAR"},
-                "valueCodeableConcept": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
+                "valueCodeableConcept": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
                 "valueString": "VARCHAR", "valueBoolean": "VARCHAR", "valueInteger": "VARCHAR", "valueDateTime": "VARCHAR"
             }]
         }') AS r
@@ -54,11 +56,14 @@ parts AS (  -- one part per component, or the observation itself when it has non
     FROM src
 ),
 coded AS (
-    SELECT *, rwe_fhir_codings(part.code.coding) AS codings FROM parts
+    SELECT *, rwe_fhir_codings(part.code.coding) AS codings,
+        rwe_fhir_codings(part.valueCodeableConcept.coding) AS value_codings
+    FROM parts
 ),
 picked AS (
     SELECT *,
         rwe_fhir_pick_coding(codings) AS coding,
+        rwe_fhir_pick_coding(value_codings) AS value_coding,
         rwe_fhir_ref(r.subject.reference) AS person_ref,
         rwe_fhir_ref(r.encounter.reference) AS visit_ref,
         rwe_fhir_ref(r.performer[1].reference) AS provider_ref,
@@ -89,6 +94,8 @@ SELECT
     coalesce(rwe_text(part.valueQuantity.code), rwe_text(part.valueQuantity.unit)) AS unit_source_value,
     NULL AS quantity, NULL AS days_supply,
     provider_ref AS provider_key,
+    value_coding.code AS value_code,
+    value_coding.vocabulary_id AS value_vocabulary_id,
     coalesce(
         rwe_fhir_status_failure(resource_id, 'status', [r.status],
                                 [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'registered', 'reason': 'PLANNED'}]),

@@ -1,5 +1,7 @@
--- Synthea allergies.csv -> staging.event ('allergy'). SYSTEM names the code system (SNOMED-CT,
--- RxNorm); an unknown system keeps its name as vocabulary_id and simply does not map.
+-- Synthea allergies.csv -> staging.event ('allergy'; the CDM build writes every allergy to OBSERVATION,
+-- the substance as value_as_concept_id). CODE is the substance; SYSTEM names the code system
+-- (SNOMED-CT, RxNorm); an unknown system keeps its name as vocabulary_id and simply does not map.
+-- CATEGORY (food, medication, environment) -> value_as_string; TYPE (allergy, intolerance) -> allergy_type.
 SELECT
     $source AS source_system,
     rwe_csv_natural_key('allergies', PATIENT, ENCOUNTER, CODE, START) AS record_key, true AS _natural_key,
@@ -14,5 +16,6 @@ SELECT
         ELSE coalesce(rwe_text(SYSTEM), 'SNOMED') END AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,
     unnest(rwe_csv_event_values(value_as_string := rwe_text(CATEGORY))),
+    lower(rwe_text(TYPE)) AS allergy_type,
     rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP) AS _failure
 FROM raw_allergies

@@ -1,6 +1,9 @@
 -- Synthea observations.csv -> staging.event ('measurement'); CODE is LOINC (a few SNOMED/other codes
 -- simply fail to map and are reported). TYPE 'numeric' values become value_as_number (a value that
--- does not parse is quarantined); other types keep the text in value_as_string. UNITS are UCUM.
+-- does not parse is quarantined); other types keep the text in value_as_string: a TYPE 'text' VALUE is
+-- a display text ('Never smoked tobacco (finding)'), not a code, so no value_code is staged and the CDM
+-- row has no value_as_concept_id. UNITS are UCUM (spellings the OMOP vocabulary writes differently are
+-- mapped in the CDM build, unit_map.sql).
 -- Whether a row lands in MEASUREMENT or OBSERVATION is decided by its mapped concept's domain.
 SELECT
     $source AS source_system,
