@@ -90,12 +90,20 @@ SYNTHEA_NAME = rf"(^|{_WORD_EDGE})\p{{Lu}}\p{{Ll}}+[0-9]+({_WORD_EDGE}|$)"
 
 # Datetimes are the source's local wall-clock time: a UTC offset is dropped, not applied, so an evening
 # encounter at 23:58-04:00 stays on its calendar day (OMOP dates are the local dates care happened on).
-# A 'Z' (UTC) time is kept as written: the source said nothing of the local zone.
+# A 'Z' (UTC) time is kept as written: the source said nothing of the local zone. An end whose wall
+# clock runs behind its start although it comes later (a visit across the autumn DST change, 01:30-04:00
+# to 01:10-05:00) is the start's local time plus the real duration (rwe_ts_end), so periods keep their
+# order and length.
 MACROS = r"""
 CREATE OR REPLACE MACRO rwe_text(x) AS nullif(trim(x), '');
 CREATE OR REPLACE MACRO rwe_ts(x) AS CASE WHEN rwe_text(x) IS NULL THEN NULL
     ELSE coalesce(TRY_CAST(rwe_text(x) AS TIMESTAMP), try_strptime(rwe_text(x), '%Y%m%d')) END;
 CREATE OR REPLACE MACRO rwe_bad_ts(x) AS rwe_text(x) IS NOT NULL AND rwe_ts(x) IS NULL;
+CREATE OR REPLACE MACRO rwe_instant(x) AS TRY_CAST(rwe_text(x) AS TIMESTAMPTZ);
+CREATE OR REPLACE MACRO rwe_ts_end(start_text, end_text) AS CASE
+    WHEN rwe_ts(end_text) < rwe_ts(start_text) AND rwe_instant(end_text) >= rwe_instant(start_text)
+    THEN rwe_ts(start_text) + (rwe_instant(end_text) - rwe_instant(start_text))
+    ELSE rwe_ts(end_text) END;
 CREATE OR REPLACE MACRO rwe_date(x) AS rwe_ts(x)::DATE;
 CREATE OR REPLACE MACRO rwe_bad_date(x) AS rwe_bad_ts(x);
 CREATE OR REPLACE MACRO rwe_num(x) AS TRY_CAST(rwe_text(x) AS DOUBLE);

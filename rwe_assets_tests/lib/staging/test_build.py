@@ -248,3 +248,11 @@ def test_datetimes_keep_the_local_calendar_day():
         "rwe_ts('2020-03-01T09:00:00Z'), rwe_date('20200301'), rwe_ts('2020-02-30')"
     ).fetchone()
     assert [str(d) for d in days] == ["2020-03-01", "2020-03-01", "2020-03-01 09:00:00", "2020-03-01", "None"]
+    # a 40-minute visit across the autumn DST change: its wall clock runs back, its end stays after its start
+    start, end = "2020-11-01T01:30:00-04:00", "2020-11-01T01:10:00-05:00"
+    assert con.execute("SELECT rwe_ts_end(?, ?)::VARCHAR", [start, end]).fetchone() == (
+        "2020-11-01 02:10:00",
+    )
+    assert con.execute(
+        "SELECT rwe_ts_end(?, ?)::VARCHAR", [start, "2020-11-01T03:00:00-05:00"]
+    ).fetchone() == ("2020-11-01 03:00:00",)

@@ -21,7 +21,7 @@ CREATE OR REPLACE MACRO rwe_csv_period_failure(start_field, start_text, end_fiel
     rwe_first_failure([
         {'reason': 'INVALID_DATE', 'field': start_field, 'failed': rwe_ts(start_text) IS NULL},
         {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts(end_text) < rwe_ts(start_text)}
+        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts_end(start_text, end_text) < rwe_ts(start_text)}
     ]);
 
 -- rwe_csv_event_failure(person_field, person, code_field, code, start_field, start_text

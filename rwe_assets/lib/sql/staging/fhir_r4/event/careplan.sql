@@ -34,7 +34,7 @@ SELECT
     person_ref AS source_person_id,
     visit_ref AS visit_key,
     rwe_ts(r.period.start) AS start_datetime,
-    rwe_ts(r.period."end") AS end_datetime,
+    rwe_ts_end(r.period.start, r.period."end") AS end_datetime,
     coding.code AS code,
     coding.vocabulary_id AS vocabulary_id,
     coding.display AS code_description,

@@ -41,7 +41,7 @@ SELECT
     person_ref AS source_person_id,
     visit_ref AS visit_key,
     rwe_ts(start_text) AS start_datetime,
-    rwe_ts(end_text) AS end_datetime,
+    rwe_ts_end(start_text, end_text) AS end_datetime,
     coding.code AS code,
     coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.code.text)) AS code_description,

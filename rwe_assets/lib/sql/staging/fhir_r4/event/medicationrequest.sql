@@ -65,7 +65,7 @@ SELECT
     person_ref AS source_person_id,
     visit_ref AS visit_key,
     rwe_ts(r.authoredOn) AS start_datetime,
-    rwe_ts(end_text) AS end_datetime,
+    rwe_ts_end(r.authoredOn, end_text) AS end_datetime,
     coding.code AS code,
     coding.vocabulary_id AS vocabulary_id,
     coalesce(coding.display, rwe_text(r.medicationCodeableConcept.text)) AS code_description,

@@ -44,7 +44,7 @@ SELECT
         ELSE coalesce(lower(rwe_text(r.class.code)), 'other')
     END AS visit_class,
     rwe_ts(r.period.start) AS start_datetime,
-    rwe_ts(r.period."end") AS end_datetime,
+    rwe_ts_end(r.period.start, r.period."end") AS end_datetime,
     coding.code AS code,
     coding.vocabulary_id AS vocabulary_id,
     rwe_text(r.class.code) AS source_value,

@@ -10,7 +10,7 @@ SELECT
     rwe_text(PATIENT) AS source_person_id,
     rwe_text(ENCOUNTER) AS visit_key,
     rwe_ts(START) AS start_datetime,
-    rwe_ts(STOP) AS end_datetime,
+    rwe_ts_end(START, STOP) AS end_datetime,
     rwe_text(CODE) AS code,
     CASE upper(rwe_text(SYSTEM)) WHEN 'SNOMED-CT' THEN 'SNOMED' WHEN 'SNOMED' THEN 'SNOMED' WHEN 'RXNORM' THEN 'RxNorm'
         ELSE coalesce(rwe_text(SYSTEM), 'SNOMED') END AS vocabulary_id,

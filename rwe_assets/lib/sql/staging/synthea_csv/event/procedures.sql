@@ -7,7 +7,7 @@ SELECT
     rwe_text(PATIENT) AS source_person_id,
     rwe_text(ENCOUNTER) AS visit_key,
     rwe_ts(START) AS start_datetime,
-    rwe_ts(STOP) AS end_datetime,
+    rwe_ts_end(START, STOP) AS end_datetime,
     rwe_text(CODE) AS code,
     'SNOMED' AS vocabulary_id,
     rwe_text(DESCRIPTION) AS code_description,

@@ -9,7 +9,7 @@ SELECT
     rwe_text(PATIENT) AS source_person_id,
     coalesce(lower(rwe_text(ENCOUNTERCLASS)), 'other') AS visit_class,
     rwe_ts(START) AS start_datetime,
-    rwe_ts(STOP) AS end_datetime,
+    rwe_ts_end(START, STOP) AS end_datetime,
     rwe_text(CODE) AS code,
     'SNOMED' AS vocabulary_id,
     rwe_text(ENCOUNTERCLASS) AS source_value,
