@@ -9,7 +9,8 @@ the first validation rule it fails (`_failure`: reason code and field) or none. 
    versions of one key resolve to the latest ('DUPLICATE_IDENTICAL' and 'SUPERSEDED' merge, a
    differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
    newer version of its source record no longer holds is retired, and so is a record whose latest
-   version has a status reason ('ENTERED_IN_ERROR', 'NOT_DONE', 'VOIDED');
+   version has a status reason (lifecycle.STATUS_REASONS: entered in error, not done, cancelled,
+   planned, refuted, void);
 3. references are checked in order person -> visit -> event: a row whose person (or visit) was not
    staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
 
