@@ -1,6 +1,6 @@
 """Raw layer: landed CSV, NDJSON and VCF files into append-only Delta tables, values kept as text.
 
-VCFs (any source entity whose files are *.vcf / *.vcf.gz) are read with cyvcf2 by
+VCFs (any source entity whose files are *.vcf / *.vcf.gz / *.vcf.bgz / *.bcf) are read with cyvcf2 by
 rwe_assets.lib.genomics.vcf_reader: one row per (record, sample, ALT allele) with a non-reference
 genotype, and their header lines in <source>/vcf_header (written beside, not a registry entity).
 
@@ -53,7 +53,7 @@ PROVENANCE_COLUMNS = tuple(f.name for f in PROVENANCE_FIELDS)
 MANIFEST = "_manifest"
 QUARANTINE = "_quarantine"
 VCF_HEADER = "vcf_header"  # header lines of every VCF of a source, beside its call entity
-_VCF_SUFFIXES = (".vcf", ".vcf.gz")
+_VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 CSV_BATCH_ROWS = 122_880  # a multiple of DuckDB's vector size
 NDJSON_BATCH_ROWS = 20_000
 # DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
@@ -134,6 +134,7 @@ class FileResult:
     file_version: int = 1
     supersedes_sha256: str | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # read with a warning, e.g. undeclared VCF fields
 
     @property
     def total_stored(self) -> int:
@@ -675,11 +676,27 @@ def is_vcf(file_name: str) -> bool:
 
 
 def _ingest_vcf(lake_dir, source, path, provenance, result) -> None:
-    """Calls into <source>/<entity> in one Delta transaction; then the header lines and the file's
-    genotype counts into <source>/vcf_header. A read error fails the file and writes nothing."""
+    """Calls into <source>/<entity> in one Delta transaction; GT alleles above the record's ALT count
+    into the raw quarantine (ALLELE_INDEX_OUT_OF_RANGE); then the header lines and the file's counts
+    into <source>/vcf_header. A read error fails the file and writes nothing; any other failure fails
+    the file too, naming the last line read."""
     entity = source.entity_for_file(path.name)
     vcf, header = vcf_reader.open_vcf(path, result.relative_path)
-    counts, failure = vcf_reader.VcfCounts(), []
+    counts = vcf_reader.VcfCounts()
+    try:
+        _write_vcf(lake_dir, source, entity, path, vcf, header, counts, provenance, result)
+    except InputFileError:
+        raise
+    except Exception as error:
+        raise InputFileError(
+            result.relative_path,
+            f"could not ingest the file ({type(error).__name__})",
+            line=header.line_count + counts.records,
+        ) from None
+
+
+def _write_vcf(lake_dir, source, entity, path, vcf, header, counts, provenance, result) -> None:
+    failure: list[InputFileError] = []
     stream = vcf_reader.call_batches(path, result.relative_path, vcf, header, counts, provenance.columns)
     schema = pa.schema(vcf_reader.STREAM_FIELDS + PROVENANCE_FIELDS)
     target = lake.table_path(lake_dir, "raw", source.name, entity.name)
@@ -695,13 +712,34 @@ def _ingest_vcf(lake_dir, source, path, provenance, result) -> None:
         raise
     finally:
         vcf.close()
+    quarantined = _out_of_range_rows(source.name, entity.name, header, counts, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
     header_rows = vcf_header_table(header, counts, provenance)
     lake.replace_file_rows(
         lake.table_path(lake_dir, "raw", source.name, VCF_HEADER), header_rows, provenance.file_sha256
     )
     result.rows_stored = {entity.name: counts.calls}
-    result.records_read = counts.calls
+    result.rows_quarantined = quarantined.num_rows
+    result.records_read = counts.calls + quarantined.num_rows
     result.lines_read = header.line_count + counts.records
+    result.warnings = counts.warnings()
+
+
+def _out_of_range_rows(source, entity, header: VcfHeader, counts, provenance) -> pa.Table:
+    """One quarantine row per (record, sample, allele k) whose k is above the record's ALT count;
+    raw_text is the GT as written."""
+    rows = [
+        (
+            header.line_count + o.record_number,
+            vcf_reader.ALLELE_INDEX_OUT_OF_RANGE,
+            "GT",
+            f"sample column {o.sample_index + 1} ({header.samples[o.sample_index]}): GT allele {o.allele}, "
+            f"the record has {o.alt_count} ALT allele{'s' if o.alt_count != 1 else ''}",
+            o.genotype,
+        )
+        for o in counts.out_of_range
+    ]
+    return _quarantine_table(source, entity, rows, provenance)
 
 
 def _keep_error(stream, failure: list):

@@ -5,19 +5,45 @@ clinical significance. Whichever the file has, in this order:
   Transcript_BioType|Rank|HGVS.c|HGVS.p|...): the first entry whose Allele is this ALT.
 - VEP `CSQ` (fields named in the header's description, "Format: Allele|Consequence|..."): the first
   entry for this ALT, preferring the one flagged PICK or CANONICAL when the file has those fields.
-  VEP writes alleles without the shared first base (T>TG is "G", a deletion is "-").
+  The entry's ALT is its ALLELE_NUM (1-based) when VEP wrote one, else its Allele (VEP writes
+  alleles without the shared first base: T>TG is "G", a deletion is "-"). Without either field an
+  entry applies to the ALT of a single-ALT record, and to no ALT of a multi-ALT one (warning
+  ALLELE_NOT_RESOLVED: the entries cannot be told apart).
+- SnpEff's legacy `EFF` ("Effect(Effect_Impact|Functional_Class|Codon_Change|Amino_Acid_Change|
+  Amino_Acid_Length|Gene_Name|Transcript_BioType|Gene_Coding|Transcript_ID|Exon_Rank|Genotype_Number
+  [|ERRORS|WARNINGS])", sub-fields named in the header's description; SnpEff 3 and older write no
+  Genotype_Number): the entry of highest impact among those for this ALT (Genotype_Number is the
+  ALT's 1-based number; without it, the same single-ALT rule as CSQ). HGVS only when SnpEff wrote it
+  (`-hgvs`: "p.Gly12Ser/c.34G>A"), the bare "G12S" is not HGVS.
 - Simple keys (what the project's generator and many lab pipelines write): GENE (one per record),
   HGVSC, HGVSP, CSQ_TERM, CLNSIG (one per ALT allele, Number=A).
 CLNSIG is read in every case (ClinVar significance is not part of ANN or CSQ's standard fields);
 underscores stand for spaces in VCF values and are turned back into spaces.
+
+`unparsed_formats(header)` names the INFO keys of annotation formats read by none of the above
+(bcftools csq BCSQ, GATK Funcotator, ANNOVAR, ClinVar's GENEINFO, a CSQ whose header gives no
+format): a file with one of them gets a warning and a count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 _ANN_FIELDS = ("allele", "consequence", "impact", "gene", "gene_id", "feature_type", "transcript")
 _ANN_HGVS_C, _ANN_HGVS_P = 9, 10
+# The EFF layout SnpEff 4 writes (its header names it), used when a header gives no format.
+EFF_DEFAULT_FIELDS = (
+    "Effect_Impact", "Functional_Class", "Codon_Change", "Amino_Acid_Change", "Amino_Acid_Length",
+    "Gene_Name", "Transcript_BioType", "Gene_Coding", "Transcript_ID", "Exon_Rank", "Genotype_Number",
+)  # fmt: skip
+_EFF_ENTRY = re.compile(r"^\s*([^(|]+)\((.*)\)\s*$")
+_IMPACT_RANK = {"HIGH": 0, "MODERATE": 1, "LOW": 2, "MODIFIER": 3}
+ALLELE_NOT_RESOLVED = "ALLELE_NOT_RESOLVED"  # entries without an allele, on a multi-ALT record
+UNPARSED_FORMAT = "UNPARSED_ANNOTATION_FORMAT"
+# INFO keys of annotation formats this module does not read (the key, or a suffix for ANNOVAR's).
+_UNPARSED_KEYS = ("BCSQ", "FUNCOTATION", "GENEINFO", "ANNOVAR_DATE")
+_UNPARSED_SUFFIXES = (".refGene", ".knownGene", ".ensGene")
 
 
 @dataclass(frozen=True)
@@ -29,6 +55,7 @@ class Annotation:
     hgvs_p: str | None = None
     consequence: str | None = None
     clinical_significance: str | None = None
+    warning: str | None = None  # ALLELE_NOT_RESOLVED: the record's entries could not be given an ALT
 
 
 def per_allele(value, alt_index: int):
@@ -75,10 +102,21 @@ def from_ann(value, alt: str) -> Annotation | None:
     return None
 
 
-def from_csq(value, ref: str, alt: str, fields: list[str]) -> Annotation | None:
-    wanted = {alt, vep_allele(ref, alt)}
+def from_csq(
+    value, ref: str, alt: str, fields: list[str], alt_index: int = 1, n_alts: int | None = None
+) -> Annotation | None:
+    """The CSQ entry of this ALT; an Annotation with only a warning when the entries name no allele
+    and the record has several ALTs (or the caller did not say how many)."""
     rows = [dict(zip(fields, entry.split("|"), strict=False)) for entry in _entries(value)]
-    rows = [row for row in rows if row.get("Allele") in wanted]
+    if not rows:
+        return None
+    if "ALLELE_NUM" in fields:
+        rows = [row for row in rows if row.get("ALLELE_NUM") == str(alt_index)]
+    elif "Allele" in fields:
+        wanted = {alt, vep_allele(ref, alt)}
+        rows = [row for row in rows if row.get("Allele") in wanted]
+    elif n_alts != 1:
+        return Annotation(warning=ALLELE_NOT_RESOLVED)
     if not rows:
         return None
     row = next((r for r in rows if r.get("PICK") == "1" or r.get("CANONICAL") == "YES"), rows[0])
@@ -89,6 +127,40 @@ def from_csq(value, ref: str, alt: str, fields: list[str]) -> Annotation | None:
         row.get("HGVSc") or None,
         row.get("HGVSp") or None,
         row.get("Consequence") or None,
+    )
+
+
+def from_eff(value, alt_index: int, n_alts: int | None, fields: list[str] | None = None) -> Annotation | None:
+    """The EFF entry of highest impact for this ALT (`fields`: the sub-field names from the header;
+    None: SnpEff 4's layout, its Genotype_Number used only when an entry has a number there)."""
+    names = [name.lower() for name in (fields or EFF_DEFAULT_FIELDS)]
+    unresolved = False
+    candidates = []
+    for position, entry in enumerate(_entries(value)):
+        match = _EFF_ENTRY.match(entry)
+        if match is None:
+            continue
+        named = dict(zip(names, match.group(2).split("|"), strict=False))
+        number = named.get("genotype_number", "")
+        if number.strip().isdigit():
+            if int(number) != alt_index:
+                continue
+        elif n_alts != 1:
+            unresolved = True
+            continue
+        rank = _IMPACT_RANK.get(named.get("effect_impact", "").upper(), len(_IMPACT_RANK))
+        candidates.append((rank, position, match.group(1).strip(), named))
+    if not candidates:
+        return Annotation(warning=ALLELE_NOT_RESOLVED) if unresolved else None
+    _, _, effect, named = min(candidates, key=lambda c: c[:2])
+    hgvs = (named.get("amino_acid_change") or "").split("/")
+    return Annotation(
+        "EFF",
+        named.get("gene_name") or None,
+        named.get("transcript_id") or named.get("transcript") or None,
+        next((h for h in hgvs if h.startswith(("c.", "n."))), None),
+        next((h for h in hgvs if h.startswith("p.")), None),
+        effect or None,
     )
 
 
@@ -111,13 +183,26 @@ def _text_raw(value) -> str | None:
     return None if value in (None, "", ".") else str(value)
 
 
-def annotate(info: dict, ref: str, alt: str, alt_index: int, vep_fields: list[str] | None) -> Annotation:
-    """The annotation of one ALT allele of a record (`ref`/`alt` as written in the record)."""
+def annotate(
+    info: dict,
+    ref: str,
+    alt: str,
+    alt_index: int,
+    vep_fields: list[str] | None,
+    *,
+    eff_fields: list[str] | None = None,
+    n_alts: int | None = None,
+) -> Annotation:
+    """The annotation of one ALT allele of a record (`ref`/`alt` as written in the record; `vep_fields`
+    and `eff_fields` from the header, VcfHeader.vep_fields / .eff_fields; `n_alts` the record's ALT
+    count, needed to place CSQ and EFF entries that name no allele: without it they go to no ALT)."""
     found = from_ann(info.get("ANN"), alt)
     if found is None and vep_fields and "CSQ" in info:
-        found = from_csq(info.get("CSQ"), ref, alt, vep_fields)
-    if found is None:
-        found = from_keys(info, alt_index)
+        found = from_csq(info.get("CSQ"), ref, alt, vep_fields, alt_index, n_alts)
+    if (found is None or found.source is None) and "EFF" in info:
+        found = _keep_warning(found, from_eff(info.get("EFF"), alt_index, n_alts, eff_fields))
+    if found is None or found.source is None:
+        found = _keep_warning(found, from_keys(info, alt_index))
     significance = _text(per_allele(info.get("CLNSIG"), alt_index))
     found = found or Annotation()
     return Annotation(
@@ -128,4 +213,25 @@ def annotate(info: dict, ref: str, alt: str, alt_index: int, vep_fields: list[st
         found.hgvs_p,
         found.consequence,
         significance,
+        found.warning,
     )
+
+
+def _keep_warning(before: Annotation | None, after: Annotation | None) -> Annotation | None:
+    """`after`, carrying the warning of an earlier format that gave none."""
+    if before is None or before.warning is None:
+        return after
+    after = after or Annotation()
+    return replace(after, warning=after.warning or before.warning)
+
+
+def unparsed_formats(header) -> list[str]:
+    """INFO keys of `header` (a VcfHeader) that carry annotations in a format annotate() does not
+    read: the file gets a warning (UNPARSED_ANNOTATION_FORMAT) and a count."""
+    keys = []
+    for key in header.info:
+        if key in _UNPARSED_KEYS or key.endswith(_UNPARSED_SUFFIXES):
+            keys.append(key)
+    if "CSQ" in header.info and not header.vep_fields:
+        keys.append("CSQ")
+    return keys

@@ -9,7 +9,10 @@ same database gives the same result. Ids come from the persistent id maps (lib/i
 procedure_occurrence (shared with the rest of the CDM, keys prefixed 'genomic_test|'), genomic_test,
 target_gene, variant_occurrence, variant_annotation.
 
-Rules: a sample whose manifest person is not in the person map is left out (counted as unlinked).
+Rules: a specimen is one (batch, VCF file, sample name) of the manifest (staging.specimen_key), so
+sample names reused by other files or batches are other specimens; a specimen whose manifest person
+is not in the person map is left out (counted as unlinked). reference_genome is the staged build: the
+VCF header's, else the manifest's GENOME_BUILD (normalized); one genomic_test per test name and build.
 Concepts are looked up by SNOMED code in the loaded vocabulary; a code the vocabulary does not hold
 gives concept 0 with the source value kept (the bundled demo vocabulary holds none of them).
 """
@@ -88,7 +91,7 @@ def _linked_inputs(con, person_map: str) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE g_specimen AS
         SELECT s.*, p.person_id,
-               'lab|' || s.test_name || '|' || s.genome_build AS test_key
+               'lab|' || s.test_name || '|' || coalesce(s.genome_build, '') AS test_key
         FROM stg_genomics_specimen s
         LEFT JOIN {person_map} p ON p.source_system = '{SOURCE_SYSTEM}' AND p.source_person_id = s.source_person_id
         """

@@ -63,12 +63,58 @@ def parse_genotype(genotype: str) -> tuple[list[int | None], bool]:
     return [None if a == "." else int(a) for a in re.split(r"[|/]", genotype)], phased
 
 
-def zygosity(genotype: str, alt_index: int) -> str:
-    """For the call of ALT allele `alt_index`: hemizygous (one allele: chrX/Y in males, chrM),
-    hom_alt (every allele is this ALT), half_call (others not called, e.g. ./1), else het (0/1, 1/2)."""
+# Pseudo-autosomal regions (1-based, inclusive), per build: Genome Reference Consortium, "Human
+# Genome Overview" assembly pages for GRCh37 and GRCh38 (https://www.ncbi.nlm.nih.gov/grc/human),
+# the PAR locations listed there. Inside them chrX/chrY are diploid in males.
+PSEUDOAUTOSOMAL = {
+    "GRCh37": {
+        "X": ((60001, 2699520), (154931044, 155260560)),
+        "Y": ((10001, 2649520), (59034050, 59363566)),
+    },
+    "GRCh38": {
+        "X": ((10001, 2781479), (155701383, 156030895)),
+        "Y": ((10001, 2781479), (56887903, 57217415)),
+    },
+}
+_SEX_OR_MITO = {"X": "X", "Y": "Y", "M": "M", "MT": "M"}
+
+
+def haploid_chromosome(chrom: str) -> str | None:
+    """X, Y or M for the sex chromosomes and the mitochondrion however spelled (chrX, X, chrM, MT)."""
+    name = chrom[3:] if chrom[:3].lower() == "chr" else chrom
+    return _SEX_OR_MITO.get(name.upper())
+
+
+def in_pseudoautosomal(chrom: str, pos: int, build: str | None) -> bool | None:
+    """Whether chrX/chrY `pos` lies in a PAR of `build`; with no build, the answer both GRCh builds
+    give, None when they differ (or for a build without PAR coordinates here)."""
+    name = haploid_chromosome(chrom)
+    if name not in ("X", "Y"):
+        return False
+    builds = [build] if build else list(PSEUDOAUTOSOMAL)
+    answers = {
+        any(start <= pos <= end for start, end in PSEUDOAUTOSOMAL[b][name]) if b in PSEUDOAUTOSOMAL else None
+        for b in builds
+    }
+    return answers.pop() if len(answers) == 1 else None
+
+
+def zygosity(
+    genotype: str, alt_index: int, chrom: str | None = None, pos: int | None = None, build: str | None = None
+) -> str | None:
+    """For the call of ALT allele `alt_index`: hom_alt (every allele is this ALT), half_call (others
+    not called, e.g. ./1), het (0/1, 1/2); a one-allele genotype is hemizygous on chrM and on chrX/Y
+    outside the pseudo-autosomal regions of `build`, else None (haploid where the genome is diploid,
+    or a PAR that cannot be told). Without `chrom` a one-allele genotype is hemizygous (the caller
+    did not say where: the old rule, kept for callers not yet passing chrom and pos)."""
     alleles, _ = parse_genotype(genotype)
     if len(alleles) == 1:
-        return HEMIZYGOUS
+        if chrom is None:
+            return HEMIZYGOUS
+        name = haploid_chromosome(chrom)
+        if name == "M" or (name and pos is not None and in_pseudoautosomal(chrom, pos, build) is False):
+            return HEMIZYGOUS
+        return None
     if all(a == alt_index for a in alleles):
         return HOM_ALT
     if any(a is None for a in alleles):

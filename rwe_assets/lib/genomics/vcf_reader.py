@@ -12,25 +12,38 @@ sample); after each batch they are stacked and the calls found with a few vector
 Values: the text fields (CHROM, ID, REF, ALT, FILTER, INFO, FORMAT, the genotype as written, e.g.
 0|1) are text; POS, QUAL and the FORMAT integers DP, AD, GQ are kept as htslib parsed them (the header
 declares them numbers; '.' becomes null), so nothing is lost to a conversion back and forth. INFO is
-kept as one JSON object per record (flags true, lists for Number != 1; see _info_json for floats).
+kept as one JSON object per record (flags true, lists for Number != 1; see _Declared.info_json for floats).
+
+Tolerance (as bcftools): an INFO or FORMAT field a record uses but the header does not declare is read
+as htslib reads it, as a string (DP, AD and GQ are then converted to integers where the text is one,
+else null); it is counted per field (VcfCounts.undeclared) and reported as a warning. A GT allele index
+above the record's ALT count is no call: it is kept aside (VcfCounts.out_of_range) for the raw
+quarantine (ALLELE_INDEX_OUT_OF_RANGE), and the record's other calls go on. Any other failure while
+reading a file is an InputFileError naming the file and the line of the record.
+
+BCF (`*.bcf`, BGZF or plain) is read the same way; its records have no lines, so a record's line is
+the one it would have in the VCF text (the BCF header's lines + the record number).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cyvcf2
 import numpy as np
 import pyarrow as pa
 
+from rwe_assets.errors import InputFileError
 from rwe_assets.lib.genomics import bad_input
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
 
 BATCH_RECORDS = 20_000
 _INT32_MISSING = -(2**31)  # htslib's bcf_int32_missing; bcf_int32_vector_end is one more
+_INT32_VECTOR_END = _INT32_MISSING + 1
+ALLELE_INDEX_OUT_OF_RANGE = "ALLELE_INDEX_OUT_OF_RANGE"
 _ALLELE_MISSING, _ALLELE_PAD = -1, -2  # cyvcf2's genotype array: '.', and the end of a short vector
 
 CALL_FIELDS = [
@@ -60,9 +73,20 @@ STREAM_FIELDS = [pa.field(f.name, _DICTIONARY) if f.name in _DICTIONARY_COLUMNS 
 CALL_SCHEMA = pa.schema(STREAM_FIELDS)
 
 
+@dataclass(frozen=True)
+class OutOfRange:
+    """A (record, sample, allele) whose GT allele index is above the record's ALT count."""
+
+    record_number: int
+    sample_index: int
+    allele: int
+    alt_count: int
+    genotype: str  # GT as written, e.g. 0/2
+
+
 @dataclass
 class VcfCounts:
-    """What one pass over a file saw; calls = rows produced."""
+    """What one pass over a file saw; calls = rows produced (out-of-range alleles are not calls)."""
 
     records: int = 0
     records_without_genotypes: int = 0
@@ -70,14 +94,34 @@ class VcfCounts:
     calls: int = 0
     hom_ref: int = 0
     no_call: int = 0
+    allele_index_out_of_range: int = 0
+    undeclared: dict[str, int] = field(default_factory=dict)  # "INFO:XX" / "FORMAT:DP" -> records
+    out_of_range: list[OutOfRange] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        """The counts stored in raw vcf_header: the genotype counts, the out-of-range alleles, the
+        number of undeclared fields and, per undeclared field, the records that use it."""
+        counts = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+        counts["undeclared_fields"] = len(self.undeclared)
+        counts.update({f"undeclared_{name}": n for name, n in sorted(self.undeclared.items())})
+        return counts
+
+    def warnings(self) -> list[str]:
+        """One line per undeclared field, INFO first, by name."""
+        order = sorted(self.undeclared, key=lambda name: (not name.startswith("INFO:"), name))
+        out = []
+        for name in order:
+            section, item = name.split(":", 1)
+            n = self.undeclared[name]
+            out.append(
+                f"undeclared {section} field {item} ({n} record{'s' if n != 1 else ''}) read as String"
+            )
+        return out
 
 
 def open_vcf(path: Path, relative: str) -> tuple[cyvcf2.VCF, VcfHeader]:
-    """Open with cyvcf2 and parse the header; a header htslib rejects is an InputFileError with the
-    line where it goes wrong."""
+    """Open with cyvcf2 (VCF, BGZF VCF or BCF) and parse the header; a header htslib rejects is an
+    InputFileError with the line where it goes wrong."""
     bad_input.check_bgzf_start(path, relative)
     try:
         vcf = cyvcf2.VCF(str(path))
@@ -112,24 +156,77 @@ class _RecordColumns:
 _INFO_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def _info_json(variant: cyvcf2.Variant) -> str:
-    """INFO as a JSON object. Float values are htslib's 32-bit floats widened to 64 bits (AF=0.643
-    reads 0.6430000066757202; 7 significant digits give the file's text back): rounding each value
-    here would triple the cost of the record."""
-    return _INFO_ENCODER.encode(dict(variant.INFO))
+class _Declared:
+    """The INFO and FORMAT ids the header declares; counts the records using undeclared ones."""
+
+    def __init__(self, header: VcfHeader, counts: VcfCounts):
+        self.info = frozenset(header.info)
+        self.formats = frozenset(header.formats)
+        self.counts = counts
+        self._format_strings: dict[str, tuple[str, ...]] = {}  # FORMAT text -> its undeclared keys
+
+    def info_json(self, variant: cyvcf2.Variant) -> str:
+        """INFO as a JSON object. Float values are htslib's 32-bit floats widened to 64 bits (AF=0.643
+        reads 0.6430000066757202; 7 significant digits give the file's text back): rounding each value
+        here would triple the cost of the record. An undeclared key without a value (htslib reads
+        it as an empty String) is true, like a flag."""
+        info = dict(variant.INFO)
+        if not info.keys() <= self.info:
+            for key in info.keys() - self.info:
+                self._count(f"INFO:{key}")
+                if info[key] is False:
+                    info[key] = True
+        return _INFO_ENCODER.encode(info)
+
+    def check_format(self, format_text: str, keys: list[str]) -> None:
+        undeclared = self._format_strings.get(format_text)
+        if undeclared is None:
+            undeclared = self._format_strings[format_text] = tuple(k for k in keys if k not in self.formats)
+        for key in undeclared:
+            self._count(f"FORMAT:{key}")
+
+    def _count(self, name: str) -> None:
+        undeclared = self.counts.undeclared
+        undeclared[name] = undeclared.get(name, 0) + 1
+
+
+def _integer(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        return _INT32_MISSING
+    return value if _INT32_VECTOR_END < value < 2**31 else _INT32_MISSING
+
+
+def _integers_from_text(values: np.ndarray) -> np.ndarray:
+    """(samples, width) int32 from a field htslib read as String ('12', '5,7', '.'): integers where the
+    text is one, else missing; shorter lists end with htslib's vector end."""
+    flat = values.reshape(values.shape[0], -1)[:, 0]
+    items = [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).split(",") for v in flat]
+    out = np.full((len(items), max((len(i) for i in items), default=1)), _INT32_VECTOR_END, np.int32)
+    for row, texts in enumerate(items):
+        out[row, : len(texts)] = [_integer(t) for t in texts]
+    return out
 
 
 def _format_array(variant: cyvcf2.Variant, key: str, keys: list[str]) -> np.ndarray | None:
     if key not in keys:
         return None
     values = variant.format(key)
-    if values is not None and values.dtype.kind == "f":  # a caller that declares the field Float
-        values = np.where(np.isnan(values), _INT32_MISSING, np.rint(values)).astype(np.int32)
+    if values is None:
+        return None
+    if values.dtype.kind == "f":  # a caller that declares the field Float
+        with np.errstate(invalid="ignore"):  # NaN (missing) is replaced below, never cast
+            values = np.where(np.isfinite(values), np.rint(values), _INT32_MISSING).astype(np.int32)
+    elif values.dtype.kind in "SUO":  # undeclared (htslib assumes String) or declared String
+        values = _integers_from_text(values)
     return values
 
 
-def _add_record(columns: _RecordColumns, variant: cyvcf2.Variant) -> None:
+def _add_record(columns: _RecordColumns, variant: cyvcf2.Variant, declared: _Declared) -> None:
     keys = variant.FORMAT
+    format_text = ":".join(keys)
+    declared.check_format(format_text, keys)
     text = columns.text
     text["chrom"].append(variant.CHROM)
     text["pos"].append(variant.POS)
@@ -138,8 +235,8 @@ def _add_record(columns: _RecordColumns, variant: cyvcf2.Variant) -> None:
     text["alt"].append(",".join(variant.ALT) or ".")
     text["qual"].append(variant.QUAL)
     text["filter"].append(";".join(variant.FILTERS) or ".")
-    text["info"].append(_info_json(variant))
-    text["format"].append(":".join(keys))
+    text["info"].append(declared.info_json(variant))
+    text["format"].append(format_text)
     columns.alt_counts.append(len(variant.ALT))
     columns.genotypes.append(variant.genotype.array() if "GT" in keys else None)
     columns.depth.append(_format_array(variant, "DP", keys))
@@ -259,6 +356,24 @@ def _format_column(arrays: list[np.ndarray | None], calls: _Calls, samples: int)
     return stacked[calls.record, calls.sample]
 
 
+def _set_aside_out_of_range(calls: _Calls, alt_counts, alleles, phase, first_record, counts) -> _Calls:
+    """The calls whose allele k exists in the record (k <= its ALT count); the others are kept in
+    counts.out_of_range (few: the loop below runs only for them)."""
+    alt_count = alt_counts[calls.record]
+    good = calls.allele <= alt_count
+    if good.all():
+        return calls
+    bad = np.nonzero(~good)[0]
+    record, sample = calls.record[bad], calls.sample[bad]
+    texts = _genotype_text(alleles[record, sample], phase[record, sample]).to_pylist()
+    counts.allele_index_out_of_range += len(bad)
+    counts.out_of_range.extend(
+        OutOfRange(int(r) + first_record, int(s), int(k), int(n), text)
+        for r, s, k, n, text in zip(record, sample, calls.allele[bad], alt_count[bad], texts, strict=True)
+    )
+    return _Calls(calls.record[good], calls.sample[good], calls.allele[good])
+
+
 def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, counts: VcfCounts):
     samples = len(header.samples)
     alt_counts = np.array(columns.alt_counts, dtype=np.int32)
@@ -270,7 +385,8 @@ def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, 
     counts.genotypes += int(with_gt.sum()) * samples
     counts.no_call += int(np.count_nonzero(with_gt[:, None] & ~any_called))
     counts.hom_ref += int(np.count_nonzero(any_called & ~any_alt))
-    calls = find_calls(alleles, int(alt_counts.max(initial=0)))
+    calls = find_calls(alleles, max(int(alt_counts.max(initial=0)), int(alleles.max(initial=0))))
+    calls = _set_aside_out_of_range(calls, alt_counts, alleles, phase, first_record, counts)
     counts.calls += len(calls.record)
     record_take = pa.array(calls.record)
     arrays = {
@@ -312,17 +428,53 @@ def call_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of calls (CALL_SCHEMA, plus the columns `provenance(line_numbers)` returns).
 
-    A record htslib cannot parse, or data that ends early, raises InputFileError naming the line."""
+    A record htslib cannot parse, data that ends early, or any other failure while reading a record
+    raises InputFileError naming the line."""
     columns, first = _RecordColumns.empty(), 1
+    declared = _Declared(header, counts)
     for variant in _records(path, relative, vcf, header, counts):
-        _add_record(columns, variant)
+        try:
+            _add_record(columns, variant, declared)
+        except Exception as error:
+            raise bad_input.unexpected_error(relative, header.line_count + counts.records, error) from None
         if len(columns) == batch_records:
-            yield _with_provenance(_batch_table(columns, header, first, counts), header, provenance)
+            yield _with_provenance(
+                _checked_table(columns, header, first, counts, relative), header, provenance
+            )
             first += len(columns)
             columns = _RecordColumns.empty()
     if len(columns):
-        yield _with_provenance(_batch_table(columns, header, first, counts), header, provenance)
+        yield _with_provenance(_checked_table(columns, header, first, counts, relative), header, provenance)
     bad_input.check_bgzf_end(path, relative, header.line_count + counts.records)
+
+
+def _checked_table(columns: _RecordColumns, header: VcfHeader, first: int, counts: VcfCounts, relative: str):
+    """_batch_table, or an InputFileError naming the line of the first record that fails on its own
+    (the batch's first line if none does): found by re-reading the batch record by record."""
+    try:
+        return _batch_table(columns, header, first, counts)
+    except InputFileError:
+        raise
+    except Exception as error:
+        line = header.line_count + first + _first_failing(columns, header)
+        raise bad_input.unexpected_error(relative, line, error) from None
+
+
+def _first_failing(columns: _RecordColumns, header: VcfHeader) -> int:
+    for i in range(len(columns)):
+        one = _RecordColumns(
+            {name: values[i : i + 1] for name, values in columns.text.items()},
+            columns.alt_counts[i : i + 1],
+            columns.genotypes[i : i + 1],
+            columns.depth[i : i + 1],
+            columns.allele_depths[i : i + 1],
+            columns.quality[i : i + 1],
+        )
+        try:
+            _batch_table(one, header, 1, VcfCounts())
+        except Exception:
+            return i
+    return 0
 
 
 def _records(path, relative, vcf, header, counts) -> Iterator[cyvcf2.Variant]:
