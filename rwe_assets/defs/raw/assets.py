@@ -104,6 +104,9 @@ def _materialization(lake_dir, source: str, entity: str, report: BatchReport) ->
             for f in files
         ]
         metadata["provenance"] = dg.MetadataValue.md("\n".join(lines))
+        warned = [f"- {f.relative_path}: {w}" for f in files for w in f.warnings]
+        if warned:  # read, with a warning (a VCF field used but not declared in its header, say)
+            metadata["warnings"] = dg.MetadataValue.md("\n".join(warned))
     return dg.MaterializeResult(asset_key=raw_key(source, entity), metadata=metadata)
 
 

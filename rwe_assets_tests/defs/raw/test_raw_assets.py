@@ -116,3 +116,19 @@ def test_a_partition_of_another_source_is_refused(registry, tmp_path):
                 instance=instance,
                 resources={"rwe": RweConfig(data_dir=str(tmp_path))},
             )
+
+
+def test_warnings_of_a_file_read_with_undeclared_vcf_fields_reach_the_metadata(tmp_path):
+    from rwe_assets_tests.lib.genomics.conftest import manifest
+    from rwe_assets_tests.lib.genomics.test_tolerant_parsing import UNDECLARED_VCF
+
+    registry = load_registry()
+    land(tmp_path / "landing", "lab", "b1", {
+        "run.vcf": UNDECLARED_VCF,
+        "sample_manifest.csv": manifest([("U1", "P1", "", "run.vcf"), ("U2", "P2", "", "run.vcf")]),
+    })  # fmt: skip
+    with dg.instance_for_test() as instance:
+        result = materialize_batch(registry, "lab", "b1", tmp_path, instance)
+        assert result.success
+        warnings = materializations(result)["raw/lab/variant_call"]["warnings"].value
+    assert "run.vcf: undeclared FORMAT field DP" in warnings and "undeclared INFO field XX" in warnings
