@@ -65,3 +65,15 @@ def manifest(rows: list[tuple[str, str, str, str]]) -> str:
         f"{sample},{person},Blood,2024-05-01,Hereditary Cancer Panel,{build},{vcf}\n"
         for sample, person, build, vcf in rows
     )
+
+
+def land_lab(landing: Path, batch: str, files: dict[str, str]) -> Path:
+    """Write a lab batch: VCF text through write_vcf (BGZF for .gz), the other files as they are."""
+    folder = landing / "lab" / batch
+    for name, text in files.items():
+        if name.endswith((".vcf", ".vcf.gz")):
+            write_vcf(folder, name, text)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    return folder

@@ -12,24 +12,13 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import vcf_reader
 from rwe_assets.lib.genomics.staging import stage_genomics
 from rwe_assets.lib.raw_ingest import Status, ingest_batch, read_manifest, reconcile_files
-from rwe_assets_tests.lib.genomics.conftest import COLUMNS, EDGE_VCF, HEADER, manifest, write_vcf
+from rwe_assets_tests.lib.genomics.conftest import COLUMNS, EDGE_VCF, HEADER, land_lab, manifest, write_vcf
 
 SHARED_GZ = (
     Path(__file__).parents[2] / "data" / "vcf_cyvcf2_tests" / "test-multiallelic-homozygous-alt.vcf.gz"
 )
 GOOD_MANIFEST = manifest([("S1", "P1", "GRCh38", "edge.vcf.gz"), ("S2", "P2", "GRCh38", "edge.vcf.gz"),
                           ("S3", "P3", "GRCh38", "edge.vcf.gz")])  # fmt: skip
-
-
-def _land(landing: Path, batch: str, files: dict[str, str]) -> Path:
-    folder = landing / "lab" / batch
-    for name, text in files.items():
-        if name.endswith((".vcf", ".vcf.gz")):
-            write_vcf(folder, name, text)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text)
-    return folder
 
 
 def _calls(lake_dir: Path) -> int:
@@ -39,7 +28,7 @@ def _calls(lake_dir: Path) -> int:
 
 def test_lab_batch_ingests_vcf_and_manifest_and_reconciles(dirs, lab):
     lake_dir, landing = dirs
-    folder = _land(landing, "b1", {"edge.vcf.gz": EDGE_VCF, "sample_manifest.csv": GOOD_MANIFEST})
+    folder = land_lab(landing, "b1", {"edge.vcf.gz": EDGE_VCF, "sample_manifest.csv": GOOD_MANIFEST})
     (folder / "edge.vcf.gz.tbi").write_bytes(b"index")
     report = ingest_batch(lake_dir, landing, lab, "b1")
     by_name = {Path(f.relative_path).name: f for f in report.files}
@@ -63,7 +52,7 @@ def _fails(dirs, lab, name: str, data: bytes) -> str:
     """Land a good batch, then a batch holding one bad file: the bad file fails with its error and
     the good batch's rows stay."""
     lake_dir, landing = dirs
-    _land(landing, "b1", {"edge.vcf.gz": EDGE_VCF, "sample_manifest.csv": GOOD_MANIFEST})
+    land_lab(landing, "b1", {"edge.vcf.gz": EDGE_VCF, "sample_manifest.csv": GOOD_MANIFEST})
     ingest_batch(lake_dir, landing, lab, "b1")
     folder = landing / "lab" / "b2"
     folder.mkdir(parents=True)
@@ -122,7 +111,7 @@ def test_record_with_fewer_columns_than_samples(dirs, lab):
 
 def _stage_batch(dirs, lab, vcf_text: str, manifest_text: str):
     lake_dir, landing = dirs
-    _land(landing, "b1", {"run.vcf": vcf_text, "sample_manifest.csv": manifest_text})
+    land_lab(landing, "b1", {"run.vcf": vcf_text, "sample_manifest.csv": manifest_text})
     ingest_batch(lake_dir, landing, lab, "b1")
     report = stage_genomics(lake_dir)
     quarantine = lake.read_table(lake.table_path(lake_dir, "staging", "variant_quarantine")).to_pylist()
@@ -197,7 +186,7 @@ def test_vcf_reader_refuses_a_gz_name_without_gzip_content(tmp_path):
 
 def test_vcf_without_records_ingests_zero_calls_and_its_header(dirs, lab):
     lake_dir, landing = dirs
-    _land(landing, "b1", {"empty.vcf": HEADER + COLUMNS + "\tS1\n"})
+    land_lab(landing, "b1", {"empty.vcf": HEADER + COLUMNS + "\tS1\n"})
     (result,) = ingest_batch(lake_dir, landing, lab, "b1").files
     assert (result.status, result.rows_stored, result.lines_read) == (
         Status.INGESTED,

@@ -15,7 +15,7 @@ from rwe_assets.lib.cdm_spec import cdm_ddl
 from rwe_assets.lib.genomics.cdm import build_genomics_cdm
 from rwe_assets.lib.genomics.staging import reconcile, stage_genomics
 from rwe_assets.lib.raw_ingest import ingest_batch
-from rwe_assets_tests.lib.genomics.conftest import COLUMNS, HEADER, manifest, write_vcf
+from rwe_assets_tests.lib.genomics.conftest import COLUMNS, HEADER, land_lab, manifest
 
 QUERY = resources.files("rwe_assets.lib") / "sql" / "genomics" / "brca1_carriers_with_breast_cancer.sql"
 # HEADER declares GRCh38 (##reference=); 12 meta lines + #CHROM, so record n is on line 13 + n.
@@ -37,19 +37,9 @@ NO_BUILD = (
 )
 
 
-def _land(landing: Path, batch: str, files: dict[str, str]) -> None:
-    folder = landing / "lab" / batch
-    for name, text in files.items():
-        if name.endswith((".vcf", ".vcf.gz")):
-            write_vcf(folder, name, text)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text)
-
-
 def _ingest(dirs, lab, batch: str, files: dict[str, str]):
     lake_dir, landing = dirs
-    _land(landing, batch, files)
+    land_lab(landing, batch, files)
     ingest_batch(lake_dir, landing, lab, batch)
     report = stage_genomics(lake_dir)
     assert all(raw == staged + quarantined for _, raw, staged, quarantined in reconcile(lake_dir))
