@@ -104,6 +104,12 @@ def _stage_genomics(lake_dir, registry: SourceRegistry):
                     "dagster/row_count": staged,
                     "rows_quarantined": quarantined,
                     "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons if report else {}),
+                    "annotation_warnings": dg.MetadataValue.json(
+                        report.annotation_warnings if report else {}
+                    ),
+                    "unread_annotation_formats": dg.MetadataValue.json(
+                        report.unread_annotation_formats if report else {}
+                    ),
                     "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", name))),
                 },
             )

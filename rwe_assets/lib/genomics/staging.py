@@ -36,7 +36,7 @@ manifest rows = specimens + quarantined.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -73,6 +73,7 @@ _SITE_SCHEMA = pa.schema(
         ("hgvs_p", pa.string()),
         ("consequence", pa.string()),
         ("clinical_significance", pa.string()),
+        ("annotation_warning", pa.string()),
     ]
 )
 _GENOTYPE_SCHEMA = pa.schema(
@@ -94,6 +95,10 @@ class StagingReport:
     specimens: int
     specimens_quarantined: int
     quarantine_reasons: dict[str, int]
+    # calls whose annotation could not be placed, per warning (annotations.Annotation.warning)
+    annotation_warnings: dict[str, int] = field(default_factory=dict)
+    # per VCF (its source file), the INFO annotation formats it carries that are not read
+    unread_annotation_formats: dict[str, list[str]] = field(default_factory=dict)
 
 
 def genomics_sources(registry) -> list[str]:
@@ -126,7 +131,7 @@ def stage_genomics(lake_dir: Path, source: str = "lab") -> StagingReport:
         _vcf_files(con, source)
         _stage_specimens(con)
         _stage_variants(con)
-        report = _report(con)
+        report = _report(con, headers)
         for name in (VARIANT, VARIANT_QUARANTINE, SPECIMEN, SPECIMEN_QUARANTINE):
             _write(lake_dir, name, con.sql(f"SELECT * FROM {name}_out").to_arrow_table())
         _check_reconciliation(con)
@@ -235,7 +240,7 @@ def _sites(con, headers) -> pa.Table:
              normalize.variant_type(norm_ref, norm_alt),
              round(float(frequency), 7) if isinstance(frequency, int | float) else None,
              note.source, note.gene_symbol, note.transcript, note.hgvs_c, note.hgvs_p, note.consequence,
-             note.clinical_significance)
+             note.clinical_significance, note.warning)
         )  # fmt: skip
     return pa.Table.from_pylist(
         [dict(zip(_SITE_SCHEMA.names, r, strict=True)) for r in out], schema=_SITE_SCHEMA
@@ -484,7 +489,7 @@ def _stage_variants(con) -> None:
 # --------------------------------------------------------------------------- outputs and checks
 
 
-def _report(con) -> StagingReport:
+def _report(con, headers) -> StagingReport:
     count = lambda view: con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]  # noqa: E731
     reasons = dict(
         con.execute(
@@ -492,9 +497,18 @@ def _report(con) -> StagingReport:
             "UNION ALL SELECT reason_code FROM specimen_quarantine_out) GROUP BY reason_code ORDER BY 1"
         ).fetchall()
     )
+    warnings = dict(
+        con.execute(
+            "SELECT annotation_warning, count(*) FROM raw_calls c JOIN site s USING (_file_sha256, record_number, alt_index) "
+            "WHERE annotation_warning IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    files = dict(con.execute("SELECT _file_sha256, source_file FROM vcf_file").fetchall())
+    unread = {files.get(sha, sha): formats for sha, (header, _) in headers.items()
+              if (formats := annotations.unparsed_formats(header))}  # fmt: skip
     return StagingReport(
         count("variant_out"), count("variant_quarantine_out"), count("specimen_out"),
-        count("specimen_quarantine_out"), reasons,
+        count("specimen_quarantine_out"), reasons, warnings, unread,
     )  # fmt: skip
 
 

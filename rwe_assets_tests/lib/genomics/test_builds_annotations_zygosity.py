@@ -302,3 +302,17 @@ def test_staged_calls_of_the_bundled_files_carry_their_annotations(dirs, lab, na
     stage_genomics(lake_dir)
     staged = lake.read_table(lake.table_path(lake_dir, "staging", "variant")).to_pylist()
     assert [v["annotation_source"] for v in staged] == [source] * calls
+
+
+def test_unplaced_annotations_and_unread_formats_are_counted_in_the_staging_report(dirs, lab):
+    bcsq = '##INFO=<ID=BCSQ,Number=.,Type=String,Description="bcftools csq">\n'
+    text = (
+        HEADER.replace("##FORMAT", CSQ_NO_ALLELE + bcsq + "##FORMAT")
+        + COLUMNS
+        + "\tS1\n"
+        + "chr1\t100\t.\tA\tC,T\t50\tPASS\tCSQ=missense_variant|LDLR\tGT\t1/2\n"  # two ALTs, no Allele
+    )
+    report, staged, _ = _stage(dirs, lab, text, [("S1", "P1", "GRCh38", "run.vcf")])
+    assert [v["annotation_source"] for v in staged] == [None, None]
+    assert report.annotation_warnings == {"ALLELE_NOT_RESOLVED": 2}
+    assert report.unread_annotation_formats == {"lab/b1/run.vcf": ["BCSQ"]}
