@@ -136,8 +136,15 @@ def _print_summary(settings: Settings, outcomes) -> None:
                 "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'cdm' "
                 "AND estimated_size > 0 ORDER BY table_name"
             ).fetchall()
+            kept_in_raw = con.execute(
+                "SELECT staged_table, staged_rows FROM results.reconciliation WHERE cdm_table = 'not_modelled' "
+                "ORDER BY staged_rows DESC"
+            ).fetchall()
         for table, rows in counts:
             print(f"  cdm.{table}: {rows} rows")
+        if kept_in_raw:  # landed and kept, but nothing models them yet: say so, never silently
+            listed = ", ".join(f"{name} {rows}" for name, rows in kept_in_raw)
+            print(f"\nkept in raw, not modelled ({sum(r for _, r in kept_in_raw)} rows): {listed}")
         print(f"\nOMOP CDM v5.4 database (open read-only): {published}")
         print(f"  duckdb -readonly {published}   or   duckdb.connect('{published}', read_only=True)")
     print(f"lake (Delta: raw, staging, linkage): {settings.lake_dir}")

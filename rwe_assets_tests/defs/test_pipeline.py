@@ -52,6 +52,14 @@ def test_whole_graph_on_the_bundled_sample(tmp_path, monkeypatch):
         ).fetchone()[0]
         assert orphans == 0
         assert con.execute("SELECT cdm_version_concept_id FROM cdm.cdm_source").fetchone()[0] == 756265
+        # what nothing models stays in raw and is counted, by source and type, never dropped silently
+        kept = dict(
+            con.execute(
+                "SELECT staged_table, staged_rows FROM results.reconciliation WHERE cdm_table = 'not_modelled'"
+            ).fetchall()
+        )
+        assert kept["ehr_sample_fhir/Location"] == 44 and kept["ehr_sample_fhir/PractitionerRole"] == 43
+        assert kept["ehr_sample/claims"] == rows("raw", "ehr_sample", "claims") > 0
         assert_no_pii(con, SAMPLE_DIR / "synthea27" / "patients.csv")
         assert_notes_hold_no_names(con, SAMPLE_DIR / "fhir13" / "Patient.000.ndjson.gz")
         assert_cookbook_runs(con)

@@ -258,6 +258,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         }
         counts.update({t: _count(con, f"cdm.{t}") for t in GCDM_TABLES})
         reconciliation = _reconcile(con, rollup.merged_rows, unobserved, genomics)
+        _not_modelled(con, lake_dir)
     return CdmBuildReport(
         final, counts, version, unmapped, rollup.merged_rows, reconciliation, dict(timer.seconds)
     )
@@ -439,6 +440,19 @@ def _staging_outcomes(con, lake_dir: Path) -> None:
         "source_system VARCHAR, source_entity VARCHAR, reason_code VARCHAR, row_count BIGINT)"
     )
     con.execute(f"INSERT INTO results.staging_outcomes {' UNION ALL '.join(parts) or empty} ORDER BY ALL")
+
+
+def _not_modelled(con, lake_dir: Path) -> None:
+    """Rows results.reconciliation adds for what stays in raw because nothing models it (a FHIR
+    Claim, Provenance, a Synthea claims file: staging's _not_modelled): layer 'raw', cdm_table
+    'not_modelled', staged_table '<source>/<entity or resource type>', all rows excluded, none lost."""
+    if lake.register_parquet_view(
+        con, "stg_not_modelled", lake.table_path(lake_dir, "staging", "_not_modelled")
+    ):
+        con.execute(
+            "INSERT INTO results.reconciliation SELECT 'raw', source_system || '/' || source_entity, "
+            "'not_modelled', raw_rows, 0, 0, 0, raw_rows, 0 FROM stg_not_modelled ORDER BY ALL"
+        )
 
 
 def _exclude_unobserved_persons(con) -> int:

@@ -51,6 +51,7 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
 QUARANTINE = "_quarantine"
 MERGED = "_merged"
 RETIRED = "_retired"
+NOT_MODELLED = "_not_modelled"  # raw rows of the entities (resource types) no profile SQL stages
 # The order references are checked in: a table's rows need the rows of the tables before it.
 REFERENCES = {
     "person_pii": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
@@ -136,6 +137,7 @@ class StagingReport:
     reconciliation: list[Reconciliation]
     quarantine_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
     retired_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
+    not_modelled: dict[tuple[str, str], int]  # (source, raw entity or FHIR resource type) -> raw rows
 
 
 def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -193,6 +195,9 @@ def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
         )
+    con.execute(
+        "CREATE OR REPLACE TABLE not_modelled (source_system VARCHAR, source_entity VARCHAR, raw_rows BIGINT)"
+    )
 
 
 def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, str, str, int]]:
@@ -218,7 +223,21 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
                 params,
             )
             counts.append((table.name, source.name, entity, raw_rows))
+    _count_not_modelled(con, source, {f.stem for f in profile_dir.glob("*/*.sql")})
     return counts
+
+
+def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
+    """Raw rows of the source's entities no SQL file of its profile stages (kept in raw only), per
+    entity; for NDJSON, per resourceType (other_resource holds every type the registry does not list)."""
+    for entity in source.entity_names:
+        if entity in modelled:
+            continue
+        kind = "resource_type" if source.format == "ndjson" else f"'{entity}'"
+        con.execute(
+            f"INSERT INTO not_modelled SELECT $source, {kind}, count(*) FROM raw_{entity} GROUP BY ALL",
+            {"source": source.name},
+        )
 
 
 def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
@@ -357,6 +376,7 @@ def _write_outputs(con, lake_dir: Path) -> None:
     _overwrite(lake_dir, QUARANTINE, con.sql(_rejected_sql("quarantined")))
     _overwrite(lake_dir, MERGED, con.sql(_rejected_sql("merged")))
     _overwrite(lake_dir, RETIRED, con.sql(_rejected_sql("retired")))
+    _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
 
 
 def _rejected_sql(outcome: str) -> str:
@@ -417,6 +437,7 @@ def _report(con, lake_dir: Path, raw_counts: list[tuple[str, str, str, int]]) ->
         reconciliation=[Reconciliation(*row) for row in rows],
         quarantine_reasons=_reasons(con, "quarantined"),
         retired_reasons=_reasons(con, "retired"),
+        not_modelled={(src, e): n for src, e, n in con.execute("SELECT * FROM not_modelled").fetchall()},
     )
 
 
