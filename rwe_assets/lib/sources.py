@@ -23,6 +23,22 @@ FORMATS = ("csv", "ndjson")
 EXTRACTS = ("snapshot", "incremental")
 # NDJSON lines whose resourceType the source does not list land here, so nothing is dropped.
 OTHER_RESOURCE = "other_resource"
+# Files that are never data, in any source: recorded in the manifest as ignored and never read, so a
+# LICENSE or README landed with an export does not fail its batch. A source adds its own with
+# `ignore_files` (sources.yaml). Matched case-insensitively against the file name (not its folder).
+# Deliberately narrow: a file that merely looks unusual (notes.txt, visits.csv) still fails as matching
+# no entity, so a data file the registry does not declare is never skipped in silence.
+DEFAULT_NON_DATA_FILES = (
+    "LICENSE", "LICENSE.*", "LICENCE", "LICENCE.*", "COPYING", "COPYING.*", "NOTICE", "NOTICE.*",
+    "README", "README.*", "CHANGELOG", "CHANGELOG.*", "*.md", "*.pdf",
+    ".DS_Store", "Thumbs.db", "desktop.ini",
+    # a FHIR bulk export's log of the export itself (OperationOutcome-like events, not patient data)
+    "log.ndjson", "log.ndjson.gz", "*.log.ndjson", "*.log.ndjson.gz",
+)  # fmt: skip
+# FHIR sources take bulk NDJSON (one resource per line) and JSON documents: one Bundle or one resource
+# per file (raw_ingest.py, "FHIR JSON documents").
+NDJSON_FILES = ("*.ndjson", "*.ndjson.gz")
+FHIR_JSON_FILES = ("*.json", "*.json.gz")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -63,8 +79,10 @@ class SourceSpec:
         raise KeyError(f"source {self.name} has no entity {name!r}; it has {', '.join(self.entity_names)}")
 
     def is_ignored(self, file_name: str) -> bool:
+        """Not data: matches DEFAULT_NON_DATA_FILES or this source's ignore_files."""
         lowered = file_name.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.ignore_files)
+        patterns = DEFAULT_NON_DATA_FILES + self.ignore_files
+        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
 
     def accepts(self, file_name: str) -> bool:
         return any(entity.matches(file_name) for entity in self.entities)
@@ -155,7 +173,7 @@ def _parse_entity(raw: dict, fmt: str, where: str) -> EntitySpec:
     if not _NAME.match(name):
         raise ConfigError(f"{where}: entity names are lower-case letters, digits and _, found {name!r}")
     if fmt == "ndjson":
-        files = ("*.ndjson", "*.ndjson.gz")
+        files = NDJSON_FILES + FHIR_JSON_FILES
     else:
         files = tuple(raw.get("files") or (f"{name}.csv", f"{name}.csv.gz"))
     return EntitySpec(name=name, files=files, required_columns=tuple(raw.get("required_columns") or ()))
