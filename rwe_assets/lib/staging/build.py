@@ -41,6 +41,7 @@ from rwe_assets.lib.staging.lifecycle import (
     create_batch_info,
     create_snapshot_cover,
     current_manifest_rows,
+    inherit_event_keys,
     number_natural_key_collisions,
     resolve_versions,
     retire_absent,
@@ -166,6 +167,8 @@ def build_staging(
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     for table in TABLES:  # in reference order: parents are final before their children are checked
         content = ", ".join(f'"{name}"' for name, _ in table.columns)
+        if table.name == "cost":  # after the events' keys are final (event precedes cost in TABLES)
+            inherit_event_keys(con)
         number_natural_key_collisions(con, table.name, content)
         retire_absent(con, table.name, _has_person(table.name))
         resolve_versions(con, table.name, content)

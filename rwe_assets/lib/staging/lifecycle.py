@@ -123,6 +123,22 @@ def number_natural_key_collisions(con: duckdb.DuckDBPyConnection, table_name: st
     )
 
 
+def inherit_event_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """A cost row with a natural key pays for the event staged from the same raw line (Synthea's
+    medication, procedure and vaccination costs): it takes that event's record key, numbered by
+    number_natural_key_collisions, as its own key and its event_key, so the collision rule lives here
+    once and never in a profile's SQL."""
+    con.execute(
+        """
+        UPDATE cand_cost c SET record_key = e.record_key, event_key = e.record_key
+        FROM cand_event e
+        WHERE c._natural_key AND e._natural_key AND e.source_system = c.source_system
+          AND e._source_entity = c._source_entity AND e._batch_id = c._batch_id
+          AND e._source_file = c._source_file AND e._line_number = c._line_number
+        """
+    )
+
+
 def create_snapshot_cover(con: duckdb.DuckDBPyConnection, person_tables: list[str]) -> None:
     """Table snapshot_cover (source_system, source_person_id, entity, latest): for each person of a
     snapshot source seen in several batches, the latest batch that holds the person and the entity."""

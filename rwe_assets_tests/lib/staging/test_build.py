@@ -156,6 +156,10 @@ def test_invalid_rows_are_quarantined_with_reason_and_field(tmp_path, registry):
         ],
     )
     assert quarantined(lake_dir) == [
+        # the money of a quarantined prescription or visit goes with it (cost/*.sql)
+        ("cost", 2, "NEGATIVE_QUANTITY", "DISPENSES"),
+        ("cost", 3, "END_BEFORE_START", "STOP"),
+        ("cost", 4, "ORPHAN_PERSON", "source_person_id"),
         ("event", 2, "NEGATIVE_QUANTITY", "DISPENSES"),
         ("event", 3, "MISSING_VISIT", "visit_key"),
         ("event", 4, "ORPHAN_PERSON", "source_person_id"),

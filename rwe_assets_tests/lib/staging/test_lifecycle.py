@@ -101,8 +101,11 @@ def test_a_corrected_value_end_date_and_removed_row_replace_the_snapshot(tmp_pat
         ),
     )
     lake_dir, report = assert_same_as_alone(tmp_path, synthea_registry(), "site", [SYNTHEA_V1, v2], v2)
-    # b1's rows the correction replaced are superseded, the removed prescription (#2 of its key) retired
-    assert reasons(lake_dir, "_retired") == Counter({("event", "b1", "ABSENT_FROM_SNAPSHOT"): 1})
+    # b1's rows the correction replaced are superseded, the removed prescription (#2 of its key) retired,
+    # and its money with it
+    assert reasons(lake_dir, "_retired") == Counter(
+        {("event", "b1", "ABSENT_FROM_SNAPSHOT"): 1, ("cost", "b1", "ABSENT_FROM_SNAPSHOT"): 1}
+    )
     superseded = reasons(lake_dir, "_merged")
     assert superseded[("event", "b1", "SUPERSEDED")] == 2  # the observation and the condition
     assert superseded[("event", "b1", "DUPLICATE_IDENTICAL")] == 4  # unchanged: 2 diagnoses, 1 height, 1 drug
@@ -121,6 +124,10 @@ def test_rows_sharing_a_natural_key_are_numbered_records(tmp_path):
     assert len(drugs) == 2
     first, second = sorted(drugs, key=lambda e: e["_line_number"])
     assert second["record_key"] == first["record_key"] + "#2"
+    # each prescription's money points at its own event (the cost row takes the key of its line's event)
+    costs = lake.read_table(lake.table_path(lake_dir, "staging", "cost")).to_pylist()
+    paid = {c["event_key"]: c["total_cost"] for c in costs if c["_source_entity"] == "medications"}
+    assert paid == {first["record_key"]: 1.0, second["record_key"]: 12.0}
 
 
 def test_a_snapshot_of_some_persons_leaves_the_others_untouched(tmp_path):
@@ -292,4 +299,10 @@ def test_a_corrected_export_of_the_public_sample_replaces_the_first(tmp_path):
         for t, _, reason in (reasons(lake_dir, "_merged") + reasons(lake_dir, "_retired")).elements()
         if reason != "DUPLICATE_IDENTICAL"
     )
-    assert changed == Counter({("event", "SUPERSEDED"): 2, ("event", "ABSENT_FROM_SNAPSHOT"): 1})
+    assert changed == Counter(
+        {
+            ("event", "SUPERSEDED"): 2,
+            ("event", "ABSENT_FROM_SNAPSHOT"): 1,
+            ("cost", "ABSENT_FROM_SNAPSHOT"): 1,
+        }
+    )

@@ -47,3 +47,23 @@ CREATE OR REPLACE MACRO rwe_csv_event_values(value_as_number := NULL, value_as_s
     'unit_source_value': unit_source_value, 'quantity': quantity, 'days_supply': days_supply,
     'provider_key': provider_key
 };
+
+-- rwe_csv_coverage_date(text, year_end): a payer_transitions bound. A bare year (the oldest exports'
+--   START_YEAR/END_YEAR) is its first day, or its last with year_end; anything else is read as a
+--   date or timestamp (Synthea 3.0 writes timestamps under the same names, 3.1+ START_DATE/END_DATE).
+CREATE OR REPLACE MACRO rwe_csv_coverage_date(x, year_end) AS CASE
+    WHEN regexp_full_match(rwe_text(x), '[0-9]{4}')
+    THEN CASE WHEN year_end THEN make_date(CAST(rwe_text(x) AS INTEGER), 12, 31)
+              ELSE make_date(CAST(rwe_text(x) AS INTEGER), 1, 1) END
+    ELSE rwe_date(x) END;
+
+-- rwe_csv_amount_failure(field, x): INVALID_NUMBER when not a number, NEGATIVE_AMOUNT when below 0.
+CREATE OR REPLACE MACRO rwe_csv_amount_failure(field, x) AS rwe_first_failure([
+    {'reason': 'INVALID_NUMBER', 'field': field, 'failed': rwe_bad_num(x)},
+    {'reason': 'NEGATIVE_AMOUNT', 'field': field, 'failed': rwe_num(x) < 0}
+]);
+
+-- rwe_csv_patient_share(total, covered): what the payer did not cover (NULL when it covered more than
+--   the total: the amounts disagree and no split is invented).
+CREATE OR REPLACE MACRO rwe_csv_patient_share(total, covered) AS
+    CASE WHEN rwe_num(total) >= rwe_num(covered) THEN rwe_num(total) - rwe_num(covered) END;

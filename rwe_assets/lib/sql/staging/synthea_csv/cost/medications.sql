@@ -1,0 +1,43 @@
+-- Synthea medications.csv -> staging.cost, one row per prescription, linked to its drug event.
+-- total_charge = total_cost = TOTALCOST (BASE_COST per dispense x DISPENSES), paid_by_payer =
+-- PAYER_COVERAGE, paid_by_patient = the rest (as OHDSI ETL-Synthea maps them).
+-- Key: the event's natural key (event/medications.sql); the framework then gives the row the record key
+-- of the event staged from the same line, `<key>#2` included (lifecycle.inherit_event_keys). The
+-- event's checks come first: a quarantined event's money is quarantined with the same reason.
+WITH lines AS (
+    SELECT *,
+        rwe_csv_natural_key('medications', PATIENT, ENCOUNTER, CODE, START) AS _key,
+        coalesce(
+            rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP),
+            rwe_first_failure([
+                {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
+                {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
+            ])
+        ) AS _event_failure
+    FROM raw_medications
+)
+SELECT
+    $source AS source_system,
+    _key AS record_key, true AS _natural_key,
+    'medications' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_text(PATIENT) AS source_person_id,
+    NULL AS visit_key,
+    _key AS event_key,
+    rwe_date(START) AS cost_date,
+    rwe_num(TOTALCOST) AS total_charge,
+    rwe_num(TOTALCOST) AS total_cost,
+    NULL AS total_paid,
+    rwe_num(PAYER_COVERAGE) AS paid_by_payer,
+    rwe_csv_patient_share(TOTALCOST, PAYER_COVERAGE) AS paid_by_patient,
+    NULL AS paid_patient_deductible,
+    NULL AS paid_patient_coinsurance,
+    NULL AS paid_by_primary,
+    NULL AS amount_allowed,
+    NULL AS drg_source_value,
+    coalesce(
+        _event_failure,
+        rwe_first_failure([{'reason': 'NO_AMOUNT', 'field': 'TOTALCOST', 'failed': rwe_text(TOTALCOST) IS NULL}]),
+        rwe_csv_amount_failure('TOTALCOST', TOTALCOST),
+        rwe_csv_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)
+    ) AS _failure
+FROM lines
