@@ -14,8 +14,9 @@
    b. rwe: rwe_assets.lib.raw_ingest.ingest_batch of the batch into a fresh lake (sha256 of the file,
       the same reading, Arrow batches with provenance, the Delta write of raw/lab/variant_call and
       raw/lab/vcf_header, the manifest row).
-   Each phase prints wall time, variant calls/s, records/s and peak RSS (VmRSS sampled every 20 ms
-   during the phase), then the ratio rwe/bare of calls per second (goal: >= 0.60).
+   Each phase prints wall time, CPU time (user + system of the process, every thread), variant
+   calls/s, records/s and peak RSS (VmRSS sampled every 20 ms during the phase), then the ratio
+   rwe/bare of calls per second (goal: >= 0.80) and the same ratio for CPU time (bare CPU / rwe CPU).
 3. Exits 1 when the two phases count different calls or the ingest did not reconcile.
 """
 
@@ -178,18 +179,18 @@ def bare_loop(path: Path) -> tuple[int, int]:
     return records, calls
 
 
-def timed(name: str, work: Callable[[], tuple[int, int]]) -> tuple[float, int, int, int]:
+def timed(name: str, work: Callable[[], tuple[int, int]]) -> tuple[float, int, int, int, float]:
     gc.collect()
     with PeakRss() as rss:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         records, calls = work()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     print(
-        f"{name:>6}  {wall:8.1f} s  {calls / wall:12,.0f} calls/s  {records / wall:10,.0f} records/s"
-        f"  {calls:12,} calls  peak RSS {rss.peak / 2**20:7,.0f} MiB",
+        f"{name:>6}  {wall:8.1f} s  CPU {cpu:8.1f} s  {calls / wall:12,.0f} calls/s"
+        f"  {records / wall:10,.0f} records/s  {calls:12,} calls  peak RSS {rss.peak / 2**20:7,.0f} MiB",
         flush=True,
     )
-    return wall, records, calls, rss.peak
+    return wall, records, calls, rss.peak, cpu
 
 
 def rwe_ingest(work_dir: Path) -> tuple[int, int]:
@@ -227,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         if (bare[1], bare[2]) != (rwe[1], rwe[2]):
             print(f"MISMATCH: bare read {bare[1:3]} (records, calls), rwe {rwe[1:3]}")
             return 1
-        print(f"ratio rwe/bare calls per second: {bare[0] / rwe[0]:.2f} (goal >= 0.60)")
+        print(
+            f"ratio rwe/bare calls per second: {bare[0] / rwe[0]:.2f} wall (goal >= 0.80), "
+            f"{bare[4] / rwe[4]:.2f} CPU"
+        )
         return 0
     finally:
         if not args.keep:

@@ -6,8 +6,11 @@ ALT allele number k >= 1 among the called alleles of GT gives one call. So 0/1 g
 1/1 one row, 1/2 two rows (k=1, k=2), a half call ./1 one row. Hom-ref (every called allele 0, e.g.
 0/0, 0, 0/.) and no-call (./., .) genotypes give none and are counted; a record without GT gives none.
 
-Memory is bounded by `batch_records`: per record only the cyvcf2 arrays are kept (no numpy call per
-sample); after each batch they are stacked and the calls found with a few vectorized operations.
+Memory is bounded by `batch_records`. Per record the loop only keeps the cyvcf2 record; every
+READ_RECORDS records, each field is read with one map over them (C-level getters, no Python frame
+per record) and INFO encoded to JSON in one map; per batch, the FORMAT and genotype arrays are
+stacked and the calls found with a few vectorized operations. Annotations (ANN, EFF, CSQ) stay in
+INFO as written: staging parses them.
 
 Values: the text fields (CHROM, ID, REF, ALT, FILTER, INFO, FORMAT, the genotype as written, e.g.
 0|1) are text; POS, QUAL and the FORMAT integers DP, AD, GQ are kept as htslib parsed them (the header
@@ -28,8 +31,12 @@ the one it would have in the VCF text (the BCF header's lines + the record numbe
 from __future__ import annotations
 
 import json
+import json.encoder
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from pathlib import Path
 
 import cyvcf2
@@ -41,6 +48,10 @@ from rwe_assets.lib.genomics import bad_input
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
 
 BATCH_RECORDS = 20_000
+# Records whose fields are read together (_read_batch): enough to spread the per-call overhead, few
+# enough that htslib's freed records are reused (with 20,000 records held at once, reading the same
+# fields took 1.5x as long at 100 samples).
+READ_RECORDS = 64
 _INT32_MISSING = -(2**31)  # htslib's bcf_int32_missing; bcf_int32_vector_end is one more
 _INT32_VECTOR_END = _INT32_MISSING + 1
 ALLELE_INDEX_OUT_OF_RANGE = "ALLELE_INDEX_OUT_OF_RANGE"
@@ -149,11 +160,35 @@ class _RecordColumns:
         names = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format")
         return cls({n: [] for n in names}, [], [], [], [], [])
 
+    def extend(self, other: _RecordColumns) -> None:
+        for name, values in self.text.items():
+            values.extend(other.text[name])
+        self.alt_counts.extend(other.alt_counts)
+        self.genotypes.extend(other.genotypes)
+        self.depth.extend(other.depth)
+        self.allele_depths.extend(other.allele_depths)
+        self.quality.extend(other.quality)
+
     def __len__(self) -> int:
         return len(self.alt_counts)
 
 
 _INFO_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# The C encoder that _INFO_ENCODER.encode builds on every call, built once (same arguments, so the
+# same text): encoding a batch is then one map with no Python frame per record.
+_C_INFO_ENCODER = (
+    json.encoder.c_make_encoder(
+        None, _INFO_ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
+
+
+def _info_texts(infos: list[dict]) -> list[str]:
+    if _C_INFO_ENCODER is None:
+        return list(map(_INFO_ENCODER.encode, infos))
+    return list(map("".join, map(_C_INFO_ENCODER, infos, repeat(0))))
 
 
 class _Declared:
@@ -165,29 +200,35 @@ class _Declared:
         self.counts = counts
         self._format_strings: dict[str, tuple[str, ...]] = {}  # FORMAT text -> its undeclared keys
 
-    def info_json(self, variant: cyvcf2.Variant) -> str:
-        """INFO as a JSON object. Float values are htslib's 32-bit floats widened to 64 bits (AF=0.643
-        reads 0.6430000066757202; 7 significant digits give the file's text back): rounding each value
-        here would triple the cost of the record. An undeclared key without a value (htslib reads
-        it as an empty String) is true, like a flag."""
-        info = dict(variant.INFO)
-        if not info.keys() <= self.info:
-            for key in info.keys() - self.info:
-                self._count(f"INFO:{key}")
-                if info[key] is False:
-                    info[key] = True
-        return _INFO_ENCODER.encode(info)
+    def info_json(self, infos: list[dict]) -> list[str]:
+        """INFO of each record as a JSON object. Float values are htslib's 32-bit floats widened to 64
+        bits (AF=0.643 reads 0.6430000066757202; 7 significant digits give the file's text back):
+        rounding each value here would triple the cost of the record. An undeclared key without a
+        value (htslib reads it as an empty String) is true, like a flag."""
+        undeclared = set().union(*infos) - self.info
+        if undeclared:  # rare: only then a look at each record
+            for info in infos:
+                for key in info.keys() & undeclared:
+                    self._count(f"INFO:{key}")
+                    if info[key] is False:
+                        info[key] = True
+        return _info_texts(infos)
 
-    def check_format(self, format_text: str, keys: list[str]) -> None:
-        undeclared = self._format_strings.get(format_text)
-        if undeclared is None:
-            undeclared = self._format_strings[format_text] = tuple(k for k in keys if k not in self.formats)
-        for key in undeclared:
-            self._count(f"FORMAT:{key}")
+    def check_formats(self, format_texts: list[str], keys_of: dict[str, list[str]]) -> None:
+        """Counts the records per undeclared FORMAT key, once per distinct FORMAT text of the batch."""
+        for format_text, records in Counter(format_texts).items():
+            undeclared = self._format_strings.get(format_text)
+            if undeclared is None:
+                keys = keys_of[format_text]
+                undeclared = self._format_strings[format_text] = tuple(
+                    k for k in keys if k not in self.formats
+                )
+            for key in undeclared:
+                self._count(f"FORMAT:{key}", records)
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, records: int = 1) -> None:
         undeclared = self.counts.undeclared
-        undeclared[name] = undeclared.get(name, 0) + 1
+        undeclared[name] = undeclared.get(name, 0) + records
 
 
 def _integer(text: str) -> int:
@@ -209,10 +250,7 @@ def _integers_from_text(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _format_array(variant: cyvcf2.Variant, key: str, keys: list[str]) -> np.ndarray | None:
-    if key not in keys:
-        return None
-    values = variant.format(key)
+def _as_integers(values: np.ndarray | None) -> np.ndarray | None:
     if values is None:
         return None
     if values.dtype.kind == "f":  # a caller that declares the field Float
@@ -223,36 +261,114 @@ def _format_array(variant: cyvcf2.Variant, key: str, keys: list[str]) -> np.ndar
     return values
 
 
-def _add_record(columns: _RecordColumns, variant: cyvcf2.Variant, declared: _Declared) -> None:
-    keys = variant.FORMAT
-    format_text = ":".join(keys)
-    declared.check_format(format_text, keys)
-    text = columns.text
-    text["chrom"].append(variant.CHROM)
-    text["pos"].append(variant.POS)
-    text["id"].append(variant.ID or ".")
-    text["ref"].append(variant.REF)
-    text["alt"].append(",".join(variant.ALT) or ".")
-    text["qual"].append(variant.QUAL)
-    text["filter"].append(";".join(variant.FILTERS) or ".")
-    text["info"].append(declared.info_json(variant))
-    text["format"].append(format_text)
-    columns.alt_counts.append(len(variant.ALT))
-    columns.genotypes.append(variant.genotype.array() if "GT" in keys else None)
-    columns.depth.append(_format_array(variant, "DP", keys))
-    columns.allele_depths.append(_format_array(variant, "AD", keys))
-    columns.quality.append(_format_array(variant, "GQ", keys))
+# --------------------------------------------------------------------------- one batch of records
+
+# Read through map() over a batch's records: C-level getters, no Python frame per record.
+_FIELDS = attrgetter("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTERS", "FORMAT")
+_INFO = attrgetter("INFO")
+_GENOTYPE = attrgetter("genotype")
+_ARRAY = methodcaller("array")
+
+
+def _add_record(pending: list[cyvcf2.Variant], variant: cyvcf2.Variant) -> None:
+    """All the loop does per record: keep it (its fields are read READ_RECORDS at a time, _read_batch)."""
+    pending.append(variant)
+
+
+def _where_present(variants, format_texts, keys_of, key: str, read: Callable[[list], list]) -> list:
+    """read(records) for the records whose FORMAT has `key`, None for the others."""
+    having = {text for text, keys in keys_of.items() if key in keys}
+    if len(having) == len(keys_of):
+        return read(variants)
+    out = [None] * len(variants)
+    if having:
+        rows = [i for i, text in enumerate(format_texts) if text in having]
+        for i, value in zip(rows, read([variants[i] for i in rows]), strict=True):
+            out[i] = value
+    return out
+
+
+def _genotype_arrays(variants: list[cyvcf2.Variant]) -> list[np.ndarray]:
+    return list(map(_ARRAY, map(_GENOTYPE, variants)))
+
+
+def _format_integers(variants, format_texts, keys_of, key: str) -> list[np.ndarray | None]:
+    read = methodcaller("format", key)
+    values = _where_present(variants, format_texts, keys_of, key, lambda records: list(map(read, records)))
+    if {a.dtype.kind for a in values if a is not None} & set("fSUO"):
+        values = list(map(_as_integers, values))
+    return values
+
+
+def _read_batch(variants: list[cyvcf2.Variant], declared: _Declared) -> _RecordColumns:
+    """The columns of a few records (READ_RECORDS), each read with one map over the records."""
+    chrom, pos, ids, ref, alts, qual, filters, formats = map(list, zip(*map(_FIELDS, variants), strict=True))
+    format_texts = list(map(":".join, formats))
+    keys_of = dict(zip(format_texts, formats, strict=True))
+    declared.check_formats(format_texts, keys_of)
+    text = {
+        "chrom": chrom,
+        "pos": pos,
+        "id": [i or "." for i in ids],
+        "ref": ref,
+        "alt": [a or "." for a in map(",".join, alts)],
+        "qual": qual,
+        "filter": [f or "." for f in map(";".join, filters)],
+        "info": declared.info_json(list(map(dict, map(_INFO, variants)))),
+        "format": format_texts,
+    }
+    return _RecordColumns(
+        text,
+        list(map(len, alts)),
+        _where_present(variants, format_texts, keys_of, "GT", _genotype_arrays),
+        _format_integers(variants, format_texts, keys_of, "DP"),
+        _format_integers(variants, format_texts, keys_of, "AD"),
+        _format_integers(variants, format_texts, keys_of, "GQ"),
+    )
+
+
+def _read_checked(
+    variants: list[cyvcf2.Variant], declared: _Declared, header: VcfHeader, first: int, relative: str
+):
+    """_read_batch, or an InputFileError naming the line of the first record that fails to read on
+    its own (found by reading the batch again record by record)."""
+    try:
+        return _read_batch(variants, declared)
+    except Exception as error:
+        scratch = _Declared(header, VcfCounts())
+        failing = 0
+        for i, variant in enumerate(variants):
+            try:
+                _read_batch([variant], scratch)
+            except Exception:
+                failing = i
+                break
+        raise bad_input.unexpected_error(relative, header.line_count + first + failing, error) from None
 
 
 # --------------------------------------------------------------------------- vectorized per batch
 
 
+def _concatenated(arrays: list[np.ndarray | None], samples: int) -> np.ndarray | None:
+    """(records, samples, width) in one call when every record has an array of the same width (the
+    common case; np.stack would call Python per array), else None."""
+    present = [a for a in arrays if a is not None]
+    if not present or len(present) < len(arrays):
+        return None
+    try:
+        block = np.concatenate(present)  # (records * samples, width); widths that differ raise
+    except ValueError:
+        return None
+    return block.reshape(len(arrays), samples, block.shape[1])
+
+
 def _stack(arrays: list[np.ndarray | None], samples: int, fill: int) -> np.ndarray:
     """(records, samples, width) from per-record (samples, w) arrays of varying width; None -> fill."""
+    block = _concatenated(arrays, samples)
+    if block is not None:
+        return block
     present = [a for a in arrays if a is not None]
     width = max((a.shape[1] for a in present), default=1)
-    if len(present) == len(arrays) and all(a.shape[1] == width for a in present):
-        return np.stack(present).reshape(len(arrays), samples, width)  # the common case: one call
     out = np.full((len(arrays), samples, width), fill, dtype=present[0].dtype if present else np.int32)
     for i, a in enumerate(arrays):
         if a is not None:
@@ -265,6 +381,9 @@ def _alleles_and_phase(genotypes: list[np.ndarray | None], samples: int) -> tupl
 
     cyvcf2 puts the phase in the column after the last allele of each record, so records of
     different ploidy are split before stacking."""
+    block = _concatenated(genotypes, samples)
+    if block is not None and block.shape[2] >= 2:  # one ploidy for the whole batch
+        return block[:, :, :-1].astype(np.int16), block[:, :, -1] == 1
     widths = [a.shape[1] if a is not None else 1 for a in genotypes]
     ploidy = max(widths) - 1 if genotypes else 1
     alleles = np.full((len(genotypes), samples, max(ploidy, 1)), _ALLELE_PAD, dtype=np.int16)
@@ -430,19 +549,25 @@ def call_batches(
 
     A record htslib cannot parse, data that ends early, or any other failure while reading a record
     raises InputFileError naming the line."""
-    columns, first = _RecordColumns.empty(), 1
+    columns, pending, first = _RecordColumns.empty(), [], 1
     declared = _Declared(header, counts)
     for variant in _records(path, relative, vcf, header, counts):
         try:
-            _add_record(columns, variant, declared)
+            _add_record(pending, variant)
         except Exception as error:
             raise bad_input.unexpected_error(relative, header.line_count + counts.records, error) from None
-        if len(columns) == batch_records:
-            yield _with_provenance(
-                _checked_table(columns, header, first, counts, relative), header, provenance
-            )
-            first += len(columns)
-            columns = _RecordColumns.empty()
+        if len(pending) == READ_RECORDS or len(columns) + len(pending) == batch_records:
+            columns.extend(_read_checked(pending, declared, header, first + len(columns), relative))
+            pending.clear()
+            if len(columns) == batch_records:
+                yield _with_provenance(
+                    _checked_table(columns, header, first, counts, relative), header, provenance
+                )
+                first += len(columns)
+                columns = _RecordColumns.empty()
+    if pending:
+        columns.extend(_read_checked(pending, declared, header, first + len(columns), relative))
+        pending.clear()
     if len(columns):
         yield _with_provenance(_checked_table(columns, header, first, counts, relative), header, provenance)
     bad_input.check_bgzf_end(path, relative, header.line_count + counts.records)
