@@ -138,8 +138,9 @@ def test_gzip_members_carry_no_timestamp(tmp_path):
 
 def test_synthea_csv_headers_equal_the_sample(population):
     folder = population.folder("ehr_site_a")
-    written = sorted(p.name for p in folder.iterdir())
-    assert written == sorted(SYNTHEA_HEADERS)
+    written = {p.name for p in folder.iterdir()}
+    # the files with rows; every Synthea v3 file: test_synthea_as_synthea_writes
+    assert set(SYNTHEA_HEADERS) <= written
     for name, expected in SYNTHEA_HEADERS.items():
         assert (folder / name).read_text().split("\n", 1)[0] == expected, name
 

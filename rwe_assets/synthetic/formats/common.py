@@ -118,11 +118,17 @@ def csv_lines(frame: pl.DataFrame, quote_style: str = "necessary") -> bytes:
     return buffer.getvalue()
 
 
-def render_csv(frame: pl.DataFrame, m: Masks) -> Piece:
+def render_csv(frame: pl.DataFrame, m: Masks, quote_style: str = "necessary") -> Piece:
     """Good rows as CSV; malformed rows after them, each missing its last field (a ragged row the
-    raw layer quarantines)."""
+    raw layer quarantines). quote_style 'never' writes every field bare (Synthea's CSV: the caller
+    has taken out the commas)."""
     broken = np.flatnonzero(m.malformed)
-    if len(broken):
+    if quote_style == "never":
+        good = frame.filter(pl.Series(~m.malformed)) if len(broken) else frame
+        data = csv_lines(good, "never")
+        if len(broken):
+            data += csv_lines(frame[broken.tolist()].select(frame.columns[:-1]), "never")
+    elif len(broken):
         keep = pl.Series(~m.malformed)
         good = frame.filter(keep)
         text = io.StringIO()
