@@ -34,6 +34,7 @@ from deltalake import write_deltalake
 
 from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
+from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
 from rwe_assets.lib.staging.lifecycle import (
@@ -226,7 +227,9 @@ def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, st
                 params,
             )
             counts.append((table.name, source.name, entity, raw_rows))
-    _count_not_modelled(con, source, {f.stem for f in profile_dir.glob("*/*.sql")})
+    # a genomics source's calls are staged by lib/genomics/staging.py, not by profile SQL
+    staged_elsewhere = {GENOMICS_CALL_ENTITY} if source.kind == "genomics" else set()
+    _count_not_modelled(con, source, {f.stem for f in profile_dir.glob("*/*.sql")} | staged_elsewhere)
     return counts
 
 
@@ -238,7 +241,8 @@ def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
             continue
         kind = "resource_type" if source.format == "ndjson" else f"'{entity}'"
         con.execute(
-            f"INSERT INTO not_modelled SELECT $source, {kind}, count(*) FROM raw_{entity} GROUP BY ALL",
+            f"INSERT INTO not_modelled SELECT $source, {kind}, count(*) FROM raw_{entity} GROUP BY ALL "
+            "HAVING count(*) > 0",
             {"source": source.name},
         )
 

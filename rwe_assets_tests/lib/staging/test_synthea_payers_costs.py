@@ -135,3 +135,22 @@ def test_the_bundled_sample_yields_payer_plan_periods_and_costs(tmp_path):
     periods_n = con.execute("SELECT count(*) FROM cdm.payer_plan_period").fetchone()[0]
     assert periods_n > 0
     print(f"COST rows by domain: {counts}; PAYER_PLAN_PERIOD rows: {periods_n}")
+
+
+def test_a_death_ends_the_insurance_span(tmp_path):
+    files = extract(
+        TRANSITIONS_OLD
+        + "p1,m1,2015,2030,pay-a,,Self,\n"  # runs to 2030, the person died in 2021
+        + "p1,m1,2022,2030,pay-m,,Self,\n"  # starts after death
+    )
+    files["patients.csv"] = PATIENTS_HEADER + patient("p1", birth="1980-01-02", death="2021-06-15")
+    with cdm(tmp_path, files) as con:
+        periods = con.execute(
+            "SELECT payer_plan_period_start_date::VARCHAR, payer_plan_period_end_date::VARCHAR, payer_source_value "
+            "FROM cdm.payer_plan_period"
+        ).fetchall()
+        left_out = con.execute(
+            "SELECT reason_code, row_count FROM results.staging_outcomes WHERE source_entity = 'payer_transitions'"
+        ).fetchall()
+    assert periods == [("2015-01-01", "2021-06-15", "pay-a")]
+    assert left_out == [("DEATH_BEFORE_ENROLLMENT", 1)]

@@ -4,7 +4,13 @@
 -- the PAYER id (payers.csv names it); Synthea names no plan, so plan_source_value is NULL (OWNERSHIP
 -- says who holds the policy, not which plan). MEMBERID, SECONDARY_PAYER and the owner's name are not
 -- staged. A span with the NO_INSURANCE payer (named so in payers.csv) says the person was not covered:
--- quarantined as NOT_INSURED. The CDM merges the spans into PAYER_PLAN_PERIOD by calendar month.
+-- quarantined as NOT_INSURED. A death ends the span on the death date (patients.csv DEATHDATE: the
+-- latest a batch states; the years run to Dec 31 otherwise); a span starting after death is
+-- DEATH_BEFORE_ENROLLMENT. The CDM merges the spans into PAYER_PLAN_PERIOD by calendar month.
+WITH deaths AS (
+    SELECT rwe_text(Id) AS person, max(rwe_date(DEATHDATE)) AS death_date
+    FROM raw_patients WHERE rwe_date(DEATHDATE) IS NOT NULL GROUP BY 1
+)
 SELECT
     $source AS source_system,
     rwe_csv_natural_key('payer_transitions', PATIENT, PAYER, NULL, coalesce(rwe_text(START_DATE), rwe_text(START_YEAR)))
@@ -12,7 +18,7 @@ SELECT
     'payer_transitions' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     rwe_text(PATIENT) AS source_person_id,
     rwe_csv_coverage_date(coalesce(rwe_text(START_DATE), rwe_text(START_YEAR)), false) AS start_date,
-    rwe_csv_coverage_date(coalesce(rwe_text(END_DATE), rwe_text(END_YEAR)), true) AS end_date,
+    least(rwe_csv_coverage_date(coalesce(rwe_text(END_DATE), rwe_text(END_YEAR)), true), d.death_date) AS end_date,
     rwe_text(PAYER) AS payer_source_value,
     NULL AS plan_source_value,
     rwe_first_failure([
@@ -26,6 +32,8 @@ SELECT
          'failed': rwe_csv_coverage_date(coalesce(rwe_text(END_DATE), rwe_text(END_YEAR)), true) IS NULL},
         {'reason': 'END_BEFORE_START', 'field': CASE WHEN rwe_text(END_DATE) IS NOT NULL THEN 'END_DATE' ELSE 'END_YEAR' END,
          'failed': rwe_csv_coverage_date(coalesce(rwe_text(END_DATE), rwe_text(END_YEAR)), true)
-                   < rwe_csv_coverage_date(coalesce(rwe_text(START_DATE), rwe_text(START_YEAR)), false)}
+                   < rwe_csv_coverage_date(coalesce(rwe_text(START_DATE), rwe_text(START_YEAR)), false)},
+        {'reason': 'DEATH_BEFORE_ENROLLMENT', 'field': CASE WHEN rwe_text(START_DATE) IS NOT NULL THEN 'START_DATE' ELSE 'START_YEAR' END,
+         'failed': d.death_date < rwe_csv_coverage_date(coalesce(rwe_text(START_DATE), rwe_text(START_YEAR)), false)}
     ]) AS _failure
-FROM raw_payer_transitions
+FROM raw_payer_transitions LEFT JOIN deaths d ON d.person = rwe_text(PATIENT)
