@@ -168,6 +168,19 @@ COST = StagedTable(
     ),
     "Money of a claim or claim line, linked to the staged visit (visit_key, event_key NULL) or event "
     "(event_key) it pays for; amounts in US dollars as the source states them.",
+    # the amounts only claims state: an EHR's cost file leaves them out (NULL)
+    optional=frozenset(
+        {
+            "total_paid",
+            "paid_by_payer",
+            "paid_by_patient",
+            "paid_patient_deductible",
+            "paid_patient_coinsurance",
+            "paid_by_primary",
+            "amount_allowed",
+            "drg_source_value",
+        }
+    ),
 )
 
 NOTE = StagedTable(

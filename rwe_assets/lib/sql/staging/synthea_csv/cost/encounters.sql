@@ -13,14 +13,8 @@ SELECT
     rwe_date(START) AS cost_date,
     rwe_num(TOTAL_CLAIM_COST) AS total_charge,
     rwe_num(TOTAL_CLAIM_COST) AS total_cost,
-    NULL AS total_paid,
     rwe_num(PAYER_COVERAGE) AS paid_by_payer,
     rwe_csv_patient_share(TOTAL_CLAIM_COST, PAYER_COVERAGE) AS paid_by_patient,
-    NULL AS paid_patient_deductible,
-    NULL AS paid_patient_coinsurance,
-    NULL AS paid_by_primary,
-    NULL AS amount_allowed,
-    NULL AS drg_source_value,
     coalesce(
         rwe_first_failure([
             {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
