@@ -627,6 +627,8 @@ _NDJSON_SCHEMA = [
     ("resource_id", pa.string()),
     ("resource_json", pa.string()),
 ]
+# The raw table of every FHIR entity, whether its rows came from NDJSON lines or Bundle entries.
+_NDJSON_RAW_SCHEMA = pa.schema([pa.field(n, t) for n, t in _NDJSON_SCHEMA] + PROVENANCE_FIELDS)
 
 
 class _NdjsonPass:
@@ -669,7 +671,6 @@ def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
     pass), each an atomic replace of this file's rows in that entity's table."""
     _check_ndjson_start(path, result.relative_path)
     known = set(source.entity_names)
-    schema = pa.schema([pa.field(n, t) for n, t in _NDJSON_SCHEMA] + PROVENANCE_FIELDS)
     first, pending = None, [None]
     while pending:
         current = _NdjsonPass(path, result.relative_path, known, pending.pop(0))
@@ -677,7 +678,7 @@ def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
         head = next(stream, None)  # reading one batch tells the entity of this pass
         if head is not None:
             target = lake.table_path(lake_dir, "raw", source.name, current.entity)
-            reader = pa.RecordBatchReader.from_batches(schema, _chain(head, stream))
+            reader = pa.RecordBatchReader.from_batches(_NDJSON_RAW_SCHEMA, _chain(head, stream))
             lake.replace_file_rows(target, reader, provenance.file_sha256)
             result.rows_stored[current.entity] = current.rows
         if first is None:
@@ -887,9 +888,8 @@ def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
     for line in lines:
         if line.entity is not None:
             by_entity.setdefault(line.entity, []).append(line)
-    schema = pa.schema([pa.field(n, t) for n, t in _NDJSON_SCHEMA] + PROVENANCE_FIELDS)
     for entity, rows in sorted(by_entity.items()):
-        table = pa.Table.from_batches([_ndjson_batch(rows, provenance)], schema=schema)
+        table = pa.Table.from_batches([_ndjson_batch(rows, provenance)], schema=_NDJSON_RAW_SCHEMA)
         lake.replace_file_rows(
             lake.table_path(lake_dir, "raw", source.name, entity), table, provenance.file_sha256
         )

@@ -11,27 +11,13 @@ import pytest
 
 from rwe_assets.lib import lake, sources
 from rwe_assets.lib.raw_ingest import Status, ingest_batch, reconcile_files
-from rwe_assets.lib.sources import load_registry, parse_registry
+from rwe_assets.lib.sources import load_registry
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets_tests.conftest import land
+from rwe_assets_tests.lib.staging.test_fhir_r4 import fhir_registry
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample" / "fhir13"
 STAGED = ("person_source", "visit", "event", "note")
-
-
-def fhir_source_registry():
-    """The project's FHIR entity list as one source 'site', staged with the fhir_r4 profile."""
-    project = load_registry().get("ehr_site_b")
-    source = {
-        "name": "site",
-        "kind": "ehr",
-        "format": "ndjson",
-        "extract": "incremental",
-        "owner": "test",
-        "staging_profile": "fhir_r4",
-        "entities": [{"name": name} for name in project.entity_names],
-    }
-    return parse_registry({"sources": [source]})
 
 
 def bundle(*entries: dict, kind: str = "transaction") -> dict:
@@ -57,7 +43,7 @@ def raw_quarantine(lake_dir: Path) -> list[dict]:
 
 
 def ingest(tmp_path: Path, files: dict, registry=None, source: str = "site"):
-    registry = registry or fhir_source_registry()
+    registry = registry or fhir_registry()
     lake_dir, landing = tmp_path / "lake", tmp_path / "landing"
     land(landing, source, "b1", files)
     report = ingest_batch(lake_dir, landing, registry.get(source), "b1")

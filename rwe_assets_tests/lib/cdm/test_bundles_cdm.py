@@ -8,16 +8,16 @@ import json
 
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
 from rwe_assets_tests.lib.cdm.small_cdm import build
+from rwe_assets_tests.lib.staging.test_fhir_r4 import fhir_registry
 from rwe_assets_tests.lib.test_fhir_bundles import (
     SAMPLE_DIR,
-    fhir_source_registry,
     sample_resources,
     to_bundles,
 )
 
 
 def test_the_fhir_sample_as_bundles_builds_the_cdm_of_its_ndjson(tmp_path):
-    registry = fhir_source_registry()
+    registry = fhir_registry()
     ndjson = {
         p.name.removesuffix(".gz"): gzip.decompress(p.read_bytes()) for p in SAMPLE_DIR.glob("*.ndjson.gz")
     }
