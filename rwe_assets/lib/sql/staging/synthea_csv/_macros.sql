@@ -36,6 +36,18 @@ CREATE OR REPLACE MACRO rwe_csv_event_failure(person_field, person, code_field, 
         ]),
         rwe_csv_period_failure(start_field, start_text, end_field, end_text));
 
+-- rwe_csv_medication_failure(patient, code, start, stop, dispenses): a medications.csv row's checks,
+--   made by its drug event and by its cost row alike (the money of a quarantined prescription is
+--   quarantined with it): the event checks, then DISPENSES numeric (INVALID_NUMBER) and not negative
+--   (NEGATIVE_QUANTITY).
+CREATE OR REPLACE MACRO rwe_csv_medication_failure(patient, code, start_text, stop_text, dispenses) AS
+    coalesce(
+        rwe_csv_event_failure('PATIENT', patient, 'CODE', code, 'START', start_text, 'STOP', stop_text),
+        rwe_first_failure([
+            {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(dispenses)},
+            {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(dispenses) < 0}
+        ]));
+
 -- rwe_csv_event_values(...): the staging.event columns a Synthea file mostly has no source for
 --   (value_as_number, value_as_string, unit_source_value, quantity, days_supply, provider_key), as one
 --   struct whose fields are NULL unless given by name. A file writes

@@ -7,13 +7,7 @@
 WITH lines AS (
     SELECT *,
         rwe_csv_natural_key('medications', PATIENT, ENCOUNTER, CODE, START) AS _key,
-        coalesce(
-            rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP),
-            rwe_first_failure([
-                {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
-                {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
-            ])
-        ) AS _event_failure
+        rwe_csv_medication_failure(PATIENT, CODE, START, STOP, DISPENSES) AS _event_failure
     FROM raw_medications
 )
 SELECT

@@ -20,11 +20,5 @@ SELECT
         days_supply := CAST(greatest(1, round(
             date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) / greatest(coalesce(rwe_num(DISPENSES), 1), 1)
         )) AS INTEGER))),
-    coalesce(
-        rwe_csv_event_failure('PATIENT', PATIENT, 'CODE', CODE, 'START', START, 'STOP', STOP),
-        rwe_first_failure([
-            {'reason': 'INVALID_NUMBER', 'field': 'DISPENSES', 'failed': rwe_bad_num(DISPENSES)},
-            {'reason': 'NEGATIVE_QUANTITY', 'field': 'DISPENSES', 'failed': rwe_num(DISPENSES) < 0}
-        ])
-    ) AS _failure
+    rwe_csv_medication_failure(PATIENT, CODE, START, STOP, DISPENSES) AS _failure
 FROM raw_medications
