@@ -158,13 +158,16 @@ def build_staging(
     """Rebuild every staging table from the raw layer and write them to lake/staging/."""
     con = con or staging_connection()
     _create_candidate_tables(con)
+    # the manifest rows of each source's current files, read once: they pick the raw rows to stage and
+    # give the batch order the record lifecycle resolves versions by
+    current = {s.name: current_manifest_rows(lake_dir, s.name) for s in registry if s.staging_profile}
     raw_counts = []
     for source in registry:
         if source.staging_profile:
-            raw_counts += _stage_source(con, lake_dir, source)
+            raw_counts += _stage_source(con, lake_dir, source, current[source.name])
     redact_identifying_answers(con)
     redact_note_identifiers(con)
-    create_batch_info(con, lake_dir, registry)
+    create_batch_info(con, registry, current)
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     for table in TABLES:  # in reference order: parents are final before their children are checked
         content = ", ".join(f'"{name}"' for name, _ in table.columns)
@@ -184,11 +187,6 @@ def _has_person(table_name: str) -> bool:
     return "source_person_id" in BY_NAME[table_name].column_names
 
 
-def current_files(lake_dir: Path, source: str) -> list[str]:
-    """sha256 of the files whose rows are current: ingested, and the latest version of their path."""
-    return sorted(row["file_sha256"] for row in current_manifest_rows(lake_dir, source))
-
-
 def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in TABLES:
         columns = ", ".join(f'"{name}" {kind}' for name, kind in table.all_columns)
@@ -204,9 +202,12 @@ def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _stage_source(con, lake_dir: Path, source: SourceSpec) -> list[tuple[str, str, str, int]]:
-    """Run the profile's SQL for one source; returns (table, source, raw entity, raw rows) counts."""
-    shas = pa.array(current_files(lake_dir, source.name), pa.string())
+def _stage_source(
+    con, lake_dir: Path, source: SourceSpec, current: list[dict]
+) -> list[tuple[str, str, str, int]]:
+    """Run the profile's SQL for one source over its current files (manifest rows: ingested, the latest
+    version of their path); returns (table, source, raw entity, raw rows) counts."""
+    shas = pa.array(sorted(row["file_sha256"] for row in current), pa.string())
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
     optional = _optional_raw_columns(profile_dir)

@@ -46,16 +46,19 @@ IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"
 IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"
 
 
-def create_batch_info(con: duckdb.DuckDBPyConnection, lake_dir: Path, registry: SourceRegistry) -> None:
+def create_batch_info(
+    con: duckdb.DuckDBPyConnection, registry: SourceRegistry, current: dict[str, list[dict]]
+) -> None:
     """Tables batch_info (source_system, _batch_id, batch_order, snapshot) and batch_entity
-    (source_system, batch_order, entity: a raw entity the batch has a current file of)."""
+    (source_system, batch_order, entity: a raw entity the batch has a current file of), from the
+    current manifest rows of each staged source (current_manifest_rows)."""
     batches, entities = [], []
     for source in registry:
         if not source.staging_profile:
             continue
         first_ingest: dict[str, object] = {}
         held: dict[str, set[str]] = {}
-        for row in current_manifest_rows(lake_dir, source.name):
+        for row in current[source.name]:
             batch = row["batch_id"]
             first_ingest[batch] = min(first_ingest.get(batch, row["ingested_at"]), row["ingested_at"])
             held.setdefault(batch, set()).update(e for e in (row["entities"] or "").split(",") if e)
