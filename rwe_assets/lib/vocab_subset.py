@@ -716,6 +716,58 @@ def concept_relationships(shards: Shards, kept: set[int]) -> pl.DataFrame:
     )
 
 
+# Athena's conventions for the rows no shard carries for every concept (rows added with this
+# _source; PROVENANCE.csv cites the convention): a standard concept maps to itself ('Maps to' and
+# 'Mapped from' to itself), and a standard or classification concept is its own ancestor at level 0,
+# so descendant queries (ancestor = X) find the records coded with X itself.
+CONVENTION_SOURCE = "Athena convention"
+CONVENTION_DETAIL = {
+    "CONCEPT_RELATIONSHIP": "rows added: every standard concept 'Maps to' and 'Mapped from' itself "
+    "(OMOP CDM v5.4 documentation, CONCEPT_RELATIONSHIP; Book of OHDSI, ch. 5 'Mapping')",
+    "CONCEPT_ANCESTOR": "rows added: every standard and classification concept is its own ancestor, "
+    "min and max levels 0 (OMOP CDM v5.4 documentation, CONCEPT_ANCESTOR)",
+}
+
+
+def with_self_maps_to(relationships: pl.DataFrame, concepts: pl.DataFrame) -> pl.DataFrame:
+    """``relationships`` plus the self 'Maps to' / 'Mapped from' rows of standard concepts lacking them."""
+    standard = concepts.filter(pl.col("standard_concept") == "S").select(
+        pl.col("concept_id").alias("concept_id_1"),
+        pl.col("concept_id").alias("concept_id_2"),
+        "valid_start_date",
+    )
+    added = pl.concat(
+        [standard.with_columns(pl.lit(rel).alias("relationship_id")) for rel in ("Maps to", "Mapped from")]
+    ).with_columns(
+        pl.lit("20991231").alias("valid_end_date"),
+        pl.lit(None, dtype=pl.String).alias("invalid_reason"),
+        pl.lit(CONVENTION_SOURCE).alias("_source"),
+    )
+    return _add_missing(
+        relationships, added, "CONCEPT_RELATIONSHIP", ["concept_id_1", "relationship_id", "concept_id_2"]
+    )
+
+
+def with_self_ancestors(ancestors: pl.DataFrame, concepts: pl.DataFrame) -> pl.DataFrame:
+    """``ancestors`` plus the level-0 self rows of standard and classification concepts lacking them."""
+    added = concepts.filter(pl.col("standard_concept").is_in(["S", "C"])).select(
+        pl.col("concept_id").alias("ancestor_concept_id"),
+        pl.col("concept_id").alias("descendant_concept_id"),
+        pl.lit(0, dtype=pl.Int64).alias("min_levels_of_separation"),
+        pl.lit(0, dtype=pl.Int64).alias("max_levels_of_separation"),
+        pl.lit(CONVENTION_SOURCE).alias("_source"),
+    )
+    return _add_missing(
+        ancestors, added, "CONCEPT_ANCESTOR", ["ancestor_concept_id", "descendant_concept_id"]
+    )
+
+
+def _add_missing(frame: pl.DataFrame, added: pl.DataFrame, table: str, order: list[str]) -> pl.DataFrame:
+    added = added.select(frame.columns).cast(dict(frame.schema))
+    missing = added.join(frame, on=TABLE_KEYS[table], how="anti")
+    return pl.concat([frame, missing]).sort(order)
+
+
 def metadata_tables(
     shards: Shards,
     concepts: pl.DataFrame,
@@ -957,6 +1009,8 @@ def build_vocab_subset(
         .unique(subset=TABLE_KEYS["CONCEPT_ANCESTOR"], keep="first", maintain_order=True)
         .sort(["ancestor_concept_id", "descendant_concept_id"])
     )
+    relationships = with_self_maps_to(relationships, concepts)
+    ancestors = with_self_ancestors(ancestors, concepts)
     # CONCEPT_SYNONYM.language_concept_id is a required foreign key to CONCEPT too: a synonym whose
     # language concept is not kept (no shard has 4180186 'English language') is left out.
     shard_synonyms = shards.get("CONCEPT_SYNONYM").filter(pl.col("concept_id").is_in(kept_ids))
@@ -1085,7 +1139,9 @@ def build_provenance(
                     "table": table,
                     "key": "*",
                     "source": name,
-                    "detail": f"{count} rows taken from the shard (both concepts kept)",
+                    "detail": CONVENTION_DETAIL[table]
+                    if name == CONVENTION_SOURCE
+                    else f"{count} rows taken from the shard (both concepts kept)",
                 }
             )
     anc_source = {

@@ -83,6 +83,22 @@ def assert_cookbook_runs(con):
         con.execute(statement).fetchall()
 
 
+def assert_descendant_query_finds_the_concept_itself(con):
+    """The cookbook's descendant query (type 2 diabetes, 201826, and its descendants) counts at least
+    every person coded with 201826 itself: the vocabulary holds the concept's level-0 self row."""
+    import re
+
+    from rwe_assets.settings import REPO_DIR
+
+    text = (REPO_DIR / "docs" / "cookbook.md").read_text()
+    recipe = re.search(r"```sql\n(-- type 2 diabetes mellitus \(201826\).*?)```", text, re.S).group(1)
+    coded = con.execute(
+        "SELECT count(DISTINCT person_id) FROM cdm.condition_occurrence WHERE condition_concept_id = 201826"
+    ).fetchone()[0]
+    assert coded > 0
+    assert con.execute(recipe).fetchone()[0] >= coded
+
+
 def assert_no_pii(con, patients_csv):
     """No name, SSN, licence, passport or street line of the sample's patients is anywhere in the
     published database."""
@@ -171,6 +187,7 @@ def test_whole_graph_on_a_generated_population(tmp_path, monkeypatch):
         unaccounted = con.execute("SELECT sum(unaccounted) FROM results.reconciliation").fetchone()[0]
         assert unaccounted == 0
         assert con.execute("SELECT count(*) FROM results.linkage_metrics").fetchone()[0] > 0
+        assert_descendant_query_finds_the_concept_itself(con)
     crosswalk = lake.read_table(lake.table_path(tmp_path / "lake", "linkage", "person_crosswalk")).to_pylist()
     sources_per_person = {}
     for row in crosswalk:

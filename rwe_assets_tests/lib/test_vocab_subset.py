@@ -142,6 +142,24 @@ def test_relationship_and_ancestor_ends_exist(vocab: dict[str, pl.DataFrame]) ->
     assert ids(strength, "drug_concept_id") | ids(strength, "ingredient_concept_id") <= known
 
 
+def test_standard_concepts_map_to_and_descend_from_themselves(vocab: dict[str, pl.DataFrame]) -> None:
+    """Athena's conventions: a standard concept 'Maps to' itself, and a standard or classification
+    concept is its own ancestor at level 0 (else a descendant query misses the concept itself)."""
+    concept = vocab["CONCEPT"]
+    standard = ids(concept.filter(pl.col("standard_concept") == "S"))
+    rel = vocab["CONCEPT_RELATIONSHIP"].filter(pl.col("concept_id_1") == pl.col("concept_id_2"))
+    for relationship in ("Maps to", "Mapped from"):
+        assert ids(rel.filter(pl.col("relationship_id") == relationship), "concept_id_1") >= standard
+    anc = vocab["CONCEPT_ANCESTOR"]
+    self_rows = anc.filter(pl.col("ancestor_concept_id") == pl.col("descendant_concept_id"))
+    assert (self_rows["min_levels_of_separation"] == 0).all() and (
+        self_rows["max_levels_of_separation"] == 0
+    ).all()
+    hierarchical = ids(concept.filter(pl.col("standard_concept").is_in(["S", "C"])))
+    assert ids(self_rows, "ancestor_concept_id") >= hierarchical
+    assert 201826 in standard  # type 2 diabetes: the cookbook's descendant query
+
+
 def test_maps_to_targets_are_standard(vocab: dict[str, pl.DataFrame]) -> None:
     concept = vocab["CONCEPT"].select("concept_id", "standard_concept", "invalid_reason")
     maps_to = vocab["CONCEPT_RELATIONSHIP"].filter(pl.col("relationship_id") == "Maps to")
@@ -614,13 +632,25 @@ def test_builder_filters_and_keeps(tiny: dict[str, Path]) -> None:
     row = concept.filter(pl.col("concept_id") == "1001").row(0, named=True)
     assert row["concept_name"] == "Diabetes (alpha)"
     assert row["valid_start_date"] == "20020131"
-    rel = read_athena(out / "CONCEPT_RELATIONSHIP.csv")
-    assert set(rel.select("concept_id_1", "concept_id_2", "relationship_id").iter_rows()) == {
-        ("1002", "1001", "Maps to"),
-        ("1001", "1002", "Mapped from"),
+    rel = set(
+        read_athena(out / "CONCEPT_RELATIONSHIP.csv")
+        .select("concept_id_1", "concept_id_2", "relationship_id")
+        .iter_rows()
+    )
+    standard = {str(i) for i in ids(concept.filter(pl.col("standard_concept") == "S"))}
+    assert {r for r in rel if r[0] != r[1]} == {("1002", "1001", "Maps to"), ("1001", "1002", "Mapped from")}
+    # the Athena convention rows no shard carried: each standard concept maps to itself
+    assert {r for r in rel if r[0] == r[1]} == {
+        (i, i, m) for i in standard for m in ("Maps to", "Mapped from")
     }
-    anc = read_athena(out / "CONCEPT_ANCESTOR.csv")
-    assert set(anc.select("ancestor_concept_id", "descendant_concept_id").iter_rows()) == {("2002", "2001")}
+    anc = set(
+        read_athena(out / "CONCEPT_ANCESTOR.csv")
+        .select("ancestor_concept_id", "descendant_concept_id")
+        .iter_rows()
+    )
+    assert {r for r in anc if r[0] != r[1]} == {("2002", "2001")}
+    hierarchical = {str(i) for i in ids(concept.filter(pl.col("standard_concept").is_in(["S", "C"])))}
+    assert {r for r in anc if r[0] == r[1]} == {(i, i) for i in hierarchical}
     assert result.row_counts["CONCEPT"] == 7 + 1 + len(TINY_METADATA_CONCEPTS)  # + shard row 44818977
     vocabulary = read_athena(out / "VOCABULARY.csv")
     assert "ICD10CM" in set(vocabulary["vocabulary_id"].to_list())  # source vocabulary of the map
