@@ -4,10 +4,17 @@ Athena downloads (and the bundled `vocab/` subset) are tab-delimited files named
 CONCEPT_RELATIONSHIP.csv, ... with a header row, no quoting (concept names may contain quotes) and
 dates as YYYYMMDD. Point RWE_VOCAB_DIR at a full download to map with the full vocabulary; nothing
 else changes. CPT-4 needs Athena's separate reconstitution step before it is in CONCEPT.csv.
+
+Parsing a full download (about 2M concepts, 10M relationships, 10M ancestors) takes most of a
+minute, so the files are loaded once per content digest into a store (a DuckDB file named by the
+digest, written atomically) and every build copies the tables from it, which is a columnar copy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -37,6 +44,72 @@ def vocabulary_file(vocab_dir: Path, table: str) -> Path | None:
         if path.name.lower() == wanted:
             return path
     return None
+
+
+@dataclass(frozen=True)
+class VocabularyStore:
+    path: Path
+    digest: str
+    version: str | None
+    row_counts: dict[str, int]
+    created: bool  # False: an earlier load of the same files was reused
+
+
+def vocabulary_digest(vocab_dir: Path) -> str:
+    """sha256 over the name and content of every vocabulary table file of `vocab_dir`."""
+    digest = hashlib.sha256()
+    for table in VOCABULARY_TABLES:
+        path = vocabulary_file(Path(vocab_dir), table)
+        if path is None:
+            continue
+        digest.update(f"{table}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> VocabularyStore:
+    """The store of `vocab_dir`'s current files, loading them only if no store has their digest.
+    Keeps the `keep` most recently used stores (the previous one serves change reports)."""
+    from rwe_assets.lib.cdm_spec import cdm_ddl
+
+    if not Path(vocab_dir).is_dir():
+        raise ConfigError(f"RWE_VOCAB_DIR: expected a folder of Athena vocabulary files, found {vocab_dir}")
+    digest = vocabulary_digest(vocab_dir)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    path = store_dir / f"{digest[:16]}.duckdb"
+    created = not path.exists()
+    if created:
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        with duckdb.connect(str(partial)) as con:
+            for statement in cdm_ddl("cdm", VOCABULARY_TABLES):
+                con.execute(statement)
+            load_vocabulary(con, vocab_dir)
+            con.execute("CHECKPOINT")
+        os.replace(partial, path)  # atomic: a concurrent or killed load never leaves half a store
+    path.touch()  # most recently used
+    for old in sorted(store_dir.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
+    with duckdb.connect(str(path), read_only=True) as con:
+        counts = {t: con.execute(f"SELECT count(*) FROM cdm.{t}").fetchone()[0] for t in VOCABULARY_TABLES}
+        version = vocabulary_version(con)
+    return VocabularyStore(path, digest, version, counts, created)
+
+
+def copy_vocabulary(con: duckdb.DuckDBPyConnection, store: Path, schema: str = "cdm") -> dict[str, int]:
+    """Replace the vocabulary tables of `schema` with the store's (same DDL: a plain columnar copy)."""
+    quoted = str(store).replace("'", "''")  # ATTACH takes no parameters
+    con.execute(f"ATTACH '{quoted}' AS vocabulary_store (READ_ONLY)")
+    try:
+        counts = {}
+        for table in VOCABULARY_TABLES:
+            con.execute(f"DELETE FROM {schema}.{table}")
+            con.execute(f"INSERT INTO {schema}.{table} SELECT * FROM vocabulary_store.cdm.{table}")
+            counts[table] = con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+    finally:
+        con.execute("DETACH vocabulary_store")
+    return counts
 
 
 def load_vocabulary(con: duckdb.DuckDBPyConnection, vocab_dir: Path, schema: str = "cdm") -> dict[str, int]:

@@ -10,7 +10,7 @@ from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
 from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, gcdm_spec
-from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
+from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, ensure_vocabulary_store
 from rwe_assets.resources import RweConfig
 
 RESULT_TABLES = {
@@ -20,7 +20,11 @@ RESULT_TABLES = {
     "build_inputs": "Every ingested file (source, path, sha256) the build read: the CDM's provenance.",
     "linkage_metrics": "Linkage quality (precision, recall, F1 vs ground truth where known), match rates per "
     "source pair and the match-score histogram, copied from lake/linkage/metrics.",
+    "vocabulary": "The vocabulary the build used: digest of its files, version, sizes, demo-subset warning.",
+    "vocabulary_change": "Per table and source code, what a changed vocabulary did to the mapping since the "
+    "published database: newly mapped, newly unmapped, concept changed, moved between tables.",
 }
+VOCABULARY_STORE = dg.AssetKey(["vocab", "store"])
 STAGING_INPUTS = [staging_key(t) for t in (*STAGING_VIEWS, *GENOMICS_TABLES)]
 BUILD_DB = "data/warehouse/build.duckdb"
 RECONCILIATION_CHECK = "cdm_rows_reconcile"
@@ -47,7 +51,7 @@ def _specs() -> list[dg.AssetSpec]:
                 cdm_key(table.name),
                 group_name="vocab" if vocabulary else "cdm",
                 kinds={"duckdb"},
-                deps=[] if vocabulary else [*STAGING_INPUTS, CROSSWALK],
+                deps=[VOCABULARY_STORE] if vocabulary else [*STAGING_INPUTS, CROSSWALK, VOCABULARY_STORE],
                 description=(table.description or f"OMOP CDM v5.4 table {table.name}")[:1000],
                 code_version="cdm-1",
                 metadata={"duckdb_table": f"cdm.{table.name}", "database": BUILD_DB},
@@ -79,6 +83,24 @@ _CHECKS = [
 ]
 
 
+@dg.asset(key=VOCABULARY_STORE, group_name="vocab", kinds={"duckdb"}, pool="duckdb_build")
+def vocabulary_store(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.MaterializeResult:
+    """The vocabulary files of RWE_VOCAB_DIR loaded into a DuckDB store named by their content digest;
+    loaded again only when the files change. The CDM build copies its vocabulary tables from it."""
+    settings = rwe.settings()
+    store = ensure_vocabulary_store(settings.vocab_dir, settings.warehouse_dir / "vocabulary")
+    context.log.info(f"vocabulary {store.version}: {'loaded' if store.created else 'unchanged, reused'}")
+    return dg.MaterializeResult(
+        metadata={
+            "digest": store.digest,
+            "vocabulary_version": store.version or "unknown",
+            "loaded": store.created,
+            **{f"rows_{table}": count for table, count in store.row_counts.items()},
+        },
+        data_version=dg.DataVersion(store.digest),
+    )
+
+
 @dg.multi_asset(name="cdm_build", specs=_specs(), check_specs=_CHECKS, pool="duckdb_build")
 def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     """Rebuild the whole CDM database from staging, the vocabulary and the crosswalk."""
@@ -91,6 +113,8 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         threads=settings.duckdb_threads,
     )
     context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
+    if report.vocabulary_warning:
+        context.log.warning(report.vocabulary_warning)
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
     unmapped = _unmapped_share_pct(report.path)
     for table in _built_tables():
@@ -147,4 +171,4 @@ def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckRe
     )
 
 
-cdm_assets = [cdm_build]
+cdm_assets = [vocabulary_store, cdm_build]

@@ -28,12 +28,14 @@ from rwe_assets import constants as c
 from rwe_assets.lib import lake
 from rwe_assets.lib.cdm import eras
 from rwe_assets.lib.cdm.visits import rollup_visits
+from rwe_assets.lib.cdm.vocabulary_change import record_vocabulary
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, GenomicsCdmReport, build_genomics_cdm, gcdm_ddl
 from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
+from rwe_assets.lib.publish import PUBLISHED
 from rwe_assets.lib.raw_ingest import read_manifest
-from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, load_vocabulary, vocabulary_version
+from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, copy_vocabulary, ensure_vocabulary_store
 
 _KEY = "source_system || '|' || {} AS natural_key"
 _PARAMETER = re.compile(r"\$([a-z_0-9]+)")
@@ -144,6 +146,7 @@ class CdmBuildReport:
     visits_merged: int
     reconciliation: tuple[CdmReconciliation, ...] = ()
     step_seconds: dict[str, float] = field(default_factory=dict)
+    vocabulary_warning: str | None = None  # the demo subset used on data it does not map
 
 
 def build_cdm(
@@ -197,7 +200,8 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         for statement in cdm_ddl("cdm"):
             con.execute(statement)
         con.execute("CREATE SCHEMA IF NOT EXISTS results")
-        load_vocabulary(con, vocab_dir)
+        store = ensure_vocabulary_store(vocab_dir, final.parent / "vocabulary")
+        copy_vocabulary(con, store.path)
         _register_inputs(con, lake_dir)
     with timer.step("person_location_provider"):
         run_sql(con, "location_input")
@@ -248,8 +252,9 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         with timer.step(name):
             build(con, "cdm")
     with timer.step("cdm_source_and_results"):
-        version = vocabulary_version(con)
+        version = store.version
         _cdm_source(con, lake_dir, version)
+        vocabulary_warning = record_vocabulary(con, store, final.parent / PUBLISHED, EVENT_TABLES)
         unmapped = _results(con)
         _linkage_metrics(con, lake_dir)
         _staging_outcomes(con, lake_dir)
@@ -260,7 +265,14 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         reconciliation = _reconcile(con, rollup.merged_rows, unobserved, genomics)
         _not_modelled(con, lake_dir)
     return CdmBuildReport(
-        final, counts, version, unmapped, rollup.merged_rows, reconciliation, dict(timer.seconds)
+        final,
+        counts,
+        version,
+        unmapped,
+        rollup.merged_rows,
+        reconciliation,
+        dict(timer.seconds),
+        vocabulary_warning,
     )
 
 

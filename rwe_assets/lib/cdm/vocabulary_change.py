@@ -1,0 +1,149 @@
+"""What the vocabulary in use did to the CDM: results.vocabulary and results.vocabulary_change.
+
+results.vocabulary records the vocabulary the build copied (digest of its files, version, sizes) and
+whether it is the bundled demo subset, which maps only the demo's codes: a build that uses it on
+other data is warned about (run log, results.vocabulary.warning).
+
+When the digest differs from the one recorded in the published database, the build compares, per
+event table and source code, the concepts the code maps to in the published database and in this
+build: the regression report of a vocabulary upgrade, one row per code that changed: newly mapped
+(0 -> a concept), newly unmapped, concept changed, or moved to another domain's table (left_table
+here, entered_table there). Codes are compared, not rows: a surrogate id includes the concept
+(a code may map to several), so a remapped row gets a new id. Codes the new data alone brings or
+drops show as entered/left too: the report is exact when both builds read the same lake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from rwe_assets.lib.vocabulary import VocabularyStore
+
+DEMO_VERSION_PREFIX = "rwe_assets demo subset"
+# Above this share of unmapped event rows the demo subset is evidently not mapping the data it is used
+# on (the demo itself stays well below; data from elsewhere was seen at 34% of conditions, 73% of procedures).
+DEMO_UNMAPPED_WARNING_SHARE = 0.25
+
+
+def record_vocabulary(
+    con: duckdb.DuckDBPyConnection, store: VocabularyStore, published: Path, event_tables: tuple[str, ...]
+) -> str | None:
+    """Write results.vocabulary and results.vocabulary_change; returns the demo-subset warning, if any."""
+    warning = _demo_warning(con, store, event_tables)
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE results.vocabulary AS
+        SELECT $digest AS digest, $version AS vocabulary_version, $concepts::BIGINT AS concepts,
+               $relationships::BIGINT AS concept_relationships, $ancestors::BIGINT AS concept_ancestors,
+               $demo AS demo_subset, $warning AS warning
+        """,
+        {
+            "digest": store.digest,
+            "version": store.version,
+            "concepts": store.row_counts["concept"],
+            "relationships": store.row_counts["concept_relationship"],
+            "ancestors": store.row_counts["concept_ancestor"],
+            "demo": is_demo_subset(store),
+            "warning": warning,
+        },
+    )
+    _vocabulary_change(con, store, published, event_tables)
+    return warning
+
+
+def is_demo_subset(store: VocabularyStore) -> bool:
+    return (store.version or "").startswith(DEMO_VERSION_PREFIX)
+
+
+def _demo_warning(con, store: VocabularyStore, event_tables: tuple[str, ...]) -> str | None:
+    if not is_demo_subset(store):
+        return None
+    total = unmapped = 0
+    for table in event_tables:
+        column = _domain_concept_column(table)
+        rows, zero = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {column} = 0) FROM cdm.{table}"
+        ).fetchone()
+        total, unmapped = total + rows, unmapped + zero
+    if total == 0 or unmapped / total <= DEMO_UNMAPPED_WARNING_SHARE:
+        return None
+    return (
+        f"the bundled demo vocabulary maps only the demo's codes: {unmapped} of {total} event rows "
+        f"({100 * unmapped / total:.1f}%) are unmapped; set RWE_VOCAB_DIR to an Athena download"
+    )
+
+
+def _domain_concept_column(table: str) -> str:
+    return f"{table.split('_')[0]}_concept_id"
+
+
+def _vocabulary_change(con, store: VocabularyStore, published: Path, event_tables: tuple[str, ...]) -> None:
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE results.vocabulary_change (
+            previous_version VARCHAR, current_version VARCHAR, cdm_table VARCHAR, source_value VARCHAR,
+            change VARCHAR, previous_concepts INTEGER[], current_concepts INTEGER[],
+            previous_rows BIGINT, current_rows BIGINT)
+        """
+    )
+    previous = _previous_vocabulary(published)
+    if previous is None or previous[0] == store.digest:
+        return
+    quoted = str(published).replace("'", "''")  # ATTACH takes no parameters
+    con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
+    try:
+        mappings = " UNION ALL ".join(
+            _MAPPING_SQL.format(table=table, domain=table.split("_")[0]) for table in event_tables
+        )
+        con.execute(
+            _CHANGE_SQL.format(mappings=mappings), {"previous": previous[1], "current": store.version}
+        )
+    finally:
+        con.execute("DETACH published")
+
+
+# Per table and source code: the concepts it maps to (a code may map to several) and its rows, in the
+# published database (side 'o') and in this build ('n').
+_MAPPING_SQL = """
+SELECT '{table}' AS cdm_table, side, {domain}_source_value AS source_value,
+       list_sort(list_distinct(list({domain}_concept_id))) AS concepts, count(*) AS rows
+FROM (SELECT 'n' AS side, * FROM cdm.{table} UNION ALL BY NAME SELECT 'o' AS side, * FROM published.cdm.{table})
+GROUP BY ALL
+"""
+_CHANGE_SQL = """
+INSERT INTO results.vocabulary_change
+WITH mapping AS ({mappings}),
+paired AS (
+    SELECT cdm_table, source_value, o.concepts AS previous_concepts, n.concepts AS current_concepts,
+           coalesce(o.rows, 0) AS previous_rows, coalesce(n.rows, 0) AS current_rows
+    FROM (SELECT * FROM mapping WHERE side = 'o') o
+    FULL JOIN (SELECT * FROM mapping WHERE side = 'n') n USING (cdm_table, source_value)
+)
+SELECT $previous, $current, cdm_table, source_value,
+       CASE WHEN current_concepts IS NULL THEN 'left_table'
+            WHEN previous_concepts IS NULL THEN 'entered_table'
+            WHEN previous_concepts = [0] THEN 'newly_mapped'
+            WHEN current_concepts = [0] THEN 'newly_unmapped'
+            ELSE 'concept_changed' END,
+       previous_concepts, current_concepts, previous_rows, current_rows
+FROM paired
+WHERE previous_concepts IS DISTINCT FROM current_concepts
+ORDER BY cdm_table, source_value
+"""
+
+
+def _previous_vocabulary(published: Path) -> tuple[str, str | None] | None:
+    """(digest, version) recorded in the published database, or None (first build, or built before
+    results.vocabulary existed)."""
+    if not published.exists():
+        return None
+    with duckdb.connect(str(published), read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'results' AND table_name = 'vocabulary'"
+        ).fetchone()[0]
+        if not exists:
+            return None
+        return con.execute("SELECT digest, vocabulary_version FROM results.vocabulary").fetchone()
