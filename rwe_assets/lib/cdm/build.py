@@ -456,7 +456,7 @@ def _staging_outcomes(con, lake_dir: Path) -> None:
 
 def _not_modelled(con, lake_dir: Path) -> None:
     """Rows results.reconciliation adds for what stays in raw because nothing models it (a FHIR
-    Claim, Provenance, a Synthea claims file: staging's _not_modelled): layer 'raw', cdm_table
+    Provenance, Location, a Synthea claims file: staging's _not_modelled): layer 'raw', cdm_table
     'not_modelled', staged_table '<source>/<entity or resource type>', all rows excluded, none lost."""
     if lake.register_parquet_view(
         con, "stg_not_modelled", lake.table_path(lake_dir, "staging", "_not_modelled")

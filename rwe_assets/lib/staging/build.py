@@ -10,7 +10,7 @@ the first validation rule it fails (`_failure`: reason code and field) or none. 
    differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
    newer version of its source record no longer holds is retired, and so is a record whose latest
    version has a status reason (lifecycle.STATUS_REASONS: entered in error, not done, cancelled,
-   planned, refuted, void);
+   planned, refuted, void, adjudicated);
 3. references are checked in order person -> visit -> event: a row whose person (or visit) was not
    staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
 

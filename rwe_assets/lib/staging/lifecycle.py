@@ -22,7 +22,8 @@ the record is not, or no longer, a fact). Per table, in this order:
    time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'), differing
    older ones are 'SUPERSEDED', a differing row of the same batch is quarantined ('DUPLICATE_ID'). A
    winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
-   resource withdraws the record it corrects; a void claim cancels the claim).
+   resource withdraws the record it corrects; a void claim cancels the claim; a FHIR Claim its
+   ExplanationOfBenefit adjudicates is retired as ADJUDICATED).
 
 Outcomes land in `<table>_outcome` (row_id, outcome, reason, field): 'merged', 'retired' or
 'quarantined'; a candidate with no outcome and no failure is staged. Batch order is the order in which
@@ -40,7 +41,7 @@ from rwe_assets.lib.sources import SourceRegistry
 
 # Failures that are the source's own statement about a record, not bad input: the row is a version of
 # its record (it takes part in key resolution) and, when it is the latest one, retires the record.
-STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "CANCELLED", "PLANNED", "REFUTED", "VOIDED")
+STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "CANCELLED", "PLANNED", "REFUTED", "VOIDED", "ADJUDICATED")
 _STATUS_LIST = ", ".join(f"'{reason}'" for reason in STATUS_REASONS)
 IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"
 IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"

@@ -160,6 +160,7 @@ COST = StagedTable(
         ("total_paid", "DOUBLE"),
         ("paid_by_payer", "DOUBLE"),
         ("paid_by_patient", "DOUBLE"),
+        ("paid_patient_copay", "DOUBLE"),
         ("paid_patient_deductible", "DOUBLE"),
         ("paid_patient_coinsurance", "DOUBLE"),
         ("paid_by_primary", "DOUBLE"),
@@ -168,12 +169,14 @@ COST = StagedTable(
     ),
     "Money of a claim or claim line, linked to the staged visit (visit_key, event_key NULL) or event "
     "(event_key) it pays for; amounts in US dollars as the source states them.",
-    # the amounts only claims state: an EHR's cost file leaves them out (NULL)
+    # the amounts only claims state: an EHR's cost file leaves them out (NULL); paid_patient_copay is
+    # stated by a FHIR ExplanationOfBenefit ('copay' adjudication)
     optional=frozenset(
         {
             "total_paid",
             "paid_by_payer",
             "paid_by_patient",
+            "paid_patient_copay",
             "paid_patient_deductible",
             "paid_patient_coinsurance",
             "paid_by_primary",

@@ -15,14 +15,14 @@ from rwe_assets_tests.lib.staging.test_build import synthea_registry
 
 def test_unmodelled_resource_types_and_entities_are_counted(tmp_path):
     lake_dir, landing = tmp_path / "lake", tmp_path / "landing"
-    claim = {"resourceType": "Claim", "id": "cl1", "patient": {"reference": "Patient/p1"}}
+    provenance = {"resourceType": "Provenance", "id": "pv1", "target": [{"reference": "Patient/p1"}]}
     basic = {"resourceType": "Basic", "id": "b1"}  # a type the registry does not list: other_resource
     land(landing, "site", "b1", {"Patient.000.ndjson": fhir.ndjson(fhir.patient("p1")),
-                                 "Claim.000.ndjson": fhir.ndjson(claim, dict(claim, id="cl2")),
+                                 "Provenance.000.ndjson": fhir.ndjson(provenance, dict(provenance, id="pv2")),
                                  "Basic.000.ndjson": fhir.ndjson(basic)})  # fmt: skip
     registry = fhir.fhir_registry()
     ingest_batch(lake_dir, landing, registry.get("site"), "b1")
-    assert build_staging(lake_dir, registry).not_modelled == {("site", "Claim"): 2, ("site", "Basic"): 1}
+    assert build_staging(lake_dir, registry).not_modelled == {("site", "Provenance"): 2, ("site", "Basic"): 1}
 
 
 def test_header_only_files_and_genomics_calls_are_not_listed(tmp_path):

@@ -39,7 +39,7 @@ SELECT i.id AS cost_id, c.cost_event_id, c.cost_domain_id,
        CASE WHEN c.event_claim_type = 'pharmacy' THEN $type_pharmacy_claim ELSE $type_claim END AS cost_type_concept_id,
        NULL AS currency_concept_id,
        c.total_charge, c.total_cost, c.total_paid, c.paid_by_payer, c.paid_by_patient,
-       c.paid_patient_coinsurance, c.paid_patient_deductible, c.paid_by_primary, c.amount_allowed,
+       c.paid_patient_copay, c.paid_patient_coinsurance, c.paid_patient_deductible, c.paid_by_primary, c.amount_allowed,
        p.payer_plan_period_id, left(c.drg_source_value, 3) AS drg_source_value
 FROM cost_input c
 JOIN ids_cost i ON i.natural_key = c.source_system || '|' || c.record_key

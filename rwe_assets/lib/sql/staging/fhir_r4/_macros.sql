@@ -136,3 +136,59 @@ CREATE OR REPLACE MACRO rwe_fhir_medications() AS TABLE
                                                             "display": "VARCHAR"}], "text": "VARCHAR"}}').code AS code
     FROM raw_medication
     QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id) ORDER BY _ingested_at DESC, _line_number DESC) = 1;
+
+-- Money of Claim and ExplanationOfBenefit (cost/claim.sql, cost/explanationofbenefit.sql).
+--
+-- rwe_fhir_adjudication_code(code): an adjudication category code reduced to its last path segment,
+--   so the HL7 codes (http://terminology.hl7.org/CodeSystem/adjudication: 'submitted', 'benefit', ...)
+--   and the CMS Blue Button codes Synthea writes, which are URLs
+--   ('https://bluebutton.cms.gov/resources/variables/line_prvdr_pmt_amt'), compare the same way.
+CREATE OR REPLACE MACRO rwe_fhir_adjudication_code(code) AS lower(regexp_extract(rwe_text(code), '[^/]+$'));
+
+-- rwe_fhir_adjudicated(entries, codes): the sum of the amounts of `entries` (a list of {codes, value,
+--   currency}: one per EOB.total[] or item[].adjudication[], codes normalized by
+--   rwe_fhir_adjudication_code) whose category holds one of `codes`; NULL when none does (an amount the
+--   source does not state stays NULL, never 0).
+CREATE OR REPLACE MACRO rwe_fhir_adjudicated(entries, codes) AS
+    list_sum(list_transform(list_filter(entries, e -> list_has_any(e.codes, codes)), e -> rwe_num(e.value)));
+
+-- rwe_fhir_money_entries(adjudications): EOB.total[] or the item[].adjudication[] of all items (each
+--   {category: CodeableConcept, amount: Money}) -> the list rwe_fhir_adjudicated reads.
+CREATE OR REPLACE MACRO rwe_fhir_money_entries(adjudications) AS
+    list_transform(adjudications, a -> {
+        'codes': list_transform(a.category.coding, c -> rwe_fhir_adjudication_code(c.code)),
+        'value': a.amount.value, 'currency': a.amount.currency});
+
+-- rwe_fhir_cost_event_key(prescription): a Claim's or EOB's `prescription` reference -> the record key
+--   of the drug event it pays for ('MedicationRequest/<id>', as event/medicationrequest.sql keys it).
+--   A reference typed as another kind of request (VisionPrescription, DeviceRequest) is no drug: NULL,
+--   and the cost is linked to its encounter. An untyped urn:uuid reference is taken as a
+--   MedicationRequest (the only kind Synthea writes there).
+CREATE OR REPLACE MACRO rwe_fhir_cost_event_key(prescription) AS CASE
+    WHEN regexp_matches(coalesce(prescription, ''), '(^|/)(VisionPrescription|DeviceRequest)/') THEN NULL
+    ELSE 'MedicationRequest/' || rwe_fhir_ref(prescription) END;
+
+-- rwe_fhir_cost_visit(items): the encounter a Claim or EOB bills: the first item[].encounter[]
+--   reference given (Synthea puts the encounter on every item), normalized by rwe_fhir_ref.
+CREATE OR REPLACE MACRO rwe_fhir_cost_visit(items) AS
+    rwe_fhir_ref(list_filter(flatten(list_transform(items, i -> coalesce(i.encounter, []))),
+                             e -> rwe_text(e.reference) IS NOT NULL)[1].reference);
+
+-- rwe_fhir_cost_date(items, billable_start, created): the date of service a Claim or EOB bills, as text:
+--   the first item's servicedDate or servicedPeriod.start, else billablePeriod.start, else created.
+--   The items come first because Synthea's EOB starts its billablePeriod when the encounter ends and
+--   runs it a year on (the time to bill); the service date is what finds the payer plan period.
+CREATE OR REPLACE MACRO rwe_fhir_cost_date(items, billable_start, created) AS coalesce(
+    list_filter(list_transform(items, i -> coalesce(rwe_text(i.servicedDate), rwe_text(i.servicedPeriod.start))),
+                d -> d IS NOT NULL)[1],
+    rwe_text(billable_start), rwe_text(created));
+
+-- rwe_fhir_cost_status_failure(id, status, use): the status checks of a Claim or an EOB: MISSING_ID,
+--   entered-in-error -> ENTERED_IN_ERROR, cancelled -> CANCELLED, draft -> PLANNED (not submitted or
+--   not final); a `use` of preauthorization or predetermination asks what would be paid for care not
+--   yet given -> PLANNED. All status reasons: the row retires its record.
+CREATE OR REPLACE MACRO rwe_fhir_cost_status_failure(id, status, use) AS coalesce(
+    rwe_fhir_status_failure(id, 'status', [status],
+                            [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'draft', 'reason': 'PLANNED'}]),
+    rwe_first_failure([{'reason': 'PLANNED', 'field': 'use',
+                        'failed': use IN ('preauthorization', 'predetermination')}]));
