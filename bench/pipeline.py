@@ -593,7 +593,8 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         print(
             f"dq         {r.dq['total']} checks: {r.dq['passed']} passed, {r.dq['failed']} failed, "
             f"{r.dq['errors']} errors, {r.dq['not_applicable']} not applicable; "
-            f"pass rate {'n/a' if rate is None else f'{rate:.1%}'}"
+            f"pass rate of the checks that can fail {'n/a' if rate is None else f'{rate:.1%}'} "
+            f"(all checks: {r.dq.get('dqd_pass_rate') or 0:.1%})"
         )
         for failure in r.dq_failures[:15]:
             print(f"             {failure}")

@@ -129,3 +129,21 @@ def test_readers_of_the_published_file_never_fail_during_a_build(published, monk
         reader.join()
     assert errors == []
     assert seen == {27}
+
+
+def test_the_builds_dqd_results_say_which_checks_cannot_fail(published):
+    """The build's own DQD run records why each structural check cannot fail, and its pass rate counts
+    only the checks that can (lib/quality/dqd.py summarize)."""
+    with duckdb.connect(str(published / "warehouse" / "rwe.duckdb"), read_only=True) as con:
+        rows = dict(
+            con.execute(
+                "SELECT cannot_fail_reason IS NULL, count(*) FROM results.dq_check_results "
+                "WHERE run_id = (SELECT run_id FROM results.dq_check_results ORDER BY run_at DESC LIMIT 1) "
+                "GROUP BY ALL"
+            ).fetchall()
+        )
+        reason = con.execute(
+            "SELECT cannot_fail_reason FROM results.dq_check_results WHERE check_id = 'isRequired.person.person_id'"
+        ).fetchone()[0]
+    assert rows == {True: 1371, False: 1164}
+    assert reason == "the DDL declares the field NOT NULL"

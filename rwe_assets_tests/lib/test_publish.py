@@ -16,15 +16,16 @@ def make_build(warehouse, persons, failed_checks=()):
             "CREATE OR REPLACE TABLE cdm.person AS SELECT range AS person_id FROM range(?)", [persons]
         )
         con.execute(
-            "CREATE OR REPLACE TABLE results.dq_check_results (run_id VARCHAR, check_id VARCHAR, "
+            "CREATE OR REPLACE TABLE results.dq_check_results (run_id VARCHAR, run_at TIMESTAMP, check_id VARCHAR, "
             "check_name VARCHAR, num_violated_rows BIGINT, failed BOOLEAN, is_error BOOLEAN)"
         )
         con.execute(
-            "INSERT INTO results.dq_check_results VALUES ('r1', 'isRequired.person.person_id', 'isRequired', 0, false, false)"
+            "INSERT INTO results.dq_check_results VALUES "
+            "('r1', TIMESTAMP '2026-12-06 12:00', 'isRequired.person.person_id', 'isRequired', 0, false, false)"
         )
         for check_name in failed_checks:
             con.execute(
-                "INSERT INTO results.dq_check_results VALUES ('r1', ?, ?, 3, true, false)",
+                "INSERT INTO results.dq_check_results VALUES ('r1', TIMESTAMP '2026-12-06 12:00', ?, ?, 3, true, false)",
                 [f"{check_name}.person.person_id", check_name],
             )
 

@@ -1,8 +1,8 @@
 """Asset checks on every CDM table, generated from the DQD catalogue's results and the build history.
 
 `dqd_table_checks` reads the latest run of results.dq_check_results (one row per catalogue check, see
-lib/quality/dqd.py) and reports two checks per CDM table, so a data engineer sees on each table
-what failed:
+lib/quality/dqd.py; the latest is the run that started last, gate.latest_run_id, as for the publish
+gate) and reports two checks per CDM table, so a data engineer sees on each table what failed:
 
 * `dqd_structural` (error severity): the table's structural checks (table, fields, types, primary
   key, foreign keys, required fields: lib/quality/gate.py) all pass. A failure stops publishing:
@@ -21,9 +21,9 @@ import dagster as dg
 import duckdb
 
 from rwe_assets.defs.cdm.assets import CDM_TABLES, cdm_key
-from rwe_assets.defs.quality.assets import DQ_RESULTS
+from rwe_assets.defs.quality.assets import DQ_RESULTS, build_database
 from rwe_assets.lib.cdm.build import EVENT_TABLES
-from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS
+from rwe_assets.lib.quality.gate import RESULTS, STRUCTURAL_CHECKS, latest_run_id
 from rwe_assets.resources import RweConfig
 
 STRUCTURAL, VALUES = "dqd_structural", "dqd_values"
@@ -53,22 +53,8 @@ def _dqd_specs() -> list[dg.AssetCheckSpec]:
 
 @dg.multi_asset_check(specs=_dqd_specs(), name="dqd_table_checks", pool="duckdb_build")
 def dqd_table_checks(rwe: RweConfig):
-    path = rwe.settings().warehouse_dir / "build.duckdb"
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(
-            """
-            SELECT cdm_table, check_name IN (SELECT unnest($structural)) AS structural,
-                   count(*) FILTER (WHERE NOT not_applicable) AS applicable,
-                   list(check_id ORDER BY check_id) FILTER (WHERE failed OR is_error) AS failed
-            FROM results.dq_check_results
-            WHERE run_at = (SELECT max(run_at) FROM results.dq_check_results)
-            GROUP BY ALL
-            """,
-            {"structural": list(STRUCTURAL_CHECKS)},
-        ).fetchall()
-    by_table = {
-        (table, structural): (applicable, failed or []) for table, structural, applicable, failed in rows
-    }
+    with build_database(rwe).get_connection() as con:
+        by_table = latest_outcomes(con)
     for table in CDM_TABLES:
         for name, structural in ((STRUCTURAL, True), (VALUES, False)):
             applicable, failed = by_table.get((table.lower(), structural), (0, []))
@@ -83,6 +69,23 @@ def dqd_table_checks(rwe: RweConfig):
                     "failed": dg.MetadataValue.md("\n".join(f"- {c}" for c in failed) or "none"),
                 },
             )
+
+
+def latest_outcomes(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, bool], tuple[int, list[str]]]:
+    """(table, structural) -> (applicable checks, ids of the failed or errored ones) in the latest DQD
+    run, the same run the publish gate reads (gate.latest_run_id)."""
+    rows = con.execute(
+        f"""
+        SELECT cdm_table, check_name IN (SELECT unnest($structural)) AS structural,
+               count(*) FILTER (WHERE NOT not_applicable) AS applicable,
+               list(check_id ORDER BY check_id) FILTER (WHERE failed OR is_error) AS failed
+        FROM {RESULTS}
+        WHERE run_id = $run
+        GROUP BY ALL
+        """,
+        {"structural": list(STRUCTURAL_CHECKS), "run": latest_run_id(con)},
+    ).fetchall()
+    return {(table, structural): (applicable, failed or []) for table, structural, applicable, failed in rows}
 
 
 def _monitoring_specs() -> list[dg.AssetCheckSpec]:

@@ -18,6 +18,10 @@ One check = one applicable (check type, table, field, concept) of the catalogue.
   and cdmField, which check that things exist, always apply.
 - A query that fails is recorded as an error (``is_error``, ``error_message``), neither passed nor
   failed; it counts against the pass rate.
+- Checks that cannot fail (``cannot_fail_reason``, see ``cannot_fail_reason()``): structural checks that
+  the DDL generated from the same spec already enforces (the table or field exists, a NOT NULL column,
+  an INTEGER column) and checks whose threshold is 100 %. They still run, and one that fails (a database
+  not built from the spec) still fails, but the pass rate counts only applicable checks that can fail.
 
 Speed: every check is one aggregate query, and queries are grouped. Templates shaped ``SELECT
 <aggregate> AS num_violated_rows, <aggregate> AS num_denominator_rows FROM {table}`` (isRequired,
@@ -56,9 +60,11 @@ from rwe_assets.lib.cdm_spec import (
     DqdCheck,
     DqdCheckType,
     applicable_checks,
+    cdm_ddl,
     cdm_spec,
     dqd_catalogue,
 )
+from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
 RESULTS_TABLE = "dq_check_results"
@@ -156,11 +162,16 @@ class CheckResult:
     kahn_subcategory: str
     check_description: str
     execution_seconds: float
+    cannot_fail_reason: str | None  # why the check cannot fail on a CDM built from the spec; None: it can
     sql: str | None  # the check's query, values inlined, runnable as is
 
     @property
     def passed(self) -> bool:
         return self.status == "PASS"
+
+    @property
+    def can_fail(self) -> bool:
+        return self.cannot_fail_reason is None
 
 
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -190,6 +201,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kahn_subcategory", "VARCHAR"),
     ("check_description", "VARCHAR"),
     ("execution_seconds", "DOUBLE"),
+    ("cannot_fail_reason", "VARCHAR"),
     ("sql", "VARCHAR"),
 )
 """(column, DuckDB type) of results.dq_check_results, in CheckResult's field order."""
@@ -249,36 +261,53 @@ def run_checks(
 
 
 def summarize(results: Iterable[CheckResult]) -> dict[str, Any]:
-    """Counts (total, passed, failed, not_applicable, errors) and pass_rate = passed / (total -
-    not_applicable) as a fraction (None when nothing applied), overall, by_table, by_check and
-    by_category (Kahn category)."""
+    """Counts and pass rates, overall, by_table, by_check and by_category (Kahn category).
+
+    Counts (total, passed, failed, not_applicable, errors, cannot_fail) cover every check, so a failed
+    check is never hidden. ``pass_rate`` = passed / applicable over the checks that can fail (a
+    fraction; None when none applies): a check that cannot fail on a CDM built from the spec would only
+    inflate it. ``dqd_pass_rate`` = passed / (total - not_applicable) over all checks, the rate the
+    OHDSI dashboard shows, for comparison. ``cannot_fail_checks`` lists those checks apart (the same
+    counts, and how many per reason)."""
     results = list(results)
-
-    def counts(rs: Sequence[CheckResult]) -> dict[str, Any]:
-        total = len(rs)
-        passed = sum(r.status == "PASS" for r in rs)
-        na = sum(r.not_applicable for r in rs)
-        return {
-            "total": total,
-            "passed": passed,
-            "failed": sum(r.failed for r in rs),
-            "not_applicable": na,
-            "errors": sum(r.is_error for r in rs),
-            "pass_rate": passed / (total - na) if total > na else None,
-        }
-
-    def grouped(key: Callable[[CheckResult], str]) -> dict[str, dict[str, Any]]:
-        groups: dict[str, list[CheckResult]] = defaultdict(list)
-        for r in results:
-            groups[key(r)].append(r)
-        return {name: counts(rs) for name, rs in sorted(groups.items())}
-
-    return {
-        **counts(results),
-        "by_table": grouped(lambda r: r.cdm_table),
-        "by_check": grouped(lambda r: r.check_name),
-        "by_category": grouped(lambda r: r.kahn_category),
+    groups = {
+        "by_table": lambda r: r.cdm_table,
+        "by_check": lambda r: r.check_name,
+        "by_category": lambda r: r.kahn_category,
     }
+    apart = [r for r in results if not r.can_fail]
+    reasons: dict[str, int] = defaultdict(int)
+    for r in apart:
+        reasons[r.cannot_fail_reason or ""] += 1
+    return {
+        **_counts(results),
+        "cannot_fail_checks": {**_counts(apart), "by_reason": dict(sorted(reasons.items()))},
+        **{name: _grouped(results, key) for name, key in groups.items()},
+    }
+
+
+def _counts(results: Sequence[CheckResult]) -> dict[str, Any]:
+    total = len(results)
+    passed = sum(r.status == "PASS" for r in results)
+    na = sum(r.not_applicable for r in results)
+    scored = [r for r in results if r.can_fail and not r.not_applicable]
+    return {
+        "total": total,
+        "passed": passed,
+        "failed": sum(r.failed for r in results),
+        "not_applicable": na,
+        "errors": sum(r.is_error for r in results),
+        "cannot_fail": sum(not r.can_fail for r in results),
+        "pass_rate": sum(r.status == "PASS" for r in scored) / len(scored) if scored else None,
+        "dqd_pass_rate": passed / (total - na) if total > na else None,
+    }
+
+
+def _grouped(results: Sequence[CheckResult], key: Callable[[CheckResult], str]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[CheckResult]] = defaultdict(list)
+    for r in results:
+        groups[key(r)].append(r)
+    return {name: _counts(rs) for name, rs in sorted(groups.items())}
 
 
 def write_results(
@@ -294,6 +323,8 @@ def write_results(
         + ", ".join(f"{quote_identifier(name)} {duck}" for name, duck in RESULT_COLUMNS)
         + ")"
     )
+    for name, duck in RESULT_COLUMNS:  # a results table written by an older version gains new columns
+        con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote_identifier(name)} {duck}")
     batch = pa.Table.from_pylist(
         [dataclasses.asdict(r) for r in results],
         schema=pa.schema([(name, _ARROW_TYPES[duck]) for name, duck in RESULT_COLUMNS]),
@@ -351,6 +382,77 @@ def concept_value_checks(catalogue: DqdCatalogue | None = None) -> Iterator[DqdC
                     severity=check_type.severity,
                     params={name: row.values[name]},
                 )
+
+
+# --- checks that cannot fail ------------------------------------------------------------------------
+
+_INT32_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT"})
+"""DuckDB types whose every value is a whole number in the 32-bit range cdmDatatype checks for."""
+
+
+@dataclass(frozen=True)
+class _SpecGuarantees:
+    """What the DDL generated from the spec enforces, as DuckDB reports it for an empty database built
+    with that DDL: its tables, column types and single-column constraints ("table.field" keys)."""
+
+    tables: frozenset[str]
+    types: Mapping[str, str]
+    not_null: frozenset[str]
+    unique: frozenset[str]
+    foreign_keys: frozenset[str]
+
+
+@cache
+def _spec_guarantees() -> _SpecGuarantees:
+    with duckdb.connect() as con:
+        for statement in cdm_ddl("cdm"):
+            con.execute(statement)
+        types = {
+            f"{t}.{c}": data_type.upper()
+            for t, c, data_type in con.execute(
+                "SELECT lower(table_name), lower(column_name), data_type FROM information_schema.columns "
+                "WHERE table_schema = 'cdm'"
+            ).fetchall()
+        }
+        constraints: dict[str, set[str]] = defaultdict(set)
+        for kind, table, columns in con.execute(
+            "SELECT constraint_type, lower(table_name), constraint_column_names FROM duckdb_constraints() "
+            "WHERE schema_name = 'cdm' AND len(constraint_column_names) = 1"
+        ).fetchall():
+            constraints[kind].add(f"{table}.{columns[0].lower()}")
+    return _SpecGuarantees(
+        tables=frozenset(key.split(".")[0] for key in types),
+        types=types,
+        not_null=frozenset(constraints["NOT NULL"]),
+        unique=frozenset(constraints["PRIMARY KEY"] | constraints["UNIQUE"]),
+        foreign_keys=frozenset(constraints["FOREIGN KEY"]),
+    )
+
+
+def cannot_fail_reason(check: DqdCheck) -> str | None:
+    """Why ``check`` cannot fail on a CDM whose tables were created by ``cdm_ddl`` (the project's
+    build), or None when it can. The rule: the DDL itself enforces what the check tests (DuckDB would
+    refuse the violating row or could not hold the violating value), or no share of violated rows can
+    exceed the threshold. Decided by building an empty database with that DDL and asking DuckDB which
+    tables, types and constraints it has, so a change to the DDL changes the answer."""
+    if check.threshold_pct >= 100:
+        return "threshold 100 %: no share of violated rows exceeds it"
+    spec = _spec_guarantees()
+    key = f"{check.table}.{check.field}"
+    rules = {
+        "cdmTable": (check.table in spec.tables, "the DDL creates the table"),
+        "cdmField": (key in spec.types, "the DDL creates the field"),
+        "isRequired": (key in spec.not_null, "the DDL declares the field NOT NULL"),
+        "cdmDatatype": (spec.types.get(key) in _INT32_TYPES, "the DDL types the field as a 32-bit integer"),
+        "isPrimaryKey": (key in spec.unique, "the DDL declares the field PRIMARY KEY or UNIQUE"),
+        "isForeignKey": (key in spec.foreign_keys, "the DDL declares the foreign key"),
+        "plausibleStartBeforeEnd": (
+            check.params.get("plausibleStartBeforeEndFieldName") == check.field,
+            "the catalogue compares the field with itself",
+        ),
+    }
+    holds, reason = rules.get(check.check_name, (False, ""))
+    return reason if holds else None
 
 
 # --- the database being checked -------------------------------------------------------------------
@@ -996,6 +1098,7 @@ def _result(
         kahn_subcategory=check_type.kahn_subcategory if check_type else "",
         check_description=_describe(check, check_type, concept_names),
         execution_seconds=round(outcome.seconds, 6),
+        cannot_fail_reason=cannot_fail_reason(check),
         sql=_inline(plan.sql, plan.params) if isinstance(plan, _Plan) else None,
     )
 
@@ -1068,57 +1171,104 @@ def _inline(sql: str, params: Mapping[str, Any]) -> str:
 # --- command line -----------------------------------------------------------------------------------
 
 
+FAIL_ON = ("any", "blocking", "never")
+"""--fail-on policies of the command (see exit_code)."""
+
+
+def exit_code(results: Iterable[CheckResult], fail_on: str = "any") -> int:
+    """The command's exit status: 1 when a check the policy counts failed (its share of violated rows
+    is above its threshold, so only applicable checks) or errored (its query failed), else 0.
+    ``any`` counts every check, those that cannot fail included (one failing means the database was
+    not built from the spec); ``blocking`` only the check types that stop publishing
+    (``gate.STRUCTURAL_CHECKS``); ``never`` reports without failing."""
+    if fail_on not in FAIL_ON:
+        raise ValueError(f"fail_on: expected one of {FAIL_ON}, found {fail_on!r}")
+    counted = (lambda r: True) if fail_on == "any" else (lambda r: r.check_name in STRUCTURAL_CHECKS)
+    bad = fail_on != "never" and any((r.failed or r.is_error) and counted(r) for r in results)
+    return 1 if bad else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rwe_assets.lib.quality.dqd WAREHOUSE.duckdb``: run every check against a CDM file
-    opened read-only (results kept in memory unless --results-db) and print the summary and failures."""
+    opened read-only (results kept in memory unless --results-db), print the summary and failures and
+    exit 1 when a check failed (--fail-on, see exit_code)."""
     parser = argparse.ArgumentParser(prog="python -m rwe_assets.lib.quality.dqd", description=main.__doc__)
     parser.add_argument("database", help="DuckDB file holding the CDM (opened read-only)")
     parser.add_argument("--schema", default="cdm", help="CDM schema in that file (default: cdm)")
     parser.add_argument("--results-db", help="DuckDB file to append results.dq_check_results to")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's)")
     parser.add_argument("--json", action="store_true", help="print the summary and failures as JSON")
+    parser.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default="any",
+        help="exit 1 when any check fails (default), only a publish-blocking one, or never",
+    )
     args = parser.parse_args(argv)
 
-    con = duckdb.connect(args.results_db or ":memory:")
-    if args.threads:
-        con.execute(f"SET threads = {int(args.threads)}")
-    con.execute(f"ATTACH {_literal(args.database)} AS dqd_source (READ_ONLY)")
-    start = time.perf_counter()
-    results = run_checks(con, schema=f"dqd_source.{args.schema}")
-    seconds = time.perf_counter() - start
+    with duckdb.connect(args.results_db or ":memory:") as con:
+        if args.threads:
+            con.execute(f"SET threads = {int(args.threads)}")
+        con.execute(f"ATTACH {_literal(args.database)} AS dqd_source (READ_ONLY)")
+        start = time.perf_counter()
+        results = run_checks(con, schema=f"dqd_source.{args.schema}")
+        seconds = time.perf_counter() - start
+    (_print_json if args.json else _print_text)(results, seconds)
+    return exit_code(results, args.fail_on)
+
+
+def _print_json(results: Sequence[CheckResult], seconds: float) -> None:
     summary = summarize(results)
-    problems = [r for r in results if r.failed or r.is_error]
-    if args.json:
-        out = {
-            "seconds": round(seconds, 2),
-            **{k: v for k, v in summary.items() if not k.startswith("by_")},
-            "failures": [
-                {
-                    "check_id": r.check_id,
-                    "status": r.status,
-                    "num_violated_rows": r.num_violated_rows,
-                    "num_denominator_rows": r.num_denominator_rows,
-                    "pct_violated_rows": r.pct_violated_rows,
-                    "threshold_pct": r.threshold_pct,
-                    "error_message": r.error_message,
-                }
-                for r in problems
-            ],
-        }
-        json.dump(out, sys.stdout, indent=2)
-        print()
-        return 0
-    rate = summary["pass_rate"]
+    out = {
+        "seconds": round(seconds, 2),
+        **{k: v for k, v in summary.items() if not k.startswith("by_")},
+        "failures": [
+            {
+                "check_id": r.check_id,
+                "status": r.status,
+                "num_violated_rows": r.num_violated_rows,
+                "num_denominator_rows": r.num_denominator_rows,
+                "pct_violated_rows": r.pct_violated_rows,
+                "threshold_pct": r.threshold_pct,
+                "cannot_fail_reason": r.cannot_fail_reason,
+                "error_message": r.error_message,
+            }
+            for r in results
+            if r.failed or r.is_error
+        ],
+    }
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+def _print_text(results: Sequence[CheckResult], seconds: float) -> None:
+    summary, scored = summarize(results), summarize(r for r in results if r.can_fail)
+    rate, dqd_rate = summary["pass_rate"], summary["dqd_pass_rate"]
     print(
         f"{summary['total']} checks in {seconds:.1f}s: {summary['passed']} passed, {summary['failed']} failed, "
-        f"{summary['errors']} errors, {summary['not_applicable']} not applicable; "
-        f"pass rate {'n/a' if rate is None else f'{rate:.1%}'}"
+        f"{summary['errors']} errors, {summary['not_applicable']} not applicable"
     )
-    for r in problems:
-        pct = "" if r.pct_violated_rows is None else f" ({r.pct_violated_rows:.2%} > {r.threshold_pct:g}%)"
-        detail = r.error_message if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}{pct}"
-        print(f"  {r.status:5} {r.check_id}: {detail}")
-    return 0
+    print(
+        f"checks that can fail: {scored['total']} ({scored['total'] - scored['not_applicable']} applicable); "
+        f"pass rate {_percent(rate)} (over all applicable checks, as DQD reports it: {_percent(dqd_rate)})"
+    )
+    cannot = summary["cannot_fail_checks"]
+    print(
+        f"checks that cannot fail on a CDM built from the spec: {cannot['total']}, {cannot['failed']} failed"
+    )
+    for reason, count in cannot["by_reason"].items():
+        print(f"  {count:5} {reason}")
+    for r in results:
+        if r.failed or r.is_error:
+            pct = (
+                "" if r.pct_violated_rows is None else f" ({r.pct_violated_rows:.2%} > {r.threshold_pct:g}%)"
+            )
+            detail = r.error_message if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}{pct}"
+            print(f"  {r.status:5} {r.check_id}: {detail}")
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
 
 
 if __name__ == "__main__":

@@ -904,6 +904,8 @@ def test_summarize_counts_and_pass_rate():
         "failed": 0,
         "not_applicable": 1,
         "errors": 1,
+        "cannot_fail": 0,
         "pass_rate": 0.5,
+        "dqd_pass_rate": 0.5,
     }
     assert summarize([])["pass_rate"] is None
