@@ -37,6 +37,7 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
+from rwe_assets.lib.staging import deid
 from rwe_assets.lib.staging.lifecycle import (
     IS_STATUS,
     create_batch_info,
@@ -81,16 +82,14 @@ REFERENCES = {
 # no value), so it cannot reach the CDM. Synthea's PRAPARE survey asks for the street address.
 IDENTIFYING_ANSWERS = {("LOINC", "56799-0"): "street address (What address do you live at?)"}
 
-# Note text: the patient's own identifiers (each given and family name, maiden name, street line,
-# phone, SSN, licence and passport numbers, each also without Synthea's numeric suffix) are replaced
-# wherever they stand as a whole word, case-insensitively; then any word shaped like a Synthea name
-# (a capitalized word ending in digits: 'Liane379', clinicians included) is replaced too. Values
-# shorter than two characters are not searched for. Each pattern runs twice: a match consumes the
-# separator after it, so the second pass catches an identifier right after another one.
-NOTE_REDACTED = "[REDACTED]"
-NOTE_NAME = "[NAME]"
-_WORD_EDGE = r"[^\p{L}\p{N}]"
-SYNTHEA_NAME = rf"(^|{_WORD_EDGE})\p{{Lu}}\p{{Ll}}+[0-9]+({_WORD_EDGE}|$)"
+# Note text is de-identified by lib/staging/deid.py: the patient's own values in every written form
+# (names, birth date, street line, city, ZIP, phone, SSN, MRN, licence, passport) are replaced by
+# NOTE_REDACTED, and pattern recognizers for the Safe Harbor kinds (dates except year, phone, e-mail,
+# URL, IP, ids, ages over 89, addresses, facility names) catch what the structured data does not
+# hold; other people's names (after a title or role, before a credential, Synthea-shaped) become
+# NOTE_NAME word by word. One matcher per person, compiled once for all their notes.
+NOTE_REDACTED = deid.REDACTED
+NOTE_NAME = deid.NAME
 
 # Datetimes are the source's local wall-clock time: a UTC offset is dropped, not applied, so an evening
 # encounter at 23:58-04:00 stays on its calendar day (OMOP dates are the local dates care happened on).
@@ -312,40 +311,10 @@ def redact_identifying_answers(con: duckdb.DuckDBPyConnection) -> int:
     return count
 
 
-def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> None:
-    """Redact identifiers from cand_note.note_text (rule above NOTE_REDACTED)."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE note_identifier_pattern AS
-        WITH identifiers AS (
-            SELECT source_system, source_person_id, trim(unnest(flatten([
-                string_split(coalesce(given_name, ''), ' '), string_split(coalesce(family_name, ''), ' '),
-                string_split(coalesce(maiden_name, ''), ' '),
-                [address_line, phone, ssn, drivers_license, passport]]))) AS value
-            FROM cand_person_pii
-        ),
-        forms AS (
-            SELECT source_system, source_person_id, value FROM identifiers
-            UNION
-            SELECT source_system, source_person_id, regexp_replace(value, '[0-9]+$', '') FROM identifiers
-        )
-        SELECT source_system, source_person_id,
-               '(?i)(^|{_WORD_EDGE})(' || string_agg(regexp_escape(value), '|' ORDER BY length(value) DESC)
-               || ')({_WORD_EDGE}|$)' AS pattern
-        FROM forms WHERE length(value) >= 2
-        GROUP BY ALL
-        """
-    )
-    redact = "regexp_replace(regexp_replace({0}, {1}, '\\1{2}\\3', 'g'), {1}, '\\1{2}\\3', 'g')"
-    own = redact.format("n.note_text", "p.pattern", NOTE_REDACTED)
-    con.execute(
-        f"""
-        UPDATE cand_note n SET note_text = {own} FROM note_identifier_pattern p
-        WHERE p.source_system = n.source_system AND p.source_person_id = n.source_person_id
-        """
-    )
-    names = redact.format("note_text", "$names", NOTE_NAME).replace("\\3", "\\2")
-    con.execute(f"UPDATE cand_note SET note_text = {names}", {"names": SYNTHEA_NAME})
+def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """De-identify cand_note.note_text in place (rule above NOTE_REDACTED); returns counts of notes,
+    persons and changed notes."""
+    return deid.redact_note_table(con, "cand_note", "cand_person_pii", "cand_care_site")
 
 
 def check_reference(con, table_name: str, column: str, parent: str, parent_column: str, reason: str) -> None:

@@ -198,8 +198,8 @@ NOTE = StagedTable(
         ("note_text", "VARCHAR"),
         ("provider_key", "VARCHAR"),
     ),
-    "Clinical notes as UTF-8 text, the note type's code kept; the patient's own identifiers and "
-    "Synthea-style names are redacted from the text before it is staged (lib/staging/build.py).",
+    "Clinical notes as UTF-8 text, the note type's code kept; the text is de-identified before "
+    "it is staged (lib/staging/deid.py, docs/notes.md).",
 )
 
 PROVIDER = StagedTable(

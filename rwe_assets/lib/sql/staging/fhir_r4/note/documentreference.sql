@@ -4,7 +4,7 @@
 --   _macros.sql); title: that coding's display. note_text: the first content[].attachment whose
 --   contentType is text/plain (any charset label; the data must decode as UTF-8), else the first
 --   attachment. The patient's identifiers are redacted from the text afterwards, by the framework
---   (redact_note_identifiers in lib/staging/build.py), before anything is written.
+--   (redact_note_identifiers in lib/staging/build.py, which calls lib/staging/deid.py), before anything is written.
 -- source_person_id (subject), visit_key (context.encounter[0]), provider_key (author[0]).
 -- record_key: the resource id.
 -- Rules: id required; status 'entered-in-error' -> ENTERED_IN_ERROR ('superseded', which Synthea

@@ -1,0 +1,509 @@
+"""De-identification of clinical note text: the person's own identifiers plus Safe Harbor recognizers.
+
+Two kinds of matcher find identifiers; every hit is replaced before the text is staged:
+
+1. **The person's own values** (PersonIdentifiers), compiled into one pattern per person and run over
+   all of that person's notes: each given, family and maiden name (also without Synthea's digit
+   suffix, with any apostrophe or hyphen spelling), the street line in its abbreviation variants
+   (Court/Ct./Ct, Apt/Apartment/Unit/#, North/N. ...), city, ZIP, phone digits with any separators,
+   SSN, MRN, licence and passport numbers with any separators, and the birth date in any layout (the
+   generic date recognizer covers most layouts; the own date is a belt to its braces). Relatives' and
+   clinicians' names (when the staged data has them) are matched the same way.
+2. **Recognizers** for the HIPAA Safe Harbor kinds, compiled once per process: dates except a bare
+   year (numeric, ISO, month names and ordinals in words), phone/fax, e-mail, URL, IPv4, SSN, ids
+   behind a label (MRN, account, member, licence ...) and any token with five or more digits, ZIP
+   codes after a state, ages over 89, street addresses, names after a title, a role or before a
+   credential (Dr. X, daughter X, X Y, MD), Synthea-shaped names (Liane379), facility names.
+
+Own values are replaced by REDACTED; names found by recognizers or of other people by NAME, word by
+word, so 'Dr. [NAME] [NAME]' still reads as a name. A note is never dropped: a text without hits is
+kept as it is. Nothing here logs or returns identifier values except the redacted text itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+REDACTED = "[REDACTED]"
+NAME = "[NAME]"
+
+# --- building blocks --------------------------------------------------------------------------------
+
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+    "|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec"
+)
+# an abbreviation may carry a dot; a full month name's dot ends the sentence and is kept
+MONTH = r"(?:(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+MONTH += r"|(?:jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?)"
+DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
+YEAR = r"(?:1[89]\d\d|20\d\d|'\d\d)"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_ORDINAL_UNITS = "first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
+DAY_WORD = (
+    rf"(?:(?:twenty|thirty)[- ]?(?:{_ORDINAL_UNITS})|{_ORDINAL_UNITS}|tenth|eleventh|twelfth|thirteenth"
+    r"|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth)"
+)
+_SEP = r"[ \t]*[,.]?[ \t]*"
+_NUM_M = r"(?:0?[1-9]|1[0-2])"
+_NUM_D = r"(?:0?[1-9]|[12]\d|3[01])"
+
+STREET_SUFFIXES = {
+    "street": ("street", "st", "str"),
+    "avenue": ("avenue", "ave", "av"),
+    "road": ("road", "rd"),
+    "boulevard": ("boulevard", "blvd"),
+    "lane": ("lane", "ln"),
+    "drive": ("drive", "dr"),
+    "court": ("court", "ct"),
+    "place": ("place", "pl"),
+    "terrace": ("terrace", "ter", "terr"),
+    "circle": ("circle", "cir"),
+    "parkway": ("parkway", "pkwy"),
+    "highway": ("highway", "hwy"),
+    "square": ("square", "sq"),
+    "way": ("way",),
+    "landing": ("landing", "lndg"),
+    "trail": ("trail", "trl"),
+    "crossing": ("crossing", "xing"),
+    "heights": ("heights", "hts"),
+    "point": ("point", "pt"),
+    "row": ("row",),
+    "path": ("path",),
+    "run": ("run",),
+    "loop": ("loop",),
+}
+DIRECTIONS = {"north": ("north", "n"), "south": ("south", "s"), "east": ("east", "e"), "west": ("west", "w")}
+UNIT_WORDS = r"(?:apartment|apt|unit|suite|ste|room|rm|#)"
+STATES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho"
+    "|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota"
+    "|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York"
+    "|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina"
+    "|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming"
+)
+_ANY_SUFFIX = "|".join(sorted({v for vs in STREET_SUFFIXES.values() for v in vs}, key=len, reverse=True))
+_CAP = r"[A-Z][a-zA-Z'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones)
+_NAME2 = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
+_INITIAL_NAME = rf"(?:[A-Z]\.[ \t]*)?{_NAME2}"
+CREDENTIALS = r"(?:MD|M\.D\.|DO|D\.O\.|RN|NP|APRN|PA-C|PA|CNM|LICSW|MSW|PhD|DDS|DMD|PharmD|DPT|FNP|OD)"
+ROLES = (
+    r"(?:husband|wife|spouse|partner|son|daughter|son-in-law|daughter-in-law|mother|father|brother|sister"
+    r"|grandson|granddaughter|niece|nephew|aunt|uncle|friend|neighbou?r|caregiver|guardian|proxy|HCP"
+    r"|POA|attorney|emergency contact|contact|family|next of kin)"
+)
+ACTS = (
+    r"(?:signed by|seen by|read by|referred by|consult(?:ed)? by|performed by|dictated by|delivered by"
+    r"|pronounced by|per|attending|pcp|provider|surgeon|physician|resident|nurse|cosigned by|reviewed by)"
+)
+FACILITY_WORDS = (
+    r"(?:Hospital|Medical Center|Health Center|Healthcare|Health System|Clinic|Nursing Home|Rehabilitation"
+    r" Center|Rehab Center|Home Care|Pharmacy|Associates|Urgent Care|Hospice|Medical Group|Infirmary"
+    r"|Care Center|Nursing Center|Surgical Center|Physicians|Family Practice)"
+)
+# Numbers after these are not days of a month: a score, a ratio, a dose.
+_NOT_DATE_BEFORE = re.compile(
+    r"(?i)(?:pain|apgar|mmse|moca|score|scale|grade|strength|gcs|iop|va|ratio|fraction|x|of|dose|tab(?:let)?s?)"
+    r"[:\s]*$"
+)
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """One identifier kind: a pattern compiled once; group 'v', when present, is the identifier."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    label: str = REDACTED
+    # lower-case strings of which the text must hold one for the pattern to match: a substring test
+    # is far cheaper than letting the regex engine try the pattern at every position of the note
+    needs: tuple[str, ...] = ()
+
+    def spans(self, text: str, lower: str | None = None) -> Iterable[tuple[int, int, str]]:
+        if self.needs and not any(n in (lower if lower is not None else text.lower()) for n in self.needs):
+            return
+        for match in self.pattern.finditer(text):
+            group = "v" if "v" in self.pattern.groupindex and match.group("v") is not None else 0
+            start, end = match.span(group)
+            if self.kind == "date_short" and _NOT_DATE_BEFORE.search(text[max(0, start - 12) : start]):
+                continue
+            if end > start:
+                yield start, end, self.label
+
+
+def _rec(
+    kind: str, pattern: str, label: str = REDACTED, flags: int = re.IGNORECASE, needs: tuple[str, ...] = ()
+) -> Recognizer:
+    return Recognizer(kind, re.compile(pattern, flags), label, needs)
+
+
+_MONTH_NEEDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+_B = r"(?<![\w/.-])"  # no word, slash, dot or hyphen right before: not inside a longer token
+_E = r"(?![\w/-]|\.\d)"
+
+RECOGNIZERS: tuple[Recognizer, ...] = (
+    _rec("date_numeric", rf"{_B}{_NUM_M}[/-]{_NUM_D}[/-](?:\d{{4}}|\d{{2}}){_E}"),
+    _rec("date_dotted", rf"{_B}{_NUM_D}\.{_NUM_M}\.(?:\d{{4}}|\d{{2}}){_E}"),
+    _rec("date_iso", rf"{_B}(?:1[89]|20)\d\d[-/.]{_NUM_M}[-/.]{_NUM_D}(?:[T ]\d\d:\d\d(?::\d\d)?)?{_E}"),
+    _rec("date_month_year", rf"{_B}{_NUM_M}/(?:1[89]|20)\d\d{_E}"),
+    _rec("date_short", rf"{_B}{_NUM_M}/{_NUM_D}{_E}"),
+    _rec("date_compact", rf"{_B}{_NUM_D}-(?:{_MONTHS})-(?:\d{{4}}|\d{{2}}){_E}", needs=_MONTH_NEEDS),
+    # month name first: 'Aug 30, 1948', 'March 2019', 'February the fourteenth' (one scan for the three)
+    _rec(
+        "date_month_first",
+        rf"\b{MONTH}(?:[ \t]+(?:the[ \t]+)?{DAY_WORD}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{DAY}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{YEAR}\b)",
+        needs=_MONTH_NEEDS,
+    ),
+    _rec(
+        "date_day_month", rf"\b{DAY}(?:[ \t]+of)?[ \t]*-?[ \t]*{MONTH}(?:{_SEP}{YEAR}\b)?", needs=_MONTH_NEEDS
+    ),
+    _rec(
+        "date_words",
+        rf"\b(?:the[ \t]+)?{DAY_WORD}[ \t]+of[ \t]+{MONTH}(?:{_SEP}{YEAR}\b)?",
+        needs=tuple(f"th of {m}" for m in _MONTH_NEEDS)
+        + tuple(f"st of {m}" for m in _MONTH_NEEDS)
+        + tuple(f"nd of {m}" for m in _MONTH_NEEDS)
+        + tuple(f"rd of {m}" for m in _MONTH_NEEDS),
+    ),
+    # a month name alone is a date element; 'May' and lower-case 'march' are too often words
+    _rec(
+        "month",
+        r"\b(?:January|February|March|April|June|July|August|September|October|November|December)\b",
+        flags=0,
+    ),
+    _rec(
+        "phone",
+        r"(?<![\w-])(?:\+?1[ \t.-]*)?(?:\(\d{3}\)|\d{3})[ \t.-]*\d{3}[ \t.-]*\d{4}(?![\w-])"
+        r"(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,5})?",
+    ),
+    _rec("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", needs=("@",)),
+    _rec("url", r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)\]]", needs=("http", "www.")),
+    _rec("ip", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]\d)"),
+    _rec("ssn", r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])"),
+    _rec(
+        "labelled_id",
+        r"\b(?:MRN|MR|medical record|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
+        r"|passport|patient|subscriber|certificate|serial|device|plate|NPI|SSN|ID)"
+        r"(?:[ \t]+(?:id|number|no\.?|num|#))?[ \t]*[:#.]?[ \t]*#?[ \t]*"
+        r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
+    ),
+    _rec(
+        "long_number",
+        r"(?<![\w.-])(?!(?:a?nda|ndc)\d)(?=(?:[A-Za-z-]*\d){5})[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9](?![\w-]|\.\d)",
+    ),
+    _rec(
+        "zip",
+        rf"\b(?:[A-Z]{{2}}|{STATES}|(?i:zip)(?:[ \t]*code)?:?),?[ \t]+(?P<v>\d{{5}}(?:-\d{{4}})?)\b",
+        flags=0,
+    ),
+    _rec(
+        "age",
+        r"\b(?:age[d:]?[ \t]*)?(?P<v>9\d|1[01]\d)(?=[ \t-]*(?:years?|yrs?|y/?o|y\.o\.|yo|year-old)(?!\w))",
+    ),
+    _rec("age_label", r"\bage[d:]?[ \t]*(?P<v>9\d|1[01]\d)\b"),
+    _rec(
+        "age_words",
+        rf"\b(?P<v>(?:ninety|one hundred(?:[ \t]+and)?)(?:[- \t]?(?:{_UNITS}))?)(?=[ \t-]*(?:years?|yrs?|y/?o))",
+    ),
+    _rec(
+        "address",
+        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?:north|south|east|west|[NSEW]\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){{1,3}}"
+        rf"(?:{_ANY_SUFFIX})\b\.?(?:,?[ \t]*{UNIT_WORDS}\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?",
+        flags=0,
+    ),
+    _rec(
+        "city",
+        rf"\b(?P<v>[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?),?[ \t]+(?:[A-Z]{{2}}|{STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?![\w-])",
+        flags=0,
+    ),
+    _rec("titled_name", rf"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Fr|Rev)\.?[ \t]+(?P<v>{_NAME2})", NAME, 0),
+    _rec("credentialed_name", rf"(?P<v>{_INITIAL_NAME}),?[ \t]+{CREDENTIALS}\b", NAME, 0),
+    # a name after a role or an act: 'daughter Rosa', 'proxy (Siobhan O'Brien)', 'signed by Dr. A. Smith'
+    _rec(
+        "role_name",
+        rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:Dr\.?[ \t]+)?"
+        rf"(?P<v>{_INITIAL_NAME})",
+        NAME,
+        0,
+    ),
+    _rec("labelled_name", rf"\b(?i:name|patient|pt)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? {_CAP}){{0,2}})", NAME, 0),
+    _rec("maiden_name", rf"\b(?i:n[ée]e|maiden(?:[ \t]+name)?)[ \t]*:?[ \t]+(?P<v>{_CAP})", NAME, 0),
+    _rec("synthea_name", r"\b[A-Z][a-z]+\d+\b", NAME, 0),
+    _rec(
+        "facility", rf"(?P<v>(?:(?:St\.|Saint|[A-Z][\w'\u2019&-]*)[ \t]+){{1,4}}{FACILITY_WORDS})\b", flags=0
+    ),
+)
+
+
+# --- the person's own values -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonIdentifiers:
+    """What the staged data knows of one person; every field may be empty."""
+
+    names: tuple[str, ...] = ()  # given, family, maiden (whole strings; split into words here)
+    other_names: tuple[str, ...] = ()  # relatives, contacts, clinicians
+    birth_dates: tuple[date, ...] = ()
+    address_lines: tuple[str, ...] = ()
+    places: tuple[str, ...] = ()  # city, county
+    zips: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()  # SSN, MRN / source person id, licence, passport, member id
+
+
+def _word(value: str) -> str:
+    """A regex for one name word: apostrophes and hyphens may be written any way or left out."""
+    parts = [re.escape(p) for p in re.split(r"['\u2019`-]", value) if p]
+    return r"['\u2019`\- ]?".join(parts)
+
+
+def _name_words(values: Iterable[str]) -> set[str]:
+    words = set()
+    for value in values:
+        for word in re.split(r"[\s,]+", value or ""):
+            word = word.strip(".")
+            for form in (word, re.sub(r"\d+$", "", word)):
+                if len(re.sub(r"\W", "", form)) >= 2:
+                    words.add(form)
+    return words
+
+
+def _digits_any_separator(value: str) -> str | None:
+    """Digits (and letters) of an id or phone with any separator between them; None if too short."""
+    chars = re.sub(r"[^A-Za-z0-9]", "", value or "")
+    if len(chars) < 4:
+        return None
+    return r"[ \t().\-/]{0,3}".join(re.escape(c) for c in chars)
+
+
+def _phone_forms(value: str) -> list[str]:
+    digits = re.sub(r"\D", "", value or "")
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    form = _digits_any_separator(digits)
+    return [rf"(?:\+?1[ \t.\-]*)?\(?{form}"] if form and len(digits) >= 7 else []
+
+
+def _variants(word: str, table: dict[str, tuple[str, ...]]) -> str | None:
+    for forms in table.values():
+        if word.lower().rstrip(".") in forms:
+            return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + r")\.?"
+    return None
+
+
+def _address_form(line: str) -> str | None:
+    """The street line with optional house number and unit, abbreviations in any variant."""
+    words = re.findall(r"[#\w'\u2019-]+", line or "")
+    unit_at = next((i for i, w in enumerate(words) if re.fullmatch(UNIT_WORDS, w.lower())), len(words))
+    street, unit = words[:unit_at], words[unit_at + 1 :]
+    number = street.pop(0) if street and street[0][0].isdigit() else None
+    if not street:
+        return None
+    parts = [_variants(w, DIRECTIONS) or _variants(w, STREET_SUFFIXES) or _word(w) for w in street]
+    form = r"[ \t.,]+".join(parts)
+    if number:
+        form = rf"(?:{re.escape(number)}[ \t]+)?{form}"
+    if unit:
+        form += rf"(?:,?[ \t]*{UNIT_WORDS}\.?[ \t]*#?[ \t]*{re.escape(' '.join(unit))})?"
+    return form
+
+
+def _date_forms(day: date) -> list[str]:
+    """A birth date in the layouts the generic recognizers might miss (two-digit years, no separators)."""
+    m, d, y = day.month, day.day, day.year
+    return [
+        rf"0?{m}[/.\- ]0?{d}[/.\- ](?:{y}|{y % 100:02d})",
+        rf"0?{d}[/.\- ]0?{m}[/.\- ](?:{y}|{y % 100:02d})",
+        rf"{y}[/.\- ]?{m:02d}[/.\- ]?{d:02d}",
+        rf"{m:02d}{d:02d}{y}",
+    ]
+
+
+def _alternation(forms: Iterable[str]) -> str | None:
+    unique = sorted(set(f for f in forms if f), key=len, reverse=True)
+    return "|".join(unique) or None
+
+
+@dataclass
+class PersonMatcher:
+    """The compiled patterns of one person: build once, apply to all their notes."""
+
+    own: re.Pattern[str] | None
+    others: re.Pattern[str] | None
+    extra: tuple[Recognizer, ...] = field(default_factory=tuple)
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        found: list[tuple[int, int, str]] = []
+        lower = text.lower()
+        for recognizer in (*RECOGNIZERS, *self.extra):
+            found.extend(recognizer.spans(text, lower))
+        for pattern, label in ((self.own, REDACTED), (self.others, NAME)):
+            if pattern is not None:
+                found.extend((m.start("v"), m.end("v"), label) for m in pattern.finditer(text))
+        return merge_spans(text, found)
+
+    def redact(self, text: str) -> str:
+        return apply_spans(text, self.spans(text))
+
+
+def _bounded(alternatives: str | None) -> re.Pattern[str] | None:
+    if alternatives is None:
+        return None
+    return re.compile(rf"(?<![^\W_])(?P<v>{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
+def person_matcher(person: PersonIdentifiers, extra: tuple[Recognizer, ...] = ()) -> PersonMatcher:
+    own = [_word(w) for w in _name_words(person.names)]
+    own += [_address_form(line) for line in person.address_lines]
+    own += [_word(p) for p in person.places if p and len(p) >= 2]
+    own += [re.escape(z.strip()) for z in person.zips if z and len(z.strip()) >= 3]
+    own += [f for phone in person.phones for f in _phone_forms(phone)]
+    own += [_digits_any_separator(i) for i in person.ids]
+    own += [f for day in person.birth_dates for f in _date_forms(day)]
+    others = [_word(w) for w in _name_words(person.other_names)]
+    return PersonMatcher(_bounded(_alternation(own)), _bounded(_alternation(others)), extra)
+
+
+def names_recognizer(kind: str, names: Iterable[str]) -> Recognizer | None:
+    """One recognizer for a batch-wide list of names (care sites, say), compiled once."""
+    forms = _alternation(r"[ \t]+".join(_word(w) for w in n.split()) for n in names if n and len(n) >= 4)
+    return None if forms is None else Recognizer(kind, _bounded(forms), REDACTED)
+
+
+# --- spans ---------------------------------------------------------------------------------------------
+
+
+def merge_spans(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Overlapping spans become one; a name span is cut into its words first, so a run of names reads
+    '[NAME] [NAME]'. REDACTED wins over NAME where both cover a character."""
+    pieces = []
+    for start, end, label in spans:
+        if label == NAME:
+            pieces += [
+                (start + m.start(), start + m.end(), NAME) for m in re.finditer(r"\S+", text[start:end])
+            ]
+        else:
+            pieces.append((start, end, label))
+    merged: list[tuple[int, int, str]] = []
+    for start, end, label in sorted(pieces):
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), REDACTED if REDACTED in (label, last[2]) else NAME)
+        else:
+            merged.append((start, end, label))
+    return merged
+
+
+def apply_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out, last = [], 0
+    for start, end, label in spans:
+        out += [text[last:start], label]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def redact_notes(notes: Iterable[tuple[object, str]], matcher: PersonMatcher) -> list[tuple[object, str]]:
+    """Redact one person's notes ((key, text) pairs) with their matcher."""
+    return [(key, matcher.redact(text)) for key, text in notes]
+
+
+# --- scoring (tests and bench) -------------------------------------------------------------------------
+
+
+def token_scores(text: str, gold: list[tuple[int, int]], found: list[tuple[int, int, str]]) -> dict[str, int]:
+    """Token-level counts: a token (a run of letters or digits) inside a gold span is an identifier
+    token; it is caught when a found span covers all of it. Non-identifier tokens that a found span
+    touches are removed by mistake."""
+    counts = {"identifier_tokens": 0, "caught": 0, "other_tokens": 0, "removed": 0}
+    for token in re.finditer(r"[^\W_]+", text):
+        start, end = token.span()
+        in_gold = any(s <= start and end <= e for s, e in gold)
+        if in_gold:
+            counts["identifier_tokens"] += 1
+            counts["caught"] += any(s <= start and end <= e for s, e, _ in found)
+        else:
+            counts["other_tokens"] += 1
+            counts["removed"] += any(s < end and start < e for s, e, _ in found)
+    return counts
+
+
+# --- staging: the candidate note table -----------------------------------------------------------------
+
+_PII_SQL = """
+SELECT source_system, source_person_id,
+       list(DISTINCT given_name) || list(DISTINCT family_name) || list(DISTINCT maiden_name) AS names,
+       list(DISTINCT birth_date) AS birth_dates,
+       list(DISTINCT address_line) AS address_lines,
+       list(DISTINCT city) AS places,
+       list(DISTINCT zip) AS zips,
+       list(DISTINCT phone) AS phones,
+       [source_person_id] || list(DISTINCT ssn) || list(DISTINCT drivers_license) || list(DISTINCT passport) AS ids
+FROM {pii}
+WHERE source_person_id IS NOT NULL
+GROUP BY source_system, source_person_id
+"""
+
+
+def _identifiers(row: dict) -> PersonIdentifiers:
+    def values(key: str) -> tuple:
+        return tuple(v for v in row[key] or () if v is not None and v != "")
+
+    return PersonIdentifiers(
+        names=values("names"),
+        birth_dates=values("birth_dates"),
+        address_lines=values("address_lines"),
+        places=values("places"),
+        zips=values("zips"),
+        phones=values("phones"),
+        ids=values("ids"),
+    )
+
+
+def redact_note_table(con, notes: str = "cand_note", pii: str = "cand_person_pii", sites: str | None = None):
+    """Redact note_text in place in DuckDB table `notes`: one matcher per (source system, person),
+    built from `pii` (and the facility names in `sites`, compiled once for the batch); the notes are
+    grouped by person so each matcher is compiled once. Returns {notes, persons, changed}."""
+    cursor = con.execute(_PII_SQL.format(pii=pii))
+    columns = [d[0] for d in cursor.description]
+    people = {(r[0], r[1]): _identifiers(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()}
+    extra: tuple[Recognizer, ...] = ()
+    if sites:
+        site_names = [r[0] for r in con.execute(f"SELECT DISTINCT care_site_name FROM {sites}").fetchall()]
+        recognizer = names_recognizer("care_site", site_names)
+        extra = (recognizer,) if recognizer else ()
+    rows = con.execute(
+        f"SELECT rowid, source_system, source_person_id, note_text FROM {notes} "
+        "WHERE note_text IS NOT NULL ORDER BY source_system, source_person_id"
+    ).fetchall()
+    keys, texts, current, matcher = [], [], None, None
+    for row_id, system, person, text in rows:
+        if (system, person) != current:
+            current = (system, person)
+            matcher = person_matcher(people.get(current, PersonIdentifiers()), extra)
+        redacted = matcher.redact(text)
+        if redacted != text:
+            keys.append(row_id)
+            texts.append(redacted)
+    _write_back(con, notes, keys, texts)
+    return {"notes": len(rows), "persons": len({(r[1], r[2]) for r in rows}), "changed": len(keys)}
+
+
+def _write_back(con, notes: str, keys: list[int], texts: list[str]) -> None:
+    import pyarrow as pa  # imported here: the pure matcher above needs no Arrow
+
+    if not keys:
+        return
+    con.register("_deid_redacted", pa.table({"row_id": pa.array(keys, pa.int64()), "note_text": texts}))
+    try:
+        con.execute(
+            f"UPDATE {notes} SET note_text = r.note_text FROM _deid_redacted r WHERE {notes}.rowid = r.row_id"
+        )
+    finally:
+        con.unregister("_deid_redacted")
