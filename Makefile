@@ -1,12 +1,16 @@
-# The two commands of the README:
-#   make demo   set up, then build the graph on the bundled sample
+# The commands of the README (each works from a plain shell: make calls the venv's tools by path):
+#   make demo   set up, then build the graph on the bundled samples and a generated population
+#   make ui     the Dagster UI with the sensors on (http://127.0.0.1:3000)
 #   make test   set up, then lint and run the tests (what .ci/run calls)
+# Data lives in data/ (RWE_DATA_DIR), Dagster's runs in data/dagster_home (DAGSTER_HOME): both set by
+# the `rwe` command, so make exports nothing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEMO_PERSONS ?= 2000
+UI_PORT ?= 3000
 
-.PHONY: setup demo test lint ui bench clean
+.PHONY: setup demo init test lint ui sql bench clean reset
 
 setup: $(VENV)/.installed
 
@@ -18,7 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/rwe demo
+	$(BIN)/rwe demo --persons $(DEMO_PERSONS)
+
+# a secret linkage key for your own data, in data/rwe.env (mode 0600); once
+init: setup
+	$(BIN)/rwe init
 
 lint: setup
 	$(BIN)/ruff check .
@@ -28,10 +36,23 @@ test: lint
 	$(BIN)/pytest -n 2 -q
 
 ui: setup
-	$(BIN)/rwe ui
+	$(BIN)/rwe ui --port $(UI_PORT)
+
+# the published CDM, read-only, in the DuckDB shell installed with the project
+sql: setup
+	$(BIN)/rwe sql
 
 bench: setup
 	$(BIN)/python bench/raw_ingest.py
 
+# what the demo landed and everything built; batches you landed stay in data/landing
 clean:
-	rm -rf data/landing data/lake data/warehouse .dagster_home
+	@if [ -x $(BIN)/rwe ]; then $(BIN)/rwe clean; \
+	else rm -rf data/lake data/warehouse data/dagster_home data/truth; fi
+	rm -rf .dagster_home
+
+# everything under data/ but the bundled sample and your configuration (data/rwe.env, data/sources.yaml)
+reset:
+	@if [ -x $(BIN)/rwe ]; then $(BIN)/rwe clean --all; \
+	else rm -rf data/landing data/lake data/warehouse data/dagster_home data/truth data/.generating; fi
+	rm -rf .dagster_home

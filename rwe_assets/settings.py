@@ -6,12 +6,26 @@ the Dagster code location.
 | RWE_DATA_DIR                | ./data        | landing zone, lake and warehouse live below it           |
 | RWE_VOCAB_DIR               | bundled vocab/| OMOP vocabulary files (Athena layout); default: the      |
 |                             |               | demo subset shipped in the repository's vocab/ folder    |
-| RWE_LINKAGE_KEY             | (unset)       | secret key for linkage tokens; never put it in the repo  |
+| RWE_LINKAGE_KEY             | (unset)       | secret key for linkage tokens; never put it in the repo; |
+|                             |               | `rwe init` writes one into <data>/rwe.env (below)        |
+| RWE_SOURCES_FILE            | <data>/       | the user's source registry, added to the bundled one     |
+|                             | sources.yaml  | (rwe_assets/lib/sources.py); absent file: none added     |
 | RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
 | RWE_DUCKDB_THREADS          | CPU count     | DuckDB threads                                           |
 | RWE_LANDING_SETTLE_SECONDS  | 10            | a batch is picked up once no file in it changed for this |
 
 Relative paths resolve against the working directory.
+
+The env file <data>/rwe.env (ENV_FILE_NAME) holds `RWE_NAME=value` lines for any variable above but
+RWE_DATA_DIR (it lives inside the data directory, so it cannot move it). The environment wins over the
+file. `rwe init` writes it with a fresh linkage key and mode 0600; because it may hold the key, a file
+that group or others can read is refused, as ssh refuses a readable private key. The data directory is
+git-ignored, so the key never reaches the repository. Both the `rwe` command and the code location
+(through RweConfig) read it on every Settings.from_env, so a key written while the UI runs is used by the
+next run without a restart.
+
+DAGSTER_HOME (Dagster's own variable, run and event storage) defaults to <data>/dagster_home in the
+`rwe` command: one data directory, one Dagster instance, whatever the working directory.
 """
 
 from __future__ import annotations
@@ -25,6 +39,9 @@ from rwe_assets.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+ENV_FILE_NAME = "rwe.env"
+SOURCES_FILE_NAME = "sources.yaml"
+DAGSTER_HOME_NAME = "dagster_home"
 
 
 @dataclass(frozen=True)
@@ -35,17 +52,21 @@ class Settings:
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
+    sources_file: Path | None = None  # None: <data_dir>/sources.yaml
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if environ is None else environ
+        data_dir = Path(overrides.get("data_dir") or env.get("RWE_DATA_DIR", "data")).resolve()
+        env = {**read_env_file(data_dir / ENV_FILE_NAME), **env}  # the environment wins
         settings = cls(
-            data_dir=Path(env.get("RWE_DATA_DIR", "data")).resolve(),
+            data_dir=data_dir,
             vocab_dir=Path(env.get("RWE_VOCAB_DIR", REPO_DIR / "vocab")).resolve(),
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             landing_settle_seconds=_float(env, "RWE_LANDING_SETTLE_SECONDS", cls.landing_settle_seconds),
+            sources_file=Path(env["RWE_SOURCES_FILE"]).resolve() if env.get("RWE_SOURCES_FILE") else None,
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **overrides) if overrides else settings
@@ -61,6 +82,44 @@ class Settings:
     @property
     def warehouse_dir(self) -> Path:
         return self.data_dir / "warehouse"
+
+    @property
+    def env_file(self) -> Path:
+        return self.data_dir / ENV_FILE_NAME
+
+    @property
+    def user_sources_file(self) -> Path:
+        return self.sources_file or self.data_dir / SOURCES_FILE_NAME
+
+    @property
+    def default_dagster_home(self) -> Path:
+        return self.data_dir / DAGSTER_HOME_NAME
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The RWE_* assignments of an env file ({} when there is none). Lines: `RWE_NAME=value`, `#`
+    comments and blank lines; values may be quoted. Only the variable names are ever put in an error."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return {}
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: readable by group or others (it may hold the linkage key): chmod 600 {path}"
+        )
+    values = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, value = line.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not separator or not name.startswith("RWE_") or name == "RWE_DATA_DIR":
+            raise ConfigError(
+                f"{path} line {number}: expected RWE_NAME=value (any RWE_ setting but RWE_DATA_DIR)"
+            )
+        values[name] = value.strip().strip("'\"")
+    return values
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

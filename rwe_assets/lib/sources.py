@@ -1,4 +1,12 @@
-"""The source registry (rwe_assets/sources.yaml) as typed, validated objects."""
+"""The source registry (rwe_assets/sources.yaml) as typed, validated objects.
+
+Users add sources without touching the package: a registry file of their own (<data>/sources.yaml, or
+the file RWE_SOURCES_FILE names; rwe_assets/settings.py) is read after the bundled one and adds its
+sources to it. An entry may say `like: <bundled source>` to start from that source's declaration
+(kind, format, extract, entities, staging profile) and change only what it names, so a third EHR site
+sending Synthea CSV is three lines, not a copy of eighteen entities. Redefining a bundled source is
+refused: the bundled names are what the code and the docs refer to.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import yaml
 from rwe_assets.errors import ConfigError
 
 REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
+LIKE = "like"  # a user registry entry's key naming the bundled source it starts from
 KINDS = ("ehr", "claims", "genomics")
 FORMATS = ("csv", "ndjson")
 # What one batch of a source says about the records it holds (docs/concepts.md, "Record lifecycle"):
@@ -67,6 +76,9 @@ class SourceSpec:
     # Which SQL family under lib/sql/staging/ turns this source's raw tables into canonical staging
     # tables (synthea_csv, fhir_r4, ...); None: the source is kept in raw but not staged yet.
     staging_profile: str | None = None
+    # Rank of this source's demographics when linked records of one person disagree and their own
+    # record dates tie (lib/sql/cdm/person.sql): 1 is trusted first; None ranks after every number.
+    person_priority: int | None = None
 
     @property
     def entity_names(self) -> tuple[str, ...]:
@@ -130,10 +142,73 @@ def parse_registry(document: dict, origin: str = "registry") -> SourceRegistry:
     return SourceRegistry(sources)
 
 
+def load_registry(path: Path | None = None, user_path: Path | None = None) -> SourceRegistry:
+    """The project's registry: the bundled file plus the user's (settings.user_sources_file) when it
+    exists. With `path`, that one file alone (tests, benchmarks)."""
+    if path is not None:
+        return _load_file(Path(path))
+    if user_path is None:
+        from rwe_assets.settings import Settings
+
+        user_path = Settings.from_env().user_sources_file
+    user_path = Path(user_path)
+    stamp = (user_path.stat().st_mtime_ns, user_path.stat().st_size) if user_path.is_file() else None
+    return _load_merged(user_path, stamp)
+
+
 @cache
-def load_registry(path: Path = REGISTRY_PATH) -> SourceRegistry:
+def _load_file(path: Path) -> SourceRegistry:
+    return parse_registry(_read_yaml(path), origin=str(path))
+
+
+@cache
+def _load_merged(user_path: Path, stamp: tuple[int, int] | None) -> SourceRegistry:
+    """Bundled + user registry; `stamp` (mtime, size) keys the cache, so an edited file is re-read."""
+    if stamp is None:
+        return _load_file(REGISTRY_PATH)
+    bundled = _read_yaml(REGISTRY_PATH)
+    user = _read_yaml(user_path)
+    if not isinstance(user, dict) or not isinstance(user.get("sources"), list):
+        raise ConfigError(f"{user_path}: expected a list under 'sources'")
+    by_name = {raw["name"]: raw for raw in bundled["sources"]}
+    added = [_resolve_like(raw, by_name, user_path) for raw in user["sources"]]
+    return parse_registry({"sources": bundled["sources"] + added}, origin=f"{REGISTRY_PATH} + {user_path}")
+
+
+def _resolve_like(raw: dict, bundled: dict[str, dict], user_path: Path) -> dict:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if name in bundled:
+        raise ConfigError(
+            f"{user_path}: source {name} is already declared by the bundled registry; choose another name"
+        )
+    if not isinstance(raw, dict) or LIKE not in raw:
+        return raw
+    base = bundled.get(raw[LIKE])
+    if base is None:
+        raise ConfigError(
+            f"{user_path}: source {name}: like {raw[LIKE]!r} names no bundled source ({', '.join(bundled)})"
+        )
+    return {**base, "site": name, **{key: value for key, value in raw.items() if key != LIKE}}
+
+
+def _read_yaml(path: Path):
     with open(path, encoding="utf-8") as handle:
-        return parse_registry(yaml.safe_load(handle), origin=str(path))
+        return yaml.safe_load(handle)
+
+
+def unknown_landing_folders(landing_dir: Path, registry: SourceRegistry) -> list[str]:
+    """Names directly under the landing zone that no source declares (a mistyped source folder, a file
+    dropped one level too high), so every command can say so instead of ignoring them. Names starting
+    with '.' or '_' are markers and temporary folders, as for batches (lib/landing.py)."""
+    landing_dir = Path(landing_dir)
+    if not landing_dir.is_dir():
+        return []
+    known = set(registry.names)
+    return sorted(
+        entry.name
+        for entry in landing_dir.iterdir()
+        if entry.name not in known and not entry.name.startswith((".", "_"))
+    )
 
 
 def _parse_source(raw: dict, origin: str) -> SourceSpec:
@@ -165,7 +240,15 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
         ignore_files=tuple(raw.get("ignore_files") or ()),
         encoding=str(raw.get("encoding", "utf-8")),
         staging_profile=raw.get("staging_profile"),
+        person_priority=_person_priority(raw, where),
     )
+
+
+def _person_priority(raw: dict, where: str) -> int | None:
+    value = raw.get("person_priority")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{where}: expected person_priority a whole number >= 1, found {value!r}")
+    return value
 
 
 def _parse_entity(raw: dict, fmt: str, where: str) -> EntitySpec:

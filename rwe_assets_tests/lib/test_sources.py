@@ -73,3 +73,67 @@ def test_partition_keys_round_trip_and_batch_names_are_checked():
     assert not is_valid_batch_id("a__b") and not is_valid_batch_id("a b") and not is_valid_batch_id(".hidden")
     with pytest.raises(ValueError, match="expected a partition key"):
         parse_partition_key("nobatch")
+
+
+def _user_registry(path, sources: list[dict]):
+    import yaml
+
+    path.write_text(yaml.safe_dump({"sources": sources}))
+    return path
+
+
+def test_a_user_registry_file_adds_a_source_like_a_bundled_one(tmp_path):
+    user = _user_registry(
+        tmp_path / "sources.yaml", [{"name": "ehr_site_c", "like": "ehr_site_a", "owner": "EHR site C"}]
+    )
+    registry = load_registry(user_path=user)
+    assert registry.names[: len(load_registry().names)] == load_registry().names  # the bundled ones first
+    site_c, site_a = registry.get("ehr_site_c"), registry.get("ehr_site_a")
+    assert (site_c.owner, site_c.site) == ("EHR site C", "ehr_site_c")
+    assert (site_c.format, site_c.staging_profile, site_c.entities) == (
+        site_a.format,
+        site_a.staging_profile,
+        site_a.entities,
+    )
+    # an edited file is read again (the cache is keyed by its mtime and size)
+    _user_registry(
+        user, [{"name": "ehr_site_c", "like": "ehr_site_a"}, {"name": "ehr_site_d", "like": "payer"}]
+    )
+    assert {"ehr_site_c", "ehr_site_d"} <= set(load_registry(user_path=user).names)
+    # no user file: the bundled registry alone
+    assert load_registry(user_path=tmp_path / "absent.yaml").names == load_registry().names
+
+
+def test_the_default_registry_reads_the_data_directory_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("RWE_SOURCES_FILE", raising=False)
+    _user_registry(tmp_path / "sources.yaml", [{"name": "ehr_site_c", "like": "ehr_site_a"}])
+    assert "ehr_site_c" in load_registry().names
+    monkeypatch.setenv("RWE_SOURCES_FILE", str(tmp_path / "other.yaml"))
+    _user_registry(tmp_path / "other.yaml", [{"name": "clinic_x", "like": "ehr_site_b"}])
+    assert "clinic_x" in load_registry().names and "ehr_site_c" not in load_registry().names
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "ehr_site_a", "like": "ehr_site_a"}, "already declared by the bundled registry"),
+        ({"name": "ehr_site_c", "like": "nosuch"}, "names no bundled source"),
+        ({"name": "ehr_site_c", "like": "ehr_site_a", "format": "xml"}, "expected format"),
+    ],
+)
+def test_bad_user_registries_are_refused_with_the_file_named(tmp_path, entry, message):
+    user = _user_registry(tmp_path / "sources.yaml", [entry])
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_registry(user_path=user)
+    assert "sources.yaml" in str(refused.value)
+
+
+def test_unknown_landing_folders_are_named(tmp_path):
+    from rwe_assets.lib.sources import unknown_landing_folders
+
+    registry = load_registry()
+    for name in ("ehr_site_a", "ehr_stie_b", ".generating", "_tmp", "stray.csv"):
+        (tmp_path / name).mkdir() if "." not in name[1:] else (tmp_path / name).write_text("x")
+    assert unknown_landing_folders(tmp_path, registry) == ["ehr_stie_b", "stray.csv"]
+    assert unknown_landing_folders(tmp_path / "missing", registry) == []
