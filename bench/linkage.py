@@ -1,8 +1,10 @@
-"""Linkage benchmark: pairs compared per second, total time and peak RSS beside precision/recall/F1.
+"""Linkage benchmark: pairs compared per second, total time and peak RSS beside precision/recall/F1,
+blocking recall (true pairs that reach comparison) and persons merging twins or household members.
 
 Records: the generator's four person files for --persons people (default noise), replicated until
 --records is reached. Replica k is a disjoint population: its source ids carry the prefix rk-, birth
-dates move by 400*k days and SSNs, phones and house numbers by k, so replicas share the name
+dates move 400*k days back (moved forward, newborns landed in the future, where a birth date is
+impossible and dropped) and SSNs, phones and house numbers by k, so replicas share the name
 distribution (blocks grow as in a larger population) but no person. Truth is replicated alike.
 
     .venv/bin/python bench/linkage.py --records 100000 1000000 [--persons 20000] [--memory 4GB]
@@ -35,7 +37,7 @@ def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
         SELECT * REPLACE (
             CASE WHEN k = 0 THEN source_person_id ELSE 'r' || k || '-' || source_person_id END AS source_person_id,
             CAST(CAST(coalesce(try_strptime(birth_date, '%Y-%m-%d'), try_strptime(birth_date, '%Y%m%d')) AS DATE)
-                 + CAST(400 * k AS INTEGER) AS VARCHAR) AS birth_date,
+                 - CAST(400 * k AS INTEGER) AS VARCHAR) AS birth_date,
             CASE WHEN ssn IS NULL OR k = 0 THEN ssn
                  ELSE lpad(CAST((CAST(regexp_replace(ssn, '[^0-9]', '', 'g') AS BIGINT) + 7919 * k) % 1000000000
                       AS VARCHAR), 9, '9') END AS ssn,
@@ -70,9 +72,9 @@ def run(args, records: int, work: Path) -> dict:
     start = time.perf_counter()
     result = link(con, lake_dir, KEY, truth_dir=None)
     seconds = time.perf_counter() - start
-    from rwe_assets.lib.linkage.quality import pair_scores
+    from rwe_assets.lib.linkage.quality import blocking_recall, pair_scores
 
-    scores = pair_scores(con)
+    scores = {**pair_scores(con), **blocking_recall(con)}
     return {
         "records": n,
         "seconds": seconds,
@@ -96,14 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         generate(work / "population", persons=args.persons, seed=args.seed)
         print(f"{'records':>10} {'pairs':>12} {'total s':>8} {'pairs/s':>10} {'peak RSS MiB':>12} "
-              f"{'precision':>9} {'recall':>7} {'F1':>7}  model")  # fmt: skip
+              f"{'precision':>9} {'recall':>7} {'F1':>7} {'blocking':>8} {'merged twins/household':>22}  model")  # fmt: skip
         for records in args.records:
             row = run(args, records, work)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
                 f"{row['records']:>10,} {row['pairs']:>12,.0f} {row['seconds']:>8.1f} "
                 f"{row['pairs'] / row['seconds']:>10,.0f} {rss:>12,.0f} {row['precision']:>9.4f} "
-                f"{row['recall']:>7.4f} {row['f1']:>7.4f}  {'trained' if row['trained'] else 'priors'}",
+                f"{row['recall']:>7.4f} {row['f1']:>7.4f} {row['blocking_recall']:>8.4f} "
+                f"{row['persons_merging_twins']:>10,.0f}/{row['persons_merging_household_members']:<11,.0f}  "
+                f"{'trained' if row['trained'] else 'priors'}",
                 flush=True,
             )
     return 0

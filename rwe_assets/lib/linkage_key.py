@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 
 from rwe_assets.lib.landing import LandedBatch
-from rwe_assets.lib.linkage.keys import DEMO_KEY, MIN_KEY_BYTES, REPO_SAMPLE_DIR, _generated_files, _sha256
+from rwe_assets.lib.linkage.keys import DEMO_KEY, MIN_KEY_BYTES, REPO_SAMPLE_DIR, generated_files, sha256_file
 from rwe_assets.lib.raw_ingest import batch_files, read_manifest
 from rwe_assets.settings import Settings
 
@@ -80,7 +80,7 @@ def check_before_ingest(settings: Settings, pending_batches: Iterable[LandedBatc
 
 
 def is_demo_batch(settings: Settings, batch: LandedBatch, sample_dir: Path = REPO_SAMPLE_DIR) -> bool:
-    generated = _generated_files(settings.data_dir / "truth")
+    generated = generated_files(settings.data_dir / "truth")
     bundled = _bundled_files(sample_dir)
     root = settings.landing_dir / batch.source / batch.batch_id
     return all(_is_demo_file(settings.data_dir, path, generated, bundled) for path in batch_files(root))
@@ -89,7 +89,7 @@ def is_demo_batch(settings: Settings, batch: LandedBatch, sample_dir: Path = REP
 def lake_non_demo_files(settings: Settings, sample_dir: Path = REPO_SAMPLE_DIR) -> list[str]:
     """Manifest paths (relative to the landing zone) of files whose records are in the lake and that are
     not demo data; [] when there are none."""
-    generated = _generated_files(settings.data_dir / "truth")
+    generated = generated_files(settings.data_dir / "truth")
     bundled_hashes = set(_bundled_files(sample_dir).values())
     manifest = read_manifest(settings.lake_dir).select(
         ["relative_path", "file_sha256", "rows_stored", "rows_quarantined"]
@@ -125,7 +125,7 @@ def _is_demo_file(
     size = path.stat().st_size
     # hash only what could be a bundled file: a batch of one's own data is rarely the size of one
     candidates = {sha for (bundled_size, _), sha in bundled.items() if bundled_size == size}
-    return bool(candidates) and _sha256(path) in candidates
+    return bool(candidates) and sha256_file(path) in candidates
 
 
 @cache  # the bundled sample is part of the installed repository: hashed once per process
@@ -134,7 +134,7 @@ def _bundled_files(sample_dir: Path) -> dict[tuple[int, str], str]:
     if not sample_dir.exists():
         return {}
     return {
-        (path.stat().st_size, path.relative_to(sample_dir).as_posix()): _sha256(path)
+        (path.stat().st_size, path.relative_to(sample_dir).as_posix()): sha256_file(path)
         for path in sample_dir.rglob("*")
         if path.is_file()
     }

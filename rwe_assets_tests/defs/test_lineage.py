@@ -52,7 +52,7 @@ def test_known_columns_come_from_the_columns_their_sql_reads(derived):
     assert measurement["measurement_source_value"] == {"staging/event": {"code"}}
     # the standard concept is the vocabulary's ("Maps to" target); the code is the lookup key
     assert measurement["measurement_concept_id"] == {"vocab/concept": {"concept_id"}}
-    assert {"birth_date"} <= person["year_of_birth"]["staging/person_source"]
+    assert {"birth_date", "birth_year"} <= person["year_of_birth"]["staging/person_source"]
     assert person["person_id"] == {"linkage/person_crosswalk": {"person_id"}}
     # an UPDATE adds what it sets: drug ends are cut at death (drug_end_at_death.sql)
     assert derived["drug_exposure"]["drug_exposure_end_date"]["cdm/death"] == {"death_date"}

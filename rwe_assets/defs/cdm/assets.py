@@ -7,7 +7,7 @@ import duckdb
 from rwe_assets.defs.cdm.lineage import column_lineage, column_schema
 from rwe_assets.defs.linkage.assets import CROSSWALK
 from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
-from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm
+from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm, reconcile_persons
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, gcdm_spec
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, ensure_vocabulary_store
@@ -20,6 +20,8 @@ RESULT_TABLES = {
     "build_inputs": "Every ingested file (source, path, sha256) the build read: the CDM's provenance.",
     "linkage_metrics": "Linkage quality (precision, recall, F1 vs ground truth where known), match rates per "
     "source pair and the match-score histogram, copied from lake/linkage/metrics.",
+    "person_exclusion": "Linked persons PERSON leaves out and why (NO_YEAR_OF_BIRTH, NO_OBSERVATION_PERIOD); "
+    "their rows in every CDM table are counted as excluded in results.reconciliation.",
     "vocabulary": "The vocabulary the build used: digest of its files, version, sizes, demo-subset warning.",
     "vocabulary_change": "Per table and source code, what a changed vocabulary did to the mapping since the "
     "published database: newly mapped, newly unmapped, concept changed, moved between tables.",
@@ -139,7 +141,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
             metadata["build_step_seconds"] = dg.MetadataValue.json(step_seconds)
         yield dg.MaterializeResult(asset_key=dg.AssetKey(["results", name]), metadata=metadata)
     for table in RECONCILED_TABLES:
-        yield _reconciliation_check(table, report)
+        yield _reconciliation_check(table, report, settings.lake_dir)
 
 
 def _unmapped_share_pct(path) -> dict[str, float]:
@@ -152,8 +154,11 @@ def _unmapped_share_pct(path) -> dict[str, float]:
     return {table: float(share or 0.0) for table, share in rows}
 
 
-def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckResult:
-    (row,) = [r for r in report.reconciliation if table in r.cdm_table.split("+")]
+def _reconciliation_check(table: str, report: CdmBuildReport, lake_dir) -> dg.AssetCheckResult:
+    if table == "person":  # read from the written file and the lake, not the build's own arithmetic
+        row = reconcile_persons(report.path, lake_dir)
+    else:
+        (row,) = [r for r in report.reconciliation if table in r.cdm_table.split("+")]
     return dg.AssetCheckResult(
         asset_key=cdm_key(table),
         check_name=RECONCILIATION_CHECK,
@@ -165,7 +170,8 @@ def _reconciliation_check(table: str, report: CdmBuildReport) -> dg.AssetCheckRe
             "cdm_rows": row.cdm_rows,
             "merged_rows": row.merged_rows,
             "extra_rows_from_one_to_many_maps": row.extra_rows,
-            "excluded_rows_without_observation": row.excluded_rows,
+            "excluded_rows": row.excluded_rows,
+            "excluded_by_reason": dg.MetadataValue.json(dict(row.excluded_reasons)),
             "rows_unaccounted": row.unaccounted,
         },
     )

@@ -35,6 +35,7 @@ from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.publish import PUBLISHED
 from rwe_assets.lib.raw_ingest import read_manifest
+from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, copy_vocabulary, ensure_vocabulary_store
 
 _KEY = "source_system || '|' || {} AS natural_key"
@@ -130,7 +131,8 @@ class CdmReconciliation:
     cdm_rows: int
     merged_rows: int
     extra_rows: int
-    excluded_rows: int = 0  # persons with no observable event (OHDSI THEMIS: no person without a period)
+    excluded_rows: int = 0  # rows of persons PERSON leaves out (results.person_exclusion), by reason below
+    excluded_reasons: tuple[tuple[str, int], ...] = ()  # (reason_code, staged rows), persons only
 
     @property
     def unaccounted(self) -> int:
@@ -156,8 +158,10 @@ def build_cdm(
     *,
     memory_limit: str = "8GB",
     threads: int = 2,
+    registry: SourceRegistry | None = None,
 ) -> CdmBuildReport:
-    """Build warehouse/build.duckdb from scratch and swap it in once complete."""
+    """Build warehouse/build.duckdb from scratch and swap it in once complete. `registry` (default: the
+    project's) gives each source's person_priority (lib/sql/cdm/person.sql)."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     final = warehouse_dir / "build.duckdb"
     work = warehouse_dir / "build.duckdb.partial"
@@ -165,7 +169,7 @@ def build_cdm(
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(con, lake_dir, vocab_dir, final)
+        report = _build(con, lake_dir, vocab_dir, final, registry or load_registry())
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -194,7 +198,7 @@ class _Timer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
+def _build(con, lake_dir: Path, vocab_dir: Path, final: Path, registry: SourceRegistry) -> CdmBuildReport:
     timer = _Timer()
     with timer.step("ddl_and_vocabulary"):
         for statement in cdm_ddl("cdm"):
@@ -203,6 +207,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         store = ensure_vocabulary_store(vocab_dir, final.parent / "vocabulary")
         copy_vocabulary(con, store.path)
         _register_inputs(con, lake_dir)
+        _register_person_priority(con, registry)
     with timer.step("person_location_provider"):
         run_sql(con, "location_input")
         assign_ids(con, lake_dir, "location", "SELECT natural_key FROM location_input")
@@ -243,7 +248,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
         run_sql(con, "death")
         run_sql(con, "drug_end_at_death")
         _observation_period(con)
-        unobserved = _exclude_unobserved_persons(con)
+        _exclude_unobserved_persons(con)
     for name, build in (
         ("condition_era", eras.build_condition_era),
         ("drug_era", eras.build_drug_era),
@@ -262,7 +267,7 @@ def _build(con, lake_dir: Path, vocab_dir: Path, final: Path) -> CdmBuildReport:
             t.name: _count(con, f"cdm.{t.name}") for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES
         }
         counts.update({t: _count(con, f"cdm.{t}") for t in GCDM_TABLES})
-        reconciliation = _reconcile(con, rollup.merged_rows, unobserved, genomics)
+        reconciliation = _reconcile(con, rollup.merged_rows, genomics)
         _not_modelled(con, lake_dir)
     return CdmBuildReport(
         final,
@@ -310,7 +315,9 @@ def _register_inputs(con, lake_dir: Path) -> None:
         raise FileNotFoundError(
             "linkage/person_crosswalk does not exist yet: materialize the linkage assets first"
         )
-    con.register("crosswalk", crosswalk)
+    # as linkage wrote it; person.sql defines the view `crosswalk` the later steps join, without the
+    # persons PERSON leaves out
+    con.register("crosswalk_all", crosswalk)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE unit_alias (source_code VARCHAR, ucum_code VARCHAR, temperature_only BOOLEAN)"
     )
@@ -321,6 +328,17 @@ def _register_inputs(con, lake_dir: Path) -> None:
     )
     con.execute("CREATE OR REPLACE TEMP TABLE us_state (code VARCHAR, name VARCHAR)")
     con.executemany("INSERT INTO us_state VALUES (?, ?)", sorted(US_STATES.items()))
+
+
+def _register_person_priority(con, registry: SourceRegistry) -> None:
+    """Table source_priority (source_system, person_priority): the registry's rank of each source's
+    demographics, read by person.sql."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE source_priority (source_system VARCHAR, person_priority INTEGER)"
+    )
+    ranked = [(s.name, s.person_priority) for s in registry if s.person_priority is not None]
+    if ranked:
+        con.executemany("INSERT INTO source_priority VALUES (?, ?)", ranked)
 
 
 def _cdm_source(con, lake_dir: Path, version: str | None) -> None:
@@ -469,30 +487,93 @@ def _not_modelled(con, lake_dir: Path) -> None:
 
 def _exclude_unobserved_persons(con) -> int:
     """Persons with no event at all (a newborn registered but never seen, say) have no observation
-    period; OHDSI's THEMIS convention keeps such persons out of PERSON. They stay in staging and are
-    counted in results.reconciliation as excluded."""
+    period; OHDSI's THEMIS convention keeps such persons out of PERSON. They stay in staging, are
+    recorded in results.person_exclusion (NO_OBSERVATION_PERIOD) and counted in results.reconciliation
+    as excluded; a death date is their only other row, and goes with them."""
     condition = "person_id NOT IN (SELECT person_id FROM cdm.observation_period)"
     count = con.execute(f"SELECT count(*) FROM cdm.person WHERE {condition}").fetchone()[0]
+    con.execute(
+        f"INSERT INTO results.person_exclusion SELECT person_id, 'NO_OBSERVATION_PERIOD' FROM cdm.person WHERE {condition}"
+    )
+    con.execute("DELETE FROM cdm.death WHERE person_id IN (SELECT person_id FROM results.person_exclusion)")
     con.execute(f"DELETE FROM cdm.person WHERE {condition}")
     return count
 
 
+# Why a linked person has no PERSON row (results.person_exclusion).
+PERSON_EXCLUSION_REASONS = {
+    "NO_YEAR_OF_BIRTH": "none of the person's records gives a year of birth (OMOP requires one): the "
+    "person's rows are left out of every CDM table (person.sql) and counted as excluded",
+    "NO_OBSERVATION_PERIOD": "no event at all, so no observation period (OHDSI THEMIS)",
+}
+
+
+def person_reconciliation(con) -> CdmReconciliation:
+    """Staged person records -> PERSON, counted from the crosswalk rather than by difference: a staged
+    record (stg_person_source) is in PERSON when its person_id (crosswalk_all) has a PERSON row, merged
+    when another record of the same person_id is that row's other source, excluded when its person is
+    in results.person_exclusion. merged = records in PERSON - their distinct persons; a record whose
+    person is neither in PERSON nor excluded (unlinked, or a PERSON row deleted after the build) is
+    unaccounted, as is a PERSON row no staged record leads to."""
+    staged, in_cdm, persons, excluded = con.execute(
+        """
+        SELECT count(*), count(c.person_id), count(DISTINCT c.person_id), count(e.person_id)
+        FROM stg_person_source p
+        LEFT JOIN crosswalk_all x USING (source_system, source_person_id)
+        LEFT JOIN (SELECT DISTINCT person_id FROM cdm.person) c ON c.person_id = x.person_id
+        LEFT JOIN (SELECT DISTINCT person_id FROM results.person_exclusion) e
+            ON e.person_id = x.person_id AND c.person_id IS NULL
+        """
+    ).fetchone()
+    reasons = con.execute(
+        """
+        SELECT e.reason_code, count(*) FROM stg_person_source p
+        JOIN crosswalk_all x USING (source_system, source_person_id)
+        JOIN results.person_exclusion e ON e.person_id = x.person_id
+        WHERE x.person_id NOT IN (SELECT person_id FROM cdm.person)
+        GROUP BY ALL ORDER BY ALL
+        """
+    ).fetchall()
+    return CdmReconciliation(
+        "person_source", "person", staged, _count(con, "cdm.person"), in_cdm - persons, 0, excluded,
+        tuple(reasons),
+    )  # fmt: skip
+
+
+def reconcile_persons(database: Path, lake_dir: Path) -> CdmReconciliation:
+    """person_reconciliation over a built CDM file (read only) and the lake's staged persons and
+    crosswalk: the check run again at any time after the build sees a PERSON row since deleted."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        lake.register_parquet_view(
+            con, "stg_person_source", lake.table_path(lake_dir, "staging", "person_source")
+        )
+        con.register(
+            "crosswalk_all", lake.read_table(lake.table_path(lake_dir, "linkage", "person_crosswalk"))
+        )
+        return person_reconciliation(con)
+
+
+def _rows_of_persons_without_birth_year(con, staged_view: str) -> int:
+    """Staged rows whose person PERSON leaves out for want of a year of birth: no CDM table gets them
+    (person.sql's crosswalk view leaves the person out)."""
+    return con.execute(
+        f"""
+        SELECT count(*) FROM {staged_view} s JOIN crosswalk_all x USING (source_system, source_person_id)
+        WHERE x.person_id IN (SELECT person_id FROM results.person_exclusion WHERE reason_code = 'NO_YEAR_OF_BIRTH')
+        """
+    ).fetchone()[0]
+
+
 def _reconcile(
-    con, visits_merged: int, persons_excluded: int = 0, genomics: GenomicsCdmReport | None = None
+    con, visits_merged: int, genomics: GenomicsCdmReport | None = None
 ) -> tuple[CdmReconciliation, ...]:
     """Staging -> CDM row accounting, also written to results.reconciliation. Persons merge when
-    linkage finds one person behind several source records; visits merge by the rollup rules; an event
-    whose code maps to n standard concepts becomes n rows (n - 1 extra)."""
+    linkage finds one person behind several source records (person_reconciliation); visits merge by
+    the rollup rules; an event whose code maps to n standard concepts becomes n rows (n - 1 extra). The
+    rows of a person left out for want of a year of birth are excluded in every table."""
+    excluded_visits = _rows_of_persons_without_birth_year(con, "stg_visit")
     rows = [
-        CdmReconciliation(
-            "person_source",
-            "person",
-            _count(con, "stg_person_source"),
-            _count(con, "cdm.person"),
-            _count(con, "stg_person_source") - _count(con, "cdm.person") - persons_excluded,
-            0,
-            persons_excluded,
-        ),
+        person_reconciliation(con),
         CdmReconciliation(
             "visit",
             "visit_occurrence",
@@ -500,11 +581,26 @@ def _reconcile(
             _count(con, "cdm.visit_occurrence"),
             visits_merged,
             0,
+            excluded_visits,
         ),
         CdmReconciliation(
-            "visit", "visit_detail", _count(con, "stg_visit"), _count(con, "cdm.visit_detail"), 0, 0
+            "visit",
+            "visit_detail",
+            _count(con, "stg_visit"),
+            _count(con, "cdm.visit_detail"),
+            0,
+            0,
+            excluded_visits,
         ),
-        CdmReconciliation("note", "note", _count(con, "stg_note"), _count(con, "cdm.note"), 0, 0),
+        CdmReconciliation(
+            "note",
+            "note",
+            _count(con, "stg_note"),
+            _count(con, "cdm.note"),
+            0,
+            0,
+            _rows_of_persons_without_birth_year(con, "stg_note"),
+        ),
     ]
     staged_events = _count(con, "stg_event")
     # The genetic tests' PROCEDURE_OCCURRENCE rows come from staged specimens, not staged events.
@@ -516,7 +612,15 @@ def _reconcile(
     ]
     mapped_rows = _count(con, "mapped_event")
     rows.append(
-        CdmReconciliation("event", "+".join(EVENT_TABLES), staged_events, written, 0, mapped_rows - distinct)
+        CdmReconciliation(
+            "event",
+            "+".join(EVENT_TABLES),
+            staged_events,
+            written,
+            0,
+            mapped_rows - distinct,
+            _rows_of_persons_without_birth_year(con, "stg_event"),
+        )
     )
     if genomics:
         rows += _genomics_reconciliation(con, genomics)

@@ -26,17 +26,20 @@ DETERMINISTIC_RULES = {
 }
 
 # Household guard: a pair that shares a household's identifiers (surname, street, phone or email) but
-# whose personal ones disagree (first names unrelated, birth years apart, or two
-# different SSNs) is never an automatic match however high its score: twins, a Jr./Sr. of the same
-# name, spouses, parent and child. At most review. First names count as related when equal, nicknames
-# of one name, swapped with the family name, or Dice >= 0.6; a one-edit typo alone does not (twins'
-# names can be one edit apart).
+# whose personal ones truly conflict is never an automatic match however high its score: twins, a
+# Jr./Sr. of the same name, spouses, parent and child. At most review. "Conflict" uses the same fuzzy
+# agreement as the model's comparison levels, so that a typo is not taken for another family member:
+# first names conflict unless equal, nicknames of one name, one edit apart (david/davdi), swapped with
+# the family name, or Dice >= 0.6; birth dates conflict when their years differ and they are neither
+# day/month swapped, one digit apart nor in neighbouring months; two different SSNs conflict.
 HOUSEHOLD_CONFLICT = """(l.t_family = r.t_family OR l.t_street = r.t_street OR l.t_phone = r.t_phone
      OR l.t_email = r.t_email) AND (
     (l.t_given <> r.t_given AND NOT list_has_any(l.t_given_forms, r.t_given_forms)
+     AND NOT coalesce(list_contains(l.t_given_near, r.t_given), false)
      AND l.t_given IS DISTINCT FROM r.t_family AND l.t_family IS DISTINCT FROM r.t_given
      AND coalesce(lk_dice(l.bf_given, r.bf_given), 0) < 0.6)
-    OR (l.t_yob <> r.t_yob AND l.t_dob IS DISTINCT FROM r.t_dob_swap)
+    OR (l.t_yob <> r.t_yob AND l.t_dob IS DISTINCT FROM r.t_dob_swap
+        AND NOT list_has_any(l.t_dob_digit, r.t_dob_digit) AND NOT list_contains(l.t_ym_near, r.t_ym))
     OR l.t_ssn <> r.t_ssn)"""
 
 

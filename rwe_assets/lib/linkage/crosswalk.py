@@ -124,7 +124,13 @@ def link(
 def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, bool]:
     path = linkage_dir / "model.json"
     settings = None if retrain else model.load(path)
-    if settings is not None and settings.get("model_version") == model.MODEL_VERSION:
+    # A provisional model (fitted on one source without matches, e.g. a first site) is fitted again
+    # until a run brings the matches that EM learns m from.
+    if (
+        settings is not None
+        and settings.get("model_version") == model.MODEL_VERSION
+        and not settings.get("provisional")
+    ):
         return settings, False
     model.register_input(con, "lk_tokens")
     settings = model.train(con, records)

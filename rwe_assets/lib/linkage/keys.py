@@ -50,17 +50,17 @@ def non_demo_files(data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> list[s
     landing = data_dir / "landing"
     if not landing.exists():
         return []
-    generated = _generated_files(data_dir / "truth")
-    bundled = {_sha256(p) for p in sample_dir.rglob("*") if p.is_file()} if sample_dir.exists() else set()
+    generated = generated_files(data_dir / "truth")
+    bundled = {sha256_file(p) for p in sample_dir.rglob("*") if p.is_file()} if sample_dir.exists() else set()
     foreign = []
     for path in sorted(p for p in landing.rglob("*") if p.is_file()):
         relative = path.relative_to(data_dir).as_posix()
-        if relative not in generated and _sha256(path) not in bundled:
+        if relative not in generated and sha256_file(path) not in bundled:
             foreign.append(relative)
     return foreign
 
 
-def _generated_files(truth_dir: Path) -> set[str]:
+def generated_files(truth_dir: Path) -> set[str]:
     listing = truth_dir / "expected_counts.csv"
     if not listing.exists() or not (truth_dir / "report.json").exists():
         return set()
@@ -68,7 +68,7 @@ def _generated_files(truth_dir: Path) -> set[str]:
         return {row["FILE"] for row in csv.DictReader(handle)}
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -5,8 +5,9 @@ without scoring a pair twice, comparison vectors, u from random pairs, m by EM, 
 batch and between a batch and the index (incremental linkage), a model JSON we can keep. It never
 sees a name or a date: every comparison below is a SQL condition over keyed tokens (equality,
 membership in a list of tokens) and keyed Bloom filters (Dice similarity), so Splink works unchanged
-on encoded fields. The prior match probability is re-estimated from the scored pairs after training
-(refine_prior).
+on encoded fields. The prior match probability starts from the pairs the deterministic rules find
+and is re-estimated from the scored pairs after training (refine_prior); both stay within
+prior_bounds(), so a first site without a single duplicate gets a small prior, never 0.
 
 The levels carry prior m/u values (documented in docs/linkage.md): EM starts from them and a
 population too small to train on (see MIN_RECORDS_TO_TRAIN) is scored with them as they are.
@@ -26,7 +27,7 @@ import numpy as np
 from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 
 # Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -35,8 +36,17 @@ EM_SAMPLE_ABOVE = 200_000
 SEED = 7
 M_FLOOR = 0.005
 PRIOR_ROUNDS = 200
-PRIOR_MIN = 1e-9
 U_FLOOR = 1e-6
+# The prior never reaches 0 or 1 (its log odds are taken): at least MIN_MATCHES_PER_RECORD expected
+# matches per record (a first site without duplicates still expects some in later batches), at most
+# PRIOR_MAX. Deterministic rules are assumed to find PRIOR_RULE_RECALL of the matches.
+MIN_MATCHES_PER_RECORD = 0.01
+PRIOR_MAX = 0.5
+PRIOR_RULE_RECALL = 0.8
+# EM learns m from matches: with fewer rule-agreeing pairs than this (a first site, one clean
+# source) there are none to learn from, so m keeps its priors and the model is provisional: the next
+# run fits it again, once a second source brings matches.
+MIN_RULE_PAIRS_FOR_EM = 50
 
 # Candidate pairs. Every rule is an equi-join on tokens, narrow enough that blocks stay small in a
 # large population: names come with a birth year or month, a birth date with the city (a common name,
@@ -52,6 +62,18 @@ BLOCKING_RULES = [
     "l.t_given = r.t_family AND l.t_family = r.t_given",
     "l.t_family = r.t_family AND l.t_ym = r.t_ym",
     "l.t_given = r.t_given AND l.t_ym = r.t_ym",
+    # Passes that need no exact address or identifier, for records with a missing or mistyped birth
+    # date or changed names: birth date (or its day/month swap) with the first initial; the name
+    # keys, birth date alone, a name with the city, all capped by frequency (tokens.BLOCK_KEY_CAP);
+    # postcode with family name.
+    "l.k_dob_init = r.k_dob_init",
+    "l.k_dob_swap_init = r.k_dob_init",
+    "l.k_names = r.k_names",
+    "l.k_sdx_init = r.k_sdx_init",
+    "l.k_dob = r.k_dob",
+    "l.k_family_city = r.k_family_city",
+    "l.k_given_city = r.k_given_city",
+    "l.t_zip = r.t_zip AND l.t_family = r.t_family",
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
 EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given_first = r.t_given_first"]
@@ -73,10 +95,18 @@ def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict
         "comparison_description": f"{name}: keyed tokens, one-edit tokens and Bloom-filter Dice similarity",
         "comparison_levels": [
             _level(f"{col}_l IS NULL OR {col}_r IS NULL", "null", null=True),
-            _level(f"{col}_l = {col}_r", "exact", 0.85, 0.01),
+            # Names swapped between the fields (both crossed) are the same names in the wrong place:
+            # exact agreement, with its m and u. A level of their own got a far larger weight (random
+            # pairs almost never swap, so u was tiny) and merged common names written in either order;
+            # one name found in the other field alone counted one agreement on both comparisons.
+            _level(
+                f"{col}_l = {col}_r OR ({col}_l = {cross}_r AND {cross}_l = {col}_r)",
+                "exact, or both names swapped",
+                0.85,
+                0.01,
+            ),
             *extra,
             _level(f"list_contains({col}_near_l, {col}_r)", "one edit apart", 0.04, 0.002),
-            _level(f"{col}_l = {cross}_r OR {cross}_l = {col}_r", "swapped with the other name", 0.02, 0.001),
             _level(dice(name) + " >= 0.8", "dice >= 0.8", 0.02, 0.001),
             _level(dice(name) + " >= 0.6", "dice >= 0.6", 0.02, 0.01),
             _level("ELSE", "else", 0.03, 0.974),
@@ -111,7 +141,8 @@ def comparisons() -> list[dict]:
         "output_column_name": "dob",
         "comparison_description": "birth date tokens",
         "comparison_levels": [
-            _level("t_dob_l IS NULL OR t_dob_r IS NULL", "null", null=True),
+            # no year on one side: no information (a partial date, year or year-month, still compares)
+            _level("t_yob_l IS NULL OR t_yob_r IS NULL", "null", null=True),
             _level("t_dob_l = t_dob_r", "exact", 0.9, 0.0001),
             _level("t_dob_l = t_dob_swap_r", "day and month swapped", 0.01, 0.00002),
             _level(
@@ -155,14 +186,16 @@ def comparisons() -> list[dict]:
             _level("ELSE", "else", 0.08, 0.948),
         ],
     }
-    # Email: personal more often than an address, but a family can share one (household guard).
+    # Email: personal more often than an address, but a family can share one (household guard). The
+    # user part alone (same user, other domain) is a blocking pass but no level: user parts are built
+    # from names (jjones, a.s), so their agreement repeats the name comparisons' evidence and, scored
+    # as independent, merged different people of one name (fake_20000: most false merges).
     email = {
         "output_column_name": "email",
-        "comparison_description": "email token, its user part, email Bloom filter",
+        "comparison_description": "email token, email Bloom filter",
         "comparison_levels": [
             _level("t_email_l IS NULL OR t_email_r IS NULL", "null", null=True),
             _level("t_email_l = t_email_r", "exact", 0.8, 0.00001),
-            _level("t_email_user_l = t_email_user_r", "same user, other domain", 0.03, 0.00005),
             _level(dice("email") + " >= 0.8", "dice >= 0.8", 0.07, 0.0001),
             _level(dice("email") + " >= 0.6", "dice >= 0.6", 0.04, 0.001),
             _level("ELSE", "else", 0.06, 0.99884),
@@ -237,7 +270,7 @@ def register_input(con: duckdb.DuckDBPyConnection, tokens: str = "lk_tokens") ->
     )
 
 
-EXTRA_KEYS = ("trained", "prior_from_rules", "model_version")  # ours, not Splink's
+EXTRA_KEYS = ("trained", "provisional", "prior_from_rules", "model_version")  # ours, not Splink's
 
 
 def _linker(con: duckdb.DuckDBPyConnection, settings: dict, table: str = "lk_model_input"):
@@ -248,23 +281,55 @@ def _linker(con: duckdb.DuckDBPyConnection, settings: dict, table: str = "lk_mod
     return Linker(frame, copy.deepcopy(settings), log_level=logging.WARNING), db_api
 
 
+def prior_bounds(records: int) -> tuple[float, float]:
+    """(floor, ceiling) of the prior match probability for `records` records."""
+    total = records * (records - 1) / 2
+    if total <= 0:
+        return PRIOR_MAX, PRIOR_MAX
+    return min(MIN_MATCHES_PER_RECORD * records / total, PRIOR_MAX), PRIOR_MAX
+
+
+def rule_pairs(con: duckdb.DuckDBPyConnection, table: str = "lk_model_input") -> int:
+    """Distinct record pairs agreeing on a deterministic rule (PRIOR_MATCH_RULES)."""
+    union = " UNION ".join(
+        f"SELECT l.record_id AS a, r.record_id AS b FROM {table} l JOIN {table} r ON {rule} "
+        "AND l.record_id < r.record_id"
+        for rule in PRIOR_MATCH_RULES
+    )
+    return con.execute(f"SELECT count(*) FROM ({union})").fetchone()[0]
+
+
+def rule_prior(rule_agreeing: int, records: int) -> float:
+    """Prior from the deterministic rules' pairs (assumed PRIOR_RULE_RECALL of the matches), bounded."""
+    low, high = prior_bounds(records)
+    total = records * (records - 1) / 2
+    estimate = rule_agreeing / PRIOR_RULE_RECALL / total if total > 0 else high
+    return min(max(estimate, low), high)
+
+
 def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
-    """Model settings with m/u trained on lk_model_input (EM), or the priors for a small population."""
+    """Model settings with m/u trained on lk_model_input (EM), or the priors for a small population.
+    Without enough rule-agreeing pairs to learn m (see MIN_RULE_PAIRS_FOR_EM) only u is estimated and
+    the model is marked provisional."""
     settings = prior_settings()
     if records < MIN_RECORDS_TO_TRAIN:
         settings["trained"] = False
         return settings
+    agreeing = rule_pairs(con)
+    settings["probability_two_random_records_match"] = rule_prior(agreeing, records)
     linker, _ = _linker(con, {k: v for k, v in settings.items() if k not in EXTRA_KEYS})
-    linker.training.estimate_probability_two_random_records_match(PRIOR_MATCH_RULES, recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
-    # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
-    cap = EM_MAX_PAIRS if records > EM_SAMPLE_ABOVE else None
-    for rule in EM_BLOCKING_RULES:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=cap)
+    provisional = agreeing < MIN_RULE_PAIRS_FOR_EM
+    if not provisional:
+        # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
+        cap = EM_MAX_PAIRS if records > EM_SAMPLE_ABOVE else None
+        for rule in EM_BLOCKING_RULES:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=cap)
     trained = linker.misc.save_model_to_json()
     for comparison in trained["comparisons"]:
         _floor(comparison["comparison_levels"])
     trained["trained"] = True
+    trained["provisional"] = provisional
     trained["model_version"] = MODEL_VERSION
     return trained
 
@@ -284,6 +349,7 @@ def refine_prior(
     old = settings["probability_two_random_records_match"]
     if not settings.get("trained") or total <= 0:
         return settings
+    low, high = prior_bounds(records)
     # log2 Bayes factor of each pair = match_weight - prior weight used when scoring; read once, the
     # fixed point is iterated in memory
     bayes = f"(match_weight - {math.log2(old / (1 - old))})"
@@ -292,7 +358,7 @@ def refine_prior(
     for _ in range(PRIOR_ROUNDS):
         # P(match | pair, lambda) = 1 / (1 + 2^-(log2 Bayes factor + log2 prior odds))
         posterior = 1 / (1 + np.exp2(-np.clip(factors + math.log2(lam / (1 - lam)), -1000, 1000)))
-        new = min(max(float(posterior.sum()) / total, PRIOR_MIN), 0.5)
+        new = min(max(float(posterior.sum()) / total, low), high)
         converged = abs(new - lam) <= 1e-4 * lam
         lam = new
         if converged:

@@ -15,7 +15,33 @@ import duckdb
 import pyarrow as pa
 
 F1_THRESHOLD = 0.98
+PRECISION_THRESHOLD = 0.995
 MIN_TRUE_PAIRS = 50  # fewer true pairs than this say too little about F1 for a check to judge
+
+
+def verdicts(metric) -> dict[str, tuple[bool | None, str]]:
+    """check name -> (passed, reason) from measures read with metric(name, dimension); passed is None
+    when the check cannot be evaluated (no ground truth, or too little of it): never a pass.
+
+    precision_vs_ground_truth: precision of the predicted pairs among records with truth; a single
+    false merge of a small population is enough to fail it, so it needs predicted pairs only.
+    f1_vs_ground_truth: F1, judged from MIN_TRUE_PAIRS true pairs on."""
+    if metric("truth_records", "truth") is None:
+        reason = "not evaluated: no ground truth"
+        return {"precision_vs_ground_truth": (None, reason), "f1_vs_ground_truth": (None, reason)}
+    out: dict[str, tuple[bool | None, str]] = {}
+    precision, predicted = metric("precision", "truth"), metric("predicted_pairs", "truth") or 0
+    if predicted == 0:
+        out["precision_vs_ground_truth"] = (None, "not evaluated: no linked pair among records with truth")
+    else:
+        passed = precision >= PRECISION_THRESHOLD
+        out["precision_vs_ground_truth"] = (passed, f"precision {precision:.4f} vs {PRECISION_THRESHOLD}")
+    f1, true_pairs = metric("f1", "truth"), metric("true_pairs", "truth") or 0
+    if true_pairs < MIN_TRUE_PAIRS:
+        out["f1_vs_ground_truth"] = (None, f"not evaluated: {true_pairs:.0f} true pairs < {MIN_TRUE_PAIRS}")
+    else:
+        out["f1_vs_ground_truth"] = (f1 >= F1_THRESHOLD, f"F1 {f1:.4f} vs {F1_THRESHOLD}")
+    return out
 
 
 def register_generator_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> bool:
@@ -27,7 +53,7 @@ def register_generator_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) ->
     household = (
         f"LEFT JOIN read_csv('{persons}', all_varchar = true) p ON p.TRUE_PERSON_ID = r.TRUE_PERSON_ID"
         if persons.exists()
-        else "LEFT JOIN (SELECT NULL AS TRUE_PERSON_ID, NULL AS HOUSEHOLD_ID, NULL AS TWIN_OF) p ON false"
+        else "LEFT JOIN (SELECT NULL::VARCHAR AS TRUE_PERSON_ID, NULL::VARCHAR AS HOUSEHOLD_ID, NULL::VARCHAR AS TWIN_OF) p ON false"
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE lk_truth AS
@@ -79,11 +105,57 @@ def pair_scores(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     }
 
 
+def blocking_recall(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Share of the true pairs this run had to compare (at least one record new: lk_tokens_new) that
+    blocking brought to comparison (in lk_scored). A pair blocking misses can never be linked, so
+    this bounds recall; it needs ground truth (lk_truth)."""
+    row = con.execute(
+        """
+        WITH t AS (SELECT k.record_id, t.true_id FROM lk_tokens k JOIN lk_truth t USING (record_id)),
+        fresh AS (SELECT record_id FROM lk_tokens_new),
+        pairs AS (
+            SELECT a.record_id AS l, b.record_id AS r FROM t a JOIN t b
+                ON a.true_id = b.true_id AND a.record_id < b.record_id
+            WHERE a.record_id IN (SELECT record_id FROM fresh) OR b.record_id IN (SELECT record_id FROM fresh)
+        )
+        SELECT count(*), count(s.record_id_l)
+        FROM pairs LEFT JOIN lk_scored s ON s.record_id_l = pairs.l AND s.record_id_r = pairs.r
+        """
+    ).fetchone()
+    to_compare, compared = row
+    return {
+        "true_pairs_to_compare": to_compare,
+        "true_pairs_compared": compared,
+        "blocking_recall": compared / to_compare if to_compare else 1.0,
+    }
+
+
+def truth_free_diagnostics(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, float]]:
+    """Measures that need no ground truth: comparisons per new record (blocking cost), the grey-zone
+    share (pairs for review among pairs kept as match or review), persons by number of records
+    (cluster sizes; one huge cluster is the sign of a chain of false merges)."""
+    new = con.execute("SELECT count(*) FROM lk_tokens_new").fetchone()[0]
+    scored = con.execute("SELECT count(*) FROM lk_scored").fetchone()[0]
+    match, review = con.execute(
+        "SELECT count(*) FILTER (WHERE decision = 'match'), count(*) FILTER (WHERE decision = 'review') FROM lk_pairs"
+    ).fetchone()
+    rows = [
+        ("comparisons_per_new_record", "", scored / new if new else 0.0),
+        ("grey_zone_share", "", review / (match + review) if match + review else 0.0),
+    ]
+    rows += con.execute(
+        "SELECT 'persons_by_records', CAST(least(n, 10) AS VARCHAR) || CASE WHEN n >= 10 THEN '+' ELSE '' END, "
+        "count(*) FROM (SELECT count(*) AS n FROM lk_crosswalk GROUP BY person_id) GROUP BY ALL ORDER BY 2"
+    ).fetchall()
+    return rows
+
+
 def metrics_table(con: duckdb.DuckDBPyConnection, counts: dict[str, float], truth: bool) -> pa.Table:
     """All measures as rows (metric, dimension, value)."""
     rows = [(name, "", float(value)) for name, value in counts.items()]
     if truth:
         rows += [(name, "truth", float(value)) for name, value in pair_scores(con).items()]
+        rows += [(name, "truth", float(value)) for name, value in blocking_recall(con).items()]
     rows += con.execute(
         """
         WITH rec AS (SELECT person_id, source_system FROM lk_crosswalk),
@@ -95,6 +167,7 @@ def metrics_table(con: duckdb.DuckDBPyConnection, counts: dict[str, float], trut
         WHERE a.source_system <> b.source_system GROUP BY ALL ORDER BY 2
         """
     ).fetchall()
+    rows += truth_free_diagnostics(con)
     rows += con.execute(
         "SELECT 'pairs_by_match_weight', CAST(CAST(floor(greatest(least(match_weight, 30), -30)) AS INTEGER) "
         "AS VARCHAR), count(*) FROM lk_scored GROUP BY ALL ORDER BY 2"

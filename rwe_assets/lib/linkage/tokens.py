@@ -23,6 +23,7 @@ import duckdb
 from rwe_assets.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
+NICKNAMES = HERE / "data" / "nicknames" / "names.csv"
 PII_COLUMNS = (
     "source_system",
     "source_person_id",
@@ -30,6 +31,8 @@ PII_COLUMNS = (
     "family_name",
     "maiden_name",
     "birth_date",
+    "birth_year",
+    "birth_month",
     "sex",
     "ssn",
     "address_line",
@@ -63,6 +66,8 @@ TOKEN_COLUMNS = (
     "k_ssn_dob",
     "k_given_dob_zip",
     "k_name_yob",
+    "k_dob_init",
+    "k_dob_swap_init",
 )
 # Lists of tokens (compared with list_has_any / list_contains) and Bloom filters.
 LIST_COLUMNS = (
@@ -74,6 +79,12 @@ LIST_COLUMNS = (
 # another record brings a new name) but recomputed on every run.
 NEAR_COLUMNS = ("t_given_near", "t_family_near")
 BLOOM_COLUMNS = tuple(f"bf_{field}" for field in BLOOM)
+# Blocking keys of one or two common fields (name only, Soundex + initial, birth date alone, a name
+# and the city): a key held by more than
+# BLOCK_KEY_CAP records of a run is set to NULL for all of them, so a common name cannot make a block
+# of thousands; like the near tokens they depend on the run and are left out of the fingerprint.
+CAPPED_COLUMNS = ("k_names", "k_sdx_init", "k_dob", "k_family_city", "k_given_city")
+BLOCK_KEY_CAP = 30
 
 
 def key_pads(key: str) -> tuple[bytes, bytes]:
@@ -93,19 +104,17 @@ def _sql(name: str) -> str:
 
 
 def nickname_forms() -> list[tuple[str, str]]:
-    """(name, full name it may stand for): the project's general list plus the generator's
-    catalogue families, every full name also standing for itself."""
+    """(name, full name it may stand for), every full name also standing for itself, from the public
+    nickname list in data/nicknames/ (Apache-2.0, see its README): not the generator's catalogue, so
+    the linkage is not fitted to the generator's own nicknames."""
     pairs: set[tuple[str, str]] = set()
-    with (HERE / "nicknames.csv").open() as handle:
+    with NICKNAMES.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            _add_family(pairs, row["full_name"], row["short_forms"].split())
-    catalogue = HERE.parent.parent / "synthetic" / "catalogue" / "names.yaml"
-    if catalogue.exists():
-        import yaml
-
-        families = (yaml.safe_load(catalogue.read_text()).get("given") or {}).get("nicknames") or {}
-        for full, shorts in families.items():
-            _add_family(pairs, full, shorts)
+            if row["relationship"] != "has_nickname":
+                raise ConfigError(
+                    f"{NICKNAMES.name}: expected relationship has_nickname, found {row['relationship']!r}"
+                )
+            _add_family(pairs, row["name1"], [row["name2"]])
     return sorted(pairs)
 
 
@@ -140,6 +149,16 @@ def build_tokens(
     _bloom_filters(con)
     con.execute(_sql("tokens"))
     con.execute("DROP TABLE lk_normalized")
+    cap_keys(con)
+
+
+def cap_keys(con: duckdb.DuckDBPyConnection, cap: int = BLOCK_KEY_CAP) -> None:
+    """NULL every CAPPED_COLUMNS key of lk_tokens that more than `cap` records hold."""
+    for column in CAPPED_COLUMNS:
+        con.execute(
+            f"UPDATE lk_tokens SET {column} = NULL WHERE {column} IN "
+            f"(SELECT {column} FROM lk_tokens GROUP BY {column} HAVING count(*) > {cap})"
+        )
 
 
 def _register_hmac(con: duckdb.DuckDBPyConnection, key: str) -> None:

@@ -109,6 +109,17 @@ CREATE OR REPLACE MACRO rwe_ts_end(start_text, end_text) AS CASE
     ELSE rwe_ts(end_text) END;
 CREATE OR REPLACE MACRO rwe_date(x) AS rwe_ts(x)::DATE;
 CREATE OR REPLACE MACRO rwe_bad_date(x) AS rwe_bad_ts(x);
+-- Birth dates (docs/data-formats.md, "Persons"): a text shaped YYYY, YYYY-MM or YYYY-MM-DD (dashes
+-- optional) that is no valid date still gives its year (and a month 1-12): OMOP needs only the year.
+CREATE OR REPLACE MACRO rwe_date_part(x, n) AS TRY_CAST(nullif(regexp_extract(rwe_text(x),
+    '^([0-9]{4})(-?([0-9]{2}))?(-?([0-9]{2}))?([T ].*)?$', n), '') AS INTEGER);
+CREATE OR REPLACE MACRO rwe_birth_year(x) AS coalesce(year(rwe_date(x)), rwe_date_part(x, 1));
+CREATE OR REPLACE MACRO rwe_birth_month(x) AS coalesce(month(rwe_date(x)),
+    CASE WHEN rwe_date_part(x, 3) BETWEEN 1 AND 12 THEN rwe_date_part(x, 3) END);
+CREATE OR REPLACE MACRO rwe_birth_flag(x) AS CASE WHEN rwe_text(x) IS NULL THEN 'MISSING_BIRTH_DATE'
+    WHEN rwe_date(x) IS NOT NULL THEN NULL
+    WHEN regexp_full_match(rwe_text(x), '[0-9]{4}(-(0[1-9]|1[0-2]))?') THEN 'PARTIAL_BIRTH_DATE'
+    ELSE 'INVALID_BIRTH_DATE' END;
 CREATE OR REPLACE MACRO rwe_num(x) AS TRY_CAST(rwe_text(x) AS DOUBLE);
 CREATE OR REPLACE MACRO rwe_bad_num(x) AS rwe_text(x) IS NOT NULL AND rwe_num(x) IS NULL;
 CREATE OR REPLACE MACRO rwe_first_failure(checks) AS list_filter(checks, c -> coalesce(c.failed, false))[1];

@@ -46,6 +46,10 @@ PERSON_SOURCE = StagedTable(
     (
         ("source_person_id", "VARCHAR"),
         ("birth_date", "DATE"),
+        ("birth_year", "INTEGER"),
+        ("birth_month", "INTEGER"),
+        ("birth_date_flag", "VARCHAR"),
+        ("record_updated", "TIMESTAMP"),
         ("death_date", "DATE"),
         ("gender_source_value", "VARCHAR"),
         ("race_source_value", "VARCHAR"),
@@ -55,8 +59,22 @@ PERSON_SOURCE = StagedTable(
         ("zip", "VARCHAR"),
         ("county", "VARCHAR"),
     ),
-    "One row per person as a source knows them: demographics OMOP keeps (no names, no street lines).",
+    "One row per person as a source knows them: demographics OMOP keeps (no names, no street lines). "
+    "A birth date that is missing, partial or impossible does not keep a person out: birth_date is the "
+    "full date or NULL, birth_year and birth_month what the source's value still tells, "
+    "birth_date_flag why the date is not full (BIRTH_DATE_FLAGS). record_updated is when the source "
+    "itself last stated the record (FHIR meta.lastUpdated, the DE-SynPUF file year), NULL where it "
+    "does not say; the CDM's person rule (lib/sql/cdm/person.sql) orders records by it, never by "
+    "ingest time.",
 )
+
+# birth_date_flag values: the birth date is not a full valid date, and why (NULL: it is).
+BIRTH_DATE_FLAGS = {
+    "MISSING_BIRTH_DATE": "no birth date at all: birth_year and birth_month NULL",
+    "PARTIAL_BIRTH_DATE": "a year ('1948') or year and month ('1948-08'), as FHIR allows: kept as such",
+    "INVALID_BIRTH_DATE": "not a date ('2019-02-30', '30/02/2019'): the year (and month) kept when the "
+    "text is shaped YYYY-MM-DD",
+}
 
 PERSON_PII = StagedTable(
     "person_pii",
@@ -66,6 +84,8 @@ PERSON_PII = StagedTable(
         ("family_name", "VARCHAR"),
         ("maiden_name", "VARCHAR"),
         ("birth_date", "DATE"),
+        ("birth_year", "INTEGER"),
+        ("birth_month", "INTEGER"),
         ("sex", "VARCHAR"),
         ("ssn", "VARCHAR"),
         ("address_line", "VARCHAR"),
@@ -76,7 +96,9 @@ PERSON_PII = StagedTable(
         ("drivers_license", "VARCHAR"),
         ("passport", "VARCHAR"),
     ),
-    "Identifiers of each source person, read only by linkage to build keyed tokens.",
+    "Identifiers of each source person, read only by linkage to build keyed tokens. birth_date is the "
+    "full date or NULL (missing, partial or impossible: the record is staged all the same); "
+    "birth_year and birth_month keep what a partial date tells.",
 )
 
 VISIT = StagedTable(

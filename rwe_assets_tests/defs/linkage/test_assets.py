@@ -53,8 +53,22 @@ def test_materialize_links_and_leaks_nothing(tmp_path, monkeypatch):
     with dg.instance_for_test() as instance:
         result = dg.materialize([linkage], instance=instance, resources={"rwe": RweConfig()})
         assert result.success
+        # no ground truth: both quality checks are not evaluated, which is not a pass
         checks = result.get_asset_check_evaluations()
-        assert [(c.check_name, c.passed) for c in checks] == [("f1_vs_ground_truth", True)]
+        assert sorted((c.check_name, c.passed, c.metadata["evaluated"].value) for c in checks) == [
+            ("f1_vs_ground_truth", False, False),
+            ("precision_vs_ground_truth", False, False),
+        ]
+        assert {c.severity for c in checks} == {dg.AssetCheckSeverity.WARN}
+        # diagnostics that need no truth
+        metrics = next(
+            e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+            if e.materialization.asset_key == dg.AssetKey(["linkage", "metrics"])
+        )
+        assert metrics["ground_truth_evaluated"].value is False
+        assert 0 <= metrics["grey_zone_share"].value <= 1 and metrics["comparisons_per_new_record"].value > 0
+        assert "| 2 | 1 |" in metrics["cluster_sizes"].value  # a1 + b1
         crosswalk = {r["source_person_id"]: r["person_id"] for r in lake.read_table(
             lake.table_path(tmp_path / "lake", "linkage", "person_crosswalk")).to_pylist()}  # fmt: skip
         assert crosswalk["a1"] == crosswalk["b1"] != crosswalk["a2"]
@@ -78,3 +92,23 @@ def test_without_a_key_real_data_is_refused(tmp_path, monkeypatch):
         )
     assert not result.success
     assert lake.read_table(lake.table_path(tmp_path / "lake", "linkage", CROSSWALK.path[-1])) is None
+
+
+def test_a_false_merge_turns_the_precision_check_red(tmp_path, monkeypatch):
+    """Truth says a1 and b1 (linked as one person) are two people: precision 0, the check fails; F1
+    has too few true pairs to judge and stays not evaluated."""
+    monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RWE_LINKAGE_KEY", "a-test-key-long-enough-for-linkage")
+    stage_person_pii(tmp_path / "lake")
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "person_records.csv").write_text(
+        "SOURCE,SOURCE_PERSON_ID,TRUE_PERSON_ID\nsite_a,a1,P1\nsite_b,b1,P2\nsite_a,a2,P3\n"
+    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([linkage], instance=instance, resources={"rwe": RweConfig()})
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    precision = checks["precision_vs_ground_truth"]
+    assert (precision.passed, precision.severity, precision.metadata["evaluated"].value) == (
+        False, dg.AssetCheckSeverity.ERROR, True)  # fmt: skip
+    assert checks["f1_vs_ground_truth"].metadata["evaluated"].value is False
+    assert checks["precision_vs_ground_truth"].metadata["persons_merging_people"].value == 1.0

@@ -63,7 +63,7 @@ def test_a_vocabulary_change_is_reported_against_the_published_cdm(tmp_path):
         ).fetchone()[0]
     assert mapped > 0
     vocab_b = without_concept_code(tmp_path / "vocab_b", DIABETES_SNOMED)
-    build_cdm(tmp_path / "lake", vocab_b, cdm.parent)
+    build_cdm(tmp_path / "lake", vocab_b, cdm.parent, registry=synthea_registry())
     with duckdb.connect(str(cdm), read_only=True) as con:
         change = con.execute(
             "SELECT cdm_table, source_value, change, previous_concepts, current_concepts, previous_rows, "
@@ -80,9 +80,9 @@ def test_the_demo_vocabulary_on_data_it_does_not_map_is_warned_about(tmp_path):
     """The sample's condition concept missing: its rows unmapped, above the warning share."""
     lake_dir = tmp_path / "lake"
     build(tmp_path, synthea_registry(), "site", [lifecycle.SYNTHEA_V1])
-    clean = build_cdm(lake_dir, VOCAB, tmp_path / "w1")
+    clean = build_cdm(lake_dir, VOCAB, tmp_path / "w1", registry=synthea_registry())
     vocab_b = without_concept_code(tmp_path / "vb", DIABETES_SNOMED)
-    report = build_cdm(lake_dir, vocab_b, tmp_path / "w2")
+    report = build_cdm(lake_dir, vocab_b, tmp_path / "w2", registry=synthea_registry())
     assert clean.vocabulary_warning is None
     assert "unmapped" in report.vocabulary_warning and "RWE_VOCAB_DIR" in report.vocabulary_warning
     with duckdb.connect(str(report.path), read_only=True) as con:

@@ -1,6 +1,7 @@
 """Each normalization rule of docs/linkage.md on a hand-built value (NULL = never takes part in a match)."""
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -55,7 +56,9 @@ def test_first_word_is_the_call_name(con):
         ("02/30/2019", None),  # impossible day
         ("1900-01-01", None),  # placeholder
         ("1901-01-01", None),
-        ("1850-06-01", None),
+        ("1899-12-30", None),  # spreadsheet zero date
+        ("1800-01-01", None),
+        ("1850-06-01", dt.date(1850, 6, 1)),  # old, but a real date (historical registries)
         ("2031-01-01", None),  # after the reference day
         ("", None),
     ],
@@ -120,11 +123,22 @@ def test_sex(con, raw, expected):
     assert one(con, "lk_sex(?)", raw) == expected
 
 
-def test_nickname_forms_hold_the_general_list_and_the_catalogue():
+def test_nickname_forms_come_from_the_public_list_only(monkeypatch, tmp_path):
     forms = set(nickname_forms())
     assert ("bob", "robert") in forms and ("robert", "robert") in forms
     assert ("chris", "christopher") in forms and ("chris", "christine") in forms
-    assert ("liam", "william") in forms  # own list, not in the generator's catalogue
+    # nothing but the packaged public list is read: point it at a one-row file and only that remains
+    one_row = tmp_path / "names.csv"
+    one_row.write_text("name1,relationship,name2\nrobert,has_nickname,bob\n")
+    monkeypatch.setattr("rwe_assets.lib.linkage.tokens.NICKNAMES", one_row)
+    assert nickname_forms() == [("bob", "robert"), ("robert", "robert")]
+
+
+def test_runtime_linkage_reads_no_generator_file():
+    package = Path(__file__).resolve().parents[3] / "rwe_assets" / "lib" / "linkage"
+    sources = [p for p in package.rglob("*") if p.suffix in (".py", ".sql")]
+    assert sources
+    assert [p.name for p in sources if "synthetic" in p.read_text() and p.name != "generated.py"] == []
 
 
 @pytest.mark.parametrize(

@@ -136,7 +136,7 @@ def test_invalid_rows_are_quarantined_with_reason_and_field(tmp_path, registry):
                 {
                     "patients.csv": PATIENTS_HEADER
                     + patient("p1")
-                    + patient("p2", birth="1990-13-45")  # line 3: impossible date
+                    + patient("p2", birth="1990-13-45")  # line 3: impossible date: staged, flagged
                     + patient("p3", birth="2000-01-01", death="1999-01-01")  # line 4: death before birth
                     + patient("p4", gender="X"),  # line 5: unknown gender is kept (concept 0 later)
                     "encounters.csv": ENCOUNTERS_HEADER
@@ -148,7 +148,7 @@ def test_invalid_rows_are_quarantined_with_reason_and_field(tmp_path, registry):
                     "conditions.csv": CONDITIONS_HEADER
                     + "2020-01-01,,p1,e1,44054006,Diabetes\n"
                     + "2020-01-01,,p1,e9,44054006,Diabetes\n"  # line 3: encounter that does not exist
-                    + "2020-01-01,,p2,e1,44054006,Diabetes\n",  # line 4: person quarantined -> orphan
+                    + "2020-01-01,,p3,e1,44054006,Diabetes\n",  # line 4: person quarantined -> orphan
                     "medications.csv": MEDICATIONS_HEADER
                     + "2020-01-01T10:00:00Z,,p1,pay1,e1,860975,Metformin,1,0,-2,3,,\n",  # line 2: negative quantity
                 },
@@ -163,14 +163,15 @@ def test_invalid_rows_are_quarantined_with_reason_and_field(tmp_path, registry):
         ("event", 2, "NEGATIVE_QUANTITY", "DISPENSES"),
         ("event", 3, "MISSING_VISIT", "visit_key"),
         ("event", 4, "ORPHAN_PERSON", "source_person_id"),
-        ("person_pii", 3, "ORPHAN_PERSON", "source_person_id"),
         ("person_pii", 4, "ORPHAN_PERSON", "source_person_id"),
-        ("person_source", 3, "INVALID_DATE", "BIRTHDATE"),
         ("person_source", 4, "BIRTH_AFTER_DEATH", "DEATHDATE"),
         ("visit", 3, "END_BEFORE_START", "STOP"),
         ("visit", 4, "ORPHAN_PERSON", "source_person_id"),
     ]
-    assert {p["source_person_id"] for p in staged(lake_dir, "person_source")} == {"p1", "p4"}
+    assert {p["source_person_id"] for p in staged(lake_dir, "person_source")} == {"p1", "p2", "p4"}
+    # an impossible birth date no longer quarantines the person (issue 18): staged, flagged, year kept
+    (p2,) = [p for p in staged(lake_dir, "person_source") if p["source_person_id"] == "p2"]
+    assert (p2["birth_date"], p2["birth_year"], p2["birth_date_flag"]) == (None, 1990, "INVALID_BIRTH_DATE")
     assert all(r.unaccounted == 0 for r in report.reconciliation)
     assert report.quarantine_reasons[("event", "MISSING_VISIT")] == 1
 

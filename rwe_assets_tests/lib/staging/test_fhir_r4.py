@@ -277,6 +277,10 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "_line_number": 1,
             "source_person_id": "p1",
             "birth_date": date(1980, 1, 2),
+            "birth_year": 1980,
+            "birth_month": 1,
+            "birth_date_flag": None,
+            "record_updated": None,
             "death_date": date(2021, 5, 6),
             "gender_source_value": "female",
             "race_source_value": "White",
@@ -298,6 +302,8 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "family_name": "Lee12",
             "maiden_name": "Stone56",
             "birth_date": date(1980, 1, 2),
+            "birth_year": 1980,
+            "birth_month": 1,
             "sex": "female",
             "ssn": "999-11-2222",
             "address_line": "1 Main St Apt 2",
@@ -709,9 +715,9 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
         "Patient.000.ndjson": ndjson(
             patient("p1"),
             patient(None),  # line 2
-            patient("p3", birthDate="1990-13-45"),  # line 3
+            patient("p3", birthDate="1990-13-45"),  # line 3: impossible, staged with its year (issue 18)
             patient("p4", birthDate="2000-01-01", deceasedDateTime="1999-01-01T00:00:00Z"),  # line 4
-            patient("p5", birthDate=None),  # line 5
+            patient("p5", birthDate=None),  # line 5: no birth date, staged all the same (issue 18)
         ),
         "Encounter.000.ndjson": ndjson(
             encounter("e1"),
@@ -731,7 +737,7 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
             condition("c5", enc="Encounter/e9"),  # line 5: the Encounter was never sent
             condition("c6", onsetDateTime="2020-02-30", recordedDate=None),  # line 6
             condition("c7", abatementDateTime="2020-01-01T00:00:00Z"),  # line 7: ends before onset
-            condition("c8", subject="Patient/p3"),  # line 8: its Patient was quarantined
+            condition("c8", subject="Patient/p4"),  # line 8: its Patient was quarantined
             condition("c9", subject=None),  # line 9
         ),
         "MedicationRequest.000.ndjson": ndjson(
@@ -774,13 +780,9 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
         ("event", "observation", 1, "INVALID_NUMBER", "valueQuantity.value"),
         ("event", "observation", 2, "INVALID_DATE", "effective[x]"),
         ("person_pii", "patient", 2, "MISSING_ID", "id"),
-        ("person_pii", "patient", 3, "ORPHAN_PERSON", "source_person_id"),
         ("person_pii", "patient", 4, "ORPHAN_PERSON", "source_person_id"),
-        ("person_pii", "patient", 5, "ORPHAN_PERSON", "source_person_id"),
         ("person_source", "patient", 2, "MISSING_ID", "id"),
-        ("person_source", "patient", 3, "INVALID_DATE", "birthDate"),
         ("person_source", "patient", 4, "BIRTH_AFTER_DEATH", "deceasedDateTime"),
-        ("person_source", "patient", 5, "MISSING_BIRTH_DATE", "birthDate"),
         ("visit", "encounter", 2, "MISSING_PERSON", "subject"),
         ("visit", "encounter", 3, "INVALID_DATE", "period.start"),
         ("visit", "encounter", 4, "END_BEFORE_START", "period.end"),
@@ -792,7 +794,10 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
         ("visit", "encounter", 5, "ENTERED_IN_ERROR", "status"),
     ]
     assert report.retired_reasons == {("event", "NOT_DONE"): 1, ("visit", "ENTERED_IN_ERROR"): 1}
-    assert [p["source_person_id"] for p in staged(lake_dir, "person_source")] == ["p1"]
+    persons = {p["source_person_id"]: p for p in staged(lake_dir, "person_source")}
+    assert sorted(persons) == ["p1", "p3", "p5"]
+    assert (persons["p3"]["birth_year"], persons["p3"]["birth_date_flag"]) == (1990, "INVALID_BIRTH_DATE")
+    assert (persons["p5"]["birth_year"], persons["p5"]["birth_date_flag"]) == (None, "MISSING_BIRTH_DATE")
     assert [v["record_key"] for v in staged(lake_dir, "visit")] == ["e1"]
     assert [e["record_key"] for e in staged(lake_dir, "event")] == ["Condition/c1"]
     assert report.quarantine_reasons[("event", "ORPHAN_PERSON")] == 2

@@ -26,8 +26,11 @@ CREATE OR REPLACE TEMP MACRO lk_first_word(x) AS
     CASE WHEN lk_name(x) IS NULL THEN NULL ELSE nullif(lk_name(lk_words(x)[1]), '') END;
 
 -- Birth dates: DATE, or text as ISO (2001-02-03), compact (20010203), US (02/03/2001) or dotted
--- European (03.02.2001). Impossible dates parse to NULL; so do placeholders (on or before
--- 1900-01-01, 1901-01-01) and dates after the reference day.
+-- European (03.02.2001). Impossible dates parse to NULL; so do the known placeholders (1900-01-01,
+-- 1901-01-01, the spreadsheet and database zero dates 1899-12-30/31, 1753-01-01, 0001-01-01, the 1st
+-- of January of a round century before 1900), dates before the year 1000 and dates after the reference
+-- day. Other dates before 1900 are kept: rare in clinical data, but a value like any other (a
+-- registry of historical persons has nothing else), and they agree only with the same date.
 CREATE OR REPLACE TEMP MACRO lk_date(x, today) AS (
     WITH parsed AS (
         SELECT CAST(coalesce(
@@ -37,7 +40,10 @@ CREATE OR REPLACE TEMP MACRO lk_date(x, today) AS (
             try_strptime(trim(CAST(x AS VARCHAR)), '%d.%m.%Y')
         ) AS DATE) AS d
     )
-    SELECT CASE WHEN d <= DATE '1900-01-01' OR d = DATE '1901-01-01' OR d > today THEN NULL ELSE d END
+    SELECT CASE WHEN d IN (DATE '1900-01-01', DATE '1901-01-01', DATE '1899-12-30', DATE '1899-12-31',
+                           DATE '1753-01-01')
+        OR (year(d) % 100 = 0 AND month(d) = 1 AND day(d) = 1 AND year(d) < 1900)
+        OR year(d) < 1000 OR d > today THEN NULL ELSE d END
     FROM parsed
 );
 
@@ -63,12 +69,32 @@ CREATE OR REPLACE TEMP MACRO lk_phone(x) AS (
         OR regexp_matches(v, '^\d{3}(0000000|9999999|5555555)$') THEN NULL ELSE v END FROM national
 );
 
--- ZIP: the five-digit ZIP (ZIP+4 cut; a leading zero lost by a spreadsheet restored).
+-- ZIP or postcode. US ZIPs (digits only): the five-digit ZIP (ZIP+4 cut; a leading zero lost by a
+-- spreadsheet restored). Postcodes with letters (UK 'TQ13 8DF', Canadian 'K1A 0B1', Dutch '1012 AB'):
+-- lower case without spaces or punctuation, 4 to 10 characters, at least one digit.
 CREATE OR REPLACE TEMP MACRO lk_zip(x) AS (
-    WITH digits AS (SELECT regexp_replace(split_part(coalesce(CAST(x AS VARCHAR), ''), '-', 1), '[^0-9]', '', 'g') AS raw),
-    five AS (SELECT CASE WHEN length(raw) = 4 THEN '0' || raw WHEN length(raw) = 9 THEN raw[1:5] ELSE raw END AS v
-             FROM digits)
-    SELECT CASE WHEN length(v) <> 5 OR v IN ('00000', '99999', '12345') THEN NULL ELSE v END FROM five
+    WITH t AS (SELECT trim(coalesce(CAST(x AS VARCHAR), '')) AS s),
+    digits AS (SELECT s, regexp_replace(split_part(s, '-', 1), '[^0-9]', '', 'g') AS raw FROM t),
+    five AS (SELECT s, CASE WHEN length(raw) = 4 THEN '0' || raw WHEN length(raw) = 9 THEN raw[1:5] ELSE raw END AS v
+             FROM digits),
+    alnum AS (SELECT s, v, regexp_replace(lower(strip_accents(s)), '[^a-z0-9]', '', 'g') AS a FROM five)
+    SELECT CASE
+        WHEN regexp_matches(s, '[A-Za-z]') THEN
+            CASE WHEN length(a) BETWEEN 4 AND 10 AND regexp_matches(a, '[0-9]') THEN a END
+        WHEN length(v) <> 5 OR v IN ('00000', '99999', '12345') THEN NULL ELSE v END FROM alnum
+);
+
+-- American Soundex of a normalized name (letters a-z only; NULL when none): first letter and three
+-- digits. Used for a blocking key only (a phonetic code is English-centred; comparisons use edits and
+-- Bloom similarity). h and w do not separate equal codes, vowels do.
+CREATE OR REPLACE TEMP MACRO lk_soundex(x) AS (
+    WITH v AS (SELECT regexp_replace(coalesce(CAST(x AS VARCHAR), ''), '[^a-z]', '', 'g') AS n),
+    d AS (SELECT n, translate(n, 'abcdefghijklmnopqrstuvwxyz', '01230129022455012623019202') AS c FROM v),
+    h AS (SELECT n, c[1] || replace(c[2:], '9', '') AS c FROM d),
+    runs AS (SELECT n, regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        c, '1+', '1', 'g'), '2+', '2', 'g'), '3+', '3', 'g'), '4+', '4', 'g'), '5+', '5', 'g'), '6+', '6', 'g') AS c
+        FROM h)
+    SELECT CASE WHEN n <> '' THEN n[1] || rpad(replace(c[2:], '0', ''), 3, '0')[1:3] END FROM runs
 );
 
 -- Sex: 'f' or 'm' (F, female, Woman, M, male, Man); anything else (unknown, other, X) is NULL.

@@ -1,5 +1,7 @@
 -- lk_pii (staging.person_pii columns) -> lk_normalized: one row per source record, every field
 -- normalized by the macros of normalize.sql (NULL where missing, placeholder or impossible).
+-- part_year, part_month: what a partial birth date (no full date) still tells; tokens.sql uses them
+-- only where dob is NULL.
 -- given_forms: the full names the call name may stand for (Bob -> robert; Chris -> christopher,
 -- christine, ...) plus the name itself; given_canon is the first of them, for blocking keys.
 CREATE OR REPLACE TEMP TABLE lk_normalized AS
@@ -10,8 +12,15 @@ WITH base AS (
         lk_name(given_name) AS given,
         lk_first_word(given_name) AS given_first,
         lk_name(family_name) AS family,
+        lk_soundex(lk_name(family_name)) AS family_sdx,
         lk_name(maiden_name) AS maiden,
         lk_date(birth_date, CAST($today AS DATE)) AS dob,
+        -- a partial birth date (staging keeps birth_year, birth_month when the full date is unknown)
+        CASE WHEN TRY_CAST(birth_year AS INTEGER) BETWEEN 1000 AND year(CAST($today AS DATE))
+             THEN TRY_CAST(birth_year AS INTEGER) END AS part_year,
+        CASE WHEN TRY_CAST(birth_year AS INTEGER) BETWEEN 1000 AND year(CAST($today AS DATE))
+              AND TRY_CAST(birth_month AS INTEGER) BETWEEN 1 AND 12 THEN TRY_CAST(birth_month AS INTEGER) END
+            AS part_month,
         lk_sex(sex) AS sex,
         lk_ssn(ssn) AS ssn,
         lk_phone(phone) AS phone,

@@ -11,6 +11,10 @@
 -- Tokens of values that repeat (names, cities, ZIPs, dates) are computed once per distinct value.
 -- k_*: combinations for blocking and the deterministic rules, a 60-bit hash of the parts' keyed
 -- tokens (NULL when any part is missing): as secret as the tokens, without another HMAC per record.
+-- k_dob_init / k_dob_swap_init: birth date (or its day/month swap) with the call name's initial;
+-- k_names: call name (nicknames folded) and family name; k_sdx_init: Soundex of the family name and
+-- the call name's initial; k_dob: the birth date alone; k_family_city, k_given_city: one name and the
+-- city. These are capped by frequency afterwards (tokens.py, cap_keys).
 CREATE OR REPLACE TEMP TABLE lk_tokens AS
 WITH names AS (
     SELECT kind, value, lk_hmac(kind || '|' || value) AS tok
@@ -20,6 +24,8 @@ WITH names AS (
         UNION SELECT 'name', other_family FROM lk_normalized WHERE other_family IS NOT NULL
         UNION SELECT 'city', city FROM lk_normalized WHERE city IS NOT NULL
         UNION SELECT 'zip', zip FROM lk_normalized WHERE zip IS NOT NULL
+        UNION SELECT 'sdx', family_sdx FROM lk_normalized WHERE family_sdx IS NOT NULL
+        UNION SELECT 'init', left(given_first, 1) FROM lk_normalized WHERE given_first IS NOT NULL
     )
 ),
 deletions AS (
@@ -55,7 +61,12 @@ record AS (
         n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
         g.tok AS t_given, f.t_given_first, f.t_given_forms, ng.toks AS t_given_near,
         fa.tok AS t_family, nf.toks AS t_family_near, m.tok AS t_maiden,
-        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym, d.t_ym_near, d.t_yob,
+        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym_near,
+        -- a partial birth date gives year-month and year tokens (per record: they are rare)
+        coalesce(d.t_ym, CASE WHEN n.dob IS NULL AND n.part_month IS NOT NULL
+            THEN lk_hmac('ym|' || printf('%04d-%02d', n.part_year, n.part_month)) END) AS t_ym,
+        coalesce(d.t_yob, CASE WHEN n.dob IS NULL AND n.part_year IS NOT NULL
+            THEN lk_hmac('year|' || CAST(n.part_year AS VARCHAR)) END) AS t_yob,
         lk_hmac('ssn|' || n.ssn) AS t_ssn,
         lk_hmac('phone|' || n.phone) AS t_phone,
         lk_hmac('street|' || n.street) AS t_street,
@@ -63,7 +74,7 @@ record AS (
         c.tok AS t_city,
         lk_hmac('email|' || n.email) AS t_email,
         lk_hmac('email-user|' || n.email_user) AS t_email_user,
-        f.t_canon,
+        f.t_canon, sx.tok AS t_family_sdx, gi.tok AS t_given_init,
         n.street, n.email, n.given, n.family
     FROM lk_normalized n
     LEFT JOIN dates d ON d.dob = n.dob
@@ -75,9 +86,11 @@ record AS (
     LEFT JOIN names m ON m.kind = 'name' AND m.value = n.other_family
     LEFT JOIN names c ON c.kind = 'city' AND c.value = n.city
     LEFT JOIN names z ON z.kind = 'zip' AND z.value = n.zip
+    LEFT JOIN names sx ON sx.kind = 'sdx' AND sx.value = n.family_sdx
+    LEFT JOIN names gi ON gi.kind = 'init' AND gi.value = left(n.given_first, 1)
 )
 SELECT
-    r.* EXCLUDE (t_canon, street, email, given, family),
+    r.* EXCLUDE (t_canon, t_family_sdx, t_given_init, street, email, given, family),
     CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL AND t_dob IS NOT NULL
          THEN CAST(hash('k_name_dob', t_canon, t_family, t_dob) >> 4 AS BIGINT) END AS k_name_dob,
     CASE WHEN t_ssn IS NOT NULL AND t_dob IS NOT NULL
@@ -86,6 +99,20 @@ SELECT
          THEN CAST(hash('k_given_dob_zip', t_canon, t_dob, t_zip) >> 4 AS BIGINT) END AS k_given_dob_zip,
     CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL AND t_yob IS NOT NULL
          THEN CAST(hash('k_name_yob', t_canon, t_family, t_yob) >> 4 AS BIGINT) END AS k_name_yob,
+    CASE WHEN t_dob IS NOT NULL AND t_given_init IS NOT NULL
+         THEN CAST(hash('k_dob_init', t_dob, t_given_init) >> 4 AS BIGINT) END AS k_dob_init,
+    CASE WHEN t_dob_swap IS NOT NULL AND t_given_init IS NOT NULL
+         THEN CAST(hash('k_dob_init', t_dob_swap, t_given_init) >> 4 AS BIGINT) END AS k_dob_swap_init,
+    -- blocking keys capped by frequency (tokens.py: cap_keys), so they hold no birth date
+    CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL
+         THEN CAST(hash('k_names', t_canon, t_family) >> 4 AS BIGINT) END AS k_names,
+    CASE WHEN t_family_sdx IS NOT NULL AND t_given_init IS NOT NULL
+         THEN CAST(hash('k_sdx_init', t_family_sdx, t_given_init) >> 4 AS BIGINT) END AS k_sdx_init,
+    CASE WHEN t_dob IS NOT NULL THEN CAST(hash('k_dob', t_dob) >> 4 AS BIGINT) END AS k_dob,
+    CASE WHEN t_family IS NOT NULL AND t_city IS NOT NULL
+         THEN CAST(hash('k_family_city', t_family, t_city) >> 4 AS BIGINT) END AS k_family_city,
+    CASE WHEN t_given IS NOT NULL AND t_city IS NOT NULL
+         THEN CAST(hash('k_given_city', t_given, t_city) >> 4 AS BIGINT) END AS k_given_city,
     bg.words AS bf_given,
     bf.words AS bf_family,
     bs.words AS bf_street,

@@ -3,6 +3,8 @@
 --   given_name is its FIRST given name (the others are middle names, as Synthea's CSV FIRST column);
 --   maiden_name is the family of the name with use 'maiden'. Names are kept as written (Synthea's
 --   digit suffixes included); linkage normalizes.
+-- birth_date: the full date or NULL (missing, partial, impossible: still staged); birth_year and
+--   birth_month keep what a partial date ('1948', '1948-08') tells.
 -- sex: Patient.gender as written ('female', 'male', ...), not recoded to F/M here.
 -- Address: as person_source (rwe_fhir_home_address: home, else first not 'old', else first); its lines
 --   joined by a space.
@@ -40,6 +42,8 @@ SELECT
     rwe_text(person_name.family) AS family_name,
     rwe_text(list_filter(r.name, n -> n.use = 'maiden')[1].family) AS maiden_name,
     rwe_date(r.birthDate) AS birth_date,
+    rwe_birth_year(r.birthDate) AS birth_year,
+    rwe_birth_month(r.birthDate) AS birth_month,
     rwe_text(r.gender) AS sex,
     rwe_text(list_filter(r.identifier, i -> i.system = 'http://hl7.org/fhir/sid/us-ssn'
         OR len(list_filter(i.type.coding, c -> c.code = 'SS')) > 0)[1].value) AS ssn,

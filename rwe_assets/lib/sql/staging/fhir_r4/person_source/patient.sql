@@ -4,13 +4,16 @@
 --   'text' sub-extension; kept as source values (mapped to concepts later, unknown -> 0).
 -- city / state / zip / county: the home address, else the first address not marked 'old', else the
 --   first address (rwe_fhir_home_address, _macros.sql); county is address.district.
--- Rules (as the Synthea profile): id required; birthDate required and a full date; a death date
--- (deceasedDateTime), if present, parseable and not before birth. Partial FHIR dates ('1980',
--- '1980-04') do not parse and are INVALID_DATE. deceasedBoolean (no date) is not a death date.
+-- Rules (as the Synthea profile): id required; a death date (deceasedDateTime), if present, parseable
+-- and not before birth. deceasedBoolean (no date) is not a death date. birthDate may be missing,
+-- partial or impossible without quarantining the patient (docs/data-formats.md, "Persons"): a partial
+-- FHIR date ('1980', '1980-04') keeps birth_year (and birth_month), birth_date is NULL and
+-- birth_date_flag says why. record_updated: Patient.meta.lastUpdated as an instant (UTC).
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
             "gender": "VARCHAR", "birthDate": "VARCHAR", "deceasedDateTime": "VARCHAR",
+            "meta": {"lastUpdated": "VARCHAR"},
             "address": [{"use": "VARCHAR", "city": "VARCHAR", "district": "VARCHAR", "state": "VARCHAR",
                          "postalCode": "VARCHAR"}],
             "extension": [{"url": "VARCHAR", "extension": [{"url": "VARCHAR", "valueString": "VARCHAR",
@@ -33,6 +36,10 @@ SELECT
     'patient' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
     rwe_text(resource_id) AS source_person_id,
     rwe_date(r.birthDate) AS birth_date,
+    rwe_birth_year(r.birthDate) AS birth_year,
+    rwe_birth_month(r.birthDate) AS birth_month,
+    rwe_birth_flag(r.birthDate) AS birth_date_flag,
+    coalesce(rwe_instant(r.meta.lastUpdated)::TIMESTAMP, rwe_ts(r.meta.lastUpdated)) AS record_updated,
     rwe_date(r.deceasedDateTime) AS death_date,
     rwe_text(r.gender) AS gender_source_value,
     coalesce(rwe_text(list_filter(race, x -> x.url = 'ombCategory')[1].valueCoding.display),
@@ -45,10 +52,9 @@ SELECT
     rwe_text(addr.district) AS county,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL},
-        {'reason': 'MISSING_BIRTH_DATE', 'field': 'birthDate', 'failed': rwe_text(r.birthDate) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'birthDate', 'failed': rwe_bad_date(r.birthDate)},
         {'reason': 'INVALID_DATE', 'field': 'deceasedDateTime', 'failed': rwe_bad_date(r.deceasedDateTime)},
         {'reason': 'BIRTH_AFTER_DEATH', 'field': 'deceasedDateTime',
-         'failed': rwe_date(r.deceasedDateTime) < rwe_date(r.birthDate)}
+         'failed': coalesce(rwe_date(r.deceasedDateTime) < rwe_date(r.birthDate),
+                            year(rwe_date(r.deceasedDateTime)) < rwe_birth_year(r.birthDate))}
     ]) AS _failure
 FROM parts

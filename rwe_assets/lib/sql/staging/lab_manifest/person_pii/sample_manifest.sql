@@ -1,4 +1,5 @@
 -- Lab sample manifest -> staging.person_pii: the test order's identifiers, read only by linkage.
+-- A missing, partial or impossible BIRTH_DATE stays in linkage: birth_date NULL, year/month kept.
 SELECT
     $source AS source_system,
     rwe_text(SOURCE_PERSON_ID) AS record_key,
@@ -8,11 +9,12 @@ SELECT
     rwe_text(LAST_NAME) AS family_name,
     NULL AS maiden_name,
     rwe_date(BIRTH_DATE) AS birth_date,
+    rwe_birth_year(BIRTH_DATE) AS birth_year,
+    rwe_birth_month(BIRTH_DATE) AS birth_month,
     rwe_text(SEX) AS sex,
     NULL AS ssn, NULL AS address_line, NULL AS city, NULL AS state, NULL AS zip, NULL AS phone,
     NULL AS drivers_license, NULL AS passport,
     rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'SOURCE_PERSON_ID', 'failed': rwe_text(SOURCE_PERSON_ID) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'BIRTH_DATE', 'failed': rwe_bad_date(BIRTH_DATE)}
+        {'reason': 'MISSING_ID', 'field': 'SOURCE_PERSON_ID', 'failed': rwe_text(SOURCE_PERSON_ID) IS NULL}
     ]) AS _failure
 FROM raw_sample_manifest

@@ -1,5 +1,6 @@
 -- Payer member file (members.csv) -> staging.person_pii, read only by linkage. Real DE-SynPUF has no
--- member file: its beneficiaries then have no PII row.
+-- member file: its beneficiaries then have no PII row. A missing, partial or impossible BIRTH_DATE
+-- stays in linkage: birth_date NULL, birth_year/birth_month what the text tells.
 SELECT
     $source AS source_system,
     rwe_text(DESYNPUF_ID) AS record_key,
@@ -9,6 +10,8 @@ SELECT
     rwe_text(LAST_NAME) AS family_name,
     NULL AS maiden_name,
     rwe_date(BIRTH_DATE) AS birth_date,
+    rwe_birth_year(BIRTH_DATE) AS birth_year,
+    rwe_birth_month(BIRTH_DATE) AS birth_month,
     rwe_text(SEX) AS sex,
     rwe_text(SSN) AS ssn,
     rwe_text(ADDRESS) AS address_line,
@@ -19,7 +22,6 @@ SELECT
     NULL AS drivers_license,
     NULL AS passport,
     rwe_first_failure([
-        {'reason': 'MISSING_ID', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': 'BIRTH_DATE', 'failed': rwe_bad_date(BIRTH_DATE)}
+        {'reason': 'MISSING_ID', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL}
     ]) AS _failure
 FROM raw_members

@@ -1,5 +1,6 @@
 -- Synthea patients.csv -> staging.person_pii (identifiers for linkage only).
 -- Synthea appends digits to names (Maynard46): they are kept here as written; linkage normalizes.
+-- A missing, partial or impossible birth date stays in linkage: birth_date NULL, year/month kept.
 SELECT
     $source AS source_system,
     rwe_text(Id) AS record_key,
@@ -9,6 +10,8 @@ SELECT
     rwe_text(LAST) AS family_name,
     rwe_text(MAIDEN) AS maiden_name,
     rwe_date(BIRTHDATE) AS birth_date,
+    rwe_birth_year(BIRTHDATE) AS birth_year,
+    rwe_birth_month(BIRTHDATE) AS birth_month,
     rwe_text(GENDER) AS sex,
     rwe_text(SSN) AS ssn,
     rwe_text(ADDRESS) AS address_line,
