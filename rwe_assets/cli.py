@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--all", action="store_true", help="remove your landed batches too (configuration stays)"
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the ingest manifest against the raw Delta tables and repair what a crash or a second "
+        "writer left (files listed twice, rows stored twice, manifest rows without rows, orphan rows, runs "
+        "whose process is gone); exit 0 when the lake is (now) consistent, 1 when something could not be "
+        "repaired",
+    )
+    doctor.add_argument(
+        "--check", action="store_true", help="only report; repair nothing (exit 1 if anything is found)"
+    )
     sql = commands.add_parser("sql", help="open the published CDM read-only in the DuckDB shell")
     sql.add_argument("file", nargs="?", type=Path, help="a DuckDB file (default: the published rwe.duckdb)")
     compare = commands.add_parser(
@@ -99,6 +109,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "clean":
         return _clean(settings, everything=args.all)
     _prepare_dagster_home(settings)
+    if args.command == "doctor":
+        from rwe_assets.lib.doctor import main as doctor_main
+
+        return doctor_main(settings, repair=not args.check)
     if args.command == "ui":
         return _ui(args.port)
     if args.command == "demo":
@@ -122,16 +136,21 @@ def _prepare_dagster_home(settings: Settings) -> Path:
 
 
 def _report_landing(settings: Settings) -> list[str]:
-    """Say which folders of the landing zone no source declares: they are never read."""
+    """Say what in the landing zone is never read: folders no source declares, and entries of a source's
+    folder that are no batch (bad names, symlinks, paths resolving outside the landing zone)."""
+    from rwe_assets.lib.landing import invalid_batches
     from rwe_assets.lib.sources import load_registry, unknown_landing_folders
 
-    unknown = unknown_landing_folders(settings.landing_dir, load_registry())
+    registry = load_registry()
+    unknown = unknown_landing_folders(settings.landing_dir, registry)
     for name in unknown:
         print(
             f"warning: landing/{name} is not a source in the registry and is not read "
             f"(declare it in {settings.user_sources_file}, or move its batches to landing/<source>/)",
             file=sys.stderr,
         )
+    for entry in invalid_batches(settings.landing_dir, registry):
+        print(f"warning: {entry.describe()}", file=sys.stderr)
     return unknown
 
 
@@ -265,12 +284,21 @@ def _ingest(settings: Settings, verbose: bool = False) -> int:
         print(f"rwe: {problem}", file=sys.stderr)
         return REFUSED
     from rwe_assets.definitions import defs
+    from rwe_assets.defs.jobs import lake_writer_session
+    from rwe_assets.lib.lake_lock import LakeLockedError
 
     phases: list[Phase] = []
     with dg.DagsterInstance.get() as instance:
-        for source, batches in landed.items():
-            phases += [_run_batch(defs, instance, source, batch, verbose) for batch in batches]
-        phases += _run_build(defs, instance, verbose)
+        try:  # runs whose process died are failed first, then the lake is ours until the build ends
+            with lake_writer_session(
+                instance, settings, on_wait=lambda m: print(f"rwe: {m}", file=sys.stderr)
+            ):
+                for source, batches in landed.items():
+                    phases += [_run_batch(defs, instance, source, batch, verbose) for batch in batches]
+                phases += _run_build(defs, instance, verbose)
+        except LakeLockedError as error:
+            print(f"rwe: {error}", file=sys.stderr)
+            return REFUSED
     _print_table(phases)
     _print_summary(settings, len([p for p in phases if p.layer == "raw"]))
     failed = [phase for phase in phases if phase.errors]
@@ -301,6 +329,7 @@ def _run_config(verbose: bool) -> dict:
 
 def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
     """The raw ingest of one batch (what the landing sensor requests), in this process."""
+    from rwe_assets.defs.jobs import cli_run_tags
     from rwe_assets.defs.partitions import batches
     from rwe_assets.defs.raw.assets import raw_key
     from rwe_assets.defs.raw.sensors import batch_tags
@@ -316,7 +345,7 @@ def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
             asset_selection=[raw_key(source.name, entity) for entity in source.entity_names],
             raise_on_error=False,
             run_id=run_id,
-            tags=batch_tags(batch),
+            tags={**batch_tags(batch), **cli_run_tags()},
         )
     added = sum(
         int(event.materialization.metadata["rows_added"].value)
@@ -332,11 +361,17 @@ def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
 def _run_build(defs, instance, verbose: bool) -> list[Phase]:
     """The build job (staging and everything downstream) as one run, a progress line per step as it
     finishes (read from the run's event log by a watcher thread)."""
+    from rwe_assets.defs.jobs import cli_run_tags
+
     run_id = str(uuid.uuid4())
     print("  build: staging, linkage, CDM, quality checks, publish")
     with _StepWatcher(instance, run_id, warnings=not verbose) as watcher:
         result = defs.resolve_job_def("build").execute_in_process(
-            run_config=_run_config(verbose), instance=instance, run_id=run_id, raise_on_error=False
+            run_config=_run_config(verbose),
+            instance=instance,
+            run_id=run_id,
+            raise_on_error=False,
+            tags=cli_run_tags(build=True),
         )
     phases = watcher.phases()
     errors = _run_errors(result)

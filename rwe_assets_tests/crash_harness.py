@@ -1,10 +1,14 @@
 """One whole pipeline run over a data directory, as a separate process the crash test can SIGKILL.
 
-    python -m rwe_assets_tests.crash_harness DATA_DIR [POINT]
+    python -m rwe_assets_tests.crash_harness DATA_DIR [POINT] [--dagster]
 
 Runs raw ingest of every landed batch, staging, linkage (demo key), the CDM build, the DQD suite and
 publish, with the library functions the assets call. With POINT, the process kills itself with
 SIGKILL (no cleanup, no exception handlers) at that point; POINTS names where.
+
+With --dagster it runs what `rwe ingest` runs instead: defs/jobs.ingest_and_build, Dagster runs
+in-process against the instance of DAGSTER_HOME, so a kill leaves a STARTED run holding pool slots,
+and the next start must recover from it with no manual step. Exit code 3: the lake was locked.
 """
 
 from __future__ import annotations
@@ -66,7 +70,30 @@ def run(data_dir: Path) -> None:
     publish.publish(warehouse)
 
 
+def run_dagster(data_dir: Path) -> int:
+    import dagster as dg
+
+    os.environ["RWE_DATA_DIR"] = str(data_dir)
+    from rwe_assets.definitions import defs
+    from rwe_assets.defs.jobs import ingest_and_build
+    from rwe_assets.lib.lake_lock import LakeLockedError
+    from rwe_assets.settings import Settings
+
+    with dg.DagsterInstance.get() as instance:
+        try:
+            outcomes, build = ingest_and_build(
+                defs, instance, Settings.from_env(), load_registry(), timeout=120
+            )
+        except LakeLockedError as error:
+            print(error, file=sys.stderr)
+            return 3
+    return 0 if build.success and all(result.success for _, result in outcomes) else 1
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
-        die_at(sys.argv[2])
-    run(Path(sys.argv[1]))
+    arguments = [a for a in sys.argv[1:] if a != "--dagster"]
+    if len(arguments) > 1:
+        die_at(arguments[1])
+    if "--dagster" in sys.argv:
+        sys.exit(run_dagster(Path(arguments[0])))
+    run(Path(arguments[0]))

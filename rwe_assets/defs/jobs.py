@@ -1,19 +1,82 @@
-"""Jobs a person launches by hand (the sensors launch asset selections directly)."""
+"""Jobs that write the lake, and the CLI's way of running them.
+
+One writer per lake, three layers deep:
+- both jobs carry the tag `rwe/lake_writer`, limited to one run at a time by the run queue
+  (`dagster.yaml`, concurrency.runs.tag_concurrency_limits): runs the daemon launches (sensors, the
+  UI's launchpad) queue instead of interleaving step by step;
+- their executor (in-process, as before) holds the lake lock (lib/lake_lock.py) for the whole run, so
+  a run launched by `dagster dev` and an `rwe ingest` of another DAGSTER_HOME never overlap;
+- `rwe ingest` bypasses the run queue (execute_in_process), so it holds the lake lock itself for the
+  whole ingest and build (`lake_writer_session`), and first reaps runs whose process is gone; its
+  runs carry `cli_run_tags()` (host and pid) so the next start can tell they died with it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
 from rwe_assets.defs.partitions import batches
 
+LAKE_WRITER_TAG = "rwe/lake_writer"
+_WRITER_TAGS = {LAKE_WRITER_TAG: "lake"}
+
+
+class _LakeLockedExecutor(dg.Executor):
+    """Dagster's in-process executor, with the lake lock held around the whole run."""
+
+    def __init__(self, inner: dg.Executor):
+        self._inner = inner
+
+    @property
+    def retries(self):
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan):
+        from rwe_assets.lib.lake_lock import lake_lock
+
+        data_dir = _run_data_dir(plan_context.dagster_run.run_config)
+        with lake_lock(
+            data_dir, f"{plan_context.job_name} run {plan_context.run_id[:8]}", on_wait=plan_context.log.info
+        ):
+            yield from self._inner.execute(plan_context, execution_plan)
+
+
+def _run_data_dir(run_config) -> Path:
+    """The data directory the run's `rwe` resource writes: its run config's data_dir, else the env's."""
+    from rwe_assets.settings import Settings
+
+    resource = ((run_config or {}).get("resources") or {}).get("rwe") or {}
+    configured = (resource.get("config") or {}).get("data_dir")
+    return Settings.from_env(data_dir=Path(configured).resolve() if configured else None).data_dir
+
+
+@dg.executor(name="in_process_lake_writer", config_schema=dg.in_process_executor.config_schema)
+def lake_writer_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """In-process execution (a process per step costs seconds of imports) under the lake lock."""
+    return _LakeLockedExecutor(dg.in_process_executor.executor_creation_fn(init_context))
+
+
 raw_ingest_job = dg.define_asset_job(
     "raw_ingest",
     selection=dg.AssetSelection.key_prefixes("raw"),
     partitions_def=batches,
+    executor_def=lake_writer_executor,
+    tags=_WRITER_TAGS,
     description="Ingest one landed batch (partition '<source>__<batch>') into the raw layer.",
 )
 
 build_job = dg.define_asset_job(
     "build",
     selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("raw"),
+    executor_def=lake_writer_executor,
+    tags=_WRITER_TAGS,
     description="Rebuild everything downstream of the raw layer: staging, linkage, CDM, results.",
 )
 
@@ -22,12 +85,16 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
     """Register every batch found in the landing zone and run the raw ingest for each, in-process.
 
     What the landing sensor does on a schedule, done now: used by `rwe ingest` and `rwe demo`.
-    Batches already ingested cost a manifest lookup and add nothing. Returns (partition key, run).
+    Batches already ingested cost a manifest lookup and add nothing. Runs of this host whose process
+    is gone are marked failed first (their pool slots would block these runs). Returns (partition
+    key, run).
     """
+    from rwe_assets.defs.automation.recovery import reap_dead_runs
     from rwe_assets.defs.raw.assets import raw_key
     from rwe_assets.defs.raw.sensors import batch_tags
     from rwe_assets.lib.landing import list_batches
 
+    reap_dead_runs(instance)
     job = defs.resolve_job_def(raw_ingest_job.name)
     outcomes = []
     for source in registry:
@@ -40,7 +107,45 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
                 partition_key=batch.partition_key,
                 asset_selection=[raw_key(source.name, e) for e in source.entity_names],
                 raise_on_error=False,
-                tags=batch_tags(batch),
+                tags={**batch_tags(batch), **cli_run_tags()},
             )
             outcomes.append((batch.partition_key, result))
     return outcomes
+
+
+def cli_run_tags(build: bool = False) -> dict[str, str]:
+    """Tags of a run `rwe ingest` executes in-process: the lake-writer tag, this process's host and pid
+    (so a later start can tell the run died with it), and for a build the code fingerprint."""
+    from rwe_assets.defs.automation.recovery import process_tags
+    from rwe_assets.defs.automation.retry import code_tags
+
+    return {**_WRITER_TAGS, **process_tags(), **(code_tags() if build else {})}
+
+
+@contextmanager
+def lake_writer_session(instance: dg.DagsterInstance, settings, *, timeout=None, on_wait=print):
+    """What `rwe ingest` wraps all its runs in: runs of this host whose process is gone are marked
+    failed (their pool slots freed), then the lake lock is held until the block ends. Raises
+    lake_lock.LakeLockedError when another writer holds the lake longer than `timeout` seconds
+    (default lake_lock.DEFAULT_TIMEOUT_SECONDS)."""
+    from rwe_assets.defs.automation.recovery import reap_dead_runs
+    from rwe_assets.lib.lake_lock import DEFAULT_TIMEOUT_SECONDS, lake_lock
+
+    for run in reap_dead_runs(instance):
+        on_wait(f"run {run.run_id} ({run.job_name}, pid {run.pid}) had died: marked failed, its slots freed")
+    wait = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
+    with lake_lock(settings.data_dir, "rwe ingest", timeout=wait, on_wait=on_wait):
+        yield
+
+
+def ingest_and_build(
+    defs: dg.Definitions, instance: dg.DagsterInstance, settings, registry, *, timeout=None, on_wait=print
+):
+    """Every landed batch, then the build, as `rwe ingest` runs them (in-process, in one lake-writer
+    session). Returns (raw outcomes, build result)."""
+    with lake_writer_session(instance, settings, timeout=timeout, on_wait=on_wait):
+        outcomes = run_landed_batches(defs, instance, settings.landing_dir, registry)
+        build = defs.resolve_job_def(build_job.name).execute_in_process(
+            instance=instance, raise_on_error=False, tags=cli_run_tags(build=True)
+        )
+    return outcomes, build

@@ -13,6 +13,13 @@ Each file is written in its own Delta transaction that replaces any earlier rows
 (see lake.replace_file_rows), and the manifest row is appended last, so a crash leaves either nothing
 or rows that the manifest does not yet vouch for; downstream layers only read files the manifest
 lists as ingested.
+
+The landing zone is a boundary: a batch id that is not a valid id, a batch that is a link, and a file
+that is a symbolic link or resolves outside its batch are refused (status `refused`, the reason code
+in `error`), never followed. Every text line is capped at MAX_LINE_BYTES (CSV through DuckDB's
+max_line_size, NDJSON by a bounded reader): a longer line is quarantined as LINE_TOO_LONG without
+being held in memory. The manifest holds one row per file and outcome: a rerun over a file that
+failed, unchanged, adds no row.
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ NDJSON_BATCH_ROWS = 20_000
 # DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
 _NO_NULL_STRING = "\x00rwe-no-null\x00"
 _READ_CHUNK = 8 << 20
+# Longest text line (a CSV row, an NDJSON resource, a header) read as a record. Larger lines are not
+# records a site means to send (a FHIR resource carrying a base64 document belongs in a Binary store):
+# quarantined as LINE_TOO_LONG, so one such line cannot take gigabytes of memory.
+MAX_LINE_BYTES = 16 << 20
 
 # DuckDB's CSV reject error types -> our reason codes.
 _CSV_REASONS = {
@@ -111,6 +122,10 @@ class Status:
     # or the source's ignore_files. The batch does not fail for it.
     IGNORED = "ignored"
     FAILED = "failed"  # unreadable; the error names file and line
+    # Not read because reading it would leave the landing zone: a symbolic link, or a path that
+    # resolves outside its batch. `error` starts with the reason code (SYMLINK_REFUSED,
+    # OUTSIDE_LANDING_ZONE). The batch fails, like for a failed file.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -161,7 +176,7 @@ class BatchReport:
 
     @property
     def failed(self) -> list[FileResult]:
-        return [f for f in self.files if f.status == Status.FAILED]
+        return [f for f in self.files if f.status in (Status.FAILED, Status.REFUSED)]
 
 
 @dataclass(frozen=True)
@@ -188,14 +203,17 @@ class _Provenance:
 def batch_files(batch_path: Path) -> list[Path]:
     """The files of a batch in a stable order: a batch is a folder (walked recursively) or one file.
 
-    Hidden files and marker files (names starting with '.' or '_') are not data.
+    Hidden files and marker files (names starting with '.' or '_') are not data. Symbolic links are
+    listed (never followed: rglob does not descend into linked folders) so the ingest can refuse them
+    with a reason.
     """
-    if batch_path.is_file():
+    if batch_path.is_file() or batch_path.is_symlink():
         return [batch_path]
     files = [
         p
         for p in batch_path.rglob("*")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(batch_path).parts)
+        if (p.is_symlink() or p.is_file())
+        and not any(part.startswith((".", "_")) for part in p.relative_to(batch_path).parts)
     ]
     return sorted(files)
 
@@ -209,10 +227,11 @@ def ingest_batch(
     run_id: str | None = None,
     now: datetime | None = None,
 ) -> BatchReport:
-    """Ingest every file of landing/<source>/<batch_id> that the manifest has not seen."""
-    batch_path = Path(landing_dir) / source.name / batch_id
-    if not batch_path.exists():
-        raise InputFileError(str(batch_path), "expected a batch folder or file, found nothing")
+    """Ingest every file of landing/<source>/<batch_id> that the manifest has not seen. A batch id
+    that is not valid, or a batch that leaves the landing zone, is an InputFileError."""
+    from rwe_assets.lib.landing import resolve_batch  # landing lists batches with batch_files
+
+    batch_path = resolve_batch(landing_dir, source.name, batch_id)
     ingested_at = now or datetime.now(UTC)
     manifest = _ManifestView(lake_dir, source.name)
     results = []
@@ -228,6 +247,9 @@ def ingest_batch(
 
 
 def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at) -> FileResult | None:
+    refused = _refusal(path, relative)
+    if refused is not None:
+        return None if manifest.recorded(batch_id, relative, None, refused.error) else refused
     if source.is_ignored(path.name):
         if manifest.recorded(batch_id, relative, None):
             return None
@@ -239,7 +261,10 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
             )
         scan = hash_file(path, relative) if is_vcf(path.name) else scan_file(path, relative)
     except InputFileError as error:
-        return FileResult(relative, Status.FAILED, size_bytes=path.stat().st_size, error=str(error))
+        sha256, size = file_digest(path)  # so a rerun over the same bad bytes adds no manifest row
+        if manifest.recorded(batch_id, relative, sha256):
+            return None
+        return FileResult(relative, Status.FAILED, sha256, size, error=str(error))
     if manifest.recorded(batch_id, relative, scan.sha256):
         return None
     result = FileResult(relative, Status.INGESTED, scan.sha256, scan.size_bytes, scan.lines)
@@ -263,7 +288,30 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
     return result
 
 
+def _refusal(path: Path, relative: str) -> FileResult | None:
+    """A FileResult refusing a file whose reading would leave the landing zone, or None. The batch
+    folder is found from the relative path: landing/<source>/<batch>/..."""
+    batch_root = path.parents[len(Path(relative).parts) - 3] if len(Path(relative).parts) > 2 else path
+    if path.is_symlink():
+        code, why = "SYMLINK_REFUSED", "a symbolic link: the landing zone reads no links (copy the file in)"
+    elif not path.resolve().is_relative_to(batch_root.resolve()):
+        code, why = "OUTSIDE_LANDING_ZONE", "resolves to a path outside its batch folder"
+    else:
+        return None
+    return FileResult(relative, Status.REFUSED, error=f"{relative}: {code}: {why}; not read")
+
+
 # --------------------------------------------------------------------------- file scan
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file's bytes (an empty file included)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as raw:
+        for chunk in iter(lambda: raw.read(_READ_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def open_decompressed(path: Path) -> io.BufferedIOBase:
@@ -332,9 +380,10 @@ def _count_gzip_lines(path: Path, relative: str, counter: _LineCounter) -> None:
             for chunk in iter(lambda: content.read(_READ_CHUNK), b""):
                 counter.feed(chunk)
     except (EOFError, OSError, zlib.error) as error:
+        where = f"after line {counter.lines}" if counter.lines else "before the end of its first line"
         raise InputFileError(
             relative,
-            f"truncated or corrupt gzip after line {counter.lines} ({type(error).__name__})",
+            f"truncated or corrupt gzip: the archive ends {where} ({type(error).__name__})",
             line=counter.lines + 1,
         ) from None
 
@@ -357,7 +406,11 @@ def hash_file(path: Path, relative: str) -> FileScan:
 
 def read_header(path: Path, relative: str, encoding: str) -> list[str]:
     with open_decompressed(path) as content:
-        first = content.readline()
+        first = content.readline(MAX_LINE_BYTES + 1)
+    if len(first) > MAX_LINE_BYTES:
+        raise InputFileError(
+            relative, f"LINE_TOO_LONG: header line longer than {MAX_LINE_BYTES >> 20} MiB", line=1
+        )
     try:
         text = first.decode(encoding)
     except UnicodeDecodeError as error:
@@ -467,12 +520,14 @@ def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.
         "columns": {name: "VARCHAR" for name in header},
         "encoding": encoding,
         "nullstr": _NO_NULL_STRING,
+        "max_line": MAX_LINE_BYTES,
     }
     reader = con.execute(
         """
         SELECT * FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
             delim = ',', quote = '"', escape = '"', nullstr = $nullstr, allow_quoted_nulls = false,
-            strict_mode = true, store_rejects = true, encoding = $encoding, compression = 'auto')
+            strict_mode = true, store_rejects = true, encoding = $encoding, compression = 'auto',
+            max_line_size = $max_line)
         """,
         params,
     ).fetch_record_batch(CSV_BATCH_ROWS)
@@ -509,10 +564,12 @@ def _reject_lines(con) -> list[int]:
 
 
 def _csv_rejects(con) -> list[tuple]:
-    """One row per rejected line: (line, column name, error type, original line text)."""
+    """One row per rejected line: (line, column name, error type, original line text). An error of the
+    whole line (LINE SIZE OVER MAXIMUM) has no column index: it sorts first."""
     return con.execute(
         """
-        SELECT line, arg_min(column_name, column_idx), arg_min(error_type, column_idx), any_value(csv_line)
+        SELECT line, arg_min(column_name, coalesce(column_idx, -1)),
+            arg_min(error_type, coalesce(column_idx, -1)), any_value(csv_line)
         FROM reject_errors GROUP BY line ORDER BY line
         """
     ).fetchall()
@@ -549,7 +606,10 @@ class _NdjsonLine:
     detail: str | None = None
 
 
-def _parse_ndjson_line(number: int, raw: bytes, known: set[str]) -> _NdjsonLine:
+def _parse_ndjson_line(number: int, raw: bytes | int, known: set[str]) -> _NdjsonLine:
+    if isinstance(raw, int):  # _bounded_lines: the length of a line over the cap, not kept
+        detail = f"line of {raw} bytes, longer than the cap of {MAX_LINE_BYTES >> 20} MiB"
+        return _NdjsonLine(number, None, None, None, None, "LINE_TOO_LONG", detail)
     raw = raw.rstrip(b"\r\n")
     try:
         text = raw.decode("utf-8")
@@ -592,7 +652,9 @@ def _check_ndjson_start(path: Path, relative: str) -> None:
     JSON document under the wrong name: the file is refused, never read line by line."""
     try:
         with open_decompressed(path) as content:
-            for number, raw in enumerate(content, start=1):
+            for number, raw in enumerate(_bounded_lines(content), start=1):
+                if isinstance(raw, int):
+                    return  # too long to be a document's first line: quarantined by the read
                 text = raw.strip()
                 if not text:
                     continue
@@ -613,10 +675,25 @@ def _check_ndjson_start(path: Path, relative: str) -> None:
         raise InputFileError(relative, f"unreadable or truncated file ({type(error).__name__})") from None
 
 
+def _bounded_lines(stream, cap: int | None = None) -> Iterator[bytes | int]:
+    """The lines of a binary stream; a line longer than `cap` bytes (default MAX_LINE_BYTES; its
+    newline aside) yields its length instead, read through in chunks and never held whole."""
+    cap = MAX_LINE_BYTES if cap is None else cap
+    while line := stream.readline(cap + 1):
+        if len(line) <= cap or line.endswith(b"\n"):
+            yield line
+            continue
+        length = len(line)
+        while (more := stream.readline(_READ_CHUNK)) and not more.endswith(b"\n"):
+            length += len(more)
+        length += len(more.rstrip(b"\r\n")) if more else 0
+        yield length
+
+
 def _ndjson_lines(path: Path, relative: str, known: set[str]) -> Iterator[_NdjsonLine]:
     try:
         with open_decompressed(path) as content:
-            for number, raw in enumerate(content, start=1):
+            for number, raw in enumerate(_bounded_lines(content), start=1):
                 yield _parse_ndjson_line(number, raw, known)
     except (EOFError, OSError, zlib.error) as error:
         raise InputFileError(relative, f"unreadable or truncated file ({type(error).__name__})") from None
@@ -1098,6 +1175,9 @@ class _ManifestView:
     def __init__(self, lake_dir: Path, source: str):
         rows = read_manifest(lake_dir, source).to_pylist()
         self._recorded = {(r["batch_id"], r["relative_path"], r["file_sha256"]) for r in rows}
+        self._refused = {
+            (r["batch_id"], r["relative_path"], r["error"]) for r in rows if r["status"] == Status.REFUSED
+        }
         self._ingested = {r["file_sha256"] for r in rows if r["status"] == Status.INGESTED}
         self._versions: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for r in rows:
@@ -1106,7 +1186,9 @@ class _ManifestView:
                     (r["file_version"], r["file_sha256"])
                 )
 
-    def recorded(self, batch_id: str, relative: str, sha256: str | None) -> bool:
+    def recorded(self, batch_id: str, relative: str, sha256: str | None, refusal: str | None = None) -> bool:
+        if refusal is not None:  # a refused file has no sha256: the same refusal is the same outcome
+            return (batch_id, relative, refusal) in self._refused
         return (batch_id, relative, sha256) in self._recorded
 
     def is_ingested(self, sha256: str) -> bool:
@@ -1117,6 +1199,9 @@ class _ManifestView:
         return (versions[-1][0] + 1, versions[-1][1]) if versions else (1, None)
 
     def record(self, batch_id: str, result: FileResult) -> None:
+        if result.status == Status.REFUSED:
+            self._refused.add((batch_id, result.relative_path, result.error))
+            return
         self._recorded.add((batch_id, result.relative_path, result.file_sha256))
         if result.status == Status.INGESTED:
             self._ingested.add(result.file_sha256)

@@ -4,6 +4,9 @@ landing sensor and the refresh sensor are ticked here as the daemon would tick t
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
 
 import dagster as dg
 import duckdb
@@ -11,6 +14,7 @@ import duckdb
 from rwe_assets.cli import SAMPLE_DIR
 from rwe_assets.definitions import defs
 from rwe_assets.defs.automation import refresh_after_ingest
+from rwe_assets.defs.automation.recovery import HOST_TAG, PID_TAG
 from rwe_assets.resources import RweConfig
 from rwe_assets_tests.conftest import red_error_checks
 
@@ -88,3 +92,46 @@ def test_sensors_are_on_by_default_and_analyst_facing_assets_have_freshness_poli
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     for key, spec in ((s.key.to_user_string(), s) for s in defs.resolve_all_asset_specs()):
         assert (spec.freshness_policy is not None) == key.startswith(("publish/", "results/")), key
+
+
+def sensor_tick(instance, cursor=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"rwe": RweConfig()}, definitions=defs
+    )
+    return defs.resolve_sensor_def("landing_sensor")(context)
+
+
+def test_the_sensor_reports_what_it_does_not_read_and_reruns_a_run_that_died(tmp_path, monkeypatch):
+    monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RWE_LANDING_SETTLE_SECONDS", "0")
+    sources = tmp_path / "landing" / "ehr_sample_fhir"
+    (sources / "bad name").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (sources / "linked").symlink_to(tmp_path / "elsewhere")
+    with dg.instance_for_test() as instance:
+        result = sensor_tick(instance)
+        assert result.run_requests == []
+        assert "ehr_sample_fhir/bad name (INVALID_BATCH_NAME)" in result.skip_reason.skip_message
+        assert "ehr_sample_fhir/linked (SYMLINK_REFUSED)" in result.skip_reason.skip_message
+
+        (sources / "b1").mkdir()
+        shutil.copyfile(
+            SAMPLE_DIR / "fhir13" / "Patient.000.ndjson.gz", sources / "b1" / "Patient.000.ndjson.gz"
+        )
+        result = sensor_tick(instance, result.cursor)
+        [request] = result.run_requests
+        assert request.tags[HOST_TAG] == socket.gethostname()
+        # The daemon launched it and its worker was SIGKILLed: STARTED for ever, its pid gone.
+        worker = subprocess.Popen([sys.executable, "-c", "pass"])
+        worker.wait()
+        run = dg.DagsterRun(
+            job_name="raw_ingest",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={**request.tags, "dagster/partition": request.partition_key, PID_TAG: str(worker.pid)},
+        )
+        instance.run_storage.add_run(run)
+
+        retry = sensor_tick(instance, result.cursor)
+
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert [r.run_key for r in retry.run_requests] == [f"{request.run_key}:retry:{run.run_id}"]

@@ -9,7 +9,9 @@ Two sensors, both on by default in `dagster dev`:
    build runs is picked up by the next one.
 
 A raw run that fails (a corrupt file) starts no build: the failure stays visible in the UI, and the
-next successful batch's build takes the readable rows of the failed batch too.
+next successful batch's build takes the readable rows of the failed batch too. A run whose process
+died is marked failed by the next tick (recovery.py) and run again; a failed build is retried when
+the code changed since (retry.py). Both jobs take one run at a time and the lake lock (defs/jobs.py).
 
 Why a run-status sensor and not declarative automation conditions: evaluating conditions over this
 graph (about 130 asset keys, the CDM multi-asset alone has 40) took 45-75 s per tick on the 2-core
@@ -24,6 +26,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from rwe_assets.defs.automation.recovery import host_tags
+from rwe_assets.defs.automation.retry import code_tags
 from rwe_assets.defs.jobs import build_job, raw_ingest_job
 
 DAILY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_window=timedelta(hours=12))
@@ -42,7 +46,13 @@ def refresh_after_ingest(context: dg.RunStatusSensorContext) -> dg.RunRequest:
     run = context.dagster_run
     return dg.RunRequest(
         run_key=f"after:{run.run_id}",
-        tags={"rwe/trigger": "raw_ingest", "rwe/after_run": run.run_id, **_batch_tags(run.tags)},
+        tags={
+            "rwe/trigger": "raw_ingest",
+            "rwe/after_run": run.run_id,
+            **_batch_tags(run.tags),
+            **host_tags(),
+            **code_tags(),
+        },
     )
 
 

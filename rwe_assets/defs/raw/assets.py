@@ -1,11 +1,18 @@
 """Raw layer assets: one multi-asset per source, one asset per entity (raw/<source>/<entity>),
-partitioned by landed batch."""
+partitioned by landed batch.
+
+The partition key is checked here, not only by the landing sensor: a key typed into the launchpad
+(`ehr_site_a__../../x`) is refused before any path is built from it (lib/landing.resolve_batch). The
+ingest holds the lake lock (lib/lake_lock.py; re-entrant, so a run that already holds it for its
+whole length goes straight on)."""
 
 import dagster as dg
 
 from rwe_assets.defs.partitions import batches
+from rwe_assets.errors import InputFileError
 from rwe_assets.lib import lake
-from rwe_assets.lib.landing import parse_partition_key
+from rwe_assets.lib.lake_lock import lake_lock
+from rwe_assets.lib.landing import parse_partition_key, resolve_batch
 from rwe_assets.lib.raw_ingest import BatchReport, FileReconciliation, ingest_batch, reconcile_files
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, load_registry
 from rwe_assets.resources import RweConfig
@@ -63,10 +70,15 @@ def _source_assets(source: SourceSpec) -> dg.AssetsDefinition:
                 f"partition {context.partition_key} belongs to source {partition_source}, not {source.name}"
             )
         settings = rwe.settings()
-        report = ingest_batch(
-            settings.lake_dir, settings.landing_dir, source, batch_id, run_id=context.run_id
-        )
-        reconciliation = reconcile_files(settings.lake_dir, source, batch_id)
+        try:
+            resolve_batch(settings.landing_dir, source.name, batch_id)
+        except InputFileError as error:
+            raise dg.Failure(f"partition refused: {error}", allow_retries=False) from None
+        with lake_lock(settings.data_dir, f"raw ingest of {source.name}", on_wait=context.log.info):
+            report = ingest_batch(
+                settings.lake_dir, settings.landing_dir, source, batch_id, run_id=context.run_id
+            )
+            reconciliation = reconcile_files(settings.lake_dir, source, batch_id)
         for entity in source.entity_names:
             yield _materialization(settings.lake_dir, source.name, entity, report)
             yield _reconciliation_result(source.name, entity, report, reconciliation)

@@ -22,6 +22,12 @@ def instance():
         yield instance
 
 
+@pytest.fixture(autouse=True)
+def linkage_key(monkeypatch):
+    """These batches are not demo data: without a key the sensor would refuse them (tested below)."""
+    monkeypatch.setenv("RWE_LINKAGE_KEY", "sensor-test-key-0123456789")
+
+
 def evaluate(sensor, instance, data_dir, cursor=None, settle=0.0):
     context = dg.build_sensor_context(
         instance=instance,
@@ -106,3 +112,18 @@ def test_a_batch_ingested_by_the_rwe_command_is_not_run_again(registry, tmp_path
 
     sensor = build_landing_sensor(registry)
     assert evaluate(sensor, instance, tmp_path).run_requests == []
+
+
+def test_a_batch_of_real_data_without_a_key_is_refused_before_ingest(
+    registry, tmp_path, instance, monkeypatch
+):
+    monkeypatch.delenv("RWE_LINKAGE_KEY")
+    sensor = build_landing_sensor(registry)
+    land(tmp_path / "landing", "clinic", "2024-06-01", {"patients.csv": PATIENTS})
+    refused = evaluate(sensor, instance, tmp_path)
+    assert refused.run_requests == [] and "rwe init" in refused.skip_reason.skip_message
+    assert refused.cursor is None  # nothing marked seen: the batch runs once a key exists
+    monkeypatch.setenv("RWE_LINKAGE_KEY", "sensor-test-key-0123456789")
+    assert [r.partition_key for r in evaluate(sensor, instance, tmp_path).run_requests] == [
+        "clinic__2024-06-01"
+    ]
