@@ -10,6 +10,8 @@ import logging
 
 import dagster as dg
 
+from rwe_assets.defs.analytics import characterization_assets
+from rwe_assets.defs.analytics.cohorts import cohort_assets
 from rwe_assets.defs.automation import refresh_after_ingest, with_freshness
 from rwe_assets.defs.cdm import cdm_assets
 from rwe_assets.defs.jobs import build_job, raw_ingest_job
@@ -55,6 +57,8 @@ def build_definitions(registry: SourceRegistry | None = None) -> dg.Definitions:
                 *linkage_assets,
                 *cdm_assets,
                 *quality_assets,
+                *characterization_assets,
+                *cohort_assets,
                 *publish_assets,
             ]
         ),

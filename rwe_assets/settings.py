@@ -13,6 +13,9 @@ the Dagster code location.
 | RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
 | RWE_DUCKDB_THREADS          | CPU count     | DuckDB threads                                           |
 | RWE_LANDING_SETTLE_SECONDS  | 10            | a batch is picked up once no file in it changed for this |
+|                             |               | many seconds                                             |
+| RWE_MIN_CELL_COUNT          | 5             | smallest count shown in results meant for sharing        |
+|                             |               | (lib/analytics/disclosure.py)                            |
 
 Relative paths resolve against the working directory.
 
@@ -52,6 +55,7 @@ class Settings:
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
+    min_cell_count: int = 5
     sources_file: Path | None = None  # None: <data_dir>/sources.yaml
 
     @classmethod
@@ -65,6 +69,7 @@ class Settings:
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
+            min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),
             landing_settle_seconds=_float(env, "RWE_LANDING_SETTLE_SECONDS", cls.landing_settle_seconds),
             sources_file=Path(env["RWE_SOURCES_FILE"]).resolve() if env.get("RWE_SOURCES_FILE") else None,
         )

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from rwe_assets.defs.analytics.characterization import ACHILLES_RESULTS
+from rwe_assets.defs.analytics.cohorts import INCIDENCE_SURVIVAL
 from rwe_assets.defs.quality import DQ_RESULTS
 from rwe_assets.lib.publish import publish
 from rwe_assets.resources import RweConfig
@@ -11,7 +13,7 @@ from rwe_assets.resources import RweConfig
     key=["publish", "rwe_duckdb"],
     group_name="publish",
     kinds={"duckdb"},
-    deps=[DQ_RESULTS],
+    deps=[DQ_RESULTS, ACHILLES_RESULTS, INCIDENCE_SURVIVAL],
     pool="duckdb_build",
     code_version="publish-1",
 )

@@ -1,0 +1,1 @@
+"""Analytics on the CDM: characterization, cohorts, incidence and survival."""

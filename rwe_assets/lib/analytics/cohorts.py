@@ -1,0 +1,704 @@
+"""Cohorts: ATLAS cohort definitions (the Circe JSON format) and a small YAML form, compiled to one
+DuckDB query over the CDM and written to cdm.cohort / cdm.cohort_definition.
+
+The compiler covers a subset of Circe and refuses everything else by name
+(`UnsupportedCohortConstruct`), so a definition never runs with a part of it silently ignored:
+
+- concept sets: included concepts, `includeDescendants` (cdm.concept_ancestor), `isExcluded`,
+  `includeMapped` (source concepts whose "Maps to" reaches the set);
+- primary criteria ConditionOccurrence, DrugExposure, ProcedureOccurrence, Measurement (ValueAsNumber
+  ranges, Unit, ValueAsConcept), Observation, VisitOccurrence, each with `First`; the observation
+  window (PriorDays/PostDays); the primary limit First/All;
+- additional (qualifying) criteria and inclusion rules: groups ALL/ANY/AT_LEAST/AT_MOST with
+  correlated criteria, occurrence counts (Type 0 exactly, 1 at most, 2 at least; IsDistinct counts
+  distinct concepts) in StartWindow/EndWindow day windows, IgnoreObservationPeriod;
+- qualified and expression limits First/All; end strategies DateOffset and (the default) end of the
+  observation period; collapse into eras with EraPad.
+
+Semantics follow Circe's generated SQL: an event without an end date ends one day after it starts
+(drugs: start + days_supply when there is no end date); an event counts for the observation window
+when its start lies in an observation period; a cohort end never passes the end of the index event's
+observation period; inclusion rules all have to hold.
+
+A project extension, `VariantOccurrence` (the G-CDM join: variant_occurrence -> target_gene,
+dated by its specimen), lets the YAML form express genomic cohorts such as BRCA1 c.5266dupC carriers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from rwe_assets.errors import ConfigError
+from rwe_assets.lib.sql_text import quote_literal
+
+
+class UnsupportedCohortConstruct(ConfigError):
+    """A cohort definition uses a Circe construct outside the supported subset. Names the construct
+    and where it is in the definition."""
+
+    def __init__(self, where: str, construct: str):
+        self.where = where
+        self.construct = construct
+        super().__init__(f"cohort definition: {construct} at {where} is not supported by this compiler")
+
+
+@dataclass(frozen=True)
+class CohortDefinition:
+    cohort_definition_id: int
+    name: str
+    description: str
+    expression: dict  # Circe expression (the YAML form is translated into it)
+    syntax: str  # the text the definition was read from, stored in cohort_definition_syntax
+    source: str  # file name, for messages and asset metadata
+
+
+# (table, id column, concept column, start date, end date expression) per Circe domain criterion.
+_DOMAINS = {
+    "ConditionOccurrence": (
+        "condition_occurrence",
+        "condition_occurrence_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "coalesce(condition_end_date, condition_start_date + 1)",
+    ),
+    "DrugExposure": (
+        "drug_exposure",
+        "drug_exposure_id",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "coalesce(drug_exposure_end_date, drug_exposure_start_date + days_supply, drug_exposure_start_date + 1)",
+    ),
+    "ProcedureOccurrence": (
+        "procedure_occurrence",
+        "procedure_occurrence_id",
+        "procedure_concept_id",
+        "procedure_date",
+        "procedure_date + 1",
+    ),
+    "Measurement": (
+        "measurement",
+        "measurement_id",
+        "measurement_concept_id",
+        "measurement_date",
+        "measurement_date + 1",
+    ),
+    "Observation": (
+        "observation",
+        "observation_id",
+        "observation_concept_id",
+        "observation_date",
+        "observation_date + 1",
+    ),
+    "VisitOccurrence": (
+        "visit_occurrence",
+        "visit_occurrence_id",
+        "visit_concept_id",
+        "visit_start_date",
+        "visit_end_date",
+    ),
+}
+_VALUE_OPS = {"lt": "<", "lte": "<=", "eq": "=", "!eq": "<>", "gt": ">", "gte": ">="}
+_OCCURRENCE = {0: "=", 1: "<=", 2: ">="}
+_TOP_KEYS = {
+    "cdmVersionRange",
+    "Title",
+    "PrimaryCriteria",
+    "ConceptSets",
+    "AdditionalCriteria",
+    "QualifiedLimit",
+    "ExpressionLimit",
+    "InclusionRules",
+    "EndStrategy",
+    "CollapseSettings",
+}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == [] or value == {} or value == ""
+
+
+def _or(value: Any, default: Any) -> Any:
+    """Circe writes absent numbers as null."""
+    return default if value is None else value
+
+
+def _only(obj: Mapping, allowed: set[str], where: str) -> None:
+    """Refuse any key outside `allowed` that carries a value (Circe writes defaults such as
+    "ConditionTypeExclude": false or "CensoringCriteria": [], which change nothing)."""
+    for key, value in obj.items():
+        if key not in allowed and not _empty(value):
+            raise UnsupportedCohortConstruct(where, key)
+
+
+# ---------------------------------------------------------------- concept sets
+
+
+def _concept_set_sql(concept_set: Mapping, where: str) -> str:
+    """The concept ids of one concept set: included (with descendants / mapped) minus excluded."""
+    included, excluded = [], []
+    for n, item in enumerate(concept_set.get("expression", {}).get("items", [])):
+        _only(item, {"concept", "isExcluded", "includeDescendants", "includeMapped"}, f"{where}.items[{n}]")
+        (excluded if item.get("isExcluded") else included).append(item)
+    sql = _items_sql(included) if included else "SELECT NULL::INTEGER AS concept_id WHERE false"
+    if excluded:
+        sql = f"({sql}) EXCEPT ({_items_sql(excluded)})"
+    return sql
+
+
+def _items_sql(items: list[Mapping]) -> str:
+    def ids(chosen: list[Mapping]) -> str:
+        return ", ".join(str(int(i["concept"]["CONCEPT_ID"])) for i in chosen) or "NULL"
+
+    plain = f"SELECT concept_id FROM cdm.concept WHERE concept_id IN ({ids(items)})"
+    with_desc = [i for i in items if i.get("includeDescendants")]
+    parts = [plain]
+    if with_desc:
+        parts.append(
+            "SELECT c.concept_id FROM cdm.concept_ancestor ca JOIN cdm.concept c "
+            "ON c.concept_id = ca.descendant_concept_id AND c.invalid_reason IS NULL "
+            f"WHERE ca.ancestor_concept_id IN ({ids(with_desc)})"
+        )
+    mapped = [i for i in items if i.get("includeMapped")]
+    if mapped:
+        # a mapped item brings the source concepts that map to it (and to its descendants if asked)
+        targets = _items_sql([{**i, "includeMapped": False} for i in mapped])
+        parts.append(
+            "SELECT cr.concept_id_1 FROM cdm.concept_relationship cr WHERE cr.relationship_id = 'Maps to' "
+            f"AND cr.invalid_reason IS NULL AND cr.concept_id_2 IN ({targets})"
+        )
+    return " UNION ".join(parts)
+
+
+def _codesets_cte(expression: Mapping) -> str:
+    sets = expression.get("ConceptSets") or []
+    parts = [
+        f"SELECT {int(cs['id'])} AS codeset_id, concept_id FROM ({_concept_set_sql(cs, f'ConceptSets[{n}]')})"
+        for n, cs in enumerate(sets)
+    ]
+    return (
+        " UNION ALL ".join(parts)
+        or "SELECT NULL::INTEGER AS codeset_id, NULL::INTEGER AS concept_id WHERE false"
+    )
+
+
+# ---------------------------------------------------------------- criteria -> events
+
+
+def _events_sql(criterion: Mapping, where: str) -> str:
+    """Events of one criterion: person_id, domain_event_id, concept_id, start_date, end_date."""
+    if len(criterion) != 1:
+        raise UnsupportedCohortConstruct(where, "a criterion with other than one domain")
+    ((kind, attrs),) = criterion.items()
+    if kind == "VariantOccurrence":
+        sql = _variant_events_sql(attrs, f"{where}.{kind}")
+    elif kind in _DOMAINS:
+        sql = _domain_events_sql(kind, attrs, f"{where}.{kind}")
+    else:
+        raise UnsupportedCohortConstruct(where, kind)
+    if attrs.get("First"):
+        sql = (
+            "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
+            f"ORDER BY start_date, domain_event_id) AS ordinal FROM ({sql})) WHERE ordinal = 1"
+        )
+    return sql
+
+
+def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
+    table, id_col, concept_col, start, end = _DOMAINS[kind]
+    allowed = {"CodesetId", "First"}
+    if kind == "Measurement":
+        allowed |= {"ValueAsNumber", "Unit", "ValueAsConcept"}
+    _only(attrs, allowed, where)
+    filters = []
+    if attrs.get("CodesetId") is not None:
+        filters.append(
+            f"{concept_col} IN (SELECT concept_id FROM codesets WHERE codeset_id = {int(attrs['CodesetId'])})"
+        )
+    if kind == "Measurement":
+        filters += _measurement_filters(attrs, where)
+    where_sql = " AND ".join(filters) or "true"
+    return (
+        f"SELECT person_id, {id_col} AS domain_event_id, {concept_col} AS concept_id, {start} AS start_date, "
+        f"{end} AS end_date FROM cdm.{table} WHERE {where_sql}"
+    )
+
+
+def _measurement_filters(attrs: Mapping, where: str) -> list[str]:
+    filters = []
+    value = attrs.get("ValueAsNumber")
+    if value:
+        op = value.get("Op")
+        low = float(value["Value"])
+        if op in _VALUE_OPS:
+            filters.append(f"value_as_number {_VALUE_OPS[op]} {low!r}")
+        elif op in ("bt", "!bt"):
+            between = f"value_as_number BETWEEN {low!r} AND {float(value['Extent'])!r}"
+            filters.append(between if op == "bt" else f"NOT ({between})")
+        else:
+            raise UnsupportedCohortConstruct(f"{where}.ValueAsNumber", f"operator {op!r}")
+    for key, column in (("Unit", "unit_concept_id"), ("ValueAsConcept", "value_as_concept_id")):
+        if attrs.get(key):
+            ids = ", ".join(str(int(c["CONCEPT_ID"])) for c in attrs[key])
+            filters.append(f"{column} IN ({ids})")
+    return filters
+
+
+def _variant_events_sql(attrs: Mapping, where: str) -> str:
+    """Variant calls on a gene with an HGVS c. notation (any transcript prefix), or at normalized
+    coordinates; dated by the specimen they were called in."""
+    _only(attrs, {"Gene", "HgvsC", "Chromosome", "Position", "Ref", "Alt", "ReferenceGenome", "First"}, where)
+    matches = []
+    if attrs.get("Gene") and attrs.get("HgvsC"):
+        pattern = "(^|:)" + re.escape(str(attrs["HgvsC"])) + "$"
+        matches.append(
+            f"(tg.hgnc_symbol = {quote_literal(str(attrs['Gene']))} AND regexp_matches(vo.hgvs_c, {quote_literal(pattern)}))"
+        )
+    if attrs.get("Position") is not None:
+        chrom = str(attrs["Chromosome"]).removeprefix("chr")
+        matches.append(
+            f"(vo.reference_genome = {quote_literal(str(attrs.get('ReferenceGenome', 'GRCh38')))} "
+            f"AND vo.chromosome IN ({quote_literal(chrom)}, {quote_literal('chr' + chrom)}) "
+            f"AND vo.position = {int(attrs['Position'])} AND vo.reference_allele = {quote_literal(str(attrs['Ref']))} "
+            f"AND vo.alternate_allele = {quote_literal(str(attrs['Alt']))})"
+        )
+    if not matches:
+        raise UnsupportedCohortConstruct(where, "a variant criterion without Gene+HgvsC or coordinates")
+    return (
+        "SELECT vo.person_id, vo.variant_occurrence_id AS domain_event_id, 0 AS concept_id, "
+        "s.specimen_date AS start_date, s.specimen_date + 1 AS end_date FROM cdm.variant_occurrence vo "
+        "JOIN cdm.specimen s ON s.specimen_id = vo.specimen_id "
+        "LEFT JOIN cdm.target_gene tg ON tg.target_gene_id = vo.target_gene1_id "
+        f"WHERE vo.person_id IS NOT NULL AND ({' OR '.join(matches)})"
+    )
+
+
+# ---------------------------------------------------------------- groups (additional criteria, inclusion rules)
+
+
+def _window_sql(window: Mapping | None, event_end_default: bool, in_period: bool, where: str) -> list[str]:
+    """Day-window conditions of a correlated criterion. A bound without Days is open, except that,
+    as in Circe, while the observation period applies it stops at the period's start (Coeff -1) or
+    end (Coeff 1)."""
+    if not window:
+        return []
+    _only(window, {"Start", "End", "UseIndexEnd", "UseEventEnd"}, where)
+    index_date = "i.end_date" if window.get("UseIndexEnd") else "i.start_date"
+    use_event_end = window.get("UseEventEnd")
+    event_date = (
+        "e.end_date" if (event_end_default if use_event_end is None else use_event_end) else "e.start_date"
+    )
+    conditions = []
+    for bound, op in (("Start", ">="), ("End", "<=")):
+        spec = window.get(bound) or {}
+        coeff = int(spec.get("Coeff", 1))
+        if spec.get("Days") is not None:
+            conditions.append(f"{event_date} {op} {index_date} + {int(spec['Days']) * coeff}")
+        elif spec and in_period:
+            conditions.append(f"{event_date} {op} {'i.op_start' if coeff == -1 else 'i.op_end'}")
+    return conditions
+
+
+def _correlated_sql(item: Mapping, where: str) -> str:
+    """Index events (event_id) for which one correlated criterion's occurrence count holds."""
+    _only(item, {"Criteria", "StartWindow", "EndWindow", "Occurrence", "IgnoreObservationPeriod"}, where)
+    events = _events_sql(item["Criteria"], f"{where}.Criteria")
+    conditions = ["e.person_id = i.person_id"]
+    in_period = not item.get("IgnoreObservationPeriod")
+    if in_period:
+        conditions.append("e.start_date BETWEEN i.op_start AND i.op_end")
+    conditions += _window_sql(item.get("StartWindow"), False, in_period, f"{where}.StartWindow")
+    conditions += _window_sql(item.get("EndWindow"), True, in_period, f"{where}.EndWindow")
+    occurrence = item.get("Occurrence") or {"Type": 2, "Count": 1}
+    _only(occurrence, {"Type", "Count", "IsDistinct", "CountColumn"}, f"{where}.Occurrence")
+    if occurrence["Type"] not in _OCCURRENCE:
+        raise UnsupportedCohortConstruct(f"{where}.Occurrence", f"occurrence type {occurrence['Type']!r}")
+    counted = "e.domain_event_id"
+    if occurrence.get("IsDistinct"):  # distinct concepts by default, or distinct start dates
+        column = {"DOMAIN_CONCEPT": "concept_id", "START_DATE": "start_date"}.get(
+            occurrence.get("CountColumn") or "DOMAIN_CONCEPT"
+        )
+        if column is None:
+            raise UnsupportedCohortConstruct(
+                f"{where}.Occurrence", f"CountColumn {occurrence['CountColumn']!r}"
+            )
+        counted = f"DISTINCT e.{column}"
+    return (
+        f"SELECT i.event_id FROM idx i LEFT JOIN ({events}) e ON {' AND '.join(conditions)} "
+        f"GROUP BY i.event_id HAVING count({counted}) {_OCCURRENCE[occurrence['Type']]} {int(occurrence['Count'])}"
+    )
+
+
+def _group_sql(group: Mapping, where: str) -> str:
+    """Index events (event_id) satisfying a criteria group; an empty group holds for every event."""
+    _only(group, {"Type", "Count", "CriteriaList", "Groups"}, where)
+    members = [
+        _correlated_sql(c, f"{where}.CriteriaList[{n}]")
+        for n, c in enumerate(group.get("CriteriaList") or [])
+    ]
+    members += [_group_sql(g, f"{where}.Groups[{n}]") for n, g in enumerate(group.get("Groups") or [])]
+    if not members:
+        return "SELECT event_id FROM idx"
+    kind = group.get("Type", "ALL")
+    tests = {
+        "ALL": f"= {len(members)}",
+        "ANY": ">= 1",
+        "AT_LEAST": f">= {int(_or(group.get('Count'), 1))}",
+        "AT_MOST": f"<= {int(_or(group.get('Count'), 0))}",
+    }
+    if kind not in tests:
+        raise UnsupportedCohortConstruct(where, f"group type {kind!r}")
+    hits = " + ".join(f"(i.event_id IN ({m}))::INTEGER" for m in members)
+    return f"SELECT i.event_id FROM idx i WHERE {hits} {tests[kind]}"
+
+
+def _filter_by_groups(source: str, groups: list[tuple[Mapping, str]]) -> str:
+    """Events of CTE `source` that satisfy every group; each group sees `source` as `idx`."""
+    tests = [
+        f"event_id IN (WITH idx AS (SELECT * FROM {source}) {_group_sql(g, where)})" for g, where in groups
+    ]
+    return f"SELECT * FROM {source}" + (f" WHERE {' AND '.join(tests)}" if tests else "")
+
+
+def _limit_sql(source: str, limit: Mapping | None, where: str) -> str:
+    kind = (limit or {}).get("Type", "All")
+    if kind == "All":
+        return f"SELECT * FROM {source}"
+    if kind != "First":
+        raise UnsupportedCohortConstruct(where, f"limit type {kind!r}")
+    return (
+        f"SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
+        f"ORDER BY start_date, event_id) AS ordinal FROM {source}) WHERE ordinal = 1"
+    )
+
+
+# ---------------------------------------------------------------- whole definition
+
+
+def _primary_sql(primary: Mapping) -> str:
+    _only(primary, {"CriteriaList", "ObservationWindow", "PrimaryCriteriaLimit"}, "PrimaryCriteria")
+    criteria = primary.get("CriteriaList") or []
+    if not criteria:
+        raise UnsupportedCohortConstruct("PrimaryCriteria", "an empty CriteriaList")
+    union = " UNION ALL ".join(
+        _events_sql(c, f"PrimaryCriteria.CriteriaList[{n}]") for n, c in enumerate(criteria)
+    )
+    window = primary.get("ObservationWindow") or {}
+    prior, post = int(window.get("PriorDays", 0)), int(window.get("PostDays", 0))
+    return (
+        "SELECT row_number() OVER (ORDER BY e.person_id, e.start_date, e.end_date, e.domain_event_id, e.concept_id) "
+        "AS event_id, e.person_id, e.start_date, e.end_date, op.observation_period_start_date AS op_start, "
+        f"op.observation_period_end_date AS op_end FROM ({union}) e JOIN cdm.observation_period op "
+        "ON op.person_id = e.person_id AND e.start_date >= op.observation_period_start_date + "
+        f"{prior} AND e.start_date + {post} <= op.observation_period_end_date"
+    )
+
+
+def _end_sql(strategy: Mapping | None) -> str:
+    """The cohort end of an included event, capped at the end of its observation period."""
+    if not strategy:
+        return "op_end"
+    _only(strategy, {"DateOffset"}, "EndStrategy")
+    if "DateOffset" not in strategy:
+        raise UnsupportedCohortConstruct("EndStrategy", "an end strategy other than DateOffset")
+    offset = strategy["DateOffset"]
+    _only(offset, {"DateField", "Offset"}, "EndStrategy.DateOffset")
+    field = {"StartDate": "start_date", "EndDate": "end_date"}.get(offset.get("DateField", "StartDate"))
+    if field is None:
+        raise UnsupportedCohortConstruct("EndStrategy.DateOffset", f"DateField {offset.get('DateField')!r}")
+    return f"least({field} + {int(offset.get('Offset', 0))}, op_end)"
+
+
+def _collapse_sql(settings: Mapping | None) -> str:
+    settings = settings or {"CollapseType": "ERA", "EraPad": 0}
+    _only(settings, {"CollapseType", "EraPad"}, "CollapseSettings")
+    if settings.get("CollapseType", "ERA") != "ERA":
+        raise UnsupportedCohortConstruct("CollapseSettings", f"collapse type {settings['CollapseType']!r}")
+    pad = int(settings.get("EraPad", 0))
+    # an interval starts a new era unless it starts within `pad` days of the latest end before it
+    return (
+        "ordered AS (SELECT *, max(end_date) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM cohort_rows), "
+        "islands AS (SELECT *, sum(CASE WHEN prev_end IS NOT NULL AND start_date <= prev_end + "
+        f"{pad} THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        "ROWS UNBOUNDED PRECEDING) AS era FROM ordered) "
+        "SELECT person_id AS subject_id, min(start_date) AS cohort_start_date, max(end_date) AS cohort_end_date "
+        "FROM islands GROUP BY person_id, era"
+    )
+
+
+def compile_cohort(expression: Mapping) -> str:
+    """DuckDB SQL returning the cohort's rows (subject_id, cohort_start_date, cohort_end_date)."""
+    _only(expression, _TOP_KEYS, "definition")
+    for key in ("CensoringCriteria", "CensorWindow"):
+        if not _empty(expression.get(key)):
+            raise UnsupportedCohortConstruct("definition", key)
+    additional = expression.get("AdditionalCriteria")
+    rules = [
+        (rule.get("expression") or {}, f"InclusionRules[{n}]({rule.get('name', '')})")
+        for n, rule in enumerate(expression.get("InclusionRules") or [])
+    ]
+    return (
+        f"WITH codesets AS ({_codesets_cte(expression)}), "
+        f"primary_events AS ({_primary_sql(expression['PrimaryCriteria'])}), "
+        f"primary_limited AS ({_limit_sql('primary_events', expression['PrimaryCriteria'].get('PrimaryCriteriaLimit'), 'PrimaryCriteriaLimit')}), "
+        f"qualified AS ({_filter_by_groups('primary_limited', [(additional, 'AdditionalCriteria')] if additional else [])}), "
+        f"qualified_limited AS ({_limit_sql('qualified', expression.get('QualifiedLimit'), 'QualifiedLimit')}), "
+        f"included AS ({_filter_by_groups('qualified_limited', rules)}), "
+        f"included_limited AS ({_limit_sql('included', expression.get('ExpressionLimit'), 'ExpressionLimit')}), "
+        f"cohort_rows AS (SELECT person_id, start_date, {_end_sql(expression.get('EndStrategy'))} AS end_date "
+        "FROM included_limited), "
+        f"{_collapse_sql(expression.get('CollapseSettings'))}"
+    )
+
+
+# ---------------------------------------------------------------- reading definitions
+
+
+def load_cohort(path: Path) -> CohortDefinition:
+    """A cohort definition from a Circe JSON file (id = the file's numeric stem) or a YAML file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        if not path.stem.isdigit():
+            raise ConfigError(f"{path.name}: a Circe JSON cohort file is named <cohort_definition_id>.json")
+        return CohortDefinition(
+            int(path.stem), f"ATLAS cohort {path.stem}", "", json.loads(text), text, path.name
+        )
+    return _from_yaml(path, text)
+
+
+def _from_yaml(path: Path, text: str) -> CohortDefinition:
+    doc = yaml.safe_load(text) or {}
+    for key in ("id", "name"):
+        if key not in doc:
+            raise ConfigError(f"{path.name}: a YAML cohort needs '{key}'")
+    if "circe" in doc:  # a name and description for an ATLAS export kept beside it
+        circe_text = (path.parent / doc["circe"]).read_text(encoding="utf-8")
+        expression, syntax = json.loads(circe_text), circe_text
+    else:
+        expression, syntax = yaml_to_circe(doc, path.name), text
+    return CohortDefinition(
+        int(doc["id"]), str(doc["name"]), str(doc.get("description", "")), expression, syntax, path.name
+    )
+
+
+_YAML_DOMAINS = {
+    "condition": "ConditionOccurrence",
+    "drug": "DrugExposure",
+    "procedure": "ProcedureOccurrence",
+    "measurement": "Measurement",
+    "observation": "Observation",
+    "visit": "VisitOccurrence",
+}
+_YAML_OCCURRENCE = {"exactly": 0, "at_most": 1, "at_least": 2}
+
+
+def yaml_to_circe(doc: Mapping, where: str) -> dict:
+    """Translate the YAML form (docs/analytics.md, 'Cohorts') into a Circe expression."""
+    _only(
+        doc,
+        {
+            "id",
+            "name",
+            "description",
+            "concept_sets",
+            "entry",
+            "observation_window",
+            "entry_limit",
+            "inclusion",
+            "end",
+            "era_pad",
+            "limit",
+        },
+        where,
+    )
+    set_ids = {name: n for n, name in enumerate(doc.get("concept_sets") or {})}
+    concept_sets = [
+        _yaml_concept_set(set_ids[name], name, spec) for name, spec in (doc.get("concept_sets") or {}).items()
+    ]
+    window = doc.get("observation_window") or {}
+    expression: dict = {
+        "ConceptSets": concept_sets,
+        "PrimaryCriteria": {
+            "CriteriaList": [
+                _yaml_criterion(c, set_ids, f"{where}: entry[{n}]") for n, c in enumerate(doc["entry"])
+            ],
+            "ObservationWindow": {
+                "PriorDays": window.get("prior_days", 0),
+                "PostDays": window.get("post_days", 0),
+            },
+            "PrimaryCriteriaLimit": {"Type": str(doc.get("entry_limit", "all")).title()},
+        },
+        "QualifiedLimit": {"Type": "All"},
+        "ExpressionLimit": {"Type": str(doc.get("limit", "all")).title()},
+        "InclusionRules": [
+            _yaml_rule(r, set_ids, f"{where}: inclusion[{n}]")
+            for n, r in enumerate(doc.get("inclusion") or [])
+        ],
+        "CollapseSettings": {"CollapseType": "ERA", "EraPad": int(doc.get("era_pad", 0))},
+    }
+    end = doc.get("end", "observation_end")
+    if end != "observation_end":
+        expression["EndStrategy"] = {
+            "DateOffset": {
+                "DateField": "EndDate" if end.get("from") == "end" else "StartDate",
+                "Offset": int(end.get("offset_days", 0)),
+            }
+        }
+    return expression
+
+
+def _yaml_concept_set(set_id: int, name: str, spec: Mapping) -> dict:
+    def item(concept_id: int, excluded: bool) -> dict:
+        return {
+            "concept": {"CONCEPT_ID": int(concept_id)},
+            "isExcluded": excluded,
+            "includeDescendants": bool(spec.get("descendants", True)),
+            "includeMapped": bool(spec.get("mapped", False)),
+        }
+
+    items = [item(c, False) for c in spec.get("include", [])] + [
+        item(c, True) for c in spec.get("exclude", [])
+    ]
+    return {"id": set_id, "name": name, "expression": {"items": items}}
+
+
+def _yaml_criterion(spec: Mapping, set_ids: Mapping[str, int], where: str) -> dict:
+    if "variant" in spec:
+        v = spec["variant"]
+        keys = {
+            "gene": "Gene",
+            "hgvs_c": "HgvsC",
+            "chromosome": "Chromosome",
+            "position": "Position",
+            "ref": "Ref",
+            "alt": "Alt",
+            "reference_genome": "ReferenceGenome",
+        }
+        unknown = set(v) - set(keys)
+        if unknown:
+            raise UnsupportedCohortConstruct(where, f"variant field {sorted(unknown)[0]!r}")
+        return {
+            "VariantOccurrence": {keys[k]: val for k, val in v.items()} | {"First": bool(spec.get("first"))}
+        }
+    domain = [k for k in spec if k in _YAML_DOMAINS]
+    if len(domain) != 1:
+        raise UnsupportedCohortConstruct(where, "a criterion naming other than one domain")
+    set_name = spec[domain[0]]
+    if set_name not in set_ids:
+        raise ConfigError(f"{where}: concept set {set_name!r} is not defined under concept_sets")
+    attrs: dict = {"CodesetId": set_ids[set_name], "First": bool(spec.get("first"))}
+    if "value" in spec:
+        attrs["ValueAsNumber"] = {
+            "Op": spec["value"]["op"],
+            "Value": spec["value"]["value"],
+            "Extent": spec["value"].get("extent"),
+        }
+    if "unit" in spec:
+        attrs["Unit"] = [{"CONCEPT_ID": int(u)} for u in spec["unit"]]
+    return {_YAML_DOMAINS[domain[0]]: attrs}
+
+
+def _yaml_rule(rule: Mapping, set_ids: Mapping[str, int], where: str) -> dict:
+    _only(rule, {"name", "type", "count", "criteria"}, where)
+    items = []
+    for n, c in enumerate(rule.get("criteria") or []):
+        here = f"{where}.criteria[{n}]"
+        _only(
+            c,
+            {
+                *_YAML_DOMAINS,
+                "variant",
+                "first",
+                "value",
+                "unit",
+                "start_window",
+                "occurrences",
+                "ignore_observation_period",
+            },
+            here,
+        )
+        low, high = c.get("start_window", [None, None])
+        occurrence = c.get("occurrences", {"type": "at_least", "count": 1})
+        if occurrence.get("type") not in _YAML_OCCURRENCE:
+            raise UnsupportedCohortConstruct(here, f"occurrences type {occurrence.get('type')!r}")
+        items.append(
+            {
+                "Criteria": _yaml_criterion(c, set_ids, here),
+                "StartWindow": {"Start": _yaml_bound(low, -1), "End": _yaml_bound(high, 1)},
+                "Occurrence": {
+                    "Type": _YAML_OCCURRENCE[occurrence["type"]],
+                    "Count": int(occurrence["count"]),
+                },
+                "IgnoreObservationPeriod": bool(c.get("ignore_observation_period", False)),
+            }
+        )
+    group = {"Type": str(rule.get("type", "all")).upper(), "CriteriaList": items}
+    if "count" in rule:  # for at_least / at_most: how many of the criteria
+        group["Count"] = int(rule["count"])
+    return {"name": rule.get("name", ""), "expression": group}
+
+
+def _yaml_bound(days: int | None, open_side: int) -> dict:
+    """A signed day offset as Circe's Days/Coeff; None is the open side (all days before / after)."""
+    if days is None:
+        return {"Coeff": open_side}
+    return {"Days": abs(int(days)), "Coeff": -1 if int(days) < 0 else 1}
+
+
+def cohort_files(folder: Path) -> list[Path]:
+    """Cohort definition files of a folder: every YAML file, and every JSON file no YAML names."""
+    folder = Path(folder)
+    yamls = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+    named = {str((yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("circe")) for p in yamls}
+    jsons = sorted(p for p in folder.glob("*.json") if p.name not in named)
+    return yamls + jsons
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    cohort_definition_id: int
+    rows: int
+    persons: int
+    sql: str
+
+
+def write_cohort(
+    con: duckdb.DuckDBPyConnection, definition: CohortDefinition, today: dt.date | None = None
+) -> CohortResult:
+    """Replace the cohort's rows in cdm.cohort and its row in cdm.cohort_definition, in one transaction."""
+    sql = compile_cohort(definition.expression)
+    cid = definition.cohort_definition_id
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM cdm.cohort WHERE cohort_definition_id = ?", [cid])
+        con.execute(
+            f"INSERT INTO cdm.cohort SELECT {cid}, subject_id, cohort_start_date, cohort_end_date FROM ({sql})"
+        )
+        con.execute("DELETE FROM cdm.cohort_definition WHERE cohort_definition_id = ?", [cid])
+        # definition_type_concept_id and subject_concept_id: 0, no standard concept fits a Circe cohort of persons
+        con.execute(
+            "INSERT INTO cdm.cohort_definition VALUES (?, ?, ?, 0, ?, 0, ?)",
+            [cid, definition.name, definition.description, definition.syntax, today or dt.date.today()],
+        )
+        rows, persons = con.execute(
+            "SELECT count(*), count(DISTINCT subject_id) FROM cdm.cohort WHERE cohort_definition_id = ?",
+            [cid],
+        ).fetchone()
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return CohortResult(cid, rows, persons, sql)
