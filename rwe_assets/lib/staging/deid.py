@@ -444,7 +444,8 @@ SELECT source_system, source_person_id,
        list(DISTINCT city) AS places,
        list(DISTINCT zip) AS zips,
        list(DISTINCT phone) AS phones,
-       [source_person_id] || list(DISTINCT ssn) || list(DISTINCT drivers_license) || list(DISTINCT passport) AS ids
+       [source_person_id] || list(DISTINCT ssn) || list(DISTINCT drivers_license) || list(DISTINCT passport) AS ids,
+       list(DISTINCT contact_names) AS other_names
 FROM {pii}
 WHERE source_person_id IS NOT NULL
 GROUP BY source_system, source_person_id
@@ -463,6 +464,7 @@ def _identifiers(row: dict) -> PersonIdentifiers:
         zips=values("zips"),
         phones=values("phones"),
         ids=values("ids"),
+        other_names=values("other_names"),
     )
 
 

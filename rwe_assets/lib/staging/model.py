@@ -95,10 +95,14 @@ PERSON_PII = StagedTable(
         ("phone", "VARCHAR"),
         ("drivers_license", "VARCHAR"),
         ("passport", "VARCHAR"),
+        ("contact_names", "VARCHAR"),
     ),
     "Identifiers of each source person, read only by linkage to build keyed tokens. birth_date is the "
     "full date or NULL (missing, partial or impossible: the record is staged all the same); "
-    "birth_year and birth_month keep what a partial date tells.",
+    "birth_year and birth_month keep what a partial date tells. contact_names: the names of the "
+    "person's contacts (relatives, guardians: FHIR Patient.contact), space-separated, read only by the "
+    "note de-identification (lib/staging/deid.py).",
+    optional=frozenset({"contact_names"}),  # only FHIR states contacts
 )
 
 VISIT = StagedTable(

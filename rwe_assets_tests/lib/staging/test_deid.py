@@ -250,12 +250,13 @@ def test_one_matcher_is_compiled_per_person_not_per_note(monkeypatch):
     con.execute(
         "CREATE TABLE pii (source_system VARCHAR, source_person_id VARCHAR, given_name VARCHAR, "
         "family_name VARCHAR, maiden_name VARCHAR, birth_date DATE, ssn VARCHAR, address_line VARCHAR, "
-        "city VARCHAR, zip VARCHAR, phone VARCHAR, drivers_license VARCHAR, passport VARCHAR)"
+        "city VARCHAR, zip VARCHAR, phone VARCHAR, drivers_license VARCHAR, passport VARCHAR, "
+        "contact_names VARCHAR)"
     )
     con.execute(
         "INSERT INTO pii VALUES ('s', 'p1', 'Ann', 'Lee', NULL, '1950-01-02', NULL, '12 Elm St', "
-        "'Boston', '02110', '555-201-3344', NULL, NULL), ('s', 'p2', 'Bo', 'Kim', NULL, NULL, NULL, "
-        "NULL, NULL, NULL, NULL, NULL, NULL)"
+        "'Boston', '02110', '555-201-3344', NULL, NULL, NULL), ('s', 'p2', 'Bo', 'Kim', NULL, NULL, NULL, "
+        "NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
     )
     con.execute("CREATE TABLE notes (source_system VARCHAR, source_person_id VARCHAR, note_text VARCHAR)")
     con.execute(
@@ -336,3 +337,23 @@ def _landed_notes() -> list[tuple[str, str]]:
         data = resource["content"][0]["attachment"]["data"]
         notes.append((resource["subject"]["reference"].split("/")[-1], base64.b64decode(data).decode()))
     return notes
+
+
+def test_a_relative_named_in_patient_contact_is_redacted_from_the_notes(tmp_path):
+    """FHIR Patient.contact reaches person_pii.contact_names, which the note matcher takes as other
+    people's names: a relative named with no role word nearby is caught (the corpus's known miss)."""
+    from rwe_assets_tests.lib.staging import test_fhir_r4 as fhir
+
+    person = fhir.patient("p1", contact=[{"name": {"given": ["Henrietta"], "family": "Okonkwo"}}])
+    files = {
+        "Patient.000.ndjson": fhir.ndjson(person),
+        "Encounter.000.ndjson": fhir.ndjson(fhir.encounter("e1")),
+        "DocumentReference.000.ndjson": fhir.ndjson(
+            fhir.document("d1", "Grace and Henrietta asked; okonkwo called.")
+        ),
+    }
+    lake_dir, _ = fhir.stage(tmp_path, fhir.fhir_registry(), files)
+    (note,) = fhir.staged(lake_dir, "note")
+    assert note["note_text"] == "Grace and [NAME] asked; [NAME] called."
+    (pii,) = fhir.staged(lake_dir, "person_pii")
+    assert pii["contact_names"] == "Henrietta Okonkwo"

@@ -313,6 +313,7 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "phone": "555-123-4567",
             "drivers_license": "S99912345",
             "passport": "X1234567X",
+            "contact_names": None,  # no Patient.contact
         }
     ]
     assert_reconciles(report)

@@ -11,6 +11,8 @@
 -- phone: the first telecom with system 'phone'.
 -- ssn: identifier with system http://hl7.org/fhir/sid/us-ssn (or type code SS);
 -- drivers_license: identifier of type code DL; passport: identifier of type code PPN (v2-0203 codes).
+-- contact_names: every given, family and text name of Patient.contact (relatives, guardians), for the
+--   note de-identification only.
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
@@ -20,7 +22,8 @@ WITH src AS (
                          "postalCode": "VARCHAR"}],
             "telecom": [{"system": "VARCHAR", "value": "VARCHAR"}],
             "identifier": [{"system": "VARCHAR", "value": "VARCHAR",
-                            "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]}}]
+                            "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]}}],
+            "contact": [{"name": {"family": "VARCHAR", "given": ["VARCHAR"], "text": "VARCHAR"}}]
         }') AS r
     FROM raw_patient
 ),
@@ -56,6 +59,8 @@ SELECT
         AS drivers_license,
     rwe_text(list_filter(r.identifier, i -> len(list_filter(i.type.coding, c -> c.code = 'PPN')) > 0)[1].value)
         AS passport,
+    rwe_text(array_to_string(flatten(list_transform(coalesce(r.contact, []), c -> flatten([
+        coalesce(c.name.given, []), [c.name.family], [c.name.text]]))), ' ')) AS contact_names,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL}
     ]) AS _failure
