@@ -91,6 +91,7 @@ def link(
     kept model; truth_dir: ground truth for precision/recall/F1 (quality.register_generator_truth)."""
     linkage_dir = lake.table_path(lake_dir, "linkage")
     build_tokens(con, key, today)
+    model.term_frequencies(con, "lk_tokens")  # over every record of this run, old and new alike
     model.register_input(con, "lk_tokens")  # the Dice macro, also used by the household guard
     con.execute(
         f"ALTER TABLE lk_tokens ADD COLUMN fingerprint BIGINT DEFAULT NULL; UPDATE lk_tokens SET fingerprint = "

@@ -9,6 +9,9 @@ on encoded fields. The prior match probability starts from the pairs the determi
 and is re-estimated from the scored pairs after training (refine_prior); both stay within
 prior_bounds(), so a first site without a single duplicate gets a small prior, never 0.
 
+A trained model weighs exact name and ZIP agreement by the frequency of the shared value (Splink's
+term-frequency adjustment, frequencies counted by term_frequencies() over the whole run).
+
 The levels carry prior m/u values (documented in docs/linkage.md): EM starts from them and a
 population too small to train on (see MIN_RECORDS_TO_TRAIN) is scored with them as they are.
 """
@@ -27,7 +30,7 @@ import numpy as np
 from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 
 # Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -54,6 +57,8 @@ MIN_RULE_PAIRS_FOR_EM = 50
 BLOCKING_RULES = [
     "l.t_dob = r.t_dob AND l.t_city = r.t_city",
     "l.t_ssn = r.t_ssn",
+    "l.t_licence = r.t_licence",
+    "l.t_passport = r.t_passport",
     "l.t_phone = r.t_phone",
     "l.t_email = r.t_email",
     "l.t_email_user = r.t_email_user",
@@ -80,16 +85,46 @@ EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given
 PRIOR_MATCH_RULES = ["l.k_ssn_dob = r.k_ssn_dob", "l.k_name_dob = r.k_name_dob"]
 
 
-def _level(sql: str, label: str, m: float | None = None, u: float | None = None, null: bool = False) -> dict:
+# Term-frequency adjusted columns: agreement on a value is weighed by how common that value is in the
+# population being linked (Splink's tf adjustment: the level's average u is replaced by the value's
+# frequency). Agreeing on "smith" says less than agreeing on "zbigniewska". tf_<column> is computed over
+# every record of the run (term_frequencies), so old and new records are weighed alike.
+TF_COLUMNS = ("t_given", "t_family", "t_zip")
+# Only a trained model is adjusted: its u comes from the same population the frequencies are counted
+# in. The prior u of an untrained model (fewer than MIN_RECORDS_TO_TRAIN records) is a guess for a
+# large population, and in a few hundred records every name is "common" (2 of 10 is 20 %): adjusted,
+# a small first batch lost 4 bits per agreeing name and stopped linking obvious duplicates.
+# A value's frequency below this is not believed: a name seen once in a small file would otherwise
+# get a weight no field disagreement can outvote (1e-4 = a name 1 in 10,000 records share).
+TF_MIN_U = 1e-4
+
+
+def _level(
+    sql: str,
+    label: str,
+    m: float | None = None,
+    u: float | None = None,
+    null: bool = False,
+    tf: str | None = None,
+) -> dict:
+    """A comparison level; `tf` names the column whose term frequency adjusts it (TF_COLUMNS)."""
     level = {"sql_condition": sql, "label_for_charts": label}
     if null:
         level["is_null_level"] = True
     else:
         level.update(m_probability=m, u_probability=u)
+    if tf is not None:
+        # the level's own u is the base the value's frequency replaces (the name level also holds swaps)
+        level.update(
+            tf_adjustment_column=tf,
+            tf_adjustment_weight=1.0,
+            tf_minimum_u_value=TF_MIN_U,
+            disable_tf_exact_match_detection=True,
+        )
     return level
 
 
-def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict:
+def _name_comparison(name: str, col: str, cross: str, extra: list[dict], tf: bool) -> dict:
     return {
         "output_column_name": name,
         "comparison_description": f"{name}: keyed tokens, one-edit tokens and Bloom-filter Dice similarity",
@@ -104,6 +139,7 @@ def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict
                 "exact, or both names swapped",
                 0.85,
                 0.01,
+                tf=col if tf else None,
             ),
             *extra,
             _level(f"list_contains({col}_near_l, {col}_r)", "one edit apart", 0.04, 0.002),
@@ -114,12 +150,14 @@ def _name_comparison(name: str, col: str, cross: str, extra: list[dict]) -> dict
     }
 
 
-def comparisons() -> list[dict]:
+def comparisons(tf: bool = True) -> list[dict]:
+    """The model's comparisons; tf: term-frequency adjusted name and ZIP agreement (trained models)."""
     given = _name_comparison(
         "given",
         "t_given",
         "t_family",
         [_level("list_has_any(t_given_forms_l, t_given_forms_r)", "same call name or nickname", 0.05, 0.004)],
+        tf,
     )
     family = _name_comparison(
         "family",
@@ -133,6 +171,7 @@ def comparisons() -> list[dict]:
                 0.002,
             )
         ],
+        tf,
     )
     # Partial agreement of birth dates: typing errors (swapped day and month, one wrong digit) before
     # approximate dates (same or neighbouring month, same year). Dates a year or more apart get no
@@ -181,7 +220,7 @@ def comparisons() -> list[dict]:
                 0.03,
                 0.0005,
             ),
-            _level("t_zip_l = t_zip_r", "same ZIP", 0.02, 0.02),
+            _level("t_zip_l = t_zip_r", "same ZIP", 0.02, 0.02, tf="t_zip" if tf else None),
             _level("t_city_l = t_city_r", "same city", 0.02, 0.03),
             _level("ELSE", "else", 0.08, 0.948),
         ],
@@ -190,6 +229,9 @@ def comparisons() -> list[dict]:
     # user part alone (same user, other domain) is a blocking pass but no level: user parts are built
     # from names (jjones, a.s), so their agreement repeats the name comparisons' evidence and, scored
     # as independent, merged different people of one name (fake_20000: most false merges).
+    # For the same reason there is no level for a Dice similarity between 0.6 and 0.8: two people of one
+    # name have emails that similar (isabella.jones8@... / isabellejones77@...), and with tf-adjusted
+    # names it was the last push over the threshold for most false merges left on fake_20000.
     email = {
         "output_column_name": "email",
         "comparison_description": "email token, email Bloom filter",
@@ -197,8 +239,27 @@ def comparisons() -> list[dict]:
             _level("t_email_l IS NULL OR t_email_r IS NULL", "null", null=True),
             _level("t_email_l = t_email_r", "exact", 0.8, 0.00001),
             _level(dice("email") + " >= 0.8", "dice >= 0.8", 0.07, 0.0001),
-            _level(dice("email") + " >= 0.6", "dice >= 0.6", 0.04, 0.001),
             _level("ELSE", "else", 0.06, 0.99884),
+        ],
+    }
+    # Driver's licence and passport: one comparison (either agreeing is the same evidence: a document
+    # issued to this person). Disagreement is weak evidence: numbers change on renewal or reissue.
+    identifiers = {
+        "output_column_name": "identifier",
+        "comparison_description": "driver's licence and passport tokens",
+        "comparison_levels": [
+            _level(
+                "(t_licence_l IS NULL OR t_licence_r IS NULL) AND (t_passport_l IS NULL OR t_passport_r IS NULL)",
+                "null",
+                null=True,
+            ),
+            _level(
+                "t_licence_l = t_licence_r OR t_passport_l = t_passport_r",
+                "same licence or passport",
+                0.9,
+                0.00001,
+            ),
+            _level("ELSE", "else", 0.1, 0.99999),
         ],
     }
     return [
@@ -207,6 +268,7 @@ def comparisons() -> list[dict]:
         dob,
         _exact("sex", "sex", 0.98, 0.5),
         _exact("ssn", "t_ssn", 0.98, 0.00001),
+        identifiers,
         contact,
         email,
     ]
@@ -224,13 +286,13 @@ def _exact(name: str, col: str, m: float, u: float) -> dict:
     }
 
 
-def prior_settings() -> dict:
+def prior_settings(tf: bool = False) -> dict:
     return {
         "link_type": "dedupe_only",
         "unique_id_column_name": "record_id",
         "probability_two_random_records_match": 0.0001,
         "blocking_rules_to_generate_predictions": [{"blocking_rule": r} for r in BLOCKING_RULES],
-        "comparisons": comparisons(),
+        "comparisons": comparisons(tf),
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
@@ -251,9 +313,23 @@ def _words(field: str) -> int:
     return -(-BLOOM[field][0] // WORD)
 
 
+def term_frequencies(con: duckdb.DuckDBPyConnection, population: str = "lk_tokens") -> None:
+    """TEMP TABLE lk_tf_<column> (value, tf_<column>) for each of TF_COLUMNS: the share of `population`'s
+    records with a value that hold this one (Splink's definition)."""
+    for col in TF_COLUMNS:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE lk_tf_{col} AS SELECT {col}, count(*) / sum(count(*)) OVER () "
+            f"AS tf_{col} FROM {population} WHERE {col} IS NOT NULL GROUP BY {col}"
+        )
+
+
 def register_input(con: duckdb.DuckDBPyConnection, tokens: str = "lk_tokens") -> None:
     """TEMP VIEW lk_model_input: the token table with each Bloom filter as word columns bf_<f>_<i> and
-    its bit count bf_<f>_n; macro lk_dice(a, b) over two word lists (the household guard)."""
+    its bit count bf_<f>_n; macro lk_dice(a, b) over two word lists (the household guard). The term
+    frequency tables (term_frequencies()) are computed here over `tokens` when not yet registered."""
+    known = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    if any(f"lk_tf_{c}" not in known for c in TF_COLUMNS):
+        term_frequencies(con, tokens)
     con.execute(
         "CREATE OR REPLACE TEMP MACRO lk_dice(a, b) AS 2.0 * list_sum(list_transform(list_zip(a, b), "
         "w -> bit_count(w[1] & w[2])::INTEGER)) / nullif(list_sum(list_transform(a, w -> bit_count(w)::INTEGER)) "
@@ -278,7 +354,13 @@ def _linker(con: duckdb.DuckDBPyConnection, settings: dict, table: str = "lk_mod
 
     db_api = DuckDBAPI(connection=con)
     frame = db_api.register(table)
-    return Linker(frame, copy.deepcopy(settings), log_level=logging.WARNING), db_api
+    linker = Linker(frame, copy.deepcopy(settings), log_level=logging.WARNING)
+    # Splink would count frequencies in the table it is given (the new records alone when scoring a
+    # batch against the index); ours are over the whole run's population.
+    for col in TF_COLUMNS:
+        lookup = db_api.register(f"lk_tf_{col}", table_name=f"lk_tf_{col}_splink")
+        linker.table_management.register_term_frequency_lookup(lookup, col)
+    return linker, db_api
 
 
 def prior_bounds(records: int) -> tuple[float, float]:
@@ -311,10 +393,9 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     """Model settings with m/u trained on lk_model_input (EM), or the priors for a small population.
     Without enough rule-agreeing pairs to learn m (see MIN_RULE_PAIRS_FOR_EM) only u is estimated and
     the model is marked provisional."""
-    settings = prior_settings()
     if records < MIN_RECORDS_TO_TRAIN:
-        settings["trained"] = False
-        return settings
+        return {**prior_settings(), "trained": False}
+    settings = prior_settings(tf=True)
     agreeing = rule_pairs(con)
     settings["probability_two_random_records_match"] = rule_prior(agreeing, records)
     linker, _ = _linker(con, {k: v for k, v in settings.items() if k not in EXTRA_KEYS})

@@ -61,6 +61,15 @@ CREATE OR REPLACE TEMP MACRO lk_ssn(x) AS (
         THEN NULL ELSE v END FROM digits
 );
 
+-- Other identifiers (driver's licence, passport): formats differ by issuer and country, so any format
+-- is accepted: letters and digits upper-cased, spaces and separators dropped; 5 to 20 characters with
+-- at least one digit. One repeated character and counting runs are placeholders.
+CREATE OR REPLACE TEMP MACRO lk_ident(x) AS (
+    WITH v AS (SELECT regexp_replace(upper(strip_accents(coalesce(CAST(x AS VARCHAR), ''))), '[^A-Z0-9]', '', 'g') AS s)
+    SELECT CASE WHEN length(s) NOT BETWEEN 5 AND 20 OR NOT regexp_matches(s, '[0-9]') OR replace(s, s[1], '') = ''
+        OR contains('1234567890123456789', s) OR contains('9876543210987654321', s) THEN NULL ELSE s END FROM v
+);
+
 -- Phone: ten digits (a leading country code 1 dropped); repeated digits and 1234567890 are placeholders.
 CREATE OR REPLACE TEMP MACRO lk_phone(x) AS (
     WITH digits AS (SELECT regexp_replace(coalesce(CAST(x AS VARCHAR), ''), '[^0-9]', '', 'g') AS raw),

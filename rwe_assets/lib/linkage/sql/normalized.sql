@@ -23,6 +23,8 @@ WITH base AS (
             AS part_month,
         lk_sex(sex) AS sex,
         lk_ssn(ssn) AS ssn,
+        lk_ident(drivers_license) AS licence,
+        lk_ident(passport) AS passport,
         lk_phone(phone) AS phone,
         lk_street(address_line) AS street,
         lk_zip(zip) AS zip,

@@ -68,6 +68,8 @@ record AS (
         coalesce(d.t_yob, CASE WHEN n.dob IS NULL AND n.part_year IS NOT NULL
             THEN lk_hmac('year|' || CAST(n.part_year AS VARCHAR)) END) AS t_yob,
         lk_hmac('ssn|' || n.ssn) AS t_ssn,
+        lk_hmac('licence|' || n.licence) AS t_licence,
+        lk_hmac('passport|' || n.passport) AS t_passport,
         lk_hmac('phone|' || n.phone) AS t_phone,
         lk_hmac('street|' || n.street) AS t_street,
         z.tok AS t_zip,
