@@ -329,16 +329,15 @@ def _run_config(verbose: bool) -> dict:
 
 def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
     """The raw ingest of one batch (what the landing sensor requests), in this process."""
-    from rwe_assets.defs.jobs import cli_run_tags
-    from rwe_assets.defs.partitions import batches
+    from rwe_assets.defs.jobs import cli_run_tags, raw_job_name
+    from rwe_assets.defs.partitions import register_batch
     from rwe_assets.defs.raw.assets import raw_key
     from rwe_assets.defs.raw.sensors import batch_tags
 
-    if not instance.has_dynamic_partition(batches.name, batch.partition_key):
-        instance.add_dynamic_partitions(batches.name, [batch.partition_key])
+    register_batch(instance, source.name, batch.partition_key)
     started, run_id = time.monotonic(), str(uuid.uuid4())
     with _StepWatcher(instance, run_id, steps=False, warnings=not verbose):
-        result = defs.resolve_job_def("raw_ingest").execute_in_process(
+        result = defs.resolve_job_def(raw_job_name(source.name)).execute_in_process(
             run_config=_run_config(verbose),
             instance=instance,
             partition_key=batch.partition_key,

@@ -12,9 +12,9 @@ import dagster as dg
 
 from rwe_assets.defs.analytics import characterization_assets
 from rwe_assets.defs.analytics.cohorts import cohort_assets
-from rwe_assets.defs.automation import refresh_after_ingest, with_freshness
+from rwe_assets.defs.automation import build_refresh_sensor, with_freshness
 from rwe_assets.defs.cdm import cdm_assets
-from rwe_assets.defs.jobs import build_job, raw_ingest_job
+from rwe_assets.defs.jobs import build_job, raw_ingest_jobs
 from rwe_assets.defs.linkage import linkage_assets
 from rwe_assets.defs.publish import publish_assets
 from rwe_assets.defs.quality import quality_assets, table_checks
@@ -63,8 +63,8 @@ def build_definitions(registry: SourceRegistry | None = None) -> dg.Definitions:
             ]
         ),
         asset_checks=table_checks,
-        sensors=[build_landing_sensor(registry), refresh_after_ingest],
-        jobs=[raw_ingest_job, build_job],
+        sensors=[build_landing_sensor(registry), build_refresh_sensor(registry)],
+        jobs=[*raw_ingest_jobs(registry), build_job],
         resources={"rwe": RweConfig()},
         # One process per run: a new process per step costs seconds of imports on 2 cores (STACK_NOTES).
         executor=dg.in_process_executor,

@@ -239,10 +239,10 @@ def test_a_synthea_site_added_through_a_user_registry_is_its_own_group_and_links
 
     _land_generated(data, persons=40)
     with dg.instance_for_test() as instance:
-        job = defs.resolve_job_def("raw_ingest")
         for source in (registry.get("ehr_site_a"), registry.get("ehr_site_c")):
+            job = defs.resolve_job_def(f"raw_ingest_{source.name}")
             for batch in list_batches(data / "landing", source.name)[0]:
-                instance.add_dynamic_partitions("batches", [batch.partition_key])
+                instance.add_dynamic_partitions(f"batches_{source.name}", [batch.partition_key])
                 assert job.execute_in_process(
                     instance=instance,
                     partition_key=batch.partition_key,

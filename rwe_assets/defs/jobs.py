@@ -1,7 +1,13 @@
 """Jobs that write the lake, and the CLI's way of running them.
 
+Raw ingest is one job per source, `raw_ingest_<source>`, partitioned by that source's batches
+(defs/partitions.py): a job takes one partitions definition, and each source has its own so that a raw
+asset shows only its own batches. One partitioned job per source (rather than one unpartitioned job)
+keeps a run bound to one batch: the run's `dagster/partition` tag, the UI's partition view and the
+backfill dialog all work as they did with the shared definition. `build` is unpartitioned.
+
 One writer per lake, three layers deep:
-- both jobs carry the tag `rwe/lake_writer`, limited to one run at a time by the run queue
+- every raw job and the build carry the tag `rwe/lake_writer`, limited to one run at a time by the run queue
   (`dagster.yaml`, concurrency.runs.tag_concurrency_limits): runs the daemon launches (sensors, the
   UI's launchpad) queue instead of interleaving step by step;
 - their executor (in-process, as before) holds the lake lock (lib/lake_lock.py) for the whole run, so
@@ -14,11 +20,12 @@ One writer per lake, three layers deep:
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
 
-from rwe_assets.defs.partitions import batches
+from rwe_assets.defs.partitions import batches_for, register_batch
 
 LAKE_WRITER_TAG = "rwe/lake_writer"
 _WRITER_TAGS = {LAKE_WRITER_TAG: "lake"}
@@ -63,14 +70,28 @@ def lake_writer_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     return _LakeLockedExecutor(dg.in_process_executor.executor_creation_fn(init_context))
 
 
-raw_ingest_job = dg.define_asset_job(
-    "raw_ingest",
-    selection=dg.AssetSelection.key_prefixes("raw"),
-    partitions_def=batches,
-    executor_def=lake_writer_executor,
-    tags=_WRITER_TAGS,
-    description="Ingest one landed batch (partition '<source>__<batch>') into the raw layer.",
-)
+RAW_JOB_PREFIX = "raw_ingest_"
+
+
+def raw_job_name(source: str) -> str:
+    return f"{RAW_JOB_PREFIX}{source}"
+
+
+@cache  # one object per source: Definitions and the landing sensor must hold the same job
+def raw_ingest_job(source: str) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        raw_job_name(source),
+        selection=dg.AssetSelection.key_prefixes(["raw", source]),
+        partitions_def=batches_for(source),
+        executor_def=lake_writer_executor,
+        tags=_WRITER_TAGS,
+        description=f"Ingest one landed batch of {source} (partition '{source}__<batch>') into the raw layer.",
+    )
+
+
+def raw_ingest_jobs(registry) -> list[dg.UnresolvedAssetJobDefinition]:
+    return [raw_ingest_job(source.name) for source in registry]
+
 
 build_job = dg.define_asset_job(
     "build",
@@ -95,13 +116,12 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
     from rwe_assets.lib.landing import list_batches
 
     reap_dead_runs(instance)
-    job = defs.resolve_job_def(raw_ingest_job.name)
     outcomes = []
     for source in registry:
         landed, _ = list_batches(landing_dir, source.name)
+        job = defs.resolve_job_def(raw_job_name(source.name)) if landed else None
         for batch in landed:
-            if not instance.has_dynamic_partition(batches.name, batch.partition_key):
-                instance.add_dynamic_partitions(batches.name, [batch.partition_key])
+            register_batch(instance, source.name, batch.partition_key)
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=batch.partition_key,

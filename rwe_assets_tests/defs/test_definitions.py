@@ -17,7 +17,7 @@ def test_definitions_load_and_raw_assets_follow_the_registry():
         source = key.split("/")[1]
         assert specs[key].group_name == f"raw_{source}"
         assert "delta" in specs[key].kinds
-        assert specs[key].partitions_def.name == "batches"
+        assert specs[key].partitions_def.name == f"batches_{source}"  # its own batches, no one else's
     assert set(registry.names) == {
         "ehr_sample",
         "ehr_sample_fhir",
@@ -31,4 +31,7 @@ def test_definitions_load_and_raw_assets_follow_the_registry():
 def test_landing_sensor_is_on_by_default():
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_job_def("raw_ingest") is not None
+    for source in load_registry():
+        job = defs.resolve_job_def(f"raw_ingest_{source.name}")
+        assert job.partitions_def.name == f"batches_{source.name}"
+        assert {k.path[1] for k in job.asset_layer.executable_asset_keys} == {source.name}

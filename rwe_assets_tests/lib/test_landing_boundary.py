@@ -84,7 +84,7 @@ def test_traversal_and_linked_batches_are_refused_and_listed(registry, dirs, tmp
 
 def test_the_raw_asset_refuses_a_traversal_partition_key(registry, tmp_path, monkeypatch):
     """A key typed into the launchpad never passed the sensor: the asset itself refuses it."""
-    from rwe_assets.defs.partitions import batches
+    from rwe_assets.defs.partitions import batches_for
     from rwe_assets.defs.raw.assets import _source_assets
     from rwe_assets.resources import RweConfig
 
@@ -95,7 +95,7 @@ def test_the_raw_asset_refuses_a_traversal_partition_key(registry, tmp_path, mon
     monkeypatch.setenv("RWE_DATA_DIR", str(data_dir))
     key = "clinic__../../../x"
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(batches.name, [key])
+        instance.add_dynamic_partitions(batches_for("clinic").name, [key])
         result = dg.materialize(
             [_source_assets(registry.get("clinic"))],
             partition_key=key,

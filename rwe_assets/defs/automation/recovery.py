@@ -4,7 +4,7 @@ A SIGKILLed run (or a power cut) leaves its run record STARTED and keeps the con
 its steps, so the next run waits for a slot forever. `rwe ingest` executes in-process, with no daemon,
 so Dagster's run monitoring never looks at it (and the default run launcher of `dagster dev` cannot
 check a run worker's health either). Every entry point therefore calls `reap_dead_runs` when it
-starts: the CLI (defs/jobs.py) and both sensors, on every tick.
+starts: the CLI (defs/jobs.py), and the landing sensor on every tick.
 
 How a run's process is known: the CLI tags its runs with `rwe/host`, `rwe/pid` and `rwe/pid_started`
 (the kernel's start time of that pid, so a reused pid is not taken for the run). Runs launched by the

@@ -6,8 +6,8 @@
   person.
 - A build that failed for any other reason is retried when the code changed since (a fix: the code
   location reloaded with other source files; `rwe/code` tags every build with a fingerprint of the
-  package's files). New input needs no rule here: each successful raw run already requests a build
-  (refresh_after_ingest).
+  package's files). New input needs no rule here: every new materialization of a raw asset or of the
+  vocabulary already requests a build (refresh_on_new_data, defs/automation).
 """
 
 from __future__ import annotations
@@ -68,11 +68,10 @@ def build_retry_request(instance: dg.DagsterInstance, job_name: str = "build") -
 
 def lost_raw_runs(instance: dg.DagsterInstance, limit: int = 200) -> dict[tuple[str, str], str]:
     """(partition key, batch fingerprint) -> id of a raw run of it that was lost with its process. One
-    query per tick; the retry's run key names the lost run, so Dagster launches each retry once."""
+    query per tick; the retry's run key names the lost run, so Dagster launches each retry once. Raw
+    runs are told by their batch tags, not their job name: each source has its own raw job."""
     records = instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name="raw_ingest", statuses=[dg.DagsterRunStatus.FAILURE], tags={LOST_TAG: "true"}
-        ),
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={LOST_TAG: "true"}),
         limit=limit,
     )
     lost = {}

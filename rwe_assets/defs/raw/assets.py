@@ -1,5 +1,6 @@
 """Raw layer assets: one multi-asset per source, one asset per entity (raw/<source>/<entity>),
-partitioned by landed batch.
+partitioned by landed batch with the source's own partitions definition (`batches_<source>`,
+defs/partitions.py), so each raw asset lists only its own source's batches.
 
 The partition key is checked here, not only by the landing sensor: a key typed into the launchpad
 (`ehr_site_a__../../x`) is refused before any path is built from it (lib/landing.resolve_batch). The
@@ -8,7 +9,7 @@ whole length goes straight on)."""
 
 import dagster as dg
 
-from rwe_assets.defs.partitions import batches
+from rwe_assets.defs.partitions import batches_for
 from rwe_assets.errors import InputFileError
 from rwe_assets.lib import lake
 from rwe_assets.lib.lake_lock import lake_lock
@@ -60,7 +61,7 @@ def _source_assets(source: SourceSpec) -> dg.AssetsDefinition:
         name=f"raw_{source.name}",
         specs=specs,
         check_specs=checks,
-        partitions_def=batches,
+        partitions_def=batches_for(source.name),
         pool=f"lake_raw_{source.name}",  # one writer per source's Delta tables at a time
     )
     def _ingest(context: dg.AssetExecutionContext, rwe: RweConfig):

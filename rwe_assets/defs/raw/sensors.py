@@ -12,8 +12,8 @@ import dagster as dg
 
 from rwe_assets.defs.automation.recovery import host_tags, reap_dead_runs
 from rwe_assets.defs.automation.retry import build_retry_request, lost_raw_runs
-from rwe_assets.defs.jobs import build_job, raw_ingest_job
-from rwe_assets.defs.partitions import batches
+from rwe_assets.defs.jobs import build_job, raw_ingest_jobs, raw_job_name
+from rwe_assets.defs.partitions import batches_for
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib.landing import LandedBatch, invalid_batches, list_batches
 from rwe_assets.lib.linkage_key import check_before_ingest
@@ -39,7 +39,7 @@ def already_ingested(instance: dg.DagsterInstance, batch: LandedBatch) -> bool:
 
 def _raw_run_request(source, batch: LandedBatch, run_key: str) -> dg.RunRequest:
     return dg.RunRequest(
-        job_name=raw_ingest_job.name,
+        job_name=raw_job_name(source.name),
         run_key=run_key,
         partition_key=batch.partition_key,
         asset_selection=[raw_key(source.name, e) for e in source.entity_names],
@@ -52,12 +52,13 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="landing_sensor",
-        jobs=[raw_ingest_job, build_job],  # raw runs start the refresh (defs/automation); builds: retries
+        jobs=[*raw_ingest_jobs(registry), build_job],  # builds: retries only (new data: defs/automation)
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Watches data/landing/<source>/ for new batch folders (or files). Each new batch becomes a "
-            "partition '<source>__<batch>' and gets exactly one run of its source's raw assets; a batch "
+            "partition '<source>__<batch>' of its source's definition (batches_<source>) and gets exactly "
+            "one run of its source's raw job (raw_ingest_<source>); a batch "
             "whose files change later gets one more run, and the ingest manifest skips files already seen."
         ),
     )
@@ -68,7 +69,6 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
                 f"run {run.run_id} ({run.job_name}) lost its process (pid {run.pid}): marked failed"
             )
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        known = set(context.instance.get_dynamic_partitions(batches.name))
         invalid = invalid_batches(settings.landing_dir, registry)
         for entry in invalid:
             context.log.warning(entry.describe())
@@ -77,10 +77,15 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
                 f"landing/{name}: no source of that name in the registry; not read "
                 f"(declare it in {settings.user_sources_file})"
             )
-        now, new_keys, requests, waiting, to_ingest = time.time(), [], [], [], []
+        now, new_keys, requests, waiting, to_ingest = time.time(), {}, [], [], []
         lost = lost_raw_runs(context.instance)
         for source in registry:
             landed, _ = list_batches(settings.landing_dir, source.name)
+            known = (
+                set(context.instance.get_dynamic_partitions(batches_for(source.name).name))
+                if landed
+                else set()
+            )
             for batch in landed:
                 run_key = f"{batch.partition_key}:{batch.fingerprint}"
                 if seen.get(batch.partition_key) == batch.fingerprint:
@@ -95,7 +100,7 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
                     waiting.append(batch.partition_key)
                     continue
                 if batch.partition_key not in known:
-                    new_keys.append(batch.partition_key)
+                    new_keys.setdefault(source.name, []).append(batch.partition_key)
                 requests.append(_raw_run_request(source, batch, run_key))
                 to_ingest.append(batch)
                 seen[batch.partition_key] = batch.fingerprint
@@ -114,7 +119,9 @@ def build_landing_sensor(registry=None) -> dg.SensorDefinition:
                 skip += f"; not read: {listed}"
         return dg.SensorResult(
             run_requests=requests,
-            dynamic_partitions_requests=[batches.build_add_request(new_keys)] if new_keys else [],
+            dynamic_partitions_requests=[
+                batches_for(s).build_add_request(keys) for s, keys in new_keys.items()
+            ],
             cursor=json.dumps(seen, sort_keys=True),
             skip_reason=skip,
         )

@@ -18,7 +18,7 @@ from rwe_assets_tests.conftest import land
 
 def materialize_batch(registry, source, batch, data_dir, instance):
     key = f"{source}__{batch}"
-    instance.add_dynamic_partitions("batches", [key])
+    instance.add_dynamic_partitions(f"batches_{source}", [key])
     assets = [a for a in build_raw_assets(registry) if a.op.name == f"raw_{source}"]
     return dg.materialize(
         assets,
@@ -107,7 +107,7 @@ def test_the_reconciliation_check_fails_when_a_row_is_lost(registry, tmp_path):
 
 def test_a_partition_of_another_source_is_refused(registry, tmp_path):
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("batches", ["fhir__b1"])
+        instance.add_dynamic_partitions("batches_clinic", ["fhir__b1"])  # typed into the launchpad
         assets = [a for a in build_raw_assets(registry) if a.op.name == "raw_clinic"]
         with pytest.raises(dg.Failure, match="belongs to source fhir"):
             dg.materialize(

@@ -47,7 +47,9 @@ def test_a_new_batch_gets_exactly_one_run(registry, tmp_path, instance):
 
     first = evaluate(sensor, instance, tmp_path)
     assert [r.partition_key for r in first.run_requests] == ["clinic__2024-06-01"]
-    assert instance.get_dynamic_partitions("batches") == ["clinic__2024-06-01"]
+    assert instance.get_dynamic_partitions("batches_clinic") == ["clinic__2024-06-01"]
+    assert instance.get_dynamic_partitions("batches_fhir") == []  # each source lists its own batches
+    assert first.run_requests[0].job_name == "raw_ingest_clinic"
     assert {k.to_user_string() for k in first.run_requests[0].asset_selection} == {
         "raw/clinic/patients",
         "raw/clinic/conditions",
@@ -64,7 +66,13 @@ def test_each_source_and_batch_is_its_own_partition(registry, tmp_path, instance
     land(tmp_path / "landing", "clinic", "b2", {"patients.csv": PATIENTS})  # the same files again
     land(tmp_path / "landing", "fhir", "b1", {"Patient.ndjson": '{"resourceType": "Patient"}\n'})
     result = evaluate(sensor, instance, tmp_path)
-    assert sorted(r.partition_key for r in result.run_requests) == ["clinic__b1", "clinic__b2", "fhir__b1"]
+    assert sorted((r.job_name, r.partition_key) for r in result.run_requests) == [
+        ("raw_ingest_clinic", "clinic__b1"),
+        ("raw_ingest_clinic", "clinic__b2"),
+        ("raw_ingest_fhir", "fhir__b1"),
+    ]
+    assert sorted(instance.get_dynamic_partitions("batches_clinic")) == ["clinic__b1", "clinic__b2"]
+    assert instance.get_dynamic_partitions("batches_fhir") == ["fhir__b1"]
 
 
 def test_a_batch_still_being_written_waits_for_the_settle_time(registry, tmp_path, instance):
@@ -98,17 +106,18 @@ def test_invalid_batch_names_and_markers_are_not_batches(registry, tmp_path, ins
 
 
 def test_a_batch_ingested_by_the_rwe_command_is_not_run_again(registry, tmp_path, instance):
-    from rwe_assets.defs.jobs import raw_ingest_job, run_landed_batches
+    from rwe_assets.defs.jobs import raw_ingest_jobs, run_landed_batches
     from rwe_assets.defs.raw import build_raw_assets
 
     land(tmp_path / "landing", "clinic", "b1", {"patients.csv": PATIENTS})
     defs = dg.Definitions(
         assets=build_raw_assets(registry),
-        jobs=[raw_ingest_job],
+        jobs=raw_ingest_jobs(registry),
         resources={"rwe": RweConfig(data_dir=str(tmp_path))},
     )
     [(key, result)] = run_landed_batches(defs, instance, tmp_path / "landing", registry)
-    assert (key, result.success) == ("clinic__b1", True)
+    assert (key, result.success, result.dagster_run.job_name) == ("clinic__b1", True, "raw_ingest_clinic")
+    assert instance.get_dynamic_partitions("batches_clinic") == ["clinic__b1"]
 
     sensor = build_landing_sensor(registry)
     assert evaluate(sensor, instance, tmp_path).run_requests == []
