@@ -6,9 +6,9 @@ Runs raw ingest of every landed batch, staging, linkage (demo key), the CDM buil
 publish, with the library functions the assets call. With POINT, the process kills itself with
 SIGKILL (no cleanup, no exception handlers) at that point; POINTS names where.
 
-With --dagster it runs what `rwe ingest` runs instead: defs/jobs.ingest_and_build, Dagster runs
-in-process against the instance of DAGSTER_HOME, so a kill leaves a STARTED run holding pool slots,
-and the next start must recover from it with no manual step. Exit code 3: the lake was locked.
+With --dagster it runs `rwe ingest` itself (rwe_assets.cli.main), Dagster runs in-process against
+the instance of DAGSTER_HOME, so a kill leaves a STARTED run holding pool slots, and the next start
+must recover from it with no manual step. Exit codes are the command's.
 """
 
 from __future__ import annotations
@@ -71,23 +71,10 @@ def run(data_dir: Path) -> None:
 
 
 def run_dagster(data_dir: Path) -> int:
-    import dagster as dg
-
     os.environ["RWE_DATA_DIR"] = str(data_dir)
-    from rwe_assets.definitions import defs
-    from rwe_assets.defs.jobs import ingest_and_build
-    from rwe_assets.lib.lake_lock import LakeLockedError
-    from rwe_assets.settings import Settings
+    from rwe_assets.cli import main
 
-    with dg.DagsterInstance.get() as instance:
-        try:
-            outcomes, build = ingest_and_build(
-                defs, instance, Settings.from_env(), load_registry(), timeout=120
-            )
-        except LakeLockedError as error:
-            print(error, file=sys.stderr)
-            return 3
-    return 0 if build.success and all(result.success for _, result in outcomes) else 1
+    return main(["ingest"])
 
 
 if __name__ == "__main__":

@@ -143,29 +143,15 @@ def cli_run_tags(build: bool = False) -> dict[str, str]:
 
 
 @contextmanager
-def lake_writer_session(instance: dg.DagsterInstance, settings, *, timeout=None, on_wait=print):
+def lake_writer_session(instance: dg.DagsterInstance, settings, *, on_wait=print):
     """What `rwe ingest` wraps all its runs in: runs of this host whose process is gone are marked
     failed (their pool slots freed), then the lake lock is held until the block ends. Raises
-    lake_lock.LakeLockedError when another writer holds the lake longer than `timeout` seconds
-    (default lake_lock.DEFAULT_TIMEOUT_SECONDS)."""
+    lake_lock.LakeLockedError when another writer holds the lake longer than
+    lake_lock.DEFAULT_TIMEOUT_SECONDS."""
     from rwe_assets.defs.automation.recovery import reap_dead_runs
-    from rwe_assets.lib.lake_lock import DEFAULT_TIMEOUT_SECONDS, lake_lock
+    from rwe_assets.lib.lake_lock import lake_lock
 
     for run in reap_dead_runs(instance):
         on_wait(f"run {run.run_id} ({run.job_name}, pid {run.pid}) had died: marked failed, its slots freed")
-    wait = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
-    with lake_lock(settings.data_dir, "rwe ingest", timeout=wait, on_wait=on_wait):
+    with lake_lock(settings.data_dir, "rwe ingest", on_wait=on_wait):
         yield
-
-
-def ingest_and_build(
-    defs: dg.Definitions, instance: dg.DagsterInstance, settings, registry, *, timeout=None, on_wait=print
-):
-    """Every landed batch, then the build, as `rwe ingest` runs them (in-process, in one lake-writer
-    session). Returns (raw outcomes, build result)."""
-    with lake_writer_session(instance, settings, timeout=timeout, on_wait=on_wait):
-        outcomes = run_landed_batches(defs, instance, settings.landing_dir, registry)
-        build = defs.resolve_job_def(build_job.name).execute_in_process(
-            instance=instance, raise_on_error=False, tags=cli_run_tags(build=True)
-        )
-    return outcomes, build

@@ -154,7 +154,7 @@ def test_a_lost_build_is_retried_and_a_failed_one_once_the_code_changed():
 
 
 def run_ingest_command(data_dir, point=None) -> subprocess.CompletedProcess:
-    """`rwe ingest`'s code path (defs/jobs.ingest_and_build) in its own process, Dagster home inside
+    """`rwe ingest` (rwe_assets.cli.main) in its own process, Dagster home inside
     the data directory; with POINT it SIGKILLs itself there."""
     home = data_dir / ".dagster_home"
     home.mkdir(parents=True, exist_ok=True)
