@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 
 from rwe_assets.errors import ConfigError
-from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
+from rwe_assets.lib.sql_text import quote_literal
 
 VOCABULARY_TABLES = (
     "concept",
@@ -71,8 +72,6 @@ def vocabulary_digest(vocab_dir: Path) -> str:
 def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> VocabularyStore:
     """The store of `vocab_dir`'s current files, loading them only if no store has their digest.
     Keeps the `keep` most recently used stores (the previous one serves change reports)."""
-    from rwe_assets.lib.cdm_spec import cdm_ddl
-
     if not Path(vocab_dir).is_dir():
         raise ConfigError(f"RWE_VOCAB_DIR: expected a folder of Athena vocabulary files, found {vocab_dir}")
     digest = vocabulary_digest(vocab_dir)
@@ -99,8 +98,7 @@ def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> 
 
 def copy_vocabulary(con: duckdb.DuckDBPyConnection, store: Path, schema: str = "cdm") -> dict[str, int]:
     """Replace the vocabulary tables of `schema` with the store's (same DDL: a plain columnar copy)."""
-    quoted = str(store).replace("'", "''")  # ATTACH takes no parameters
-    con.execute(f"ATTACH '{quoted}' AS vocabulary_store (READ_ONLY)")
+    con.execute(f"ATTACH {quote_literal(str(store))} AS vocabulary_store (READ_ONLY)")  # no parameters
     try:
         counts = {}
         for table in VOCABULARY_TABLES:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.vocabulary import VocabularyStore
 
 DEMO_VERSION_PREFIX = "rwe_assets demo subset"
@@ -91,8 +92,7 @@ def _vocabulary_change(con, store: VocabularyStore, published: Path, event_table
     previous = _previous_vocabulary(published)
     if previous is None or previous[0] == store.digest:
         return
-    quoted = str(published).replace("'", "''")  # ATTACH takes no parameters
-    con.execute(f"ATTACH '{quoted}' AS published (READ_ONLY)")
+    con.execute(f"ATTACH {quote_literal(str(published))} AS published (READ_ONLY)")  # no parameters
     try:
         mappings = " UNION ALL ".join(
             _MAPPING_SQL.format(table=table, domain=table.split("_")[0]) for table in event_tables

@@ -83,13 +83,11 @@ REFERENCES = {
 IDENTIFYING_ANSWERS = {("LOINC", "56799-0"): "street address (What address do you live at?)"}
 
 # Note text is de-identified by lib/staging/deid.py: the patient's own values in every written form
-# (names, birth date, street line, city, ZIP, phone, SSN, MRN, licence, passport) are replaced by
-# NOTE_REDACTED, and pattern recognizers for the Safe Harbor kinds (dates except year, phone, e-mail,
-# URL, IP, ids, ages over 89, addresses, facility names) catch what the structured data does not
-# hold; other people's names (after a title or role, before a credential, Synthea-shaped) become
-# NOTE_NAME word by word. One matcher per person, compiled once for all their notes.
-NOTE_REDACTED = deid.REDACTED
-NOTE_NAME = deid.NAME
+# (names, birth date, street line, city, ZIP, phone, SSN, MRN, licence, passport) become deid.REDACTED,
+# and pattern recognizers for the Safe Harbor kinds (dates except year, phone, e-mail, URL, IP, ids,
+# ages over 89, addresses, facility names) catch what the structured data does not hold; other
+# people's names (contacts, after a title or role, before a credential, Synthea-shaped) become
+# deid.NAME word by word. One matcher per person, compiled once for all their notes.
 
 # Datetimes are the source's local wall-clock time: a UTC offset is dropped, not applied, so an evening
 # encounter at 23:58-04:00 stays on its calendar day (OMOP dates are the local dates care happened on).
@@ -323,8 +321,8 @@ def redact_identifying_answers(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """De-identify cand_note.note_text in place (rule above NOTE_REDACTED); returns counts of notes,
-    persons and changed notes."""
+    """De-identify cand_note.note_text in place (lib/staging/deid.py; the rule is the comment on
+    note text above); returns counts of notes, persons and changed notes."""
     return deid.redact_note_table(con, "cand_note", "cand_person_pii", "cand_care_site")
 
 
