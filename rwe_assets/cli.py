@@ -8,6 +8,7 @@ works from a plain shell where the virtual environment is not on PATH.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import shutil
@@ -28,6 +29,9 @@ SAMPLE_BATCHES = {"ehr_sample": "synthea27", "ehr_sample_fhir": "fhir13"}
 DEMO_PERSONS, DEMO_SEED = 2_000, 42
 # Exit codes: 1 a run failed; 2 refused before anything ran (configuration, key).
 FAILED, REFUSED = 1, 2
+# Commands kept in their own module: name -> module with HELP, add_arguments(parser) and
+# run(settings, args) -> exit code. The module is imported only to parse and run its command.
+COMMAND_MODULES: dict[str, str] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         help="compare this table (repeatable); default: all but the vocabulary and cdm_source",
     )
     compare.add_argument("--limit", type=int, default=20, help="differing rows shown per table and side")
+    for name, module in COMMAND_MODULES.items():
+        command = importlib.import_module(module)
+        command.add_arguments(commands.add_parser(name, help=command.HELP))
     return parser
 
 
@@ -115,6 +122,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return doctor_main(settings, repair=not args.check)
     if args.command == "ui":
         return _ui(args.port)
+    if args.command in COMMAND_MODULES:
+        return importlib.import_module(COMMAND_MODULES[args.command]).run(settings, args)
     if args.command == "demo":
         _land_sample(settings)
         _land_generated_population(settings, args.persons)
