@@ -31,7 +31,9 @@ DEMO_PERSONS, DEMO_SEED = 2_000, 42
 FAILED, REFUSED = 1, 2
 # Commands kept in their own module: name -> module with HELP, add_arguments(parser) and
 # run(settings, args) -> exit code. The module is imported only to parse and run its command.
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "extract": "rwe_assets.lib.governance.extract",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from rwe_assets.defs.analytics import characterization_assets
 from rwe_assets.defs.analytics.cohorts import cohort_assets
 from rwe_assets.defs.automation import build_refresh_sensor, with_freshness
 from rwe_assets.defs.cdm import cdm_assets
+from rwe_assets.defs.governance import extract_assets, governance_assets, governance_checks
 from rwe_assets.defs.jobs import build_job, raw_ingest_jobs
 from rwe_assets.defs.linkage import linkage_assets
 from rwe_assets.defs.publish import publish_assets
@@ -60,9 +61,11 @@ def build_definitions(registry: SourceRegistry | None = None) -> dg.Definitions:
                 *characterization_assets,
                 *cohort_assets,
                 *publish_assets,
+                *governance_assets,
+                *extract_assets,
             ]
         ),
-        asset_checks=table_checks,
+        asset_checks=[*table_checks, *governance_checks],
         sensors=[build_landing_sensor(registry), build_refresh_sensor(registry)],
         jobs=[*raw_ingest_jobs(registry), build_job],
         resources={"rwe": RweConfig()},

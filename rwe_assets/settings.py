@@ -16,6 +16,11 @@ the Dagster code location.
 |                             |               | many seconds                                             |
 | RWE_MIN_CELL_COUNT          | 5             | smallest count shown in results meant for sharing        |
 |                             |               | (lib/analytics/disclosure.py)                            |
+| RWE_RETENTION_DAYS          | 30            | days a superseded lake file and Delta log entry are kept |
+|                             |               | (time travel) before governance/retention deletes them   |
+| RWE_ANALYST_GROUP           | (unset)       | OS group given read access to the published CDM and the  |
+|                             |               | de-identified extract (lib/governance/permissions.py);   |
+|                             |               | unset: the owner's group                                 |
 
 Relative paths resolve against the working directory.
 
@@ -56,6 +61,8 @@ class Settings:
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
     min_cell_count: int = 5
+    retention_days: int = 30
+    analyst_group: str | None = None
     sources_file: Path | None = None  # None: <data_dir>/sources.yaml
 
     @classmethod
@@ -70,6 +77,8 @@ class Settings:
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),
+            retention_days=_int(env, "RWE_RETENTION_DAYS", cls.retention_days),
+            analyst_group=env.get("RWE_ANALYST_GROUP") or None,
             landing_settle_seconds=_float(env, "RWE_LANDING_SETTLE_SECONDS", cls.landing_settle_seconds),
             sources_file=Path(env["RWE_SOURCES_FILE"]).resolve() if env.get("RWE_SOURCES_FILE") else None,
         )

@@ -46,12 +46,18 @@ class _LakeLockedExecutor(dg.Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan):
+        from rwe_assets.lib.governance.permissions import private_umask
         from rwe_assets.lib.lake_lock import lake_lock
 
         data_dir = _run_data_dir(plan_context.dagster_run.run_config)
-        with lake_lock(
-            data_dir, f"{plan_context.job_name} run {plan_context.run_id[:8]}", on_wait=plan_context.log.info
-        ):
+        with (
+            lake_lock(
+                data_dir,
+                f"{plan_context.job_name} run {plan_context.run_id[:8]}",
+                on_wait=plan_context.log.info,
+            ),
+            private_umask(),
+        ):  # what a run writes holds PII or derives from it: owner-only from creation
             yield from self._inner.execute(plan_context, execution_plan)
 
 

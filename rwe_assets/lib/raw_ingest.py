@@ -46,6 +46,7 @@ from rwe_assets.errors import InputFileError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import vcf_reader
 from rwe_assets.lib.genomics.header import VcfHeader
+from rwe_assets.lib.governance import audit, permissions
 from rwe_assets.lib.sources import OTHER_RESOURCE, SourceSpec
 
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
@@ -235,15 +236,33 @@ def ingest_batch(
     ingested_at = now or datetime.now(UTC)
     manifest = _ManifestView(lake_dir, source.name)
     results = []
-    for path in batch_files(batch_path):
-        relative = path.relative_to(landing_dir).as_posix()
-        result = _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at)
-        if result is None:  # already recorded by an earlier run of this batch
-            continue
-        _append_manifest(lake_dir, source.name, batch_id, result, run_id, ingested_at)
-        manifest.record(batch_id, result)
-        results.append(result)
+    permissions.ensure_private_dir(lake_dir)  # raw rows hold PII: owner-only (governance/permissions)
+    with permissions.private_umask():
+        for path in batch_files(batch_path):
+            relative = path.relative_to(landing_dir).as_posix()
+            result = _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at)
+            if result is None:  # already recorded by an earlier run of this batch
+                continue
+            _append_manifest(lake_dir, source.name, batch_id, result, run_id, ingested_at)
+            audit.record_in(
+                lake_dir, "ingest", _audit_what(source.name, batch_id, result), result.status, run_id
+            )
+            manifest.record(batch_id, result)
+            results.append(result)
     return BatchReport(source.name, batch_id, results)
+
+
+def _audit_what(source: str, batch_id: str, result: FileResult) -> dict:
+    """The audit trail's view of one file: where it came from and counts, never a value of it."""
+    return {
+        "source": source,
+        "batch_id": batch_id,
+        "file": result.relative_path,
+        "file_sha256": result.file_sha256,
+        "file_version": result.file_version,
+        "rows_stored": result.total_stored,
+        "rows_quarantined": result.rows_quarantined,
+    }
 
 
 def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at) -> FileResult | None:

@@ -20,7 +20,8 @@ from rwe_assets.resources import RweConfig
 def rwe_duckdb(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.MaterializeResult:
     """data/warehouse/rwe.duckdb, the database analysts open read-only: an atomic copy of the last
     complete build, made only when its latest data-quality run has no failed structural check."""
-    target = publish(rwe.settings().warehouse_dir)
+    settings = rwe.settings()
+    target = publish(settings.warehouse_dir, settings=settings)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(target)), "size_bytes": target.stat().st_size}
     )
