@@ -20,7 +20,8 @@
 # 2. a cohort: the bundled type 2 diabetes definition (ATLAS cohort 503) run as a query, and the
 #    cohorts the pipeline wrote to `cdm.cohort`,
 # 3. an incidence table: `results.incidence_rate`,
-# 4. a Kaplan-Meier plot: time to breast cancer for BRCA1 c.5266dupC carriers and everyone else.
+# 4. Kaplan-Meier plots: time to breast cancer for BRCA1/BRCA2 pathogenic variant carriers among
+#    tested women, and time to COPD for ever smokers among persons whose smoking status is recorded.
 
 # %%
 import os
@@ -32,7 +33,7 @@ import polars as pl
 import rwe_assets
 from rwe_assets.lib.analytics.cohorts import compile_cohort, load_cohort
 from rwe_assets.lib.analytics.disclosure import min_cell_count
-from rwe_assets.lib.analytics.survival import kaplan_meier, survival_frame
+from rwe_assets.lib.analytics.survival import kaplan_meier, km_labels, survival_frame
 
 DB = Path(os.environ.get("RWE_DB", "data/warehouse/rwe.duckdb"))
 OUT = Path(os.environ.get("RWE_NOTEBOOK_OUT", "."))  # where the plot is saved
@@ -101,31 +102,37 @@ incidence = con.sql(
 print(incidence)
 
 # %% [markdown]
-# ## 4. Kaplan-Meier: time to breast cancer by BRCA1 c.5266dupC carrier status
+# ## 4. Kaplan-Meier
 #
-# Age as the time scale (origin: birth), censored at the end of each person's last observation
-# period; outcome cohort 788 (breast cancer), groups from cohort 9001 (carriers).
+# Age as the time scale (origin: birth), to the outcome cohort's first entry, censored at the end of
+# each person's last observation period; a group cohort against the rest of a population cohort,
+# all written by the pipeline (rwe_assets/cohorts/):
+#
+# - breast cancer (788): BRCA1/BRCA2 pathogenic variant carriers (9002) among women with a genetic
+#   test (9003);
+# - COPD (9004): ever smokers (9005) among persons with a recorded smoking status (9006).
+#
+# A group smaller than the minimum cell count is counted but not drawn (the demo's 2,000 persons
+# hold two tested women who carry a variant: their curve stays out).
 
 # %%
-frame = survival_frame(con, outcome_id=788, group_id=9001, origin="birth")
-km = kaplan_meier(
-    frame,
-    ("BRCA1 c.5266dupC carriers", "non-carriers"),
-    "time to breast cancer",
-    "age (years)",
-    min_group=min_cell_count(),  # a smaller group is counted but not drawn
-)
-print(km.summary)
-print(f"log-rank p = {km.logrank_p:.3g}")
-plot = OUT / "km_first_hour.png"
-plot.write_bytes(km.png)
-print("plot:", plot)
-try:  # inline in Jupyter; a script just saves the file
-    from IPython.display import Image, display
+ANALYSES = {"brca_breast_cancer": (788, 9002, 9003), "smoking_copd": (9004, 9005, 9006)}
+for name, (outcome, group, population) in ANALYSES.items():
+    frame = survival_frame(con, outcome, group, population_id=population, origin="birth")
+    km = kaplan_meier(
+        frame, km_labels(con, group, population), name, "age (years)", min_group=min_cell_count()
+    )
+    print(km.summary)
+    print(f"{name}: log-rank p = {km.logrank_p:.3g}")
+    plot = OUT / f"km_first_hour_{name}.png"
+    plot.write_bytes(km.png)
+    print("plot:", plot)
+    try:  # inline in Jupyter; a script just saves the file
+        from IPython.display import Image, display
 
-    display(Image(data=km.png))
-except ImportError:
-    pass
+        display(Image(data=km.png))
+    except ImportError:
+        pass
 
 # %%
 con.close()

@@ -7,7 +7,7 @@ tables they read, so cohorts land in the build before it is published. The code 
 asset is a digest of its definition file (and of the JSON it names), so an edited definition shows
 the asset as stale. The survival asset writes results.incidence_rate, results.km_curve and
 results.km_summary (small cells blanked, lib/analytics/disclosure.py), the KM plot as
-warehouse/plots/km_<analysis>.png, and shows the plot and the incidence table in its metadata.
+warehouse/plots/km_<analysis>.png per analysis, and shows the plots and the incidence table in its metadata.
 """
 
 import hashlib
@@ -23,14 +23,14 @@ from rwe_assets.defs.quality.assets import build_database
 from rwe_assets.lib.analytics.cohorts import CohortDefinition, cohort_files, load_cohort, write_cohort
 from rwe_assets.lib.analytics.disclosure import min_cell_count
 from rwe_assets.lib.analytics.survival import (
+    DEFAULT_KM_ANALYSES,
     POPULATION,
+    KmAnalysis,
     incidence_persons,
     incidence_table,
-    kaplan_meier,
     png_markdown,
-    survival_frame,
+    run_km,
     write_incidence,
-    write_km,
 )
 from rwe_assets.resources import RweConfig
 
@@ -110,16 +110,46 @@ def build_cohort_assets(folder: Path = COHORT_DIR) -> list[dg.AssetsDefinition]:
     return [_cohort_asset(path) for path in cohort_files(folder)]
 
 
+class KmConfig(dg.Config):
+    """One Kaplan-Meier analysis (lib/analytics/survival.py, KmAnalysis)."""
+
+    name: str  # the name in results.km_* and the plot's file name, km_<name>.png
+    outcome_cohort_id: int
+    group_cohort_id: int  # curves: in this cohort against the rest of the population
+    population_cohort_id: int = 0  # 0 = everyone with an observation period
+    origin: str = "birth"  # time scale: age ('birth') or time since population entry ('entry')
+
+
 class SurvivalConfig(dg.Config):
     """Which cohorts the incidence and Kaplan-Meier analyses use (defaults: the bundled examples)."""
 
     # incidence: time at risk from entry into this cohort; 0 = everyone, over their first observation period
     incidence_target_cohort_id: int = POPULATION
     incidence_outcome_cohort_id: int = 503  # type 2 diabetes
-    km_outcome_cohort_id: int = 788  # breast cancer
-    km_group_cohort_id: int = 9001  # KM groups: BRCA1 c.5266dupC carriers vs everyone else
-    km_origin: str = "birth"  # KM time scale: age ('birth') or time since first observation ('entry')
-    km_analysis: str = "brca1_breast_cancer"
+    # the bundled analyses; Dagster takes defaults of nested configs as dicts
+    km_analyses: list[KmConfig] = [  # noqa: RUF012 (pydantic copies defaults)
+        {
+            "name": a.name,
+            "outcome_cohort_id": a.outcome_id,
+            "group_cohort_id": a.group_id,
+            "population_cohort_id": a.population_id or 0,
+            "origin": a.origin,
+        }
+        for a in DEFAULT_KM_ANALYSES
+    ]
+
+
+def _km_analysis(item: KmConfig | dict) -> KmAnalysis:
+    """A configured analysis; the defaults arrive as the dicts they are written as, unless
+    Dagster's config processing has turned them into KmConfig."""
+    fields = KmConfig(**item) if isinstance(item, dict) else item
+    return KmAnalysis(
+        fields.name,
+        fields.outcome_cohort_id,
+        fields.group_cohort_id,
+        fields.population_cohort_id or None,
+        fields.origin,
+    )
 
 
 def _survival_asset(cohort_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -129,35 +159,35 @@ def _survival_asset(cohort_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
         kinds={"duckdb", "png"},
         deps=cohort_keys,
         pool="duckdb_build",
-        code_version="survival-1",
+        code_version="survival-2",
     )
     def incidence_survival(
         context: dg.AssetExecutionContext, rwe: RweConfig, config: SurvivalConfig
     ) -> dg.MaterializeResult:
         """Incidence per 1,000 person-years (exact Poisson CI) by age group and sex, and Kaplan-Meier
-        curves with a log-rank test, into results.*; the KM plot beside the database."""
+        curves with a log-rank test, into results.*; the KM plots beside the database."""
         settings = rwe.settings()
         minimum = min_cell_count(settings=settings)
         started = time.perf_counter()
+        metadata: dict = {}
         with build_database(rwe).get_connection() as con:
             target, outcome = config.incidence_target_cohort_id, config.incidence_outcome_cohort_id
             table = incidence_table(incidence_persons(con, target, outcome))
             shared = write_incidence(con, target, outcome, table, minimum)
-            frame = survival_frame(
-                con, config.km_outcome_cohort_id, config.km_group_cohort_id, origin=config.km_origin
-            )
-            xlabel = "age (years)" if config.km_origin == "birth" else "years since entry"
-            labels = (f"cohort {config.km_group_cohort_id}", "others")
-            km = kaplan_meier(frame, labels, config.km_analysis, xlabel, min_group=minimum)
-            plot = write_km(con, config.km_analysis, km, minimum, settings.warehouse_dir / "plots")
+            for km_config in config.km_analyses:
+                analysis = _km_analysis(km_config)
+                km, persons, plot = run_km(con, analysis, minimum, settings.warehouse_dir / "plots")
+                metadata |= {
+                    f"km_plot_{analysis.name}": dg.MetadataValue.md(png_markdown(km.png, analysis.name)),
+                    f"km_plot_path_{analysis.name}": dg.MetadataValue.path(str(plot)),
+                    f"logrank_p_{analysis.name}": km.logrank_p,
+                    f"km_persons_{analysis.name}": persons,
+                    f"excluded_outcome_before_origin_{analysis.name}": km.excluded_outcome_before_origin,
+                }
         return dg.MaterializeResult(
             metadata={
                 "incidence": dg.MetadataValue.md(_markdown_table(shared)),
-                "km_plot": dg.MetadataValue.md(png_markdown(km.png, config.km_analysis)),
-                "km_plot_path": dg.MetadataValue.path(str(plot)),
-                "logrank_p": km.logrank_p,
-                "km_persons": frame.height,
-                "excluded_outcome_before_origin": km.excluded_outcome_before_origin,
+                **metadata,
                 "min_cell_count": minimum,
                 "seconds": round(time.perf_counter() - started, 2),
             }

@@ -208,6 +208,7 @@ def build_analyses(
         _domain_analyses(b, domain)
     _domain_specific_analyses(b)
     _death_analyses(b)
+    _provider_care_site_analyses(b)
     _other_analyses(b)
     return sorted(b.analyses, key=lambda a: (a.analysis_id, a.dist))
 
@@ -443,6 +444,34 @@ def _death_analyses(b: _Builder) -> None:
         b.dist(analysis_id, [], "l.last_date - d.death_date", f"{b.t('death')} d JOIN {last} l USING (person_id)",
                ("death", table))  # fmt: skip
     b.count(525, "death", ["cause_source_concept_id"])
+
+
+def _provider_care_site_analyses(b: _Builder) -> None:
+    """Providers by specialty (300-325) and persons, visits and care sites by place of service
+    (1200-1203), joined as Achilles joins them (a row without a match is not counted)."""
+    b.count(300, "provider", [], "count(DISTINCT provider_id)")
+    b.count(301, "provider", ["specialty_concept_id"], "count(DISTINCT provider_id)")
+    seen = f"{b.t('provider')} p JOIN {b.t('visit_occurrence')} v ON v.provider_id = p.provider_id"
+    b.add(303, 2, _grouped(["p.specialty_concept_id", "v.visit_concept_id"], "count(*)", seen),
+          ("provider", "visit_occurrence"))  # fmt: skip
+    b.count(325, "provider", ["specialty_source_concept_id"])
+
+    def at_site(table: str) -> str:
+        return (
+            f"{b.t(table)} e JOIN {b.t('care_site')} cs ON cs.care_site_id = e.care_site_id "
+            "WHERE cs.place_of_service_concept_id IS NOT NULL"
+        )
+
+    place = ["cs.place_of_service_concept_id"]
+    b.add(1200, 1, _grouped(place, "count(e.person_id)", at_site("person")), ("person", "care_site"))
+    b.add(
+        1201, 1, _grouped(place, "count(*)", at_site("visit_occurrence")), ("visit_occurrence", "care_site")
+    )
+    b.count(
+        1202, "care_site", ["place_of_service_concept_id"], where="place_of_service_concept_id IS NOT NULL"
+    )
+    # v5.4 renamed Achilles's discharge_to_concept_id to discharged_to_concept_id
+    b.count(1203, "visit_occurrence", ["discharged_to_concept_id"], where="discharged_to_concept_id <> 0")
 
 
 def _other_analyses(b: _Builder) -> None:

@@ -7,8 +7,8 @@ The compiler covers a subset of Circe and refuses everything else by name
 - concept sets: included concepts, `includeDescendants` (cdm.concept_ancestor), `isExcluded`,
   `includeMapped` (source concepts whose "Maps to" reaches the set);
 - primary criteria ConditionOccurrence, DrugExposure, ProcedureOccurrence, Measurement (ValueAsNumber
-  ranges, Unit, ValueAsConcept), Observation, VisitOccurrence, each with `First`; the observation
-  window (PriorDays/PostDays); the primary limit First/All;
+  ranges, Unit, ValueAsConcept), Observation (ValueAsString), VisitOccurrence, Specimen, each with
+  `First` and `Gender`; the observation window (PriorDays/PostDays); the primary limit First/All;
 - additional (qualifying) criteria and inclusion rules: groups ALL/ANY/AT_LEAST/AT_MOST with
   correlated criteria, occurrence counts (Type 0 exactly, 1 at most, 2 at least; IsDistinct counts
   distinct concepts) in StartWindow/EndWindow day windows, IgnoreObservationPeriod;
@@ -21,7 +21,8 @@ when its start lies in an observation period; a cohort end never passes the end 
 observation period; inclusion rules all have to hold.
 
 A project extension, `VariantOccurrence` (the G-CDM join: variant_occurrence -> target_gene,
-dated by its specimen), lets the YAML form express genomic cohorts such as BRCA1 c.5266dupC carriers.
+dated by its specimen), lets the YAML form express genomic cohorts such as BRCA1 c.5266dupC carriers,
+or carriers of any pathogenic variant on a list of genes (variant_annotation's clinical significance).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ _DOMAINS = {
         "visit_start_date",
         "visit_end_date",
     ),
+    "Specimen": ("specimen", "specimen_id", "specimen_concept_id", "specimen_date", "specimen_date + 1"),
 }
 _VALUE_OPS = {"lt": "<", "lte": "<=", "eq": "=", "!eq": "<>", "gt": ">", "gte": ">="}
 _OCCURRENCE = {0: "=", 1: "<=", 2: ">="}
@@ -209,14 +211,22 @@ def _events_sql(criterion: Mapping, where: str) -> str:
             "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
             f"ORDER BY start_date, domain_event_id) AS ordinal FROM ({sql})) WHERE ordinal = 1"
         )
+    if attrs.get("Gender"):  # a person attribute, so it does not matter that First came first
+        ids = ", ".join(str(int(c["CONCEPT_ID"])) for c in attrs["Gender"])
+        sql = (
+            f"SELECT e.* FROM ({sql}) e JOIN cdm.person gp ON gp.person_id = e.person_id "
+            f"WHERE gp.gender_concept_id IN ({ids})"
+        )
     return sql
 
 
 def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
     table, id_col, concept_col, start, end = _DOMAINS[kind]
-    allowed = {"CodesetId", "First"}
+    allowed = {"CodesetId", "First", "Gender"}
     if kind == "Measurement":
         allowed |= {"ValueAsNumber", "Unit", "ValueAsConcept"}
+    if kind == "Observation":
+        allowed |= {"ValueAsString"}
     _only(attrs, allowed, where)
     filters = []
     if attrs.get("CodesetId") is not None:
@@ -225,6 +235,8 @@ def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
         )
     if kind == "Measurement":
         filters += _measurement_filters(attrs, where)
+    if attrs.get("ValueAsString"):
+        filters.append(_text_filter_sql("value_as_string", attrs["ValueAsString"], f"{where}.ValueAsString"))
     where_sql = " AND ".join(filters) or "true"
     return (
         f"SELECT person_id, {id_col} AS domain_event_id, {concept_col} AS concept_id, {start} AS start_date, "
@@ -252,16 +264,35 @@ def _measurement_filters(attrs: Mapping, where: str) -> list[str]:
     return filters
 
 
+# Circe's TextFilter operators as LIKE patterns; ILIKE, because Circe's LIKE runs on SQL Server's
+# case-insensitive default collation, where "Former smoker" LIKE '%former%' holds.
+_TEXT_OPS = {"startsWith": "{}%", "contains": "%{}%", "endsWith": "%{}"}
+
+
+def _text_filter_sql(column: str, text_filter: Mapping, where: str) -> str:
+    op = str(text_filter.get("Op", "contains"))
+    pattern = _TEXT_OPS.get(op.removeprefix("!"))
+    if pattern is None:
+        raise UnsupportedCohortConstruct(where, f"text operator {op!r}")
+    escaped = str(text_filter["Text"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    sql = f"{column} ILIKE {quote_literal(pattern.format(escaped))} ESCAPE '\\'"
+    return f"NOT ({sql})" if op.startswith("!") else sql  # as in SQL, a missing text matches neither
+
+
 def _variant_events_sql(attrs: Mapping, where: str) -> str:
-    """Variant calls on a gene with an HGVS c. notation (any transcript prefix), or at normalized
-    coordinates; dated by the specimen they were called in."""
-    _only(attrs, {"Gene", "HgvsC", "Chromosome", "Position", "Ref", "Alt", "ReferenceGenome", "First"}, where)
+    """Variant calls on a gene with an HGVS c. notation (any transcript prefix), at normalized
+    coordinates, or anywhere on the gene(s) (gene level); optionally only calls annotated with a
+    clinical significance in `Pathogenicity`. Dated by the specimen they were called in."""
+    _only(attrs, _VARIANT_KEYS, where)
+    genes = attrs.get("Gene")
+    genes = [genes] if isinstance(genes, str) else list(genes or [])
+    gene_sql = f"tg.hgnc_symbol IN ({', '.join(quote_literal(str(g)) for g in genes)})"
     matches = []
-    if attrs.get("Gene") and attrs.get("HgvsC"):
+    if genes and attrs.get("HgvsC"):
         pattern = "(^|:)" + re.escape(str(attrs["HgvsC"])) + "$"
-        matches.append(
-            f"(tg.hgnc_symbol = {quote_literal(str(attrs['Gene']))} AND regexp_matches(vo.hgvs_c, {quote_literal(pattern)}))"
-        )
+        matches.append(f"({gene_sql} AND regexp_matches(vo.hgvs_c, {quote_literal(pattern)}))")
+    elif genes and attrs.get("Position") is None:
+        matches.append(f"({gene_sql})")
     if attrs.get("Position") is not None:
         chrom = str(attrs["Chromosome"]).removeprefix("chr")
         matches.append(
@@ -271,14 +302,37 @@ def _variant_events_sql(attrs: Mapping, where: str) -> str:
             f"AND vo.alternate_allele = {quote_literal(str(attrs['Alt']))})"
         )
     if not matches:
-        raise UnsupportedCohortConstruct(where, "a variant criterion without Gene+HgvsC or coordinates")
+        raise UnsupportedCohortConstruct(where, "a variant criterion without a gene or coordinates")
+    filters = [f"({' OR '.join(matches)})"]
+    if attrs.get("Pathogenicity"):
+        # ClinVar writes e.g. Pathogenic, Likely_pathogenic, Pathogenic/Likely_pathogenic; the CDM
+        # keeps it with spaces; any annotation of the call may carry it
+        wanted = ", ".join(quote_literal(str(p).lower().replace("_", " ")) for p in attrs["Pathogenicity"])
+        filters.append(
+            "EXISTS (SELECT 1 FROM cdm.variant_annotation va WHERE va.variant_occurrence_id = vo.variant_occurrence_id "
+            f"AND lower(replace(va.variant_pathogeny, '_', ' ')) IN ({wanted}))"
+        )
     return (
         "SELECT vo.person_id, vo.variant_occurrence_id AS domain_event_id, 0 AS concept_id, "
         "s.specimen_date AS start_date, s.specimen_date + 1 AS end_date FROM cdm.variant_occurrence vo "
         "JOIN cdm.specimen s ON s.specimen_id = vo.specimen_id "
         "LEFT JOIN cdm.target_gene tg ON tg.target_gene_id = vo.target_gene1_id "
-        f"WHERE vo.person_id IS NOT NULL AND ({' OR '.join(matches)})"
+        f"WHERE vo.person_id IS NOT NULL AND {' AND '.join(filters)}"
     )
+
+
+_VARIANT_KEYS = {
+    "Gene",
+    "HgvsC",
+    "Chromosome",
+    "Position",
+    "Ref",
+    "Alt",
+    "ReferenceGenome",
+    "Pathogenicity",
+    "First",
+    "Gender",
+}
 
 
 # ---------------------------------------------------------------- groups (additional criteria, inclusion rules)
@@ -498,7 +552,9 @@ _YAML_DOMAINS = {
     "measurement": "Measurement",
     "observation": "Observation",
     "visit": "VisitOccurrence",
+    "specimen": "Specimen",
 }
+ANY_EVENT = "any"  # in the YAML form, a domain's every event (Circe: a criterion without CodesetId)
 _YAML_OCCURRENCE = {"exactly": 0, "at_most": 1, "at_least": 2}
 
 
@@ -522,6 +578,10 @@ def yaml_to_circe(doc: Mapping, where: str) -> dict:
         where,
     )
     set_ids = {name: n for n, name in enumerate(doc.get("concept_sets") or {})}
+    if ANY_EVENT in set_ids:
+        raise ConfigError(
+            f"{where}: {ANY_EVENT!r} means every event of a domain; name the concept set otherwise"
+        )
     concept_sets = [
         _yaml_concept_set(set_ids[name], name, spec) for name, spec in (doc.get("concept_sets") or {}).items()
     ]
@@ -573,6 +633,7 @@ def _yaml_concept_set(set_id: int, name: str, spec: Mapping) -> dict:
 
 
 def _yaml_criterion(spec: Mapping, set_ids: Mapping[str, int], where: str) -> dict:
+    gender = {"Gender": [{"CONCEPT_ID": int(g)} for g in spec["gender"]]} if spec.get("gender") else {}
     if "variant" in spec:
         v = spec["variant"]
         keys = {
@@ -583,20 +644,22 @@ def _yaml_criterion(spec: Mapping, set_ids: Mapping[str, int], where: str) -> di
             "ref": "Ref",
             "alt": "Alt",
             "reference_genome": "ReferenceGenome",
+            "pathogenicity": "Pathogenicity",
         }
         unknown = set(v) - set(keys)
         if unknown:
             raise UnsupportedCohortConstruct(where, f"variant field {sorted(unknown)[0]!r}")
-        return {
-            "VariantOccurrence": {keys[k]: val for k, val in v.items()} | {"First": bool(spec.get("first"))}
-        }
+        attrs = {keys[k]: val for k, val in v.items()} | {"First": bool(spec.get("first"))}
+        return {"VariantOccurrence": attrs | gender}
     domain = [k for k in spec if k in _YAML_DOMAINS]
     if len(domain) != 1:
         raise UnsupportedCohortConstruct(where, "a criterion naming other than one domain")
     set_name = spec[domain[0]]
-    if set_name not in set_ids:
+    if set_name != ANY_EVENT and set_name not in set_ids:
         raise ConfigError(f"{where}: concept set {set_name!r} is not defined under concept_sets")
-    attrs: dict = {"CodesetId": set_ids[set_name], "First": bool(spec.get("first"))}
+    attrs: dict = {"First": bool(spec.get("first"))} | gender
+    if set_name != ANY_EVENT:
+        attrs["CodesetId"] = set_ids[set_name]
     if "value" in spec:
         attrs["ValueAsNumber"] = {
             "Op": spec["value"]["op"],
@@ -605,6 +668,8 @@ def _yaml_criterion(spec: Mapping, set_ids: Mapping[str, int], where: str) -> di
         }
     if "unit" in spec:
         attrs["Unit"] = [{"CONCEPT_ID": int(u)} for u in spec["unit"]]
+    if "value_text" in spec:
+        attrs["ValueAsString"] = {"Op": spec["value_text"]["op"], "Text": spec["value_text"]["text"]}
     return {_YAML_DOMAINS[domain[0]]: attrs}
 
 
@@ -619,7 +684,9 @@ def _yaml_rule(rule: Mapping, set_ids: Mapping[str, int], where: str) -> dict:
                 *_YAML_DOMAINS,
                 "variant",
                 "first",
+                "gender",
                 "value",
+                "value_text",
                 "unit",
                 "start_window",
                 "occurrences",

@@ -14,7 +14,8 @@ with an observation period), time from an origin (birth, or the population entry
 outcome, censored at the end of their last observation period; two groups split by membership in
 a group cohort (e.g. BRCA1 carriers). Kaplan-Meier, its confidence band (exponential Greenwood,
 lifelines' default) and the log-rank test are lifelines': a well-kept, tested implementation of
-exactly these estimators, so we do not write our own.
+exactly these estimators, so we do not write our own. `run_km` runs one `KmAnalysis` (outcome,
+group and population cohorts, origin) end to end; `DEFAULT_KM_ANALYSES` are the bundled ones.
 
 Written results (`write_incidence`, `write_km`) obey the small-cell rule of lib/analytics/disclosure.py:
 a stratum whose persons or outcomes count is a small cell has that count, its rate and interval
@@ -220,6 +221,22 @@ def survival_frame(
     ).select("person_id", "in_group", "years", "event", "outcome_before_origin")
 
 
+def km_labels(con: duckdb.DuckDBPyConnection, group_id: int, population_id: int | None) -> tuple[str, str]:
+    """Legend labels: the group cohort's name, and 'others' in the population cohort's name."""
+    names = dict(
+        con.execute(
+            "SELECT cohort_definition_id, cohort_definition_name FROM cdm.cohort_definition "
+            "WHERE cohort_definition_id IN (?, ?)",
+            [group_id, population_id or group_id],
+        ).fetchall()
+    )
+    group = names.get(group_id) or f"cohort {group_id}"
+    others = (
+        f"others in {names.get(population_id) or f'cohort {population_id}'}" if population_id else "others"
+    )
+    return group, others
+
+
 @dataclass(frozen=True)
 class KaplanMeierResult:
     curve: pl.DataFrame  # group, years, survival, ci_lower, ci_upper, at_risk, events
@@ -371,6 +388,40 @@ def write_km(
     tmp.write_bytes(result.png)
     tmp.replace(path)
     return path
+
+
+@dataclass(frozen=True)
+class KmAnalysis:
+    """One Kaplan-Meier analysis: time to the outcome cohort's first start, in the group cohort
+    against the rest of the population cohort (None: everyone with an observation period)."""
+
+    name: str
+    outcome_id: int
+    group_id: int
+    population_id: int | None = None
+    origin: str = "birth"
+
+
+# The bundled analyses (cohorts in rwe_assets/cohorts/), age as the time scale:
+DEFAULT_KM_ANALYSES = (
+    # breast cancer (788): BRCA1/BRCA2 pathogenic variant carriers (9002) among tested women (9003)
+    KmAnalysis("brca_breast_cancer", 788, 9002, 9003),
+    # COPD (9004): ever smokers (9005) among persons with a recorded smoking status (9006)
+    KmAnalysis("smoking_copd", 9004, 9005, 9006),
+)
+
+
+def run_km(
+    con: duckdb.DuckDBPyConnection, analysis: KmAnalysis, minimum: int, plot_dir: Path
+) -> tuple[KaplanMeierResult, int, Path]:
+    """Fit, test, plot and write one analysis (small cells blanked); the result, persons, PNG path."""
+    frame = survival_frame(
+        con, analysis.outcome_id, analysis.group_id, analysis.population_id, analysis.origin
+    )
+    xlabel = "age (years)" if analysis.origin == "birth" else "years since entry"
+    labels = km_labels(con, analysis.group_id, analysis.population_id)
+    result = kaplan_meier(frame, labels, analysis.name, xlabel, min_group=minimum)
+    return result, frame.height, write_km(con, analysis.name, result, minimum, plot_dir)
 
 
 def png_markdown(png: bytes, alt: str) -> str:

@@ -207,3 +207,40 @@ def test_overlapping_periods_count_a_person_once():
         assert counts(con, 117)[("201202",)] == 2  # P1 and P3 (P2 is in a gap)
         assert counts(con, 110)[("201201",)] == 2
         assert counts(con, 116)[("2012", str(FEMALE), "2")] == 2  # P2 and P3, aged 22 in 2012
+
+
+def test_providers_and_care_sites(con):
+    """Three providers (two of one specialty), three care sites (one without a place of service),
+    four visits: P1's with provider 1 at site 1 discharged home, P2's inpatient with provider 3 at the
+    site without a place, P3's with provider 2 at site 2, and one with ids that match nothing."""
+    internal, family, home, outpatient_hospital = 38004456, 38004446, 8536, 8756
+    con.execute(
+        "INSERT INTO cdm.provider (provider_id, specialty_concept_id, specialty_source_concept_id) "
+        "VALUES (1, ?, 0), (2, ?, 0), (3, ?, 123)",
+        [family, family, internal],
+    )
+    con.execute(
+        "INSERT INTO cdm.care_site (care_site_id, place_of_service_concept_id) VALUES (1, ?), (2, ?), (3, NULL)",
+        [outpatient_hospital, outpatient_hospital],
+    )
+    con.execute("UPDATE cdm.person SET care_site_id = CASE person_id WHEN 1 THEN 1 WHEN 2 THEN 3 ELSE 2 END")
+    con.execute(
+        "UPDATE cdm.visit_occurrence SET provider_id = 1, care_site_id = 1, discharged_to_concept_id = ?",
+        [home],
+    )
+    con.execute(
+        "INSERT INTO cdm.visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, visit_start_date, "
+        "visit_end_date, visit_type_concept_id, provider_id, care_site_id, discharged_to_concept_id) VALUES "
+        "(2, 2, 9201, DATE '2011-07-01', DATE '2011-07-03', 32817, 3, 3, 0), "
+        "(3, 3, 9202, DATE '2012-01-10', DATE '2012-01-10', 32817, 2, 2, NULL), "
+        "(4, 1, 9202, DATE '2012-02-10', DATE '2012-02-10', 32817, 99, 99, NULL)"
+    )
+    run_achilles(con, min_cell_count=1, today=TODAY)
+    assert counts(con, 300) == {(): 3}
+    assert counts(con, 301) == {(str(family),): 2, (str(internal),): 1}
+    assert counts(con, 303) == {(str(family), "9202"): 2, (str(internal), "9201"): 1}  # visit 4: no provider
+    assert counts(con, 325) == {("0",): 2, ("123",): 1}
+    assert counts(con, 1200) == {(str(outpatient_hospital),): 2}  # P2's site has no place of service
+    assert counts(con, 1201) == {(str(outpatient_hospital),): 2}
+    assert counts(con, 1202) == {(str(outpatient_hospital),): 2}
+    assert counts(con, 1203) == {(str(home),): 1}  # 0 and NULL are not a discharge

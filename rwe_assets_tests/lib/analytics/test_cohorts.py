@@ -446,9 +446,18 @@ def test_bundled_brca1_yaml_cohort_finds_carriers(con):
 
 def test_bundled_folder_lists_each_definition_once():
     names = [p.name for p in cohort_files(BUNDLED)]
-    assert names == ["brca1_c5266dupc_carriers.yaml", "breast_cancer_788.yaml", "type2_diabetes_503.yaml"]
+    assert names == [
+        "brca1_c5266dupc_carriers.yaml",
+        "brca_pathogenic_carriers_9002.yaml",
+        "breast_cancer_788.yaml",
+        "copd_9004.yaml",
+        "ever_smokers_9005.yaml",
+        "smoking_status_recorded_9006.yaml",
+        "type2_diabetes_503.yaml",
+        "women_genetic_test_9003.yaml",
+    ]
     ids = sorted(load_cohort(BUNDLED / n).cohort_definition_id for n in names)
-    assert ids == [503, 788, 9001]
+    assert ids == [503, 788, 9001, 9002, 9003, 9004, 9005, 9006]
 
 
 def test_yaml_form_matches_its_circe_translation(con):

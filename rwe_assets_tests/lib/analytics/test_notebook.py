@@ -33,6 +33,8 @@ def test_notebook_runs_end_to_end_on_the_published_file(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "opened read-only" in run.stdout
     assert "[P][R] Type 2 diabetes mellitus - 15 persons" in run.stdout
-    assert "log-rank p = " in run.stdout
-    assert (tmp_path / "km_first_hour.png").read_bytes()[:4] == b"\x89PNG"
+    assert "brca_breast_cancer: log-rank p = " in run.stdout
+    assert "smoking_copd: log-rank p = " in run.stdout
+    for name in ("brca_breast_cancer", "smoking_copd"):
+        assert (tmp_path / f"km_first_hour_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert hashlib.sha256(published.read_bytes()).hexdigest() == before  # read-only: unchanged

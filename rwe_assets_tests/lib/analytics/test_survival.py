@@ -177,14 +177,27 @@ def test_survival_frame_censors_at_last_observation_and_uses_age(con, tmp_path):
 
 
 def study_population(con, persons: int = 60) -> None:
-    """Women born 1950-1979 observed 2000-2020; every third carries BRCA1 c.5266dupC (tested 2001);
-    carriers get breast cancer in 2/3 of cases, others in 1/6; every fourth has type 2 diabetes."""
+    """Women born 1950-1979 observed 2000-2020, all tested in 2001; every third carries BRCA1
+    c.5266dupC (Pathogenic); carriers get breast cancer in 2/3 of cases, others in 1/6; every fourth
+    has type 2 diabetes. Even ids smoke (former), odd ids never did; every fourth gets COPD, and
+    never smokers with id 10k + 1."""
     add(con, "target_gene", target_gene_id=1, hgnc_symbol="BRCA1")
     for pid in range(1, persons + 1):
         person(con, pid, [("2000-01-01", "2020-12-31")], year=1950 + pid % 30)
+        add(con, "specimen", specimen_id=pid, person_id=pid, specimen_date=D("2001-01-01"))
+        status = "Former smoker" if pid % 2 == 0 else "Never smoker"
+        add(
+            con,
+            "observation",
+            person_id=pid,
+            observation_concept_id=43054909,
+            observation_date=D("2002-01-01"),
+            value_as_string=status,
+        )
+        if pid % 4 == 0 or pid % 10 == 1:
+            add_condition(con, pid, 258780, f"{2004 + pid % 15}-05-01")
         carrier = pid % 3 == 0
         if carrier:
-            add(con, "specimen", specimen_id=pid, person_id=pid, specimen_date=D("2001-01-01"))
             fields = {
                 "chromosome": "chr17",
                 "position": 43057062,
@@ -201,6 +214,7 @@ def study_population(con, persons: int = 60) -> None:
                 **fields,
                 **hgvs,
             )
+            add(con, "variant_annotation", variant_occurrence_id=pid, variant_pathogeny="Pathogenic")
         if (carrier and pid % 2 == 0) or (carrier and pid % 5 == 0) or pid % 6 == 1:
             year = 2003 + pid % 17
             add_condition(con, pid, 4112853, f"{year}-03-01")
@@ -217,7 +231,7 @@ def add_condition(con, pid: int, concept: int, start: str) -> None:
     )
 
 
-def build_study(data_dir) -> dict:
+def build_study(data_dir, run_config: dict | None = None) -> dict:
     """A small CDM as warehouse/build.duckdb, with every bundled cohort and the survival asset run."""
     import dagster as dg
 
@@ -228,7 +242,9 @@ def build_study(data_dir) -> dict:
     built = tiny_cdm(data_dir / "warehouse" / "build.duckdb")
     study_population(built)
     built.close()
-    result = dg.materialize(cohort_assets, resources={"rwe": RweConfig(data_dir=str(data_dir))})
+    result = dg.materialize(
+        cohort_assets, resources={"rwe": RweConfig(data_dir=str(data_dir))}, run_config=run_config
+    )
     assert result.success
     metadata = {}
     for event in result.get_asset_materialization_events():
@@ -239,18 +255,30 @@ def build_study(data_dir) -> dict:
 
 def test_cohort_and_survival_assets_write_results_and_the_plot(tmp_path):
     metadata = build_study(tmp_path)
-    assert {"cohort_503", "cohort_788", "cohort_9001", "incidence_survival"} <= set(metadata)
+    assert {"cohort_503", "cohort_788", "cohort_9001", "cohort_9002", "incidence_survival"} <= set(metadata)
     assert metadata["cohort_9001"]["persons"].value == 20
+    assert metadata["cohort_9002"]["persons"].value == 20
+    assert (metadata["cohort_9003"]["persons"].value, metadata["cohort_9005"]["persons"].value) == (60, 30)
     survival = metadata["incidence_survival"]
-    assert survival["km_plot"].value.startswith("![brca1_breast_cancer](data:image/png;base64,")
-    assert (tmp_path / "warehouse" / "plots" / "km_brca1_breast_cancer.png").stat().st_size > 1000
+    for name in ("brca_breast_cancer", "smoking_copd"):
+        assert survival[f"km_plot_{name}"].value.startswith(f"![{name}](data:image/png;base64,")
+        assert (tmp_path / "warehouse" / "plots" / f"km_{name}.png").stat().st_size > 1000
+        assert survival[f"logrank_p_{name}"].value < 0.05
     con = duckdb.connect(str(tmp_path / "warehouse" / "build.duckdb"), read_only=True)
     ids = con.execute(
         "SELECT cohort_definition_id, count(*) FROM cdm.cohort GROUP BY 1 ORDER BY 1"
     ).fetchall()
-    assert [i for i, _ in ids] == [503, 788, 9001]
-    assert con.execute("SELECT count(*) FROM cdm.cohort_definition").fetchone() == (3,)
-    assert con.execute("SELECT count(*) FROM results.km_summary").fetchone() == (2,)
+    assert [i for i, _ in ids] == [503, 788, 9001, 9002, 9003, 9004, 9005, 9006]
+    assert con.execute("SELECT count(*) FROM cdm.cohort_definition").fetchone() == (8,)
+    summary = con.execute(
+        'SELECT analysis, "group", persons, events FROM results.km_summary ORDER BY 1, 2'
+    ).fetchall()
+    assert summary == [
+        ("brca_breast_cancer", "BRCA1/BRCA2 pathogenic variant carriers", 20, 12),  # 6k, 15, 45
+        ("brca_breast_cancer", "others in Women with a germline genetic test", 40, 10),  # ids 6k + 1
+        ("smoking_copd", "Ever smokers (current or former)", 30, 15),  # 4k
+        ("smoking_copd", "others in Persons with a recorded tobacco smoking status", 30, 6),  # 10k + 1
+    ]
     assert con.execute("SELECT count(*) FROM results.incidence_rate").fetchone()[0] > 0
 
 
@@ -276,3 +304,17 @@ def test_incidence_in_the_whole_population_uses_the_first_observation_period(con
     )  # person 7: 2010-01-01 to 12-31
     assert (total["persons"], total["outcomes"], total["prior_outcome_persons"]) == (7, 4, 0)
     assert total["person_years"] == pytest.approx(days / 365.25)
+
+
+def test_km_analyses_are_run_config(tmp_path):
+    """A configured list replaces the bundled analyses: here everyone observed (population 0), by
+    the c.5266dupC cohort (9001), followed from their first observation."""
+    custom = {"name": "custom", "outcome_cohort_id": 788, "group_cohort_id": 9001, "origin": "entry"}
+    config = {"ops": {"analytics__incidence_survival": {"config": {"km_analyses": [custom]}}}}
+    survival = build_study(tmp_path, config)["incidence_survival"]
+    assert [k for k in survival if k.startswith("km_plot_path_")] == ["km_plot_path_custom"]
+    con = duckdb.connect(str(tmp_path / "warehouse" / "build.duckdb"), read_only=True)
+    assert con.execute('SELECT "group", persons FROM results.km_summary ORDER BY 1').fetchall() == [
+        ("BRCA1 c.5266dupC carriers", 20),
+        ("others", 40),
+    ]
