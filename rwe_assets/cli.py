@@ -32,6 +32,9 @@ FAILED, REFUSED = 1, 2
 # Commands kept in their own module: name -> module with HELP, add_arguments(parser) and
 # run(settings, args) -> exit code. The module is imported only to parse and run its command.
 COMMAND_MODULES: dict[str, str] = {
+    "erase": "rwe_assets.lib.governance.erase",
+    "review": "rwe_assets.lib.linkage.review",
+    "rotate-key": "rwe_assets.lib.linkage.rotate",
     "extract": "rwe_assets.lib.governance.extract",
 }
 

@@ -28,7 +28,7 @@ from rwe_assets.lib.linkage import cluster, model, quality
 from rwe_assets.lib.linkage.keys import DEMO_KEY
 from rwe_assets.lib.linkage.tokens import BLOOM_COLUMNS, LIST_COLUMNS, TOKEN_COLUMNS, build_tokens
 
-__all__ = ["DEMO_KEY", "LinkageResult", "build_crosswalk", "link", "register_staged_persons"]
+__all__ = ["DEMO_KEY", "LinkageResult", "build_crosswalk", "link", "register_staged_persons", "tokenize"]
 
 WRITE_BATCH_ROWS = 200_000
 TABLES = ("tokens", "pairs", "person_crosswalk", "clerical_review", "person_history", "metrics")
@@ -90,15 +90,9 @@ def link(
     """retrain: fit the model again (then every pair is rescored); relink: rescore every pair with the
     kept model; truth_dir: ground truth for precision/recall/F1 (quality.register_generator_truth)."""
     linkage_dir = lake.table_path(lake_dir, "linkage")
-    build_tokens(con, key, today)
+    records = tokenize(con, key, today)
     model.term_frequencies(con, "lk_tokens")  # over every record of this run, old and new alike
     model.register_input(con, "lk_tokens")  # the Dice macro, also used by the household guard
-    con.execute(
-        f"ALTER TABLE lk_tokens ADD COLUMN fingerprint BIGINT DEFAULT NULL; UPDATE lk_tokens SET fingerprint = "
-        f"CAST('0x' || left(md5(concat_ws('|', sex, {', '.join(TOKEN_COLUMNS)}, "
-        f"{', '.join(f'list_sort({c})' for c in LIST_COLUMNS)}, {', '.join(BLOOM_COLUMNS)})), 15) AS BIGINT)"
-    )
-    records = con.execute("SELECT count(*) FROM lk_tokens").fetchone()[0]
     settings, trained_now = _model(con, linkage_dir, records, retrain)
     previous_tokens = lake.read_table(linkage_dir / "tokens", columns=["record_id", "fingerprint"])
     previous_pairs = lake.read_table(linkage_dir / "pairs")
@@ -120,6 +114,19 @@ def link(
     crosswalk = con.sql("SELECT * FROM lk_crosswalk").to_arrow_table()
     _write(con, linkage_dir, crosswalk, metrics)
     return LinkageResult(crosswalk, metrics, counts, trained_now)
+
+
+def tokenize(con: duckdb.DuckDBPyConnection, key: str, today: dt.date | None = None) -> int:
+    """TEMP TABLE lk_tokens from `person_pii` with each record's fingerprint (a hash of its
+    key-dependent tokens: a record is new to a run when its fingerprint was not seen); returns the
+    number of records. Also used by `rwe rotate-key` (rotate.py) to re-key the stored fingerprints."""
+    build_tokens(con, key, today)
+    con.execute(
+        f"ALTER TABLE lk_tokens ADD COLUMN fingerprint BIGINT DEFAULT NULL; UPDATE lk_tokens SET fingerprint = "
+        f"CAST('0x' || left(md5(concat_ws('|', sex, {', '.join(TOKEN_COLUMNS)}, "
+        f"{', '.join(f'list_sort({c})' for c in LIST_COLUMNS)}, {', '.join(BLOOM_COLUMNS)})), 15) AS BIGINT)"
+    )
+    return con.execute("SELECT count(*) FROM lk_tokens").fetchone()[0]
 
 
 def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, bool]:

@@ -4,7 +4,8 @@ For each source, the SQL files of its staging profile (`lib/sql/staging/<profile
 entity>.sql`) turn one raw entity into candidate rows of one canonical table. Each candidate carries
 the first validation rule it fails (`_failure`: reason code and field) or none. Then, over all sources:
 
-1. rows that fail a rule go to quarantine with their reason;
+1. rows that fail a rule go to quarantine with their reason, and every row of a person an erasure's
+   tombstone names goes there as 'ERASED_PERSON', its record key cleared (lib/governance/tombstone.py);
 2. each record's current version is chosen and older or withdrawn ones retired (lib/staging/lifecycle.py):
    versions of one key resolve to the latest ('DUPLICATE_IDENTICAL' and 'SUPERSEDED' merge, a
    differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
@@ -35,6 +36,7 @@ from deltalake import write_deltalake
 from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
+from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec
 from rwe_assets.lib.staging import deid
@@ -173,6 +175,7 @@ def build_staging(
     for source in registry:
         if source.staging_profile:
             raw_counts += _stage_source(con, lake_dir, source, current[source.name])
+    tombstone.refuse_erased(con, lake_dir)  # an erased person's records, whatever file: ERASED_PERSON
     redact_identifying_answers(con)
     redact_note_identifiers(con)
     create_batch_info(con, registry, current)

@@ -1,0 +1,149 @@
+"""Tombstones: keyed tokens of erased persons, which refuse any later record of theirs.
+
+A tombstone is HMAC-SHA256 with the linkage key over an identity of the person, never an identifier
+in clear: the source record (source system and source person id), the call name, family name and
+birth date, and the SSN with the birth date, each normalized by the linkage's own macros
+(lib/linkage/sql/normalize.sql), so a record sent again in any file, by any source that states the
+same identity, computes the same token. They are prefixed with "tombstone|", so no tombstone equals
+a linkage token. The table (<lake>/governance/tombstones) holds kind, token, erasure id and time.
+
+Staging is the earliest layer that can compute them (raw keeps each format's text; staging has every
+source's persons in one shape): lib/staging/build.py calls refuse_erased() after the candidates are
+read, and every candidate row of a matching person, in every table, is quarantined as ERASED_PERSON
+with its record key cleared, so the quarantine names no identifier of theirs and nothing of theirs
+reaches linkage or the CDM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from rwe_assets.lib import lake
+from rwe_assets.lib.linkage.tokens import key_pads, register_macros
+
+REASON = "ERASED_PERSON"
+TABLE = ("governance", "tombstones")
+SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("token", pa.string()),
+        ("erasure_id", pa.string()),
+        ("erased_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+# The identity fields a relation passed to tokens_sql() may hold; absent ones count as NULL.
+IDENTITY_COLUMNS = ("source_system", "source_person_id", "given_name", "family_name", "birth_date", "ssn")
+
+
+def tombstone_path(lake_dir: Path) -> Path:
+    return lake.table_path(lake_dir, *TABLE)
+
+
+def register(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """The linkage's normalization macros and tb_hmac(msg): HMAC-SHA256 hex with `key` (RFC 2104 pads
+    written in as constants; a macro takes no bound parameters)."""
+    register_macros(con)
+    inner, outer = key_pads(key)
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO tb_hmac(msg) AS sha256(unhex('{outer.hex()}') "
+        f"|| unhex(sha256(unhex('{inner.hex()}') || encode(msg))))"
+    )
+
+
+def tokens_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """SELECT source_system, source_person_id, kind, token for every record of `relation` (NULL tokens
+    left out: a record without an SSN gives no ssn_dob token). register() must have run."""
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+    columns = ", ".join(c if c in present else f"NULL::VARCHAR AS {c}" for c in IDENTITY_COLUMNS)
+    return f"""
+        WITH src AS (SELECT {columns} FROM {relation}),
+        norm AS (
+            SELECT source_system, source_person_id, lk_first_word(given_name) AS given,
+                   lk_name(family_name) AS family, lk_date(birth_date, current_date) AS dob, lk_ssn(ssn) AS ssn
+            FROM src WHERE source_system IS NOT NULL AND source_person_id IS NOT NULL
+        ),
+        kinds AS (
+            SELECT source_system, source_person_id, 'record' AS kind,
+                   'record|' || source_system || '|' || source_person_id AS msg FROM norm
+            UNION ALL
+            SELECT source_system, source_person_id, 'name_dob', 'name_dob|' || given || '|' || family || '|' || dob
+            FROM norm WHERE given IS NOT NULL AND family IS NOT NULL AND dob IS NOT NULL
+            UNION ALL
+            SELECT source_system, source_person_id, 'ssn_dob', 'ssn_dob|' || ssn || '|' || dob
+            FROM norm WHERE ssn IS NOT NULL AND dob IS NOT NULL
+        )
+        SELECT source_system, source_person_id, kind, tb_hmac('tombstone|' || msg) AS token FROM kinds
+    """
+
+
+def add(lake_dir: Path, tokens: pa.Table, erasure_id: str) -> int:
+    """Append the distinct (kind, token) pairs of `tokens` not yet held; returns how many were new."""
+    held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token"])
+    seen = set(zip(*(held.column(c).to_pylist() for c in ("kind", "token")), strict=True)) if held else set()
+    pairs = sorted(set(zip(*(tokens.column(c).to_pylist() for c in ("kind", "token")), strict=True)) - seen)
+    if not pairs:
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    rows = pa.table(
+        {
+            "kind": [k for k, _ in pairs],
+            "token": [t for _, t in pairs],
+            "erasure_id": [erasure_id] * len(pairs),
+            "erased_at": [now] * len(pairs),
+        },
+        schema=SCHEMA,
+    )
+    write_deltalake(str(tombstone_path(lake_dir)), rows, mode="append")
+    return len(pairs)
+
+
+def refuse_erased(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str | None = None) -> int:
+    """Quarantine (REASON) every staging candidate of a person a tombstone names: candidates of tables
+    cand_<name> with a source_person_id, matched by source system and source person id to a record of
+    cand_person_pii or cand_person_source whose token is held. Returns the persons refused."""
+    held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token"])
+    if held is None or held.num_rows == 0:
+        return 0
+    register(con, key or _lake_key(lake_dir))
+    con.register("tb_held", held)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW tb_records AS SELECT * FROM cand_person_pii "
+        "UNION ALL BY NAME SELECT source_system, source_person_id FROM cand_person_source"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE tb_refused AS SELECT DISTINCT source_system, source_person_id "
+        f"FROM ({tokens_sql(con, 'tb_records')}) t SEMI JOIN tb_held h USING (kind, token)"
+    )
+    tables = [
+        name.removeprefix("cand_")
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE table_name LIKE 'cand\\_%' ESCAPE '\\' "
+            "AND column_name = 'source_person_id'"
+        ).fetchall()
+    ]
+    for table in tables:
+        con.execute(
+            f"UPDATE cand_{table} c SET _reason = '{REASON}', _reason_field = NULL, record_key = NULL "
+            "FROM tb_refused r WHERE c.source_system = r.source_system AND c.source_person_id = r.source_person_id"
+        )
+    con.unregister("tb_held")
+    return con.execute("SELECT count(*) FROM tb_refused").fetchone()[0]
+
+
+def tombstone_key(settings) -> str:
+    """The linkage key (the public demo key when none is set, as the linkage uses it for demo data)."""
+    from rwe_assets.lib.linkage.keys import DEMO_KEY
+
+    return settings.linkage_key or DEMO_KEY
+
+
+def _lake_key(lake_dir: Path) -> str:
+    """tombstone_key of the data directory holding `lake_dir`."""
+    from rwe_assets.settings import Settings
+
+    return tombstone_key(Settings.from_env(data_dir=Path(lake_dir).parent))
