@@ -11,14 +11,28 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from rwe_assets.lib.linkage.model import nickname_sql
+
 ACCEPT = 0.95
 REVIEW = 0.50
+# An automatic probabilistic match needs evidence beyond the names: the fields other than the names
+# (birth date, sex, SSN, licence/passport, contact, email) must on balance agree, by at least
+# MIN_OTHER_WEIGHT bits. Names alone, however rare (after the term-frequency adjustment a rare name
+# weighs 10 bits and more), were most false merges on a public historical register: near-empty
+# records ("5th bt." / "6th bt.", no date, no place) and one rare name with a birth year in common
+# but another birthplace. Such pairs go to review.
+MIN_OTHER_WEIGHT = 1.0
+OTHER_EVIDENCE = " + ".join(
+    f"coalesce(mw_{c}, 0)" for c in ("dob", "sex", "ssn", "identifier", "contact", "email")
+)
 DECISION_SQL = f"""WHEN rule IS NOT NULL THEN 'match'
-    WHEN match_probability >= {ACCEPT} AND NOT coalesce(household_conflict, false) THEN 'match'
+    WHEN match_probability >= {ACCEPT} AND NOT coalesce(household_conflict, false)
+         AND {OTHER_EVIDENCE} >= {MIN_OTHER_WEIGHT} THEN 'match'
     WHEN match_probability >= {REVIEW} THEN 'review' ELSE 'non_match'"""
-# Strong agreement: same SSN and birth date; or same call name (nicknames folded), family name, birth
-# date and sex with no conflicting SSN. Twins share surname, birth date and address but differ in
-# first name and SSN, so neither rule joins them.
+# Strong agreement: same SSN and birth date; or same call name, family name, birth date (not a
+# 1 January, possibly a year-only date: tokens.sql, k_name_dob) and sex with no conflicting SSN.
+# Twins share surname, birth date and address but differ in first name and SSN, so neither rule
+# joins them.
 DETERMINISTIC_RULES = {
     "ssn_dob": "l.k_ssn_dob = r.k_ssn_dob",
     "name_dob_sex": "l.k_name_dob = r.k_name_dob AND l.sex IS NOT DISTINCT FROM r.sex "
@@ -31,16 +45,30 @@ DETERMINISTIC_RULES = {
 # agreement as the model's comparison levels, so that a typo is not taken for another family member:
 # first names conflict unless equal, nicknames of one name, one edit apart (david/davdi), swapped with
 # the family name, or Dice >= 0.6; birth dates conflict when their years differ and they are neither
-# day/month swapped, one digit apart nor in neighbouring months; two different SSNs conflict.
+# day/month swapped, one digit apart nor in neighbouring months; full birth dates apart (DATES_APART)
+# conflict with different first names, or at one street or phone; two different SSNs conflict.
+# Two full birth dates, neither a typo of the other (not swapped, not one digit apart, not the same
+# or neighbouring months) nor a possible year-only 1 January: with different first names (even
+# nicknames of one name) that is two siblings of one birth year, not one person (Mary and Marie); at
+# one address or phone, even with one first name (two Robert McGees of one home born months apart).
+# A date with a day above 12 has no swapped form (NULL): that is "not swapped", not unknown.
+DATES_APART = """(l.t_dob <> r.t_dob AND l.t_dob IS DISTINCT FROM r.t_dob_swap AND NOT list_has_any(l.t_dob_digit, r.t_dob_digit)
+        AND l.t_ym <> r.t_ym AND NOT list_contains(l.t_ym_near, r.t_ym)
+        AND l.t_dob <> l.t_ydate AND r.t_dob <> r.t_ydate)"""
 HOUSEHOLD_CONFLICT = """(l.t_family = r.t_family OR l.t_street = r.t_street OR l.t_phone = r.t_phone
      OR l.t_email = r.t_email) AND (
-    (l.t_given <> r.t_given AND NOT list_has_any(l.t_given_forms, r.t_given_forms)
+    (l.t_given <> r.t_given AND NOT {nickname}
      AND NOT coalesce(list_contains(l.t_given_near, r.t_given), false)
      AND l.t_given IS DISTINCT FROM r.t_family AND l.t_family IS DISTINCT FROM r.t_given
      AND coalesce(lk_dice(l.bf_given, r.bf_given), 0) < 0.6)
     OR (l.t_yob <> r.t_yob AND l.t_dob IS DISTINCT FROM r.t_dob_swap
         AND NOT list_has_any(l.t_dob_digit, r.t_dob_digit) AND NOT list_contains(l.t_ym_near, r.t_ym))
-    OR l.t_ssn <> r.t_ssn)"""
+    OR (l.t_given <> r.t_given AND {dates_apart})
+    OR ((l.t_street = r.t_street OR l.t_phone = r.t_phone) AND {dates_apart})
+    OR l.t_ssn <> r.t_ssn)""".format(
+    nickname=nickname_sql("l.{}", "r.{}"),
+    dates_apart=DATES_APART,
+)
 
 
 def decide(con: duckdb.DuckDBPyConnection, decisions: pa.Table | None) -> None:
@@ -81,9 +109,41 @@ def _register_decisions(con, decisions: pa.Table | None) -> None:
         )
 
 
+def hold_bridges(con: duckdb.DuckDBPyConnection) -> int:
+    """A record without a birth year that matches records with one keeps only its best such link (highest
+    probability); its other probabilistic links to dated records go to review. Otherwise one record
+    without the distinguishing field joins two people: `william jones`, no date, matched a William
+    Jones born 1851 and one born 1858 (historical set). Returns the links held."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE lk_held AS
+        WITH mixed AS (
+            SELECT p.record_id_l, p.record_id_r,
+                   CASE WHEN l.t_yob IS NULL THEN p.record_id_l ELSE p.record_id_r END AS undated,
+                   p.match_probability
+            FROM lk_pairs p JOIN lk_tokens l ON l.record_id = p.record_id_l
+                            JOIN lk_tokens r ON r.record_id = p.record_id_r
+            WHERE p.decision = 'match' AND p.method = 'probabilistic' AND (l.t_yob IS NULL) <> (r.t_yob IS NULL)
+        ),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY undated ORDER BY match_probability DESC,
+                                         record_id_l, record_id_r) AS rank
+            FROM mixed
+        )
+        SELECT record_id_l, record_id_r FROM ranked WHERE rank > 1
+        """
+    )
+    con.execute(
+        "UPDATE lk_pairs SET decision = 'review' FROM lk_held h "
+        "WHERE lk_pairs.record_id_l = h.record_id_l AND lk_pairs.record_id_r = h.record_id_r"
+    )
+    return con.execute("SELECT count(*) FROM lk_held").fetchone()[0]
+
+
 def connected_components(con: duckdb.DuckDBPyConnection) -> int:
     """TEMP TABLE lk_cluster(record_id, cluster): cluster = the smallest record_id reachable through
     'match' edges of lk_pairs (label propagation; as many rounds as the longest chain). Returns rounds."""
+    hold_bridges(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE lk_edges AS SELECT record_id_l AS a, record_id_r AS b FROM lk_pairs "
         "WHERE decision = 'match' UNION ALL SELECT record_id_r, record_id_l FROM lk_pairs WHERE decision = 'match'"

@@ -9,7 +9,7 @@ on encoded fields. The prior match probability starts from the pairs the determi
 and is re-estimated from the scored pairs after training (refine_prior); both stay within
 prior_bounds(), so a first site without a single duplicate gets a small prior, never 0.
 
-A trained model weighs exact name and ZIP agreement by the frequency of the shared value (Splink's
+A trained model weighs exact name, ZIP and city agreement by the frequency of the shared value (Splink's
 term-frequency adjustment, frequencies counted by term_frequencies() over the whole run).
 
 The levels carry prior m/u values (documented in docs/linkage.md): EM starts from them and a
@@ -29,8 +29,10 @@ import numpy as np
 
 from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 
+log = logging.getLogger(__name__)
+
 # Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 4
+MODEL_VERSION = 5
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -78,6 +80,11 @@ BLOCKING_RULES = [
     "l.k_dob = r.k_dob",
     "l.k_family_city = r.k_family_city",
     "l.k_given_city = r.k_given_city",
+    "l.k_sdx_yob = r.k_sdx_yob",
+    "l.k_given_yob = r.k_given_yob",
+    "l.k_family_yob = r.k_family_yob",
+    "l.k_given_yob = r.k_family_yob",
+    "l.k_family_yob = r.k_given_yob",
     "l.t_zip = r.t_zip AND l.t_family = r.t_family",
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
@@ -87,9 +94,11 @@ PRIOR_MATCH_RULES = ["l.k_ssn_dob = r.k_ssn_dob", "l.k_name_dob = r.k_name_dob"]
 
 # Term-frequency adjusted columns: agreement on a value is weighed by how common that value is in the
 # population being linked (Splink's tf adjustment: the level's average u is replaced by the value's
-# frequency). Agreeing on "smith" says less than agreeing on "zbigniewska". tf_<column> is computed over
-# every record of the run (term_frequencies), so old and new records are weighed alike.
-TF_COLUMNS = ("t_given", "t_family", "t_zip")
+# frequency). Agreeing on "smith" says less than agreeing on "zbigniewska", on "london" less than on a
+# village (a birthplace field holding counties made "same city" a strong bridge between namesakes).
+# tf_<column> is computed over every record of the run (term_frequencies), so old and new records are
+# weighed alike.
+TF_COLUMNS = ("t_given", "t_family", "t_zip", "t_city")
 # Only a trained model is adjusted: its u comes from the same population the frequencies are counted
 # in. The prior u of an untrained model (fewer than MIN_RECORDS_TO_TRAIN records) is a guess for a
 # large population, and in a few hundred records every name is "common" (2 of 10 is 20 %): adjusted,
@@ -124,6 +133,21 @@ def _level(
     return level
 
 
+# One call name is the other's nickname (or the same): a direct relation in the list. Two names both
+# listed under a third (robert and william under "bill") are not related.
+def nickname_sql(left: str, right: str) -> str:
+    """SQL: the call names of records `left` and `right` (a column's prefix, or "" with the suffix
+    written as "{}_l") are the same or one is listed as the other's nickname."""
+
+    def col(side: str, name: str) -> str:
+        return side.format(name)
+
+    return (
+        f"(list_contains({col(left, 't_given_forms')}, {col(right, 't_given_first')}) "
+        f"OR list_contains({col(right, 't_given_forms')}, {col(left, 't_given_first')}))"
+    )
+
+
 def _name_comparison(name: str, col: str, cross: str, extra: list[dict], tf: bool) -> dict:
     return {
         "output_column_name": name,
@@ -156,7 +180,7 @@ def comparisons(tf: bool = True) -> list[dict]:
         "given",
         "t_given",
         "t_family",
-        [_level("list_has_any(t_given_forms_l, t_given_forms_r)", "same call name or nickname", 0.05, 0.004)],
+        [_level(nickname_sql("{}_l", "{}_r"), "same call name or nickname", 0.05, 0.004)],
         tf,
     )
     family = _name_comparison(
@@ -182,7 +206,17 @@ def comparisons(tf: bool = True) -> list[dict]:
         "comparison_levels": [
             # no year on one side: no information (a partial date, year or year-month, still compares)
             _level("t_yob_l IS NULL OR t_yob_r IS NULL", "null", null=True),
-            _level("t_dob_l = t_dob_r", "exact", 0.9, 0.0001),
+            _level("t_dob_l = t_dob_r AND t_dob_l <> t_ydate_l", "exact", 0.9, 0.0001),
+            # 1 January is what a year-only date becomes when stored as a date (historical registers
+            # write "born 1850" as 1850-01-01): agreement there, or with any date of the same year, is
+            # a level of its own whose weight EM fits (different people of one rare name and birth
+            # year "agreed exactly" on it).
+            _level(
+                "(t_dob_l = t_ydate_l OR t_dob_r = t_ydate_r) AND t_yob_l = t_yob_r",
+                "same year, one date on 1 January (possibly year only)",
+                0.03,
+                0.001,
+            ),
             _level("t_dob_l = t_dob_swap_r", "day and month swapped", 0.01, 0.00002),
             _level(
                 " OR ".join(f"t_dob_digit_l[{i}] = t_dob_digit_r[{i}]" for i in range(1, 9)),
@@ -221,7 +255,7 @@ def comparisons(tf: bool = True) -> list[dict]:
                 0.0005,
             ),
             _level("t_zip_l = t_zip_r", "same ZIP", 0.02, 0.02, tf="t_zip" if tf else None),
-            _level("t_city_l = t_city_r", "same city", 0.02, 0.03),
+            _level("t_city_l = t_city_r", "same city", 0.02, 0.03, tf="t_city" if tf else None),
             _level("ELSE", "else", 0.08, 0.948),
         ],
     }
@@ -405,7 +439,7 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
         # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
         cap = EM_MAX_PAIRS if records > EM_SAMPLE_ABOVE else None
         for rule in EM_BLOCKING_RULES:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=cap)
+            _em_round(linker, rule, cap)
     trained = linker.misc.save_model_to_json()
     for comparison in trained["comparisons"]:
         _floor(comparison["comparison_levels"])
@@ -413,6 +447,19 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     trained["provisional"] = provisional
     trained["model_version"] = MODEL_VERSION
     return trained
+
+
+def _em_round(linker, rule: str, cap: int | None) -> None:
+    """One EM round blocked on `rule`. On clean data a level reached only by non-matches (the "else"
+    of birth dates among records of one name) sees its m shrink geometrically until it underflows
+    to 0, which Splink refuses (ValueError); the round is then dropped and m keeps the values of the
+    rounds before (floored afterwards), rather than failing the run."""
+    try:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=cap)
+    except ValueError as error:
+        if "below the minimum allowed value" not in str(error):
+            raise
+        log.warning("linkage EM round blocked on %s dropped: an m probability underflowed to 0", rule)
 
 
 def refine_prior(

@@ -57,6 +57,7 @@ TOKEN_COLUMNS = (
     "t_dob_swap",
     "t_ym",
     "t_yob",
+    "t_ydate",
     "t_ssn",
     "t_licence",
     "t_passport",
@@ -84,10 +85,19 @@ LIST_COLUMNS = (
 NEAR_COLUMNS = ("t_given_near", "t_family_near")
 BLOOM_COLUMNS = tuple(f"bf_{field}" for field in BLOOM)
 # Blocking keys of one or two common fields (name only, Soundex + initial, birth date alone, a name
-# and the city): a key held by more than
+# and the city, Soundex or a name with the birth year): a key held by more than
 # BLOCK_KEY_CAP records of a run is set to NULL for all of them, so a common name cannot make a block
 # of thousands; like the near tokens they depend on the run and are left out of the fingerprint.
-CAPPED_COLUMNS = ("k_names", "k_sdx_init", "k_dob", "k_family_city", "k_given_city")
+CAPPED_COLUMNS = (
+    "k_names",
+    "k_sdx_init",
+    "k_dob",
+    "k_family_city",
+    "k_given_city",
+    "k_sdx_yob",
+    "k_given_yob",
+    "k_family_yob",
+)
 BLOCK_KEY_CAP = 30
 
 

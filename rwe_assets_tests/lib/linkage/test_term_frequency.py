@@ -70,8 +70,8 @@ def test_agreeing_on_a_rare_name_weighs_more_than_on_a_common_one(tmp_path):
 def test_frequencies_are_shares_of_the_records_holding_a_value():
     con = duckdb.connect()
     con.execute(
-        "CREATE TEMP TABLE lk_tokens AS SELECT * FROM (VALUES (1, 10, 7), (1, 10, NULL), (2, NULL, 7), (1, 11, 8)) "
-        "t(t_given, t_family, t_zip)"
+        "CREATE TEMP TABLE lk_tokens AS SELECT * FROM (VALUES (1, 10, 7, 5), (1, 10, NULL, 5), (2, NULL, 7, 5), "
+        "(1, 11, 8, 6)) t(t_given, t_family, t_zip, t_city)"
     )
     model.term_frequencies(con)
     given = dict(con.execute("SELECT t_given, tf_t_given FROM lk_tf_t_given").fetchall())
@@ -89,3 +89,5 @@ def test_name_and_zip_levels_carry_the_adjustment():
     assert levels[("given", "exact, or both names swapped")] == "t_given"
     assert levels[("family", "exact, or both names swapped")] == "t_family"
     assert levels[("contact", "same ZIP")] == "t_zip"
+    # a city shared by a county's records (historical set: "wales", "london") says less than a village
+    assert levels[("contact", "same city")] == "t_city"

@@ -15,12 +15,15 @@ WITH base AS (
         lk_soundex(lk_name(family_name)) AS family_sdx,
         lk_name(maiden_name) AS maiden,
         lk_date(birth_date, CAST($today AS DATE)) AS dob,
-        -- a partial birth date (staging keeps birth_year, birth_month when the full date is unknown)
-        CASE WHEN TRY_CAST(birth_year AS INTEGER) BETWEEN 1000 AND year(CAST($today AS DATE))
-             THEN TRY_CAST(birth_year AS INTEGER) END AS part_year,
-        CASE WHEN TRY_CAST(birth_year AS INTEGER) BETWEEN 1000 AND year(CAST($today AS DATE))
-              AND TRY_CAST(birth_month AS INTEGER) BETWEEN 1 AND 12 THEN TRY_CAST(birth_month AS INTEGER) END
-            AS part_month,
+        -- a partial birth date: staging keeps birth_year, birth_month when the full date is unknown;
+        -- an impossible ISO date (1837-01-00, 1849-17-28: no such day or month) still tells its year,
+        -- and its month when that is one (a valid date that is a placeholder is not read here)
+        coalesce(TRY_CAST(birth_year AS INTEGER), CASE WHEN TRY_CAST(birth_date AS DATE) IS NULL
+            THEN TRY_CAST(regexp_extract(CAST(birth_date AS VARCHAR), '^\s*(\d{4})-\d{2}-\d{2}\s*$', 1) AS INTEGER) END)
+            AS raw_year,
+        coalesce(TRY_CAST(birth_month AS INTEGER), CASE WHEN TRY_CAST(birth_date AS DATE) IS NULL
+            THEN TRY_CAST(regexp_extract(CAST(birth_date AS VARCHAR), '^\s*\d{4}-(\d{2})-\d{2}\s*$', 1) AS INTEGER) END)
+            AS raw_month,
         lk_sex(sex) AS sex,
         lk_ssn(ssn) AS ssn,
         lk_ident(drivers_license) AS licence,
@@ -39,7 +42,11 @@ forms AS (
     LEFT JOIN lk_forms f ON f.name = b.given_first
     GROUP BY b.given_first
 )
-SELECT base.*, forms.given_forms,
+SELECT base.* EXCLUDE (raw_year, raw_month),
+       CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) THEN raw_year END AS part_year,
+       CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) AND raw_month BETWEEN 1 AND 12
+            THEN raw_month END AS part_month,
+       forms.given_forms,
        coalesce(list_filter(forms.given_forms, n -> n <> base.given_first)[1], base.given_first) AS given_canon,
        nullif(maiden, family) AS other_family, lk_email_user(email) AS email_user
 FROM base LEFT JOIN forms USING (given_first)

@@ -7,14 +7,17 @@
 -- their deletion neighbourhoods, lk_deletions), for the "one edit apart" levels. They depend on the
 -- other names present, so they are left out of the record's fingerprint; every run recomputes them.
 -- Birth dates: the date, the day/month-swapped date, the date with each of its eight digits masked
--- (position i of t_dob_digit: a one-digit typo there), year-month and the neighbouring months, year.
+-- (position i of t_dob_digit: a one-digit typo there), year-month and the neighbouring months, year;
+-- t_ydate, the token of 1 January of its year (a date equal to it may be a year-only date).
 -- Tokens of values that repeat (names, cities, ZIPs, dates) are computed once per distinct value.
 -- k_*: combinations for blocking and the deterministic rules, a 60-bit hash of the parts' keyed
 -- tokens (NULL when any part is missing): as secret as the tokens, without another HMAC per record.
 -- k_dob_init / k_dob_swap_init: birth date (or its day/month swap) with the call name's initial;
 -- k_names: call name (nicknames folded) and family name; k_sdx_init: Soundex of the family name and
 -- the call name's initial; k_dob: the birth date alone; k_family_city, k_given_city: one name and the
--- city. These are capped by frequency afterwards (tokens.py, cap_keys).
+-- city; k_sdx_yob: Soundex of the family name and the birth year; k_given_yob, k_family_yob: one name
+-- and the birth year (one hash for both fields, so a name in the other field still meets it). These
+-- are capped by frequency afterwards (tokens.py, cap_keys).
 CREATE OR REPLACE TEMP TABLE lk_tokens AS
 WITH names AS (
     SELECT kind, value, lk_hmac(kind || '|' || value) AS tok
@@ -53,7 +56,9 @@ dates AS (
         lk_hmac('ym|' || strftime(dob, '%Y-%m')) AS t_ym,
         [lk_hmac('ym|' || strftime(dob - INTERVAL 1 MONTH, '%Y-%m')),
          lk_hmac('ym|' || strftime(dob + INTERVAL 1 MONTH, '%Y-%m'))] AS t_ym_near,
-        lk_hmac('year|' || CAST(year(dob) AS VARCHAR)) AS t_yob
+        lk_hmac('year|' || CAST(year(dob) AS VARCHAR)) AS t_yob,
+        -- the token of 1 January of the date's year: t_dob = t_ydate marks a possibly year-only date
+        lk_hmac('dob|' || strftime(dob, '%Y') || '-01-01') AS t_ydate
     FROM (SELECT DISTINCT dob FROM lk_normalized WHERE dob IS NOT NULL)
 ),
 record AS (
@@ -61,7 +66,7 @@ record AS (
         n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
         g.tok AS t_given, f.t_given_first, f.t_given_forms, ng.toks AS t_given_near,
         fa.tok AS t_family, nf.toks AS t_family_near, m.tok AS t_maiden,
-        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym_near,
+        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym_near, d.t_ydate,
         -- a partial birth date gives year-month and year tokens (per record: they are rare)
         coalesce(d.t_ym, CASE WHEN n.dob IS NULL AND n.part_month IS NOT NULL
             THEN lk_hmac('ym|' || printf('%04d-%02d', n.part_year, n.part_month)) END) AS t_ym,
@@ -93,8 +98,10 @@ record AS (
 )
 SELECT
     r.* EXCLUDE (t_canon, t_family_sdx, t_given_init, street, email, given, family),
-    CASE WHEN t_canon IS NOT NULL AND t_family IS NOT NULL AND t_dob IS NOT NULL
-         THEN CAST(hash('k_name_dob', t_canon, t_family, t_dob) >> 4 AS BIGINT) END AS k_name_dob,
+    -- the deterministic name rule: the call name itself (a nickname list relates names that are not
+    -- one person's: robert and william share "bill"), never on a possibly year-only 1 January date
+    CASE WHEN t_given_first IS NOT NULL AND t_family IS NOT NULL AND t_dob IS NOT NULL AND t_dob <> t_ydate
+         THEN CAST(hash('k_name_dob', t_given_first, t_family, t_dob) >> 4 AS BIGINT) END AS k_name_dob,
     CASE WHEN t_ssn IS NOT NULL AND t_dob IS NOT NULL
          THEN CAST(hash('k_ssn_dob', t_ssn, t_dob) >> 4 AS BIGINT) END AS k_ssn_dob,
     CASE WHEN t_canon IS NOT NULL AND t_dob IS NOT NULL AND t_zip IS NOT NULL
@@ -115,6 +122,12 @@ SELECT
          THEN CAST(hash('k_family_city', t_family, t_city) >> 4 AS BIGINT) END AS k_family_city,
     CASE WHEN t_given IS NOT NULL AND t_city IS NOT NULL
          THEN CAST(hash('k_given_city', t_given, t_city) >> 4 AS BIGINT) END AS k_given_city,
+    CASE WHEN t_family_sdx IS NOT NULL AND t_yob IS NOT NULL
+         THEN CAST(hash('k_sdx_yob', t_family_sdx, t_yob) >> 4 AS BIGINT) END AS k_sdx_yob,
+    CASE WHEN t_given IS NOT NULL AND t_yob IS NOT NULL
+         THEN CAST(hash('k_name_yob1', t_given, t_yob) >> 4 AS BIGINT) END AS k_given_yob,
+    CASE WHEN t_family IS NOT NULL AND t_yob IS NOT NULL
+         THEN CAST(hash('k_name_yob1', t_family, t_yob) >> 4 AS BIGINT) END AS k_family_yob,
     bg.words AS bf_given,
     bf.words AS bf_family,
     bs.words AS bf_street,
