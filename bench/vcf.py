@@ -1,6 +1,6 @@
 """VCF raw-ingest throughput: rwe_assets' VCF ingest against a bare cyvcf2 loop over the same fields.
 
-    python bench/vcf.py [--records 1000000] [--samples 100] [--workdir DIR] [--keep]
+    python bench/vcf.py [--records 1000000] [--samples 100] [--workdir DIR] [--keep] [--cyvcf2-path]
 
 1. Writes a bgzipped multi-sample VCF 4.2 (--records x --samples; GT:AD:DP:GQ, biallelic SNVs on
    chr01..chr22, INFO with AC/AN/AF/GENE/HGVSC/CLNSIG; about 90% hom-ref, 8% het, 1.5% hom-alt, 0.5%
@@ -14,6 +14,8 @@
    b. rwe: rwe_assets.lib.raw_ingest.ingest_batch of the batch into a fresh lake (sha256 of the file,
       the same reading, Arrow batches with provenance, the Delta write of raw/lab/variant_call and
       raw/lab/vcf_header, the manifest row).
+   c. with --cyvcf2-path, b again with the reader's cyvcf2 path only (vcf_reader.TEXT_PATH_MIN_BYTES
+      raised above the file's size): the reader before its text path, for comparison.
    Each phase prints wall time, CPU time (user + system of the process, every thread), variant
    calls/s, records/s and peak RSS (VmRSS sampled every 20 ms during the phase), then the ratio
    rwe/bare of calls per second (goal: >= 0.80) and the same ratio for CPU time (bare CPU / rwe CPU).
@@ -36,6 +38,7 @@ import cyvcf2
 import numpy as np
 
 from rwe_assets.lib import lake
+from rwe_assets.lib.genomics import vcf_reader
 from rwe_assets.lib.genomics.vcf_reader import count_non_ref
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import load_registry
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the scratch dir")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    parser.add_argument("--cyvcf2-path", action="store_true", help="also time the reader's cyvcf2 path")
     args = parser.parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="rwe-bench-vcf-", dir=args.workdir))
     try:
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio rwe/bare calls per second: {bare[0] / rwe[0]:.2f} wall (goal >= 0.80), "
             f"{bare[4] / rwe[4]:.2f} CPU"
         )
+        if args.cyvcf2_path:
+            vcf_reader.TEXT_PATH_MIN_BYTES = size + 1
+            old = timed("cyvcf2", lambda: rwe_ingest(work_dir))
+            print(f"ratio cyvcf2 path/bare: {bare[0] / old[0]:.2f} wall, {bare[4] / old[4]:.2f} CPU")
         return 0
     finally:
         if not args.keep:

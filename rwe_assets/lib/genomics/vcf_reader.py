@@ -6,11 +6,17 @@ ALT allele number k >= 1 among the called alleles of GT gives one call. So 0/1 g
 1/1 one row, 1/2 two rows (k=1, k=2), a half call ./1 one row. Hom-ref (every called allele 0, e.g.
 0/0, 0, 0/.) and no-call (./., .) genotypes give none and are counted; a record without GT gives none.
 
-Memory is bounded by `batch_records`. Per record the loop only keeps the cyvcf2 record; every
-READ_RECORDS records, each field is read with one map over them (C-level getters, no Python frame
-per record) and INFO encoded to JSON in one map; per batch, the FORMAT and genotype arrays are
-stacked and the calls found with a few vectorized operations. Annotations (ANN, EFF, CSQ) stay in
-INFO as written: staging parses them.
+Two paths give the same rows, counts and errors (rwe_assets_tests/lib/genomics/test_vcf_text.py):
+- text VCFs (plain, gzip/BGZF) go through vcf_text, about TEXT_BLOCK_BYTES at a time: the block is
+  cut at its tabs with numpy, GT decoded from each cell's first bytes, DP/AD/GQ parsed for the call
+  cells only, and only CHROM..INFO of each line parsed by htslib (for INFO). htslib's full parse of
+  every sample's FORMAT values, which the calls do not need, is skipped.
+- from the first block vcf_text does not read exactly as htslib (see its docstring), and for BCF,
+  the cyvcf2 path: per record the loop only keeps the cyvcf2 record; every READ_RECORDS records each
+  field is read with one map over them (C-level getters), INFO encoded to JSON in one map; per batch
+  the FORMAT and genotype arrays are stacked.
+Both find the calls with the same vectorized step (_calls_table). Memory is bounded by
+`batch_records`. Annotations (ANN, EFF, CSQ) stay in INFO as written: staging parses them.
 
 Values: the text fields (CHROM, ID, REF, ALT, FILTER, INFO, FORMAT, the genotype as written, e.g.
 0|1) are text; POS, QUAL and the FORMAT integers DP, AD, GQ are kept as htslib parsed them (the header
@@ -32,6 +38,8 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import os
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +52,7 @@ import numpy as np
 import pyarrow as pa
 
 from rwe_assets.errors import InputFileError
-from rwe_assets.lib.genomics import bad_input
+from rwe_assets.lib.genomics import bad_input, vcf_text
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
 
 BATCH_RECORDS = 20_000
@@ -52,6 +60,13 @@ BATCH_RECORDS = 20_000
 # enough that htslib's freed records are reused (with 20,000 records held at once, reading the same
 # fields took 1.5x as long at 100 samples).
 READ_RECORDS = 64
+# Text per block of the text path (vcf_text), estimated from the sample count: its array passes then
+# run on data that stays in the CPU caches (at 100 samples, blocks of 1,000 lines took 0.7x the CPU
+# of blocks of 20,000 lines).
+TEXT_BLOCK_BYTES = 2_000_000
+# Files smaller than this on disk keep the cyvcf2 path: the text path's gain is in the records, and its
+# setup (a second open, htslib's sites-only header) is not worth it for a few hundred lines.
+TEXT_PATH_MIN_BYTES = 1 << 20
 _INT32_MISSING = -(2**31)  # htslib's bcf_int32_missing; bcf_int32_vector_end is one more
 _INT32_VECTOR_END = _INT32_MISSING + 1
 ALLELE_INDEX_OUT_OF_RANGE = "ALLELE_INDEX_OUT_OF_RANGE"
@@ -216,7 +231,10 @@ class _Declared:
 
     def check_formats(self, format_texts: list[str], keys_of: dict[str, list[str]]) -> None:
         """Counts the records per undeclared FORMAT key, once per distinct FORMAT text of the batch."""
-        for format_text, records in Counter(format_texts).items():
+        self.check_format_counts(Counter(format_texts), keys_of)
+
+    def check_format_counts(self, records_per_format: dict[str, int], keys_of: dict[str, list[str]]) -> None:
+        for format_text, records in records_per_format.items():
             undeclared = self._format_strings.get(format_text)
             if undeclared is None:
                 keys = keys_of[format_text]
@@ -264,7 +282,8 @@ def _as_integers(values: np.ndarray | None) -> np.ndarray | None:
 # --------------------------------------------------------------------------- one batch of records
 
 # Read through map() over a batch's records: C-level getters, no Python frame per record.
-_FIELDS = attrgetter("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTERS", "FORMAT")
+_SITE_FIELDS = attrgetter("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTERS")
+_FORMAT = attrgetter("FORMAT")
 _INFO = attrgetter("INFO")
 _GENOTYPE = attrgetter("genotype")
 _ARRAY = methodcaller("array")
@@ -300,12 +319,14 @@ def _format_integers(variants, format_texts, keys_of, key: str) -> list[np.ndarr
     return values
 
 
-def _read_batch(variants: list[cyvcf2.Variant], declared: _Declared) -> _RecordColumns:
-    """The columns of a few records (READ_RECORDS), each read with one map over the records."""
-    chrom, pos, ids, ref, alts, qual, filters, formats = map(list, zip(*map(_FIELDS, variants), strict=True))
+_TEXT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format")
+
+
+def _text_columns(variants: list, formats: list[list[str]], declared: _Declared) -> tuple[dict, list[int]]:
+    """The per-record text columns and ALT counts, each read with one map over the records."""
+    chrom, pos, ids, ref, alts, qual, filters = map(list, zip(*map(_SITE_FIELDS, variants), strict=True))
     format_texts = list(map(":".join, formats))
-    keys_of = dict(zip(format_texts, formats, strict=True))
-    declared.check_formats(format_texts, keys_of)
+    declared.check_formats(format_texts, dict(zip(format_texts, formats, strict=True)))
     text = {
         "chrom": chrom,
         "pos": pos,
@@ -317,9 +338,18 @@ def _read_batch(variants: list[cyvcf2.Variant], declared: _Declared) -> _RecordC
         "info": declared.info_json(list(map(dict, map(_INFO, variants)))),
         "format": format_texts,
     }
+    return text, list(map(len, alts))
+
+
+def _read_batch(variants: list[cyvcf2.Variant], declared: _Declared) -> _RecordColumns:
+    """The columns of a few records (READ_RECORDS), each read with one map over the records."""
+    formats = list(map(_FORMAT, variants))
+    text, alt_counts = _text_columns(variants, formats, declared)
+    format_texts = text["format"]
+    keys_of = dict(zip(format_texts, formats, strict=True))
     return _RecordColumns(
         text,
-        list(map(len, alts)),
+        alt_counts,
         _where_present(variants, format_texts, keys_of, "GT", _genotype_arrays),
         _format_integers(variants, format_texts, keys_of, "DP"),
         _format_integers(variants, format_texts, keys_of, "AD"),
@@ -495,9 +525,28 @@ def _set_aside_out_of_range(calls: _Calls, alt_counts, alleles, phase, first_rec
 
 def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, counts: VcfCounts):
     samples = len(header.samples)
-    alt_counts = np.array(columns.alt_counts, dtype=np.int32)
     alleles, phase = _alleles_and_phase(columns.genotypes, samples)
-    with_gt = np.array([g is not None for g in columns.genotypes])
+    with_gt = np.array([g is not None for g in columns.genotypes], dtype=bool)
+    has_ad = np.array([a is not None for a in columns.allele_depths], dtype=bool)
+
+    def values(calls: _Calls, alt_counts: np.ndarray):
+        return (
+            _format_column(columns.depth, calls, samples)[:, 0],
+            _format_column(columns.allele_depths, calls, samples),
+            has_ad[calls.record],
+            _format_column(columns.quality, calls, samples)[:, 0],
+        )
+
+    return _calls_table(
+        columns.text, columns.alt_counts, alleles, phase, with_gt, values, header, first_record, counts
+    )
+
+
+def _calls_table(text, alt_counts, alleles, phase, with_gt, values, header, first_record, counts):
+    """The call rows of a batch from its per-record text, its genotype block (records, samples,
+    ploidy) and `values(calls, alt_counts)` -> (DP, AD rows, has AD, GQ) of the calls."""
+    samples = len(header.samples)
+    alt_counts = np.array(alt_counts, dtype=np.int32)
     any_called = _any_allele(alleles, lambda a: a >= 0)  # records without GT hold only padding
     any_alt = _any_allele(alleles, lambda a: a > 0)
     counts.records_without_genotypes += int((~with_gt).sum())
@@ -507,6 +556,7 @@ def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, 
     calls = find_calls(alleles, max(int(alt_counts.max(initial=0)), int(alleles.max(initial=0))))
     calls = _set_aside_out_of_range(calls, alt_counts, alleles, phase, first_record, counts)
     counts.calls += len(calls.record)
+    depth, allele_depths, has_ad, quality = values(calls, alt_counts)
     record_take = pa.array(calls.record)
     arrays = {
         "record_number": pa.array(calls.record + first_record, pa.int64()),
@@ -515,21 +565,20 @@ def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, 
         "alt_index": pa.array(calls.allele, pa.int16()),
     }
     types = {f.name: f.type for f in CALL_FIELDS}
-    for name, values in columns.text.items():
+    for name in _TEXT_COLUMNS:
+        column = text[name]
+        if not isinstance(column, pa.Array):
+            column = pa.array(column, pa.string() if name in _DICTIONARY_COLUMNS else types[name])
         if name in _DICTIONARY_COLUMNS:
-            arrays[name] = _dictionary(pa.array(values, pa.string()), calls.record)
+            arrays[name] = _dictionary(column, calls.record)
         else:
-            arrays[name] = pa.array(values, types[name]).take(record_take)
+            arrays[name] = column.take(record_take)
     arrays["genotype"] = _genotype_text(
         alleles[calls.record, calls.sample], phase[calls.record, calls.sample]
     )
-    arrays["depth"] = _int_column(_format_column(columns.depth, calls, samples)[:, 0])
-    arrays["allele_depths"] = _allele_depth_column(
-        _format_column(columns.allele_depths, calls, samples),
-        alt_counts[calls.record],
-        np.array([a is not None for a in columns.allele_depths], dtype=bool)[calls.record],
-    )
-    arrays["genotype_quality"] = _int_column(_format_column(columns.quality, calls, samples)[:, 0])
+    arrays["depth"] = _int_column(depth)
+    arrays["allele_depths"] = _allele_depth_column(allele_depths, alt_counts[calls.record], has_ad)
+    arrays["genotype_quality"] = _int_column(quality)
     return pa.RecordBatch.from_arrays([arrays[f.name] for f in STREAM_FIELDS], schema=CALL_SCHEMA)
 
 
@@ -544,14 +593,25 @@ def call_batches(
     counts: VcfCounts,
     provenance: Callable[[np.ndarray], list[tuple[str, pa.Array]]] | None = None,
     batch_records: int = BATCH_RECORDS,
+    text_path: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of calls (CALL_SCHEMA, plus the columns `provenance(line_numbers)` returns).
 
-    A record htslib cannot parse, data that ends early, or any other failure while reading a record
-    raises InputFileError naming the line."""
-    columns, pending, first = _RecordColumns.empty(), [], 1
+    Text VCFs are read by the text fast path (vcf_text) block by block; from the first block it does
+    not read exactly, and for BCF, the cyvcf2 path reads the rest. A record htslib cannot parse, data
+    that ends early, or any other failure while reading a record raises InputFileError naming the line."""
+    done = 0
+    if _text_path_applies(path, header, text_path):
+        fast = _TextPath(path, vcf, header, counts, batch_records)
+        for batch in fast.batches():
+            yield _with_provenance(batch, header, provenance)
+        if fast.finished:
+            bad_input.check_bgzf_end(path, relative, header.line_count + counts.records)
+            return
+        done = counts.records
+    columns, pending, first = _RecordColumns.empty(), [], done + 1
     declared = _Declared(header, counts)
-    for variant in _records(path, relative, vcf, header, counts):
+    for variant in _records(path, relative, vcf, header, counts, skip=done):
         try:
             _add_record(pending, variant)
         except Exception as error:
@@ -571,6 +631,93 @@ def call_batches(
     if len(columns):
         yield _with_provenance(_checked_table(columns, header, first, counts, relative), header, provenance)
     bad_input.check_bgzf_end(path, relative, header.line_count + counts.records)
+
+
+def _text_path_applies(path: Path, header: VcfHeader, wanted: bool) -> bool:
+    if not wanted or not header.samples or path.stat().st_size < TEXT_PATH_MIN_BYTES:
+        return False
+    return not bad_input.is_bcf(path)
+
+
+class _TextPath:
+    """Batches from vcf_text blocks while they are eligible; `finished` tells whether the whole file
+    was read (else counts.records is where the cyvcf2 path takes over)."""
+
+    def __init__(self, path: Path, vcf: cyvcf2.VCF, header: VcfHeader, counts: VcfCounts, batch_records: int):
+        self.path, self.header, self.counts = path, header, counts
+        self.block_lines = batch_records
+        self.sites = cyvcf2.Writer.from_string(os.devnull, _sites_only(vcf.raw_header))
+        self.finished = False
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            with vcf_text.open_text(self.path) as handle:
+                blocks = vcf_text.line_blocks(
+                    handle, self.header.line_count, self.block_lines, TEXT_BLOCK_BYTES
+                )
+                for data in blocks:
+                    batch = self._batch(data)
+                    if batch is None:
+                        return
+                    yield batch
+            self.finished = True
+        except (EOFError, OSError, zlib.error):  # damaged data: the cyvcf2 path names the line
+            return
+        finally:
+            self.sites.close()
+
+    def _batch(self, data: bytes) -> pa.RecordBatch | None:
+        """One block's calls, counted into self.counts only when the whole block is eligible."""
+        scratch = VcfCounts()
+        try:
+            block = vcf_text.parse_block(data, len(self.header.samples))
+            declared = _Declared(self.header, scratch)
+            variants = self._sites(block.sites)
+            declared.check_format_counts(
+                {
+                    text: int(n)
+                    for text, n in zip(block.formats, np.bincount(block.format_codes), strict=False)
+                },
+                {text: text.split(":") for text in block.formats},
+            )
+            text = dict(block.columns, info=declared.info_json(list(map(dict, map(_INFO, variants)))))
+            alt_counts = block.alt_counts
+            with_gt = np.ones(len(variants), dtype=bool)
+
+            def values(calls: _Calls, alt_counts: np.ndarray):
+                return vcf_text.call_values(block, calls.record, calls.sample, alt_counts)
+
+            batch = _calls_table(
+                text, alt_counts, block.alleles, block.phase, with_gt, values, self.header,
+                self.counts.records + 1, scratch,
+            )  # fmt: skip
+        except vcf_text.NotEligible:
+            return None
+        scratch.records = len(variants)
+        _merge(self.counts, scratch)
+        return batch
+
+    def _sites(self, sites: list[str]) -> list[cyvcf2.Variant]:
+        try:
+            return list(map(self.sites.variant_from_string, sites))
+        except Exception:  # cyvcf2 raises bare Exception: the cyvcf2 path reports it with its line
+            raise vcf_text.NotEligible("record") from None
+
+
+def _sites_only(raw_header: str) -> str:
+    """htslib's header with the #CHROM line cut after INFO: records of CHROM to INFO parse alone."""
+    lines = raw_header.rstrip("\n").split("\n")
+    lines[-1] = "\t".join(lines[-1].split("\t")[:8])
+    return "\n".join(lines) + "\n"
+
+
+def _merge(counts: VcfCounts, scratch: VcfCounts) -> None:
+    for name, value in scratch.__dict__.items():
+        if isinstance(value, int):
+            setattr(counts, name, getattr(counts, name) + value)
+    for name, n in scratch.undeclared.items():
+        counts.undeclared[name] = counts.undeclared.get(name, 0) + n
+    counts.out_of_range.extend(scratch.out_of_range)
 
 
 def _checked_table(columns: _RecordColumns, header: VcfHeader, first: int, counts: VcfCounts, relative: str):
@@ -602,18 +749,21 @@ def _first_failing(columns: _RecordColumns, header: VcfHeader) -> int:
     return 0
 
 
-def _records(path, relative, vcf, header, counts) -> Iterator[cyvcf2.Variant]:
-    iterator = iter(vcf)
+def _records(path, relative, vcf, header, counts, skip: int = 0) -> Iterator[cyvcf2.Variant]:
+    """The records after the first `skip` (already read and counted by the text path)."""
+    iterator, read = iter(vcf), 0
     while True:
         try:
             variant = next(iterator)
         except StopIteration:
             return
         except Exception as error:  # cyvcf2 raises bare Exception for a record htslib rejects
-            line = header.line_count + counts.records + 1
+            line = header.line_count + read + 1
             raise bad_input.record_error(path, relative, line, len(header.samples), error) from None
-        counts.records += 1
-        yield variant
+        read += 1
+        if read > skip:
+            counts.records += 1
+            yield variant
 
 
 def _with_provenance(batch: pa.RecordBatch, header: VcfHeader, provenance) -> pa.RecordBatch:
@@ -626,13 +776,18 @@ def _with_provenance(batch: pa.RecordBatch, header: VcfHeader, provenance) -> pa
     )
 
 
-def read_calls(path: Path, relative: str | None = None) -> tuple[pa.Table, VcfHeader, VcfCounts]:
-    """The whole file's calls as one table (for tests and small files)."""
+def read_calls(
+    path: Path, relative: str | None = None, batch_records: int = BATCH_RECORDS, text_path: bool = True
+) -> tuple[pa.Table, VcfHeader, VcfCounts]:
+    """The whole file's calls as one table (for tests and small files); text_path=False reads every
+    record with cyvcf2 (the reference the text path is tested against)."""
     relative = relative or Path(path).name
     vcf, header = open_vcf(Path(path), relative)
     counts = VcfCounts()
     try:
-        batches = list(call_batches(Path(path), relative, vcf, header, counts))
+        batches = list(
+            call_batches(Path(path), relative, vcf, header, counts, None, batch_records, text_path)
+        )
     finally:
         vcf.close()
     return pa.Table.from_batches(batches, schema=CALL_SCHEMA), header, counts
