@@ -7,31 +7,56 @@ Writes an Athena-layout folder with the bundled vocab/ rows plus synthetic fille
 - load: lib/vocabulary.load_vocabulary into a fresh CDM schema (what every build did before the store);
 - store (cold): ensure_vocabulary_store on a new digest (once per vocabulary version);
 - store (warm): ensure_vocabulary_store again (digest only: the files are hashed, not parsed);
-- copy: copy_vocabulary from the store into a fresh CDM schema (what every build does now).
+- copy: copy_vocabulary from the store into a fresh CDM schema (what every build did next);
+- start: start_from_store, a copy of the store's file (what every build does now).
+
+With --persons N it measures what the vocabulary's size costs a build instead: it generates N persons
+(seed 42), runs raw ingest, staging and linkage once, then builds the CDM and runs the DQD suite on
+the same lake with each vocabulary, one after the other in this process: a first build with the
+bundled vocab/ (it creates the persistent id maps, not compared; skipped when the lake of an earlier
+run is reused, whose id maps exist), then the bundled vocab/ and the Athena-size folder. Per vocabulary it prints the store load (cold, once per version),
+the CDM step (build_cdm, which copies the vocabulary from the store), the DQD suite, and the ratios
+Athena-size / bundled for the CDM step and DQD, with the CDM steps and DQD check types that grew most.
 
     python bench/vocabulary.py [--concepts 2000000] [--relationships 10000000] [--ancestors 10000000]
+                               [--persons 100000 [--workdir DIR] [--memory-limit 8GB] [--threads 2]]
+
+--workdir keeps the generated lake and the Athena-size folder there and reuses them on the next run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from rwe_assets.lib.cdm.build import build_cdm
 from rwe_assets.lib.cdm_spec import cdm_ddl
+from rwe_assets.lib.genomics.staging import stage_genomics_sources
+from rwe_assets.lib.landing import list_batches
+from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register_staged_persons
+from rwe_assets.lib.quality.dqd import run_checks
+from rwe_assets.lib.raw_ingest import ingest_batch
+from rwe_assets.lib.sources import load_registry
+from rwe_assets.lib.staging.build import build_staging, staging_connection
 from rwe_assets.lib.vocabulary import (
     VOCABULARY_TABLES,
     copy_vocabulary,
     ensure_vocabulary_store,
     load_vocabulary,
+    start_from_store,
     vocabulary_file,
 )
 from rwe_assets.settings import REPO_DIR
+from rwe_assets.synthetic import generate
 
 FILLER_BASE = 2_000_000_000  # above every real OMOP concept id
 
@@ -104,12 +129,7 @@ def bare_parse(folder: Path) -> int:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concepts", type=int, default=2_000_000)
-    parser.add_argument("--relationships", type=int, default=10_000_000)
-    parser.add_argument("--ancestors", type=int, default=10_000_000)
-    args = parser.parse_args()
+def vocabulary_only(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rwe_vocab_bench_") as tmp:
         folder = Path(tmp) / "athena"
         started = time.perf_counter()
@@ -121,11 +141,160 @@ def main() -> None:
         timed("store (cold)", lambda: ensure_vocabulary_store(folder, Path(tmp) / "stores").created)
         timed("store (warm)", lambda: ensure_vocabulary_store(folder, Path(tmp) / "stores").created)
         store = ensure_vocabulary_store(folder, Path(tmp) / "stores")
-        copy = timed("copy (new)", lambda: sum(copy_vocabulary(fresh_cdm(), store.path).values()))
+        copy = timed("copy (old)", lambda: sum(copy_vocabulary(fresh_cdm(), store.path).values()))
+        start = timed("start (now)", lambda: start_from_store(store, Path(tmp) / "build.duckdb"))
         print(
-            f"\nper build: load {load:.1f} s -> copy {copy:.1f} s; load / bare parse = {load / bare:.2f}x, "
-            f"copy / bare parse = {copy / bare:.2f}x"
+            f"\nper build: load {load:.1f} s -> copy {copy:.1f} s -> start {start:.2f} s; "
+            f"load / bare parse = {load / bare:.2f}x, copy / bare parse = {copy / bare:.2f}x"
         )
+
+
+# --------------------------------------------------------------------------- --persons: a build per vocabulary
+
+
+def prepare_lake(work: Path, persons: int, memory_limit: str, threads: int) -> tuple[Path, bool]:
+    """Generate, ingest, stage and link `persons` once (reused when `work` already holds them).
+    Returns the lake and whether it was reused."""
+    lake_dir, done = work / "lake", work / "lake.ready"
+    if done.exists():
+        print(f"reusing the linked lake in {lake_dir}")
+        return lake_dir, True
+    shutil.rmtree(work / "generated", ignore_errors=True)
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    started = time.perf_counter()
+    landing = work / "generated" / "landing"
+    generate(work / "generated", persons, seed=42)
+    registry = load_registry()
+    for source in registry:
+        for batch in list_batches(landing, source.name)[0]:
+            ingest_batch(lake_dir, landing, source, batch.batch_id)
+    with staging_connection(memory_limit, threads) as con:
+        build_staging(lake_dir, registry, con)
+    stage_genomics_sources(lake_dir, registry)
+    with staging_connection(memory_limit, threads) as con:
+        register_staged_persons(con, lake_dir)
+        build_crosswalk(con, lake_dir, DEMO_KEY)
+    done.touch()
+    print(
+        f"generated, ingested, staged and linked {persons:,} persons in {time.perf_counter() - started:.0f} s"
+    )
+    return lake_dir, False
+
+
+@dataclass
+class BuildTimes:
+    label: str
+    store: float
+    store_created: bool
+    cdm: float
+    dqd: float
+    steps: dict[str, float]
+    checks: dict[str, float]  # DQD seconds per check type
+    dqd_failed: int
+
+
+def build_and_check(label: str, lake_dir: Path, vocab: Path, warehouse: Path, args) -> BuildTimes:
+    """Store load (timed apart), then the CDM step and the DQD suite with that vocabulary."""
+    (warehouse / "build.duckdb").unlink(missing_ok=True)
+    started = time.perf_counter()
+    store = ensure_vocabulary_store(vocab, warehouse / "vocabulary")
+    load = time.perf_counter() - started
+    print(f"[{label}] CDM build ...", flush=True)
+    started = time.perf_counter()
+    report = build_cdm(lake_dir, vocab, warehouse, memory_limit=args.memory_limit, threads=args.threads)
+    cdm = time.perf_counter() - started
+    print(f"[{label}] DQD ...", flush=True)
+    dqd, results = run_dqd(warehouse, args)
+    checks: dict[str, float] = defaultdict(float)
+    for result in results:
+        checks[result.check_name] += result.execution_seconds
+    failed = sum(r.failed or r.is_error for r in results)
+    return BuildTimes(label, load, store.created, cdm, dqd, report.step_seconds, dict(checks), failed)
+
+
+def run_dqd(warehouse: Path, args) -> tuple[float, list]:
+    started = time.perf_counter()
+    with duckdb.connect(str(warehouse / "build.duckdb")) as con:
+        con.execute(f"SET memory_limit = '{args.memory_limit}'")
+        con.execute(f"SET threads = {int(args.threads)}")
+        results = run_checks(con, "cdm", "results", run_id="bench")
+    return time.perf_counter() - started, results
+
+
+def print_comparison(bundled: BuildTimes, athena: BuildTimes, first: BuildTimes | None) -> None:
+    if first is not None and first.store_created:  # the first build loaded the bundled store: its cold load
+        bundled.store, bundled.store_created = first.store, True
+    print(f"\n{'':26} {'bundled':>10} {'Athena-size':>12} {'ratio':>7}")
+    for name, a, b in (
+        ("vocabulary store load", bundled.store, athena.store),
+        ("CDM step", bundled.cdm, athena.cdm),
+        ("DQD (best of --dqd-runs)", bundled.dqd, athena.dqd),
+    ):
+        print(f"{name:<26} {a:9.1f}s {b:11.1f}s {b / a:6.2f}x")
+    first_note = (
+        ""
+        if first is None
+        else f"first build (creates id maps): CDM {first.cdm:.1f} s, DQD {first.dqd:.1f} s; "
+    )
+    print(
+        f"(store loads: bundled {'cold' if bundled.store_created else 'warm, reused'}, Athena-size "
+        f"{'cold' if athena.store_created else 'warm, reused'}; {first_note}failed or error DQD checks "
+        f"{bundled.dqd_failed} bundled, {athena.dqd_failed} Athena-size)"
+    )
+    for title, a, b in (
+        ("CDM steps", bundled.steps, athena.steps),
+        ("DQD check types", bundled.checks, athena.checks),
+    ):
+        grown = sorted(a, key=lambda k: b.get(k, 0) - a[k], reverse=True)[:6]
+        print(f"\n{title} that grew most (bundled -> Athena-size, s):")
+        for key in grown:
+            print(f"  {key:<40} {a[key]:7.2f} -> {b.get(key, 0):7.2f}")
+
+
+def with_persons(args: argparse.Namespace) -> None:
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="rwe_vocab_bench_"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # in-memory DuckDB spills to ./.tmp: keep it in the scratch dir
+    print(f"work dir {work}; load average before {os.getloadavg()}")
+    folder = work / "athena"
+    if not (work / "athena.ready").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        write_athena_size(folder, args.concepts, args.relationships, args.ancestors)
+        (work / "athena.ready").touch()
+    lake_dir, reused = prepare_lake(
+        work / f"persons_{args.persons}", args.persons, args.memory_limit, args.threads
+    )
+    bundled_vocab, first = REPO_DIR / "vocab", None
+    if not reused:  # a new lake: the first build creates the id maps, which later builds only read
+        first = build_and_check("bundled, first", lake_dir, bundled_vocab, work / "warehouse_bundled", args)
+    bundled = build_and_check("bundled", lake_dir, bundled_vocab, work / "warehouse_bundled", args)
+    athena = build_and_check("Athena-size", lake_dir, folder, work / "warehouse_athena", args)
+    for _ in range(args.dqd_runs - 1):  # again, alternating: the machine's load varies between runs
+        for times, warehouse in ((bundled, "warehouse_bundled"), (athena, "warehouse_athena")):
+            times.dqd = min(times.dqd, run_dqd(work / warehouse, args)[0])
+    print(f"\n=== {args.persons:,} persons; load average after {os.getloadavg()} ===")
+    print_comparison(bundled, athena, first)
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concepts", type=int, default=2_000_000)
+    parser.add_argument("--relationships", type=int, default=10_000_000)
+    parser.add_argument("--ancestors", type=int, default=10_000_000)
+    parser.add_argument("--persons", type=int, help="time the CDM step and DQD at this population instead")
+    parser.add_argument("--workdir", type=Path, help="with --persons: keep and reuse the data here")
+    parser.add_argument("--memory-limit", default="8GB", help="DuckDB memory_limit (default 8GB)")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
+    parser.add_argument(
+        "--dqd-runs", type=int, default=3, help="with --persons: DQD runs per vocabulary (best)"
+    )
+    args = parser.parse_args()
+    if args.persons:
+        with_persons(args)
+    else:
+        vocabulary_only(args)
 
 
 if __name__ == "__main__":

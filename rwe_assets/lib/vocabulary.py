@@ -7,13 +7,20 @@ else changes. CPT-4 needs Athena's separate reconstitution step before it is in 
 
 Parsing a full download (about 2M concepts, 10M relationships, 10M ancestors) takes most of a
 minute, so the files are loaded once per content digest into a store (a DuckDB file named by the
-digest, written atomically) and every build copies the tables from it, which is a columnar copy.
+digest, written atomically) and every build starts as a copy of that file (`start_from_store`): the
+vocabulary arrives as stored blocks, no row is re-inserted or re-compressed. The digest of a file is
+remembered with its size and modification time (`digests.json` beside the stores), so an unchanged
+download is not re-read on every build. The DQD checks that read vocabulary tables only are run once,
+when the store is written, and recorded in it (lib/quality/dqd.py record_vocabulary_checks): a DQD run
+on the build reuses their outcomes instead of scanning the vocabulary again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +28,7 @@ import duckdb
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
+from rwe_assets.lib.quality.dqd import record_vocabulary_checks
 from rwe_assets.lib.sql_text import quote_literal
 
 VOCABULARY_TABLES = (
@@ -56,17 +64,45 @@ class VocabularyStore:
     created: bool  # False: an earlier load of the same files was reused
 
 
-def vocabulary_digest(vocab_dir: Path) -> str:
-    """sha256 over the name and content of every vocabulary table file of `vocab_dir`."""
+def vocabulary_digest(vocab_dir: Path, known: Path | None = None) -> str:
+    """sha256 over the name and content of every vocabulary table file of `vocab_dir`. `known`: a JSON
+    file of file digests by path, size and mtime, read and updated, so unchanged files are not re-read."""
+    remembered = _read_known(known)
     digest = hashlib.sha256()
     for table in VOCABULARY_TABLES:
         path = vocabulary_file(Path(vocab_dir), table)
         if path is None:
             continue
         digest.update(f"{table}\0".encode())
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(bytes.fromhex(_file_digest(path, remembered)))
+    if known is not None:
+        _write_known(known, remembered)
     return digest.hexdigest()
+
+
+def _file_digest(path: Path, remembered: dict[str, list]) -> str:
+    """The file's sha256, from `remembered` when its size and mtime (ns) are those recorded with it."""
+    stat = path.stat()
+    key = str(path.resolve())
+    if remembered.get(key, [None])[:2] == [stat.st_size, stat.st_mtime_ns]:
+        return remembered[key][2]
+    with path.open("rb") as handle:
+        value = hashlib.file_digest(handle, "sha256").hexdigest()
+    remembered[key] = [stat.st_size, stat.st_mtime_ns, value]
+    return value
+
+
+def _read_known(known: Path | None) -> dict[str, list]:
+    try:
+        return json.loads(known.read_text(encoding="utf-8")) if known is not None else {}
+    except (OSError, ValueError):  # absent or unreadable: every file is hashed again
+        return {}
+
+
+def _write_known(known: Path, remembered: dict[str, list]) -> None:
+    partial = known.with_name(f".{known.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(remembered, indent=1), encoding="utf-8")
+    os.replace(partial, known)  # atomic: a concurrent build reads the old or the new file, never half
 
 
 def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> VocabularyStore:
@@ -74,8 +110,8 @@ def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> 
     Keeps the `keep` most recently used stores (the previous one serves change reports)."""
     if not Path(vocab_dir).is_dir():
         raise ConfigError(f"RWE_VOCAB_DIR: expected a folder of Athena vocabulary files, found {vocab_dir}")
-    digest = vocabulary_digest(vocab_dir)
     store_dir.mkdir(parents=True, exist_ok=True)
+    digest = vocabulary_digest(vocab_dir, store_dir / "digests.json")
     path = store_dir / f"{digest[:16]}.duckdb"
     created = not path.exists()
     if created:
@@ -85,6 +121,7 @@ def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> 
             for statement in cdm_ddl("cdm", VOCABULARY_TABLES):
                 con.execute(statement)
             load_vocabulary(con, vocab_dir)
+            record_vocabulary_checks(con)  # DQD's vocabulary-only checks, once per version, not per build
             con.execute("CHECKPOINT")
         os.replace(partial, path)  # atomic: a concurrent or killed load never leaves half a store
     path.touch()  # most recently used
@@ -94,6 +131,13 @@ def ensure_vocabulary_store(vocab_dir: Path, store_dir: Path, keep: int = 2) -> 
         counts = {t: con.execute(f"SELECT count(*) FROM cdm.{t}").fetchone()[0] for t in VOCABULARY_TABLES}
         version = vocabulary_version(con)
     return VocabularyStore(path, digest, version, counts, created)
+
+
+def start_from_store(store: VocabularyStore, target: Path) -> None:
+    """Write `target` as a copy of the store's file: a new database whose `cdm` schema already holds the
+    vocabulary tables (created by the same DDL as the rest of the CDM, whose CREATE ... IF NOT EXISTS
+    then leaves them alone). A file copy, far cheaper than inserting millions of rows again."""
+    shutil.copyfile(store.path, target)
 
 
 def copy_vocabulary(con: duckdb.DuckDBPyConnection, store: Path, schema: str = "cdm") -> dict[str, int]:

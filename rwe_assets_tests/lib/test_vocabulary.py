@@ -1,13 +1,28 @@
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+
 import duckdb
 import pytest
 
 from rwe_assets import constants
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib.cdm_spec import cdm_ddl
-from rwe_assets.lib.vocabulary import load_vocabulary, vocabulary_version
+from rwe_assets.lib.quality import dqd
+from rwe_assets.lib.vocabulary import (
+    VOCABULARY_TABLES,
+    ensure_vocabulary_store,
+    load_vocabulary,
+    start_from_store,
+    vocabulary_digest,
+    vocabulary_version,
+)
 from rwe_assets.settings import REPO_DIR
+from rwe_assets_tests.lib.cdm.small_cdm import build as small_build
+from rwe_assets_tests.lib.staging import test_lifecycle as lifecycle
+from rwe_assets_tests.lib.staging.test_build import synthea_registry
 
 
 @pytest.fixture
@@ -62,3 +77,68 @@ def test_missing_or_malformed_vocabulary_is_a_clear_error(con, tmp_path):
     (tmp_path / "VOCABULARY.csv").write_text("vocabulary_id\n")
     with pytest.raises(ConfigError, match=r"CONCEPT\.csv line 1: expected columns domain_id"):
         load_vocabulary(con, tmp_path)
+
+
+def test_an_unchanged_download_is_not_read_again_and_a_changed_one_is(tmp_path, monkeypatch):
+    folder, known = tmp_path / "vocab", tmp_path / "stores" / "digests.json"
+    shutil.copytree(REPO_DIR / "vocab", folder)
+    store = ensure_vocabulary_store(folder, tmp_path / "stores")
+    assert store.digest == vocabulary_digest(folder)  # remembering changes no digest (nor store name)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged vocabulary file was read again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hashlib, "file_digest", no_reading)
+        assert vocabulary_digest(folder, known) == store.digest
+    concept = folder / "CONCEPT.csv"
+    lines = concept.read_text(encoding="utf-8").splitlines(keepends=True)
+    concept.write_text("".join(lines[:-1] + [lines[-1].replace("\t", "\tx", 1)]), encoding="utf-8")
+    os.utime(concept, ns=(concept.stat().st_atime_ns, concept.stat().st_mtime_ns + 1))
+    changed = vocabulary_digest(folder, known)
+    assert changed != store.digest and changed == vocabulary_digest(folder)
+
+
+def test_the_build_starts_from_the_store_and_holds_exactly_its_vocabulary(tmp_path):
+    cdm = small_build(tmp_path, synthea_registry(), "site", [lifecycle.SYNTHEA_V1])
+    (store,) = (tmp_path / "warehouse" / "vocabulary").glob("*.duckdb")
+    with duckdb.connect(str(cdm), read_only=True) as con:
+        con.execute(f"ATTACH '{store}' AS store (READ_ONLY)")
+        for table in VOCABULARY_TABLES:
+            built, stored = (
+                con.execute(f"SELECT count(*), bit_xor(hash(t)) FROM {db}cdm.{table} AS t").fetchone()
+                for db in ("", "store.")
+            )
+            assert built == stored, table
+        assert con.execute("SELECT count(*) FROM cdm.concept").fetchone()[0] > 1000
+
+
+def test_the_vocabulary_checks_run_once_per_version_and_give_what_a_full_run_gives(tmp_path, monkeypatch):
+    store = ensure_vocabulary_store(REPO_DIR / "vocab", tmp_path / "stores")
+    executed: list[int] = []
+    real = dqd._execute_all
+
+    def counting(con, plans):
+        executed.append(sum(isinstance(p, dqd._Plan) for p in plans))
+        return real(con, plans)
+
+    monkeypatch.setattr(dqd, "_execute_all", counting)
+
+    def outcomes(name: str, change: str | None = None, forget: bool = False):
+        start_from_store(store, tmp_path / name)
+        with duckdb.connect(str(tmp_path / name)) as con:
+            for sql in [change] * bool(change) + [f"DROP TABLE results.{dqd.VOCABULARY_RESULTS}"] * forget:
+                con.execute(sql)
+            results = dqd.run_checks(con, results_schema=None, checks=dqd.vocabulary_checks())
+        return {r.check_id: (r.status, r.num_violated_rows, r.num_denominator_rows) for r in results}
+
+    reused = outcomes("reused.duckdb")
+    assert executed.pop() == 0 and len(reused) > 150  # recorded when the store was written: none ran
+    assert outcomes("full.duckdb", forget=True) == reused
+    ran = executed.pop()
+    assert ran > 100
+    # A vocabulary changed after the store was written: the record does not hold, every check runs.
+    gone = "DELETE FROM cdm.concept WHERE concept_id = 8507"
+    changed = outcomes("changed.duckdb", gone)
+    assert executed.pop() == ran and changed != reused
+    assert outcomes("changed_full.duckdb", gone, forget=True) == changed

@@ -36,7 +36,12 @@ from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.publish import PUBLISHED
 from rwe_assets.lib.raw_ingest import read_manifest
 from rwe_assets.lib.sources import SourceRegistry, load_registry
-from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, copy_vocabulary, ensure_vocabulary_store
+from rwe_assets.lib.vocabulary import (
+    VOCABULARY_TABLES,
+    VocabularyStore,
+    ensure_vocabulary_store,
+    start_from_store,
+)
 
 _KEY = "source_system || '|' || {} AS natural_key"
 _PARAMETER = re.compile(r"\$([a-z_0-9]+)")
@@ -166,10 +171,12 @@ def build_cdm(
     final = warehouse_dir / "build.duckdb"
     work = warehouse_dir / "build.duckdb.partial"
     work.unlink(missing_ok=True)
+    store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
+    start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(con, lake_dir, vocab_dir, final, registry or load_registry())
+        report = _build(con, lake_dir, store, final, registry or load_registry())
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -198,14 +205,14 @@ class _Timer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-def _build(con, lake_dir: Path, vocab_dir: Path, final: Path, registry: SourceRegistry) -> CdmBuildReport:
+def _build(
+    con, lake_dir: Path, store: VocabularyStore, final: Path, registry: SourceRegistry
+) -> CdmBuildReport:
     timer = _Timer()
     with timer.step("ddl_and_vocabulary"):
         for statement in cdm_ddl("cdm"):
             con.execute(statement)
         con.execute("CREATE SCHEMA IF NOT EXISTS results")
-        store = ensure_vocabulary_store(vocab_dir, final.parent / "vocabulary")
-        copy_vocabulary(con, store.path)
         _register_inputs(con, lake_dir)
         _register_person_priority(con, registry)
     with timer.step("person_location_provider"):

@@ -28,7 +28,8 @@ Speed: every check is one aggregate query, and queries are grouped. Templates sh
 measureValueCompleteness, the record-completeness checks, plausible bounds, ...) are merged into one
 query per table, so each table is scanned once for all of them; light checks (cdmTable, cdmField and the
 concept-level ones) run 64 at a time in one UNION ALL; the rest (GROUP BY, anti-joins, joins to PERSON,
-DEATH, VISIT_OCCURRENCE) run one query each, which bounds memory. On a 10-million-row CDM with 2 threads
+DEATH, VISIT_OCCURRENCE) run one query each, which bounds memory. Checks that read vocabulary tables
+only are run once per vocabulary, when its store is written (``record_vocabulary_checks``), and reused. On a 10-million-row CDM with 2 threads
 the suite takes under a minute (docs/data-quality.md).
 
 Results go to ``<results_schema>.dq_check_results``: the table is created when missing, rows of the
@@ -248,7 +249,12 @@ def run_checks(
             plans.append(_plan(check, db))
         except NotApplicable as na:
             plans.append(na)
-    outcomes = _execute_all(con, plans)
+    keys = [_inline(p.sql, p.params) if isinstance(p, _Plan) else None for p in plans]
+    recorded = recorded_vocabulary_outcomes(con, db)  # checks of this vocabulary already run: not again
+    outcomes = _execute_all(
+        con, [NotApplicable("") if k in recorded else p for p, k in zip(plans, keys, strict=True)]
+    )
+    outcomes = [recorded.get(k, o) if k else o for k, o in zip(keys, outcomes, strict=True)]
 
     names = _concept_names(catalogue)
     results = [
@@ -382,6 +388,78 @@ def concept_value_checks(catalogue: DqdCatalogue | None = None) -> Iterator[DqdC
                     severity=check_type.severity,
                     params={name: row.values[name]},
                 )
+
+
+# --- checks of the vocabulary alone: run once per vocabulary --------------------------------------
+
+VOCABULARY_RESULTS = "dq_vocabulary_results"
+"""Table (schema ``results`` of the vocabulary's database) of the outcomes of ``vocabulary_checks``."""
+
+
+def vocabulary_checks(catalogue: DqdCatalogue | None = None) -> list[DqdCheck]:
+    """The applicable checks that read the rows of vocabulary tables only (CONCEPT, CONCEPT_RELATIONSHIP,
+    ...): their outcome is a property of the vocabulary, so the store runs them once per vocabulary
+    version (lib/vocabulary.py) instead of every DQD run scanning tens of millions of vocabulary rows.
+    cdmTable and cdmField are left out: they ask the database at hand (and are catalogue lookups)."""
+    spec = cdm_spec()
+
+    def vocabulary_only(check: DqdCheck) -> bool:
+        named = [check.table, *(v for k, v in check.params.items() if k.endswith("TableName"))]
+        rows = check.check_name not in _EXISTENCE_CHECKS
+        return rows and all(t in spec.table_names and spec.table(t).is_vocabulary for t in named)
+
+    return [c for c in applicable_checks(catalogue=catalogue) if vocabulary_only(c)]
+
+
+def record_vocabulary_checks(con: duckdb.DuckDBPyConnection, schema: str = "cdm") -> int:
+    """Run ``vocabulary_checks`` on the vocabulary in ``schema`` and keep their outcomes, keyed by the
+    query (values inlined) and valid for the vocabulary row counts seen, in ``results.<VOCABULARY_RESULTS>``
+    of the connection's database. Returns the checks recorded (errors are not: they run again)."""
+    results = run_checks(con, schema, None, run_id="vocabulary", checks=vocabulary_checks())
+    db = _Database.open(con, schema, schema, dt.date.today())
+    con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    con.execute(
+        f"CREATE OR REPLACE TABLE results.{VOCABULARY_RESULTS} (vocabulary_rows VARCHAR, sql VARCHAR, "
+        "num_violated_rows BIGINT, num_denominator_rows BIGINT)"
+    )
+    rows = [
+        (_vocabulary_rows(db), r.sql, r.num_violated_rows, r.num_denominator_rows)
+        for r in results
+        if r.sql is not None and not r.is_error
+    ]
+    if rows:
+        con.executemany(f"INSERT INTO results.{VOCABULARY_RESULTS} VALUES (?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def recorded_vocabulary_outcomes(con: duckdb.DuckDBPyConnection, db: _Database) -> dict[str, _Outcome]:
+    """Outcomes recorded by ``record_vocabulary_checks`` in the vocabulary's database, by query, when its
+    vocabulary tables still have the row counts they had then (else none: everything runs). A reused
+    outcome reports 0 execution seconds: nothing ran for it."""
+    found = con.execute(
+        "SELECT database_name FROM duckdb_tables() WHERE lower(database_name) = $c "
+        "AND schema_name = 'results' AND table_name = $t",
+        {"c": db.vocab.catalog, "t": VOCABULARY_RESULTS},
+    ).fetchone()
+    if found is None:
+        return {}
+    table = f"{quote_identifier(found[0])}.results.{VOCABULARY_RESULTS}"
+    rows = con.execute(
+        f"SELECT sql, num_violated_rows, num_denominator_rows FROM {table} WHERE vocabulary_rows = $rows",
+        {"rows": _vocabulary_rows(db)},
+    ).fetchall()
+    return {sql: _Outcome(violated, denominator) for sql, violated, denominator in rows}
+
+
+def _vocabulary_rows(db: _Database) -> str:
+    """Row counts of the vocabulary tables present, as JSON: what a recorded outcome is valid for."""
+    present = db.tables[(db.vocab.catalog, db.vocab.name)]
+    counts = {
+        t.name: _scalar(db.con, f"SELECT count(*) FROM {db.table(t.name)}")
+        for t in cdm_spec().tables
+        if t.is_vocabulary and t.name in present
+    }
+    return json.dumps(counts, sort_keys=True)
 
 
 # --- checks that cannot fail ------------------------------------------------------------------------

@@ -29,38 +29,45 @@
 -- concepts takes the lowest id (a row has one value), one that maps to nothing is 0 (and is reported,
 -- build.py _results); no value code, NULL.
 --
--- Two statements. The mapping is a property of the code, not of the row: it is computed once per
+-- The mapping is a property of the code, not of the row: it is computed once per
 -- distinct (vocabulary_id, code), event codes and value codes alike, into code_map (thousands of rows,
 -- not millions), then every staged event is read once and joined to code_map (for its code and its
 -- value code), its person and its visit. code_map being a table, DuckDB knows it is small and builds
 -- its hash tables on code_map, the crosswalk and the visits, never on the events.
+-- The distinct codes (event_code), then their source concepts (code_source) come first, as tables
+-- too: with a full vocabulary (millions of concepts and relationships) DuckDB must know that this side
+-- of each join is the small one, or it hashes CONCEPT or CONCEPT_RELATIONSHIP to find the rows in use.
+CREATE OR REPLACE TEMP TABLE event_code AS
+SELECT vocabulary_id, code, any_value(code_description) AS code_description
+FROM (
+    SELECT vocabulary_id, code, code_description FROM stg_event
+    UNION ALL
+    -- a value code's description is its display, staged in value_as_string
+    SELECT value_vocabulary_id, value_code, value_as_string FROM stg_event WHERE value_code IS NOT NULL
+)
+GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE code_source AS
+SELECT c.*, coalesce(sc.concept_id, 0) AS source_concept_id, sc.standard_concept AS source_standard
+FROM event_code c
+LEFT JOIN cdm.concept sc ON sc.vocabulary_id = c.vocabulary_id AND sc.concept_code = c.code;
+
 CREATE OR REPLACE TEMP TABLE code_map AS
-WITH codes AS (
-    SELECT vocabulary_id, code, any_value(code_description) AS code_description
-    FROM (
-        SELECT vocabulary_id, code, code_description FROM stg_event
-        UNION ALL
-        -- a value code's description is its display, staged in value_as_string
-        SELECT value_vocabulary_id, value_code, value_as_string FROM stg_event WHERE value_code IS NOT NULL
-    )
-    GROUP BY ALL
-),
-with_source AS (
-    SELECT c.*, coalesce(sc.concept_id, 0) AS source_concept_id, sc.standard_concept AS source_standard
-    FROM codes c
-    LEFT JOIN cdm.concept sc ON sc.vocabulary_id = c.vocabulary_id AND sc.concept_code = c.code
-),
+WITH with_source AS (SELECT * FROM code_source),
+-- Relationships of the source concepts in use only: a full vocabulary has millions of "Maps to" rows.
 maps_to AS (
     SELECT cr.concept_id_1, t.concept_id, t.domain_id, t.concept_class_id
     FROM cdm.concept_relationship cr
     JOIN cdm.concept t ON t.concept_id = cr.concept_id_2 AND t.standard_concept = 'S' AND t.invalid_reason IS NULL
     WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL
+      AND cr.concept_id_1 IN (SELECT source_concept_id FROM with_source)
 ),
 maps_to_value AS (  -- the value half of a pre-coordinated code (one per code: the lowest id)
     SELECT cr.concept_id_1, min(t.concept_id) AS concept_id
     FROM cdm.concept_relationship cr
     JOIN cdm.concept t ON t.concept_id = cr.concept_id_2 AND t.standard_concept = 'S' AND t.invalid_reason IS NULL
     WHERE cr.relationship_id = 'Maps to value' AND cr.invalid_reason IS NULL
+      AND cr.concept_id_1 IN (SELECT source_concept_id FROM with_source)
     GROUP BY cr.concept_id_1
 ),
 stcm AS (
@@ -81,8 +88,10 @@ SELECT s.vocabulary_id, s.code, s.code_description, s.source_concept_id,
 FROM with_source s
 LEFT JOIN maps_to m ON m.concept_id_1 = s.source_concept_id
 LEFT JOIN maps_to_value mv ON mv.concept_id_1 = s.source_concept_id
+-- The key is NULL (no match) unless the code is standard and unmapped: an equality, so a hash join; a
+-- condition on the left side alone made DuckDB compare every code with every concept.
 LEFT JOIN cdm.concept self
-    ON self.concept_id = s.source_concept_id AND s.source_standard = 'S' AND m.concept_id IS NULL
+    ON self.concept_id = CASE WHEN s.source_standard = 'S' AND m.concept_id IS NULL THEN s.source_concept_id END
 LEFT JOIN stcm st
     ON m.concept_id IS NULL AND self.concept_id IS NULL
    AND st.source_vocabulary_id = s.vocabulary_id AND st.source_code = s.code;

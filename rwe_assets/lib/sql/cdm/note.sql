@@ -9,17 +9,25 @@
 --   language_concept_id: English (4180186) when the loaded vocabulary holds those concepts, else 0.
 --   Staging decodes every note as UTF-8; the language is assumed, not detected (US Synthea notes).
 -- visit and provider: the visit's ids (visit_link), else the note's own author for the provider.
+-- The source concepts of the distinct note codes first, as a table: DuckDB then knows they are few and
+-- looks up only their relationships, not all of a full vocabulary's CONCEPT_RELATIONSHIP.
+CREATE OR REPLACE TEMP TABLE note_source AS
+SELECT c.vocabulary_id, c.code, sc.concept_id AS source_concept_id, sc.standard_concept
+FROM (SELECT DISTINCT vocabulary_id, code FROM stg_note) c
+LEFT JOIN cdm.concept sc ON sc.vocabulary_id = c.vocabulary_id AND sc.concept_code = c.code;
+
 INSERT INTO cdm.note BY NAME
 WITH source_concept AS (
-    SELECT n.*, sc.concept_id AS source_concept_id, sc.standard_concept
+    SELECT n.*, s.source_concept_id, s.standard_concept
     FROM stg_note n
-    LEFT JOIN cdm.concept sc ON sc.vocabulary_id = n.vocabulary_id AND sc.concept_code = n.code
+    JOIN note_source s ON s.vocabulary_id IS NOT DISTINCT FROM n.vocabulary_id AND s.code IS NOT DISTINCT FROM n.code
 ),
-maps_to AS (  -- one standard class per source concept (the lowest id if a code maps to several)
+maps_to AS (  -- one standard class per source concept in use (the lowest id if a code maps to several)
     SELECT cr.concept_id_1, min(t.concept_id) AS concept_id
     FROM cdm.concept_relationship cr
     JOIN cdm.concept t ON t.concept_id = cr.concept_id_2 AND t.standard_concept = 'S'
     WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL
+      AND cr.concept_id_1 IN (SELECT source_concept_id FROM note_source)
     GROUP BY cr.concept_id_1
 ),
 classed AS (
