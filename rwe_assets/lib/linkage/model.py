@@ -32,7 +32,7 @@ from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 log = logging.getLogger(__name__)
 
 # Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 5
+MODEL_VERSION = 6
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -41,6 +41,8 @@ EM_SAMPLE_ABOVE = 200_000
 SEED = 7
 M_FLOOR = 0.005
 PRIOR_ROUNDS = 200
+# Resolution of the Bayes factors refine_prior sums over (log2): a pair's odds move by at most 0.04 %.
+PRIOR_BIN_BITS = 0.001
 U_FLOOR = 1e-6
 # The prior never reaches 0 or 1 (its log odds are taken): at least MIN_MATCHES_PER_RECORD expected
 # matches per record (a first site without duplicates still expects some in later batches), at most
@@ -67,12 +69,13 @@ BLOCKING_RULES = [
     "l.t_family = r.t_family AND l.t_given_first = r.t_given_first AND l.t_yob = r.t_yob",
     "l.t_street = r.t_street AND l.t_given_first = r.t_given_first",
     "l.t_given = r.t_family AND l.t_family = r.t_given",
-    "l.t_family = r.t_family AND l.t_ym = r.t_ym",
-    "l.t_given = r.t_given AND l.t_ym = r.t_ym",
     # Passes that need no exact address or identifier, for records with a missing or mistyped birth
     # date or changed names: birth date (or its day/month swap) with the first initial; the name
-    # keys, birth date alone, a name with the city, all capped by frequency (tokens.BLOCK_KEY_CAP);
-    # postcode with family name.
+    # keys, birth date alone, a name with the city, a name with the birth year, postcode with family
+    # name, all capped by frequency (tokens.BLOCK_KEY_CAP). Uncapped, postcode with family name grew
+    # with the square of the population (146 M of 176 M pairs at 1 M generated records: a common
+    # name in a postcode is a block of hundreds). Passes that found almost no true pair no other pass
+    # finds were dropped (docs/linkage.md, "Blocking").
     "l.k_dob_init = r.k_dob_init",
     "l.k_dob_swap_init = r.k_dob_init",
     "l.k_names = r.k_names",
@@ -82,10 +85,9 @@ BLOCKING_RULES = [
     "l.k_given_city = r.k_given_city",
     "l.k_sdx_yob = r.k_sdx_yob",
     "l.k_given_yob = r.k_given_yob",
-    "l.k_family_yob = r.k_family_yob",
     "l.k_given_yob = r.k_family_yob",
     "l.k_family_yob = r.k_given_yob",
-    "l.t_zip = r.t_zip AND l.t_family = r.t_family",
+    "l.k_zip_family = r.k_zip_family",
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
 EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given_first = r.t_given_first"]
@@ -478,15 +480,21 @@ def refine_prior(
     if not settings.get("trained") or total <= 0:
         return settings
     low, high = prior_bounds(records)
-    # log2 Bayes factor of each pair = match_weight - prior weight used when scoring; read once, the
-    # fixed point is iterated in memory
+    # log2 Bayes factor of each pair = match_weight - prior weight used when scoring. Pairs are counted
+    # per Bayes factor rounded to PRIOR_BIN_BITS in DuckDB and the fixed point iterated over the bins:
+    # every pair's factor fetched into numpy is tens of millions of values at a million records, and
+    # the iteration makes several copies of it.
     bayes = f"(match_weight - {math.log2(old / (1 - old))})"
-    factors = con.execute(f"SELECT least({bayes}, 1000) AS b FROM {scored}").fetchnumpy()["b"]
+    bins = con.execute(
+        f"SELECT round(least({bayes}, 1000) / {PRIOR_BIN_BITS}) * {PRIOR_BIN_BITS} AS b, count(*) AS n "
+        f"FROM {scored} WHERE match_weight IS NOT NULL GROUP BY ALL"
+    ).fetchnumpy()
+    factors, counts = bins["b"], bins["n"].astype(np.float64)
     lam = old
     for _ in range(PRIOR_ROUNDS):
         # P(match | pair, lambda) = 1 / (1 + 2^-(log2 Bayes factor + log2 prior odds))
         posterior = 1 / (1 + np.exp2(-np.clip(factors + math.log2(lam / (1 - lam)), -1000, 1000)))
-        new = min(max(float(posterior.sum()) / total, low), high)
+        new = min(max(float(counts @ posterior) / total, low), high)
         converged = abs(new - lam) <= 1e-4 * lam
         lam = new
         if converged:

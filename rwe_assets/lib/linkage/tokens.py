@@ -85,7 +85,7 @@ LIST_COLUMNS = (
 NEAR_COLUMNS = ("t_given_near", "t_family_near")
 BLOOM_COLUMNS = tuple(f"bf_{field}" for field in BLOOM)
 # Blocking keys of one or two common fields (name only, Soundex + initial, birth date alone, a name
-# and the city, Soundex or a name with the birth year): a key held by more than
+# and the city, Soundex or a name with the birth year, postcode and family name): a key held by more than
 # BLOCK_KEY_CAP records of a run is set to NULL for all of them, so a common name cannot make a block
 # of thousands; like the near tokens they depend on the run and are left out of the fingerprint.
 CAPPED_COLUMNS = (
@@ -97,6 +97,7 @@ CAPPED_COLUMNS = (
     "k_sdx_yob",
     "k_given_yob",
     "k_family_yob",
+    "k_zip_family",
 )
 BLOCK_KEY_CAP = 30
 

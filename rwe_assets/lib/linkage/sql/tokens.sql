@@ -16,8 +16,9 @@
 -- k_names: call name (nicknames folded) and family name; k_sdx_init: Soundex of the family name and
 -- the call name's initial; k_dob: the birth date alone; k_family_city, k_given_city: one name and the
 -- city; k_sdx_yob: Soundex of the family name and the birth year; k_given_yob, k_family_yob: one name
--- and the birth year (one hash for both fields, so a name in the other field still meets it). These
--- are capped by frequency afterwards (tokens.py, cap_keys).
+-- and the birth year (one hash for both fields, so a name in the other field still meets it);
+-- k_zip_family: postcode and family name. These are capped by frequency afterwards (tokens.py,
+-- cap_keys).
 CREATE OR REPLACE TEMP TABLE lk_tokens AS
 WITH names AS (
     SELECT kind, value, lk_hmac(kind || '|' || value) AS tok
@@ -128,6 +129,8 @@ SELECT
          THEN CAST(hash('k_name_yob1', t_given, t_yob) >> 4 AS BIGINT) END AS k_given_yob,
     CASE WHEN t_family IS NOT NULL AND t_yob IS NOT NULL
          THEN CAST(hash('k_name_yob1', t_family, t_yob) >> 4 AS BIGINT) END AS k_family_yob,
+    CASE WHEN t_zip IS NOT NULL AND t_family IS NOT NULL
+         THEN CAST(hash('k_zip_family', t_zip, t_family) >> 4 AS BIGINT) END AS k_zip_family,
     bg.words AS bf_given,
     bf.words AS bf_family,
     bs.words AS bf_street,
