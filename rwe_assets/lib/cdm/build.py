@@ -170,7 +170,10 @@ def build_cdm(
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     final = warehouse_dir / "build.duckdb"
     work = warehouse_dir / "build.duckdb.partial"
-    work.unlink(missing_ok=True)
+    # A killed build leaves its file and its write-ahead log. Both go: the new file is a copy of the same
+    # vocabulary store, so DuckDB would take the old log for its own and replay the killed build's rows.
+    for leftover in (work, work.with_name(work.name + ".wal")):
+        leftover.unlink(missing_ok=True)
     store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
     start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
     con = duckdb.connect(str(work))
