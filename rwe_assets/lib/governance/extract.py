@@ -270,7 +270,8 @@ def write_extract(
         raise FileNotFoundError(f"{source} does not exist: publish the CDM first")
     check_min_cell_count(minimum)
     incoming = target.with_name(f".incoming-{target.name}")  # its catalog name is never a schema name
-    incoming.unlink(missing_ok=True)
+    for leftover in (incoming, incoming.with_name(incoming.name + ".wal")):  # what a killed extract left
+        leftover.unlink(missing_ok=True)
     try:
         with duckdb.connect(str(incoming)) as con:
             con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
