@@ -366,7 +366,7 @@ def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
         if "rows_added" in event.materialization.metadata
     )
     phase = Phase(f"raw {source.name}/{batch.batch_id}", "raw", added, time.monotonic() - started)
-    phase.errors = [message for _, message in _run_errors(result)]
+    phase.errors = [message for _, message in run_errors(result)]
     print(f"  {phase.name}: {'FAILED' if phase.errors else f'{added:,} rows added'} ({phase.seconds:.1f} s)")
     return phase
 
@@ -374,20 +374,12 @@ def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
 def _run_build(defs, instance, verbose: bool) -> list[Phase]:
     """The build job (staging and everything downstream) as one run, a progress line per step as it
     finishes (read from the run's event log by a watcher thread)."""
-    from rwe_assets.defs.jobs import cli_run_tags
-
     run_id = str(uuid.uuid4())
     print("  build: staging, linkage, CDM, quality checks, publish")
     with _StepWatcher(instance, run_id, warnings=not verbose) as watcher:
-        result = defs.resolve_job_def("build").execute_in_process(
-            run_config=_run_config(verbose),
-            instance=instance,
-            run_id=run_id,
-            raise_on_error=False,
-            tags=cli_run_tags(build=True),
-        )
+        result = execute_build(defs, instance, verbose, run_id)
     phases = watcher.phases()
-    errors = _run_errors(result)
+    errors = run_errors(result)
     if errors:  # step errors by step; a run failing outside any step goes to a phase of its own
         by_step = {phase.name: phase for phase in phases}
         for step, message in errors:
@@ -395,6 +387,20 @@ def _run_build(defs, instance, verbose: bool) -> list[Phase]:
         if not phases:
             phases = [Phase("build", "build", errors=[message for _, message in errors])]
     return phases
+
+
+def execute_build(defs, instance, verbose: bool = False, run_id: str | None = None):
+    """The build job in this process as `rwe ingest` runs it (its tags and run config); the result of
+    execute_in_process, which does not raise on a failed step (run_errors lists them)."""
+    from rwe_assets.defs.jobs import cli_run_tags
+
+    return defs.resolve_job_def("build").execute_in_process(
+        run_config=_run_config(verbose),
+        instance=instance,
+        run_id=run_id,
+        raise_on_error=False,
+        tags=cli_run_tags(build=True),
+    )
 
 
 # Build steps as the table names them; a step not listed keeps its own name.
@@ -473,7 +479,7 @@ class _StepWatcher:
             print(f"  {label}: {outcome} ({phase.seconds:.1f} s)", flush=True)
 
 
-def _run_errors(result) -> list[tuple[str, str]]:
+def run_errors(result) -> list[tuple[str, str]]:
     """(step, message) for every failed step, blocking check and run-level failure of a finished run."""
     errors = []
     for event in result.all_events:

@@ -156,7 +156,7 @@ def test_a_failed_run_reports_the_steps_own_message():
         reads_a_file()
         says_why()
 
-    errors = dict(cli._run_errors(failing.execute_in_process(raise_on_error=False)))
+    errors = dict(cli.run_errors(failing.execute_in_process(raise_on_error=False)))
     assert (
         errors["reads_a_file"]
         == "ValueError: landing/x/batch/patients.csv line 3: expected 25 columns, found 2"

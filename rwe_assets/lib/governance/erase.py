@@ -418,22 +418,16 @@ def _build() -> tuple[bool, list[str]]:
     a failure elsewhere (an analytics step) is reported, not fatal to the erasure."""
     import dagster as dg
 
-    from rwe_assets.cli import _run_config, _run_errors
+    from rwe_assets.cli import execute_build, run_errors
     from rwe_assets.definitions import defs
-    from rwe_assets.defs.jobs import cli_run_tags
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("build").execute_in_process(
-            run_config=_run_config(False),
-            instance=instance,
-            raise_on_error=False,
-            tags=cli_run_tags(build=True),
-        )
+        result = execute_build(defs, instance)
     published = any(
         event.event_type_value == "STEP_SUCCESS" and event.step_key == PUBLISH_STEP
         for event in result.all_events
     )
-    return published, [message for _, message in _run_errors(result)]
+    return published, [message for _, message in run_errors(result)]
 
 
 def _audit(settings, erasure: Erasure) -> None:
