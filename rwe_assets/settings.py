@@ -57,6 +57,7 @@ class Settings:
     data_dir: Path
     vocab_dir: Path
     linkage_key: str | None = None
+    tombstone_key: str | None = None  # RWE_TOMBSTONE_KEY; None: the linkage key (lib/linkage/keys.py)
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
@@ -74,6 +75,7 @@ class Settings:
             data_dir=data_dir,
             vocab_dir=Path(env.get("RWE_VOCAB_DIR", REPO_DIR / "vocab")).resolve(),
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
+            tombstone_key=env.get("RWE_TOMBSTONE_KEY") or None,
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),

@@ -31,7 +31,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     """An empty data directory as the only configuration: no key, no Dagster home set."""
     data = tmp_path / "data"
     monkeypatch.setenv("RWE_DATA_DIR", str(data))
-    for name in ("RWE_LINKAGE_KEY", "DAGSTER_HOME", "RWE_SOURCES_FILE"):
+    for name in ("RWE_LINKAGE_KEY", "RWE_TOMBSTONE_KEY", "DAGSTER_HOME", "RWE_SOURCES_FILE"):
         monkeypatch.delenv(name, raising=False)
     return data
 
@@ -66,7 +66,10 @@ def test_rwe_init_writes_an_owner_only_key_that_lifts_the_refusal(data_dir, caps
     assert env_file.stat().st_mode & 0o777 == 0o600
     key = Settings.from_env().linkage_key
     assert key and len(key) == 64 and key != DEMO_KEY
-    assert key not in capsys.readouterr().out  # never printed
+    tombstones = Settings.from_env().tombstone_key  # a key of its own, which a rotation never changes
+    assert tombstones and len(tombstones) == 64 and tombstones != key
+    out = capsys.readouterr().out
+    assert key not in out and tombstones not in out  # never printed
     assert cli.main(["init"]) == 0 and Settings.from_env().linkage_key == key  # kept, never replaced
     settings = Settings.from_env()
     assert check_before_ingest(settings, list_batches(settings.landing_dir, "ehr_site_a")[0]) is None

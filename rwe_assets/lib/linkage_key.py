@@ -15,7 +15,7 @@ the same question before anything is ingested, so the person gets the fix at the
 a file byte-identical to one of the bundled sample in data/sample/. For the lake the ingest manifest
 stands in for the files (its path and sha256), so no landed file needs to exist any more.
 
-`rwe init` writes a key: 32 random bytes from the secrets module (hex), into <data>/rwe.env with mode
+`rwe init` writes a key (and a tombstone key, lib/linkage/keys.tombstone_key): 32 random bytes from the secrets module (hex), into <data>/rwe.env with mode
 0600, which Settings.from_env reads (rwe_assets/settings.py).
 """
 
@@ -113,6 +113,8 @@ def write_new_key(settings: Settings) -> Path:
             "# rwe_assets settings (rwe_assets/settings.py); written by `rwe init`. Keep this file secret:\n"
             "# RWE_LINKAGE_KEY keys the linkage tokens. Changing it makes earlier tokens unmatchable.\n"
             f"RWE_LINKAGE_KEY={secrets.token_hex(KEY_BYTES)}\n"
+            "# RWE_TOMBSTONE_KEY keys erasure tombstones (`rwe erase`); it is never rotated.\n"
+            f"RWE_TOMBSTONE_KEY={secrets.token_hex(KEY_BYTES)}\n"
         )
     return settings.env_file
 

@@ -29,11 +29,10 @@ import duckdb
 from rwe_assets import constants
 from rwe_assets.lib import lake
 from rwe_assets.lib.cdm_spec import CDM_SCHEMA, CdmSpec, cdm_ddl, create_table_sql, load_cdm_spec
-from rwe_assets.lib.genomics.staging import SPECIMEN, VARIANT
+from rwe_assets.lib.genomics.staging import SOURCE_SYSTEM, SPECIMEN, VARIANT
 from rwe_assets.lib.id_map import assign_ids
 
 GCDM_TABLES = ("genomic_test", "target_gene", "variant_occurrence", "variant_annotation")
-SOURCE_SYSTEM = "lab"
 # SNOMED CT codes, looked up in the loaded vocabulary (never written as concept ids).
 SNOMED_GENETIC_TEST = "405824009"  # Genetic test (procedure)
 SNOMED_SPECIMEN = {"blood": "119297000", "saliva": "119342007"}  # Blood / Saliva specimen

@@ -47,10 +47,12 @@ from rwe_assets.errors import ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import annotations, normalize
 from rwe_assets.lib.genomics.header import VcfHeader, normalize_build, parse_header
+from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.raw_ingest import VCF_HEADER, Status, read_manifest
 
 CALL_ENTITY, MANIFEST_ENTITY = "variant_call", "sample_manifest"
 VARIANT, SPECIMEN = "variant", "specimen"
+SOURCE_SYSTEM = "lab"  # the source system of a sample manifest's SOURCE_PERSON_ID (the linkage crosswalk's)
 VARIANT_QUARANTINE, SPECIMEN_QUARANTINE = "variant_quarantine", "specimen_quarantine"
 
 _SITE_SCHEMA = pa.schema(
@@ -129,6 +131,7 @@ def stage_genomics(lake_dir: Path, source: str = "lab") -> StagingReport:
         con.register("genotype_kind", _genotypes(con))
         con.register("haploid_call", _haploid_calls(con))
         _vcf_files(con, source)
+        _refuse_erased(con, lake_dir)
         _stage_specimens(con)
         _stage_variants(con)
         report = _report(con, headers)
@@ -311,6 +314,16 @@ def _manifest_builds(con) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema([("written", pa.string()), ("build", pa.string())]))
 
 
+def _refuse_erased(con, lake_dir: Path) -> None:
+    """TEMP TABLE g_erased: the manifest's persons an erasure tombstone names (governance/tombstone.py).
+    Their specimens and calls are quarantined as ERASED_PERSON without the sample name."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW g_records AS SELECT DISTINCT '{SOURCE_SYSTEM}' AS source_system, "
+        "SOURCE_PERSON_ID AS source_person_id FROM raw_manifest"
+    )
+    tombstone.register_refused(con, lake_dir, "g_records", "g_erased")
+
+
 def _stage_specimens(con) -> None:
     """Sample identity: (batch, VCF_FILE, SAMPLE_ID) -> specimen -> person. A row's VCF_FILE (a path in
     the batch folder) names the VCF of its own batch with that path, else the latest earlier-ingested
@@ -356,6 +369,7 @@ def _stage_specimens(con) -> None:
             FROM resolved r
         )
         SELECT *,
+               SOURCE_PERSON_ID IN (SELECT source_person_id FROM g_erased) AS erased,
                row_number() OVER latest AS copy_rank,
                first_value(_batch_id) OVER latest AS latest_batch,
                min(SOURCE_PERSON_ID) OVER same_batch IS DISTINCT FROM max(SOURCE_PERSON_ID) OVER same_batch
@@ -369,6 +383,7 @@ def _stage_specimens(con) -> None:
         """
         CREATE TEMP TABLE specimen_checked AS
         SELECT *, CASE
+            WHEN erased THEN 'ERASED_PERSON'
             WHEN _batch_id <> latest_batch THEN 'DUPLICATE_SAMPLE_ID'
             WHEN person_conflict THEN 'SAMPLE_PERSON_CONFLICT'
             WHEN copy_rank > 1 THEN 'DUPLICATE_SAMPLE_ID'
@@ -379,9 +394,9 @@ def _stage_specimens(con) -> None:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE TEMP VIEW specimen_out AS
-        SELECT specimen_key, 'lab' AS source_system, SAMPLE_ID AS sample_id,
+        SELECT specimen_key, '{SOURCE_SYSTEM}' AS source_system, SAMPLE_ID AS sample_id,
                SOURCE_PERSON_ID AS source_person_id, SPECIMEN_TYPE AS specimen_type,
                specimen_date_parsed AS specimen_date, TEST_NAME AS test_name,
                coalesce(manifest_build, vcf_build, batch_vcf_build) AS genome_build,
@@ -395,8 +410,10 @@ def _stage_specimens(con) -> None:
         CREATE TEMP VIEW specimen_quarantine_out AS
         SELECT reason_code,
                CASE reason_code WHEN 'INVALID_DATE' THEN 'SPECIMEN_DATE'
-                                WHEN 'SAMPLE_PERSON_CONFLICT' THEN 'SOURCE_PERSON_ID' ELSE 'SAMPLE_ID' END AS field,
+                                WHEN 'SAMPLE_PERSON_CONFLICT' THEN 'SOURCE_PERSON_ID'
+                                WHEN 'ERASED_PERSON' THEN 'SOURCE_PERSON_ID' ELSE 'SAMPLE_ID' END AS field,
                CASE reason_code
+                   WHEN 'ERASED_PERSON' THEN 'an erasure tombstone names this person (rwe erase)'
                    WHEN 'DUPLICATE_SAMPLE_ID' THEN 'a later manifest row is for the same sample of the same VCF'
                    WHEN 'SAMPLE_PERSON_CONFLICT' THEN 'another manifest row of this batch gives this sample of '
                        || CASE WHEN vcf_source_file IS NOT NULL THEN vcf_source_file
@@ -406,8 +423,8 @@ def _stage_specimens(con) -> None:
                    WHEN 'INVALID_DATE' THEN 'expected a date YYYY-MM-DD'
                    ELSE 'the VCF named in VCF_FILE (' || vcf_source_file || ') has no column for this sample'
                END AS detail,
-               SAMPLE_ID AS sample_id, opt_vcf_file AS vcf_file, vcf_source_file,
-               _batch_id, _source_file, _file_sha256, _line_number
+               CASE WHEN reason_code <> 'ERASED_PERSON' THEN SAMPLE_ID END AS sample_id,
+               opt_vcf_file AS vcf_file, vcf_source_file, _batch_id, _source_file, _file_sha256, _line_number
         FROM specimen_checked WHERE reason_code IS NOT NULL
         """
     )
@@ -433,6 +450,8 @@ def _stage_variants(con) -> None:
                sp.SOURCE_PERSON_ID AS source_person_id, sp.specimen_key, f.vcf_build,
                coalesce(f.vcf_build, sp.manifest_build) AS effective_build,
                CASE
+                   WHEN ss.specimen_key IN (SELECT specimen_key FROM specimen_checked
+                                            WHERE reason_code = 'ERASED_PERSON') THEN 'ERASED_PERSON'
                    WHEN ss.specimen_key IN (SELECT specimen_key FROM specimen_checked
                                             WHERE reason_code = 'SAMPLE_PERSON_CONFLICT') THEN 'SAMPLE_PERSON_CONFLICT'
                    WHEN sp.specimen_key IS NULL THEN 'SAMPLE_NOT_IN_MANIFEST'
@@ -473,14 +492,15 @@ def _stage_variants(con) -> None:
                CASE reason_code WHEN 'UNKNOWN_CONTIG' THEN 'CHROM' WHEN 'BUILD_MISMATCH' THEN 'GENOME_BUILD'
                                 ELSE 'sample_id' END AS field,
                CASE reason_code
+                   WHEN 'ERASED_PERSON' THEN 'an erasure tombstone names the person of this sample (rwe erase)'
                    WHEN 'SAMPLE_PERSON_CONFLICT'
                        THEN 'the manifest gives this sample of this VCF two SOURCE_PERSON_IDs in one batch'
                    WHEN 'SAMPLE_NOT_IN_MANIFEST' THEN 'the sample column is not in any staged manifest row'
                    WHEN 'UNKNOWN_CONTIG' THEN 'CHROM is not among the header''s ##contig lines'
                    ELSE 'the VCF header''s genome build differs from the manifest''s GENOME_BUILD'
                END AS detail,
-               sample_id, record_number, sample_index, alt_index,
-               _batch_id, _source_file, _file_sha256, _line_number
+               CASE WHEN reason_code <> 'ERASED_PERSON' THEN sample_id END AS sample_id,
+               record_number, sample_index, alt_index, _batch_id, _source_file, _file_sha256, _line_number
         FROM call_checked WHERE reason_code IS NOT NULL
         """
     )

@@ -27,8 +27,6 @@ never renumbered.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 import time
 import uuid
@@ -37,11 +35,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.errors import RweError
 from rwe_assets.lib import lake
-from rwe_assets.lib.governance import tombstone
+from rwe_assets.lib.genomics.staging import SOURCE_SYSTEM as GENOMICS_SOURCE
+from rwe_assets.lib.governance import history, tombstone
+from rwe_assets.lib.linkage.keys import tombstone_key
 from rwe_assets.lib.raw_ingest import MANIFEST, QUARANTINE, VCF_HEADER
 
 HELP = (
@@ -49,7 +48,6 @@ HELP = (
     "CDM and Delta history, publish a new CDM, and refuse their records from now on (a keyed tombstone)"
 )
 LANDING_ACTION = "delete the landing copy: it holds rows of an erased person (erasure {})"
-NEW, OLD = ".erase-new", ".erase-old"  # siblings of a table while it is rewritten
 # Text columns searched for an id inside them (a FHIR reference, a quarantined line), not only equal.
 TEXT_COLUMNS = {"resource_json", "raw_text"}
 MIN_CONTAINED_ID = 8  # a shorter id could be anyone's value or text: its rows go by provenance only
@@ -80,18 +78,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="source system of the record (with --source-person-id)")
     parser.add_argument("--source-person-id", help="the person's id in that source")
     parser.add_argument("--person-id", type=int, help="the CDM person_id (all the person's records)")
+    parser.add_argument(
+        "--refused",
+        action="store_true",
+        help="no new person: remove the rows of erased persons sent again (staging refused them for a "
+        "tombstone) from raw and from Delta history",
+    )
 
 
 def run(settings, args: argparse.Namespace) -> int:
     by_record = args.source is not None or args.source_person_id is not None
-    if by_record == (args.person_id is not None) or (
+    if (by_record + (args.person_id is not None) + args.refused) != 1 or (
         by_record and not (args.source and args.source_person_id)
     ):
-        print("rwe erase: give --person-id, or --source and --source-person-id", file=sys.stderr)
+        print(
+            "rwe erase: give --person-id, or --source and --source-person-id, or --refused", file=sys.stderr
+        )
         return 2
     try:
         erasure = erase(
-            settings, person_id=args.person_id, source=args.source, source_person_id=args.source_person_id
+            settings,
+            person_id=args.person_id,
+            source=args.source,
+            source_person_id=args.source_person_id,
+            refused_only=args.refused,
         )
     except ErasureError as error:
         print(f"rwe erase: {error}", file=sys.stderr)
@@ -101,41 +111,54 @@ def run(settings, args: argparse.Namespace) -> int:
 
 
 def erase(
-    settings, *, person_id: int | None = None, source: str | None = None, source_person_id: str | None = None
+    settings,
+    *,
+    person_id: int | None = None,
+    source: str | None = None,
+    source_person_id: str | None = None,
+    refused_only: bool = False,
 ) -> Erasure:
     """Erase one person (see the module docstring); raises ErasureError before changing anything when
-    the person is not found."""
+    the person is not found. With refused_only, no person: only the rows staging refused for a
+    tombstone (erased persons sent again) go, the way they go with every erasure."""
     from rwe_assets.lib.lake_lock import lake_lock
 
     started = time.monotonic()
     lake_dir = settings.lake_dir
     with lake_lock(settings.data_dir, "rwe erase"):
-        _recover(lake_dir)
+        history.recover(lake_dir)
         con = duckdb.connect()
         con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
         erasure = Erasure(
-            uuid.uuid4().hex[:12], *_records(con, lake_dir, person_id, source, source_person_id)
+            uuid.uuid4().hex[:12],
+            *(
+                _no_records(con)
+                if refused_only
+                else _records(con, lake_dir, person_id, source, source_person_id)
+            ),
         )
-        tombstone.register(con, tombstone.tombstone_key(settings))
+        tombstone.register(con, tombstone_key(settings))
         tokens = _collect(con, lake_dir)  # first the refusal: a crash after it still keeps them out
         erasure.tombstones = tombstone.add(lake_dir, tokens, erasure.erasure_id)
         touched = _erase_raw(con, lake_dir, erasure)
         _mark_manifest(con, lake_dir, touched, erasure)
-        for layer in ("linkage", "ids"):
-            for path in _delta_tables(lake_dir / layer):
+        for layer in (
+            ("linkage", "ids") if erasure.person_id is not None else ()
+        ):  # refused rows never got there
+            for path in history.delta_tables(lake_dir / layer):
                 _count(
                     erasure,
                     lake_dir,
                     path,
-                    _rewrite(con, path, _lake_condition(con, path, erasure.person_id)),
+                    history.rewrite(con, path, _lake_condition(con, path, erasure.person_id)),
                 )
         con.close()
         erasure.phases["erase"] = time.monotonic() - started
         erasure.build_ok, erasure.build_errors = _build()
         erasure.phases["build"] = time.monotonic() - started - erasure.phases["erase"]
         for layer in LAKE_LAYERS:
-            for path in _delta_tables(lake_dir / layer):
-                _rewrite(None, path, None)
+            for path in history.delta_tables(lake_dir / layer):
+                history.rewrite(None, path, None)
                 erasure.tables_rewritten += 1
         erasure.phases["history"] = time.monotonic() - started - sum(erasure.phases.values())
         erasure.seconds = time.monotonic() - started
@@ -168,6 +191,13 @@ def _records(con, lake_dir: Path, person_id, source, source_person_id) -> tuple[
     return person_id, records
 
 
+def _no_records(con) -> tuple[None, int]:
+    con.execute(
+        "CREATE TEMP TABLE er_records (source_system VARCHAR, source_person_id VARCHAR, record_id VARCHAR)"
+    )
+    return None, 0
+
+
 def _collect(con, lake_dir: Path) -> pa.Table:
     """From staging, before anything changes: TEMP TABLES er_lines (file#line), er_keys (natural keys
     of the CDM id maps), er_ids (person-level ids); returns the person's tombstone tokens."""
@@ -178,7 +208,7 @@ def _collect(con, lake_dir: Path) -> pa.Table:
     )
     con.execute("CREATE TEMP TABLE er_keys (natural_key VARCHAR)")
     con.execute("CREATE TEMP TABLE er_ids AS SELECT DISTINCT source_person_id AS id FROM er_records")
-    for path in _delta_tables(lake_dir / "staging"):
+    for path in history.delta_tables(lake_dir / "staging"):
         columns = _columns(con, path)
         if "source_person_id" not in columns:
             continue
@@ -209,11 +239,30 @@ def _collect(con, lake_dir: Path) -> pa.Table:
                 "(SELECT (staging_table, source_system, record_key) FROM er_lines)"
                 + (f" OR reason_code = '{tombstone.REASON}'" if name == "_quarantine" else "")
             )  # rows staging refused for a tombstone (any erased person's record sent again) go too
+    _refused_genomics(con, lake_dir)
     register_staged_persons(con, lake_dir, "er_staged")
     con.execute(
         "CREATE TEMP VIEW er_identity AS SELECT * FROM er_staged SEMI JOIN er_records USING (source_system, source_person_id)"
     )
     return con.sql(tombstone.tokens_sql(con, "er_identity")).to_arrow_table()
+
+
+def _refused_genomics(con, lake_dir: Path) -> None:
+    """Genomics staging's ERASED_PERSON rows: the manifest lines into er_lines, and TEMP TABLE er_calls
+    (file, record, sample column) of the calls (a VCF line holds every sample: it cannot go by line)."""
+    con.execute(
+        "CREATE TEMP TABLE er_calls (_file_sha256 VARCHAR, record_number BIGINT, sample_index INTEGER)"
+    )
+    refused = f"WHERE reason_code = '{tombstone.REASON}'"
+    if lake.register_view(con, "er_t", lake.table_path(lake_dir, "staging", "specimen_quarantine")):
+        con.execute(
+            "INSERT INTO er_lines SELECT _source_file || '#' || _line_number, 'specimen', "
+            f"'{GENOMICS_SOURCE}', NULL FROM er_t {refused}"
+        )
+    if lake.register_view(con, "er_t", lake.table_path(lake_dir, "staging", "variant_quarantine")):
+        con.execute(
+            f"INSERT INTO er_calls SELECT _file_sha256, record_number, sample_index FROM er_t {refused}"
+        )
 
 
 def _erase_raw(con, lake_dir: Path, erasure: Erasure) -> dict[str, tuple[int, int]]:
@@ -226,7 +275,7 @@ def _erase_raw(con, lake_dir: Path, erasure: Erasure) -> dict[str, tuple[int, in
         ).fetchall()
     ]
     touched: dict[str, tuple[int, int]] = {}
-    paths = [p for s in sources for p in _delta_tables(lake.table_path(lake_dir, "raw", s))]
+    paths = [p for s in sources for p in history.delta_tables(lake.table_path(lake_dir, "raw", s))]
     for path in [*paths, lake.table_path(lake_dir, "raw", QUARANTINE)]:
         if not lake.exists(path):
             continue
@@ -234,7 +283,7 @@ def _erase_raw(con, lake_dir: Path, erasure: Erasure) -> dict[str, tuple[int, in
         condition = _raw_condition(con, path, sources if quarantine else None)
         # the header names every sample of the run: theirs is blanked, the line stays
         transform = _blank_samples(con) if path.name == VCF_HEADER else None
-        removed = _rewrite(con, path, condition, transform=transform)
+        removed = history.rewrite(con, path, condition, transform=transform)
         _count(erasure, lake_dir, path, removed)
         for sha, rows in removed.items():
             stored, quarantined = touched.get(sha, (0, 0))
@@ -247,6 +296,11 @@ def _raw_condition(con, path: Path, sources: list[str] | None) -> str:
     or an id inside a JSON or line text)."""
     columns = _columns(con, path)
     parts = ["(_source_file || '#' || _line_number) IN (SELECT line FROM er_lines)"]
+    if {"record_number", "sample_index"} <= set(columns):
+        parts.append(
+            "(_file_sha256, record_number, sample_index) IN "
+            "(SELECT (_file_sha256, record_number, sample_index) FROM er_calls)"
+        )
     text = [c for c, kind in columns.items() if kind == "VARCHAR" and not c.startswith("_")]
     if text:
         # a short id ('17') could equal anyone's value (a count, a code): those rows go by provenance only
@@ -300,75 +354,6 @@ def _lake_condition(con, path: Path, person_id: int) -> str | None:
     return " OR ".join(parts) or None
 
 
-def _rewrite(con, path: Path, condition: str | None, transform=None) -> dict[str, int]:
-    """Replace the Delta table at `path` by a fresh one (version 0, one commit) holding its current
-    rows except those matching `condition` (SQL over view er_t); returns rows removed per file sha256
-    ('' when the table has no _file_sha256). The old directory (every earlier commit and file) goes."""
-    table = lake.open_table(path)
-    if table is None:
-        return {}
-    dataset = table.to_pyarrow_dataset()
-    metadata = table.metadata()
-    removed: dict[str, int] = {}
-    own = con is None
-    con = con or duckdb.connect()
-    con.register("er_t", dataset)
-    if condition:
-        sha = "_file_sha256" if "_file_sha256" in dataset.schema.names else "''"
-        removed = dict(
-            con.execute(f"SELECT {sha}, count(*) FROM er_t WHERE {condition} GROUP BY ALL").fetchall()
-        )
-    if condition and not removed and transform is None:  # nothing of theirs: the table stays as it is
-        con.unregister("er_t")
-        return removed
-    select = "*"
-    params: list = []
-    if transform is not None:
-        expression, params = transform
-        select = f"* REPLACE ({expression} AS text)"
-    where = f"WHERE NOT coalesce({condition}, false)" if condition else ""
-    reader = con.execute(f"SELECT {select} FROM er_t {where}", params).fetch_record_batch(122_880)
-    _swap(path, _cast(reader, dataset.schema), metadata)
-    con.unregister("er_t")
-    if own:
-        con.close()
-    return removed
-
-
-def _cast(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
-    return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in reader))
-
-
-def _swap(path: Path, data: pa.RecordBatchReader, metadata) -> None:
-    """Write `data` as a new table beside `path`, then put it in its place and delete the old one. A
-    crash in between leaves a sibling that _recover() completes."""
-    new, old = path.with_name(path.name + NEW), path.with_name(path.name + OLD)
-    shutil.rmtree(new, ignore_errors=True)
-    write_deltalake(
-        str(new),
-        data,
-        mode="error",
-        partition_by=list(metadata.partition_columns) or None,
-        configuration=dict(metadata.configuration) or None,
-    )
-    os.replace(path, old)
-    os.replace(new, path)
-    shutil.rmtree(old)
-
-
-def _recover(lake_dir: Path) -> None:
-    """Finish what a crashed erasure left: a table moved aside with its fresh copy complete goes back
-    into place; an unfinished fresh copy is dropped."""
-    for old in sorted(lake_dir.rglob(f"*{OLD}")):
-        path = old.with_name(old.name.removesuffix(OLD))
-        new = path.with_name(path.name + NEW)
-        if not path.exists():
-            os.replace(new if lake.exists(new) else old, path)
-        shutil.rmtree(old, ignore_errors=True)
-    for new in sorted(lake_dir.rglob(f"*{NEW}")):
-        shutil.rmtree(new)
-
-
 def _mark_manifest(con, lake_dir: Path, touched: dict[str, tuple[int, int]], erasure: Erasure) -> None:
     """Rewrite the manifest (fresh) so it reconciles with what raw now holds: records_read, rows_stored
     and rows_quarantined of each file that lost rows go down by them, rows_erased says by how many (so
@@ -406,7 +391,7 @@ def _mark_manifest(con, lake_dir: Path, touched: dict[str, tuple[int, int]], era
         + [pa.field("rows_erased", pa.int64()), pa.field("landing_action", pa.string())]
     )
     data = relation.drop_columns(["_touched"]).cast(schema)
-    _swap(path, pa.RecordBatchReader.from_batches(schema, data.to_batches()), table.metadata())
+    history.swap(path, pa.RecordBatchReader.from_batches(schema, data.to_batches()), table.metadata())
 
 
 _CHANGED = ("records_read", "rows_stored", "rows_quarantined", "rows_erased", "landing_action")
@@ -451,12 +436,6 @@ def _count(erasure: Erasure, lake_dir: Path, path: Path, removed: dict[str, int]
     rows = sum(removed.values())
     if rows:
         erasure.rows_removed[path.relative_to(lake_dir).as_posix()] = rows
-
-
-def _delta_tables(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.parent for p in folder.rglob("_delta_log") if not p.parent.name.endswith((NEW, OLD)))
 
 
 def _columns(con, path: Path) -> dict[str, str]:

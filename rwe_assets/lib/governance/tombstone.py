@@ -1,17 +1,19 @@
 """Tombstones: keyed tokens of erased persons, which refuse any later record of theirs.
 
-A tombstone is HMAC-SHA256 with the linkage key over an identity of the person, never an identifier
-in clear: the source record (source system and source person id), the call name, family name and
-birth date, and the SSN with the birth date, each normalized by the linkage's own macros
-(lib/linkage/sql/normalize.sql), so a record sent again in any file, by any source that states the
-same identity, computes the same token. They are prefixed with "tombstone|", so no tombstone equals
-a linkage token. The table (<lake>/governance/tombstones) holds kind, token, erasure id and time.
+A tombstone is HMAC-SHA256 with the tombstone key (lib/linkage/keys.tombstone_key: RWE_TOMBSTONE_KEY,
+else the linkage key) over an identity of the person, never an identifier in clear: the source
+record (source system and source person id), the call name, family name and birth date, and the SSN
+with the birth date, each normalized by the linkage's own macros (lib/linkage/sql/normalize.sql), so a
+record sent again in any file, by any source that states the same identity, computes the same token.
+They are prefixed with "tombstone|", so no tombstone equals a linkage token. The table
+(<lake>/governance/tombstones) holds kind, token, erasure id and time.
 
 Staging is the earliest layer that can compute them (raw keeps each format's text; staging has every
 source's persons in one shape): lib/staging/build.py calls refuse_erased() after the candidates are
 read, and every candidate row of a matching person, in every table, is quarantined as ERASED_PERSON
 with its record key cleared, so the quarantine names no identifier of theirs and nothing of theirs
-reaches linkage or the CDM.
+reaches linkage or the CDM. Genomics staging, which runs after it, refuses the sample manifest's
+persons the same way (register_refused).
 """
 
 from __future__ import annotations
@@ -81,44 +83,74 @@ def tokens_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
     """
 
 
-def add(lake_dir: Path, tokens: pa.Table, erasure_id: str) -> int:
-    """Append the distinct (kind, token) pairs of `tokens` not yet held; returns how many were new."""
+def add(lake_dir: Path, tokens: pa.Table, erasure_id: str | None = None) -> int:
+    """Append the distinct (kind, token) pairs of `tokens` not yet held, under `erasure_id` or, when
+    None, each row's own erasure_id column; returns how many were new."""
     held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token"])
+    ids = [erasure_id] * tokens.num_rows if erasure_id else tokens.column("erasure_id").to_pylist()
+    rows = zip(tokens.column("kind").to_pylist(), tokens.column("token").to_pylist(), ids, strict=True)
     seen = set(zip(*(held.column(c).to_pylist() for c in ("kind", "token")), strict=True)) if held else set()
-    pairs = sorted(set(zip(*(tokens.column(c).to_pylist() for c in ("kind", "token")), strict=True)) - seen)
-    if not pairs:
+    new = {}
+    for kind, token, owner in rows:
+        if (kind, token) not in seen:
+            new.setdefault((kind, token), owner)
+    if not new:
         return 0
+    pairs = sorted(new)
     now = dt.datetime.now(dt.UTC)
-    rows = pa.table(
+    table = pa.table(
         {
             "kind": [k for k, _ in pairs],
             "token": [t for _, t in pairs],
-            "erasure_id": [erasure_id] * len(pairs),
+            "erasure_id": [new[p] for p in pairs],
             "erased_at": [now] * len(pairs),
         },
         schema=SCHEMA,
     )
-    write_deltalake(str(tombstone_path(lake_dir)), rows, mode="append")
+    write_deltalake(str(tombstone_path(lake_dir)), table, mode="append")
     return len(pairs)
+
+
+def register_refused(
+    con: duckdb.DuckDBPyConnection, lake_dir: Path, relation: str, name: str, key: str | None = None
+) -> int:
+    """TEMP TABLE `name`(source_system, source_person_id, erasure_id): the records of `relation` whose
+    record or identity a tombstone holds. A record refused for its identity alone (an erased person
+    sent again under a new id) is remembered by a 'record' tombstone of its own, so layers that see
+    only the record (genomics' sample manifest) refuse it too. Returns the records refused."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} "
+        "(source_system VARCHAR, source_person_id VARCHAR, erasure_id VARCHAR)"
+    )
+    held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token", "erasure_id"])
+    if held is None or held.num_rows == 0:
+        return 0
+    register(con, key or _lake_key(lake_dir))
+    con.register("tb_held", held)
+    con.execute(
+        f"INSERT INTO {name} SELECT source_system, source_person_id, min(h.erasure_id) "
+        f"FROM ({tokens_sql(con, relation)}) t JOIN tb_held h USING (kind, token) GROUP BY ALL"
+    )
+    con.unregister("tb_held")
+    learned = con.sql(
+        f"SELECT kind, token, erasure_id FROM ({tokens_sql(con, name)}) JOIN {name} USING "
+        "(source_system, source_person_id) WHERE kind = 'record'"
+    ).to_arrow_table()
+    add(lake_dir, learned)
+    return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
 
 
 def refuse_erased(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str | None = None) -> int:
     """Quarantine (REASON) every staging candidate of a person a tombstone names: candidates of tables
     cand_<name> with a source_person_id, matched by source system and source person id to a record of
     cand_person_pii or cand_person_source whose token is held. Returns the persons refused."""
-    held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token"])
-    if held is None or held.num_rows == 0:
-        return 0
-    register(con, key or _lake_key(lake_dir))
-    con.register("tb_held", held)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW tb_records AS SELECT * FROM cand_person_pii "
         "UNION ALL BY NAME SELECT source_system, source_person_id FROM cand_person_source"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE tb_refused AS SELECT DISTINCT source_system, source_person_id "
-        f"FROM ({tokens_sql(con, 'tb_records')}) t SEMI JOIN tb_held h USING (kind, token)"
-    )
+    refused = register_refused(con, lake_dir, "tb_records", "tb_refused", key)
+    if not refused:
+        return 0
     tables = [
         name.removeprefix("cand_")
         for (name,) in con.execute(
@@ -131,19 +163,12 @@ def refuse_erased(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str | Non
             f"UPDATE cand_{table} c SET _reason = '{REASON}', _reason_field = NULL, record_key = NULL "
             "FROM tb_refused r WHERE c.source_system = r.source_system AND c.source_person_id = r.source_person_id"
         )
-    con.unregister("tb_held")
-    return con.execute("SELECT count(*) FROM tb_refused").fetchone()[0]
-
-
-def tombstone_key(settings) -> str:
-    """The linkage key (the public demo key when none is set, as the linkage uses it for demo data)."""
-    from rwe_assets.lib.linkage.keys import DEMO_KEY
-
-    return settings.linkage_key or DEMO_KEY
+    return refused
 
 
 def _lake_key(lake_dir: Path) -> str:
-    """tombstone_key of the data directory holding `lake_dir`."""
+    """The tombstone key of the data directory holding `lake_dir`."""
+    from rwe_assets.lib.linkage.keys import tombstone_key
     from rwe_assets.settings import Settings
 
     return tombstone_key(Settings.from_env(data_dir=Path(lake_dir).parent))

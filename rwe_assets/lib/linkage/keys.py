@@ -1,4 +1,5 @@
-"""Which key links: RWE_LINKAGE_KEY, or the public demo key on demo data only.
+"""Which key links: RWE_LINKAGE_KEY, or the public demo key on demo data only; and which key keys the
+erasure tombstones (tombstone_key).
 
 Demo data (docs/linkage.md, "Keys and demo mode"): every file under <data>/landing is either listed
 in the generator's <data>/truth/expected_counts.csv (with truth/report.json beside it) or is
@@ -19,6 +20,7 @@ from rwe_assets.errors import ConfigError
 
 DEMO_KEY = "rwe-assets-DEMO-linkage-key-NOT-SECRET"
 MIN_KEY_BYTES = 16
+TOMBSTONE_KEY_VARIABLE = "RWE_TOMBSTONE_KEY"
 REPO_SAMPLE_DIR = Path(__file__).resolve().parents[3] / "data" / "sample"
 
 
@@ -30,11 +32,7 @@ class LinkageKey:
 
 def resolve_key(configured: str | None, data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> LinkageKey:
     if configured:
-        if len(configured.encode()) < MIN_KEY_BYTES:
-            raise ConfigError(
-                f"RWE_LINKAGE_KEY: expected at least {MIN_KEY_BYTES} bytes, found {len(configured.encode())}"
-            )
-        return LinkageKey(configured, demo=False)
+        return LinkageKey(_long_enough("RWE_LINKAGE_KEY", configured), demo=False)
     foreign = non_demo_files(Path(data_dir), sample_dir)
     if foreign:
         raise ConfigError(
@@ -43,6 +41,24 @@ def resolve_key(configured: str | None, data_dir: Path, sample_dir: Path = REPO_
             "to link them"
         )
     return LinkageKey(DEMO_KEY, demo=True)
+
+
+def tombstone_key(settings) -> str:
+    """The key of erasure tombstones: RWE_TOMBSTONE_KEY, else the linkage key resolve_key chooses.
+
+    Tombstones cannot be re-keyed (the identities they refuse are gone), so they must outlive a key
+    rotation: `rwe init` writes a tombstone key of its own, and `rwe rotate-key` keeps the old linkage
+    key as RWE_TOMBSTONE_KEY when tombstones were made with it (lib/linkage/rotate.py).
+    """
+    if settings.tombstone_key:
+        return _long_enough(TOMBSTONE_KEY_VARIABLE, settings.tombstone_key)
+    return resolve_key(settings.linkage_key, settings.data_dir).value
+
+
+def _long_enough(variable: str, key: str) -> str:
+    if len(key.encode()) < MIN_KEY_BYTES:
+        raise ConfigError(f"{variable}: expected at least {MIN_KEY_BYTES} bytes, found {len(key.encode())}")
+    return key
 
 
 def non_demo_files(data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> list[str]:

@@ -39,7 +39,7 @@ from rwe_assets.lib.governance import audit, permissions
 from rwe_assets.lib.governance.tombstone import tombstone_path
 from rwe_assets.lib.lake_lock import lake_lock
 from rwe_assets.lib.linkage.crosswalk import WRITE_BATCH_ROWS, register_staged_persons, tokenize
-from rwe_assets.lib.linkage.keys import DEMO_KEY, MIN_KEY_BYTES
+from rwe_assets.lib.linkage.keys import DEMO_KEY, MIN_KEY_BYTES, TOMBSTONE_KEY_VARIABLE
 from rwe_assets.lib.linkage_key import KEY_BYTES
 
 HELP = "re-key the linkage tokens with a new linkage key; every person_id stays"
@@ -75,11 +75,11 @@ def run(settings, args: argparse.Namespace) -> int:
             print("finished an interrupted rotation: the new key was saved, its tokens are now in place")
             return 0
         new_key = _new_key(old_key, in_environment, args.new_key_from_env)
-        _refuse_with_tombstones(settings.lake_dir)
+        pinned = _tombstone_key_to_pin(settings, in_environment)
         con = staging_connection(settings.duckdb_memory_limit, settings.duckdb_threads)
         rotation = prepare(con, settings.lake_dir, old_key, new_key)
         if not in_environment:
-            write_key(settings.env_file, new_key)
+            write_key(settings.env_file, new_key, tombstone_key=pinned)
         swap_in(settings.lake_dir)
     where = "environment" if in_environment else "env_file"
     audit.record(settings, "key_rotation", {"key_location": where, **rotation.__dict__})
@@ -119,16 +119,22 @@ def _new_key(old_key: str | None, in_environment: bool, from_env: bool) -> str:
     return new_key
 
 
-def _refuse_with_tombstones(lake_dir: Path) -> None:
-    """Erasure tombstones are HMACs under the linkage key of identities that no longer exist anywhere,
-    so they cannot be re-keyed: under a new key they would stop refusing the erased persons."""
-    held = lake.read_table(tombstone_path(lake_dir), columns=["kind"])
-    if held is not None and held.num_rows:
+def _tombstone_key_to_pin(settings, in_environment: bool) -> str | None:
+    """The old linkage key, when erasure tombstones were made with it (no RWE_TOMBSTONE_KEY set): they
+    cannot be re-keyed (the erased identities are gone), so it stays on as their own key, or erased
+    persons could come back. None when there is nothing to keep."""
+    if settings.tombstone_key:
+        return None
+    held = lake.read_table(tombstone_path(settings.lake_dir), columns=["kind"])
+    if held is None or held.num_rows == 0:
+        return None
+    if in_environment:
         raise ConfigError(
-            f"the lake holds {held.num_rows} erasure tombstones keyed with the current key, which cannot be "
-            "re-keyed (the erased identities are gone): under a new key erased persons could come back; "
-            "rotation refused, nothing changed"
+            f"the lake holds {held.num_rows} erasure tombstones keyed with the current {KEY_VARIABLE}, which "
+            f"cannot be re-keyed: first set {TOMBSTONE_KEY_VARIABLE} to the current value of {KEY_VARIABLE} "
+            "wherever that is set (tombstones keep it as their own key), then rotate; nothing changed"
         )
+    return settings.linkage_key
 
 
 def prepare(
@@ -205,20 +211,20 @@ def swap_in(lake_dir: Path) -> None:
     _remove_leftovers(linkage_dir)
 
 
-def write_key(env_file: Path, key: str) -> None:
-    """Set RWE_LINKAGE_KEY in the env file, keeping its other lines; the file is replaced atomically by
-    one created 0600, so no reader sees half a file or a readable key."""
+def write_key(env_file: Path, key: str, tombstone_key: str | None = None) -> None:
+    """Set RWE_LINKAGE_KEY (and RWE_TOMBSTONE_KEY when given) in the env file, keeping its other lines;
+    the file is replaced atomically by one created 0600, so no reader sees half a file or a readable key."""
+    settings = {KEY_VARIABLE: key, **({TOMBSTONE_KEY_VARIABLE: tombstone_key} if tombstone_key else {})}
     lines = env_file.read_text(encoding="utf-8").splitlines() if env_file.exists() else []
     kept = [
         line
         for line in lines
-        if line.strip().removeprefix("export ").partition("=")[0].strip() != KEY_VARIABLE
+        if line.strip().removeprefix("export ").partition("=")[0].strip() not in settings
         and not line.startswith(f"# {KEY_VARIABLE} rotated")
     ]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(
-        [*kept, f"# {KEY_VARIABLE} rotated {stamp} by `rwe rotate-key`", f"{KEY_VARIABLE}={key}"]
-    )
+    assignments = [f"{name}={value}" for name, value in settings.items()]
+    text = "\n".join([*kept, f"# {KEY_VARIABLE} rotated {stamp} by `rwe rotate-key`", *assignments])
     temporary = env_file.with_name(f".{env_file.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

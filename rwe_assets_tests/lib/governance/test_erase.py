@@ -19,7 +19,7 @@ import pytest
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.governance import erase as erase_module
-from rwe_assets.lib.governance import tombstone
+from rwe_assets.lib.governance import history, tombstone
 from rwe_assets.settings import Settings
 
 KEY = "erase-test-key-" + "x" * 32
@@ -214,6 +214,16 @@ def test_erasure_leaves_no_trace_and_refuses_the_person_again(world):
     assert sorted(r["staging_table"] for r in refused) == ["person_pii"] * 2 + ["person_source"] * 2
     assert all(r["record_key"] is None for r in refused)
     assert not [n for n in needles if n in str(refused)]
+    assert scan(world.data / "lake" / "raw", needles)  # the rows sent again are in raw until:
+
+    purge = erase_module.erase(world.settings, refused_only=True)
+    assert purge.build_ok, purge.build_errors
+    assert purge.records == 0 and purge.tombstones == 0
+    assert sum(purge.rows_removed.values()) >= 2 and "ehr_site_a/again/patients.csv" in purge.landing_files
+    assert scan(world.data, needles) == []
+    assert world.crosswalk() == after
+    quarantine = lake.read_table(world.data / "lake" / "staging" / "_quarantine").to_pylist()
+    assert not [r for r in quarantine if r["reason_code"] == tombstone.REASON]
 
 
 def _land_again(world, person: dict, record: dict) -> None:
@@ -305,7 +315,7 @@ def test_a_fresh_rewrite_drops_the_history_a_delete_keeps(tmp_path):
     assert {f for f, _ in scan(tmp_path / "data", {"gone-000002"})} >= {
         "lake/t/_delta_log/00000000000000000000.json"
     }
-    erase_module._rewrite(None, path, None)
+    history.rewrite(None, path, None)
     assert scan(tmp_path / "data", {"gone-000002"}) == []
     assert lake.read_table(path).to_pylist() == [{"id": "keep-000001", "n": 1}]
     assert DeltaTable(str(path)).version() == 0

@@ -3,7 +3,6 @@ when the key lives in the environment, is the demo key, or is not the key the la
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -12,13 +11,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from rwe_assets import cli
 from rwe_assets.lib import lake
 from rwe_assets.lib.governance import audit, tombstone
 from rwe_assets.lib.linkage import rotate
 from rwe_assets.lib.linkage.crosswalk import link, register_staged_persons
+from rwe_assets.lib.linkage.keys import tombstone_key
 from rwe_assets.settings import Settings, read_env_file
 from rwe_assets_tests.lib.linkage.test_review import BASE, ROWS, stage
 
@@ -45,7 +45,7 @@ def linked(tmp_path, monkeypatch):
     stage(data / "lake", [*ROWS, DUPLICATE])
     rotate.write_key(data / "rwe.env", OLD_KEY)
     monkeypatch.setenv("RWE_DATA_DIR", str(data))
-    for name in ("RWE_LINKAGE_KEY", rotate.NEW_KEY_VARIABLE, "DAGSTER_HOME"):
+    for name in ("RWE_LINKAGE_KEY", "RWE_TOMBSTONE_KEY", rotate.NEW_KEY_VARIABLE, "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
     _, crosswalk = relink(data / "lake", OLD_KEY)
     return data, crosswalk
@@ -148,19 +148,62 @@ def test_a_key_from_the_environment_rotates_with_the_new_key_given_there(linked,
     assert after == before and result.counts["records_compared_as_new"] == 0
 
 
-def test_erasure_tombstones_refuse_a_rotation(linked, capsys):
+def erasure_tombstone_token(data: Path) -> str:
+    """Leave a tombstone of DUPLICATE under the data directory's tombstone key; returns its record token."""
+    con = duckdb.connect()
+    tombstone.register(con, tombstone_key(Settings.from_env()))
+    con.register("erased", pa.Table.from_pylist([DUPLICATE]))
+    tokens = con.sql(tombstone.tokens_sql(con, "erased")).to_arrow_table()
+    tombstone.add(data / "lake", tokens, "e1")
+    return tokens.filter(pa.compute.equal(tokens["kind"], "record"))["token"][0].as_py()
+
+
+def tombstone_token_now(data: Path) -> str:
+    con = duckdb.connect()
+    tombstone.register(con, tombstone_key(Settings.from_env()))
+    con.register("erased", pa.Table.from_pylist([DUPLICATE]))
+    return con.execute(
+        f"SELECT token FROM ({tombstone.tokens_sql(con, 'erased')}) WHERE kind = 'record'"
+    ).fetchone()[0]
+
+
+def test_a_rotation_after_an_erasure_keeps_the_tombstones_key(linked, capsys):
+    """Tombstones made with the linkage key (a lake from before RWE_TOMBSTONE_KEY) cannot be re-keyed:
+    rotation keeps the old key on as RWE_TOMBSTONE_KEY, so the erased person is still refused."""
+    data, before = linked
+    token = erasure_tombstone_token(data)
+    assert cli.main(["rotate-key"]) == 0
+    env = read_env_file(data / "rwe.env")
+    assert env["RWE_LINKAGE_KEY"] != OLD_KEY and env["RWE_TOMBSTONE_KEY"] == OLD_KEY
+    assert tombstone_token_now(data) == token  # the same person still computes a held tombstone
+    result, after = relink(data / "lake", env["RWE_LINKAGE_KEY"])
+    assert after == before and result.counts["records_compared_as_new"] == 0
+    assert cli.main(["rotate-key"]) == 0  # a second rotation keeps the tombstone key as it is
+    assert read_env_file(data / "rwe.env")["RWE_TOMBSTONE_KEY"] == OLD_KEY
+    assert tombstone_token_now(data) == token
+
+
+def test_a_tombstone_key_of_its_own_is_left_alone(linked, monkeypatch):
     data, _ = linked
+    monkeypatch.setenv("RWE_TOMBSTONE_KEY", "tombstone-key-0123456789abcdef")
+    token = erasure_tombstone_token(data)
+    assert cli.main(["rotate-key"]) == 0
+    assert "RWE_TOMBSTONE_KEY" not in read_env_file(data / "rwe.env")
+    assert tombstone_token_now(data) == token
+
+
+def test_tombstones_under_a_key_in_the_environment_refuse_a_rotation(linked, monkeypatch, capsys):
+    """The command cannot write the environment, so it cannot keep the old key for the tombstones."""
+    data, _ = linked
+    erasure_tombstone_token(data)
     tokens_before = tokens(data / "lake")
-    row = {"kind": "record", "token": "0" * 64, "erasure_id": "e1", "erased_at": dt.datetime.now(dt.UTC)}
-    write_deltalake(
-        str(tombstone.tombstone_path(data / "lake")), pa.Table.from_pylist([row], tombstone.SCHEMA)
-    )
-    assert cli.main(["rotate-key"]) == 2
-    assert "1 erasure tombstones" in capsys.readouterr().err
-    assert (
-        read_env_file(data / "rwe.env")["RWE_LINKAGE_KEY"] == OLD_KEY
-        and tokens(data / "lake") == tokens_before
-    )
+    monkeypatch.setenv("RWE_LINKAGE_KEY", OLD_KEY)
+    monkeypatch.setenv(rotate.NEW_KEY_VARIABLE, "new-linkage-key-0123456789abcdef")
+    assert cli.main(["rotate-key", "--new-key-from-env"]) == 2
+    assert "set RWE_TOMBSTONE_KEY to the current value of RWE_LINKAGE_KEY" in capsys.readouterr().err
+    assert tokens(data / "lake") == tokens_before
+    monkeypatch.setenv("RWE_TOMBSTONE_KEY", OLD_KEY)  # done as told: now it rotates
+    assert cli.main(["rotate-key", "--new-key-from-env"]) == 0
 
 
 def test_the_demo_key_is_not_rotated(tmp_path, monkeypatch, capsys):
