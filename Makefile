@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DEMO_PERSONS ?= 2000
 UI_PORT ?= 3000
 
-.PHONY: setup demo init test lint ui sql bench clean reset
+.PHONY: setup demo init test lint ui sql bench clean reset vocab
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,14 @@ sql: setup
 
 bench: setup
 	$(BIN)/python bench/raw_ingest.py
+
+# maintainers only: rebuild the bundled vocabulary subset in vocab/ from OHDSI vocabulary shards and the
+# sample folders (not in the repository; vocab/README.md says how it was built)
+VOCAB_SHARED ?= ../shared/data
+vocab: setup
+	$(BIN)/python -m tools.vocabulary.vocab_subset --shards $(VOCAB_SHARED)/vocab_sources --out vocab \
+		--samples $(VOCAB_SHARED)/synthea27 --samples $(VOCAB_SHARED)/fhir_bulk_synthea13 \
+		--samples $(VOCAB_SHARED)/synpuf_sample --license $(VOCAB_SHARED)/vocab_sources/eunomia_synthea27nj/LICENSE
 
 # what the demo landed and everything built; batches you landed stay in data/landing
 clean:

@@ -343,10 +343,9 @@ def _run_config(verbose: bool) -> dict:
 
 def _run_batch(defs, instance, source, batch, verbose: bool) -> Phase:
     """The raw ingest of one batch (what the landing sensor requests), in this process."""
-    from rwe_assets.defs.jobs import cli_run_tags, raw_job_name
+    from rwe_assets.defs.jobs import batch_tags, cli_run_tags, raw_job_name
     from rwe_assets.defs.partitions import register_batch
     from rwe_assets.defs.raw.assets import raw_key
-    from rwe_assets.defs.raw.sensors import batch_tags
 
     register_batch(instance, source.name, batch.partition_key)
     started, run_id = time.monotonic(), str(uuid.uuid4())

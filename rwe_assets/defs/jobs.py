@@ -5,6 +5,8 @@ Raw ingest is one job per source, `raw_ingest_<source>`, partitioned by that sou
 asset shows only its own batches. One partitioned job per source (rather than one unpartitioned job)
 keeps a run bound to one batch: the run's `dagster/partition` tag, the UI's partition view and the
 backfill dialog all work as they did with the shared definition. `build` is unpartitioned.
+The landing sensor (defs/raw/sensors.py) imports the jobs and the run tags from here, never the
+reverse: this module imports nothing from defs/raw (a test walks the imports).
 
 One writer per lake, three layers deep:
 - every raw job and the build carry the tag `rwe/lake_writer`, limited to one run at a time by the run queue
@@ -26,6 +28,7 @@ from pathlib import Path
 import dagster as dg
 
 from rwe_assets.defs.partitions import batches_for, register_batch
+from rwe_assets.lib.landing import LandedBatch, list_batches
 
 LAKE_WRITER_TAG = "rwe/lake_writer"
 _WRITER_TAGS = {LAKE_WRITER_TAG: "lake"}
@@ -99,6 +102,12 @@ def raw_ingest_jobs(registry) -> list[dg.UnresolvedAssetJobDefinition]:
     return [raw_ingest_job(source.name) for source in registry]
 
 
+def batch_tags(batch: LandedBatch) -> dict[str, str]:
+    """Tags of the raw run of one landed batch (the sensor's and `rwe ingest`'s alike): the fingerprint
+    tells a batch whose files changed from one already ingested."""
+    return {"rwe/source": batch.source, "rwe/batch": batch.batch_id, "rwe/fingerprint": batch.fingerprint}
+
+
 build_job = dg.define_asset_job(
     "build",
     selection=dg.AssetSelection.all() - dg.AssetSelection.key_prefixes("raw"),
@@ -117,9 +126,6 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
     key, run).
     """
     from rwe_assets.defs.automation.recovery import reap_dead_runs
-    from rwe_assets.defs.raw.assets import raw_key
-    from rwe_assets.defs.raw.sensors import batch_tags
-    from rwe_assets.lib.landing import list_batches
 
     reap_dead_runs(instance)
     outcomes = []
@@ -131,7 +137,7 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=batch.partition_key,
-                asset_selection=[raw_key(source.name, e) for e in source.entity_names],
+                asset_selection=sorted(job.asset_layer.selected_asset_keys),  # raw/<source>/<entity>, all
                 raise_on_error=False,
                 tags={**batch_tags(batch), **cli_run_tags()},
             )

@@ -10,7 +10,7 @@ import pytest
 from rwe_assets import constants
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib.cdm_spec import cdm_ddl
-from rwe_assets.lib.quality import dqd
+from rwe_assets.lib.quality import dqd, runner
 from rwe_assets.lib.vocabulary import (
     VOCABULARY_TABLES,
     ensure_vocabulary_store,
@@ -116,13 +116,13 @@ def test_the_build_starts_from_the_store_and_holds_exactly_its_vocabulary(tmp_pa
 def test_the_vocabulary_checks_run_once_per_version_and_give_what_a_full_run_gives(tmp_path, monkeypatch):
     store = ensure_vocabulary_store(REPO_DIR / "vocab", tmp_path / "stores")
     executed: list[int] = []
-    real = dqd._execute_all
+    real = runner.execute_all
 
     def counting(con, plans):
-        executed.append(sum(isinstance(p, dqd._Plan) for p in plans))
+        executed.append(sum(isinstance(p, runner.Plan) for p in plans))
         return real(con, plans)
 
-    monkeypatch.setattr(dqd, "_execute_all", counting)
+    monkeypatch.setattr(runner, "execute_all", counting)
 
     def outcomes(name: str, change: str | None = None, forget: bool = False):
         start_from_store(store, tmp_path / name)

@@ -12,17 +12,13 @@ import dagster as dg
 
 from rwe_assets.defs.automation.recovery import host_tags, reap_dead_runs
 from rwe_assets.defs.automation.retry import build_retry_request, lost_raw_runs
-from rwe_assets.defs.jobs import build_job, raw_ingest_jobs, raw_job_name
+from rwe_assets.defs.jobs import batch_tags, build_job, raw_ingest_jobs, raw_job_name
 from rwe_assets.defs.partitions import batches_for
 from rwe_assets.defs.raw.assets import raw_key
 from rwe_assets.lib.landing import LandedBatch, invalid_batches, list_batches
 from rwe_assets.lib.linkage_key import check_before_ingest
 from rwe_assets.lib.sources import load_registry, unknown_landing_folders
 from rwe_assets.resources import RweConfig
-
-
-def batch_tags(batch: LandedBatch) -> dict[str, str]:
-    return {"rwe/source": batch.source, "rwe/batch": batch.batch_id, "rwe/fingerprint": batch.fingerprint}
 
 
 def already_ingested(instance: dg.DagsterInstance, batch: LandedBatch) -> bool:

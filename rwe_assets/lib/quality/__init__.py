@@ -1,2 +1,3 @@
-"""Data quality of the OMOP CDM. ``rwe_assets.lib.quality.dqd``: the OHDSI Data Quality Dashboard v5.4
-checks, generated from the packaged catalogue (see docs/data-quality.md)."""
+"""Data quality of the OMOP CDM: the OHDSI Data Quality Dashboard v5.4 checks, generated from the packaged
+catalogue (``dqd``: the public API and the command line; ``catalogue``, ``database``, ``planner``,
+``runner``, ``results``: its parts by job) and the publish gate (``gate``). See docs/data-quality.md."""

@@ -15,7 +15,7 @@ import pytest
 from rwe_assets.defs.quality.table_checks import latest_outcomes
 from rwe_assets.lib import cdm_spec as cdm_spec_module
 from rwe_assets.lib.cdm_spec import applicable_checks
-from rwe_assets.lib.quality import dqd
+from rwe_assets.lib.quality import catalogue, dqd, runner
 from rwe_assets.lib.quality.dqd import CheckResult, cannot_fail_reason, exit_code, run_checks, summarize
 from rwe_assets.lib.quality.gate import blocking_failures, latest_run_id
 from rwe_assets_tests.lib.quality.test_dqd import TODAY, clean_cdm, condition
@@ -61,13 +61,15 @@ def test_checks_the_ddl_enforces_cannot_fail_and_the_rest_can():
 def test_a_ddl_without_not_null_makes_required_checks_count(monkeypatch):
     """The rule reads the DDL: drop NOT NULL from it and every isRequired check can fail again."""
     real_ddl = cdm_spec_module.cdm_ddl
-    monkeypatch.setattr(dqd, "cdm_ddl", lambda schema: [s.replace(" NOT NULL", "") for s in real_ddl(schema)])
-    dqd._spec_guarantees.cache_clear()
+    monkeypatch.setattr(
+        catalogue, "cdm_ddl", lambda schema: [s.replace(" NOT NULL", "") for s in real_ddl(schema)]
+    )
+    catalogue._spec_guarantees.cache_clear()
     try:
         required = [c for c in applicable_checks() if c.check_name == "isRequired"]
         assert {cannot_fail_reason(c) for c in required} == {None}
     finally:
-        dqd._spec_guarantees.cache_clear()
+        catalogue._spec_guarantees.cache_clear()
 
 
 def test_pass_rate_counts_only_applicable_checks_that_can_fail():
@@ -137,7 +139,7 @@ def cdm_file(tmp_path_factory):
 def test_the_command_exits_1_when_a_check_fails_and_0_when_none_does(cdm_file, capsys, tmp_path, monkeypatch):
     # the command end to end, on the checks of two tables (the whole catalogue takes ~10 s a run)
     chosen = [c for c in applicable_checks() if c.table in ("person", "condition_occurrence")]
-    monkeypatch.setattr(dqd, "applicable_checks", lambda catalogue=None: chosen)
+    monkeypatch.setattr(runner, "applicable_checks", lambda catalogue=None: chosen)
     cannot = sum(cannot_fail_reason(c) is not None for c in chosen)
     assert dqd.main([str(cdm_file)]) == 0
     out = capsys.readouterr().out

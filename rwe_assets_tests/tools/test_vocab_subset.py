@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from rwe_assets.lib import vocab_subset as vs
+from tools.vocabulary import vocab_subset as vs
 
 VOCAB_DIR = Path(__file__).resolve().parents[2] / "vocab"
 SHARD_NAMES = {"eunomia_synthea27nj", "eunomia_gibleed", "dbt_synthea"}
@@ -57,7 +57,7 @@ def test_bundle_is_small_and_documented() -> None:
     for name in ("README.md", "LICENSE", "PROVENANCE.csv"):
         assert (VOCAB_DIR / name).is_file(), name
     readme = (VOCAB_DIR / "README.md").read_text(encoding="utf-8")
-    assert "python -m rwe_assets.lib.vocab_subset" in readme
+    assert "python -m tools.vocabulary.vocab_subset" in readme
     assert "DEMO" in readme and "## Gaps" in readme
     # The builder recorded the sample coverage (tests must not read the samples themselves).
     assert re.search(r"\| synthea27 \| SNOMED \| \d+ \| \d+ \| \d+ \|", readme)
@@ -258,7 +258,7 @@ def test_metadata_concepts_follow_the_omop_conventions(
 
 
 def test_known_athena_metadata_concepts(vocab: dict[str, pl.DataFrame]) -> None:
-    """Rows as in the Athena-row dump cited in PROVENANCE.csv (public code index file 49305030351)."""
+    """Rows as on their Athena concept pages (https://athena.ohdsi.org/search-terms/terms/<id>)."""
     rows = {
         r[0]: r[1:]
         for r in vocab["CONCEPT"].select("concept_id", "concept_name", "vocabulary_id").iter_rows()
@@ -307,7 +307,7 @@ def test_every_concept_has_provenance(vocab: dict[str, pl.DataFrame], provenance
         for origin in source.removeprefix("derived from ").split("; "):
             assert row_citation.match(origin), origin
         assert "OMOP documentation: OHDSI" in detail and "Vocabulary-v5.0" in detail, detail
-        assert "49305030351" in detail, detail
+        assert "https://athena.ohdsi.org/search-terms/terms/" in detail, detail
 
 
 def test_curated_rows_of_other_tables_have_provenance(
@@ -344,6 +344,29 @@ def test_curated_additions_are_consistent() -> None:
     for item in gap_items:
         if item.isdigit():
             assert int(item) not in ids(additions.concepts), item
+
+
+OPAQUE = re.compile(r"code index|\bfiles? \d{8,}")
+FOLLOWABLE = re.compile(r"https://|\b[\w.-]+/[\w.-]+ [\w./()-]+\.\w+\b")  # a URL, or owner/repo path/file.ext
+
+
+def test_curated_sources_can_be_followed() -> None:
+    """Every hand-added concept and ancestor row cites a URL or a repository file a reader can open; no
+    citation is an id of a search index nobody else can open, here or in what the builder wrote."""
+    additions = vs.load_additions(vs.ADDITIONS_DIR)
+    for frame in (additions.concepts, additions.ancestors):
+        for source in frame["source"].to_list():
+            assert FOLLOWABLE.search(source), source
+    texts = [p.read_text(encoding="utf-8") for p in sorted(vs.ADDITIONS_DIR.glob("*.csv"))]
+    texts += [(VOCAB_DIR / name).read_text(encoding="utf-8") for name in ("PROVENANCE.csv", "README.md")]
+    texts += [p.read_text(encoding="utf-8") for p in Path(vs.__file__).parent.glob("*.py")]
+    assert not [m.group(0) for text in texts for m in OPAQUE.finditer(text)]
+
+
+def test_the_followable_check_refuses_an_opaque_citation() -> None:
+    assert OPAQUE.search("OMOP documentation: public code index file 49305030351 (a dump)")
+    assert not FOLLOWABLE.search("OMOP documentation: public code index file 49305030351 (a dump)")
+    assert FOLLOWABLE.search("OHDSI/ETL-CMS python_etl/constants.py (DRUG_TYPE_PRESCRIPTION = 38000175)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Building the bundled vocabulary subset in vocab/ (see vocab/README.md)."""
