@@ -1,6 +1,11 @@
 """Raw-ingest throughput benchmark: rwe_assets' ingest_batch against a bare polars -> Delta baseline.
 
     python bench/raw_ingest.py [--size-gb 2] [--workdir DIR] [--keep] [--profile]
+    python bench/raw_ingest.py --ndjson [--persons 10000] [--workdir DIR] [--keep] [--profile]
+
+--ndjson measures FHIR bulk NDJSON instead (the generator's FHIR site, ehr_site_b, at --persons):
+a. ingest_batch of that batch, b. DuckDB read_json_objects(format newline_delimited) of the same
+files into a table of a new DuckDB file (the pipeline bench's bare landing load), same process.
 
 1. Generates a Synthea v3 style observations.csv of about --size-gb GB (10^9 bytes) in a fresh work
    dir under /tmp (or under --workdir), as landing/ehr_site_a/<batch>/observations.csv. Chunks of
@@ -521,6 +526,113 @@ def in_repo(path: Path) -> bool:
         return False
 
 
+# --------------------------------------------------------------------------- NDJSON mode
+
+NDJSON_SOURCE = "ehr_site_b"  # the generator's FHIR bulk site
+NDJSON_SEED = 42
+
+
+def generate_ndjson(work: Path, persons: int) -> Path:
+    """The generator's population at `persons`; returns the landing dir holding only the FHIR site."""
+    from rwe_assets.synthetic import generate  # the generator is a bench input, not the runtime's
+
+    generate(work / "generated", persons, seed=NDJSON_SEED)
+    landing = work / "landing"
+    landing.mkdir()
+    (work / "generated" / "landing" / NDJSON_SOURCE).rename(landing / NDJSON_SOURCE)
+    shutil.rmtree(work / "generated")
+    return landing
+
+
+def run_duckdb_ndjson(files: list[Path], target: Path) -> int:
+    """Every file into a table of a new DuckDB file, one JSON value per line; lines DuckDB cannot
+    parse are skipped (no line numbers, no quarantine, no provenance)."""
+    con = duckdb.connect(str(target))
+    rows = 0
+    for k, path in enumerate(files):
+        con.execute(
+            f"CREATE TABLE t{k} AS SELECT * FROM read_json_objects(?, format = 'newline_delimited', "
+            "ignore_errors = true)",
+            [str(path)],
+        )
+        rows += con.execute(f"SELECT count(*) FROM t{k}").fetchone()[0]
+    con.execute("CHECKPOINT")
+    con.close()
+    return rows
+
+
+def run_ndjson(work: Path, args: argparse.Namespace, sampler: RssSampler) -> int:
+    print(f"raw-ingest benchmark (NDJSON), work dir {work}", flush=True)
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    landing = generate_ndjson(work, args.persons)
+    generation_s = time.perf_counter() - started
+    batch = sorted(p.name for p in (landing / NDJSON_SOURCE).iterdir())[0]
+    files = sorted(p for p in (landing / NDJSON_SOURCE / batch).rglob("*.ndjson*"))
+    size = sum(p.stat().st_size for p in files)
+    lines = sum(_count_lines(p) for p in files)
+    source = load_registry().get(NDJSON_SOURCE)
+    reports = []
+
+    def rwe_phase() -> int:
+        report = _ingest(work / "lake_rwe", landing, source, batch, args.profile)
+        reports.append(report)
+        return sum(f.total_stored for f in report.files)
+
+    rwe = measure("a. rwe ingest_batch", sampler, rwe_phase)
+    baseline = measure(
+        "b. DuckDB read_json_objects", sampler, lambda: run_duckdb_ndjson(files, work / "bare.duckdb")
+    )
+    quarantined = sum(f.rows_quarantined for f in reports[0].files)
+    print()
+    print(f"date      {datetime.now(UTC).astimezone():%Y-%m-%d %H:%M %Z}")
+    print(f"machine   {machine()}")
+    print(
+        f"software  Python {platform.python_version()}, duckdb {duckdb.__version__}, deltalake {deltalake.__version__}"
+    )
+    loads = " ".join(f"{x:.2f}" for x in load_before), " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load avg  {loads[0]} before, {loads[1]} after (1/5/15 min; other processes skew wall times)")
+    print(f"files     {len(files)} NDJSON files of {NDJSON_SOURCE}/{batch}, {args.persons:,} persons: ")
+    print(f"          {size / 1e6:,.1f} MB, {lines:,} lines; generated in {generation_s:.1f} s")
+    print()
+    print_table([rwe, baseline], size)
+    print()
+    print(
+        f"ratio rwe / DuckDB: {rwe.seconds / baseline.seconds:.2f}x wall time, "
+        f"{rwe.cpu_seconds / baseline.cpu_seconds:.2f}x CPU time"
+    )
+    print(
+        f"rwe: {rwe.rows:,} rows stored + {quarantined:,} lines quarantined; DuckDB kept {baseline.rows:,} lines"
+    )
+    problems = [f"rwe: {f.relative_path} failed: {f.error}" for f in reports[0].failed]
+    if rwe.rows + quarantined != lines:
+        problems.append(f"rows stored + quarantined ({rwe.rows + quarantined:,}) != lines read ({lines:,})")
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    if not problems:
+        print("OK: every line stored or quarantined")
+    return 1 if problems else 0
+
+
+def _count_lines(path: Path) -> int:
+    from rwe_assets.lib.raw_ingest import scan_file
+
+    return scan_file(path, path.name).lines
+
+
+def _ingest(lake_dir: Path, landing: Path, source, batch: str, profile: bool):
+    if not profile:
+        return ingest_batch(lake_dir, landing, source, batch)
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    report = profiler.runcall(ingest_batch, lake_dir, landing, source, batch)
+    print("\ncProfile of ingest_batch (top 25 by own time; native calls count as one entry):")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-gb", type=float, default=2.0, help="CSV size in GB (10^9 bytes); default 2")
@@ -531,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run ingest_batch under cProfile (slows it; times are then off)",
     )
+    parser.add_argument("--ndjson", action="store_true", help="FHIR bulk NDJSON instead of one CSV")
+    parser.add_argument("--persons", type=int, default=10_000, help="with --ndjson: persons generated")
     args = parser.parse_args(argv)
     parent = args.workdir or Path(tempfile.gettempdir())
     if in_repo(parent):
@@ -540,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = RssSampler()
     sampler.start()
     try:
-        return run(work, args, sampler)
+        return run_ndjson(work, args, sampler) if args.ndjson else run(work, args, sampler)
     finally:
         sampler.stop()
         if args.keep:

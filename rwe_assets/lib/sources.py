@@ -45,7 +45,7 @@ DEFAULT_NON_DATA_FILES = (
     "log.ndjson", "log.ndjson.gz", "*.log.ndjson", "*.log.ndjson.gz",
 )  # fmt: skip
 # FHIR sources take bulk NDJSON (one resource per line) and JSON documents: one Bundle or one resource
-# per file (raw_ingest.py, "FHIR JSON documents").
+# per file (raw_ingest/fhir_json.py).
 NDJSON_FILES = ("*.ndjson", "*.ndjson.gz")
 FHIR_JSON_FILES = ("*.json", "*.json.gz")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

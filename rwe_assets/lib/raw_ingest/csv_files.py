@@ -1,0 +1,220 @@
+"""CSV files: header checks, DuckDB's strict read_csv streamed to Delta, rejected rows to the quarantine
+with their physical line numbers."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from rwe_assets.errors import InputFileError
+from rwe_assets.lib import lake
+from rwe_assets.lib.raw_ingest.model import PROVENANCE_COLUMNS, PROVENANCE_FIELDS, package
+from rwe_assets.lib.raw_ingest.quarantine import _quarantine_table, _write_quarantine
+from rwe_assets.lib.raw_ingest.scan import open_decompressed
+
+# DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
+_NO_NULL_STRING = "\x00rwe-no-null\x00"
+
+# DuckDB's CSV reject error types -> our reason codes.
+_CSV_REASONS = {
+    "MISSING COLUMNS": "MISSING_COLUMNS",
+    "TOO MANY COLUMNS": "TOO_MANY_COLUMNS",
+    "INVALID ENCODING": "INVALID_ENCODING",
+    "INVALID UNICODE": "INVALID_ENCODING",
+    "UNQUOTED VALUE": "UNQUOTED_VALUE",
+    "LINE SIZE OVER MAXIMUM": "LINE_TOO_LONG",
+}
+
+
+def read_header(path: Path, relative: str, encoding: str) -> list[str]:
+    cap = package().MAX_LINE_BYTES
+    with open_decompressed(path) as content:
+        first = content.readline(cap + 1)
+    if len(first) > cap:
+        raise InputFileError(relative, f"LINE_TOO_LONG: header line longer than {cap >> 20} MiB", line=1)
+    try:
+        text = first.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            relative,
+            f"header is not valid {encoding} (byte {error.start}); set the source's encoding",
+            line=1,
+        ) from None
+    text = text.lstrip("\ufeff").rstrip("\r\n")
+    if not text.strip():
+        raise InputFileError(relative, "expected a header line, found an empty line", line=1)
+    return next(csv.reader([text]))
+
+
+def check_header(header: list[str], required: tuple[str, ...], relative: str) -> None:
+    """A header must name every required column once; names are compared case-insensitively
+    because Delta column names are."""
+    lowered = [name.lower() for name in header]
+    empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
+    if empty:
+        raise InputFileError(relative, f"header has unnamed columns at positions {empty}", line=1)
+    repeated = sorted({name for name in header if lowered.count(name.lower()) > 1})
+    if repeated:
+        raise InputFileError(relative, f"header names columns more than once: {', '.join(repeated)}", line=1)
+    reserved = sorted(set(lowered) & {c.lower() for c in PROVENANCE_COLUMNS})
+    if reserved:
+        raise InputFileError(
+            relative, f"header uses reserved provenance column names: {', '.join(reserved)}", line=1
+        )
+    missing = [name for name in required if name.lower() not in lowered]
+    if missing:
+        raise InputFileError(
+            relative,
+            f"header does not match the source's schema: expected columns {', '.join(missing)}, "
+            f"found {len(header)} columns without them",
+            line=1,
+        )
+
+
+def line_numbers(good_before: int, count: int, skipped_lines: np.ndarray) -> np.ndarray:
+    """Physical line numbers of the next `count` good records, `good_before` good records having
+    come before them. Data starts on line 2 (line 1 is the header).
+
+    `skipped_lines` (sorted) are lines that hold no good record: rejected rows and blank lines. The
+    k-th good record (0-based) sits on the smallest line L with L - 2 - #(skipped lines < L) = k,
+    found for a whole batch at once with searchsorted.
+    """
+    base = np.arange(good_before, good_before + count, dtype=np.int64) + 2
+    if len(skipped_lines) == 0:
+        return base
+    thresholds = skipped_lines - np.arange(len(skipped_lines), dtype=np.int64)
+    return base + np.searchsorted(thresholds, base, side="right")
+
+
+@dataclass
+class _CsvPass:
+    needs_renumber: bool = False
+    read_error: duckdb.Error | None = None
+    rows: int = 0
+
+
+def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
+    entity = source.entity_for_file(path.name)
+    if entity is None:
+        expected = "; ".join(f"{e.name}: {' '.join(e.files)}" for e in source.entities)
+        raise InputFileError(
+            result.relative_path, f"file name matches no entity of source {source.name} ({expected})"
+        )
+    header = read_header(path, result.relative_path, source.encoding)
+    check_header(header, entity.required_columns, result.relative_path)
+    target = lake.table_path(lake_dir, "raw", source.name, entity.name)
+    skipped = np.array(scan.blank_lines, dtype=np.int64)
+    rejects = None
+    for _attempt in range(2):
+        con = _csv_connection()
+        state = _CsvPass()
+        batches = _csv_batches(con, path, header, source.encoding, provenance, skipped, state)
+        try:
+            lake.replace_file_rows(target, batches, provenance.file_sha256)
+        except Exception:
+            if state.read_error is not None:
+                raise _csv_error(state.read_error, result.relative_path) from None
+            if not state.needs_renumber:
+                raise
+        rejects = _csv_rejects(con)
+        con.close()
+        if not state.needs_renumber:
+            break
+        # Rows were rejected: line numbers must skip them. Redo the file knowing where they are.
+        skipped = np.union1d(skipped, np.array(sorted({r[0] for r in rejects}), dtype=np.int64))
+    result.rows_stored = {entity.name: state.rows}
+    quarantined = _csv_quarantine_rows(source.name, entity.name, rejects, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.rows_quarantined = quarantined.num_rows
+    result.records_read = state.rows + quarantined.num_rows
+
+
+def _csv_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")  # line numbers rely on file order
+    return con
+
+
+def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.RecordBatchReader:
+    params = {
+        "path": str(path),
+        "columns": {name: "VARCHAR" for name in header},
+        "encoding": encoding,
+        "nullstr": _NO_NULL_STRING,
+        "max_line": package().MAX_LINE_BYTES,
+    }
+    reader = con.execute(
+        """
+        SELECT * FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
+            delim = ',', quote = '"', escape = '"', nullstr = $nullstr, allow_quoted_nulls = false,
+            strict_mode = true, store_rejects = true, encoding = $encoding, compression = 'auto',
+            max_line_size = $max_line)
+        """,
+        params,
+    ).fetch_record_batch(package().CSV_BATCH_ROWS)
+    schema = pa.schema(list(reader.schema) + PROVENANCE_FIELDS)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        while (batch := _next_batch(reader, state)) is not None:
+            numbers = package().line_numbers(state.rows, batch.num_rows, skipped)
+            state.rows += batch.num_rows
+            columns = list(zip(batch.schema.names, batch.columns, strict=True)) + provenance.columns(numbers)
+            yield pa.RecordBatch.from_arrays([c for _, c in columns], schema=schema)
+        rejected = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
+        if rejected and not set(_reject_lines(con)) <= set(skipped.tolist()):
+            state.needs_renumber = True
+            raise RuntimeError("rows were rejected; renumbering lines")
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _next_batch(reader: pa.RecordBatchReader, state: _CsvPass) -> pa.RecordBatch | None:
+    """The next batch from DuckDB; a read error is kept so it can be told apart from write errors
+    (Delta wraps whatever the stream raises)."""
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (duckdb.Error, pa.ArrowInvalid) as error:
+        state.read_error = error
+        raise
+
+
+def _reject_lines(con) -> list[int]:
+    return [row[0] for row in con.execute("SELECT DISTINCT line FROM reject_errors").fetchall()]
+
+
+def _csv_rejects(con) -> list[tuple]:
+    """One row per rejected line: (line, column name, error type, original line text). An error of the
+    whole line (LINE SIZE OVER MAXIMUM) has no column index: it sorts first."""
+    return con.execute(
+        """
+        SELECT line, arg_min(column_name, coalesce(column_idx, -1)),
+            arg_min(error_type, coalesce(column_idx, -1)), any_value(csv_line)
+        FROM reject_errors GROUP BY line ORDER BY line
+        """
+    ).fetchall()
+
+
+def _csv_quarantine_rows(source, entity, rejects, provenance) -> pa.Table:
+    rows = []
+    for line, column, error_type, text in rejects:
+        reason = _CSV_REASONS.get(str(error_type), str(error_type).replace(" ", "_"))
+        rows.append((line, reason, column, f"{str(error_type).lower()} at line {line}", text))
+    return _quarantine_table(source, entity, rows, provenance)
+
+
+def _csv_error(error: Exception, relative: str) -> InputFileError:
+    message = str(error)
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    first = message.splitlines()[0] if message else type(error).__name__
+    # DuckDB quotes the offending line in its message: keep only the first line, which does not.
+    first = re.sub(r"Original Line:.*", "", first)
+    return InputFileError(relative, f"unreadable CSV: {first}", line=int(line.group(1)) if line else None)

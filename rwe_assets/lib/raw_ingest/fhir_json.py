@@ -1,0 +1,218 @@
+"""FHIR JSON documents.
+
+A *.json / *.json.gz file of an NDJSON (FHIR) source holds one JSON document: a FHIR Bundle of a type
+in BUNDLE_TYPES (Synthea's default output: one transaction Bundle per patient), or one resource. Each
+Bundle entry's resource becomes one raw row exactly like an NDJSON line (same columns; the entity is
+the lower-cased resourceType); _line_number holds the entry index + 1 (a single resource: 1). The
+resource is re-serialized compactly with numbers kept as written (1.50 stays 1.50). Anything else is
+refused with the file and line, before a row is written.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+
+from rwe_assets.errors import InputFileError
+from rwe_assets.lib import lake
+from rwe_assets.lib.raw_ingest.fhir_rows import (
+    _NDJSON_RAW_SCHEMA,
+    BUNDLE_TYPES,
+    _ndjson_batch,
+    _NdjsonLine,
+)
+from rwe_assets.lib.raw_ingest.quarantine import _quarantine_table, _write_quarantine
+from rwe_assets.lib.raw_ingest.scan import open_decompressed
+from rwe_assets.lib.sources import OTHER_RESOURCE
+
+_JSON_SUFFIXES = (".json", ".json.gz")
+# The document is parsed whole with the json module (ijson is not a dependency): a Synthea patient
+# Bundle is a few MB. Larger documents are refused; send them as bulk NDJSON.
+MAX_JSON_DOCUMENT_BYTES = 512 << 20
+
+
+def is_json_document(file_name: str) -> bool:
+    return file_name.lower().endswith(_JSON_SUFFIXES)
+
+
+class _JsonNumber:
+    """A JSON number kept as its text, so re-serializing a resource does not change it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_text(value) -> str:
+    """Compact JSON of a document parsed by _read_json_document (key order and numbers as read)."""
+    parts: list[str] = []
+    _encode_json(value, parts.append)
+    return "".join(parts)
+
+
+def _encode_json(value, out) -> None:
+    if isinstance(value, str):
+        out(_encode_string(value))
+    elif isinstance(value, dict):
+        out("{")
+        for k, (key, item) in enumerate(value.items()):
+            out(("," if k else "") + _encode_string(key) + ":")
+            _encode_json(item, out)
+        out("}")
+    elif isinstance(value, list):
+        out("[")
+        for k, item in enumerate(value):
+            if k:
+                out(",")
+            _encode_json(item, out)
+        out("]")
+    elif isinstance(value, _JsonNumber):
+        out(value.text)
+    elif value is None or isinstance(value, bool):
+        out({None: "null", True: "true", False: "false"}[value])
+    else:  # int
+        out(str(value))
+
+
+def _scalar_text(value) -> str:
+    return value.text if isinstance(value, _JsonNumber) else str(value)
+
+
+def _encode_string(text: str) -> str:
+    return json.encoder.encode_basestring(text)  # no \u escapes: UTF-8 text stays as written
+
+
+def _read_json_document(path: Path, relative: str):
+    try:
+        with open_decompressed(path) as content:
+            data = content.read(MAX_JSON_DOCUMENT_BYTES + 1)
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputFileError(relative, f"unreadable or truncated file ({type(error).__name__})") from None
+    if len(data) > MAX_JSON_DOCUMENT_BYTES:
+        raise InputFileError(
+            relative,
+            f"JSON document larger than {MAX_JSON_DOCUMENT_BYTES >> 20} MiB: send it as bulk NDJSON",
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputFileError(relative, f"not valid UTF-8 (byte {error.start})", line=line) from None
+    try:
+        return json.loads(text, parse_float=_JsonNumber, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        if error.msg == "Extra data":
+            message = (
+                f"expected one JSON document (a FHIR Bundle or one resource), found another starting on "
+                f"line {error.lineno} (NDJSON? name it .ndjson)"
+            )
+        else:
+            message = f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        raise InputFileError(relative, message, line=error.lineno) from None
+    except ValueError as error:
+        raise InputFileError(relative, f"not valid JSON: {error}") from None
+
+
+def _json_document_entries(document, relative: str) -> list:
+    """A Bundle's entries, or the single resource as one entry."""
+    if not isinstance(document, dict):
+        found = type(document).__name__.replace("list", "array").replace("_JsonNumber", "number")
+        raise InputFileError(
+            relative, f"expected a JSON object (a FHIR Bundle or one resource), found a JSON {found}", line=1
+        )
+    resource_type = document.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise InputFileError(relative, "expected a FHIR Bundle or resource, found no resourceType", line=1)
+    if resource_type != "Bundle":
+        return [{"resource": document}]
+    bundle_type = document.get("type")
+    if bundle_type not in BUNDLE_TYPES:
+        found = bundle_type if isinstance(bundle_type, str) else "no type"
+        raise InputFileError(
+            relative, f"expected a Bundle of type {', '.join(BUNDLE_TYPES)}, found {found}", line=1
+        )
+    entries = document.get("entry", [])
+    if not isinstance(entries, list):
+        raise InputFileError(relative, "expected Bundle.entry to be an array", line=1)
+    return entries
+
+
+def _bundle_entry(number: int, item, known: set[str]) -> _NdjsonLine:
+    """One Bundle entry (number = index + 1) as a raw row, or the reason it is quarantined."""
+    where = f"entry {number - 1}"
+    if not isinstance(item, dict):
+        return _NdjsonLine(
+            number,
+            _json_text(item),
+            None,
+            None,
+            None,
+            "NOT_A_JSON_OBJECT",
+            f"{where}: expected a JSON object",
+        )
+    request = item.get("request")
+    method = request.get("method") if isinstance(request, dict) else None
+    if isinstance(method, str) and method.upper() == "DELETE":
+        detail = f"{where}: request.method DELETE is a deletion, not a resource; not applied"
+        return _NdjsonLine(number, _json_text(item), None, None, None, "BUNDLE_DELETE_NOT_SUPPORTED", detail)
+    resource = item.get("resource")
+    if not isinstance(resource, dict):
+        detail = f"{where}: no resource"
+        return _NdjsonLine(
+            number, _json_text(item), None, None, None, "BUNDLE_ENTRY_WITHOUT_RESOURCE", detail
+        )
+    text = _json_text(resource)
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        return _NdjsonLine(
+            number, text, None, None, None, "MISSING_RESOURCE_TYPE", f"{where}: no resourceType"
+        )
+    resource_id = resource.get("id")
+    full_url = item.get("fullUrl")
+    if resource_id is None and isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
+        resource_id = full_url[len("urn:uuid:") :]  # a transaction entry to be created under this id
+    entity = resource_type.lower() if resource_type.lower() in known else OTHER_RESOURCE
+    return _NdjsonLine(
+        number,
+        text,
+        entity,
+        resource_type,
+        None if resource_id is None else _scalar_text(resource_id),
+    )
+
+
+def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
+    """One FHIR Bundle (or one resource) per file: its entries to their entities' tables (one atomic
+    replace of this file's rows per entity), the entries that are not resources to the quarantine."""
+    relative = result.relative_path
+    entries = _json_document_entries(_read_json_document(path, relative), relative)
+    known = set(source.entity_names)
+    lines = [_bundle_entry(index + 1, item, known) for index, item in enumerate(entries)]
+    by_entity: dict[str, list[_NdjsonLine]] = {}
+    for line in lines:
+        if line.entity is not None:
+            by_entity.setdefault(line.entity, []).append(line)
+    for entity, rows in sorted(by_entity.items()):
+        table = pa.Table.from_batches([_ndjson_batch(rows, provenance)], schema=_NDJSON_RAW_SCHEMA)
+        lake.replace_file_rows(
+            lake.table_path(lake_dir, "raw", source.name, entity), table, provenance.file_sha256
+        )
+        result.rows_stored[entity] = len(rows)
+    bad = [(line.number, line.reason, None, line.detail, line.text) for line in lines if line.reason]
+    quarantined = _quarantine_table(source.name, None, bad, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.records_read, result.rows_quarantined = len(lines), quarantined.num_rows
+    deletes = sum(line.reason == "BUNDLE_DELETE_NOT_SUPPORTED" for line in lines)
+    if deletes:
+        result.warnings.append(
+            f"{deletes} Bundle entr{'ies' if deletes > 1 else 'y'} with request.method DELETE quarantined "
+            f"(BUNDLE_DELETE_NOT_SUPPORTED): deletions are not applied"
+        )

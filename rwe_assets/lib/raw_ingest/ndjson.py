@@ -1,0 +1,307 @@
+"""FHIR bulk NDJSON: one resource per line into the raw table of its resource type.
+
+The file is read in blocks of whole lines. Each block is cut into lines with numpy (one Arrow string
+per line, its newline and one \\r before it removed) and DuckDB's JSON functions check every line and
+take its resourceType and id in one query. A line DuckDB cannot vouch for goes through
+`_parse_ndjson_line`, the per-line reading, which decides its row or its reason code: text that is not
+UTF-8, a line over MAX_LINE_BYTES or still ending in \\r, one DuckDB finds invalid, a Bundle, an id that
+is not a string, and text DuckDB's lenient parser would read otherwise than Python's json (_LENIENT).
+So every line gets exactly the row or the reason code of the per-line reading, a block at a time.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rwe_assets.errors import InputFileError
+from rwe_assets.lib import lake
+from rwe_assets.lib.raw_ingest.fhir_rows import _NDJSON_RAW_SCHEMA
+from rwe_assets.lib.raw_ingest.model import READ_CHUNK, Provenance, package
+from rwe_assets.lib.raw_ingest.ndjson_lines import _check_ndjson_start, _parse_ndjson_line
+from rwe_assets.lib.raw_ingest.quarantine import _quarantine_table, _write_quarantine
+from rwe_assets.lib.raw_ingest.scan import open_decompressed
+from rwe_assets.lib.sources import OTHER_RESOURCE
+
+BLOCK_BYTES = 8 << 20
+# Lines DuckDB's JSON functions (yyjson, lenient flags) would read otherwise than Python's json.loads:
+# a trailing comma or nan/inf (accepted by DuckDB only), a repeated "resourceType" or "id" key (the
+# first kept by DuckDB, the last by Python; nested ids match too). A match inside a string value only
+# sends the line to the slower per-line reading.
+_LENIENT = r',\s*[\]}]|[:,\[]\s*[-+]?(?i:nan|inf)|"resourceType".*"resourceType"|"id".*"id"'
+
+
+_CLASSIFY = """
+    WITH parsed AS (
+        SELECT t, CASE WHEN json_valid(t) THEN json_extract(t, ['$.resourceType', '$.id']) END AS v
+        FROM ndjson_block)
+    SELECT
+        coalesce(json_type(v[1]) = 'VARCHAR' AND json_extract_string(v[1], '$') NOT IN ('', 'Bundle')
+            AND coalesce(json_type(v[2]) IN ('VARCHAR', 'NULL'), true), false) AS fast,
+        json_extract_string(v[1], '$') AS resource_type,
+        json_extract_string(v[2], '$') AS resource_id
+    FROM parsed
+"""
+
+
+_ROWS_SCHEMA = pa.schema(
+    [
+        ("number", pa.int64()),
+        ("resource_type", pa.string()),
+        ("resource_id", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+
+
+@dataclass
+class _BlockRows:
+    """What one block of lines gave: one row per line in line order, the entity of each line stored
+    (null for a line quarantined) and the quarantine rows."""
+
+    rows: pa.Table
+    entity: pa.Array
+    records: int
+    quarantine: list[tuple] = field(default_factory=list)
+
+
+def _line_blocks(stream, cap: int) -> Iterator[tuple[int, bytes] | tuple[int, int]]:
+    """(first line number, whole lines) blocks of a binary stream, and (line number, length) for a line
+    over `cap` bytes that no block holds: it is read through in chunks, never held whole."""
+    number, carry = 1, b""
+    while chunk := stream.read(BLOCK_BYTES):
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield number, data[:cut]
+            number += data.count(b"\n", 0, cut)
+        carry = data[cut:]
+        if len(carry) > cap:
+            length, carry = _skip_line(stream, carry, cap)
+            yield number, length
+            number += 1
+    if carry:
+        yield number, carry
+
+
+def _skip_line(stream, head: bytes, cap: int) -> tuple[int, bytes]:
+    """Reads through a line that began with `head` (no newline in it yet); its length as
+    `_bounded_lines` tells it, and the bytes after its newline."""
+    length, trailing_cr = len(head), len(head) - len(head.rstrip(b"\r"))
+    while chunk := stream.read(READ_CHUNK):
+        cut = chunk.find(b"\n")
+        piece = chunk if cut < 0 else chunk[:cut]
+        stripped = len(piece) - len(piece.rstrip(b"\r"))
+        trailing_cr = trailing_cr + stripped if stripped == len(piece) else stripped
+        length += len(piece)
+        if cut >= 0:
+            return _capped_length(length, trailing_cr, True, cap), chunk[cut + 1 :]
+    return _capped_length(length, trailing_cr, False, cap), b""
+
+
+def _capped_length(content: int, trailing_cr: int, newline: bool, cap: int) -> int:
+    """The length `_bounded_lines` reports for a line of `content` bytes (its newline aside) over the
+    cap: it reads cap + 1 bytes, then pieces of READ_CHUNK, and strips \\r only from the last piece."""
+    if not newline:
+        return content
+    last_start = cap + 1 + ((content - cap - 1) // READ_CHUNK) * READ_CHUNK
+    return content - min(trailing_cr, max(content - last_start, 0))
+
+
+def _split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
+    """Line starts, content ends (newline excluded) and text ends (one \\r before the newline excluded)
+    of a block, and the lines' text as one Arrow binary array built without a per-line loop."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    ends = newlines if data.endswith(b"\n") else np.append(newlines, len(buf))
+    starts = np.concatenate(([0], newlines[: len(ends) - 1] + 1))
+    carriage = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    text_ends = ends - carriage
+    keep = np.ones(len(buf), dtype=bool)
+    keep[newlines] = False
+    keep[text_ends[carriage]] = False
+    lengths = text_ends - starts
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(buf[keep])]
+    return starts, ends, text_ends, pa.Array.from_buffers(pa.binary(), len(starts), buffers)
+
+
+def _block_rows(con, first: int, data: bytes, known: set[str], cap: int) -> _BlockRows:
+    starts, ends, text_ends, binary = _split_lines(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    suspect = (ends - starts > cap) | ((text_ends > starts) & (buf[np.maximum(text_ends - 1, 0)] == 13))
+    text = _as_text(binary, suspect)
+    found = _classify(con, text)
+    fast = found.column("fast").to_numpy(zero_copy_only=False) & ~suspect
+    numbers = pa.array(np.arange(first, first + len(starts), dtype=np.int64))
+    columns = [numbers, found.column("resource_type"), found.column("resource_id"), text]
+    slow, quarantine = _per_line(data, first, starts, ends, np.flatnonzero(~fast), known, cap)
+    stored = fast.copy()
+    if slow:  # lines the per-line reading stores: its values replace DuckDB's
+        at = np.isin(numbers.to_numpy(), [line.number for line in slow])
+        stored |= at
+        for index, values in ((1, "resource_type"), (2, "resource_id"), (3, "text")):
+            new = pa.array([getattr(line, values) for line in slow], pa.string())
+            columns[index] = pc.replace_with_mask(columns[index], pa.array(at), new)
+    kept_type = pc.if_else(pa.array(stored), columns[1], pa.scalar(None, pa.string()))
+    rows = pa.table(columns, schema=_ROWS_SCHEMA)
+    return _BlockRows(rows, _entities(kept_type, known), len(starts), quarantine)
+
+
+def _per_line(data, first, starts, ends, indices, known, cap) -> tuple[list, list[tuple]]:
+    """The lines at `indices` read one by one: those stored (_NdjsonLine) and the quarantine rows."""
+    stored, quarantine = [], []
+    for k in indices.tolist():
+        raw = data[starts[k] : ends[k] + 1]
+        if ends[k] - starts[k] > cap:  # its length, as the per-line reader reports it
+            raw = _capped_length(int(ends[k] - starts[k]), _trailing_cr(raw), raw.endswith(b"\n"), cap)
+        line = _parse_ndjson_line(first + k, raw, known)
+        if line.reason:
+            quarantine.append((line.number, line.reason, None, line.detail, line.text))
+        else:
+            stored.append(line)
+    return stored, quarantine
+
+
+def _classify(con, text: pa.Array) -> pa.Table:
+    """DuckDB's verdict on each line; the lines go in as a few record batches, which DuckDB's threads
+    share."""
+    lines = pa.Table.from_arrays([text], names=["t"])
+    con.register("ndjson_block", pa.Table.from_batches(lines.to_batches(max_chunksize=len(text) // 4 + 1)))
+    found = con.execute(_CLASSIFY).to_arrow_table()
+    con.unregister("ndjson_block")
+    return found
+
+
+def _trailing_cr(raw: bytes) -> int:
+    content = raw.rstrip(b"\n")
+    return len(content) - len(content.rstrip(b"\r"))
+
+
+def _as_text(binary: pa.Array, suspect: np.ndarray) -> pa.Array:
+    """The lines as strings (null where not UTF-8). Marks as suspect, in place, a line that is not
+    UTF-8 or that DuckDB would read otherwise than Python's json (_LENIENT)."""
+    try:
+        text = binary.cast(pa.string())
+    except pa.ArrowInvalid:
+        utf8 = np.array([_is_utf8(v) for v in binary.to_pylist()], dtype=bool)
+        suspect |= ~utf8
+        text = pc.if_else(pa.array(utf8), binary, pa.scalar(None, pa.binary())).cast(pa.string())
+    suspect |= pc.match_substring_regex(text, _LENIENT).fill_null(False).to_numpy(zero_copy_only=False)
+    return text
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _entities(resource_types: pa.Array, known: set[str]) -> pa.Array:
+    """Each stored row's entity: its lower-cased resourceType when the source declares it, else `other`."""
+    distinct = pc.unique(resource_types.drop_null())
+    names = [t.lower() if t.lower() in known else OTHER_RESOURCE for t in distinct.to_pylist()]
+    return pc.take(pa.array(names, pa.string()), pc.index_in(resource_types, distinct))
+
+
+def _file_blocks(path: Path, relative: str, known: set[str]) -> Iterator[_BlockRows]:
+    """The file's blocks, each read while the caller writes the one before (a worker thread: DuckDB,
+    numpy and Arrow release the GIL, as does the Delta writer)."""
+    cap = package().MAX_LINE_BYTES
+    con = duckdb.connect()
+    try:
+        with open_decompressed(path) as content, ThreadPoolExecutor(1) as worker:
+            pending = None
+            for first, data in _line_blocks(content, cap):
+                job = worker.submit(_one_block, con, first, data, known, cap)
+                if pending is not None:
+                    yield pending.result()
+                pending = job
+            if pending is not None:
+                yield pending.result()
+    except (EOFError, OSError, zlib.error) as error:
+        raise InputFileError(relative, f"unreadable or truncated file ({type(error).__name__})") from None
+    finally:
+        con.close()
+
+
+def _one_block(con, first: int, data: bytes | int, known: set[str], cap: int) -> _BlockRows:
+    if isinstance(data, int):  # a line over the cap, its length
+        line = _parse_ndjson_line(first, data, known)
+        quarantined = [(line.number, line.reason, None, line.detail, line.text)]
+        return _BlockRows(_ROWS_SCHEMA.empty_table(), pa.array([], pa.string()), 1, quarantined)
+    return _block_rows(con, first, data, known, cap)
+
+
+class _NdjsonPass:
+    """One read of an NDJSON file that streams the rows of one entity. The first pass takes the entity
+    of the first valid line and also counts records and collects quarantined lines."""
+
+    def __init__(self, path: Path, relative: str, known: set[str], entity: str | None):
+        self.path, self.relative, self.known = path, relative, known
+        self.entity, self.first_pass = entity, entity is None
+        self.rows, self.records = 0, 0
+        self.seen: set[str] = set()
+        self.quarantine: list[tuple] = []
+
+    def batches(self, provenance: Provenance) -> Iterator[pa.RecordBatch]:
+        for block in _file_blocks(self.path, self.relative, self.known):
+            if self.first_pass:
+                self.records += block.records
+                self.quarantine.extend(block.quarantine)
+            entities = pc.unique(block.entity.drop_null()).to_pylist()
+            if not entities:
+                continue
+            self.seen.update(entities)
+            self.entity = self.entity or pc.drop_null(block.entity)[0].as_py()
+            mine = pc.equal(block.entity, self.entity).fill_null(False)
+            rows = block.rows if pc.all(mine).as_py() else block.rows.filter(mine)
+            self.rows += rows.num_rows
+            for batch in rows.to_batches(max_chunksize=package().NDJSON_BATCH_ROWS):
+                yield _raw_batch(batch, provenance)
+
+
+def _raw_batch(batch: pa.RecordBatch, provenance: Provenance) -> pa.RecordBatch:
+    numbers = batch.column("number").to_numpy()
+    columns = [batch.column("resource_type"), batch.column("resource_id"), batch.column("text")]
+    columns += [array for _, array in provenance.columns(numbers)]
+    return pa.RecordBatch.from_arrays(columns, schema=_NDJSON_RAW_SCHEMA)
+
+
+def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
+    """One pass per resource type in the file (bulk exports hold one type per file, so usually one
+    pass), each an atomic replace of this file's rows in that entity's table."""
+    _check_ndjson_start(path, result.relative_path)
+    known = set(source.entity_names)
+    first, pending = None, [None]
+    while pending:
+        current = _NdjsonPass(path, result.relative_path, known, pending.pop(0))
+        stream = current.batches(provenance)
+        head = next(stream, None)  # reading one batch tells the entity of this pass
+        if head is not None:
+            target = lake.table_path(lake_dir, "raw", source.name, current.entity)
+            reader = pa.RecordBatchReader.from_batches(_NDJSON_RAW_SCHEMA, _chain(head, stream))
+            lake.replace_file_rows(target, reader, provenance.file_sha256)
+            result.rows_stored[current.entity] = current.rows
+        if first is None:
+            first = current
+            pending = sorted(current.seen - {current.entity})
+    result.records_read = first.records
+    quarantined = _quarantine_table(source.name, None, first.quarantine, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.rows_quarantined = quarantined.num_rows
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
