@@ -11,6 +11,7 @@ refused: the bundled names are what the code and the docs refer to.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -49,6 +50,17 @@ DEFAULT_NON_DATA_FILES = (
 NDJSON_FILES = ("*.ndjson", "*.ndjson.gz")
 FHIR_JSON_FILES = ("*.json", "*.json.gz")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Kinds of person identifier a source may declare (docs/data-formats.md, "Identifiers"). Documents
+# (national id, driver's licence, passport) are issued to the person: two different numbers of one issuer
+# are evidence of two people. Record numbers (MRN, payer member id) are assigned by whoever holds the
+# record: a person registered twice has two, so they only ever count when they agree, and their system
+# (the assigning authority) defaults to the declaring source's site.
+DOCUMENT_TYPES = ("national_id", "drivers_license", "passport")
+RECORD_NUMBER_TYPES = ("mrn", "member_id")
+IDENTIFIER_TYPES = DOCUMENT_TYPES + RECORD_NUMBER_TYPES
+# The DuckDB variable the person staging SQL reads (set_identifier_variables): the source's fields as
+# JSON; unset, a profile stages only what its format states itself (FHIR Patient.identifier).
+IDENTIFIER_FIELDS_VARIABLE = "rwe_identifier_fields"
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,19 @@ class EntitySpec:
     def matches(self, file_name: str) -> bool:
         lowered = file_name.lower()
         return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.files)
+
+
+@dataclass(frozen=True)
+class IdentifierField:
+    """One identifier a source's person records carry. CSV: `field` is a column; FHIR: `field` is a
+    top-level element of the Patient (`id`), or `system` alone maps Patient.identifier entries of that
+    system to `type` (for feeds that send no type code). The issuer or assigning authority is `system`,
+    or the value of `system_field` on each row (the lab manifest's ORDERING_SITE)."""
+
+    type: str
+    field: str | None = None
+    system: str | None = None
+    system_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,8 @@ class SourceSpec:
     # Rank of this source's demographics when linked records of one person disagree and their own
     # record dates tie (lib/sql/cdm/person.sql): 1 is trusted first; None ranks after every number.
     person_priority: int | None = None
+    # Person identifier fields (sources.yaml `identifiers`), staged typed in staging.person_pii.
+    identifiers: tuple[IdentifierField, ...] = ()
 
     @property
     def entity_names(self) -> tuple[str, ...]:
@@ -241,7 +268,63 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
         encoding=str(raw.get("encoding", "utf-8")),
         staging_profile=raw.get("staging_profile"),
         person_priority=_person_priority(raw, where),
+        identifiers=_identifiers(raw, fmt, where),
     )
+
+
+def _identifiers(raw: dict, fmt: str, where: str) -> tuple[IdentifierField, ...]:
+    entries = raw.get("identifiers") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: expected a list under 'identifiers'")
+    fields = []
+    for entry in entries:
+        entry = entry if isinstance(entry, dict) else {}
+        unknown = set(entry) - {"type", "field", "system", "system_field"}
+        if entry.get("type") not in IDENTIFIER_TYPES or unknown:
+            raise ConfigError(
+                f"{where}: expected identifiers entries with a type ({', '.join(IDENTIFIER_TYPES)}) and "
+                f"field, system or system_field, found {sorted(entry) or entry!r}"
+            )
+        item = IdentifierField(**{k: str(v) for k, v in entry.items()})
+        if item.field is None and (fmt != "ndjson" or item.system is None or item.system_field):
+            raise ConfigError(
+                f"{where}: identifier of type {item.type}: expected a field (a CSV column or FHIR element); "
+                "an entry without one maps a FHIR identifier system (system only)"
+            )
+        fields.append(item)
+    return tuple(fields)
+
+
+def identifier_variables(source: SourceSpec) -> dict[str, str]:
+    """Values of the DuckDB variables the person staging SQL reads for `source` (IDENTIFIER_FIELDS_VARIABLE:
+    JSON list of {type, system, path, system_path, match_system}, paths as JSON paths into the raw row or
+    FHIR resource). A record number without a system gets the source's site as its assigning authority."""
+    entries = []
+    for item in source.identifiers:
+        system = item.system
+        if system is None and item.system_field is None and item.type in RECORD_NUMBER_TYPES:
+            system = source.site
+        entries.append(
+            {
+                "type": item.type,
+                "system": system if item.field is not None else None,
+                "path": _json_path(item.field),
+                "system_path": _json_path(item.system_field),
+                "match_system": item.system if item.field is None else None,
+            }
+        )
+    return {IDENTIFIER_FIELDS_VARIABLE: json.dumps(entries)}
+
+
+def set_identifier_variables(con, source: SourceSpec) -> None:
+    """Set the variables of identifier_variables(source) on DuckDB connection `con`, before the source's
+    person staging SQL runs (set for every source, so one source's fields never reach another)."""
+    for name, value in identifier_variables(source).items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+def _json_path(name: str | None) -> str | None:
+    return None if name is None else '$."' + name.replace('"', "") + '"'
 
 
 def _person_priority(raw: dict, where: str) -> int | None:

@@ -32,7 +32,7 @@ from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 log = logging.getLogger(__name__)
 
 # Bumped whenever comparisons or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 6
+MODEL_VERSION = 7
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -61,8 +61,6 @@ MIN_RULE_PAIRS_FOR_EM = 50
 BLOCKING_RULES = [
     "l.t_dob = r.t_dob AND l.t_city = r.t_city",
     "l.t_ssn = r.t_ssn",
-    "l.t_licence = r.t_licence",
-    "l.t_passport = r.t_passport",
     "l.t_phone = r.t_phone",
     "l.t_email = r.t_email",
     "l.t_email_user = r.t_email_user",
@@ -88,6 +86,9 @@ BLOCKING_RULES = [
     "l.k_given_yob = r.k_family_yob",
     "l.k_family_yob = r.k_given_yob",
     "l.k_zip_family = r.k_zip_family",
+    # Identifiers (licence, passport, MRN, member id, ...): a shared offered token (tokens.sql), the lists
+    # exploded by Splink; last, so no later rule has to exclude its pairs.
+    {"blocking_rule": "l.t_id_offer = r.t_id_offer", "arrays_to_explode": ["t_id_offer"]},
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
 EM_BLOCKING_RULES = ["l.t_dob = r.t_dob", "l.t_family = r.t_family AND l.t_given_first = r.t_given_first"]
@@ -278,24 +279,26 @@ def comparisons(tf: bool = True) -> list[dict]:
             _level("ELSE", "else", 0.06, 0.99884),
         ],
     }
-    # Driver's licence and passport: one comparison (either agreeing is the same evidence: a document
-    # issued to this person). Disagreement is weak evidence: numbers change on renewal or reissue.
+    # Typed identifiers (national id other than the SSN, driver's licence, passport, MRN, member id): one
+    # comparison, since any of them agreeing is the same evidence (a number issued to this person), and
+    # only within one type and system (tokens.sql: offer/accept lists). A typo level on the keyed
+    # deletion neighbourhoods (one character wrong, added, dropped, two swapped). "else" only for
+    # documents of one type and issuer that differ: record numbers differ between a person's two
+    # registrations, so only their agreement counts; documents change on renewal, so it weighs little.
     identifiers = {
         "output_column_name": "identifier",
-        "comparison_description": "driver's licence and passport tokens",
+        "comparison_description": "typed identifier tokens (same type and system), deletion-neighbourhood tokens",
         "comparison_levels": [
             _level(
-                "(t_licence_l IS NULL OR t_licence_r IS NULL) AND (t_passport_l IS NULL OR t_passport_r IS NULL)",
+                "t_id_offer_l IS NULL OR t_id_offer_r IS NULL OR NOT coalesce("
+                + " OR ".join(_offered(k) for k in ("t_id", "t_idnear", "t_idkind"))
+                + ", false)",
                 "null",
                 null=True,
             ),
-            _level(
-                "t_licence_l = t_licence_r OR t_passport_l = t_passport_r",
-                "same licence or passport",
-                0.9,
-                0.00001,
-            ),
-            _level("ELSE", "else", 0.1, 0.99999),
+            _level(_offered("t_id"), "same identifier (type, system, value)", 0.9, 0.00001),
+            _level(_offered("t_idnear"), "one character apart", 0.05, 0.00005),
+            _level("ELSE", "else (same type and issuer, different number)", 0.05, 0.99994),
         ],
     }
     return [
@@ -308,6 +311,11 @@ def comparisons(tf: bool = True) -> list[dict]:
         contact,
         email,
     ]
+
+
+def _offered(col: str) -> str:
+    """SQL: one record's `col`_offer list meets the other's `col`_accept list (tokens.sql, identifiers)."""
+    return f"(list_has_any({col}_offer_l, {col}_accept_r) OR list_has_any({col}_accept_l, {col}_offer_r))"
 
 
 def _exact(name: str, col: str, m: float, u: float) -> dict:
@@ -327,7 +335,9 @@ def prior_settings(tf: bool = False) -> dict:
         "link_type": "dedupe_only",
         "unique_id_column_name": "record_id",
         "probability_two_random_records_match": 0.0001,
-        "blocking_rules_to_generate_predictions": [{"blocking_rule": r} for r in BLOCKING_RULES],
+        "blocking_rules_to_generate_predictions": [
+            r if isinstance(r, dict) else {"blocking_rule": r} for r in BLOCKING_RULES
+        ],
         "comparisons": comparisons(tf),
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": True,

@@ -43,8 +43,11 @@ PII_COLUMNS = (
     "zip",
     "phone",
     "email",
+    "identifiers",
     "_batch_id",
 )
+# Types of the PII columns an input may lack when their NULL must still be typed (lists are unnested).
+PII_TYPES = {"identifiers": "STRUCT(type VARCHAR, system VARCHAR, value VARCHAR)[]"}
 # field -> (bits, hash functions); street lines and emails have about twice the q-grams of a name
 BLOOM = {"given": (252, 8), "family": (252, 8), "street": (504, 8), "email": (504, 8)}
 WORD = 63  # bits per BIGINT word of a Bloom filter (the sign bit unused)
@@ -59,8 +62,6 @@ TOKEN_COLUMNS = (
     "t_yob",
     "t_ydate",
     "t_ssn",
-    "t_licence",
-    "t_passport",
     "t_phone",
     "t_street",
     "t_zip",
@@ -79,6 +80,7 @@ LIST_COLUMNS = (
     "t_given_forms",
     "t_dob_digit",
     "t_ym_near",
+    *(f"t_{kind}_{side}" for kind in ("id", "idnear", "idkind") for side in ("offer", "accept")),
 )
 # Tokens of the names of this run one edit apart: not part of a record's fingerprint (they change when
 # another record brings a new name) but recomputed on every run.
@@ -158,7 +160,10 @@ def build_tokens(
     con.execute("CREATE OR REPLACE TEMP TABLE lk_forms (name VARCHAR, full_name VARCHAR)")
     con.executemany("INSERT INTO lk_forms VALUES (?, ?)", forms)
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    columns = ", ".join(c if c in present else f"NULL AS {c}" for c in PII_COLUMNS)
+    columns = ", ".join(
+        c if c in present else f"CAST(NULL AS {PII_TYPES[c]}) AS {c}" if c in PII_TYPES else f"NULL AS {c}"
+        for c in PII_COLUMNS
+    )
     con.execute(f"CREATE OR REPLACE TEMP VIEW lk_pii AS SELECT {columns} FROM {source}")
     con.execute(_sql("normalized"), {"today": today or dt.date.today()})
     _bloom_filters(con)

@@ -38,7 +38,7 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
-from rwe_assets.lib.sources import SourceRegistry, SourceSpec
+from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
 from rwe_assets.lib.staging import deid
 from rwe_assets.lib.staging.lifecycle import (
     IS_STATUS,
@@ -228,6 +228,7 @@ def _stage_source(
     macros = profile_dir / "_macros.sql"  # after the raw views: a table macro may read one
     if macros.exists():
         con.execute(macros.read_text())
+    set_identifier_variables(con, source)
     for table in TABLES:
         for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
             entity = sql_file.stem

@@ -444,7 +444,8 @@ SELECT source_system, source_person_id,
        list(DISTINCT city) AS places,
        list(DISTINCT zip) AS zips,
        list(DISTINCT phone) AS phones,
-       [source_person_id] || list(DISTINCT ssn) || list(DISTINCT drivers_license) || list(DISTINCT passport) AS ids,
+       [source_person_id] || list(DISTINCT ssn) || list(DISTINCT drivers_license) || list(DISTINCT passport)
+           || flatten(list(list_transform(coalesce(identifiers, []), i -> i.value))) AS ids,
        list(DISTINCT contact_names) AS other_names
 FROM {pii}
 WHERE source_person_id IS NOT NULL

@@ -96,13 +96,20 @@ PERSON_PII = StagedTable(
         ("drivers_license", "VARCHAR"),
         ("passport", "VARCHAR"),
         ("contact_names", "VARCHAR"),
+        ("identifiers", "STRUCT(type VARCHAR, system VARCHAR, value VARCHAR)[]"),
     ),
     "Identifiers of each source person, read only by linkage to build keyed tokens. birth_date is the "
     "full date or NULL (missing, partial or impossible: the record is staged all the same); "
     "birth_year and birth_month keep what a partial date tells. contact_names: the names of the "
     "person's contacts (relatives, guardians: FHIR Patient.contact), space-separated, read only by the "
-    "note de-identification (lib/staging/deid.py).",
-    optional=frozenset({"contact_names"}),  # only FHIR states contacts
+    "note de-identification (lib/staging/deid.py). identifiers: every identifier the record carries "
+    "(national id, MRN, payer member id, driver's licence, passport, ...) as {type, system, value}, the "
+    "system being the issuer or assigning authority (NULL: not stated), values as written; the fields "
+    "come from the source's registry entry and, for FHIR, Patient.identifier (docs/data-formats.md, "
+    '"Identifiers"). ssn, drivers_license and passport repeat the first of their kind for the review '
+    "export and the note de-identification.",
+    # only FHIR states contacts; a profile without identifier fields leaves identifiers out (NULL)
+    optional=frozenset({"contact_names", "identifiers"}),
 )
 
 VISIT = StagedTable(

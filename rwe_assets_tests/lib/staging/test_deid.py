@@ -251,17 +251,17 @@ def test_one_matcher_is_compiled_per_person_not_per_note(monkeypatch):
         "CREATE TABLE pii (source_system VARCHAR, source_person_id VARCHAR, given_name VARCHAR, "
         "family_name VARCHAR, maiden_name VARCHAR, birth_date DATE, ssn VARCHAR, address_line VARCHAR, "
         "city VARCHAR, zip VARCHAR, phone VARCHAR, drivers_license VARCHAR, passport VARCHAR, "
-        "contact_names VARCHAR)"
+        "contact_names VARCHAR, identifiers STRUCT(type VARCHAR, system VARCHAR, value VARCHAR)[])"
     )
     con.execute(
         "INSERT INTO pii VALUES ('s', 'p1', 'Ann', 'Lee', NULL, '1950-01-02', NULL, '12 Elm St', "
-        "'Boston', '02110', '555-201-3344', NULL, NULL, NULL), ('s', 'p2', 'Bo', 'Kim', NULL, NULL, NULL, "
-        "NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+        "'Boston', '02110', '555-201-3344', NULL, NULL, NULL, NULL), ('s', 'p2', 'Bo', 'Kim', NULL, NULL, NULL, "
+        "NULL, NULL, NULL, NULL, NULL, NULL, NULL, [{'type': 'mrn', 'system': 's', 'value': 'MRN88123'}])"
     )
     con.execute("CREATE TABLE notes (source_system VARCHAR, source_person_id VARCHAR, note_text VARCHAR)")
     con.execute(
         "INSERT INTO notes VALUES ('s','p1','Ann Lee, 1/2/1950'), ('s','p2','Bo Kim'), "
-        "('s','p1','12 Elm Street'), ('s','p2','no identifier'), ('s','p1',NULL)"
+        "('s','p1','12 Elm Street'), ('s','p2','no identifier'), ('s','p1',NULL), ('s','p2','chart MRN88123')"
     )
     built = []
     real = deid.person_matcher
@@ -270,10 +270,16 @@ def test_one_matcher_is_compiled_per_person_not_per_note(monkeypatch):
     counts = deid.redact_note_table(con, "notes", "pii")
 
     assert len(built) == 2
-    assert counts == {"notes": 4, "persons": 2, "changed": 3}
+    assert counts == {"notes": 5, "persons": 2, "changed": 4}  # an MRN among the identifiers goes too
     texts = con.execute("SELECT note_text FROM notes WHERE note_text IS NOT NULL").fetchall()
     assert sorted(r[0] for r in texts) == sorted(
-        [f"{REDACTED} {REDACTED}", f"{REDACTED} {REDACTED}, {REDACTED}", REDACTED, "no identifier"]
+        [
+            f"{REDACTED} {REDACTED}",
+            f"{REDACTED} {REDACTED}, {REDACTED}",
+            REDACTED,
+            "no identifier",
+            f"chart {REDACTED}",
+        ]
     )
 
 

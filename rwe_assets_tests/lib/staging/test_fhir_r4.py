@@ -314,6 +314,21 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "drivers_license": "S99912345",
             "passport": "X1234567X",
             "contact_names": None,  # no Patient.contact
+            # typed by their v2-0203 codes; the untyped Synthea id is a number its system assigns
+            "identifiers": [
+                {
+                    "type": "drivers_license",
+                    "system": "urn:oid:2.16.840.1.113883.4.3.25",
+                    "value": "S99912345",
+                },
+                {"type": "national_id", "system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-11-2222"},
+                {"type": "other", "system": "https://github.com/synthetichealth/synthea", "value": "p1"},
+                {
+                    "type": "passport",
+                    "system": "http://standardhealthrecord.org/fhir/StructureDefinition/passportNumber",
+                    "value": "X1234567X",
+                },
+            ],
         }
     ]
     assert_reconciles(report)

@@ -45,7 +45,10 @@ def staged_facts(lake_dir: Path) -> dict[str, Counter]:
     facts = {}
     for table in TABLES:
         rows = lake.read_table(lake.table_path(lake_dir, "staging", table.name)).to_pylist()
-        facts[table.name] = Counter(tuple((k, v) for k, v in r.items() if k not in PROVENANCE) for r in rows)
+        facts[table.name] = Counter(
+            tuple((k, repr(v) if isinstance(v, list) else v) for k, v in r.items() if k not in PROVENANCE)
+            for r in rows
+        )
     return facts
 
 

@@ -160,3 +160,39 @@ CREATE OR REPLACE TEMP MACRO lk_email_user(e) AS
 CREATE OR REPLACE TEMP MACRO lk_deletions(v) AS CASE WHEN v IS NOT NULL THEN
     list_distinct([v] || CASE WHEN length(v) > 3 THEN
         list_transform(range(1, length(v) + 1), i -> substr(v, 1, i - 1) || substr(v, i + 1)) ELSE [] END) END;
+
+-- Typed identifiers (staging.person_pii.identifiers: {type, system, value}; docs/linkage.md, "Identifiers").
+-- Type: one of the registry's kinds; anything else ('other', a FHIR system without a type code) is a
+-- number its system assigns, like an MRN.
+CREATE OR REPLACE TEMP MACRO lk_id_type(t) AS (
+    WITH v AS (SELECT lower(trim(coalesce(CAST(t AS VARCHAR), ''))) AS s)
+    SELECT CASE WHEN s IN ('national_id', 'drivers_license', 'passport', 'mrn', 'member_id') THEN s ELSE 'other' END
+    FROM v
+);
+
+-- Documents are issued to the person: two different numbers of one issuer are two people. Record numbers
+-- (MRN, member id, other) are assigned per registration: a person registered twice has two.
+CREATE OR REPLACE TEMP MACRO lk_id_document(t) AS t IN ('national_id', 'drivers_license', 'passport');
+
+-- System (issuer, assigning authority): case, spaces and a trailing '/' folded; the US SSN's names
+-- ('us-ssn', its FHIR URL and OID) become 'us-ssn'. A system that names the kind of number but no issuer
+-- (Synthea's passport URL) is no system: such a document may agree with the same number of any issuer.
+CREATE OR REPLACE TEMP MACRO lk_id_system(x) AS (
+    WITH v AS (SELECT rtrim(lower(trim(coalesce(CAST(x AS VARCHAR), ''))), '/') AS s)
+    SELECT CASE
+        WHEN s IN ('us-ssn', 'http://hl7.org/fhir/sid/us-ssn', 'urn:oid:2.16.840.1.113883.4.1') THEN 'us-ssn'
+        WHEN s IN ('', 'http://standardhealthrecord.org/fhir/structuredefinition/passportnumber') THEN NULL
+        ELSE s END FROM v
+);
+
+-- Value: documents as lk_ident (5 to 20 letters and digits, placeholders NULL). Record numbers: letters and
+-- digits upper-cased, separators dropped, leading zeros of an all-digit number dropped (one system pads
+-- to a fixed width, another does not), 3 to 64 characters (a UUID is one), not one repeated character.
+CREATE OR REPLACE TEMP MACRO lk_id_value(t, x) AS CASE WHEN lk_id_document(t) THEN lk_ident(x) ELSE (
+    WITH a AS (SELECT regexp_replace(upper(strip_accents(coalesce(CAST(x AS VARCHAR), ''))), '[^A-Z0-9]', '', 'g') AS s),
+    v AS (SELECT CASE WHEN regexp_full_match(s, '[0-9]+') THEN ltrim(s, '0') ELSE s END AS s FROM a)
+    SELECT CASE WHEN length(s) BETWEEN 3 AND 64 AND replace(s, s[1], '') <> '' THEN s END FROM v
+) END;
+
+-- An identifier token combined with its system's token (tokens.sql): a 60-bit hash of two keyed tokens.
+CREATE OR REPLACE TEMP MACRO lk_idhash(a, b) AS CAST(hash('id', a, b) >> 4 AS BIGINT);

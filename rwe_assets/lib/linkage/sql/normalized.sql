@@ -2,6 +2,11 @@
 -- normalized by the macros of normalize.sql (NULL where missing, placeholder or impossible).
 -- part_year, part_month: what a partial birth date (no full date) still tells; tokens.sql uses them
 -- only where dob is NULL.
+-- ids: the record's typed identifiers, normalized (normalize.sql: lk_id_type, lk_id_system, lk_id_value),
+-- distinct: staged `identifiers`, plus the drivers_license / passport columns (issuer unknown) for a
+-- type the list lacks (inputs without `identifiers`). A record number without a system is dropped (an
+-- MRN means nothing without its assigning authority); the US SSN is left to the ssn column (its own
+-- comparison and deterministic rule), which it fills when that is empty.
 -- given_forms: the full names the call name may stand for (Bob -> robert; Chris -> christopher,
 -- christine, ...) plus the name itself; given_canon is the first of them, for blocking keys.
 CREATE OR REPLACE TEMP TABLE lk_normalized AS
@@ -26,8 +31,7 @@ WITH base AS (
             AS raw_month,
         lk_sex(sex) AS sex,
         lk_ssn(ssn) AS ssn,
-        lk_ident(drivers_license) AS licence,
-        lk_ident(passport) AS passport,
+        identifiers AS raw_identifiers, drivers_license AS raw_licence, passport AS raw_passport,
         lk_phone(phone) AS phone,
         lk_street(address_line) AS street,
         lk_zip(zip) AS zip,
@@ -36,17 +40,37 @@ WITH base AS (
     FROM lk_pii
     WHERE source_system IS NOT NULL AND source_person_id IS NOT NULL
 ),
+id_in AS (  -- every identifier of a record, one row each; from_list: staged in `identifiers`
+    SELECT record_id, i.type, i.system, i.value, true AS from_list
+    FROM (SELECT record_id, unnest(raw_identifiers) AS i FROM base)
+    UNION ALL SELECT record_id, 'drivers_license', NULL, raw_licence, false FROM base WHERE raw_licence IS NOT NULL
+    UNION ALL SELECT record_id, 'passport', NULL, raw_passport, false FROM base WHERE raw_passport IS NOT NULL
+),
+id_norm AS (
+    SELECT record_id, type, lk_id_system(system) AS system, lk_id_value(type, value) AS value, from_list,
+           bool_or(from_list) OVER (PARTITION BY record_id, type) AS type_listed
+    FROM (SELECT record_id, lk_id_type(type) AS type, system, value, from_list FROM id_in)
+),
+ids AS (
+    SELECT record_id,
+        list(DISTINCT {'type': type, 'system': system, 'value': value}) FILTER (
+            WHERE (from_list OR NOT type_listed) AND (system IS NOT NULL OR lk_id_document(type))
+            AND coalesce(system, '') <> 'us-ssn') AS ids,
+        min(lk_ssn(value)) FILTER (WHERE type = 'national_id' AND system = 'us-ssn') AS id_ssn
+    FROM id_norm WHERE value IS NOT NULL GROUP BY record_id
+),
 forms AS (
     SELECT b.given_first, list_sort(list_distinct(list(f.full_name) || [b.given_first])) AS given_forms
     FROM (SELECT DISTINCT given_first FROM base WHERE given_first IS NOT NULL) b
     LEFT JOIN lk_forms f ON f.name = b.given_first
     GROUP BY b.given_first
 )
-SELECT base.* EXCLUDE (raw_year, raw_month),
+SELECT base.* EXCLUDE (raw_year, raw_month, ssn, raw_identifiers, raw_licence, raw_passport),
+       coalesce(base.ssn, ids.id_ssn) AS ssn, nullif(ids.ids, []) AS ids,
        CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) THEN raw_year END AS part_year,
        CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) AND raw_month BETWEEN 1 AND 12
             THEN raw_month END AS part_month,
        forms.given_forms,
        coalesce(list_filter(forms.given_forms, n -> n <> base.given_first)[1], base.given_first) AS given_canon,
        nullif(maiden, family) AS other_family, lk_email_user(email) AS email_user
-FROM base LEFT JOIN forms USING (given_first)
+FROM base LEFT JOIN forms USING (given_first) LEFT JOIN ids USING (record_id)

@@ -19,6 +19,16 @@
 -- and the birth year (one hash for both fields, so a name in the other field still meets it);
 -- k_zip_family: postcode and family name. These are capped by frequency afterwards (tokens.py,
 -- cap_keys).
+-- Identifiers (lk_normalized.ids): tokens that agree only within one type and system. A value's token B
+-- (keyed type and value) and its system's token S combine as hash(B, S). Each record has an `offer` and
+-- an `accept` list; two records agree when one's offer meets the other's accept. An identifier with a
+-- system offers and accepts hash(B, S); a document also offers B, and a document without a system offers
+-- and accepts B: so a number of one issuer never agrees with the same number of another issuer, and a
+-- document whose issuer is unknown agrees with the same number of any issuer. t_id_*: the values;
+-- t_idnear_*: their deletion neighbourhoods (lk_deletions, values of up to 20 characters), keyed before
+-- combining: one character wrong, added, dropped or two neighbours swapped; t_idkind_*: the (type,
+-- system) of documents only, for "comparable but different" (record numbers differ between two
+-- registrations of one person, so only their agreement counts). NULL lists: no identifier.
 CREATE OR REPLACE TEMP TABLE lk_tokens AS
 WITH names AS (
     SELECT kind, value, lk_hmac(kind || '|' || value) AS tok
@@ -62,6 +72,44 @@ dates AS (
         lk_hmac('dob|' || strftime(dob, '%Y') || '-01-01') AS t_ydate
     FROM (SELECT DISTINCT dob FROM lk_normalized WHERE dob IS NOT NULL)
 ),
+id_rows AS (
+    SELECT record_id, unnest(ids) AS i FROM lk_normalized WHERE len(ids) > 0
+),
+id_values AS (  -- per distinct (type, value): its token and its neighbourhood's tokens
+    SELECT type, value, lk_hmac('id|' || type || '|' || value) AS b,
+           CASE WHEN length(value) <= 20 THEN list_transform(lk_deletions(value), d -> lk_hmac('id-near|' || type || '|' || d)) END
+               AS near
+    FROM (SELECT DISTINCT i.type, i.value FROM id_rows)
+),
+id_systems AS (
+    SELECT system, lk_hmac('id-system|' || system) AS s FROM (SELECT DISTINCT i.system FROM id_rows WHERE i.system IS NOT NULL)
+),
+id_types AS (
+    SELECT type, lk_hmac('id-type|' || type) AS t FROM (SELECT DISTINCT i.type AS type FROM id_rows)
+),
+id_parts AS (
+    SELECT r.record_id, lk_id_document(r.i.type) AS doc, v.b, v.near, s.s, t.t
+    FROM id_rows r
+    JOIN id_values v ON v.type = r.i.type AND v.value = r.i.value
+    JOIN id_types t ON t.type = r.i.type
+    LEFT JOIN id_systems s ON s.system = r.i.system
+),
+ids AS (
+    SELECT record_id,
+        list_distinct(flatten(list(CASE WHEN s IS NULL THEN [b] WHEN doc THEN [lk_idhash(b, s), b] ELSE [lk_idhash(b, s)] END)))
+            AS t_id_offer,
+        list_distinct(list(CASE WHEN s IS NULL THEN b ELSE lk_idhash(b, s) END)) AS t_id_accept,
+        list_distinct(flatten(list(CASE WHEN s IS NULL THEN near
+            WHEN doc THEN list_transform(near, n -> lk_idhash(n, s)) || near
+            ELSE list_transform(near, n -> lk_idhash(n, s)) END))) AS t_idnear_offer,
+        list_distinct(flatten(list(CASE WHEN s IS NULL THEN near ELSE list_transform(near, n -> lk_idhash(n, s)) END)))
+            AS t_idnear_accept,
+        list_distinct(flatten(list(CASE WHEN NOT doc THEN [] WHEN s IS NULL THEN [t] ELSE [lk_idhash(t, s), t] END)))
+            AS t_idkind_offer,
+        list_distinct(flatten(list(CASE WHEN NOT doc THEN [] WHEN s IS NULL THEN [t] ELSE [lk_idhash(t, s)] END)))
+            AS t_idkind_accept
+    FROM id_parts GROUP BY record_id
+),
 record AS (
     SELECT
         n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
@@ -74,8 +122,8 @@ record AS (
         coalesce(d.t_yob, CASE WHEN n.dob IS NULL AND n.part_year IS NOT NULL
             THEN lk_hmac('year|' || CAST(n.part_year AS VARCHAR)) END) AS t_yob,
         lk_hmac('ssn|' || n.ssn) AS t_ssn,
-        lk_hmac('licence|' || n.licence) AS t_licence,
-        lk_hmac('passport|' || n.passport) AS t_passport,
+        ids.t_id_offer, ids.t_id_accept, ids.t_idnear_offer, ids.t_idnear_accept, ids.t_idkind_offer,
+        ids.t_idkind_accept,
         lk_hmac('phone|' || n.phone) AS t_phone,
         lk_hmac('street|' || n.street) AS t_street,
         z.tok AS t_zip,
@@ -96,6 +144,7 @@ record AS (
     LEFT JOIN names z ON z.kind = 'zip' AND z.value = n.zip
     LEFT JOIN names sx ON sx.kind = 'sdx' AND sx.value = n.family_sdx
     LEFT JOIN names gi ON gi.kind = 'init' AND gi.value = left(n.given_first, 1)
+    LEFT JOIN ids ON ids.record_id = n.record_id
 )
 SELECT
     r.* EXCLUDE (t_canon, t_family_sdx, t_given_init, street, email, given, family),

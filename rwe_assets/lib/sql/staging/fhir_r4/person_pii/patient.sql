@@ -13,8 +13,15 @@
 -- drivers_license: identifier of type code DL; passport: identifier of type code PPN (v2-0203 codes).
 -- contact_names: every given, family and text name of Patient.contact (relatives, guardians), for the
 --   note de-identification only.
+-- identifiers: every Patient.identifier with a value as {type, system, value}, raw values (linkage
+--   normalizes), sorted. type from the registry entry mapping its system (sources.yaml `identifiers`),
+--   else its v2-0203 type code (MR PI PT MRT: mrn; MB SN MC MA: member_id; SS NI NH JHN NNxxx:
+--   national_id; DL: drivers_license; PPN: passport), else national_id for the US SSN system, else
+--   'other' (a number its system assigns: linkage counts it only when it agrees). An SS without system
+--   is a US SSN; an NNxxx without system gets 'nnxxx' (the country). Then the fields the registry entry
+--   declares, read from the resource (`id`: the Patient's own id, an MRN of the source's site).
 WITH src AS (
-    SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
+    SELECT resource_id, resource_json, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
             "gender": "VARCHAR", "birthDate": "VARCHAR",
             "name": [{"use": "VARCHAR", "family": "VARCHAR", "given": ["VARCHAR"]}],
@@ -27,14 +34,43 @@ WITH src AS (
         }') AS r
     FROM raw_patient
 ),
+registry AS (
+    SELECT from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'), '[{"type": "VARCHAR", "system": "VARCHAR",
+        "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]') AS fields
+),
 parts AS (
     SELECT *,
         coalesce(list_filter(r.name, n -> n.use = 'official')[1],
                  list_filter(r.name, n -> n.use = 'usual')[1],
                  list_filter(r.name, n -> coalesce(n.use, '') NOT IN ('old', 'maiden'))[1],
                  r.name[1]) AS person_name,
-        rwe_fhir_home_address(r.address) AS addr
-    FROM src
+        rwe_fhir_home_address(r.address) AS addr,
+        list_transform(list_filter(coalesce(r.identifier, []), i -> rwe_text(i.value) IS NOT NULL), i -> {
+            'codes': list_transform(coalesce(i.type.coding, []), c -> upper(rwe_text(c.code))),
+            'system': rwe_text(i.system), 'value': rwe_text(i.value)}) AS ids
+    FROM src, registry
+),
+typed AS (
+    SELECT *,
+        list_transform(ids, i -> {
+            'type': coalesce(
+                list_filter(fields, f -> f.path IS NULL AND lower(f.match_system) = lower(i.system))[1].type,
+                list_filter(list_transform(i.codes, c -> CASE
+                    WHEN c IN ('MR', 'PI', 'PT', 'MRT') THEN 'mrn'
+                    WHEN c IN ('MB', 'SN', 'MC', 'MA') THEN 'member_id'
+                    WHEN c IN ('SS', 'NI', 'NH', 'JHN') OR regexp_full_match(c, 'NN[A-Z]{3}') THEN 'national_id'
+                    WHEN c = 'DL' THEN 'drivers_license'
+                    WHEN c = 'PPN' THEN 'passport' END), t -> t IS NOT NULL)[1],
+                CASE WHEN lower(i.system) = 'http://hl7.org/fhir/sid/us-ssn' THEN 'national_id' END,
+                'other'),
+            'system': coalesce(i.system,
+                CASE WHEN list_contains(i.codes, 'SS') THEN 'http://hl7.org/fhir/sid/us-ssn' END,
+                lower(list_filter(i.codes, c -> regexp_full_match(c, 'NN[A-Z]{3}'))[1])),
+            'value': i.value}) AS stated_ids,
+        list_filter(list_transform(list_filter(fields, f -> f.path IS NOT NULL), f -> {
+            'type': f.type, 'system': coalesce(f.system, rwe_text(json_extract_string(resource_json, f.system_path))),
+            'value': rwe_text(json_extract_string(resource_json, f.path))}), i -> i.value IS NOT NULL) AS declared_ids
+    FROM parts
 )
 SELECT
     $source AS source_system,
@@ -61,7 +97,8 @@ SELECT
         AS passport,
     rwe_text(array_to_string(flatten(list_transform(coalesce(r.contact, []), c -> flatten([
         coalesce(c.name.given, []), [c.name.family], [c.name.text]]))), ' ')) AS contact_names,
+    list_sort(stated_ids || declared_ids) AS identifiers,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'id', 'failed': rwe_text(resource_id) IS NULL}
     ]) AS _failure
-FROM parts
+FROM typed

@@ -1,5 +1,9 @@
 -- Lab sample manifest -> staging.person_pii: the test order's identifiers, read only by linkage.
 -- A missing, partial or impossible BIRTH_DATE stays in linkage: birth_date NULL, year/month kept.
+-- identifiers: the lab's own patient id and the ordering site's (ORDERING_SITE_PATIENT_ID, its system
+--   the ORDERING_SITE): a manifest without those columns gives no such identifier. A person's samples
+--   may come from several sites: each row holds the identifiers of all of the person's rows, so the rows
+--   of one person stay identical (as person_source's record_updated).
 SELECT
     $source AS source_system,
     rwe_text(SOURCE_PERSON_ID) AS record_key,
@@ -14,7 +18,15 @@ SELECT
     rwe_text(SEX) AS sex,
     NULL AS ssn, NULL AS address_line, NULL AS city, NULL AS state, NULL AS zip, NULL AS phone,
     NULL AS drivers_license, NULL AS passport,
+    -- identifiers: the fields the source's registry entry declares (sources.yaml `identifiers`, set as the
+    --   variable rwe_identifier_fields by lib/sources.py), each {type, system, value}, read from the row
+    --   by name (a declared column the file lacks gives no identifier), sorted; raw values, linkage normalizes.
+    list_sort(list_distinct(flatten(list(list_filter(list_transform(
+        from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'), '[{"type": "VARCHAR", "system": "VARCHAR", "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]'),
+        f -> {'type': f.type, 'system': coalesce(f.system, rwe_text(json_extract_string(_row_json, f.system_path))),
+              'value': rwe_text(json_extract_string(_row_json, f.path))}),
+        i -> i.value IS NOT NULL)) OVER (PARTITION BY rwe_text(SOURCE_PERSON_ID))))) AS identifiers,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'SOURCE_PERSON_ID', 'failed': rwe_text(SOURCE_PERSON_ID) IS NULL}
     ]) AS _failure
-FROM raw_sample_manifest
+FROM (SELECT *, to_json(m) AS _row_json FROM raw_sample_manifest m)

@@ -1,6 +1,8 @@
 -- Synthea patients.csv -> staging.person_pii (identifiers for linkage only).
 -- Synthea appends digits to names (Maynard46): they are kept here as written; linkage normalizes.
 -- A missing, partial or impossible birth date stays in linkage: birth_date NULL, year/month kept.
+-- ssn, drivers_license, passport: the Synthea columns as before (the review export and the note
+--   de-identification read them); `identifiers` holds every declared identifier typed.
 SELECT
     $source AS source_system,
     rwe_text(Id) AS record_key,
@@ -21,7 +23,15 @@ SELECT
     NULL AS phone,
     rwe_text(DRIVERS) AS drivers_license,
     rwe_text(PASSPORT) AS passport,
+    -- identifiers: the fields the source's registry entry declares (sources.yaml `identifiers`, set as the
+    --   variable rwe_identifier_fields by lib/sources.py), each {type, system, value}, read from the row
+    --   by name (a declared column the file lacks gives no identifier), sorted; raw values, linkage normalizes.
+    list_sort(list_filter(list_transform(
+        from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'), '[{"type": "VARCHAR", "system": "VARCHAR", "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]'),
+        f -> {'type': f.type, 'system': coalesce(f.system, rwe_text(json_extract_string(_row_json, f.system_path))),
+              'value': rwe_text(json_extract_string(_row_json, f.path))}),
+        i -> i.value IS NOT NULL)) AS identifiers,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL}
     ]) AS _failure
-FROM raw_patients
+FROM (SELECT *, to_json(p) AS _row_json FROM raw_patients p)
