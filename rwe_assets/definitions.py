@@ -12,7 +12,8 @@ import dagster as dg
 
 from rwe_assets.defs.analytics import characterization_assets
 from rwe_assets.defs.analytics.cohorts import cohort_assets
-from rwe_assets.defs.automation import build_refresh_sensor, with_freshness
+from rwe_assets.defs.automation import with_freshness
+from rwe_assets.defs.automation.refresh import build_refresh_sensor
 from rwe_assets.defs.cdm import cdm_assets
 from rwe_assets.defs.governance import extract_assets, governance_assets, governance_checks
 from rwe_assets.defs.jobs import build_job, raw_ingest_jobs

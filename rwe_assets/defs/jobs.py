@@ -27,7 +27,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from rwe_assets.defs.automation.recovery import process_tags, reap_dead_runs
+from rwe_assets.defs.automation.retry import code_tags
 from rwe_assets.defs.partitions import batches_for, register_batch
+from rwe_assets.lib.lake_lock import lake_lock
 from rwe_assets.lib.landing import LandedBatch, list_batches
 
 LAKE_WRITER_TAG = "rwe/lake_writer"
@@ -50,7 +53,6 @@ class _LakeLockedExecutor(dg.Executor):
 
     def execute(self, plan_context, execution_plan):
         from rwe_assets.lib.governance.permissions import private_umask
-        from rwe_assets.lib.lake_lock import lake_lock
 
         data_dir = _run_data_dir(plan_context.dagster_run.run_config)
         with (
@@ -125,8 +127,6 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
     is gone are marked failed first (their pool slots would block these runs). Returns (partition
     key, run).
     """
-    from rwe_assets.defs.automation.recovery import reap_dead_runs
-
     reap_dead_runs(instance)
     outcomes = []
     for source in registry:
@@ -148,9 +148,6 @@ def run_landed_batches(defs: dg.Definitions, instance: dg.DagsterInstance, landi
 def cli_run_tags(build: bool = False) -> dict[str, str]:
     """Tags of a run `rwe ingest` executes in-process: the lake-writer tag, this process's host and pid
     (so a later start can tell the run died with it), and for a build the code fingerprint."""
-    from rwe_assets.defs.automation.recovery import process_tags
-    from rwe_assets.defs.automation.retry import code_tags
-
     return {**_WRITER_TAGS, **process_tags(), **(code_tags() if build else {})}
 
 
@@ -160,9 +157,6 @@ def lake_writer_session(instance: dg.DagsterInstance, settings, *, on_wait=print
     failed (their pool slots freed), then the lake lock is held until the block ends. Raises
     lake_lock.LakeLockedError when another writer holds the lake longer than
     lake_lock.DEFAULT_TIMEOUT_SECONDS."""
-    from rwe_assets.defs.automation.recovery import reap_dead_runs
-    from rwe_assets.lib.lake_lock import lake_lock
-
     for run in reap_dead_runs(instance):
         on_wait(f"run {run.run_id} ({run.job_name}, pid {run.pid}) had died: marked failed, its slots freed")
     with lake_lock(settings.data_dir, "rwe ingest", on_wait=on_wait):

@@ -31,9 +31,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from rwe_assets.defs.automation.refresh import build_refresh_sensor
-
-__all__ = ["DAILY", "build_refresh_sensor", "with_freshness"]
+# The refresh sensor is imported from refresh.py, not re-exported here: refresh.py imports defs/jobs.py,
+# which imports recovery.py and retry.py of this package, so re-exporting it would close a circle.
+__all__ = ["DAILY", "with_freshness"]
 
 DAILY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24), warn_window=timedelta(hours=12))
 ANALYST_FACING_LAYERS = ("publish", "results")
