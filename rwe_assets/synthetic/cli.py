@@ -8,13 +8,16 @@ python -m rwe_assets.synthetic --persons 10000 --seed 42 --out /tmp/synth --gzip
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields, replace
+from pathlib import Path
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.synthetic.config import DEFAULT_CHUNK, NoiseConfig
 from rwe_assets.synthetic.generator import generate
+from rwe_assets.synthetic.update import generate_update
 
 
 def _overrides(items: list[str]) -> NoiseConfig:
@@ -38,28 +41,68 @@ def parser() -> argparse.ArgumentParser:
         prog="rwe generate",
         description="Write a synthetic EHR + claims + genomics population with ground truth.",
     )
-    p.add_argument("--persons", type=int, required=True, help="number of true persons")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument(
+        "--persons", type=int, help="number of true persons (with --update-of: the base's, checked)"
+    )
+    p.add_argument("--seed", type=int, help="random seed (same seed, same bytes; default 0)")
     p.add_argument("--out", required=True, help="output folder: landing/ and truth/ are written inside")
     p.add_argument("--batches", type=int, default=1, help="split persons over this many landing batches")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="persons simulated at a time")
     p.add_argument("--gzip", action="store_true", help="gzip the CSV and NDJSON files (.csv.gz, .ndjson.gz)")
     p.add_argument("--workers", type=int, default=1, help="processes simulating chunks in parallel")
     p.add_argument(
+        "--update-of",
+        metavar="BASE_DIR",
+        help="write an update batch (update_<number>) for the population generated into BASE_DIR",
+    )
+    p.add_argument("--fraction", type=float, default=0.01, help="with --update-of: size of the update")
+    p.add_argument("--update-number", type=int, default=1, help="with --update-of: batch update_<number>")
+    p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a NoiseConfig knob"
     )
     return p
 
 
+def _update(args: argparse.Namespace) -> int:
+    """--update-of: the base's seed, knobs and layout are read from its report; --persons, --seed
+    and --set, when given, must agree with it (an update of another population is refused)."""
+    try:
+        base = json.loads((Path(args.update_of) / "truth" / "report.json").read_text())
+        given = {"persons": args.persons, "seed": args.seed}
+        for name, value in given.items():
+            if value is not None and value != base[name]:
+                raise ConfigError(f"--{name} {value} differs from the base's {base[name]} ({args.update_of})")
+        if args.set and _overrides(args.set).as_dict() != base["config"]:
+            raise ConfigError("--set differs from the base's knobs: an update uses the base's")
+        report = generate_update(
+            args.update_of, args.out, args.fraction, number=args.update_number, workers=args.workers
+        )
+    except (ConfigError, OSError, KeyError, ValueError) as error:
+        print(f"rwe generate: {error}", file=sys.stderr)
+        return 2
+    changes = ", ".join(f"{k} {v:,}" for k, v in report.changes.items())
+    print(
+        f"update {report.batch} of {report.base_persons:,} persons (seed {report.seed}): "
+        f"{report.new_persons:,} new persons, {report.rows_written:,} rows; {changes}"
+    )
+    print(f"  landing zone: {args.out}/landing   ground truth: {args.out}/truth")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.update_of:
+        return _update(args)
+    if args.persons is None:
+        print("rwe generate: --persons is required", file=sys.stderr)
+        return 2
     try:
         config = _overrides(args.set)
         started = time.perf_counter()
         report = generate(
             args.out,
             args.persons,
-            args.seed,
+            args.seed if args.seed is not None else 0,
             config,
             batches=args.batches,
             chunk_size=args.chunk_size,

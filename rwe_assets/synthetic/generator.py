@@ -523,38 +523,7 @@ def generate(
     }
     try:
         for result in _results(seed, _plan(persons, batches, chunk_size), config, workers, compress):
-            for (source, key), piece in result.pieces.items():
-                if piece.rows == 0 and (source, result.batch, key) not in sinks and source == "ehr_site_b":
-                    continue  # an NDJSON file is never empty
-                name, entity, header = _landing_name(source, key, compress)
-                ident = (source, result.batch, key)
-                if ident not in sinks:
-                    path = landing / source / result.batch / name
-                    sinks[ident] = _Sink(path, header, compress)
-                    stats[ident] = FileStats(source, result.batch, entity, path.relative_to(out).as_posix())
-                stat = stats[ident]
-                stat.bytes += sinks[ident].write(piece.data)
-                stat.rows += piece.rows
-                stat.malformed_rows += piece.malformed
-                stat.invalid_date_rows += piece.invalid_date
-                stat.unmapped_code_rows += piece.unmapped
-            if result.vcf is not None:
-                _write_vcf(out, landing, result, stats, report)
-            for key, data in result.truth.items():
-                truth_sinks[key].write(data)
-            for source, count in result.records.items():
-                report.source_records[source] = report.source_records.get(source, 0) + count
-                report.duplicate_records[source] = (
-                    report.duplicate_records.get(source, 0) + result.duplicates[source]
-                )
-                totals = report.noise.setdefault(source, {})
-                for flag, value in result.noise[source].items():
-                    totals[flag] = totals.get(flag, 0) + value
-            report.lab_samples += result.counts["lab_samples"]
-            report.carriers += result.counts["carriers"]
-            report.breast_cancer += result.counts["breast_cancer"]
-            report.twins += result.counts["twins"]
-            report.deaths += result.counts["deaths"]
+            write_result(out, result, sinks, stats, truth_sinks, report, compress)
     finally:
         for sink in [*sinks.values(), *truth_sinks.values()]:
             sink.close()
@@ -566,6 +535,43 @@ def generate(
     _write_counts(truth / "expected_counts.csv", report.files)
     (truth / "report.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
     return report
+
+
+def write_result(
+    out: Path, result: _ChunkResult, sinks, stats, truth_sinks, report: GenerationReport, compress: bool
+):
+    """Append one chunk's pieces to the landing files (opened on first use), its truth and counts."""
+    landing = out / LANDING_DIR
+    for (source, key), piece in result.pieces.items():
+        if piece.rows == 0 and (source, result.batch, key) not in sinks and source == "ehr_site_b":
+            continue  # an NDJSON file is never empty
+        name, entity, header = _landing_name(source, key, compress)
+        ident = (source, result.batch, key)
+        if ident not in sinks:
+            path = landing / source / result.batch / name
+            sinks[ident] = _Sink(path, header, compress)
+            stats[ident] = FileStats(source, result.batch, entity, path.relative_to(out).as_posix())
+        stat = stats[ident]
+        stat.bytes += sinks[ident].write(piece.data)
+        stat.rows += piece.rows
+        stat.malformed_rows += piece.malformed
+        stat.invalid_date_rows += piece.invalid_date
+        stat.unmapped_code_rows += piece.unmapped
+    if result.vcf is not None:
+        _write_vcf(out, landing, result, stats, report)
+    for key, data in result.truth.items():
+        truth_sinks[key].write(data)
+    for source, count in result.records.items():
+        report.source_records[source] = report.source_records.get(source, 0) + count
+        report.duplicate_records[source] = report.duplicate_records.get(source, 0) + result.duplicates[source]
+        totals = report.noise.setdefault(source, {})
+        for flag, value in result.noise[source].items():
+            totals[flag] = totals.get(flag, 0) + value
+    report.lab_samples += result.counts["lab_samples"]
+    report.carriers += result.counts["carriers"]
+    report.breast_cancer += result.counts["breast_cancer"]
+    report.twins += result.counts["twins"]
+    report.deaths += result.counts["deaths"]
 
 
 def _write_vcf(out: Path, landing: Path, result: _ChunkResult, stats, report: GenerationReport) -> None:

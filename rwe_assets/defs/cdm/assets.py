@@ -114,7 +114,10 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads,
     )
-    context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
+    if report.reused:  # the last build read exactly these inputs (lib/cdm/reuse.py): its file is kept
+        context.log.info(f"inputs unchanged since the last build: kept {report.path}")
+    else:
+        context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
     if report.vocabulary_warning:
         context.log.warning(report.vocabulary_warning)
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
@@ -124,6 +127,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         metadata = {
             "vocabulary_version": report.vocabulary_version or "unknown",
             "dagster/column_schema": column_schema(table),
+            "reused_last_build": report.reused,
         }
         lineage = column_lineage(table)
         if lineage is not None:

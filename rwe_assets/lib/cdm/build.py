@@ -26,7 +26,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import eras
+from rwe_assets.lib.cdm import eras, reuse
 from rwe_assets.lib.cdm.visits import rollup_visits
 from rwe_assets.lib.cdm.vocabulary_change import record_vocabulary
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
@@ -154,6 +154,7 @@ class CdmBuildReport:
     reconciliation: tuple[CdmReconciliation, ...] = ()
     step_seconds: dict[str, float] = field(default_factory=dict)
     vocabulary_warning: str | None = None  # the demo subset used on data it does not map
+    reused: bool = False  # the inputs were the last build's: its file was kept (lib/cdm/reuse.py)
 
 
 def build_cdm(
@@ -164,9 +165,11 @@ def build_cdm(
     memory_limit: str = "8GB",
     threads: int = 2,
     registry: SourceRegistry | None = None,
+    reuse_unchanged: bool = True,
 ) -> CdmBuildReport:
     """Build warehouse/build.duckdb from scratch and swap it in once complete. `registry` (default: the
-    project's) gives each source's person_priority (lib/sql/cdm/person.sql)."""
+    project's) gives each source's person_priority (lib/sql/cdm/person.sql). With `reuse_unchanged`,
+    a build.duckdb made from the same inputs (lib/cdm/reuse.py) is kept instead."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     final = warehouse_dir / "build.duckdb"
     work = warehouse_dir / "build.duckdb.partial"
@@ -175,16 +178,42 @@ def build_cdm(
     for leftover in (work, work.with_name(work.name + ".wal")):
         leftover.unlink(missing_ok=True)
     store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
+    registry = registry or load_registry()
+    fingerprint = reuse.input_fingerprint(lake_dir, store.digest, registry)
+    if reuse_unchanged and fingerprint is not None and reuse.recorded_fingerprint(final) == fingerprint:
+        return _reused_report(final, store)
     start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(con, lake_dir, store, final, registry or load_registry())
+        report = _build(con, lake_dir, store, final, registry)
+        reuse.record_fingerprint(con, fingerprint)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(work, final)
     return report
+
+
+def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
+    """The report of the build that made `final`, read back from it (excluded_reasons are not stored)."""
+    started = time.perf_counter()
+    with duckdb.connect(str(final), read_only=True) as con:
+        names = [t.name for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES] + list(GCDM_TABLES)
+        counts = {name: _count(con, f"cdm.{name}") for name in names}
+        (unmapped,) = con.execute(
+            "SELECT coalesce(sum(rows), 0) FROM results.unmapped_codes WHERE code_kind = 'event code'"
+        ).fetchone()
+        rows = con.execute(
+            "SELECT staged_table, cdm_table, staged_rows, cdm_rows, merged_rows, extra_rows, excluded_rows "
+            "FROM results.reconciliation WHERE layer = 'cdm'"
+        ).fetchall()
+    reconciliation = tuple(CdmReconciliation(*row) for row in rows)
+    merged = sum(r.merged_rows for r in reconciliation if r.cdm_table == "visit_occurrence")
+    seconds = {"reused": time.perf_counter() - started}
+    return CdmBuildReport(
+        final, counts, store.version, int(unmapped), merged, reconciliation, seconds, None, True
+    )
 
 
 def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> None:
