@@ -190,7 +190,7 @@ def _clean(settings: Settings, everything: bool = False) -> int:
     configuration and stay: a key removed by accident makes a kept lake unlinkable."""
     landed = [settings.landing_dir] if everything else demo_batches(settings)
     derived = [
-        settings.lake_dir,
+        *([settings.lake_dir] if isinstance(settings.lake_dir, Path) else []),  # a bucket is not cleaned
         settings.warehouse_dir,
         settings.default_dagster_home,
         settings.data_dir / "truth",

@@ -14,10 +14,12 @@ class RweConfig(dg.ConfigurableResource):
     data_dir: str | None = None
     vocab_dir: str | None = None
     landing_settle_seconds: float | None = None
+    lake_uri: str | None = None  # unset: RWE_LAKE_URI, else <data_dir>/lake
 
     def settings(self) -> Settings:
         return Settings.from_env(
             data_dir=Path(self.data_dir).resolve() if self.data_dir else None,
             vocab_dir=Path(self.vocab_dir).resolve() if self.vocab_dir else None,
             landing_settle_seconds=self.landing_settle_seconds,
+            lake_uri=self.lake_uri,
         )

@@ -4,6 +4,10 @@ the Dagster code location.
 | variable                    | default       | meaning                                                  |
 |-----------------------------|---------------|----------------------------------------------------------|
 | RWE_DATA_DIR                | ./data        | landing zone, lake and warehouse live below it           |
+| RWE_LAKE_URI                | <data>/lake   | the Delta lake on S3-compatible storage, s3://bucket/    |
+|                             |               | prefix (credentials, region, endpoint:                   |
+|                             |               | AWS_* variables; docs/operations.md); the published CDM, |
+|                             |               | the landing zone and the lock files stay in <data>       |
 | RWE_VOCAB_DIR               | bundled vocab/| OMOP vocabulary files (Athena layout); default: the      |
 |                             |               | demo subset shipped in the repository's vocab/ folder    |
 | RWE_LINKAGE_KEY             | (unset)       | secret key for linkage tokens; never put it in the repo; |
@@ -42,8 +46,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rwe_assets.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rwe_assets.lib.lake import LakeUri
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -65,6 +73,7 @@ class Settings:
     retention_days: int = 30
     analyst_group: str | None = None
     sources_file: Path | None = None  # None: <data_dir>/sources.yaml
+    lake_uri: str | None = None  # None: <data_dir>/lake
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -83,6 +92,7 @@ class Settings:
             analyst_group=env.get("RWE_ANALYST_GROUP") or None,
             landing_settle_seconds=_float(env, "RWE_LANDING_SETTLE_SECONDS", cls.landing_settle_seconds),
             sources_file=Path(env["RWE_SOURCES_FILE"]).resolve() if env.get("RWE_SOURCES_FILE") else None,
+            lake_uri=_lake_uri(env, data_dir),
         )
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **overrides) if overrides else settings
@@ -92,8 +102,14 @@ class Settings:
         return self.data_dir / "landing"
 
     @property
-    def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+    def lake_dir(self) -> Path | LakeUri:
+        """The lake: <data_dir>/lake, or RWE_LAKE_URI (a LakeUri, whose local state, such as lock files,
+        stays in data_dir)."""
+        from rwe_assets.lib import lake  # deltalake and duckdb load only when the lake is used
+
+        if not self.lake_uri:
+            return self.data_dir / "lake"
+        return lake.location(self.lake_uri, state_dir=self.data_dir)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -136,6 +152,20 @@ def read_env_file(path: Path) -> dict[str, str]:
             )
         values[name] = value.strip().strip("'\"")
     return values
+
+
+def _lake_uri(env: Mapping[str, str], data_dir: Path) -> str | None:
+    """RWE_LAKE_URI: an s3:// URI; a local lake stays <data_dir>/lake, where the lock files, the key
+    and the tombstone key that guard it are found (set RWE_DATA_DIR to move it)."""
+    raw = env.get("RWE_LAKE_URI") or None
+    if raw is None or raw.startswith(("s3://", "s3a://")):
+        return raw
+    if Path(raw).resolve() == data_dir / "lake":
+        return None
+    raise ConfigError(
+        f"RWE_LAKE_URI: expected s3://bucket/prefix, found {raw!r}; a local lake is <RWE_DATA_DIR>/lake "
+        "(set RWE_DATA_DIR to move it)"
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

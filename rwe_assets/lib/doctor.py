@@ -25,7 +25,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.lake_lock import lake_lock, read_owner
@@ -54,7 +53,7 @@ class DoctorReport:
 
 def raw_tables(lake_dir: Path) -> list[Path]:
     """Every Delta table of the raw layer that carries file provenance (entities and the quarantine)."""
-    raw = Path(lake_dir) / "raw"
+    raw = lake.require_local(lake_dir, "doctor") / "raw"
     paths = [p for p in sorted(raw.glob("*/*")) if p.is_dir() and lake.exists(p)]
     return paths + ([raw / QUARANTINE] if lake.exists(raw / QUARANTINE) else [])
 
@@ -163,7 +162,7 @@ def _empty_like(path: Path) -> pa.Table:
 
 def _rewrite_manifest(lake_dir: Path, rows: list[dict]) -> None:
     table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-    write_deltalake(str(lake.table_path(lake_dir, "raw", MANIFEST)), table, mode="overwrite")
+    lake.write(lake.table_path(lake_dir, "raw", MANIFEST), table, mode="overwrite")
 
 
 def doctor(settings, *, repair: bool = True, instance=None) -> DoctorReport:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
 
@@ -47,5 +46,5 @@ def assign_ids(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_s
         con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _new_ids")
         con.unregister("_new_ids")
         schema = pa.schema([("natural_key", pa.string()), ("id", pa.int32())])
-        write_deltalake(str(path), new.cast(schema), mode="append")
+        lake.write(path, new.cast(schema), mode="append")
     return table

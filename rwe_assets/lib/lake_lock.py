@@ -13,6 +13,17 @@ Stale-lock rule:
   refreshes it every `HEARTBEAT_SECONDS` from a background thread); an older record is expired and
   taken over.
 
+A lake on object storage (RWE_LAKE_URI=s3://..., lib/lake.py): the lock file stays in the local data
+directory, so it orders the writers that share that data directory (the Dagster daemon, the UI's runs
+and the `rwe` commands of one host), as for a local lake. It cannot reach a second host or a second data
+directory pointed at the same bucket, and the pipeline's multi-table steps (a raw file and its manifest
+row, a full staging replace, an erasure) need one writer at a time, which Delta's per-table commits do
+not give. So the lake names its writer: the first lock taken on it creates the Delta table
+`<lake>/_rwe_writer` with this data directory and host (a Delta commit is a conditional PUT, so of two
+racing first writers exactly one wins), and a lock taken from any other data directory is refused with
+that name. Handing the lake to another data directory is deliberate: stop the old one, delete the
+`_rwe_writer` prefix, start the new one (docs/operations.md, "The lake on object storage").
+
 The lock is re-entrant within one process: `rwe ingest` holds it for the whole ingest and build, and
 the raw assets it runs in-process take it again without blocking themselves. Why not the `filelock`
 package: it has no owner record and no cross-host expiry, and the owner record is the point here
@@ -21,6 +32,7 @@ package: it has no owner record and no cross-host expiry, and the owner record i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -36,6 +48,7 @@ from pathlib import Path
 from rwe_assets.errors import RweError
 
 LOCK_NAME = ".rwe-lake.lock"
+WRITER_TABLE = "_rwe_writer"  # in a lake on object storage: the data directory that writes it
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 600.0  # another host's lock without a heartbeat for 10 minutes is expired
 DEFAULT_TIMEOUT_SECONDS = 3600.0  # how long a second writer waits before giving up
@@ -154,6 +167,11 @@ def lake_lock(
             held.depth += 1
     if held is None:
         held = _acquire(path, purpose, timeout, on_wait)
+        try:
+            _claim_remote_lake(Path(data_dir))
+        except BaseException:
+            held.release()
+            raise
         with _guard:
             _held[path] = held
     try:
@@ -166,6 +184,35 @@ def lake_lock(
                 del _held[path]
         if done:
             held.release()
+
+
+def _claim_remote_lake(data_dir: Path) -> None:
+    """For a lake on object storage: record this data directory as its one writer, or refuse when the
+    lake names another (module docstring). A local lake needs nothing: its lock file is beside it."""
+    import pyarrow as pa
+    from deltalake.exceptions import DeltaError
+
+    from rwe_assets.lib import lake
+    from rwe_assets.settings import Settings
+
+    lake_dir = Settings.from_env(data_dir=data_dir).lake_dir
+    if not lake.is_remote(lake_dir):
+        return
+    path = lake_dir / WRITER_TABLE
+    me = {"host": socket.gethostname(), "data_dir": str(data_dir.resolve())}
+    claim = lake.read_table(path)
+    if claim is None:
+        row = {**me, "claimed_at": time.time()}
+        with contextlib.suppress(DeltaError):  # another writer created it first: read below
+            lake.write(path, pa.Table.from_pylist([row]), mode="error")  # version 0: one creator wins
+        claim = lake.read_table(path)
+    writer = claim.sort_by("claimed_at").to_pylist()[0]  # should two creates both commit: the first
+    if (writer["host"], writer["data_dir"]) != (me["host"], me["data_dir"]):
+        raise LakeLockedError(
+            f"the lake at {lake_dir} is written by data directory {writer['data_dir']} on host "
+            f"{writer['host']}, not this one ({me['data_dir']} on {me['host']}): one writer per lake on "
+            f"object storage; to move it, stop that writer and delete {path}"
+        )
 
 
 def holds_lock(data_dir: Path) -> bool:

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.errors import ReconciliationError
 from rwe_assets.lib import lake
@@ -119,7 +118,6 @@ def stage_genomics_sources(lake_dir: Path, registry) -> dict[str, StagingReport 
 
 def stage_genomics(lake_dir: Path, source: str = "lab") -> StagingReport:
     """Build the four staging tables from the raw tables of `source`; returns the counts."""
-    lake_dir = Path(lake_dir)
     con = duckdb.connect()
     try:
         files = _register_raw(con, lake_dir, source)
@@ -554,16 +552,14 @@ def _check_reconciliation(con) -> None:
 
 
 def _write(lake_dir: Path, name: str, table: pa.Table) -> None:
-    write_deltalake(
-        str(lake.table_path(lake_dir, "staging", name)), table, mode="overwrite", schema_mode="overwrite"
-    )
+    lake.write(lake.table_path(lake_dir, "staging", name), table, mode="overwrite", schema_mode="overwrite")
 
 
 def reconcile(lake_dir: Path, source: str = "lab") -> list[tuple[str, int, int, int]]:
     """(raw file, raw calls, staged, quarantined) per VCF, recounted from the Delta tables."""
     con = duckdb.connect()
     try:
-        _register_raw(con, Path(lake_dir), source)
+        _register_raw(con, lake_dir, source)
         for name in (VARIANT, VARIANT_QUARANTINE):
             lake.register_view(con, name, lake.table_path(lake_dir, "staging", name))
         return con.execute(

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.governance import permissions
@@ -105,7 +104,7 @@ def record_in(
     text = _what_json(action, what, outcome)
     who, context_run = _who()
     path = trail_path(lake_dir)
-    with _append_lock(Path(lake_dir).parent), permissions.private_umask():
+    with _append_lock(lake.state_dir(lake_dir)), permissions.private_umask():
         permissions.ensure_private_dir(path.parent)
         seq, prev_hash = _head(path)
         row = {
@@ -191,7 +190,7 @@ def _head(path: Path) -> tuple[int, str]:
         return 0, GENESIS
     if "max.seq" in actions.column_names and actions.column("max.seq").null_count == 0:
         newest = pc.index(actions.column("max.seq"), pc.max(actions.column("max.seq"))).as_py()
-        rows = pq.read_table(path / actions.column("path")[newest].as_py(), columns=["seq", "hash"])
+        rows = lake.read_parquet_file(path / actions.column("path")[newest].as_py(), columns=["seq", "hash"])
     else:  # a file without statistics: scan
         rows = table.to_pyarrow_dataset().to_table(columns=["seq", "hash"])
     last = rows.sort_by([("seq", "descending")]).slice(0, 1).to_pylist()[0]

@@ -124,7 +124,7 @@ def erase(
     from rwe_assets.lib.lake_lock import lake_lock
 
     started = time.monotonic()
-    lake_dir = settings.lake_dir
+    lake_dir = lake.require_local(settings.lake_dir, "erase")  # tables are swapped by folder rename
     with lake_lock(settings.data_dir, "rwe erase"):
         history.recover(lake_dir)
         con = duckdb.connect()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
 
@@ -62,8 +61,8 @@ def swap(path: Path, data: pa.RecordBatchReader, metadata) -> None:
     crash in between leaves a sibling that recover() completes."""
     new, old = path.with_name(path.name + NEW), path.with_name(path.name + OLD)
     shutil.rmtree(new, ignore_errors=True)
-    write_deltalake(
-        str(new),
+    lake.write(
+        new,
         data,
         mode="error",
         partition_by=list(metadata.partition_columns) or None,

@@ -38,6 +38,8 @@ PRIVATE_FOLDERS = ("lake", "dagster_home", "truth")
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and missing parents below an existing folder) as 0700; an existing folder is
     made 0700 too."""
+    if not isinstance(path, str | os.PathLike):
+        return path  # a lake on object storage (lib/lake.LakeUri): no folders; access is the bucket's
     path = Path(path)
     missing = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,12 @@ The caller holds the lake lock (a concurrent writer could commit a file vacuum h
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deltalake import DeltaTable
+
+from rwe_assets.lib import lake
 
 DELTA_LOG = "_delta_log"
 
@@ -61,19 +62,12 @@ class RetentionReport:
 
 def delta_tables(lake_dir: Path) -> list[Path]:
     """Every Delta table under the lake (a folder holding _delta_log), in path order."""
-    found = []
-    for folder, dirs, _ in os.walk(lake_dir):
-        if DELTA_LOG in dirs:
-            found.append(Path(folder))
-            dirs.clear()  # a table's folder holds no other table
-        dirs.sort()
-    return sorted(found)
+    return lake.tables_under(lake_dir)
 
 
 def apply_retention(lake_dir: Path, retention_days: int) -> RetentionReport:
     if retention_days < 0:
         raise ValueError(f"retention_days: expected 0 or more, found {retention_days}")
-    lake_dir = Path(lake_dir)
     report = RetentionReport(retention_days)
     for path in delta_tables(lake_dir):
         report.tables.append(_retain(path, lake_dir, retention_days))
@@ -82,7 +76,7 @@ def apply_retention(lake_dir: Path, retention_days: int) -> RetentionReport:
 
 def _retain(path: Path, lake_dir: Path, days: int) -> TableRetention:
     log_before = _log_files(path)
-    table = DeltaTable(str(path))
+    table = lake.open_table(path)
     _set_retention_properties(table, days)  # its commit may already clean the log (post-commit hook)
     removed = table.vacuum(
         retention_hours=days * 24, dry_run=False, enforce_retention_duration=False, full=True
@@ -105,4 +99,4 @@ def _set_retention_properties(table: DeltaTable, days: int) -> None:
 
 def _log_files(path: Path) -> set[str]:
     """Commit and checkpoint files of the log (_last_checkpoint is rewritten, not removed)."""
-    return {entry.name for entry in os.scandir(path / DELTA_LOG) if entry.name.startswith("0")}
+    return lake.log_file_names(path)

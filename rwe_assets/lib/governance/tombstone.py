@@ -23,7 +23,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.linkage.tokens import key_pads, register_macros
@@ -107,7 +106,7 @@ def add(lake_dir: Path, tokens: pa.Table, erasure_id: str | None = None) -> int:
         },
         schema=SCHEMA,
     )
-    write_deltalake(str(tombstone_path(lake_dir)), table, mode="append")
+    lake.write(tombstone_path(lake_dir), table, mode="append")
     return len(pairs)
 
 
@@ -171,4 +170,4 @@ def _lake_key(lake_dir: Path) -> str:
     from rwe_assets.lib.linkage.keys import tombstone_key
     from rwe_assets.settings import Settings
 
-    return tombstone_key(Settings.from_env(data_dir=Path(lake_dir).parent))
+    return tombstone_key(Settings.from_env(data_dir=lake.state_dir(lake_dir)))

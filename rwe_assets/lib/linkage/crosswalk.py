@@ -21,7 +21,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.linkage import cluster, model, quality
@@ -142,7 +141,7 @@ def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, b
         return settings, False
     model.register_input(con, "lk_tokens")
     settings = model.train(con, records)
-    if settings["trained"] or not path.exists():
+    if settings["trained"] or lake.read_text(path) is None:
         model.save(settings, path)
     return settings, True
 
@@ -243,9 +242,9 @@ def _write(con, linkage_dir: Path, crosswalk: pa.Table, metrics: pa.Table) -> No
         ),
     }
     for name, table in tables.items():
-        write_deltalake(str(linkage_dir / name), table(), mode="overwrite", schema_mode="overwrite")
+        lake.write(linkage_dir / name, table(), mode="overwrite", schema_mode="overwrite")
     history = con.sql(
         "SELECT *, ?::TIMESTAMPTZ AS recorded_at FROM lk_history", params=[stamp]
     ).to_arrow_table()
     if history.num_rows:
-        write_deltalake(str(linkage_dir / "person_history"), history, mode="append", schema_mode="merge")
+        lake.write(linkage_dir / "person_history", history, mode="append", schema_mode="merge")

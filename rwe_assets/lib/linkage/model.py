@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from rwe_assets.lib import lake
 from rwe_assets.lib.linkage.tokens import BLOOM, WORD
 
 log = logging.getLogger(__name__)
@@ -553,11 +554,9 @@ def score(
 
 
 def save(settings: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-    tmp.replace(path)
+    lake.write_text(path, json.dumps(settings, indent=2, sort_keys=True))
 
 
 def load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    text = lake.read_text(path)
+    return json.loads(text) if text is not None else None

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-from deltalake import write_deltalake
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
@@ -70,6 +69,7 @@ def run(settings, args: argparse.Namespace) -> int:
 
     in_environment = bool(os.environ.get(KEY_VARIABLE))
     old_key = settings.linkage_key
+    lake.require_local(settings.lake_dir, "rotate-key")  # swaps linkage/tokens by folder rename
     with lake_lock(settings.data_dir, "rwe rotate-key", on_wait=_say_waiting):
         if old_key and resume(settings.lake_dir, old_key):
             print("finished an interrupted rotation: the new key was saved, its tokens are now in place")
@@ -167,7 +167,7 @@ def prepare(
         WRITE_BATCH_ROWS
     )
     with permissions.private_umask():
-        write_deltalake(str(linkage_dir / ROTATING), reader, mode="error")
+        lake.write(linkage_dir / ROTATING, reader, mode="error")
         (linkage_dir / CHECK).write_text(key_check(new_key))
     return Rotation(same, staged - same, gone)
 

@@ -31,7 +31,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
 
 from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
@@ -391,7 +390,7 @@ def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> 
     """Replace a staging table in one Delta commit: readers see the old or the new table, never half."""
     path = lake.table_path(lake_dir, "staging", name)
     reader = relation.fetch_arrow_reader(batch_size=122_880)
-    write_deltalake(str(path), reader, mode="overwrite", schema_mode="overwrite")
+    lake.write(path, reader, mode="overwrite", schema_mode="overwrite")
 
 
 def _report(con, lake_dir: Path, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
