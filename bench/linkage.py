@@ -8,11 +8,18 @@ impossible and dropped) and SSNs, phones and house numbers by k, so replicas sha
 distribution (blocks grow as in a larger population) but no person. Truth is replicated alike.
 
     .venv/bin/python bench/linkage.py --records 100000 1000000 [--persons 20000] [--memory 2GB]
+        [--profile] [--population DIR] [--keep-lake DIR]
+
+--profile prints the wall seconds of each step of link() (tokens, training, scoring, prior, decisions,
+clusters, ids, quality, writing); --population keeps the generated population in DIR and reuses it on
+the next run (generation takes a minute and is not what is measured); --keep-lake keeps the linkage
+tables written (lake_<records>/linkage/...) for inspection.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import resource
 import sys
@@ -27,6 +34,47 @@ from rwe_assets.lib.linkage.crosswalk import link
 from rwe_assets.lib.linkage.generated import register_person_pii
 
 KEY = "benchmark-linkage-key-not-secret"
+# Steps of link() timed by --profile: (module, function, label).
+STEPS = (
+    ("crosswalk", "tokenize", "tokens"),
+    ("model", "term_frequencies", "term frequencies"),
+    ("model", "train", "training"),
+    ("model", "score", "scoring"),
+    ("model", "refine_prior", "prior"),
+    ("cluster", "decide", "decisions"),
+    ("crosswalk", "_merge_pairs", "merge pairs"),
+    ("cluster", "connected_components", "clusters"),
+    ("cluster", "assign_person_ids", "person ids"),
+    ("quality", "metrics_table", "quality"),
+    ("crosswalk", "_write", "writing"),
+)
+
+
+@contextlib.contextmanager
+def profiled(times: dict[str, float]):
+    """Wrap the STEPS functions so that each call adds its wall seconds to times[label]."""
+    from rwe_assets.lib.linkage import cluster, crosswalk, model, quality
+
+    modules = {"crosswalk": crosswalk, "model": model, "cluster": cluster, "quality": quality}
+    saved = []
+    for module_name, name, label in STEPS:
+        module = modules[module_name]
+        original = getattr(module, name)
+
+        def timed(*args, _f=original, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                times[_label] = times.get(_label, 0.0) + time.perf_counter() - start
+
+        saved.append((module, name, original))
+        setattr(module, name, timed)
+    try:
+        yield times
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
 
 
 def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
@@ -60,20 +108,22 @@ def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
     return con.execute("SELECT count(*) FROM person_pii").fetchone()[0]
 
 
-def run(args, records: int, work: Path) -> dict:
+def run(args, records: int, work: Path, pop: Path) -> dict:
     con = duckdb.connect(config={"memory_limit": args.memory, "threads": args.threads})
     con.execute("SET enable_progress_bar = false")
-    register_person_pii(con, work / "population", "base_pii")
+    register_person_pii(con, pop, "base_pii")
     from rwe_assets.lib.linkage.quality import register_generator_truth
 
-    register_generator_truth(con, work / "population" / "truth")
+    register_generator_truth(con, pop / "truth")
     n = replicate(con, records)
     con.execute("CREATE OR REPLACE TEMP TABLE lk_truth AS SELECT * FROM bench_truth")
     con.execute("DROP TABLE base_pii")
-    lake_dir = work / f"lake_{records}"
-    start = time.perf_counter()
-    result = link(con, lake_dir, KEY, truth_dir=None)
-    seconds = time.perf_counter() - start
+    lake_dir = (args.keep_lake or work) / f"lake_{records}"
+    times: dict[str, float] = {}
+    with profiled(times) if args.profile else contextlib.nullcontext():
+        start = time.perf_counter()
+        result = link(con, lake_dir, KEY, truth_dir=None)
+        seconds = time.perf_counter() - start
     from rwe_assets.lib.linkage.quality import blocking_recall, pair_scores
 
     scores = {**pair_scores(con), **blocking_recall(con)}
@@ -82,6 +132,7 @@ def run(args, records: int, work: Path) -> dict:
         "seconds": seconds,
         "pairs": result.counts["pairs_scored_this_run"],
         "trained": result.trained,
+        "times": times,
         **scores,
     }
 
@@ -93,21 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", default="2GB", help="DuckDB memory_limit")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--profile", action="store_true", help="print the seconds of each step of link()")
+    parser.add_argument("--population", type=Path, help="keep the generated population here and reuse it")
+    parser.add_argument(
+        "--keep-lake", type=Path, help="write the linkage tables under this directory and keep them"
+    )
     args = parser.parse_args(argv)
-    from rwe_assets.synthetic import generate
 
     with tempfile.TemporaryDirectory(prefix="bench_linkage_") as tmp:
         work = Path(tmp)
-        # The generator runs in a child process: its heap (1.5-2 GB, not returned to the system) was
-        # counted in the linkage's peak RSS. Its own peak is printed apart.
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pool.submit(generate, work / "population", persons=args.persons, seed=args.seed).result()
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"generator (child process) peak RSS {child:,.0f} MiB; peak RSS below: the linkage process")
+        pop = population(args, work)
         print(f"{'records':>10} {'pairs':>12} {'total s':>8} {'pairs/s':>10} {'peak RSS MiB':>12} "
               f"{'precision':>9} {'recall':>7} {'F1':>7} {'blocking':>8} {'merged twins/household':>22}  model")  # fmt: skip
         for records in args.records:
-            row = run(args, records, work)
+            row = run(args, records, work, pop)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
                 f"{row['records']:>10,} {row['pairs']:>12,.0f} {row['seconds']:>8.1f} "
@@ -117,7 +167,31 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'trained' if row['trained'] else 'priors'}",
                 flush=True,
             )
+            if args.profile:
+                print(
+                    "  steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in row["times"].items()), flush=True
+                )
     return 0
+
+
+def population(args, work: Path) -> Path:
+    """The generated population's directory: --population/p<persons>_s<seed> when it holds one (it is
+    generated there otherwise), else work/population."""
+    from rwe_assets.synthetic import generate
+
+    target = work / "population"
+    if args.population is not None:
+        target = args.population / f"p{args.persons}_s{args.seed}"
+        if (target / "truth" / "report.json").is_file():
+            print(f"population reused from {target}")
+            return target
+    # The generator runs in a child process: its heap (1.5-2 GB, not returned to the system) was
+    # counted in the linkage's peak RSS. Its own peak is printed apart.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(generate, target, persons=args.persons, seed=args.seed).result()
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"generator (child process) peak RSS {child:,.0f} MiB; peak RSS below: the linkage process")
+    return target
 
 
 if __name__ == "__main__":

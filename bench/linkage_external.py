@@ -144,9 +144,15 @@ def evaluate(
         "SELECT count(*) FROM lk_pairs p JOIN lk_truth a ON a.record_id = p.record_id_l "
         "JOIN lk_truth b ON b.record_id = p.record_id_r WHERE p.decision = 'review' AND a.true_id = b.true_id"
     ).fetchone()[0]
+    held = con.execute(  # links clustering held (cluster.hold_bridges, split_conflicts), true ones among them
+        "SELECT p.hold_reason, count(*), count(*) FILTER (WHERE a.true_id = b.true_id) FROM lk_pairs p "
+        "JOIN lk_truth a ON a.record_id = p.record_id_l JOIN lk_truth b ON b.record_id = p.record_id_r "
+        "WHERE p.hold_reason IS NOT NULL GROUP BY ALL ORDER BY 1"
+    ).fetchall()
     return {
         "records": records,
         "seconds": seconds,
+        "held": held,
         "review": result.counts["pairs_for_review"],
         "review_true": review_true,
         "trained": result.trained,
@@ -249,6 +255,8 @@ def compare(name: str, path: Path, mapping: dict[str, str], truth: str, id_colum
     """Ours, then the baseline, on one file: two printed lines."""
     ours = evaluate(path, mapping, truth, id_column, None, threads)
     print(line(ours, name, "ours"), flush=True)
+    held = ", ".join(f"{why} {n:,} ({true:,} true)" for why, n, true in ours["held"]) or "none"
+    print(f"{'':<15} links held by clustering: {held}", flush=True)
     con = duckdb.connect(config={"threads": threads})
     records = register(con, path, mapping, truth, id_column)
     theirs = baseline(con, mapping)

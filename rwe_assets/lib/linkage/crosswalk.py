@@ -105,6 +105,7 @@ def link(
         model.save(settings, linkage_dir / "model.json")
     cluster.decide(con, lake.read_table(linkage_dir / "clerical_decisions"))
     _merge_pairs(con, None if full else previous_pairs)
+    cluster.add_decided_pairs(con)
     rounds = cluster.connected_components(con)
     cluster.assign_person_ids(con, lake.read_table(linkage_dir / "person_crosswalk"))
     truth = truth_dir is not None and quality.register_generator_truth(con, truth_dir)
@@ -189,7 +190,7 @@ def _merge_pairs(con, previous_pairs: pa.Table | None) -> None:
     con.execute(
         f"""
         INSERT INTO lk_pairs BY NAME
-        SELECT p.* EXCLUDE (decision, method),
+        SELECT COLUMNS(c -> c NOT IN ('decision', 'method', 'hold_reason')),  -- held again if still so
             CASE WHEN d.decision IS NOT NULL THEN d.decision
                  {cluster.DECISION_SQL} END AS decision,
             CASE WHEN d.decision IS NOT NULL THEN 'clerical' WHEN p.rule IS NOT NULL THEN 'deterministic'
@@ -204,6 +205,12 @@ def _merge_pairs(con, previous_pairs: pa.Table | None) -> None:
 def _counts(con, records: int, new: int, full: bool, rounds: int) -> dict[str, float]:
     pairs = dict(con.execute("SELECT decision, count(*) FROM lk_pairs GROUP BY ALL").fetchall())
     methods = dict(con.execute("SELECT match_method, count(*) FROM lk_crosswalk GROUP BY ALL").fetchall())
+    # links held back by clustering (cluster.hold_bridges, cluster.split_conflicts), by reason
+    held = dict(
+        con.execute(
+            "SELECT hold_reason, count(*) FROM lk_pairs WHERE hold_reason IS NOT NULL GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    )
     return {
         "records": records,
         "records_compared_as_new": new,
@@ -212,6 +219,8 @@ def _counts(con, records: int, new: int, full: bool, rounds: int) -> dict[str, f
         "pairs_matched": pairs.get("match", 0),
         "pairs_for_review": pairs.get("review", 0),
         "pairs_rejected_by_reviewer": pairs.get("non_match", 0),
+        **{f"pairs_held_{why}": n for why, n in held.items()},
+        "pairs_decided_not_scored": con.execute("SELECT count(*) FROM lk_decided_missing").fetchone()[0],
         "persons": con.execute("SELECT count(DISTINCT person_id) FROM lk_crosswalk").fetchone()[0],
         "clustering_rounds": rounds,
         **{f"records_{method}": n for method, n in sorted(methods.items())},

@@ -550,6 +550,10 @@ def score(
         for part in parts
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE lk_scored AS {union}")
+    # Splink's prediction tables hold every scored pair with its intermediate columns (about 4 GB at a
+    # million records): dropped, so that later steps do not spill beside them.
+    for part in parts:
+        part.drop_table_from_database_and_remove_from_cache()
     return con.sql("SELECT * FROM lk_scored")
 
 

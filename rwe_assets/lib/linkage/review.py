@@ -191,9 +191,10 @@ def export_pending(con: duckdb.DuckDBPyConnection, lake_dir: Path, out: Path) ->
     register_review_tables(con, lake_dir)
     register_staged_persons(con, lake_dir, "rv_pii")
     present = {row[0] for row in con.execute("DESCRIBE SELECT * FROM rv_pii").fetchall()}
-    weights = [
-        r[0] for r in con.execute("DESCRIBE SELECT * FROM rv_pending").fetchall() if r[0].startswith("mw_")
-    ]
+    pending_columns = [r[0] for r in con.execute("DESCRIBE SELECT * FROM rv_pending").fetchall()]
+    weights = [c for c in pending_columns if c.startswith("mw_")]
+    # why clustering held a link the model accepted (cluster.hold_bridges, cluster.split_conflicts)
+    hold_reason = "p.hold_reason" if "hold_reason" in pending_columns else "NULL::VARCHAR"
 
     def listed(sign: str) -> str:
         return (
@@ -209,7 +210,7 @@ def export_pending(con: duckdb.DuckDBPyConnection, lake_dir: Path, out: Path) ->
         f"""
         SELECT p.pair_id, '' AS decision, '' AS note, '' AS reviewer,
                round(p.match_probability, 4) AS match_probability, round(p.match_weight, 2) AS match_weight,
-               coalesce(p.household_conflict, false) AS household_conflict,
+               coalesce(p.household_conflict, false) AS household_conflict, {hold_reason} AS hold_reason,
                {listed(">") if weights else "''"} AS agree, {listed("<") if weights else "''"} AS disagree,
                {sides}
         FROM rv_pending p
