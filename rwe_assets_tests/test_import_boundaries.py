@@ -43,7 +43,7 @@ def imports_of(path: Path) -> set[str]:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
     modules = {module_name(p) for p in PACKAGE_DIR.rglob("*.py")}
-    found = {n for n in names if n in modules}
+    found = {n for n in names if n in modules or n == "tools" or n.startswith("tools.")}
     return found | {".".join(n.split(".")[:k]) for n in found for k in range(2, n.count(".") + 1)}
 
 

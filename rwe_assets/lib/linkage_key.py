@@ -106,6 +106,7 @@ def lake_non_demo_files(settings: Settings, sample_dir: Path = REPO_SAMPLE_DIR) 
 def write_new_key(settings: Settings) -> Path:
     """Create the env file with a fresh key, owner-only from the first byte (O_EXCL: never overwrite a key,
     since tokens made with it would no longer match). Raises FileExistsError when the file exists."""
+    tombstone_key = _key_of_existing_tombstones(settings) or secrets.token_hex(KEY_BYTES)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(settings.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -114,9 +115,20 @@ def write_new_key(settings: Settings) -> Path:
             "# RWE_LINKAGE_KEY keys the linkage tokens. Changing it makes earlier tokens unmatchable.\n"
             f"RWE_LINKAGE_KEY={secrets.token_hex(KEY_BYTES)}\n"
             "# RWE_TOMBSTONE_KEY keys erasure tombstones (`rwe erase`); it is never rotated.\n"
-            f"RWE_TOMBSTONE_KEY={secrets.token_hex(KEY_BYTES)}\n"
+            f"RWE_TOMBSTONE_KEY={tombstone_key}\n"
         )
     return settings.env_file
+
+
+def _key_of_existing_tombstones(settings: Settings) -> str | None:
+    """The key the lake's erasure tombstones were made with (the demo key on a demo lake), kept on as
+    RWE_TOMBSTONE_KEY: under a new key they would refuse no one. None when there are none."""
+    from rwe_assets.lib import lake
+    from rwe_assets.lib.governance.tombstone import tombstone_path
+    from rwe_assets.lib.linkage.keys import tombstone_key
+
+    held = lake.read_table(tombstone_path(settings.lake_dir), columns=["kind"])
+    return tombstone_key(settings) if held is not None and held.num_rows else None
 
 
 def _is_demo_file(

@@ -11,7 +11,7 @@ digest, written atomically) and every build starts as a copy of that file (`star
 vocabulary arrives as stored blocks, no row is re-inserted or re-compressed. The digest of a file is
 remembered with its size and modification time (`digests.json` beside the stores), so an unchanged
 download is not re-read on every build. The DQD checks that read vocabulary tables only are run once,
-when the store is written, and recorded in it (lib/quality/dqd.py record_vocabulary_checks): a DQD run
+when the store is written, and recorded in it (lib/quality/runner.py record_vocabulary_checks): a DQD run
 on the build reuses their outcomes instead of scanning the vocabulary again.
 """
 

@@ -564,12 +564,14 @@ def _append(
 def _new_person_plan(
     base: _Base, n_new: int, number: int, batch: str
 ) -> list[tuple[int, str, int, int, bool]]:
-    """Chunks of the new persons: numbered after the base's chunks (and earlier updates'), ids after its persons."""
+    """Chunks of the new persons: numbered after the base's chunks, ids after its persons. Update k takes
+    the k-th block of as many ids (and chunks) as the base has, whatever the fractions of the updates
+    before it (a fraction is at most 1), so two updates never share an id."""
     report = base.report
     persons, chunk = int(report["persons"]), int(report["chunk_size"])
     base_chunks = len(gen._plan(persons, len(report["batches"]), chunk))
-    first_chunk = base_chunks + (number - 1) * math.ceil(n_new / chunk)
-    first_pid = persons + 1 + (number - 1) * n_new
+    first_chunk = base_chunks + (number - 1) * math.ceil(persons / chunk)
+    first_pid = persons + 1 + (number - 1) * persons
     return [
         (first_chunk + i, batch, first_pid + lo, min(chunk, n_new - lo), i == 0)
         for i, lo in enumerate(range(0, n_new, chunk))

@@ -46,6 +46,9 @@ EDGE_LINES = [
     b'{"resourceType": "Patient", "s": "tab\there"}',  # a raw control character in a string
     b'{"resourceType": "Patient", "s": "\\ud800"}',  # a lone surrogate escape: json accepts it
     b'{"resource\\u0054ype": "Observation", "id": "o1"}',
+    b'{"resourceType": "Patient", "resource\\u0054ype": "Observation"}',  # an escaped repeated key
+    b'{"resourceType": "Patient", "id": "a", "i\\u0064": "b"}',
+    b'{"resourceType": "Patient", "id": "\\ud800"}',  # a lone surrogate as the id: no text holds it
     b'\xef\xbb\xbf{"resourceType": "Patient"}',  # a byte-order mark inside the file
     b'{"resourceType": "Patient", "text": "' + b"x" * 300 + b'"}',  # over the cap set below
     b'{"resourceType": "Patient", "text": "' + b"y" * 300 + b'"}\r',

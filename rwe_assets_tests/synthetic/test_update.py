@@ -65,6 +65,16 @@ def test_new_persons_are_new(base, update):
     assert not set(new["TRUE_PERSON_ID"]) & set(old["TRUE_PERSON_ID"])
 
 
+def test_a_second_update_of_another_fraction_takes_ids_of_its_own(base, update, tmp_path):
+    second = generate_update(base, tmp_path / "second", fraction=0.01, number=2)
+    first_ids = set(pl.read_csv(update / "truth" / "persons.csv")["TRUE_PERSON_ID"])
+    second_ids = set(pl.read_csv(tmp_path / "second" / "truth" / "persons.csv")["TRUE_PERSON_ID"])
+    assert len(second_ids) == second.new_persons == 10 and not first_ids & second_ids
+    assert not set(records(tmp_path / "second")["SOURCE_PERSON_ID"]) & set(
+        records(update)["SOURCE_PERSON_ID"]
+    )
+
+
 def test_every_kind_of_change_names_an_existing_record_of_a_living_person(base, update):
     changes = pl.read_csv(update / "truth" / "update_changes.csv", infer_schema=False)
     for source, kinds in KINDS.items():
@@ -138,7 +148,9 @@ def test_same_base_and_number_give_identical_bytes_another_number_differs(base, 
     assert digests(again) == digests(update)
     generate_update(base, second, fraction=0.02, number=2)
     assert not set(records(second)["SOURCE_PERSON_ID"]) & set(records(update)["SOURCE_PERSON_ID"])
-    assert pl.read_csv(second / "truth" / "persons.csv")["TRUE_PERSON_ID"].min() == 1021
+    assert (
+        pl.read_csv(second / "truth" / "persons.csv")["TRUE_PERSON_ID"].min() == 2001
+    )  # the second block of 1,000 ids
 
 
 def test_refusals(base, tmp_path):

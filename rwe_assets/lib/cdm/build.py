@@ -208,11 +208,12 @@ def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
             "SELECT staged_table, cdm_table, staged_rows, cdm_rows, merged_rows, extra_rows, excluded_rows "
             "FROM results.reconciliation WHERE layer = 'cdm'"
         ).fetchall()
+        (warning,) = con.execute("SELECT any_value(warning) FROM results.vocabulary").fetchone()
     reconciliation = tuple(CdmReconciliation(*row) for row in rows)
     merged = sum(r.merged_rows for r in reconciliation if r.cdm_table == "visit_occurrence")
     seconds = {"reused": time.perf_counter() - started}
     return CdmBuildReport(
-        final, counts, store.version, int(unmapped), merged, reconciliation, seconds, None, True
+        final, counts, store.version, int(unmapped), merged, reconciliation, seconds, warning, True
     )
 
 

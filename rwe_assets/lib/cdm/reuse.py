@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from rwe_assets.lib import lake
+from rwe_assets.lib.governance import history
 from rwe_assets.lib.sources import SourceRegistry
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -49,11 +50,10 @@ def input_versions(lake_dir) -> dict[str, str] | None:
         return None
     versions = {}
     for layer in INPUT_LAYERS:
-        folder = local / layer
-        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-            table = lake.open_table(path) if (path / "_delta_log").is_dir() else None
+        for path in history.delta_tables(local / layer):
+            table = lake.open_table(path)
             if table is not None:
-                versions[f"{layer}/{path.name}"] = _identity(table)
+                versions[path.relative_to(local).as_posix()] = _identity(table)
     manifest = lake.open_table(local / "raw" / "_manifest")
     versions["raw/_manifest"] = _identity(manifest) if manifest is not None else ""
     return versions

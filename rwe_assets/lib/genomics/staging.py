@@ -317,7 +317,7 @@ def _refuse_erased(con, lake_dir: Path) -> None:
     Their specimens and calls are quarantined as ERASED_PERSON without the sample name."""
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW g_records AS SELECT DISTINCT '{SOURCE_SYSTEM}' AS source_system, "
-        "SOURCE_PERSON_ID AS source_person_id FROM raw_manifest"
+        "trim(SOURCE_PERSON_ID) AS source_person_id FROM raw_manifest"
     )
     tombstone.register_refused(con, lake_dir, "g_records", "g_erased")
 
@@ -367,7 +367,7 @@ def _stage_specimens(con) -> None:
             FROM resolved r
         )
         SELECT *,
-               SOURCE_PERSON_ID IN (SELECT source_person_id FROM g_erased) AS erased,
+               trim(SOURCE_PERSON_ID) IN (SELECT source_person_id FROM g_erased) AS erased,
                row_number() OVER latest AS copy_rank,
                first_value(_batch_id) OVER latest AS latest_batch,
                min(SOURCE_PERSON_ID) OVER same_batch IS DISTINCT FROM max(SOURCE_PERSON_ID) OVER same_batch

@@ -137,8 +137,12 @@ def erase(
                 else _records(con, lake_dir, person_id, source, source_person_id)
             ),
         )
-        tombstone.register(con, tombstone_key(settings))
+        key = tombstone_key(settings)
+        tombstone.check_key(lake_dir, key, record=True)
+        tombstone.register(con, key)
         tokens = _collect(con, lake_dir)  # first the refusal: a crash after it still keeps them out
+        if refused_only and not con.execute("SELECT count(*) FROM er_lines").fetchone()[0]:
+            raise ErasureError("staging refused no rows of an erased person: nothing to remove")
         erasure.tombstones = tombstone.add(lake_dir, tokens, erasure.erasure_id)
         touched = _erase_raw(con, lake_dir, erasure)
         _mark_manifest(con, lake_dir, touched, erasure)
@@ -315,7 +319,7 @@ def _raw_condition(con, path: Path, sources: list[str] | None) -> str:
     condition = " OR ".join(parts)
     if sources is not None:  # the raw quarantine holds every source
         listed = ", ".join(f"'{s}'" for s in sources)
-        condition = f"source IN ({listed}) AND ({condition})"
+        condition = f"source IN ({listed}) AND ({condition})" if sources else "false"
     return condition
 
 

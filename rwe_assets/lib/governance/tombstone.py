@@ -19,15 +19,19 @@ persons the same way (register_refused).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
 from rwe_assets.lib.linkage.tokens import key_pads, register_macros
 
 REASON = "ERASED_PERSON"
+KEY_CHECK = "key_check"  # the kind of the one row that tells which key made the tombstones (check_key)
 TABLE = ("governance", "tombstones")
 SCHEMA = pa.schema(
     [
@@ -124,7 +128,9 @@ def register_refused(
     held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token", "erasure_id"])
     if held is None or held.num_rows == 0:
         return 0
-    register(con, key or _lake_key(lake_dir))
+    key = key or _lake_key(lake_dir)
+    check_key(lake_dir, key)
+    register(con, key)
     con.register("tb_held", held)
     con.execute(
         f"INSERT INTO {name} SELECT source_system, source_person_id, min(h.erasure_id) "
@@ -163,6 +169,32 @@ def refuse_erased(con: duckdb.DuckDBPyConnection, lake_dir: Path, key: str | Non
             "FROM tb_refused r WHERE c.source_system = r.source_system AND c.source_person_id = r.source_person_id"
         )
     return refused
+
+
+def key_check(key: str) -> str:
+    """Tells whether a key is the one the tombstones were made with, without revealing it."""
+    return hmac.new(key.encode(), b"rwe tombstone key check", hashlib.sha256).hexdigest()
+
+
+def check_key(lake_dir: Path, key: str, record: bool = False) -> None:
+    """Raise ConfigError when the tombstones hold the check of another key (under another key they
+    would refuse no one); with `record`, store this key's check when none is held (a first erasure)."""
+    held = lake.read_table(tombstone_path(lake_dir), columns=["kind", "token"])
+    checks = {r["token"] for r in held.to_pylist() if r["kind"] == KEY_CHECK} if held is not None else set()
+    if checks and key_check(key) not in checks:
+        raise ConfigError(
+            "the erasure tombstones were made with another key than the one configured "
+            "(RWE_TOMBSTONE_KEY, else the linkage key): set RWE_TOMBSTONE_KEY to the key they were made with, "
+            "or erased persons would be staged again; nothing changed"
+        )
+    if record and not checks:
+        row = {
+            "kind": KEY_CHECK,
+            "token": key_check(key),
+            "erasure_id": "",
+            "erased_at": dt.datetime.now(dt.UTC),
+        }
+        lake.write(tombstone_path(lake_dir), pa.Table.from_pylist([row], SCHEMA), mode="append")
 
 
 def _lake_key(lake_dir: Path) -> str:

@@ -34,7 +34,7 @@ import duckdb
 
 from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
-from rwe_assets.lib.governance import audit, permissions
+from rwe_assets.lib.governance import audit, permissions, tombstone
 from rwe_assets.lib.governance.tombstone import tombstone_path
 from rwe_assets.lib.lake_lock import lake_lock
 from rwe_assets.lib.linkage.crosswalk import WRITE_BATCH_ROWS, register_staged_persons, tokenize
@@ -128,6 +128,7 @@ def _tombstone_key_to_pin(settings, in_environment: bool) -> str | None:
     held = lake.read_table(tombstone_path(settings.lake_dir), columns=["kind"])
     if held is None or held.num_rows == 0:
         return None
+    tombstone.check_key(settings.lake_dir, settings.linkage_key)  # they were made with the current key
     if in_environment:
         raise ConfigError(
             f"the lake holds {held.num_rows} erasure tombstones keyed with the current {KEY_VARIABLE}, which "

@@ -36,7 +36,11 @@ BLOCK_BYTES = 8 << 20
 # a trailing comma or nan/inf (accepted by DuckDB only), a repeated "resourceType" or "id" key (the
 # first kept by DuckDB, the last by Python; nested ids match too). A match inside a string value only
 # sends the line to the slower per-line reading.
-_LENIENT = r',\s*[\]}]|[:,\[]\s*[-+]?(?i:nan|inf)|"resourceType".*"resourceType"|"id".*"id"'
+_LENIENT = (
+    r',\s*[\]}]|[:,\[]\s*[-+]?(?i:nan|inf)|"resourceType".*"resourceType"|"id".*"id"'
+    r'|"[^"]*\\u[0-9a-fA-F]{4}[^"]*"\s*:'  # an escaped key ("resource\u0054ype") the pattern above misses
+    r"|\\u[dD][89a-fA-F]"  # a UTF-16 surrogate escape: Python keeps a lone one, text cannot hold it
+)
 
 
 _CLASSIFY = """

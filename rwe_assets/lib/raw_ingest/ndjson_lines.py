@@ -52,7 +52,20 @@ def _parse_ndjson_line(number: int, raw: bytes | int, known: set[str]) -> _Ndjso
         return _NdjsonLine(number, text, None, None, None, "BUNDLE_IN_NDJSON", detail)
     entity = resource_type.lower() if resource_type.lower() in known else OTHER_RESOURCE
     resource_id = resource.get("id")
-    return _NdjsonLine(number, text, entity, resource_type, None if resource_id is None else str(resource_id))
+    resource_id = None if resource_id is None else str(resource_id)
+    if not _encodable(resource_type) or not _encodable(resource_id):  # "\ud800": valid JSON, not text
+        detail = "resourceType or id holds an unpaired UTF-16 surrogate escape"
+        return _NdjsonLine(number, text, None, None, None, "INVALID_ENCODING", detail)
+    return _NdjsonLine(number, text, entity, resource_type, resource_id)
+
+
+def _encodable(value: str | None) -> bool:
+    try:
+        if value is not None:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_ndjson_start(path: Path, relative: str) -> None:

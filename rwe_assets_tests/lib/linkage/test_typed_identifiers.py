@@ -80,6 +80,11 @@ def test_different_mrns_of_one_system_are_no_evidence_against():
     assert level([ident("mrn", HOSPITAL, "123456")], [ident("mrn", HOSPITAL, "654321")]) == "null"
 
 
+def test_consecutive_mrns_are_not_a_typo():
+    # record numbers are assigned in sequence: a family registered together gets 100234 and 100235
+    assert level([ident("mrn", HOSPITAL, "100234")], [ident("mrn", HOSPITAL, "100235")]) == "null"
+
+
 def test_a_licence_with_two_neighbouring_digits_swapped_agrees_at_the_typo_level():
     left, right = (
         [ident("drivers_license", MA_DL, "S99912345")],

@@ -75,9 +75,10 @@ dates AS (
 id_rows AS (
     SELECT record_id, unnest(ids) AS i FROM lk_normalized WHERE len(ids) > 0
 ),
-id_values AS (  -- per distinct (type, value): its token and its neighbourhood's tokens
+id_values AS (  -- per distinct (type, value): its token and, for a document, its neighbourhood's tokens
+    -- (record numbers are assigned in sequence: two people's MRNs are often one digit apart)
     SELECT type, value, lk_hmac('id|' || type || '|' || value) AS b,
-           CASE WHEN length(value) <= 20 THEN list_transform(lk_deletions(value), d -> lk_hmac('id-near|' || type || '|' || d)) END
+           CASE WHEN length(value) <= 20 AND lk_id_document(type) THEN list_transform(lk_deletions(value), d -> lk_hmac('id-near|' || type || '|' || d)) END
                AS near
     FROM (SELECT DISTINCT i.type, i.value FROM id_rows)
 ),
