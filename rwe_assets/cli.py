@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rwe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("init", help="write a secret linkage key into <data>/rwe.env (mode 0600), once")
+    commands.add_parser(
+        "init", help="write a secret linkage key and a tombstone key into <data>/rwe.env (mode 0600), once"
+    )
     demo = commands.add_parser("demo", help="land the bundled samples and a generated population, build")
     demo.add_argument(
         "--persons", type=int, default=DEMO_PERSONS, help="generated persons (default %(default)s)"
@@ -179,7 +181,9 @@ def _init(settings: Settings) -> int:
     except FileExistsError:
         print(f"{settings.env_file} exists: kept as it is (a new key would make earlier tokens unmatchable)")
         return 0
-    print(f"wrote a new secret linkage key to {path} (mode 0600); the `rwe` command and the UI read it")
+    print(
+        f"wrote a new secret linkage key and tombstone key to {path} (mode 0600); the `rwe` command and the UI read it"
+    )
     print("keep it with the data: records linked with it can only be re-linked with the same key")
     return 0
 

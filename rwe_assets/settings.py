@@ -12,6 +12,8 @@ the Dagster code location.
 |                             |               | demo subset shipped in the repository's vocab/ folder    |
 | RWE_LINKAGE_KEY             | (unset)       | secret key for linkage tokens; never put it in the repo; |
 |                             |               | `rwe init` writes one into <data>/rwe.env (below)        |
+| RWE_TOMBSTONE_KEY           | the linkage   | secret key of erasure tombstones, never rotated; `rwe    |
+|                             | key           | init` writes one (lib/linkage/keys.tombstone_key)        |
 | RWE_SOURCES_FILE            | <data>/       | the user's source registry, added to the bundled one     |
 |                             | sources.yaml  | (rwe_assets/lib/sources.py); absent file: none added     |
 | RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
