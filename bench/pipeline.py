@@ -1,12 +1,15 @@
 """Whole-pipeline benchmark: landing -> raw -> staging -> linkage -> OMOP CDM -> DQ -> published DuckDB.
 
     python bench/pipeline.py --persons 10000 [100000 ...] [--workdir DIR] [--keep]
-                             [--memory-limit 8GB] [--threads 2] [--profile PHASE]
+                             [--memory-limit 8GB] [--staging-memory-limit 3GB] [--threads 2]
+                             [--seed 42] [--gzip] [--sources ehr_site_a ...] [--profile PHASE]
 
 For each population size, in this one process and one after the other:
 
-1. generates the population with rwe_assets.synthetic.generate(out_dir, persons, seed=42) into a
-   fresh work dir (timed on its own: it is not part of the pipeline);
+1. generates the population with rwe_assets.synthetic.generate(out_dir, persons, seed=--seed,
+   compress=--gzip) into a fresh work dir (timed on its own: it is not part of the pipeline); with
+   --sources, only those sources' batches are ingested, staged and loaded by the baseline (the peer
+   comparison of issue 25: the Synthea site alone is `--sources ehr_site_a`);
 2. runs the pipeline with rwe_assets' library functions, not Dagster (no run storage, event log,
    asset checks or subprocesses: the work itself): raw ingest_batch of every landed batch of every
    registered source, build_staging, build_crosswalk, build_cdm (its report's step_seconds give the
@@ -20,7 +23,10 @@ For each population size, in this one process and one after the other:
    baselines and the ratios cdm build / bare staging load and landing->published / bare landing load.
 
 RSS is sampled from VmRSS in /proc/self/status by a background thread every 50 ms; each phase (and
-sub-step) keeps the maximum it saw. Freed heap is returned to the OS (malloc_trim) before each phase.
+sub-step) keeps the maximum it saw. Disk: the same thread reads the scratch file system's used bytes
+every second; the peak above the start of the size's run is printed (other processes writing to the
+same file system count too). Staging runs on its own DuckDB connection with --staging-memory-limit
+(it processes one source at a time and spills to the lake's scratch dir past that limit). Freed heap is returned to the OS (malloc_trim) before each phase.
 Sub-steps are timed by wrapping rwe_assets functions in this process at run time (the code is not
 changed): the staging functions build_staging calls, the CDM build's step timer, the crosswalk's
 Delta writes. The process works in the scratch dir, so a DuckDB in-memory database that spills writes
@@ -65,14 +71,14 @@ from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register
 from rwe_assets.lib.publish import publish
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.raw_ingest import ingest_batch
-from rwe_assets.lib.sources import load_registry
+from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.staging import build as staging_module
 from rwe_assets.lib.staging.build import build_staging, staging_connection
 from rwe_assets.settings import REPO_DIR
 from rwe_assets.synthetic import generate
 
-SEED = 42
 SAMPLE_INTERVAL_S = 0.05
+DISK_EVERY = 20  # disk usage is read every DISK_EVERY RSS samples (1 s)
 MIB = 1 << 20
 PHASES = ("ingest", "staging", "linkage", "cdm", "publish", "dq")
 # CDM build steps (build_cdm's step_seconds) -> the CDM tables they fill, for rows per step.
@@ -84,6 +90,7 @@ CDM_STEP_TABLES = {
 # The functions build_staging calls, timed one by one; the label says which source or table.
 STAGING_STEPS: dict[str, Callable[..., str]] = {
     "_create_candidate_tables": lambda *a, **k: "create candidate tables",
+    "_write_pieces": lambda *a, **k: "write Parquet pieces (per source)",
     "_stage_source": lambda con, lake_dir, source, *a, **k: f"stage source {source.name} (SQL -> candidates)",
     "redact_identifying_answers": lambda *a, **k: "redact identifying answers",
     "create_snapshot_cover": lambda *a, **k: "snapshot cover (persons in several batches)",
@@ -139,7 +146,9 @@ class Measure:
 class RssSampler:
     """Samples VmRSS every SAMPLE_INTERVAL_S; every open window keeps the peak it saw."""
 
-    def __init__(self):
+    def __init__(self, disk_path: Path):
+        self._disk_path = disk_path
+        self.disk_start = self.disk_peak = shutil.disk_usage(disk_path).used
         self._open: list[Measure] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -153,8 +162,15 @@ class RssSampler:
         self._thread.join()
 
     def _run(self) -> None:
+        samples = 0
         while not self._stop.wait(SAMPLE_INTERVAL_S):
             self.sample()
+            samples += 1
+            if samples % DISK_EVERY == 0:
+                self.disk_peak = max(self.disk_peak, shutil.disk_usage(self._disk_path).used)
+
+    def reset_disk(self) -> None:
+        self.disk_start = self.disk_peak = shutil.disk_usage(self._disk_path).used
 
     def sample(self) -> None:
         rss = rss_bytes()
@@ -260,6 +276,7 @@ class SizeResult:
     baselines: dict[str, Measure] = field(default_factory=dict)
     lake_bytes: int = 0
     published_bytes: int = 0
+    disk_peak: int = 0  # file system bytes used above the start of the run, at the peak
     dq: dict = field(default_factory=dict)
     dq_failures: list[str] = field(default_factory=list)
     error: str | None = None
@@ -284,6 +301,7 @@ def file_kind(path: Path) -> str:
 
 def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSampler) -> SizeResult:
     result = SizeResult(persons, datetime.now(UTC), os.getloadavg())
+    sampler.reset_disk()
     work = root / f"persons_{persons}"
     out, lake_dir, warehouse = work / "generated", work / "lake", work / "warehouse"
     landing = out / "landing"
@@ -293,9 +311,12 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
 
     print(f"\n[{persons:,} persons] generating in {out} ...", flush=True)
     with sampler.measure(result.gen, release=True):
-        report = generate(out, persons, seed=SEED)
+        report = generate(out, persons, seed=args.seed, compress=args.gzip)
     result.gen_rows, result.gen_bytes = report.rows_written, report.bytes_written
-    landed = [p for p in landing.rglob("*") if p.is_file()]
+    registry = load_registry()
+    if args.sources:
+        registry = SourceRegistry(tuple(registry.get(name) for name in args.sources))
+    landed = [p for name in registry.names for p in (landing / name).rglob("*") if p.is_file()]
     result.landed_files = len(landed)
     result.landed_bytes = sum(p.stat().st_size for p in landed)
     for path in landed:
@@ -312,7 +333,6 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
         print(f"[{persons:,} persons] {name} ...", flush=True)
         return measure
 
-    registry = load_registry()
     try:
         # 1. raw ingest: every landed batch of every registered source
         ingest = phase("ingest")
@@ -346,7 +366,7 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             wrapped(staging_module, STAGING_STEPS, sampler, staging),
             maybe_profiled(args.profile == "staging", "staging"),
         ):
-            con = staging_connection(mem, threads)
+            con = staging_connection(args.staging_memory_limit, threads)
             staging_report = build_staging(lake_dir, registry, con)
             con.close()
             with sampler.measure(staging.sub("genomics staging (variants, specimens)")):
@@ -441,13 +461,16 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
     try:
         if (lake_dir / "staging").is_dir():
             result.baselines["a"] = bare_staging_load(lake_dir, work / "bare_staging.duckdb", args, sampler)
-        result.baselines["b"] = bare_landing_load(landing, work / "bare_landing.duckdb", args, sampler)
+        result.baselines["b"] = bare_landing_load(
+            landing, registry.names, work / "bare_landing.duckdb", args, sampler
+        )
     except Exception as error:
         result.error = (result.error + "; " if result.error else "") + f"baseline: {error}"
         traceback.print_exc()
     finally:
         os.chdir(root)
         result.load_after = os.getloadavg()
+        result.disk_peak = sampler.disk_peak - sampler.disk_start
     return result
 
 
@@ -474,7 +497,7 @@ def bare_staging_load(lake_dir: Path, target: Path, args, sampler: RssSampler) -
     return measure
 
 
-def bare_landing_load(landing: Path, target: Path, args, sampler: RssSampler) -> Measure:
+def bare_landing_load(landing: Path, sources, target: Path, args, sampler: RssSampler) -> Measure:
     """DuckDB only: every landed CSV (all_varchar) and NDJSON file (one JSON column per line) -> a table
     of a new DuckDB file. Rows DuckDB cannot parse are skipped (ignore_errors), not quarantined."""
     print("  baseline b: bare landing load ...", flush=True)
@@ -485,7 +508,7 @@ def bare_landing_load(landing: Path, target: Path, args, sampler: RssSampler) ->
         con.execute(f"SET memory_limit = '{args.memory_limit}'")
         con.execute(f"SET threads = {int(args.threads)}")
         con.execute("SET preserve_insertion_order = false")
-        for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        for path in sorted(p for name in sources for p in (landing / name).rglob("*") if p.is_file()):
             kind = file_kind(path)
             if kind == "csv":
                 reader = "read_csv(?, header = true, all_varchar = true, ignore_errors = true)"
@@ -534,7 +557,11 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         f"load avg   {' '.join(f'{x:.2f}' for x in r.load_before)} before, "
         f"{' '.join(f'{x:.2f}' for x in r.load_after)} after (1/5/15 min)"
     )
-    print(f"settings   DuckDB memory_limit {args.memory_limit}, threads {args.threads}; seed {SEED}")
+    print(
+        f"settings   DuckDB memory_limit {args.memory_limit} (staging {args.staging_memory_limit}), "
+        f"threads {args.threads}; seed {args.seed}; {'gzip' if args.gzip else 'plain'} landing files; "
+        f"sources {', '.join(args.sources) if args.sources else 'all'}"
+    )
     print(
         "how        rwe_assets library functions called in one process, not Dagster "
         "(no run/event storage, no asset checks)"
@@ -550,6 +577,7 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
             f"outputs    lake {r.lake_bytes / 1e6:,.0f} MB (Delta), published rwe.duckdb "
             f"{r.published_bytes / 1e6:,.0f} MB"
         )
+    print(f"disk peak  {r.disk_peak / 1e9:,.1f} GB above the start (file system of the scratch dir)")
     print()
     print(HEADER)
     print("-" * len(HEADER))
@@ -670,7 +698,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="parent of the scratch dir (default: system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir of every size")
     parser.add_argument("--memory-limit", default="8GB", help="DuckDB memory_limit (default 8GB)")
+    parser.add_argument(
+        "--staging-memory-limit", default="3GB", help="DuckDB memory_limit of the staging build (default 3GB)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    parser.add_argument("--gzip", action="store_true", help="generate gzipped CSV and NDJSON landing files")
+    parser.add_argument(
+        "--sources", nargs="+", help="ingest and build only these registered sources (default: all)"
+    )
     parser.add_argument(
         "--profile", choices=PHASES, help="run this phase under cProfile (slows it: its times are then off)"
     )
@@ -684,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="rwe-bench-pipeline-", dir=parent))
     print(f"scratch dir {root}")
     print(f"command     {' '.join([Path(sys.executable).name, *sys.argv])}")
-    sampler = RssSampler()
+    sampler = RssSampler(root)
     sampler.start()
     results = []
     try:

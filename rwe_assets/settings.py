@@ -17,6 +17,8 @@ the Dagster code location.
 | RWE_SOURCES_FILE            | <data>/       | the user's source registry, added to the bundled one     |
 |                             | sources.yaml  | (rwe_assets/lib/sources.py); absent file: none added     |
 | RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
+| RWE_STAGING_MEMORY_LIMIT    | 3GB           | DuckDB memory_limit of the staging build, which spills   |
+|                             |               | past it to <lake>/_work (docs/operations.md)             |
 | RWE_DUCKDB_THREADS          | CPU count     | DuckDB threads                                           |
 | RWE_LANDING_SETTLE_SECONDS  | 10            | a batch is picked up once no file in it changed for this |
 |                             |               | many seconds                                             |
@@ -69,6 +71,7 @@ class Settings:
     linkage_key: str | None = None
     tombstone_key: str | None = None  # RWE_TOMBSTONE_KEY; None: the linkage key (lib/linkage/keys.py)
     duckdb_memory_limit: str = "8GB"
+    staging_memory_limit: str = "3GB"  # staging spills past it (lib/staging/build.py): bounded memory
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
     min_cell_count: int = 5
@@ -88,6 +91,7 @@ class Settings:
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
             tombstone_key=env.get("RWE_TOMBSTONE_KEY") or None,
             duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
+            staging_memory_limit=env.get("RWE_STAGING_MEMORY_LIMIT", cls.staging_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),
             retention_days=_int(env, "RWE_RETENTION_DAYS", cls.retention_days),

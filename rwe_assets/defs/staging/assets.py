@@ -53,7 +53,7 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
     def _staging(context: dg.AssetExecutionContext, rwe: RweConfig):
         """Rebuild every canonical staging table from the current raw files (see lib/staging/build.py)."""
         settings = rwe.settings()
-        con = staging_connection(settings.duckdb_memory_limit, settings.duckdb_threads)
+        con = staging_connection(settings.staging_memory_limit, settings.duckdb_threads)
         report = build_staging(settings.lake_dir, registry, con)
         for table in TABLES:
             yield _materialization(settings.lake_dir, table.name, report)

@@ -20,17 +20,23 @@ Counts reconcile per source, raw entity and table: raw rows + fan-out = staged +
 where fan-out counts the extra rows of a raw row that stages as several (a FHIR Observation with n
 components gives n rows: fan-out n - 1). A profile may define macros in `<profile>/_macros.sql`.
 Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
+
+Memory: every rule above compares rows of one source system only, so sources are built one at a time.
+A source's results are written as Parquet pieces to a scratch dir (lake/_work/staging unless the
+caller names another: it holds PII, so owner-only, and it is removed at the end) and its candidates
+dropped before the next source; DuckDB spills to scratch/spill past its memory_limit. At the end the
+pieces of every source become each staging table in one Delta commit, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from rwe_assets.errors import ConfigError, ReconciliationError
 from rwe_assets.lib import lake
@@ -38,6 +44,7 @@ from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
+from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging import deid
 from rwe_assets.lib.staging.lifecycle import (
     IS_STATUS,
@@ -162,22 +169,48 @@ def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.Du
 
 
 def build_staging(
-    lake_dir: Path, registry: SourceRegistry, con: duckdb.DuckDBPyConnection | None = None
+    lake_dir: Path,
+    registry: SourceRegistry,
+    con: duckdb.DuckDBPyConnection | None = None,
+    scratch_dir: Path | None = None,
 ) -> StagingReport:
-    """Rebuild every staging table from the raw layer and write them to lake/staging/."""
+    """Rebuild every staging table from the raw layer and write them to lake/staging/, one source at
+    a time (module docstring, "Memory")."""
     con = con or staging_connection()
+    scratch = _fresh_scratch(scratch_dir or lake.work_dir(lake_dir, "staging"))
+    try:
+        _use_spill_dir(con, scratch / "spill")
+        _create_totals(con)
+        staged = [s for s in registry if s.staging_profile]
+        for number, source in enumerate(staged):
+            # the manifest rows of the source's current files: they pick the raw rows to stage and
+            # give the batch order the record lifecycle resolves versions by
+            _build_source(
+                con, lake_dir, source, current_manifest_rows(lake_dir, source.name), scratch, number
+            )
+        if not staged:  # every table is written all the same, empty, with its columns
+            _create_candidate_tables(con)
+            for table in TABLES:
+                _refresh_staged(con, table.name)
+            _write_pieces(con, scratch, 0)
+        _drop_candidate_tables(con)
+        _write_outputs(con, lake_dir, scratch)
+        return _report(con, lake_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _build_source(
+    con, lake_dir: Path, source: SourceSpec, current: list[dict], scratch: Path, number: int
+) -> None:
+    """Stage one source: candidates, refusals, redaction, lifecycle, references; its outputs go to
+    Parquet pieces in `scratch` and its counts to the totals tables."""
     _create_candidate_tables(con)
-    # the manifest rows of each source's current files, read once: they pick the raw rows to stage and
-    # give the batch order the record lifecycle resolves versions by
-    current = {s.name: current_manifest_rows(lake_dir, s.name) for s in registry if s.staging_profile}
-    raw_counts = []
-    for source in registry:
-        if source.staging_profile:
-            raw_counts += _stage_source(con, lake_dir, source, current[source.name])
+    raw_counts = _stage_source(con, lake_dir, source, current)
     tombstone.refuse_erased(con, lake_dir)  # an erased person's records, whatever file: ERASED_PERSON
     redact_identifying_answers(con)
     redact_note_identifiers(con)
-    create_batch_info(con, registry, current)
+    create_batch_info(con, SourceRegistry((source,)), {source.name: current})
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     for table in TABLES:  # in reference order: parents are final before their children are checked
         content = ", ".join(f'"{name}"' for name, _ in table.columns)
@@ -189,8 +222,22 @@ def build_staging(
         for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
             check_reference(con, table.name, column, parent, parent_column, reason)
         _refresh_staged(con, table.name)
-    _write_outputs(con, lake_dir)
-    return _report(con, lake_dir, raw_counts)
+    _write_pieces(con, scratch, number)
+    _add_counts(con, raw_counts)
+
+
+def _fresh_scratch(path: Path) -> Path:
+    """An empty, owner-only scratch dir (a killed build's leftovers, PII included, are removed)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)  # the umask only takes bits away
+    return path
+
+
+def _use_spill_dir(con, path: Path) -> None:
+    """Let DuckDB spill into the scratch dir; a connection that has spilled already keeps its own dir
+    (DuckDB cannot switch it then)."""
+    with contextlib.suppress(duckdb.NotImplementedException):
+        con.execute(f"SET temp_directory = {quote_literal(str(path))}")
 
 
 def _has_person(table_name: str) -> bool:
@@ -207,9 +254,43 @@ def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
         )
+
+
+def _drop_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES:
+        con.execute(f"DROP VIEW IF EXISTS staged_{table.name}")
+        con.execute(f"DROP TABLE IF EXISTS cand_{table.name}")
+        con.execute(f"DROP TABLE IF EXISTS {table.name}_outcome")
+
+
+def _create_totals(con: duckdb.DuckDBPyConnection) -> None:
+    """The counts of every source, added to as each is staged (small: a row per table, source and
+    raw entity or reason)."""
     con.execute(
         "CREATE OR REPLACE TABLE not_modelled (source_system VARCHAR, source_entity VARCHAR, raw_rows BIGINT)"
     )
+    con.execute(
+        "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE outcome_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, staged BIGINT, "
+        "quarantined BIGINT, merged BIGINT, retired BIGINT, fanout BIGINT)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE reason_counts (outcome VARCHAR, staging_table VARCHAR, reason_code VARCHAR, "
+        "n BIGINT)"
+    )
+
+
+def _add_counts(con, raw_counts: list[tuple[str, str, str, int]]) -> None:
+    if raw_counts:
+        con.executemany("INSERT INTO raw_counts VALUES (?, ?, ?, ?)", raw_counts)
+    # One pass over each candidate table and its outcomes gives every count: the staged rows of a table
+    # are its 'staged' counts summed (what staged_<table> holds), the reconciliation joins them to the
+    # raw counts.
+    con.execute(f"INSERT INTO outcome_counts {_outcome_counts_sql()}")
+    for outcome in ("quarantined", "merged", "retired"):
+        con.execute(f"INSERT INTO reason_counts SELECT '{outcome}', * FROM ({_reasons_sql(outcome)})")
 
 
 def _stage_source(
@@ -217,7 +298,7 @@ def _stage_source(
 ) -> list[tuple[str, str, str, int]]:
     """Run the profile's SQL for one source over its current files (manifest rows: ingested, the latest
     version of their path); returns (table, source, raw entity, raw rows) counts."""
-    shas = pa.array(sorted(row["file_sha256"] for row in current), pa.string())
+    shas = sorted(row["file_sha256"] for row in current)
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
     optional = _optional_raw_columns(profile_dir)
@@ -295,20 +376,23 @@ def _add_missing_columns(con, view: str, columns: tuple[str, ...]) -> None:
         con.execute(f"CREATE VIEW {view} AS SELECT *, {extra} FROM {view}_layout")
 
 
-def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: pa.Array) -> None:
+def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: list[str]) -> None:
     """Expose raw/<source>/<entity> (current files only) as view raw_<entity>; an entity that never
     landed is an empty table with its declared columns."""
     view = f"raw_{entity}"
-    table = lake.open_table(lake.table_path(lake_dir, "raw", source.name, entity))
-    if table is None:
+    # DuckDB's parallel Parquet reader over the table's current Delta files
+    if not lake.register_parquet_view(
+        con, f"{view}_all", lake.table_path(lake_dir, "raw", source.name, entity)
+    ):
         declared = ["resource_type", "resource_id", "resource_json"] if source.format == "ndjson" else []
         columns = [*declared, *source.entity(entity).required_columns, *PROVENANCE_COLUMNS]
         typed = ", ".join(f'CAST(NULL AS {_RAW_TYPES.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {typed} WHERE false")
         return
-    dataset = table.to_pyarrow_dataset().filter(pc.field("_file_sha256").isin(shas))
-    con.register(f"{view}_arrow", dataset)
-    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_arrow")
+    current = ", ".join(quote_literal(sha) for sha in shas) or "NULL"  # NULL: no current file, no row
+    con.execute(
+        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN ({current})"
+    )
 
 
 _RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}
@@ -359,12 +443,24 @@ def _refresh_staged(con, table_name: str) -> None:
     )
 
 
-def _write_outputs(con, lake_dir: Path) -> None:
-    for table in TABLES:
-        _overwrite(lake_dir, table.name, con.sql(f"SELECT * FROM staged_{table.name}"))
-    _overwrite(lake_dir, QUARANTINE, con.sql(_rejected_sql("quarantined")))
-    _overwrite(lake_dir, MERGED, con.sql(_rejected_sql("merged")))
-    _overwrite(lake_dir, RETIRED, con.sql(_rejected_sql("retired")))
+def _write_pieces(con, scratch: Path, number: int) -> None:
+    """One source's staged and rejected rows as Parquet pieces scratch/<table>/<number>.parquet."""
+    outputs = {t.name: f"SELECT * FROM staged_{t.name}" for t in TABLES}
+    outputs |= {name: _rejected_sql(o) for name, o in _REJECTED.items()}
+    for name, sql in outputs.items():
+        (scratch / name).mkdir(exist_ok=True)
+        piece = quote_literal(str(scratch / name / f"{number}.parquet"))
+        con.execute(f"COPY ({sql}) TO {piece} (FORMAT parquet)")
+
+
+_REJECTED = {QUARANTINE: "quarantined", MERGED: "merged", RETIRED: "retired"}
+
+
+def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
+    """Each staging table from the pieces of every source, in one Delta commit per table."""
+    for name in [*(t.name for t in TABLES), *_REJECTED]:
+        pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
+        _overwrite(lake_dir, name, con.sql(f"SELECT * FROM read_parquet([{pieces}])"))
     _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
 
 
@@ -393,16 +489,7 @@ def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> 
     lake.write(path, reader, mode="overwrite", schema_mode="overwrite")
 
 
-def _report(con, lake_dir: Path, raw_counts: list[tuple[str, str, str, int]]) -> StagingReport:
-    con.execute(
-        "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
-    )
-    if raw_counts:
-        con.executemany("INSERT INTO raw_counts VALUES (?, ?, ?, ?)", raw_counts)
-    # One pass over each candidate table and its outcomes gives every count: the staged rows of a table
-    # are its 'staged' counts summed (what staged_<table> holds), the reconciliation joins them to the
-    # raw counts.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE outcome_counts AS {_outcome_counts_sql()}")
+def _report(con, lake_dir: Path) -> StagingReport:
     staged = dict(con.execute("SELECT tbl, sum(staged) FROM outcome_counts GROUP BY ALL").fetchall())
     # The row counts reported are those of the tables written, checked against the accounting above.
     row_counts = {t.name: _written_rows(lake_dir, t.name) for t in TABLES}
@@ -435,6 +522,11 @@ def _written_rows(lake_dir: Path, name: str) -> int:
 
 
 def _reasons(con, outcome: str) -> dict[tuple[str, str], int]:
+    sql = "SELECT staging_table, reason_code, sum(n) FROM reason_counts WHERE outcome = ? GROUP BY ALL"
+    return {(t, r): int(n) for t, r, n in con.execute(sql, [outcome]).fetchall()}
+
+
+def _reasons_sql(outcome: str) -> str:
     """Rows per (table, reason) of one outcome, as _rejected_sql(outcome) holds them, counted from the
     candidates' own failures (quarantine only) and the outcomes alone (an outcome row names exactly one
     candidate)."""
@@ -449,8 +541,7 @@ def _reasons(con, outcome: str) -> dict[tuple[str, str], int]:
             f"SELECT '{table.name}' AS staging_table, reason AS reason_code FROM {table.name}_outcome "
             f"WHERE outcome = '{outcome}'"
         )
-    sql = f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
-    return {(t, r): n for t, r, n in con.execute(sql).fetchall()}
+    return f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
 
 
 def _outcome_counts_sql() -> str:

@@ -448,9 +448,12 @@ SELECT source_system, source_person_id,
            || flatten(list(list_transform(coalesce(identifiers, []), i -> i.value))) AS ids,
        list(DISTINCT contact_names) AS other_names
 FROM {pii}
-WHERE source_person_id IS NOT NULL
+WHERE source_person_id IS NOT NULL AND {bucket}
 GROUP BY source_system, source_person_id
 """
+# Notes redacted per pass: Python holds one pass's notes and its persons' identifiers, so memory does
+# not grow with the population; persons are split into passes by a hash of their id.
+NOTES_PER_PASS = 200_000
 
 
 def _identifiers(row: dict) -> PersonIdentifiers:
@@ -472,18 +475,31 @@ def _identifiers(row: dict) -> PersonIdentifiers:
 def redact_note_table(con, notes: str = "cand_note", pii: str = "cand_person_pii", sites: str | None = None):
     """Redact note_text in place in DuckDB table `notes`: one matcher per (source system, person),
     built from `pii` (and the facility names in `sites`, compiled once for the batch); the notes are
-    grouped by person so each matcher is compiled once. Returns {notes, persons, changed}."""
-    cursor = con.execute(_PII_SQL.format(pii=pii))
-    columns = [d[0] for d in cursor.description]
-    people = {(r[0], r[1]): _identifiers(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()}
+    grouped by person so each matcher is compiled once, and persons are taken NOTES_PER_PASS notes'
+    worth at a time. Returns {notes, persons, changed}."""
     extra: tuple[Recognizer, ...] = ()
     if sites:
         site_names = [r[0] for r in con.execute(f"SELECT DISTINCT care_site_name FROM {sites}").fetchall()]
         recognizer = names_recognizer("care_site", site_names)
         extra = (recognizer,) if recognizer else ()
+    total = con.execute(f"SELECT count(*) FROM {notes} WHERE note_text IS NOT NULL").fetchone()[0]
+    passes = max(1, -(-total // NOTES_PER_PASS))
+    counts = {"notes": 0, "persons": 0, "changed": 0}
+    for number in range(passes):
+        bucket = f"hash(source_system, source_person_id) % {passes} = {number}"
+        for key, n in _redact_pass(con, notes, pii, extra, bucket).items():
+            counts[key] += n
+    return counts
+
+
+def _redact_pass(con, notes: str, pii: str, extra: tuple[Recognizer, ...], bucket: str) -> dict[str, int]:
+    """Redact the notes of the persons in `bucket` (a condition on source_system, source_person_id)."""
+    cursor = con.execute(_PII_SQL.format(pii=pii, bucket=bucket))
+    columns = [d[0] for d in cursor.description]
+    people = {(r[0], r[1]): _identifiers(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()}
     rows = con.execute(
         f"SELECT rowid, source_system, source_person_id, note_text FROM {notes} "
-        "WHERE note_text IS NOT NULL ORDER BY source_system, source_person_id"
+        f"WHERE note_text IS NOT NULL AND {bucket} ORDER BY source_system, source_person_id"
     ).fetchall()
     keys, texts, current, matcher = [], [], None, None
     for row_id, system, person, text in rows:

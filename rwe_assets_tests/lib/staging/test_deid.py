@@ -363,3 +363,46 @@ def test_a_relative_named_in_patient_contact_is_redacted_from_the_notes(tmp_path
     assert note["note_text"] == "Grace and [NAME] asked; [NAME] called."
     (pii,) = fhir.staged(lake_dir, "person_pii")
     assert pii["contact_names"] == "Henrietta Okonkwo"
+
+
+def test_notes_redacted_in_several_passes_match_one_pass(monkeypatch):
+    """Persons are split into passes by a hash of their id (memory per pass, not per population): every
+    note is redacted once, with its own person's matcher, whatever the number of passes."""
+
+    def redacted(per_pass: int):
+        monkeypatch.setattr(deid, "NOTES_PER_PASS", per_pass)
+        con = duckdb.connect()
+        empty = (
+            "ssn",
+            "address_line",
+            "city",
+            "zip",
+            "phone",
+            "drivers_license",
+            "passport",
+            "contact_names",
+        )
+        con.execute(
+            "CREATE TABLE pii AS SELECT 's' AS source_system, 'p' || i AS source_person_id, "
+            "'Given' || i AS given_name, 'Family' || i AS family_name, NULL::VARCHAR AS maiden_name, "
+            f"NULL::DATE AS birth_date, {', '.join(f'NULL::VARCHAR AS {c}' for c in empty)}, "
+            "NULL::STRUCT(type VARCHAR, system VARCHAR, value VARCHAR)[] AS identifiers FROM range(20) t(i)"
+        )
+        con.execute(
+            "CREATE TABLE notes AS SELECT 's' AS source_system, "
+            "CASE WHEN i < 40 THEN 'p' || (i % 20) END AS source_person_id, "
+            "'Seen: Given' || (i % 20) || ' Family' || ((i + 1) % 20) || ' and Given' || (i % 20) AS note_text "
+            "FROM range(45) t(i)"
+        )
+        counts = deid.redact_note_table(con, "notes", "pii")
+        return counts, sorted(
+            con.execute("SELECT source_person_id, note_text FROM notes").fetchall(), key=repr
+        )
+
+    one_pass, in_passes = redacted(10_000), redacted(3)
+    assert in_passes == one_pass
+    counts, rows = one_pass
+    assert counts == {"notes": 45, "persons": 21, "changed": 45}  # 20 persons and the notes of none
+    # own values are REDACTED, another person's name is a NAME: each note had its own person's matcher
+    assert rows.count(("p1", f"Seen: {REDACTED} {NAME} and {REDACTED}")) == 2
+    assert rows.count((None, f"Seen: {NAME} {NAME} and {NAME}")) == 5
