@@ -4,7 +4,6 @@ source stages the same rows whatever else is staged beside it, and the scratch d
 
 from __future__ import annotations
 
-import copy
 import os
 import stat
 
@@ -12,7 +11,7 @@ import pytest
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import ingest_batch
-from rwe_assets.lib.sources import SourceRegistry, parse_registry
+from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.staging import build
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets.lib.staging.model import TABLES
@@ -44,23 +43,7 @@ SITE_B = {
 
 
 def two_sites():
-    site = synthea_registry().get("site")
-    document = {"sources": []}
-    for name in ("site_a", "site_b"):
-        document["sources"].append(
-            {
-                "name": name,
-                "kind": "ehr",
-                "format": "csv",
-                "extract": "snapshot",
-                "owner": "test",
-                "staging_profile": "synthea_csv",
-                "entities": [
-                    {"name": e.name, "required_columns": list(e.required_columns)} for e in site.entities
-                ],
-            }
-        )
-    return parse_registry(copy.deepcopy(document))
+    return synthea_registry("site_a", "site_b")
 
 
 def land_and_ingest(lake_dir, landing, registry):

@@ -42,23 +42,18 @@ def registry():
     return synthea_registry()
 
 
-def synthea_registry():
-    """The project's Synthea source, alone, so tests stay small."""
-    document = {"sources": []}
+def synthea_registry(*names: str):
+    """The project's Synthea source, alone (as "site", or under each of `names`), so tests stay small."""
     project = load_registry().get("ehr_site_a")
-    document["sources"].append(
-        {
-            "name": "site",
-            "kind": "ehr",
-            "format": "csv",
-            "extract": "snapshot",
-            "owner": "test",
-            "staging_profile": "synthea_csv",
-            "entities": [
-                {"name": e.name, "required_columns": list(e.required_columns)} for e in project.entities
-            ],
-        }
-    )
+    entities = [{"name": e.name, "required_columns": list(e.required_columns)} for e in project.entities]
+    source = {
+        "kind": "ehr",
+        "format": "csv",
+        "extract": "snapshot",
+        "owner": "test",
+        "staging_profile": "synthea_csv",
+    }
+    document = {"sources": [{"name": name, **source, "entities": entities} for name in names or ("site",)]}
     return parse_registry(copy.deepcopy(document))
 
 
