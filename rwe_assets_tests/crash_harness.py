@@ -33,7 +33,7 @@ from rwe_assets.settings import REPO_DIR
 # point -> (module, function, which call of it dies)
 POINTS = {
     "raw_file_write": (lake, "write_deltalake", 2),  # mid-batch: one file's rows written, not the next
-    "staging_write": (staging_build, "write_deltalake", 3),  # some staging tables replaced, not all
+    "staging_write": (staging_build, "_overwrite", 3),  # some staging tables replaced, not all
     "cdm_step": (cdm_build, "run_sql", 10),  # inside the CDM build (build.duckdb.partial)
     "publish_swap": (publish.os, "replace", 2),  # after build.duckdb is renamed, before rwe.duckdb is
 }
