@@ -129,6 +129,14 @@ CREATE OR REPLACE MACRO rwe_birth_flag(x) AS CASE WHEN rwe_text(x) IS NULL THEN 
 CREATE OR REPLACE MACRO rwe_num(x) AS TRY_CAST(rwe_text(x) AS DOUBLE);
 CREATE OR REPLACE MACRO rwe_bad_num(x) AS rwe_text(x) IS NOT NULL AND rwe_num(x) IS NULL;
 CREATE OR REPLACE MACRO rwe_first_failure(checks) AS list_filter(checks, c -> coalesce(c.failed, false))[1];
+-- Identifiers a source declares (sources.yaml `identifiers`, set as variable rwe_identifier_fields by
+-- lib/sources.py): the declared fields, and their {type, system, value} read from a row's JSON by name
+-- (a declared column the file lacks gives no identifier); raw values, linkage normalizes.
+CREATE OR REPLACE MACRO rwe_identifier_fields() AS from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'),
+    '[{"type": "VARCHAR", "system": "VARCHAR", "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]');
+CREATE OR REPLACE MACRO rwe_declared_identifiers(row_json) AS list_filter(list_transform(rwe_identifier_fields(),
+    f -> {'type': f.type, 'system': coalesce(f.system, rwe_text(json_extract_string(row_json, f.system_path))),
+          'value': rwe_text(json_extract_string(row_json, f.path))}), i -> i.value IS NOT NULL);
 """
 
 

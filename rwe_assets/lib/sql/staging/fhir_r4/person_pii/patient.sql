@@ -35,8 +35,7 @@ WITH src AS (
     FROM raw_patient
 ),
 registry AS (
-    SELECT from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'), '[{"type": "VARCHAR", "system": "VARCHAR",
-        "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]') AS fields
+    SELECT rwe_identifier_fields() AS fields
 ),
 parts AS (
     SELECT *,

@@ -21,14 +21,8 @@ SELECT
     rwe_text(PHONE) AS phone,
     NULL AS drivers_license,
     NULL AS passport,
-    -- identifiers: the fields the source's registry entry declares (sources.yaml `identifiers`, set as the
-    --   variable rwe_identifier_fields by lib/sources.py), each {type, system, value}, read from the row
-    --   by name (a declared column the file lacks gives no identifier), sorted; raw values, linkage normalizes.
-    list_sort(list_filter(list_transform(
-        from_json(coalesce(getvariable('rwe_identifier_fields'), '[]'), '[{"type": "VARCHAR", "system": "VARCHAR", "path": "VARCHAR", "system_path": "VARCHAR", "match_system": "VARCHAR"}]'),
-        f -> {'type': f.type, 'system': coalesce(f.system, rwe_text(json_extract_string(_row_json, f.system_path))),
-              'value': rwe_text(json_extract_string(_row_json, f.path))}),
-        i -> i.value IS NOT NULL)) AS identifiers,
+    -- identifiers: those the source's registry entry declares (rwe_declared_identifiers, staging/build.py)
+    list_sort(rwe_declared_identifiers(_row_json)) AS identifiers,
     rwe_first_failure([
         {'reason': 'MISSING_ID', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL}
     ]) AS _failure
