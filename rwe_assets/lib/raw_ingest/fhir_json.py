@@ -206,7 +206,7 @@ def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
             lake.table_path(lake_dir, "raw", source.name, entity), table, provenance.file_sha256
         )
         result.rows_stored[entity] = len(rows)
-    bad = [(line.number, line.reason, None, line.detail, line.text) for line in lines if line.reason]
+    bad = [line.quarantine_row() for line in lines if line.reason]
     quarantined = _quarantine_table(source.name, None, bad, provenance)
     _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
     result.records_read, result.rows_quarantined = len(lines), quarantined.num_rows

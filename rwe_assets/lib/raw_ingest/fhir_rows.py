@@ -30,6 +30,10 @@ class _NdjsonLine:
     reason: str | None = None
     detail: str | None = None
 
+    def quarantine_row(self) -> tuple:
+        """(line, reason, field, detail, text): a quarantined line as the quarantine writer takes it."""
+        return (self.number, self.reason, None, self.detail, self.text)
+
 
 def _ndjson_batch(lines: list[_NdjsonLine], provenance: Provenance) -> pa.RecordBatch:
     numbers = np.fromiter((line.number for line in lines), dtype=np.int64, count=len(lines))

@@ -169,7 +169,7 @@ def _per_line(data, first, starts, ends, indices, known, cap) -> tuple[list, lis
             raw = _capped_length(int(ends[k] - starts[k]), _trailing_cr(raw), raw.endswith(b"\n"), cap)
         line = _parse_ndjson_line(first + k, raw, known)
         if line.reason:
-            quarantine.append((line.number, line.reason, None, line.detail, line.text))
+            quarantine.append(line.quarantine_row())
         else:
             stored.append(line)
     return stored, quarantine
@@ -242,7 +242,7 @@ def _file_blocks(path: Path, relative: str, known: set[str]) -> Iterator[_BlockR
 def _one_block(con, first: int, data: bytes | int, known: set[str], cap: int) -> _BlockRows:
     if isinstance(data, int):  # a line over the cap, its length
         line = _parse_ndjson_line(first, data, known)
-        quarantined = [(line.number, line.reason, None, line.detail, line.text)]
+        quarantined = [line.quarantine_row()]
         return _BlockRows(_ROWS_SCHEMA.empty_table(), pa.array([], pa.string()), 1, quarantined)
     return _block_rows(con, first, data, known, cap)
 
