@@ -2,8 +2,9 @@
 
 A tombstone is HMAC-SHA256 with the tombstone key (lib/linkage/keys.tombstone_key: RWE_TOMBSTONE_KEY,
 else the linkage key) over an identity of the person, never an identifier in clear: the source
-record (source system and source person id), the call name, family name and birth date, and the SSN
-with the birth date, each normalized by the linkage's own macros (lib/linkage/sql/normalize.sql), so a
+record (source system and source person id), the call name, family name and birth date, the SSN
+with the birth date, a document the person was issued (national id, licence, passport) with the birth
+date, and a record number (MRN, member id) with the system that assigned it, each normalized by the linkage's own macros (lib/linkage/sql/normalize.sql), so a
 record sent again in any file, by any source that states the same identity, computes the same token.
 They are prefixed with "tombstone|", so no tombstone equals a linkage token. The table
 (<lake>/governance/tombstones) holds kind, token, erasure id and time.
@@ -43,6 +44,7 @@ SCHEMA = pa.schema(
 )
 # The identity fields a relation passed to tokens_sql() may hold; absent ones count as NULL.
 IDENTITY_COLUMNS = ("source_system", "source_person_id", "given_name", "family_name", "birth_date", "ssn")
+IDENTIFIERS_TYPE = "STRUCT(type VARCHAR, system VARCHAR, value VARCHAR)[]"  # staging.person_pii.identifiers
 
 
 def tombstone_path(lake_dir: Path) -> Path:
@@ -64,13 +66,20 @@ def tokens_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
     """SELECT source_system, source_person_id, kind, token for every record of `relation` (NULL tokens
     left out: a record without an SSN gives no ssn_dob token). register() must have run."""
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-    columns = ", ".join(c if c in present else f"NULL::VARCHAR AS {c}" for c in IDENTITY_COLUMNS)
+    columns = [c if c in present else f"NULL::VARCHAR AS {c}" for c in IDENTITY_COLUMNS]
+    columns.append("identifiers" if "identifiers" in present else f"NULL::{IDENTIFIERS_TYPE} AS identifiers")
     return f"""
-        WITH src AS (SELECT {columns} FROM {relation}),
+        WITH src AS (SELECT {", ".join(columns)} FROM {relation}),
         norm AS (
             SELECT source_system, source_person_id, lk_first_word(given_name) AS given,
-                   lk_name(family_name) AS family, lk_date(birth_date, current_date) AS dob, lk_ssn(ssn) AS ssn
+                   lk_name(family_name) AS family, lk_date(birth_date, current_date) AS dob, lk_ssn(ssn) AS ssn,
+                   identifiers
             FROM src WHERE source_system IS NOT NULL AND source_person_id IS NOT NULL
+        ),
+        typed AS (
+            SELECT source_system, source_person_id, dob, lk_id_type(i.type) AS type,
+                   lk_id_system(i.system) AS system, lk_id_value(lk_id_type(i.type), i.value) AS value
+            FROM (SELECT source_system, source_person_id, dob, unnest(identifiers) AS i FROM norm)
         ),
         kinds AS (
             SELECT source_system, source_person_id, 'record' AS kind,
@@ -81,6 +90,13 @@ def tokens_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
             UNION ALL
             SELECT source_system, source_person_id, 'ssn_dob', 'ssn_dob|' || ssn || '|' || dob
             FROM norm WHERE ssn IS NOT NULL AND dob IS NOT NULL
+            UNION ALL  -- a document under any issuer (as linkage compares them), with the birth date
+            SELECT source_system, source_person_id, 'document_dob', 'document_dob|' || type || '|' || value || '|' || dob
+            FROM typed WHERE lk_id_document(type) AND value IS NOT NULL AND dob IS NOT NULL
+            UNION ALL  -- a record number is unique only within the system that assigned it
+            SELECT source_system, source_person_id, 'record_number',
+                   'record_number|' || type || '|' || system || '|' || value
+            FROM typed WHERE NOT lk_id_document(type) AND system IS NOT NULL AND value IS NOT NULL
         )
         SELECT source_system, source_person_id, kind, tb_hmac('tombstone|' || msg) AS token FROM kinds
     """
