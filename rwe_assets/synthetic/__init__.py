@@ -7,6 +7,7 @@ Pure Python, numpy and polars; no Dagster import.
 """
 
 from rwe_assets.synthetic.config import NoiseConfig
-from rwe_assets.synthetic.generator import FileStats, GenerationReport, generate
+from rwe_assets.synthetic.generator import generate
+from rwe_assets.synthetic.report import FileStats, GenerationReport
 
 __all__ = ["FileStats", "GenerationReport", "NoiseConfig", "generate"]

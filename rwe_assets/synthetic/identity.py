@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from rwe_assets.synthetic.catalogue import Catalogue, Names
-from rwe_assets.synthetic.clinical import Prepared
+from rwe_assets.synthetic.clinical.timeline import Prepared
 from rwe_assets.synthetic.config import NoiseConfig
 from rwe_assets.synthetic.membership import MAX_SPANS, Membership, month_first_day
 from rwe_assets.synthetic.population import Persons

@@ -472,7 +472,7 @@ def test_catalogue_codes_are_in_the_bundled_vocabulary():
     concept = REPO / "vocab" / "CONCEPT.csv"
     if not concept.exists():
         pytest.skip("vocab/CONCEPT.csv is not built yet (the bundled vocabulary is work in progress)")
-    from rwe_assets.synthetic.catalogue import load_catalogue
+    from rwe_assets.synthetic.catalogue_reader import load_catalogue
 
     present: set[tuple[str, str]] = set()
     with open(concept, encoding="utf-8", newline="") as handle:

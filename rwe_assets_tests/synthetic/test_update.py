@@ -15,7 +15,8 @@ from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import load_registry
 from rwe_assets.synthetic import generate
 from rwe_assets.synthetic.cli import main
-from rwe_assets.synthetic.update import _lines, generate_update
+from rwe_assets.synthetic.update import generate_update
+from rwe_assets.synthetic.update.base import landing_lines as _lines
 
 KINDS = {
     "ehr_site_a": {"new_event", "correction", "retraction"},

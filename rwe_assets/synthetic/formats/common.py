@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from rwe_assets.synthetic.catalogue import Catalogue, Names
-from rwe_assets.synthetic.clinical import Prepared, Timeline
+from rwe_assets.synthetic.clinical.timeline import Prepared, Timeline
 from rwe_assets.synthetic.config import NoiseConfig
 from rwe_assets.synthetic.identity import LabTests, Records
 from rwe_assets.synthetic.membership import Membership
@@ -104,6 +104,18 @@ def corrupt_dates(values: pl.Series, mask: np.ndarray, compact: bool = False) ->
     return pl.select(
         pl.when(pl.lit(pl.Series(mask)) & (values.str.len_chars() >= 8)).then(bad).otherwise(values)
     ).to_series()
+
+
+def columns_frame(columns: list[str], values: dict, height: int) -> pl.DataFrame:
+    """A frame of `columns` in that order: a Series as given, any other value (a string, '' when
+    absent) repeated `height` times."""
+    data = {}
+    for name in columns:
+        value = values.get(name, "")
+        data[name] = (
+            value if isinstance(value, pl.Series) else pl.repeat(value, height, eager=True, dtype=pl.String)
+        )
+    return pl.DataFrame(data)
 
 
 def csv_lines(frame: pl.DataFrame, quote_style: str = "necessary") -> bytes:

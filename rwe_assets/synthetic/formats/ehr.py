@@ -1,17 +1,19 @@
 """What both EHR writers (Synthea CSV, FHIR NDJSON) derive the same way: which encounters a site
-holds, whose record each belongs to, where it happened, who saw the patient and who paid."""
+holds, whose record each belongs to, where it happened, who saw the patient and who paid; an
+observation's value as text and a device's UDI."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
-from rwe_assets.synthetic.clinical import Kind
+from rwe_assets.synthetic.clinical.timeline import Kind, text_table
 from rwe_assets.synthetic.formats.common import Chunk
 from rwe_assets.synthetic.identity import Records
 from rwe_assets.synthetic.reference import MEDICAID, MEDICARE, NO_INSURANCE, OTHER_PAYER, OUR_PAYER, Site
-from rwe_assets.synthetic.util import SECONDS_PER_DAY, YEAR
+from rwe_assets.synthetic.util import SECONDS_PER_DAY, YEAR, digits, fixed, integers, take
 
 HOSPITAL_KINDS = (Kind.EMERGENCY, Kind.INPATIENT, Kind.CANCER_DX, Kind.SCREENING, Kind.CHEMO)
 BASE_COST = {
@@ -79,3 +81,28 @@ def encounter_costs(chunk: Chunk, view: SiteView) -> tuple[np.ndarray, np.ndarra
         view.payer == NO_INSURANCE, 0.0, np.round(total * chunk.rng.uniform(0.5, 0.9, len(view.enc)), 2)
     )
     return base, total, covered
+
+
+def observation_values(chunk: Chunk, rows: np.ndarray) -> pl.Series:
+    """Observation results as text: numbers with the lab's decimals, or the text value."""
+    tl, cat = chunk.timeline, chunk.catalogue
+    lab = tl.o_lab[rows]
+    value = tl.o_value[rows]
+    out = pl.Series(np.full(len(rows), "", dtype=object), dtype=pl.String)
+    decimals = np.array([lab_.decimals for lab_ in cat.labs])[lab]
+    for d in np.unique(decimals):
+        sel = np.flatnonzero(decimals == d)
+        out = out.scatter(sel, fixed(value[sel], int(d)))
+    texts = tl.o_text[rows]
+    text_rows = np.flatnonzero(texts >= 0)
+    if len(text_rows):
+        out = out.scatter(text_rows, take(text_table(cat), texts[text_rows]))
+    return out
+
+
+def device_udis(rng, n: int) -> pl.Series:
+    """GS1 UDI carrier strings: (01) GTIN, (10) lot, (21) serial."""
+    gtin = digits(rng.integers(0, 10**14, n), 14)
+    lot = integers(rng.integers(10**6, 10**9, n))
+    serial = integers(rng.integers(10**8, 10**9, n))
+    return "(01)" + gtin + "(10)" + lot + "(21)" + serial

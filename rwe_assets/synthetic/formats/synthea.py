@@ -6,23 +6,28 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from rwe_assets.synthetic.clinical import text_table
 from rwe_assets.synthetic.formats.common import (
     Chunk,
     Piece,
+    columns_frame,
     corrupt_dates,
     localize,
     masks,
     no_masks,
     render_csv,
 )
-from rwe_assets.synthetic.formats.ehr import SiteView, encounter_costs, site_view
+from rwe_assets.synthetic.formats.ehr import (
+    SiteView,
+    device_udis,
+    encounter_costs,
+    observation_values,
+    site_view,
+)
 from rwe_assets.synthetic.membership import month_first_day, month_last_day
 from rwe_assets.synthetic.reference import PAYERS
 from rwe_assets.synthetic.util import (
     DAY_END,
     SECONDS_PER_DAY,
-    digits,
     fixed,
     integers,
     iso_dates,
@@ -73,13 +78,7 @@ def synthea_text(values: pl.Series) -> pl.Series:
 
 def _frame(entity: str, columns: dict[str, pl.Series | str]) -> pl.DataFrame:
     height = max(len(v) for v in columns.values() if isinstance(v, pl.Series))
-    data = {}
-    for name in HEADERS[entity]:
-        value = columns.get(name, "")
-        data[name] = (
-            value if isinstance(value, pl.Series) else pl.repeat(value, height, eager=True, dtype=pl.String)
-        )
-    frame = pl.DataFrame(data)
+    frame = columns_frame(HEADERS[entity], columns, height)
     # only the columns that hold a comma or line break (the scan, all columns in parallel, is ~6x
     # cheaper than the rewrite)
     found = frame.select(pl.col(pl.String).str.contains_any([",", "\r", "\n"]).any()).row(0, named=True)
@@ -272,23 +271,6 @@ def _procedures(chunk: Chunk, view: SiteView) -> Piece:
     return _csv(frame, m_)
 
 
-def observation_values(chunk: Chunk, rows: np.ndarray) -> pl.Series:
-    """Observation results as text: numbers with the lab's decimals, or the text value."""
-    tl, cat = chunk.timeline, chunk.catalogue
-    lab = tl.o_lab[rows]
-    value = tl.o_value[rows]
-    out = pl.Series(np.full(len(rows), "", dtype=object), dtype=pl.String)
-    decimals = np.array([lab_.decimals for lab_ in cat.labs])[lab]
-    for d in np.unique(decimals):
-        sel = np.flatnonzero(decimals == d)
-        out = out.scatter(sel, fixed(value[sel], int(d)))
-    texts = tl.o_text[rows]
-    text_rows = np.flatnonzero(texts >= 0)
-    if len(text_rows):
-        out = out.scatter(text_rows, take(text_table(cat), texts[text_rows]))
-    return out
-
-
 def _observations(chunk: Chunk, view: SiteView) -> Piece:
     tl, cat = chunk.timeline, chunk.catalogue
     rows = view.rows(tl.o_enc)
@@ -359,14 +341,6 @@ def _allergies(chunk: Chunk, view: SiteView) -> Piece:
         },
     )
     return _csv(frame, m_)
-
-
-def device_udis(rng, n: int) -> pl.Series:
-    """GS1 UDI carrier strings: (01) GTIN, (10) lot, (21) serial."""
-    gtin = digits(rng.integers(0, 10**14, n), 14)
-    lot = integers(rng.integers(10**6, 10**9, n))
-    serial = integers(rng.integers(10**8, 10**9, n))
-    return "(01)" + gtin + "(10)" + lot + "(21)" + serial
 
 
 def _devices(chunk: Chunk, view: SiteView) -> Piece:
