@@ -39,7 +39,7 @@ import numpy as np
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import vcf_reader
-from rwe_assets.lib.genomics.vcf_reader import count_non_ref
+from rwe_assets.lib.genomics.vcf_calls import count_non_ref
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import load_registry
 from rwe_assets.synthetic.formats.lab import BGZF_EOF, bgzf

@@ -95,7 +95,7 @@ def test_jobs_do_not_import_the_raw_sensors(start, goal):
 
 
 def test_the_graph_sees_a_deferred_import():
-    """The walk finds imports inside functions: cli.py imports the generator inside `rwe generate`."""
+    """The walk finds imports inside functions: the cli package imports the generator inside `rwe generate`."""
     assert reaches(import_graph(), "rwe_assets.cli", "rwe_assets.synthetic")
 
 

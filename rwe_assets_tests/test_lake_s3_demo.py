@@ -1,5 +1,5 @@
 """The demo with its lake on S3-compatible storage (a local moto server) publishes the same CDM as the
-demo with its lake on the local disk, by the CDM comparison tool (lib/cdm/compare.py). Two demo builds
+demo with its lake on the local disk, by the CDM comparison tool (lib/cdm/compare/). Two demo builds
 in subprocesses, minutes: marked slow."""
 
 from __future__ import annotations

@@ -12,17 +12,13 @@ from rwe_assets.errors import ConfigError
 from rwe_assets.lib import cdm_spec
 from rwe_assets.lib.cdm_spec import (
     CdmTable,
-    DqdCheck,
-    DqdRow,
-    applicable_checks,
     cdm_ddl,
     create_table_sql,
-    dqd_catalogue,
     duckdb_type,
     expected_columns,
     load_cdm_spec,
-    load_dqd_catalogue,
 )
+from rwe_assets.lib.dqd_spec import DqdCheck, DqdRow, applicable_checks, dqd_catalogue, load_dqd_catalogue
 
 SPEC_DIR = resources.files("rwe_assets.lib") / "spec"
 DUMMY_VALUES = {

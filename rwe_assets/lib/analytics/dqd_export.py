@@ -37,7 +37,7 @@ import duckdb
 
 from rwe_assets.lib.analytics.disclosure import min_cell_count as configured_min_cell_count
 from rwe_assets.lib.analytics.disclosure import shown
-from rwe_assets.lib.cdm_spec import dqd_catalogue
+from rwe_assets.lib.dqd_spec import dqd_catalogue
 from rwe_assets.lib.sql_text import quote_identifier
 
 JSON_FILE = "dq_results.json"

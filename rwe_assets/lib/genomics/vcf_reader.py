@@ -15,13 +15,13 @@ Two paths give the same rows, counts and errors (rwe_assets_tests/lib/genomics/t
   the cyvcf2 path: per record the loop only keeps the cyvcf2 record; every READ_RECORDS records each
   field is read with one map over them (C-level getters), INFO encoded to JSON in one map; per batch
   the FORMAT and genotype arrays are stacked.
-Both find the calls with the same vectorized step (_calls_table). Memory is bounded by
+Both find the calls with the same vectorized step (calls_table). Memory is bounded by
 `batch_records`. Annotations (ANN, EFF, CSQ) stay in INFO as written: staging parses them.
 
 Values: the text fields (CHROM, ID, REF, ALT, FILTER, INFO, FORMAT, the genotype as written, e.g.
 0|1) are text; POS, QUAL and the FORMAT integers DP, AD, GQ are kept as htslib parsed them (the header
 declares them numbers; '.' becomes null), so nothing is lost to a conversion back and forth. INFO is
-kept as one JSON object per record (flags true, lists for Number != 1; see _Declared.info_json for floats).
+kept as one JSON object per record (flags true, lists for Number != 1; see Declared.info_json for floats).
 
 Tolerance (as bcftools): an INFO or FORMAT field a record uses but the header does not declare is read
 as htslib reads it, as a string (DP, AD and GQ are then converted to integers where the text is one,
@@ -36,15 +36,9 @@ the one it would have in the VCF text (the BCF header's lines + the record numbe
 
 from __future__ import annotations
 
-import json
-import json.encoder
 import os
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from itertools import repeat
-from operator import attrgetter, methodcaller
 from pathlib import Path
 
 import cyvcf2
@@ -54,9 +48,34 @@ import pyarrow as pa
 from rwe_assets.errors import InputFileError
 from rwe_assets.lib.genomics import bad_input, vcf_text
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
+from rwe_assets.lib.genomics.vcf_call_schema import (
+    ALLELE_INDEX_OUT_OF_RANGE,
+    CALL_SCHEMA,
+    STREAM_FIELDS,
+    VcfCounts,
+)
+from rwe_assets.lib.genomics.vcf_calls import (
+    Calls,
+    alleles_and_phase,
+    calls_table,
+    format_column,
+)
+from rwe_assets.lib.genomics.vcf_records import RECORD_INFO, Declared, RecordColumns, read_batch
+
+# the reader's public names, those of the schema and call modules that callers use as vcf_reader.<name>
+__all__ = [
+    "ALLELE_INDEX_OUT_OF_RANGE",
+    "BATCH_RECORDS",
+    "CALL_SCHEMA",
+    "STREAM_FIELDS",
+    "VcfCounts",
+    "call_batches",
+    "open_vcf",
+    "read_calls",
+]
 
 BATCH_RECORDS = 20_000
-# Records whose fields are read together (_read_batch): enough to spread the per-call overhead, few
+# Records whose fields are read together (read_batch): enough to spread the per-call overhead, few
 # enough that htslib's freed records are reused (with 20,000 records held at once, reading the same
 # fields took 1.5x as long at 100 samples).
 READ_RECORDS = 64
@@ -67,82 +86,6 @@ TEXT_BLOCK_BYTES = 2_000_000
 # Files smaller than this on disk keep the cyvcf2 path: the text path's gain is in the records, and its
 # setup (a second open, htslib's sites-only header) is not worth it for a few hundred lines.
 TEXT_PATH_MIN_BYTES = 1 << 20
-_INT32_MISSING = -(2**31)  # htslib's bcf_int32_missing; bcf_int32_vector_end is one more
-_INT32_VECTOR_END = _INT32_MISSING + 1
-ALLELE_INDEX_OUT_OF_RANGE = "ALLELE_INDEX_OUT_OF_RANGE"
-_ALLELE_MISSING, _ALLELE_PAD = -1, -2  # cyvcf2's genotype array: '.', and the end of a short vector
-
-CALL_FIELDS = [
-    pa.field("record_number", pa.int64()),  # 1-based data record of the file
-    pa.field("sample_index", pa.int32()),  # 0-based column among the samples
-    pa.field("sample_id", pa.string()),
-    pa.field("alt_index", pa.int16()),  # the ALT allele (1-based) this row counts
-    pa.field("chrom", pa.string()),
-    pa.field("pos", pa.int64()),
-    pa.field("id", pa.string()),
-    pa.field("ref", pa.string()),
-    pa.field("alt", pa.string()),  # every ALT allele of the record, comma-separated as in the file
-    pa.field("qual", pa.float32()),
-    pa.field("filter", pa.string()),  # PASS, '.', or the failed filters joined by ';'
-    pa.field("info", pa.string()),  # JSON object
-    pa.field("format", pa.string()),  # the FORMAT keys, e.g. GT:AD:DP:GQ
-    pa.field("genotype", pa.string()),  # e.g. 0/1, 1|0, 1, ./1
-    pa.field("depth", pa.int32()),  # FORMAT DP
-    pa.field("allele_depths", pa.list_(pa.int32())),  # FORMAT AD: REF first, then every ALT
-    pa.field("genotype_quality", pa.int32()),  # FORMAT GQ
-]
-# Text repeated on every call of a record (or sample, or genotype spelling) streams as dictionary
-# arrays: no copy of INFO per call, and Delta stores them as plain strings (CALL_FIELDS).
-_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
-_DICTIONARY_COLUMNS = {"sample_id", "chrom", "id", "ref", "alt", "filter", "info", "format", "genotype"}
-STREAM_FIELDS = [pa.field(f.name, _DICTIONARY) if f.name in _DICTIONARY_COLUMNS else f for f in CALL_FIELDS]
-CALL_SCHEMA = pa.schema(STREAM_FIELDS)
-
-
-@dataclass(frozen=True)
-class OutOfRange:
-    """A (record, sample, allele) whose GT allele index is above the record's ALT count."""
-
-    record_number: int
-    sample_index: int
-    allele: int
-    alt_count: int
-    genotype: str  # GT as written, e.g. 0/2
-
-
-@dataclass
-class VcfCounts:
-    """What one pass over a file saw; calls = rows produced (out-of-range alleles are not calls)."""
-
-    records: int = 0
-    records_without_genotypes: int = 0
-    genotypes: int = 0  # (record, sample) cells with a GT
-    calls: int = 0
-    hom_ref: int = 0
-    no_call: int = 0
-    allele_index_out_of_range: int = 0
-    undeclared: dict[str, int] = field(default_factory=dict)  # "INFO:XX" / "FORMAT:DP" -> records
-    out_of_range: list[OutOfRange] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts stored in raw vcf_header: the genotype counts, the out-of-range alleles, the
-        number of undeclared fields and, per undeclared field, the records that use it."""
-        counts = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
-        counts["undeclared_fields"] = len(self.undeclared)
-        counts.update({f"undeclared_{name}": n for name, n in sorted(self.undeclared.items())})
-        return counts
-
-    def warnings(self) -> list[str]:
-        """One line per undeclared field, INFO first, by name."""
-        order = sorted(self.undeclared, key=lambda name: (not name.startswith("INFO:"), name))
-        out = []
-        for name in order:
-            section, item = name.split(":", 1)
-            n = self.undeclared[name]
-            out.append(
-                f"undeclared {section} field {item} ({n} record{'s' if n != 1 else ''}) read as String"
-            )
-        return out
 
 
 def open_vcf(path: Path, relative: str) -> tuple[cyvcf2.VCF, VcfHeader]:
@@ -156,430 +99,47 @@ def open_vcf(path: Path, relative: str) -> tuple[cyvcf2.VCF, VcfHeader]:
     return vcf, parse_header(bad_input.physical_header(path))
 
 
-# --------------------------------------------------------------------------- one record
-
-
-@dataclass
-class _RecordColumns:
-    """Per-record values of one batch, in file order."""
-
-    text: dict[str, list]  # chrom, pos, id, ref, alt, qual, filter, info, format
-    alt_counts: list[int]
-    genotypes: list[np.ndarray | None]  # cyvcf2 genotype arrays (samples x (ploidy + 1)), None without GT
-    depth: list[np.ndarray | None]
-    allele_depths: list[np.ndarray | None]
-    quality: list[np.ndarray | None]
-
-    @classmethod
-    def empty(cls) -> _RecordColumns:
-        names = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format")
-        return cls({n: [] for n in names}, [], [], [], [], [])
-
-    def extend(self, other: _RecordColumns) -> None:
-        for name, values in self.text.items():
-            values.extend(other.text[name])
-        self.alt_counts.extend(other.alt_counts)
-        self.genotypes.extend(other.genotypes)
-        self.depth.extend(other.depth)
-        self.allele_depths.extend(other.allele_depths)
-        self.quality.extend(other.quality)
-
-    def __len__(self) -> int:
-        return len(self.alt_counts)
-
-
-_INFO_ENCODER = json.JSONEncoder(separators=(",", ":"))
-# The C encoder that _INFO_ENCODER.encode builds on every call, built once (same arguments, so the
-# same text): encoding a batch is then one map with no Python frame per record.
-_C_INFO_ENCODER = (
-    json.encoder.c_make_encoder(
-        None, _INFO_ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-    )
-    if json.encoder.c_make_encoder is not None
-    else None
-)
-
-
-def _info_texts(infos: list[dict]) -> list[str]:
-    if _C_INFO_ENCODER is None:
-        return list(map(_INFO_ENCODER.encode, infos))
-    return list(map("".join, map(_C_INFO_ENCODER, infos, repeat(0))))
-
-
-class _Declared:
-    """The INFO and FORMAT ids the header declares; counts the records using undeclared ones."""
-
-    def __init__(self, header: VcfHeader, counts: VcfCounts):
-        self.info = frozenset(header.info)
-        self.formats = frozenset(header.formats)
-        self.counts = counts
-        self._format_strings: dict[str, tuple[str, ...]] = {}  # FORMAT text -> its undeclared keys
-
-    def info_json(self, infos: list[dict]) -> list[str]:
-        """INFO of each record as a JSON object. Float values are htslib's 32-bit floats widened to 64
-        bits (AF=0.643 reads 0.6430000066757202; 7 significant digits give the file's text back):
-        rounding each value here would triple the cost of the record. An undeclared key without a
-        value (htslib reads it as an empty String) is true, like a flag."""
-        undeclared = set().union(*infos) - self.info
-        if undeclared:  # rare: only then a look at each record
-            for info in infos:
-                for key in info.keys() & undeclared:
-                    self._count(f"INFO:{key}")
-                    if info[key] is False:
-                        info[key] = True
-        return _info_texts(infos)
-
-    def check_formats(self, format_texts: list[str], keys_of: dict[str, list[str]]) -> None:
-        """Counts the records per undeclared FORMAT key, once per distinct FORMAT text of the batch."""
-        self.check_format_counts(Counter(format_texts), keys_of)
-
-    def check_format_counts(self, records_per_format: dict[str, int], keys_of: dict[str, list[str]]) -> None:
-        for format_text, records in records_per_format.items():
-            undeclared = self._format_strings.get(format_text)
-            if undeclared is None:
-                keys = keys_of[format_text]
-                undeclared = self._format_strings[format_text] = tuple(
-                    k for k in keys if k not in self.formats
-                )
-            for key in undeclared:
-                self._count(f"FORMAT:{key}", records)
-
-    def _count(self, name: str, records: int = 1) -> None:
-        undeclared = self.counts.undeclared
-        undeclared[name] = undeclared.get(name, 0) + records
-
-
-def _integer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        return _INT32_MISSING
-    return value if _INT32_VECTOR_END < value < 2**31 else _INT32_MISSING
-
-
-def _integers_from_text(values: np.ndarray) -> np.ndarray:
-    """(samples, width) int32 from a field htslib read as String ('12', '5,7', '.'): integers where the
-    text is one, else missing; shorter lists end with htslib's vector end."""
-    flat = values.reshape(values.shape[0], -1)[:, 0]
-    items = [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).split(",") for v in flat]
-    out = np.full((len(items), max((len(i) for i in items), default=1)), _INT32_VECTOR_END, np.int32)
-    for row, texts in enumerate(items):
-        out[row, : len(texts)] = [_integer(t) for t in texts]
-    return out
-
-
-def _as_integers(values: np.ndarray | None) -> np.ndarray | None:
-    if values is None:
-        return None
-    if values.dtype.kind == "f":  # a caller that declares the field Float
-        with np.errstate(invalid="ignore"):  # NaN (missing) is replaced below, never cast
-            values = np.where(np.isfinite(values), np.rint(values), _INT32_MISSING).astype(np.int32)
-    elif values.dtype.kind in "SUO":  # undeclared (htslib assumes String) or declared String
-        values = _integers_from_text(values)
-    return values
-
-
-# --------------------------------------------------------------------------- one batch of records
-
-# Read through map() over a batch's records: C-level getters, no Python frame per record.
-_SITE_FIELDS = attrgetter("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTERS")
-_FORMAT = attrgetter("FORMAT")
-_INFO = attrgetter("INFO")
-_GENOTYPE = attrgetter("genotype")
-_ARRAY = methodcaller("array")
-
-
 def _add_record(pending: list[cyvcf2.Variant], variant: cyvcf2.Variant) -> None:
-    """All the loop does per record: keep it (its fields are read READ_RECORDS at a time, _read_batch)."""
+    """All the loop does per record: keep it (its fields are read READ_RECORDS at a time, read_batch)."""
     pending.append(variant)
 
 
-def _where_present(variants, format_texts, keys_of, key: str, read: Callable[[list], list]) -> list:
-    """read(records) for the records whose FORMAT has `key`, None for the others."""
-    having = {text for text, keys in keys_of.items() if key in keys}
-    if len(having) == len(keys_of):
-        return read(variants)
-    out = [None] * len(variants)
-    if having:
-        rows = [i for i, text in enumerate(format_texts) if text in having]
-        for i, value in zip(rows, read([variants[i] for i in rows]), strict=True):
-            out[i] = value
-    return out
-
-
-def _genotype_arrays(variants: list[cyvcf2.Variant]) -> list[np.ndarray]:
-    return list(map(_ARRAY, map(_GENOTYPE, variants)))
-
-
-def _format_integers(variants, format_texts, keys_of, key: str) -> list[np.ndarray | None]:
-    read = methodcaller("format", key)
-    values = _where_present(variants, format_texts, keys_of, key, lambda records: list(map(read, records)))
-    if {a.dtype.kind for a in values if a is not None} & set("fSUO"):
-        values = list(map(_as_integers, values))
-    return values
-
-
-_TEXT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format")
-
-
-def _text_columns(variants: list, formats: list[list[str]], declared: _Declared) -> tuple[dict, list[int]]:
-    """The per-record text columns and ALT counts, each read with one map over the records."""
-    chrom, pos, ids, ref, alts, qual, filters = map(list, zip(*map(_SITE_FIELDS, variants), strict=True))
-    format_texts = list(map(":".join, formats))
-    declared.check_formats(format_texts, dict(zip(format_texts, formats, strict=True)))
-    text = {
-        "chrom": chrom,
-        "pos": pos,
-        "id": [i or "." for i in ids],
-        "ref": ref,
-        "alt": [a or "." for a in map(",".join, alts)],
-        "qual": qual,
-        "filter": [f or "." for f in map(";".join, filters)],
-        "info": declared.info_json(list(map(dict, map(_INFO, variants)))),
-        "format": format_texts,
-    }
-    return text, list(map(len, alts))
-
-
-def _read_batch(variants: list[cyvcf2.Variant], declared: _Declared) -> _RecordColumns:
-    """The columns of a few records (READ_RECORDS), each read with one map over the records."""
-    formats = list(map(_FORMAT, variants))
-    text, alt_counts = _text_columns(variants, formats, declared)
-    format_texts = text["format"]
-    keys_of = dict(zip(format_texts, formats, strict=True))
-    return _RecordColumns(
-        text,
-        alt_counts,
-        _where_present(variants, format_texts, keys_of, "GT", _genotype_arrays),
-        _format_integers(variants, format_texts, keys_of, "DP"),
-        _format_integers(variants, format_texts, keys_of, "AD"),
-        _format_integers(variants, format_texts, keys_of, "GQ"),
-    )
-
-
 def _read_checked(
-    variants: list[cyvcf2.Variant], declared: _Declared, header: VcfHeader, first: int, relative: str
+    variants: list[cyvcf2.Variant], declared: Declared, header: VcfHeader, first: int, relative: str
 ):
-    """_read_batch, or an InputFileError naming the line of the first record that fails to read on
+    """read_batch, or an InputFileError naming the line of the first record that fails to read on
     its own (found by reading the batch again record by record)."""
     try:
-        return _read_batch(variants, declared)
+        return read_batch(variants, declared)
     except Exception as error:
-        scratch = _Declared(header, VcfCounts())
+        scratch = Declared(header, VcfCounts())
         failing = 0
         for i, variant in enumerate(variants):
             try:
-                _read_batch([variant], scratch)
+                read_batch([variant], scratch)
             except Exception:
                 failing = i
                 break
         raise bad_input.unexpected_error(relative, header.line_count + first + failing, error) from None
 
 
-# --------------------------------------------------------------------------- vectorized per batch
-
-
-def _concatenated(arrays: list[np.ndarray | None], samples: int) -> np.ndarray | None:
-    """(records, samples, width) in one call when every record has an array of the same width (the
-    common case; np.stack would call Python per array), else None."""
-    present = [a for a in arrays if a is not None]
-    if not present or len(present) < len(arrays):
-        return None
-    try:
-        block = np.concatenate(present)  # (records * samples, width); widths that differ raise
-    except ValueError:
-        return None
-    return block.reshape(len(arrays), samples, block.shape[1])
-
-
-def _stack(arrays: list[np.ndarray | None], samples: int, fill: int) -> np.ndarray:
-    """(records, samples, width) from per-record (samples, w) arrays of varying width; None -> fill."""
-    block = _concatenated(arrays, samples)
-    if block is not None:
-        return block
-    present = [a for a in arrays if a is not None]
-    width = max((a.shape[1] for a in present), default=1)
-    out = np.full((len(arrays), samples, width), fill, dtype=present[0].dtype if present else np.int32)
-    for i, a in enumerate(arrays):
-        if a is not None:
-            out[i, :, : a.shape[1]] = a
-    return out
-
-
-def _alleles_and_phase(genotypes: list[np.ndarray | None], samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Alleles (records, samples, ploidy) padded with -2, and the phase flag (records, samples).
-
-    cyvcf2 puts the phase in the column after the last allele of each record, so records of
-    different ploidy are split before stacking."""
-    block = _concatenated(genotypes, samples)
-    if block is not None and block.shape[2] >= 2:  # one ploidy for the whole batch
-        return block[:, :, :-1].astype(np.int16), block[:, :, -1] == 1
-    widths = [a.shape[1] if a is not None else 1 for a in genotypes]
-    ploidy = max(widths) - 1 if genotypes else 1
-    alleles = np.full((len(genotypes), samples, max(ploidy, 1)), _ALLELE_PAD, dtype=np.int16)
-    phase = np.zeros((len(genotypes), samples), dtype=bool)
-    for width in set(widths):
-        rows = [i for i, w in enumerate(widths) if w == width and genotypes[i] is not None]
-        if not rows:
-            continue
-        block = np.stack([genotypes[i] for i in rows])
-        alleles[rows, :, : width - 1] = block[:, :, : width - 1]
-        phase[rows] = block[:, :, width - 1] == 1
-    return alleles, phase
-
-
-@dataclass(frozen=True)
-class _Calls:
-    record: np.ndarray  # index into the batch
-    sample: np.ndarray
-    allele: np.ndarray
-
-
-def _any_allele(alleles: np.ndarray, test) -> np.ndarray:
-    """test(allele) for any allele of each (record, sample); OR-ing the ploidy slices is several times
-    faster than .any() over a short last axis."""
-    result = test(alleles[:, :, 0])
-    for j in range(1, alleles.shape[2]):
-        result |= test(alleles[:, :, j])
-    return result
-
-
-def find_calls(alleles: np.ndarray, max_alt: int) -> _Calls:
-    """Every (record, sample, k) whose called alleles include k >= 1, in file order."""
-    if max_alt <= 1:  # the common case: no k axis, np.nonzero gives (record, sample) order
-        record, sample = np.nonzero(_any_allele(alleles, lambda a: a == 1))
-        return _Calls(record, sample, np.ones(len(record), np.int16))
-    k = np.arange(1, max_alt + 1, dtype=alleles.dtype)
-    cube = _any_allele(alleles, lambda a: a[:, :, None] == k)
-    record, sample, allele = np.nonzero(cube)  # walks the cube in (record, sample, k) order
-    return _Calls(record, sample, (allele + 1).astype(np.int16))
-
-
-def count_non_ref(genotypes: list[np.ndarray | None]) -> int:
-    """Calls (per the counting rule) in a list of cyvcf2 genotype arrays; used by the benchmark's
-    bare loop so both sides count the same thing."""
-    samples = next((a.shape[0] for a in genotypes if a is not None), 0)
-    alleles, _ = _alleles_and_phase(genotypes, samples)
-    return len(find_calls(alleles, int(alleles.max(initial=0))).record)
-
-
-def _genotype_text(alleles: np.ndarray, phased: np.ndarray) -> pa.Array:
-    """The GT text of each row, built once per distinct (alleles, phase) combination: each row is
-    encoded as one integer (alleles + 2 in base 1024, then the phase bit) so np.unique stays 1-D."""
-    ploidy = alleles.shape[1]
-    digits = (alleles.astype(np.int64) + 2) * (1024 ** np.arange(ploidy, dtype=np.int64))
-    codes = digits.sum(axis=1) * 2 + phased
-    unique, inverse = np.unique(codes, return_inverse=True)
-    texts = []
-    for code in unique.tolist():
-        values = [(code // 2 // 1024**j) % 1024 - 2 for j in range(ploidy)]
-        separator = "|" if code % 2 else "/"
-        texts.append(
-            separator.join("." if v == _ALLELE_MISSING else str(v) for v in values if v != _ALLELE_PAD)
-        )
-    return _dictionary(pa.array(texts, pa.string()), inverse.reshape(-1))
-
-
-def _dictionary(values: pa.Array, indices: np.ndarray) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32, copy=False)), values)
-
-
-def _int_column(values: np.ndarray) -> pa.Array:
-    values = values.astype(np.int32, copy=False)
-    return pa.array(values, pa.int32(), mask=values <= _INT32_MISSING + 1)
-
-
-def _allele_depth_column(ad: np.ndarray, alt_counts: np.ndarray, has_ad: np.ndarray) -> pa.Array:
-    """AD rows as lists of REF + ALT depths (the record's allele count); null where the record has no
-    AD; a '.' entry is a null item."""
-    width = np.where(has_ad, np.minimum(alt_counts + 1, ad.shape[1]), 0)
-    take = np.arange(ad.shape[1])[None, :] < width[:, None]
-    flat = ad[take]
-    offsets = np.concatenate([[0], np.cumsum(width)]).astype(np.int32)
-    values = pa.array(flat.astype(np.int32), pa.int32(), mask=flat <= _INT32_MISSING + 1)
-    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~has_ad))
-
-
-def _format_column(arrays: list[np.ndarray | None], calls: _Calls, samples: int) -> np.ndarray:
-    stacked = _stack(arrays, samples, _INT32_MISSING)
-    return stacked[calls.record, calls.sample]
-
-
-def _set_aside_out_of_range(calls: _Calls, alt_counts, alleles, phase, first_record, counts) -> _Calls:
-    """The calls whose allele k exists in the record (k <= its ALT count); the others are kept in
-    counts.out_of_range (few: the loop below runs only for them)."""
-    alt_count = alt_counts[calls.record]
-    good = calls.allele <= alt_count
-    if good.all():
-        return calls
-    bad = np.nonzero(~good)[0]
-    record, sample = calls.record[bad], calls.sample[bad]
-    texts = _genotype_text(alleles[record, sample], phase[record, sample]).to_pylist()
-    counts.allele_index_out_of_range += len(bad)
-    counts.out_of_range.extend(
-        OutOfRange(int(r) + first_record, int(s), int(k), int(n), text)
-        for r, s, k, n, text in zip(record, sample, calls.allele[bad], alt_count[bad], texts, strict=True)
-    )
-    return _Calls(calls.record[good], calls.sample[good], calls.allele[good])
-
-
-def _batch_table(columns: _RecordColumns, header: VcfHeader, first_record: int, counts: VcfCounts):
+def _batch_table(columns: RecordColumns, header: VcfHeader, first_record: int, counts: VcfCounts):
     samples = len(header.samples)
-    alleles, phase = _alleles_and_phase(columns.genotypes, samples)
+    alleles, phase = alleles_and_phase(columns.genotypes, samples)
     with_gt = np.array([g is not None for g in columns.genotypes], dtype=bool)
     has_ad = np.array([a is not None for a in columns.allele_depths], dtype=bool)
 
-    def values(calls: _Calls, alt_counts: np.ndarray):
+    def values(calls: Calls, alt_counts: np.ndarray):
         return (
-            _format_column(columns.depth, calls, samples)[:, 0],
-            _format_column(columns.allele_depths, calls, samples),
+            format_column(columns.depth, calls, samples)[:, 0],
+            format_column(columns.allele_depths, calls, samples),
             has_ad[calls.record],
-            _format_column(columns.quality, calls, samples)[:, 0],
+            format_column(columns.quality, calls, samples)[:, 0],
         )
 
-    return _calls_table(
+    return calls_table(
         columns.text, columns.alt_counts, alleles, phase, with_gt, values, header, first_record, counts
     )
-
-
-def _calls_table(text, alt_counts, alleles, phase, with_gt, values, header, first_record, counts):
-    """The call rows of a batch from its per-record text, its genotype block (records, samples,
-    ploidy) and `values(calls, alt_counts)` -> (DP, AD rows, has AD, GQ) of the calls."""
-    samples = len(header.samples)
-    alt_counts = np.array(alt_counts, dtype=np.int32)
-    any_called = _any_allele(alleles, lambda a: a >= 0)  # records without GT hold only padding
-    any_alt = _any_allele(alleles, lambda a: a > 0)
-    counts.records_without_genotypes += int((~with_gt).sum())
-    counts.genotypes += int(with_gt.sum()) * samples
-    counts.no_call += int(np.count_nonzero(with_gt[:, None] & ~any_called))
-    counts.hom_ref += int(np.count_nonzero(any_called & ~any_alt))
-    calls = find_calls(alleles, max(int(alt_counts.max(initial=0)), int(alleles.max(initial=0))))
-    calls = _set_aside_out_of_range(calls, alt_counts, alleles, phase, first_record, counts)
-    counts.calls += len(calls.record)
-    depth, allele_depths, has_ad, quality = values(calls, alt_counts)
-    record_take = pa.array(calls.record)
-    arrays = {
-        "record_number": pa.array(calls.record + first_record, pa.int64()),
-        "sample_index": pa.array(calls.sample, pa.int32()),
-        "sample_id": _dictionary(pa.array(header.samples, pa.string()), calls.sample),
-        "alt_index": pa.array(calls.allele, pa.int16()),
-    }
-    types = {f.name: f.type for f in CALL_FIELDS}
-    for name in _TEXT_COLUMNS:
-        column = text[name]
-        if not isinstance(column, pa.Array):
-            column = pa.array(column, pa.string() if name in _DICTIONARY_COLUMNS else types[name])
-        if name in _DICTIONARY_COLUMNS:
-            arrays[name] = _dictionary(column, calls.record)
-        else:
-            arrays[name] = column.take(record_take)
-    arrays["genotype"] = _genotype_text(
-        alleles[calls.record, calls.sample], phase[calls.record, calls.sample]
-    )
-    arrays["depth"] = _int_column(depth)
-    arrays["allele_depths"] = _allele_depth_column(allele_depths, alt_counts[calls.record], has_ad)
-    arrays["genotype_quality"] = _int_column(quality)
-    return pa.RecordBatch.from_arrays([arrays[f.name] for f in STREAM_FIELDS], schema=CALL_SCHEMA)
 
 
 # --------------------------------------------------------------------------- the stream
@@ -609,8 +169,8 @@ def call_batches(
             bad_input.check_bgzf_end(path, relative, header.line_count + counts.records)
             return
         done = counts.records
-    columns, pending, first = _RecordColumns.empty(), [], done + 1
-    declared = _Declared(header, counts)
+    columns, pending, first = RecordColumns.empty(), [], done + 1
+    declared = Declared(header, counts)
     for variant in _records(path, relative, vcf, header, counts, skip=done):
         try:
             _add_record(pending, variant)
@@ -624,7 +184,7 @@ def call_batches(
                     _checked_table(columns, header, first, counts, relative), header, provenance
                 )
                 first += len(columns)
-                columns = _RecordColumns.empty()
+                columns = RecordColumns.empty()
     if pending:
         columns.extend(_read_checked(pending, declared, header, first + len(columns), relative))
         pending.clear()
@@ -671,7 +231,7 @@ class _TextPath:
         scratch = VcfCounts()
         try:
             block = vcf_text.parse_block(data, len(self.header.samples))
-            declared = _Declared(self.header, scratch)
+            declared = Declared(self.header, scratch)
             variants = self._sites(block.sites)
             declared.check_format_counts(
                 {
@@ -680,14 +240,14 @@ class _TextPath:
                 },
                 {text: text.split(":") for text in block.formats},
             )
-            text = dict(block.columns, info=declared.info_json(list(map(dict, map(_INFO, variants)))))
+            text = dict(block.columns, info=declared.info_json(list(map(dict, map(RECORD_INFO, variants)))))
             alt_counts = block.alt_counts
             with_gt = np.ones(len(variants), dtype=bool)
 
-            def values(calls: _Calls, alt_counts: np.ndarray):
+            def values(calls: Calls, alt_counts: np.ndarray):
                 return vcf_text.call_values(block, calls.record, calls.sample, alt_counts)
 
-            batch = _calls_table(
+            batch = calls_table(
                 text, alt_counts, block.alleles, block.phase, with_gt, values, self.header,
                 self.counts.records + 1, scratch,
             )  # fmt: skip
@@ -720,7 +280,7 @@ def _merge(counts: VcfCounts, scratch: VcfCounts) -> None:
     counts.out_of_range.extend(scratch.out_of_range)
 
 
-def _checked_table(columns: _RecordColumns, header: VcfHeader, first: int, counts: VcfCounts, relative: str):
+def _checked_table(columns: RecordColumns, header: VcfHeader, first: int, counts: VcfCounts, relative: str):
     """_batch_table, or an InputFileError naming the line of the first record that fails on its own
     (the batch's first line if none does): found by re-reading the batch record by record."""
     try:
@@ -732,9 +292,9 @@ def _checked_table(columns: _RecordColumns, header: VcfHeader, first: int, count
         raise bad_input.unexpected_error(relative, line, error) from None
 
 
-def _first_failing(columns: _RecordColumns, header: VcfHeader) -> int:
+def _first_failing(columns: RecordColumns, header: VcfHeader) -> int:
     for i in range(len(columns)):
-        one = _RecordColumns(
+        one = RecordColumns(
             {name: values[i : i + 1] for name, values in columns.text.items()},
             columns.alt_counts[i : i + 1],
             columns.genotypes[i : i + 1],

@@ -407,7 +407,7 @@ def _build() -> tuple[bool, list[str]]:
     a failure elsewhere (an analytics step) is reported, not fatal to the erasure."""
     import dagster as dg
 
-    from rwe_assets.cli import execute_build, run_errors
+    from rwe_assets.cli.ingest import execute_build, run_errors
     from rwe_assets.definitions import defs
 
     with dg.DagsterInstance.get() as instance:

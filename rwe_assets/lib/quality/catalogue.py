@@ -1,7 +1,7 @@
 """The DQD check catalogue as this implementation reads it: which checks exist, how each check type is
 run, what it counts, its SQL template, and which checks cannot fail on a CDM built from the spec.
 
-The check definitions and thresholds come from OHDSI's catalogue (``cdm_spec.dqd_catalogue``); this
+The check definitions and thresholds come from OHDSI's catalogue (``dqd_spec.dqd_catalogue``); this
 module adds what the catalogue does not say: ``CHECK_KINDS``, one row per check type, tells the runner
 how to execute it (``RunAs``) and what its denominator counts. The runner reads that field; it never
 looks at a template's text to decide.
@@ -19,14 +19,8 @@ from importlib import resources
 
 import duckdb
 
-from rwe_assets.lib.cdm_spec import (
-    DqdCatalogue,
-    DqdCheck,
-    applicable_checks,
-    cdm_ddl,
-    cdm_spec,
-    dqd_catalogue,
-)
+from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
+from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, applicable_checks, dqd_catalogue
 
 DEATH_GRACE_DAYS = 60
 """plausibleBeforeDeath tolerates records up to this many days after death (claims trail a death)."""

@@ -1,5 +1,5 @@
 """OHDSI Data Quality Dashboard (DQD) v5.4 checks on the project's DuckDB OMOP CDM, generated from the
-packaged DQD catalogue (``rwe_assets.lib.cdm_spec.dqd_catalogue``): the public API and the command line.
+packaged DQD catalogue (``rwe_assets.lib.dqd_spec.dqd_catalogue``): the public API and the command line.
 
 This is an independent implementation: DQD's own SQL is not shipped; every check type has one SQL
 template of ours in ``rwe_assets/lib/sql/quality/<checkName>.sql``, written from the check descriptions.

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rwe_assets.lib.cdm_spec import DqdCheck, cdm_spec
+from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.dqd_spec import DqdCheck
 from rwe_assets.lib.quality.catalogue import (
     ADJACENT_DAYS,
     DEATH_GRACE_DAYS,

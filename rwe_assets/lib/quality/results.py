@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from rwe_assets.lib.cdm_spec import DqdCatalogue, DqdCheck, DqdCheckType
+from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, DqdCheckType
 from rwe_assets.lib.quality.catalogue import EXISTENCE_CHECKS, cannot_fail_reason, check_id, denominator_of
 from rwe_assets.lib.quality.database import NotApplicable, quote_qualified
 from rwe_assets.lib.quality.planner import Plan, inline

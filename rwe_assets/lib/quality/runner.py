@@ -21,7 +21,8 @@ from typing import Any, cast
 
 import duckdb
 
-from rwe_assets.lib.cdm_spec import DqdCatalogue, DqdCheck, applicable_checks, cdm_spec, dqd_catalogue
+from rwe_assets.lib.cdm_spec import cdm_spec
+from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, applicable_checks, dqd_catalogue
 from rwe_assets.lib.quality.catalogue import RunAs, scan_expressions, vocabulary_checks
 from rwe_assets.lib.quality.database import Database, NotApplicable, scalar
 from rwe_assets.lib.quality.planner import PARAMETER, Plan, inline, plan_check

@@ -17,7 +17,8 @@ Two kinds of matcher find identifiers; every hit is replaced before the text is 
 
 Own values are replaced by REDACTED; names found by recognizers or of other people by NAME, word by
 word, so 'Dr. [NAME] [NAME]' still reads as a name. A note is never dropped: a text without hits is
-kept as it is. Nothing here logs or returns identifier values except the redacted text itself.
+kept as it is. Nothing here logs or returns identifier values except the redacted text itself. The
+recognizers are in ``deid_recognizers``.
 """
 
 from __future__ import annotations
@@ -27,217 +28,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-REDACTED = "[REDACTED]"
-NAME = "[NAME]"
-
-# --- building blocks --------------------------------------------------------------------------------
-
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december"
-    "|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec"
-)
-# an abbreviation may carry a dot; a full month name's dot ends the sentence and is kept
-MONTH = r"(?:(?:january|february|march|april|may|june|july|august|september|october|november|december)"
-MONTH += r"|(?:jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?)"
-DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
-YEAR = r"(?:1[89]\d\d|20\d\d|'\d\d)"
-_UNITS = "one|two|three|four|five|six|seven|eight|nine"
-_ORDINAL_UNITS = "first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
-DAY_WORD = (
-    rf"(?:(?:twenty|thirty)[- ]?(?:{_ORDINAL_UNITS})|{_ORDINAL_UNITS}|tenth|eleventh|twelfth|thirteenth"
-    r"|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth)"
-)
-_SEP = r"[ \t]*[,.]?[ \t]*"
-_NUM_M = r"(?:0?[1-9]|1[0-2])"
-_NUM_D = r"(?:0?[1-9]|[12]\d|3[01])"
-
-STREET_SUFFIXES = {
-    "street": ("street", "st", "str"),
-    "avenue": ("avenue", "ave", "av"),
-    "road": ("road", "rd"),
-    "boulevard": ("boulevard", "blvd"),
-    "lane": ("lane", "ln"),
-    "drive": ("drive", "dr"),
-    "court": ("court", "ct"),
-    "place": ("place", "pl"),
-    "terrace": ("terrace", "ter", "terr"),
-    "circle": ("circle", "cir"),
-    "parkway": ("parkway", "pkwy"),
-    "highway": ("highway", "hwy"),
-    "square": ("square", "sq"),
-    "way": ("way",),
-    "landing": ("landing", "lndg"),
-    "trail": ("trail", "trl"),
-    "crossing": ("crossing", "xing"),
-    "heights": ("heights", "hts"),
-    "point": ("point", "pt"),
-    "row": ("row",),
-    "path": ("path",),
-    "run": ("run",),
-    "loop": ("loop",),
-}
-DIRECTIONS = {"north": ("north", "n"), "south": ("south", "s"), "east": ("east", "e"), "west": ("west", "w")}
-UNIT_WORDS = r"(?:apartment|apt|unit|suite|ste|room|rm|#)"
-STATES = (
-    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho"
-    "|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota"
-    "|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|New Mexico|New York"
-    "|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina"
-    "|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming"
-)
-_ANY_SUFFIX = "|".join(sorted({v for vs in STREET_SUFFIXES.values() for v in vs}, key=len, reverse=True))
-_CAP = r"[A-Z][a-zA-Z'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones)
-_NAME2 = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
-_INITIAL_NAME = rf"(?:[A-Z]\.[ \t]*)?{_NAME2}"
-CREDENTIALS = r"(?:MD|M\.D\.|DO|D\.O\.|RN|NP|APRN|PA-C|PA|CNM|LICSW|MSW|PhD|DDS|DMD|PharmD|DPT|FNP|OD)"
-ROLES = (
-    r"(?:husband|wife|spouse|partner|son|daughter|son-in-law|daughter-in-law|mother|father|brother|sister"
-    r"|grandson|granddaughter|niece|nephew|aunt|uncle|friend|neighbou?r|caregiver|guardian|proxy|HCP"
-    r"|POA|attorney|emergency contact|contact|family|next of kin)"
-)
-ACTS = (
-    r"(?:signed by|seen by|read by|referred by|consult(?:ed)? by|performed by|dictated by|delivered by"
-    r"|pronounced by|per|attending|pcp|provider|surgeon|physician|resident|nurse|cosigned by|reviewed by)"
-)
-FACILITY_WORDS = (
-    r"(?:Hospital|Medical Center|Health Center|Healthcare|Health System|Clinic|Nursing Home|Rehabilitation"
-    r" Center|Rehab Center|Home Care|Pharmacy|Associates|Urgent Care|Hospice|Medical Group|Infirmary"
-    r"|Care Center|Nursing Center|Surgical Center|Physicians|Family Practice)"
-)
-# Numbers after these are not days of a month: a score, a ratio, a dose.
-_NOT_DATE_BEFORE = re.compile(
-    r"(?i)(?:pain|apgar|mmse|moca|score|scale|grade|strength|gcs|iop|va|ratio|fraction|x|of|dose|tab(?:let)?s?)"
-    r"[:\s]*$"
+from rwe_assets.lib.staging.deid_recognizers import (
+    DIRECTIONS,
+    NAME,
+    RECOGNIZERS,
+    REDACTED,
+    STREET_SUFFIXES,
+    UNIT_WORDS,
+    Recognizer,
 )
 
-
-@dataclass(frozen=True)
-class Recognizer:
-    """One identifier kind: a pattern compiled once; group 'v', when present, is the identifier."""
-
-    kind: str
-    pattern: re.Pattern[str]
-    label: str = REDACTED
-    # lower-case strings of which the text must hold one for the pattern to match: a substring test
-    # is far cheaper than letting the regex engine try the pattern at every position of the note
-    needs: tuple[str, ...] = ()
-
-    def spans(self, text: str, lower: str | None = None) -> Iterable[tuple[int, int, str]]:
-        if self.needs and not any(n in (lower if lower is not None else text.lower()) for n in self.needs):
-            return
-        for match in self.pattern.finditer(text):
-            group = "v" if "v" in self.pattern.groupindex and match.group("v") is not None else 0
-            start, end = match.span(group)
-            if self.kind == "date_short" and _NOT_DATE_BEFORE.search(text[max(0, start - 12) : start]):
-                continue
-            if end > start:
-                yield start, end, self.label
-
-
-def _rec(
-    kind: str, pattern: str, label: str = REDACTED, flags: int = re.IGNORECASE, needs: tuple[str, ...] = ()
-) -> Recognizer:
-    return Recognizer(kind, re.compile(pattern, flags), label, needs)
-
-
-_MONTH_NEEDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-
-
-_B = r"(?<![\w/.-])"  # no word, slash, dot or hyphen right before: not inside a longer token
-_E = r"(?![\w/-]|\.\d)"
-
-RECOGNIZERS: tuple[Recognizer, ...] = (
-    _rec("date_numeric", rf"{_B}{_NUM_M}[/-]{_NUM_D}[/-](?:\d{{4}}|\d{{2}}){_E}"),
-    _rec("date_dotted", rf"{_B}{_NUM_D}\.{_NUM_M}\.(?:\d{{4}}|\d{{2}}){_E}"),
-    _rec("date_iso", rf"{_B}(?:1[89]|20)\d\d[-/.]{_NUM_M}[-/.]{_NUM_D}(?:[T ]\d\d:\d\d(?::\d\d)?)?{_E}"),
-    _rec("date_month_year", rf"{_B}{_NUM_M}/(?:1[89]|20)\d\d{_E}"),
-    _rec("date_short", rf"{_B}{_NUM_M}/{_NUM_D}{_E}"),
-    _rec("date_compact", rf"{_B}{_NUM_D}-(?:{_MONTHS})-(?:\d{{4}}|\d{{2}}){_E}", needs=_MONTH_NEEDS),
-    # month name first: 'Aug 30, 1948', 'March 2019', 'February the fourteenth' (one scan for the three)
-    _rec(
-        "date_month_first",
-        rf"\b{MONTH}(?:[ \t]+(?:the[ \t]+)?{DAY_WORD}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{DAY}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{YEAR}\b)",
-        needs=_MONTH_NEEDS,
-    ),
-    _rec(
-        "date_day_month", rf"\b{DAY}(?:[ \t]+of)?[ \t]*-?[ \t]*{MONTH}(?:{_SEP}{YEAR}\b)?", needs=_MONTH_NEEDS
-    ),
-    _rec(
-        "date_words",
-        rf"\b(?:the[ \t]+)?{DAY_WORD}[ \t]+of[ \t]+{MONTH}(?:{_SEP}{YEAR}\b)?",
-        needs=tuple(f"th of {m}" for m in _MONTH_NEEDS)
-        + tuple(f"st of {m}" for m in _MONTH_NEEDS)
-        + tuple(f"nd of {m}" for m in _MONTH_NEEDS)
-        + tuple(f"rd of {m}" for m in _MONTH_NEEDS),
-    ),
-    # a month name alone is a date element; 'May' and lower-case 'march' are too often words
-    _rec(
-        "month",
-        r"\b(?:January|February|March|April|June|July|August|September|October|November|December)\b",
-        flags=0,
-    ),
-    _rec(
-        "phone",
-        r"(?<![\w-])(?:\+?1[ \t.-]*)?(?:\(\d{3}\)|\d{3})[ \t.-]*\d{3}[ \t.-]*\d{4}(?![\w-])"
-        r"(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,5})?",
-    ),
-    _rec("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", needs=("@",)),
-    _rec("url", r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)\]]", needs=("http", "www.")),
-    _rec("ip", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]\d)"),
-    _rec("ssn", r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])"),
-    _rec(
-        "labelled_id",
-        r"\b(?:MRN|MR|medical record|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
-        r"|passport|patient|subscriber|certificate|serial|device|plate|NPI|SSN|ID)"
-        r"(?:[ \t]+(?:id|number|no\.?|num|#))?[ \t]*[:#.]?[ \t]*#?[ \t]*"
-        r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
-    ),
-    _rec(
-        "long_number",
-        r"(?<![\w.-])(?!(?:a?nda|ndc)\d)(?=(?:[A-Za-z-]*\d){5})[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9](?![\w-]|\.\d)",
-    ),
-    _rec(
-        "zip",
-        rf"\b(?:[A-Z]{{2}}|{STATES}|(?i:zip)(?:[ \t]*code)?:?),?[ \t]+(?P<v>\d{{5}}(?:-\d{{4}})?)\b",
-        flags=0,
-    ),
-    _rec(
-        "age",
-        r"\b(?:age[d:]?[ \t]*)?(?P<v>9\d|1[01]\d)(?=[ \t-]*(?:years?|yrs?|y/?o|y\.o\.|yo|year-old)(?!\w))",
-    ),
-    _rec("age_label", r"\bage[d:]?[ \t]*(?P<v>9\d|1[01]\d)\b"),
-    _rec(
-        "age_words",
-        rf"\b(?P<v>(?:ninety|one hundred(?:[ \t]+and)?)(?:[- \t]?(?:{_UNITS}))?)(?=[ \t-]*(?:years?|yrs?|y/?o))",
-    ),
-    _rec(
-        "address",
-        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?:north|south|east|west|[NSEW]\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){{1,3}}"
-        rf"(?:{_ANY_SUFFIX})\b\.?(?:,?[ \t]*{UNIT_WORDS}\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?",
-        flags=0,
-    ),
-    _rec(
-        "city",
-        rf"\b(?P<v>[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?),?[ \t]+(?:[A-Z]{{2}}|{STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?![\w-])",
-        flags=0,
-    ),
-    _rec("titled_name", rf"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Fr|Rev)\.?[ \t]+(?P<v>{_NAME2})", NAME, 0),
-    _rec("credentialed_name", rf"(?P<v>{_INITIAL_NAME}),?[ \t]+{CREDENTIALS}\b", NAME, 0),
-    # a name after a role or an act: 'daughter Rosa', 'proxy (Siobhan O'Brien)', 'signed by Dr. A. Smith'
-    _rec(
-        "role_name",
-        rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:Dr\.?[ \t]+)?"
-        rf"(?P<v>{_INITIAL_NAME})",
-        NAME,
-        0,
-    ),
-    _rec("labelled_name", rf"\b(?i:name|patient|pt)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? {_CAP}){{0,2}})", NAME, 0),
-    _rec("maiden_name", rf"\b(?i:n[ée]e|maiden(?:[ \t]+name)?)[ \t]*:?[ \t]+(?P<v>{_CAP})", NAME, 0),
-    _rec("synthea_name", r"\b[A-Z][a-z]+\d+\b", NAME, 0),
-    _rec(
-        "facility", rf"(?P<v>(?:(?:St\.|Saint|[A-Z][\w'\u2019&-]*)[ \t]+){{1,4}}{FACILITY_WORDS})\b", flags=0
-    ),
-)
+# the names callers use as deid.<name>
+__all__ = [
+    "NAME",
+    "REDACTED",
+    "PersonIdentifiers",
+    "PersonMatcher",
+    "Recognizer",
+    "apply_spans",
+    "merge_spans",
+    "names_recognizer",
+    "person_matcher",
+    "redact_note_table",
+    "redact_notes",
+    "token_scores",
+]
 
 
 # --- the person's own values -------------------------------------------------------------------------

@@ -15,7 +15,9 @@ import pytest
 
 from rwe_assets.cli import main
 from rwe_assets.errors import ConfigError
-from rwe_assets.lib.cdm.compare import _hash_order, _plan, compare_cdms, format_comparison
+from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
+from rwe_assets.lib.cdm.compare.plan import hash_order as _hash_order
+from rwe_assets.lib.cdm.compare.plan import plan_table as _plan
 from rwe_assets.lib.cdm_spec import CDM_SCHEMA, cdm_ddl, cdm_spec
 from rwe_assets.lib.genomics.cdm import gcdm_spec
 

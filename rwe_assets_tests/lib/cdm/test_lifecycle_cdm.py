@@ -1,5 +1,5 @@
 """Record lifecycle through to the CDM: after a correction, a removal, a retraction or a void, the CDM
-equals the CDM built from the corrected extract alone, by the comparison tool (lib/cdm/compare.py),
+equals the CDM built from the corrected extract alone, by the comparison tool (lib/cdm/compare/),
 whatever surrogate ids each build gave."""
 
 from __future__ import annotations

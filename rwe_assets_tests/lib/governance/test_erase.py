@@ -163,7 +163,7 @@ def world(tmp_path_factory):
     patch.setenv("RWE_LINKAGE_KEY", KEY)
     patch.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))
     world = World(root)
-    from rwe_assets.cli import _prepare_dagster_home
+    from rwe_assets.cli.data_dir import prepare_dagster_home as _prepare_dagster_home
 
     _prepare_dagster_home(world.settings)
     world.ingest()

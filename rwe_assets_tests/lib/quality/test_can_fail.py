@@ -14,7 +14,7 @@ import pytest
 
 from rwe_assets.defs.quality.table_checks import latest_outcomes
 from rwe_assets.lib import cdm_spec as cdm_spec_module
-from rwe_assets.lib.cdm_spec import applicable_checks
+from rwe_assets.lib.dqd_spec import applicable_checks
 from rwe_assets.lib.quality import catalogue, dqd, runner
 from rwe_assets.lib.quality.dqd import CheckResult, cannot_fail_reason, exit_code, run_checks, summarize
 from rwe_assets.lib.quality.gate import blocking_failures, latest_run_id

@@ -11,7 +11,8 @@ from importlib import resources
 import duckdb
 import pytest
 
-from rwe_assets.lib.cdm_spec import DqdCheck, applicable_checks, cdm_ddl, dqd_catalogue
+from rwe_assets.lib.cdm_spec import cdm_ddl
+from rwe_assets.lib.dqd_spec import DqdCheck, applicable_checks, dqd_catalogue
 from rwe_assets.lib.quality import dqd
 from rwe_assets.lib.quality.dqd import (
     RESULT_COLUMNS,

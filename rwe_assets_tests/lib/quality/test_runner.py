@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from rwe_assets.lib.cdm_spec import applicable_checks, dqd_catalogue
+from rwe_assets.lib.dqd_spec import applicable_checks, dqd_catalogue
 from rwe_assets.lib.quality import catalogue, runner
 from rwe_assets.lib.quality.catalogue import CHECK_KINDS, CheckKind, RunAs, scan_expressions
 from rwe_assets.lib.quality.database import Database, NotApplicable

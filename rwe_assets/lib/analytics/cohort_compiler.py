@@ -1,0 +1,476 @@
+"""The cohort compiler: a Circe cohort expression (the supported subset, ``cohorts``) to one DuckDB
+query over the CDM returning subject_id, cohort_start_date and cohort_end_date. Anything outside the
+subset raises UnsupportedCohortConstruct naming it and where it is."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from rwe_assets.errors import ConfigError
+from rwe_assets.lib.sql_text import quote_literal
+
+
+class UnsupportedCohortConstruct(ConfigError):
+    """A cohort definition uses a Circe construct outside the supported subset. Names the construct
+    and where it is in the definition."""
+
+    def __init__(self, where: str, construct: str):
+        self.where = where
+        self.construct = construct
+        super().__init__(f"cohort definition: {construct} at {where} is not supported by this compiler")
+
+
+# (table, id column, concept column, start date, end date expression) per Circe domain criterion.
+_DOMAINS = {
+    "ConditionOccurrence": (
+        "condition_occurrence",
+        "condition_occurrence_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "coalesce(condition_end_date, condition_start_date + 1)",
+    ),
+    "DrugExposure": (
+        "drug_exposure",
+        "drug_exposure_id",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "coalesce(drug_exposure_end_date, drug_exposure_start_date + days_supply, drug_exposure_start_date + 1)",
+    ),
+    "ProcedureOccurrence": (
+        "procedure_occurrence",
+        "procedure_occurrence_id",
+        "procedure_concept_id",
+        "procedure_date",
+        "procedure_date + 1",
+    ),
+    "Measurement": (
+        "measurement",
+        "measurement_id",
+        "measurement_concept_id",
+        "measurement_date",
+        "measurement_date + 1",
+    ),
+    "Observation": (
+        "observation",
+        "observation_id",
+        "observation_concept_id",
+        "observation_date",
+        "observation_date + 1",
+    ),
+    "VisitOccurrence": (
+        "visit_occurrence",
+        "visit_occurrence_id",
+        "visit_concept_id",
+        "visit_start_date",
+        "visit_end_date",
+    ),
+    "Specimen": ("specimen", "specimen_id", "specimen_concept_id", "specimen_date", "specimen_date + 1"),
+}
+_VALUE_OPS = {"lt": "<", "lte": "<=", "eq": "=", "!eq": "<>", "gt": ">", "gte": ">="}
+_OCCURRENCE = {0: "=", 1: "<=", 2: ">="}
+_TOP_KEYS = {
+    "cdmVersionRange",
+    "Title",
+    "PrimaryCriteria",
+    "ConceptSets",
+    "AdditionalCriteria",
+    "QualifiedLimit",
+    "ExpressionLimit",
+    "InclusionRules",
+    "EndStrategy",
+    "CollapseSettings",
+}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == [] or value == {} or value == ""
+
+
+def _or(value: Any, default: Any) -> Any:
+    """Circe writes absent numbers as null."""
+    return default if value is None else value
+
+
+def only_keys(obj: Mapping, allowed: set[str], where: str) -> None:
+    """Refuse any key outside `allowed` that carries a value (Circe writes defaults such as
+    "ConditionTypeExclude": false or "CensoringCriteria": [], which change nothing)."""
+    for key, value in obj.items():
+        if key not in allowed and not _empty(value):
+            raise UnsupportedCohortConstruct(where, key)
+
+
+# ---------------------------------------------------------------- concept sets
+
+
+def _concept_set_sql(concept_set: Mapping, where: str) -> str:
+    """The concept ids of one concept set: included (with descendants / mapped) minus excluded."""
+    included, excluded = [], []
+    for n, item in enumerate(concept_set.get("expression", {}).get("items", [])):
+        only_keys(
+            item, {"concept", "isExcluded", "includeDescendants", "includeMapped"}, f"{where}.items[{n}]"
+        )
+        (excluded if item.get("isExcluded") else included).append(item)
+    sql = _items_sql(included) if included else "SELECT NULL::INTEGER AS concept_id WHERE false"
+    if excluded:
+        sql = f"({sql}) EXCEPT ({_items_sql(excluded)})"
+    return sql
+
+
+def _items_sql(items: list[Mapping]) -> str:
+    def ids(chosen: list[Mapping]) -> str:
+        return ", ".join(str(int(i["concept"]["CONCEPT_ID"])) for i in chosen) or "NULL"
+
+    plain = f"SELECT concept_id FROM cdm.concept WHERE concept_id IN ({ids(items)})"
+    with_desc = [i for i in items if i.get("includeDescendants")]
+    parts = [plain]
+    if with_desc:
+        parts.append(
+            "SELECT c.concept_id FROM cdm.concept_ancestor ca JOIN cdm.concept c "
+            "ON c.concept_id = ca.descendant_concept_id AND c.invalid_reason IS NULL "
+            f"WHERE ca.ancestor_concept_id IN ({ids(with_desc)})"
+        )
+    mapped = [i for i in items if i.get("includeMapped")]
+    if mapped:
+        # a mapped item brings the source concepts that map to it (and to its descendants if asked)
+        targets = _items_sql([{**i, "includeMapped": False} for i in mapped])
+        parts.append(
+            "SELECT cr.concept_id_1 FROM cdm.concept_relationship cr WHERE cr.relationship_id = 'Maps to' "
+            f"AND cr.invalid_reason IS NULL AND cr.concept_id_2 IN ({targets})"
+        )
+    return " UNION ".join(parts)
+
+
+def _codesets_cte(expression: Mapping) -> str:
+    sets = expression.get("ConceptSets") or []
+    parts = [
+        f"SELECT {int(cs['id'])} AS codeset_id, concept_id FROM ({_concept_set_sql(cs, f'ConceptSets[{n}]')})"
+        for n, cs in enumerate(sets)
+    ]
+    return (
+        " UNION ALL ".join(parts)
+        or "SELECT NULL::INTEGER AS codeset_id, NULL::INTEGER AS concept_id WHERE false"
+    )
+
+
+# ---------------------------------------------------------------- criteria -> events
+
+
+def _events_sql(criterion: Mapping, where: str) -> str:
+    """Events of one criterion: person_id, domain_event_id, concept_id, start_date, end_date."""
+    if len(criterion) != 1:
+        raise UnsupportedCohortConstruct(where, "a criterion with other than one domain")
+    ((kind, attrs),) = criterion.items()
+    if kind == "VariantOccurrence":
+        sql = _variant_events_sql(attrs, f"{where}.{kind}")
+    elif kind in _DOMAINS:
+        sql = _domain_events_sql(kind, attrs, f"{where}.{kind}")
+    else:
+        raise UnsupportedCohortConstruct(where, kind)
+    if attrs.get("First"):
+        sql = (
+            "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
+            f"ORDER BY start_date, domain_event_id) AS ordinal FROM ({sql})) WHERE ordinal = 1"
+        )
+    if attrs.get("Gender"):  # a person attribute, so it does not matter that First came first
+        ids = ", ".join(str(int(c["CONCEPT_ID"])) for c in attrs["Gender"])
+        sql = (
+            f"SELECT e.* FROM ({sql}) e JOIN cdm.person gp ON gp.person_id = e.person_id "
+            f"WHERE gp.gender_concept_id IN ({ids})"
+        )
+    return sql
+
+
+def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
+    table, id_col, concept_col, start, end = _DOMAINS[kind]
+    allowed = {"CodesetId", "First", "Gender"}
+    if kind == "Measurement":
+        allowed |= {"ValueAsNumber", "Unit", "ValueAsConcept"}
+    if kind == "Observation":
+        allowed |= {"ValueAsString"}
+    only_keys(attrs, allowed, where)
+    filters = []
+    if attrs.get("CodesetId") is not None:
+        filters.append(
+            f"{concept_col} IN (SELECT concept_id FROM codesets WHERE codeset_id = {int(attrs['CodesetId'])})"
+        )
+    if kind == "Measurement":
+        filters += _measurement_filters(attrs, where)
+    if attrs.get("ValueAsString"):
+        filters.append(_text_filter_sql("value_as_string", attrs["ValueAsString"], f"{where}.ValueAsString"))
+    where_sql = " AND ".join(filters) or "true"
+    return (
+        f"SELECT person_id, {id_col} AS domain_event_id, {concept_col} AS concept_id, {start} AS start_date, "
+        f"{end} AS end_date FROM cdm.{table} WHERE {where_sql}"
+    )
+
+
+def _measurement_filters(attrs: Mapping, where: str) -> list[str]:
+    filters = []
+    value = attrs.get("ValueAsNumber")
+    if value:
+        op = value.get("Op")
+        low = float(value["Value"])
+        if op in _VALUE_OPS:
+            filters.append(f"value_as_number {_VALUE_OPS[op]} {low!r}")
+        elif op in ("bt", "!bt"):
+            between = f"value_as_number BETWEEN {low!r} AND {float(value['Extent'])!r}"
+            filters.append(between if op == "bt" else f"NOT ({between})")
+        else:
+            raise UnsupportedCohortConstruct(f"{where}.ValueAsNumber", f"operator {op!r}")
+    for key, column in (("Unit", "unit_concept_id"), ("ValueAsConcept", "value_as_concept_id")):
+        if attrs.get(key):
+            ids = ", ".join(str(int(c["CONCEPT_ID"])) for c in attrs[key])
+            filters.append(f"{column} IN ({ids})")
+    return filters
+
+
+# Circe's TextFilter operators as LIKE patterns; ILIKE, because Circe's LIKE runs on SQL Server's
+# case-insensitive default collation, where "Former smoker" LIKE '%former%' holds.
+_TEXT_OPS = {"startsWith": "{}%", "contains": "%{}%", "endsWith": "%{}"}
+
+
+def _text_filter_sql(column: str, text_filter: Mapping, where: str) -> str:
+    op = str(text_filter.get("Op", "contains"))
+    pattern = _TEXT_OPS.get(op.removeprefix("!"))
+    if pattern is None:
+        raise UnsupportedCohortConstruct(where, f"text operator {op!r}")
+    escaped = str(text_filter["Text"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    sql = f"{column} ILIKE {quote_literal(pattern.format(escaped))} ESCAPE '\\'"
+    return f"NOT ({sql})" if op.startswith("!") else sql  # as in SQL, a missing text matches neither
+
+
+def _variant_events_sql(attrs: Mapping, where: str) -> str:
+    """Variant calls on a gene with an HGVS c. notation (any transcript prefix), at normalized
+    coordinates, or anywhere on the gene(s) (gene level); optionally only calls annotated with a
+    clinical significance in `Pathogenicity`. Dated by the specimen they were called in."""
+    only_keys(attrs, _VARIANT_KEYS, where)
+    genes = attrs.get("Gene")
+    genes = [genes] if isinstance(genes, str) else list(genes or [])
+    gene_sql = f"tg.hgnc_symbol IN ({', '.join(quote_literal(str(g)) for g in genes)})"
+    matches = []
+    if genes and attrs.get("HgvsC"):
+        pattern = "(^|:)" + re.escape(str(attrs["HgvsC"])) + "$"
+        matches.append(f"({gene_sql} AND regexp_matches(vo.hgvs_c, {quote_literal(pattern)}))")
+    elif genes and attrs.get("Position") is None:
+        matches.append(f"({gene_sql})")
+    if attrs.get("Position") is not None:
+        chrom = str(attrs["Chromosome"]).removeprefix("chr")
+        matches.append(
+            f"(vo.reference_genome = {quote_literal(str(attrs.get('ReferenceGenome', 'GRCh38')))} "
+            f"AND vo.chromosome IN ({quote_literal(chrom)}, {quote_literal('chr' + chrom)}) "
+            f"AND vo.position = {int(attrs['Position'])} AND vo.reference_allele = {quote_literal(str(attrs['Ref']))} "
+            f"AND vo.alternate_allele = {quote_literal(str(attrs['Alt']))})"
+        )
+    if not matches:
+        raise UnsupportedCohortConstruct(where, "a variant criterion without a gene or coordinates")
+    filters = [f"({' OR '.join(matches)})"]
+    if attrs.get("Pathogenicity"):
+        # ClinVar writes e.g. Pathogenic, Likely_pathogenic, Pathogenic/Likely_pathogenic; the CDM
+        # keeps it with spaces; any annotation of the call may carry it
+        wanted = ", ".join(quote_literal(str(p).lower().replace("_", " ")) for p in attrs["Pathogenicity"])
+        filters.append(
+            "EXISTS (SELECT 1 FROM cdm.variant_annotation va WHERE va.variant_occurrence_id = vo.variant_occurrence_id "
+            f"AND lower(replace(va.variant_pathogeny, '_', ' ')) IN ({wanted}))"
+        )
+    return (
+        "SELECT vo.person_id, vo.variant_occurrence_id AS domain_event_id, 0 AS concept_id, "
+        "s.specimen_date AS start_date, s.specimen_date + 1 AS end_date FROM cdm.variant_occurrence vo "
+        "JOIN cdm.specimen s ON s.specimen_id = vo.specimen_id "
+        "LEFT JOIN cdm.target_gene tg ON tg.target_gene_id = vo.target_gene1_id "
+        f"WHERE vo.person_id IS NOT NULL AND {' AND '.join(filters)}"
+    )
+
+
+_VARIANT_KEYS = {
+    "Gene",
+    "HgvsC",
+    "Chromosome",
+    "Position",
+    "Ref",
+    "Alt",
+    "ReferenceGenome",
+    "Pathogenicity",
+    "First",
+    "Gender",
+}
+
+
+# ---------------------------------------------------------------- groups (additional criteria, inclusion rules)
+
+
+def _window_sql(window: Mapping | None, event_end_default: bool, in_period: bool, where: str) -> list[str]:
+    """Day-window conditions of a correlated criterion. A bound without Days is open, except that,
+    as in Circe, while the observation period applies it stops at the period's start (Coeff -1) or
+    end (Coeff 1)."""
+    if not window:
+        return []
+    only_keys(window, {"Start", "End", "UseIndexEnd", "UseEventEnd"}, where)
+    index_date = "i.end_date" if window.get("UseIndexEnd") else "i.start_date"
+    use_event_end = window.get("UseEventEnd")
+    event_date = (
+        "e.end_date" if (event_end_default if use_event_end is None else use_event_end) else "e.start_date"
+    )
+    conditions = []
+    for bound, op in (("Start", ">="), ("End", "<=")):
+        spec = window.get(bound) or {}
+        coeff = int(spec.get("Coeff", 1))
+        if spec.get("Days") is not None:
+            conditions.append(f"{event_date} {op} {index_date} + {int(spec['Days']) * coeff}")
+        elif spec and in_period:
+            conditions.append(f"{event_date} {op} {'i.op_start' if coeff == -1 else 'i.op_end'}")
+    return conditions
+
+
+def _correlated_sql(item: Mapping, where: str) -> str:
+    """Index events (event_id) for which one correlated criterion's occurrence count holds."""
+    only_keys(item, {"Criteria", "StartWindow", "EndWindow", "Occurrence", "IgnoreObservationPeriod"}, where)
+    events = _events_sql(item["Criteria"], f"{where}.Criteria")
+    conditions = ["e.person_id = i.person_id"]
+    in_period = not item.get("IgnoreObservationPeriod")
+    if in_period:
+        conditions.append("e.start_date BETWEEN i.op_start AND i.op_end")
+    conditions += _window_sql(item.get("StartWindow"), False, in_period, f"{where}.StartWindow")
+    conditions += _window_sql(item.get("EndWindow"), True, in_period, f"{where}.EndWindow")
+    occurrence = item.get("Occurrence") or {"Type": 2, "Count": 1}
+    only_keys(occurrence, {"Type", "Count", "IsDistinct", "CountColumn"}, f"{where}.Occurrence")
+    if occurrence["Type"] not in _OCCURRENCE:
+        raise UnsupportedCohortConstruct(f"{where}.Occurrence", f"occurrence type {occurrence['Type']!r}")
+    counted = "e.domain_event_id"
+    if occurrence.get("IsDistinct"):  # distinct concepts by default, or distinct start dates
+        column = {"DOMAIN_CONCEPT": "concept_id", "START_DATE": "start_date"}.get(
+            occurrence.get("CountColumn") or "DOMAIN_CONCEPT"
+        )
+        if column is None:
+            raise UnsupportedCohortConstruct(
+                f"{where}.Occurrence", f"CountColumn {occurrence['CountColumn']!r}"
+            )
+        counted = f"DISTINCT e.{column}"
+    return (
+        f"SELECT i.event_id FROM idx i LEFT JOIN ({events}) e ON {' AND '.join(conditions)} "
+        f"GROUP BY i.event_id HAVING count({counted}) {_OCCURRENCE[occurrence['Type']]} {int(occurrence['Count'])}"
+    )
+
+
+def _group_sql(group: Mapping, where: str) -> str:
+    """Index events (event_id) satisfying a criteria group; an empty group holds for every event."""
+    only_keys(group, {"Type", "Count", "CriteriaList", "Groups"}, where)
+    members = [
+        _correlated_sql(c, f"{where}.CriteriaList[{n}]")
+        for n, c in enumerate(group.get("CriteriaList") or [])
+    ]
+    members += [_group_sql(g, f"{where}.Groups[{n}]") for n, g in enumerate(group.get("Groups") or [])]
+    if not members:
+        return "SELECT event_id FROM idx"
+    kind = group.get("Type", "ALL")
+    tests = {
+        "ALL": f"= {len(members)}",
+        "ANY": ">= 1",
+        "AT_LEAST": f">= {int(_or(group.get('Count'), 1))}",
+        "AT_MOST": f"<= {int(_or(group.get('Count'), 0))}",
+    }
+    if kind not in tests:
+        raise UnsupportedCohortConstruct(where, f"group type {kind!r}")
+    hits = " + ".join(f"(i.event_id IN ({m}))::INTEGER" for m in members)
+    return f"SELECT i.event_id FROM idx i WHERE {hits} {tests[kind]}"
+
+
+def _filter_by_groups(source: str, groups: list[tuple[Mapping, str]]) -> str:
+    """Events of CTE `source` that satisfy every group; each group sees `source` as `idx`."""
+    tests = [
+        f"event_id IN (WITH idx AS (SELECT * FROM {source}) {_group_sql(g, where)})" for g, where in groups
+    ]
+    return f"SELECT * FROM {source}" + (f" WHERE {' AND '.join(tests)}" if tests else "")
+
+
+def _limit_sql(source: str, limit: Mapping | None, where: str) -> str:
+    kind = (limit or {}).get("Type", "All")
+    if kind == "All":
+        return f"SELECT * FROM {source}"
+    if kind != "First":
+        raise UnsupportedCohortConstruct(where, f"limit type {kind!r}")
+    return (
+        f"SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
+        f"ORDER BY start_date, event_id) AS ordinal FROM {source}) WHERE ordinal = 1"
+    )
+
+
+# ---------------------------------------------------------------- whole definition
+
+
+def _primary_sql(primary: Mapping) -> str:
+    only_keys(primary, {"CriteriaList", "ObservationWindow", "PrimaryCriteriaLimit"}, "PrimaryCriteria")
+    criteria = primary.get("CriteriaList") or []
+    if not criteria:
+        raise UnsupportedCohortConstruct("PrimaryCriteria", "an empty CriteriaList")
+    union = " UNION ALL ".join(
+        _events_sql(c, f"PrimaryCriteria.CriteriaList[{n}]") for n, c in enumerate(criteria)
+    )
+    window = primary.get("ObservationWindow") or {}
+    prior, post = int(window.get("PriorDays", 0)), int(window.get("PostDays", 0))
+    return (
+        "SELECT row_number() OVER (ORDER BY e.person_id, e.start_date, e.end_date, e.domain_event_id, e.concept_id) "
+        "AS event_id, e.person_id, e.start_date, e.end_date, op.observation_period_start_date AS op_start, "
+        f"op.observation_period_end_date AS op_end FROM ({union}) e JOIN cdm.observation_period op "
+        "ON op.person_id = e.person_id AND e.start_date >= op.observation_period_start_date + "
+        f"{prior} AND e.start_date + {post} <= op.observation_period_end_date"
+    )
+
+
+def _end_sql(strategy: Mapping | None) -> str:
+    """The cohort end of an included event, capped at the end of its observation period."""
+    if not strategy:
+        return "op_end"
+    only_keys(strategy, {"DateOffset"}, "EndStrategy")
+    if "DateOffset" not in strategy:
+        raise UnsupportedCohortConstruct("EndStrategy", "an end strategy other than DateOffset")
+    offset = strategy["DateOffset"]
+    only_keys(offset, {"DateField", "Offset"}, "EndStrategy.DateOffset")
+    field = {"StartDate": "start_date", "EndDate": "end_date"}.get(offset.get("DateField", "StartDate"))
+    if field is None:
+        raise UnsupportedCohortConstruct("EndStrategy.DateOffset", f"DateField {offset.get('DateField')!r}")
+    return f"least({field} + {int(offset.get('Offset', 0))}, op_end)"
+
+
+def _collapse_sql(settings: Mapping | None) -> str:
+    settings = settings or {"CollapseType": "ERA", "EraPad": 0}
+    only_keys(settings, {"CollapseType", "EraPad"}, "CollapseSettings")
+    if settings.get("CollapseType", "ERA") != "ERA":
+        raise UnsupportedCohortConstruct("CollapseSettings", f"collapse type {settings['CollapseType']!r}")
+    pad = int(settings.get("EraPad", 0))
+    # an interval starts a new era unless it starts within `pad` days of the latest end before it
+    return (
+        "ordered AS (SELECT *, max(end_date) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM cohort_rows), "
+        "islands AS (SELECT *, sum(CASE WHEN prev_end IS NOT NULL AND start_date <= prev_end + "
+        f"{pad} THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        "ROWS UNBOUNDED PRECEDING) AS era FROM ordered) "
+        "SELECT person_id AS subject_id, min(start_date) AS cohort_start_date, max(end_date) AS cohort_end_date "
+        "FROM islands GROUP BY person_id, era"
+    )
+
+
+def compile_cohort(expression: Mapping) -> str:
+    """DuckDB SQL returning the cohort's rows (subject_id, cohort_start_date, cohort_end_date)."""
+    only_keys(expression, _TOP_KEYS, "definition")
+    for key in ("CensoringCriteria", "CensorWindow"):
+        if not _empty(expression.get(key)):
+            raise UnsupportedCohortConstruct("definition", key)
+    additional = expression.get("AdditionalCriteria")
+    rules = [
+        (rule.get("expression") or {}, f"InclusionRules[{n}]({rule.get('name', '')})")
+        for n, rule in enumerate(expression.get("InclusionRules") or [])
+    ]
+    return (
+        f"WITH codesets AS ({_codesets_cte(expression)}), "
+        f"primary_events AS ({_primary_sql(expression['PrimaryCriteria'])}), "
+        f"primary_limited AS ({_limit_sql('primary_events', expression['PrimaryCriteria'].get('PrimaryCriteriaLimit'), 'PrimaryCriteriaLimit')}), "
+        f"qualified AS ({_filter_by_groups('primary_limited', [(additional, 'AdditionalCriteria')] if additional else [])}), "
+        f"qualified_limited AS ({_limit_sql('qualified', expression.get('QualifiedLimit'), 'QualifiedLimit')}), "
+        f"included AS ({_filter_by_groups('qualified_limited', rules)}), "
+        f"included_limited AS ({_limit_sql('included', expression.get('ExpressionLimit'), 'ExpressionLimit')}), "
+        f"cohort_rows AS (SELECT person_id, start_date, {_end_sql(expression.get('EndStrategy'))} AS end_date "
+        "FROM included_limited), "
+        f"{_collapse_sql(expression.get('CollapseSettings'))}"
+    )
