@@ -1,13 +1,18 @@
 """CDM assets: the OMOP CDM v5.4 tables, the vocabulary and the build results, all written by one
-DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb."""
+DuckDB build (lib/cdm/build.py) into data/warehouse/build.duckdb, in one process. The build's steps
+(lib/cdm/steps.py) say which tables each reads and writes; the assets' lineage is derived from them,
+and each asset's metadata names the steps that wrote it and their seconds."""
+
+import graphlib
 
 import dagster as dg
 import duckdb
 
 from rwe_assets.defs.cdm.lineage import column_lineage, column_schema
 from rwe_assets.defs.linkage.assets import CROSSWALK
-from rwe_assets.defs.staging.assets import GENOMICS_TABLES, staging_key
-from rwe_assets.lib.cdm.build import EVENT_TABLES, STAGING_VIEWS, CdmBuildReport, build_cdm, reconcile_persons
+from rwe_assets.defs.staging.assets import staging_key
+from rwe_assets.lib.cdm import steps
+from rwe_assets.lib.cdm.build import EVENT_TABLES, CdmBuildReport, build_cdm, reconcile_persons
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, gcdm_spec
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, ensure_vocabulary_store
@@ -27,7 +32,6 @@ RESULT_TABLES = {
     "published database: newly mapped, newly unmapped, concept changed, moved between tables.",
 }
 VOCABULARY_STORE = dg.AssetKey(["vocab", "store"])
-STAGING_INPUTS = [staging_key(t) for t in (*STAGING_VIEWS, *GENOMICS_TABLES)]
 BUILD_DB = "data/warehouse/build.duckdb"
 RECONCILIATION_CHECK = "cdm_rows_reconcile"
 RECONCILED_TABLES = ("person", "visit_occurrence", "visit_detail", *EVENT_TABLES)
@@ -44,6 +48,57 @@ def _built_tables() -> list:
     return [*cdm_spec().tables, *(gcdm_spec().table(name) for name in GCDM_TABLES)]
 
 
+def _yield_order() -> list[str]:
+    """cdm.<table> and results.<table> of every asset, each after the tables that feed it (the order a
+    multi-asset must yield them in)."""
+    names = [f"cdm.{t.name}" for t in _built_tables()] + [f"results.{name}" for name in RESULT_TABLES]
+    graph = graphlib.TopologicalSorter()
+    for name in sorted(names, key=_first_step):
+        vocabulary = name.removeprefix("cdm.") in VOCABULARY_TABLES
+        feeds = set() if vocabulary else steps.asset_inputs(name)[0]
+        graph.add(name, *sorted(feeds & set(names)))
+    return list(graph.static_order())
+
+
+def _first_step(table: str) -> int:
+    found = [n for n, step in enumerate(steps.STEPS) if table in step.writes]
+    return found[0] if found else -1
+
+
+def _input_key(name: str) -> dg.AssetKey:
+    """A table named as lib/cdm/steps.py names it -> its asset key."""
+    if name == "crosswalk_all":
+        return CROSSWALK
+    if name.startswith("stg_"):
+        return staging_key(name.removeprefix("stg_").removeprefix("genomics_"))
+    layer, table = name.split(".")
+    return cdm_key(table) if layer == "cdm" else dg.AssetKey([layer, table])
+
+
+def _deps(table: str) -> list[dg.AssetKey]:
+    """What feeds `table` (cdm.<name> or results.<name>) by the step table; a table no step fills comes
+    with the vocabulary store the build starts from."""
+    keys = {_input_key(name) for name in steps.asset_inputs(table)[0]}
+    if not steps.writers(table) or table == "cdm.cdm_source":
+        keys.add(VOCABULARY_STORE)
+    return sorted(keys, key=str)
+
+
+def _step_metadata(table: str, seconds: dict[str, float]) -> dict:
+    """The steps that wrote `table`, their seconds, and fix-ups left out of its lineage (no circle)."""
+    names = [step.name for step in steps.writers(table)]
+    if not names:
+        return {}
+    metadata = {
+        "build_steps": ", ".join(names),
+        "build_seconds": round(sum(seconds.get(n, 0.0) for n in names), 3),
+    }
+    _, fixed_up = steps.asset_inputs(table)
+    if fixed_up:
+        metadata["changed_after_its_inputs_by"] = ", ".join(sorted(fixed_up))
+    return metadata
+
+
 def _specs() -> list[dg.AssetSpec]:
     specs = []
     for table in _built_tables():
@@ -53,7 +108,7 @@ def _specs() -> list[dg.AssetSpec]:
                 cdm_key(table.name),
                 group_name="vocab" if vocabulary else "cdm",
                 kinds={"duckdb"},
-                deps=[VOCABULARY_STORE] if vocabulary else [*STAGING_INPUTS, CROSSWALK, VOCABULARY_STORE],
+                deps=[VOCABULARY_STORE] if vocabulary else _deps(f"cdm.{table.name}"),
                 description=(table.description or f"OMOP CDM v5.4 table {table.name}")[:1000],
                 code_version="cdm-1",
                 metadata={"duckdb_table": f"cdm.{table.name}", "database": BUILD_DB},
@@ -65,7 +120,7 @@ def _specs() -> list[dg.AssetSpec]:
                 dg.AssetKey(["results", name]),
                 group_name="results",
                 kinds={"duckdb"},
-                deps=[cdm_key("condition_occurrence")],
+                deps=_deps(f"results.{name}"),
                 description=description,
                 code_version="cdm-1",
                 metadata={"duckdb_table": f"results.{name}", "database": BUILD_DB},
@@ -105,7 +160,9 @@ def vocabulary_store(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.Ma
 
 @dg.multi_asset(name="cdm_build", specs=_specs(), check_specs=_CHECKS, pool="duckdb_build")
 def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
-    """Rebuild the whole CDM database from staging, the vocabulary and the crosswalk."""
+    """Rebuild the whole CDM database from staging, the vocabulary and the crosswalk, step by step
+    (lib/cdm/steps.py), in one process: each step is logged with its seconds, and a failure names its
+    step."""
     settings = rwe.settings()
     report = build_cdm(
         settings.lake_dir,
@@ -113,6 +170,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         settings.warehouse_dir,
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads,
+        log=context.log.info,
     )
     if report.reused:  # the last build read exactly these inputs (lib/cdm/reuse.py): its file is kept
         context.log.info(f"inputs unchanged since the last build: kept {report.path}")
@@ -122,30 +180,38 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         context.log.warning(report.vocabulary_warning)
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
     unmapped = _unmapped_share_pct(report.path)
-    for table in _built_tables():
-        count = report.row_counts.get(table.name)
-        metadata = {
-            "vocabulary_version": report.vocabulary_version or "unknown",
-            "dagster/column_schema": column_schema(table),
-            "reused_last_build": report.reused,
-        }
-        lineage = column_lineage(table)
-        if lineage is not None:
-            metadata["dagster/column_lineage"] = lineage
-        if table.name in step_seconds:
-            metadata["build_seconds"] = step_seconds[table.name]
-        if count is not None:
-            metadata["dagster/row_count"] = count
-        if table.name in unmapped:
-            metadata["unmapped_share_pct"] = unmapped[table.name]
-        yield dg.MaterializeResult(asset_key=cdm_key(table.name), metadata=metadata)
-    for name in RESULT_TABLES:
-        metadata = {"unmapped_rows": report.unmapped_rows} if name == "unmapped_codes" else {}
-        if name == "reconciliation":
+    tables = {f"cdm.{table.name}": table for table in _built_tables()}
+    for name in _yield_order():
+        if name in tables:
+            metadata = _table_metadata(tables[name], report, step_seconds, unmapped)
+            yield dg.MaterializeResult(asset_key=cdm_key(tables[name].name), metadata=metadata)
+            continue
+        metadata = _step_metadata(name, step_seconds)
+        if name == "results.unmapped_codes":
+            metadata["unmapped_rows"] = report.unmapped_rows
+        if name == "results.reconciliation":
             metadata["build_step_seconds"] = dg.MetadataValue.json(step_seconds)
-        yield dg.MaterializeResult(asset_key=dg.AssetKey(["results", name]), metadata=metadata)
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(name.split(".")), metadata=metadata)
     for table in RECONCILED_TABLES:
         yield _reconciliation_check(table, report, settings.lake_dir)
+
+
+def _table_metadata(table, report: CdmBuildReport, step_seconds: dict, unmapped: dict) -> dict:
+    count = report.row_counts.get(table.name)
+    metadata = {
+        "vocabulary_version": report.vocabulary_version or "unknown",
+        "dagster/column_schema": column_schema(table),
+        "reused_last_build": report.reused,
+        **_step_metadata(f"cdm.{table.name}", step_seconds),
+    }
+    lineage = column_lineage(table)
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+    if count is not None:
+        metadata["dagster/row_count"] = count
+    if table.name in unmapped:
+        metadata["unmapped_share_pct"] = unmapped[table.name]
+    return metadata
 
 
 def _unmapped_share_pct(path) -> dict[str, float]:

@@ -47,7 +47,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import Node, lineage
 
-from rwe_assets.lib.cdm import eras
+from rwe_assets.lib.cdm import sql
 from rwe_assets.lib.cdm_spec import CdmTable, cdm_spec
 from rwe_assets.lib.staging.model import BY_NAME
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
@@ -57,7 +57,6 @@ _SQL_DIR = resources.files("rwe_assets.lib") / "sql" / "cdm"
 _FIELD_SPEC = resources.files("rwe_assets.lib") / "spec" / "omop_cdm_5.4" / "OMOP_CDMv5.4_Field_Level.csv"
 _DIALECT = "duckdb"
 _PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
-_TEMPLATE = re.compile(r"\{\{(\w+)\}\}")
 _ROWID = re.compile(r"\b(?:\w+\.)?rowid\b", re.I)
 
 # Inputs the build registers from Python (lib/cdm/build.py), with their columns, so that sqlglot can
@@ -81,6 +80,9 @@ _ROLLUP_NAMES = {
     "map_table": "rollup_visit_map",
     "output_table_kind": "TABLE",
     "class_map": "('class', 0, 'role')",
+    **{f"work_{step}": f"rollup_work_{step}" for step in ("base", "stay", "dup", "assigned")},
+    "inpatient_concept_id": "0",
+    "er_inpatient_concept_id": "0",
 }
 # Sections of the era and observation-period SQL (lib/cdm/eras.py) that write a CDM table.
 _ERA_SECTIONS = {
@@ -186,10 +188,11 @@ def derived_lineage() -> dict[str, dict[str, frozenset[Leaf]]]:
 
 
 def lineage_fingerprint() -> str:
-    """sha256 over what the lineage is derived from: SQL texts, staging and CDM columns, this code and
-    the sqlglot version."""
+    """sha256 over what the lineage is derived from: SQL texts, staging and CDM columns, this code, the
+    SQL loader and the sqlglot version."""
     digest = hashlib.sha256(f"sqlglot {sqlglot.__version__}\n".encode())
     digest.update(Path(__file__).read_bytes())
+    digest.update(Path(sql.__file__).read_bytes())  # how the SQL is filled in
     for path in sorted(_SQL_DIR.iterdir(), key=lambda p: p.name):
         if path.name.endswith(".sql"):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -337,25 +340,17 @@ def _statements() -> Iterator[exp.Expr]:
         name = path.name.removesuffix(".sql")
         if not path.name.endswith(".sql") or name in _ERA_SECTIONS:
             continue
-        text = _TEMPLATE.sub(_fill_template, path.read_text(encoding="utf-8"))
+        fill = {key: sql.Fragment(value) for key, value in _ROLLUP_NAMES.items()}
+        text = sql.fill_text(path.read_text(encoding="utf-8"), fill, path.name)
         for number, statement in enumerate(text.split(";\n"), 1):
             yield from _parse(statement, f"{path.name} statement {number}")
     for name, sections in _ERA_SECTIONS.items():
         for section in sections:
-            # the enrollment table is cdm.payer_plan_period (build.py); render_sql quotes one name
-            rendered = eras.render_sql(name, section, {"schema": "cdm", "enrollment": "enrollment"})
+            # the enrollment table is cdm.payer_plan_period (build.py); render quotes one name
+            rendered = sql.render(name, section, {"schema": "cdm", "enrollment": "enrollment"})
             yield from _parse(
                 rendered.replace('"enrollment"', '"cdm"."payer_plan_period"'), f"{name}.sql {section}"
             )
-
-
-def _fill_template(match: re.Match[str]) -> str:
-    key = match.group(1)
-    if key in _ROLLUP_NAMES:
-        return _ROLLUP_NAMES[key]
-    if key.startswith("work_"):
-        return f"rollup_{key}"
-    return "0"  # a concept id
 
 
 def _parse(statement: str, where: str) -> Iterator[exp.Expr]:

@@ -52,16 +52,14 @@ to databases that relax that constraint; they are kept for the OHDSI rule's sake
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import duckdb
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib.cdm import sql
 from rwe_assets.lib.cdm_spec import CDM_SCHEMA
 from rwe_assets.lib.sql_text import quote_identifier
 
@@ -75,12 +73,6 @@ ENROLLMENT_GAP_DAYS = 32
 
 EHR_PERIOD_TYPE_CONCEPT_ID = 32817
 """The Type Concept "EHR", the default period_type_concept_id of event-span observation periods."""
-
-_SQL_DIR = resources.files("rwe_assets.lib") / "sql" / "cdm"
-_SECTION = re.compile(r"^-- name: (\w+)[ \t]*$", re.MULTILINE)
-_PLACEHOLDER = re.compile(r"@(\w+)")
-_PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
-_LINE_COMMENT = re.compile(r"--[^\n]*")
 
 
 @dataclass(frozen=True)
@@ -214,38 +206,10 @@ def build_observation_period_with_enrollment(
     return EraResult(rows, outside)
 
 
-# --- SQL loading and running --------------------------------------------------------------------
+# --- SQL running (loading and placeholders: lib/cdm/sql.py) ----------------------------------------
 
-
-@functools.cache
-def sql_sections(name: str) -> dict[str, str]:
-    """The ``-- name: <section>`` sections of ``sql/cdm/<name>.sql``, unrendered. The text before the first
-    section is the file's rule comment and is not a section."""
-    text = (_SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-    parts = _SECTION.split(text)
-    # parts = [header, name1, body1, name2, body2, ...]
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
-
-
-def render_sql(name: str, section: str, identifiers: dict[str, Any]) -> str:
-    """One section of ``sql/cdm/<name>.sql`` with its placeholders filled by code.
-
-    ``@key`` becomes the quoted identifier ``identifiers[key]`` (an already quoted ``_Quoted`` is kept as
-    is), or, when ``key`` names another section of the same file, that section rendered and parenthesised
-    (a subquery). Values never go through here: they are bound ``$name`` parameters.
-    """
-    sections = sql_sections(name)
-
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key in identifiers:
-            value = identifiers[key]
-            return value if isinstance(value, _Quoted) else _quote(value)
-        if key in sections and key != section:
-            return "(\n" + render_sql(name, key, identifiers) + "\n)"
-        raise ConfigError(f"{name}.sql section {section}: expected a known placeholder, found @{key}")
-
-    return _PLACEHOLDER.sub(fill, sections[section])
+_SQL_DIR = sql.SQL_DIR
+sql_sections = sql.sections  # the sections of sql/cdm/<name>.sql, unrendered
 
 
 def _replace(
@@ -259,9 +223,9 @@ def _replace(
 ) -> tuple[int, int]:
     """DELETE then INSERT (then the optional count query) of ``<name>.sql`` in one transaction.
     Returns (rows inserted, count or 0)."""
-    delete_sql = render_sql(name, "delete", identifiers)
-    insert_sql = render_sql(name, insert, identifiers)
-    count_sql = render_sql(name, count, identifiers) if count else None
+    delete_sql = sql.render(name, "delete", identifiers)
+    insert_sql = sql.render(name, insert, identifiers)
+    count_sql = sql.render(name, count, identifiers) if count else None
     con.begin()
     try:
         con.execute(delete_sql)
@@ -274,17 +238,9 @@ def _replace(
     return rows, counted
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:
-    used = set(_PARAMETER.findall(_LINE_COMMENT.sub("", sql)))
-    missing = used - params.keys()
-    if missing:
-        raise ConfigError(f"SQL parameters: expected values for {sorted(missing)}, found none")
-    row = con.execute(sql, {k: v for k, v in params.items() if k in used}).fetchone()
+def _scalar(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, Any]) -> int:
+    row = sql.execute(con, statement, params).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
-
-
-class _Quoted(str):
-    """An identifier (possibly schema-qualified) already quoted for SQL."""
 
 
 def _quote(identifier: str) -> str:
@@ -293,14 +249,14 @@ def _quote(identifier: str) -> str:
     return quote_identifier(identifier)
 
 
-def _qualified(table: str, schema: str) -> _Quoted:
+def _qualified(table: str, schema: str) -> sql.Fragment:
     """``table`` in ``schema``, or ``other_schema.table`` as given, quoted."""
     parts = table.split(".") if isinstance(table, str) else []
     if len(parts) == 1:
         parts = [schema, *parts]
     if len(parts) != 2:
         raise ConfigError(f"enrollment_table: expected 'table' or 'schema.table', found {table!r}")
-    return _Quoted(".".join(_quote(part) for part in parts))
+    return sql.Fragment(".".join(_quote(part) for part in parts))
 
 
 def _days(value: int, what: str) -> int:

@@ -63,11 +63,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal
 
 import duckdb
@@ -82,6 +80,7 @@ from rwe_assets.constants import (
     TELEHEALTH,
 )
 from rwe_assets.errors import ReconciliationError, RweError
+from rwe_assets.lib.cdm import sql
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
 # --- OMOP visit concepts ------------------------------------------------------------------------------
@@ -156,10 +155,9 @@ REQUIRED_COLUMNS = (
     "source_value",
 )
 
-_INPUT_SQL = "visit_rollup_input.sql"
-_ROLLUP_SQL = "visit_rollup.sql"
+_INPUT_SQL = "visit_rollup_input"
+_ROLLUP_SQL = "visit_rollup"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 class StagedVisitsError(RweError, ValueError):
@@ -239,13 +237,11 @@ def rollup_visits(
     caller_transaction = _in_transaction(con)
     try:
         _check_columns(con, source)
-        con.execute(
-            _render(_sql_text(_INPUT_SQL), staged_visits=source, class_map=_class_map_values(), **work)
-        )
+        con.execute(_render(_INPUT_SQL, staged_visits=source, class_map=_class_map_values(), **work))
         input_rows, unmapped = _validate(con, work["work_base"], source)
         con.execute(
             _render(
-                _sql_text(_ROLLUP_SQL),
+                _ROLLUP_SQL,
                 visit_table=new_visit_table,
                 map_table=new_map_table,
                 output_table_kind="TEMP TABLE" if temporary else "TABLE",
@@ -277,19 +273,9 @@ def rollup_visits(
 # --- internals -------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _sql_text(name: str) -> str:
-    return (resources.files("rwe_assets.lib") / "sql" / "cdm" / name).read_text(encoding="utf-8")
-
-
-def _render(template: str, **values: str) -> str:
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise KeyError(f"visit rollup SQL: no value for placeholder {name}")
-        return values[name]
-
-    return _PLACEHOLDER.sub(substitute, template)
+def _render(name: str, **values: str) -> str:
+    """visit_rollup(_input).sql with every placeholder filled by code-built SQL (quoted names, numbers)."""
+    return sql.render(name, fill={key: sql.Fragment(value) for key, value in values.items()})
 
 
 def _class_map_values() -> str:

@@ -57,6 +57,7 @@ from rwe_assets.lib.staging.lifecycle import (
     retire_absent,
 )
 from rwe_assets.lib.staging.model import BY_NAME, TABLES
+from rwe_assets.lib.staging.sql_templates import profile_macros, profile_sql_text
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
 QUARANTINE = "_quarantine"
@@ -300,6 +301,12 @@ def _add_counts(con, raw_counts: list[tuple[str, str, str, int]]) -> None:
     for outcome in ("quarantined", "merged", "retired"):
         con.execute(f"INSERT INTO reason_counts SELECT '{outcome}', * FROM ({_reasons_sql(outcome)})")
 
+def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
+    """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
+    shared part the others include, not an entity)."""
+    return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
+
+
 
 def _stage_source(
     con, lake_dir: Path, source: SourceSpec, current: list[dict]
@@ -313,15 +320,13 @@ def _stage_source(
     for entity in source.entity_names:  # every one: a file may read another entity (a Medication)
         _register_raw(con, lake_dir, source, entity, shas)
         _add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
-    macros = profile_dir / "_macros.sql"  # after the raw views: a table macro may read one
-    if macros.exists():
-        con.execute(macros.read_text())
+    con.execute(profile_macros(profile_dir))  # after the raw views: a table macro may read one
     set_identifier_variables(con, source)
     for table in TABLES:
-        for sql_file in sorted((profile_dir / table.name).glob("*.sql")):
+        for sql_file in entity_sql_files(profile_dir, table.name):
             entity = sql_file.stem
             raw_rows = con.execute(f"SELECT count(*) FROM raw_{entity}").fetchone()[0]
-            sql, params = sql_file.read_text(), {"source": source.name}
+            sql, params = profile_sql_text(sql_file), {"source": source.name}
             select = _select_list(con, table.name, sql, params, sql_file)
             con.execute(
                 f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})",

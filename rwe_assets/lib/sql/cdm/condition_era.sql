@@ -19,13 +19,13 @@
 -- number is a RANGE running sum of those flags, so rows sharing a start date always share an era whatever
 -- order the two window passes put them in (only the first of them can open an era: the others already
 -- see its end, which is on or after the shared start).
--- Placeholders: @schema is a quoted identifier, $persistence_window a bound parameter.
+-- Placeholders: {schema} is a quoted identifier, $persistence_window a bound parameter.
 
 -- name: delete
-DELETE FROM @schema.condition_era
+DELETE FROM {schema}.condition_era
 
 -- name: insert
-INSERT INTO @schema.condition_era (
+INSERT INTO {schema}.condition_era (
     condition_era_id,
     person_id,
     condition_concept_id,
@@ -39,7 +39,7 @@ WITH occurrences AS (
         condition_concept_id AS concept_id,
         condition_start_date AS start_date,
         greatest(coalesce(condition_end_date, condition_start_date + 1), condition_start_date) AS end_date
-    FROM @schema.condition_occurrence
+    FROM {schema}.condition_occurrence
     WHERE condition_concept_id <> 0
 ),
 flagged AS (

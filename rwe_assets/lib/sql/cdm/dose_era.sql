@@ -23,13 +23,13 @@
 -- number is a RANGE running sum of those flags, so rows sharing a start date always share an era whatever
 -- order the two window passes put them in (only the first of them can open an era: the others already
 -- see its end, which is on or after the shared start).
--- Placeholders: @schema is a quoted identifier, $persistence_window a bound parameter.
+-- Placeholders: {schema} is a quoted identifier, $persistence_window a bound parameter.
 
 -- name: delete
-DELETE FROM @schema.dose_era
+DELETE FROM {schema}.dose_era
 
 -- name: insert
-INSERT INTO @schema.dose_era (
+INSERT INTO {schema}.dose_era (
     dose_era_id,
     person_id,
     drug_concept_id,
@@ -49,8 +49,8 @@ WITH exposures AS (
             coalesce(de.drug_exposure_end_date, de.drug_exposure_start_date + de.days_supply),
             de.drug_exposure_start_date
         ) AS end_date
-    FROM @schema.drug_exposure AS de
-    JOIN @schema.drug_strength AS ds ON ds.drug_concept_id = de.drug_concept_id
+    FROM {schema}.drug_exposure AS de
+    JOIN {schema}.drug_strength AS ds ON ds.drug_concept_id = de.drug_concept_id
     WHERE ds.amount_value IS NOT NULL
       AND ds.amount_unit_concept_id IS NOT NULL
       AND de.quantity > 0

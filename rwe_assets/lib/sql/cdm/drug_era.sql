@@ -26,24 +26,24 @@
 -- see its end, which is on or after the shared start).
 -- The same running max gives the covered days in the same pass: with rows sorted by start (ties in any
 -- order), row i adds max(0, end_i - max(start_i, previous_end_i)), and these sum to the union's length.
--- Placeholders: @schema is a quoted identifier, @drug_ingredient inlines the section of that name,
+-- Placeholders: {schema} is a quoted identifier, {drug_ingredient} inlines the section of that name,
 -- $persistence_window is a bound parameter.
 
 -- name: drug_ingredient
 SELECT ca.descendant_concept_id AS drug_concept_id, ca.ancestor_concept_id AS ingredient_concept_id
-FROM @schema.concept_ancestor AS ca
-JOIN @schema.concept AS c ON c.concept_id = ca.ancestor_concept_id
+FROM {schema}.concept_ancestor AS ca
+JOIN {schema}.concept AS c ON c.concept_id = ca.ancestor_concept_id
 WHERE c.standard_concept = 'S' AND c.concept_class_id = 'Ingredient' AND c.vocabulary_id = 'RxNorm'
 UNION
 SELECT c.concept_id AS drug_concept_id, c.concept_id AS ingredient_concept_id
-FROM @schema.concept AS c
+FROM {schema}.concept AS c
 WHERE c.standard_concept = 'S' AND c.concept_class_id = 'Ingredient' AND c.vocabulary_id = 'RxNorm'
 
 -- name: delete
-DELETE FROM @schema.drug_era
+DELETE FROM {schema}.drug_era
 
 -- name: insert
-INSERT INTO @schema.drug_era (
+INSERT INTO {schema}.drug_era (
     drug_era_id,
     person_id,
     drug_concept_id,
@@ -65,8 +65,8 @@ WITH exposures AS (
             ),
             de.drug_exposure_start_date
         ) AS end_date
-    FROM @schema.drug_exposure AS de
-    JOIN @drug_ingredient AS di ON di.drug_concept_id = de.drug_concept_id
+    FROM {schema}.drug_exposure AS de
+    JOIN {drug_ingredient} AS di ON di.drug_concept_id = de.drug_concept_id
 ),
 flagged AS (
     SELECT
@@ -113,7 +113,7 @@ FROM eras
 
 -- name: count_excluded
 SELECT count(*)
-FROM @schema.drug_exposure AS de
+FROM {schema}.drug_exposure AS de
 WHERE NOT EXISTS (
-    SELECT 1 FROM @drug_ingredient AS di WHERE di.drug_concept_id = de.drug_concept_id
+    SELECT 1 FROM {drug_ingredient} AS di WHERE di.drug_concept_id = de.drug_concept_id
 )

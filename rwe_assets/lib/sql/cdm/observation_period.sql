@@ -36,34 +36,34 @@
 --
 -- observation_period_id = row_number() over (person_id, period start): the table is fully derived and
 -- rebuilt on every run, so ids are stable for identical input but not across input changes.
--- Placeholders: @schema and @enrollment are quoted identifiers, @events and @event_periods inline the
+-- Placeholders: {schema} and {enrollment} are quoted identifiers, {events} and {event_periods} inline the
 -- sections of those names, $name are bound parameters.
 
 -- name: events
 SELECT person_id, visit_start_date AS start_date, visit_end_date AS end_date,
     visit_type_concept_id AS type_concept_id
-FROM @schema.visit_occurrence
+FROM {schema}.visit_occurrence
 UNION ALL
 SELECT person_id, condition_start_date, condition_end_date, condition_type_concept_id
-FROM @schema.condition_occurrence
+FROM {schema}.condition_occurrence
 UNION ALL
 SELECT person_id, drug_exposure_start_date, drug_exposure_end_date, drug_type_concept_id
-FROM @schema.drug_exposure
+FROM {schema}.drug_exposure
 UNION ALL
 SELECT person_id, procedure_date, procedure_end_date, procedure_type_concept_id
-FROM @schema.procedure_occurrence
+FROM {schema}.procedure_occurrence
 UNION ALL
 SELECT person_id, device_exposure_start_date, device_exposure_end_date, device_type_concept_id
-FROM @schema.device_exposure
+FROM {schema}.device_exposure
 UNION ALL
 SELECT person_id, measurement_date, NULL, measurement_type_concept_id
-FROM @schema.measurement
+FROM {schema}.measurement
 UNION ALL
 SELECT person_id, observation_date, NULL, observation_type_concept_id
-FROM @schema.observation
+FROM {schema}.observation
 UNION ALL
 SELECT person_id, death_date, NULL, death_type_concept_id
-FROM @schema.death
+FROM {schema}.death
 
 -- name: event_periods
 SELECT
@@ -75,17 +75,17 @@ FROM (
         person_id,
         min(least(start_date, coalesce(end_date, start_date))) AS start_date,
         max(greatest(start_date, coalesce(end_date, start_date))) AS end_date
-    FROM @events AS ev
+    FROM {events} AS ev
     GROUP BY person_id
 ) AS spans
-LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM @schema.death GROUP BY person_id) AS d
+LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM {schema}.death GROUP BY person_id) AS d
     ON d.person_id = spans.person_id
 
 -- name: delete
-DELETE FROM @schema.observation_period
+DELETE FROM {schema}.observation_period
 
 -- name: insert_event_periods
-INSERT INTO @schema.observation_period (
+INSERT INTO {schema}.observation_period (
     observation_period_id,
     person_id,
     observation_period_start_date,
@@ -98,19 +98,19 @@ SELECT
     start_date,
     end_date,
     $period_type_concept_id
-FROM @event_periods AS ep
+FROM {event_periods} AS ep
 
 -- name: count_events_outside_enrollment
 -- Run after insert_enrollment_periods: for enrolled persons observation_period holds the merged spans,
 -- which are disjoint, so the span starting last on or before an event date is the only candidate.
 WITH enrolled_events AS (
     SELECT ev.person_id, ev.start_date
-    FROM @events AS ev
-    SEMI JOIN @enrollment AS enrollment ON enrollment.person_id = ev.person_id
+    FROM {events} AS ev
+    SEMI JOIN {enrollment} AS enrollment ON enrollment.person_id = ev.person_id
 )
 SELECT count(*)
 FROM enrolled_events AS ev
-ASOF LEFT JOIN @schema.observation_period AS op
+ASOF LEFT JOIN {schema}.observation_period AS op
     ON ev.person_id = op.person_id AND ev.start_date >= op.observation_period_start_date
 WHERE op.observation_period_end_date IS NULL OR ev.start_date > op.observation_period_end_date
 
@@ -124,15 +124,15 @@ FROM (
         person_id,
         min(least(start_date, coalesce(end_date, start_date))) AS start_date,
         max(greatest(start_date, coalesce(end_date, start_date))) AS end_date
-    FROM @events AS ev
+    FROM {events} AS ev
     WHERE NOT list_contains($claim_type_concept_ids, ev.type_concept_id)
     GROUP BY person_id
 ) AS spans
-LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM @schema.death GROUP BY person_id) AS d
+LEFT JOIN (SELECT person_id, min(death_date) AS death_date FROM {schema}.death GROUP BY person_id) AS d
     ON d.person_id = spans.person_id
 
 -- name: insert_enrollment_periods
-INSERT INTO @schema.observation_period (
+INSERT INTO {schema}.observation_period (
     observation_period_id,
     person_id,
     observation_period_start_date,
@@ -145,11 +145,11 @@ WITH spans AS (
         payer_plan_period_start_date AS start_date,
         greatest(payer_plan_period_end_date, payer_plan_period_start_date) AS end_date,
         1 AS enrolled
-    FROM @enrollment
+    FROM {enrollment}
     UNION ALL
     SELECT ep.person_id, ep.start_date, ep.end_date, 0 AS enrolled
-    FROM @ehr_event_periods AS ep
-    WHERE $combine_event_span AND ep.person_id IN (SELECT person_id FROM @enrollment)
+    FROM {ehr_event_periods} AS ep
+    WHERE $combine_event_span AND ep.person_id IN (SELECT person_id FROM {enrollment})
 ),
 flagged AS (
     SELECT
@@ -180,8 +180,8 @@ periods AS (
     GROUP BY person_id, period_number
     UNION ALL
     SELECT person_id, start_date, end_date, $period_type_concept_id AS period_type_concept_id
-    FROM @event_periods AS ep
-    WHERE NOT EXISTS (SELECT 1 FROM @enrollment AS enrollment WHERE enrollment.person_id = ep.person_id)
+    FROM {event_periods} AS ep
+    WHERE NOT EXISTS (SELECT 1 FROM {enrollment} AS enrollment WHERE enrollment.person_id = ep.person_id)
 )
 SELECT
     CAST(row_number() OVER (ORDER BY person_id, start_date) AS INTEGER),

@@ -2,8 +2,8 @@
 --
 -- Run by rwe_assets.lib.cdm.visits.rollup_visits after visit_rollup_input.sql has built the typed
 -- input (work_base, rule R0 applied) and the input was validated (visit_key unique and not NULL,
--- person_id and start_datetime not NULL). Placeholders (a name in double braces; listed here without
--- braces, since comments are rendered too):
+-- person_id and start_datetime not NULL). Placeholders ({name}, filled by lib/cdm/sql.py; see
+-- lib/sql/README.md):
 --   work_base, work_stay, work_dup, work_assigned    temporary work tables, dropped at the end
 --   visit_table        output: one row per rolled-up visit
 --   map_table          output: visit_key -> visit_group_key (+ rollup_rule) for every input row
@@ -80,7 +80,7 @@
 --                       visit_source_value, provider_key, care_site_key and source_system (NULLs kept).
 
 -- R1 + R2: which inpatient and ER rows belong to one stay. Narrow rows only.
-CREATE OR REPLACE TEMP TABLE {{work_stay}} AS
+CREATE OR REPLACE TEMP TABLE {work_stay} AS
 WITH
 -- R1, step 1: for each inpatient row, the latest end date among the person's EARLIER inpatient rows
 -- (earlier = smaller start_datetime, ties by visit_key). A running max, so chains are caught.
@@ -91,7 +91,7 @@ ip_running AS (
             PARTITION BY person_id ORDER BY start_datetime, visit_key
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS prev_max_end_date
-    FROM {{work_base}}
+    FROM {work_base}
     WHERE rollup_role = 'inpatient'
 ),
 -- R1, step 2: a row opens a new stay when its start date is more than 1 day after every earlier end
@@ -117,7 +117,7 @@ stay_admission AS (
 -- DuckDB can plan ASOF as a nested loop, 100x slower.)
 er_and_admissions AS (
     SELECT rowid AS base_row, person_id, visit_key, start_date AS on_date, 0 AS kind, end_date, NULL AS admission
-    FROM {{work_base}}
+    FROM {work_base}
     WHERE rollup_role = 'emergency'
     UNION ALL
     SELECT
@@ -160,7 +160,7 @@ SELECT
     base_row,
     visit_group_key,
     group_rows,
-    CASE WHEN has_emergency THEN {{er_inpatient_concept_id}} ELSE {{inpatient_concept_id}} END AS group_concept_id,
+    CASE WHEN has_emergency THEN {er_inpatient_concept_id} ELSE {inpatient_concept_id} END AS group_concept_id,
     CASE
         WHEN visit_key = visit_group_key THEN 'none'
         WHEN rollup_role = 'inpatient' AND visit_key <> first_inpatient_key THEN 'inpatient_contiguous'
@@ -173,13 +173,13 @@ FROM grouped;
 -- R2 (which then wins) or none is, so a duplicate group is never split. NULLs match NULLs (a window
 -- partition puts them together). For speed, one 64-bit hash of the five columns finds the candidate
 -- rows first; the exact partition then decides (a hash collision only costs a comparison).
-CREATE OR REPLACE TEMP TABLE {{work_dup}} AS
+CREATE OR REPLACE TEMP TABLE {work_dup} AS
 WITH
 keyed AS (
     SELECT
         rowid AS base_row, visit_key, person_id, visit_class, start_datetime, end_datetime, source_system,
         hash(person_id, visit_class, start_datetime, end_datetime, source_system) AS dup_hash
-    FROM {{work_base}}
+    FROM {work_base}
     WHERE rollup_role <> 'inpatient'
 ),
 candidate_hash AS (
@@ -198,7 +198,7 @@ QUALIFY count(*) OVER dup > 1;
 
 -- Every row with its group: a stay (R1/R2), else a duplicate group (R3), else itself (R4). Joined on
 -- the work table's rowid (an integer) rather than on visit_key.
-CREATE OR REPLACE TEMP TABLE {{work_assigned}} AS
+CREATE OR REPLACE TEMP TABLE {work_assigned} AS
 SELECT
     b.visit_key, b.person_id, b.source_system, b.provider_key, b.care_site_key, b.source_value,
     b.start_datetime, b.end_datetime, b.start_date, b.rollup_role,
@@ -210,15 +210,15 @@ SELECT
         WHEN d.base_row IS NOT NULL AND b.visit_key <> d.visit_group_key THEN 'duplicate'
         ELSE 'none'
     END AS rollup_rule
-FROM {{work_base}} AS b
-LEFT JOIN {{work_stay}} AS s ON s.base_row = b.rowid
-LEFT JOIN {{work_dup}} AS d ON d.base_row = b.rowid;
+FROM {work_base} AS b
+LEFT JOIN {work_stay} AS s ON s.base_row = b.rowid
+LEFT JOIN {work_dup} AS d ON d.base_row = b.rowid;
 
-DROP TABLE {{work_base}};
-DROP TABLE {{work_stay}};
-DROP TABLE {{work_dup}};
+DROP TABLE {work_base};
+DROP TABLE {work_stay};
+DROP TABLE {work_dup};
 
-CREATE OR REPLACE {{output_table_kind}} {{visit_table}} AS
+CREATE OR REPLACE {output_table_kind} {visit_table} AS
 -- Rows that merge with nothing are their own visit as they are.
 SELECT
     visit_group_key,
@@ -233,7 +233,7 @@ SELECT
     provider_key,
     care_site_key,
     source_system
-FROM {{work_assigned}}
+FROM {work_assigned}
 WHERE group_rows = 1
 UNION ALL
 SELECT
@@ -267,13 +267,13 @@ FROM (
             },
             (start_date, rollup_role <> 'emergency', start_datetime, visit_key)
         ) AS first_visit
-    FROM {{work_assigned}}
+    FROM {work_assigned}
     WHERE group_rows > 1
     GROUP BY visit_group_key
 );
 
-CREATE OR REPLACE {{output_table_kind}} {{map_table}} AS
+CREATE OR REPLACE {output_table_kind} {map_table} AS
 SELECT visit_key, visit_group_key, person_id, rollup_rule
-FROM {{work_assigned}};
+FROM {work_assigned};
 
-DROP TABLE {{work_assigned}};
+DROP TABLE {work_assigned};

@@ -1,7 +1,7 @@
 -- visit_rollup_input.sql: the typed input of the visit rollup (visit_rollup.sql states every rule).
 --
 -- Run by rwe_assets.lib.cdm.visits.rollup_visits, which then validates this table before the rollup.
--- Placeholders (a name in double braces; listed here without braces, since comments are rendered too):
+-- Placeholders ({name}, filled by lib/cdm/sql.py; see lib/sql/README.md):
 --   staged_visits   the input table or view (visit_key, person_id, visit_class, start_datetime,
 --                   end_datetime, source_system, provider_key, care_site_key, source_value)
 --   work_base       the temporary table created here
@@ -12,10 +12,10 @@
 -- Classes outside VISIT_CLASSES (and NULL) get concept 0 and role 'other': they merge only as exact
 -- duplicates (R3); class_mapped = false marks them for the caller's count.
 
-CREATE OR REPLACE TEMP TABLE {{work_base}} AS
+CREATE OR REPLACE TEMP TABLE {work_base} AS
 WITH
 class_map (visit_class, class_concept_id, rollup_role) AS (
-    VALUES {{class_map}}
+    VALUES {class_map}
 ),
 typed AS (
     SELECT
@@ -31,7 +31,7 @@ typed AS (
         coalesce(m.class_concept_id, 0) AS class_concept_id,
         coalesce(m.rollup_role, 'other') AS rollup_role,
         m.rollup_role IS NOT NULL AS class_mapped
-    FROM {{staged_visits}} AS s
+    FROM {staged_visits} AS s
     LEFT JOIN class_map AS m ON m.visit_class = CAST(s.visit_class AS VARCHAR)
 ),
 ended AS (

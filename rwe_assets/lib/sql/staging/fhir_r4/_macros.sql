@@ -96,20 +96,10 @@ CREATE OR REPLACE MACRO rwe_fhir_status_failure(id, status_field, status_codes, 
         list_transform(withdrawn, w -> {'reason': w.reason, 'field': status_field,
                                         'failed': list_contains(status_codes, w.code)})));
 
--- rwe_fhir_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
---   is missing or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START
---   when the end is before the start. A resource without an end leaves end_field and end_text out.
-CREATE OR REPLACE MACRO rwe_fhir_period_failure(start_field, start_text, end_field := NULL, end_text := NULL) AS
-    rwe_first_failure([
-        {'reason': 'INVALID_DATE', 'field': start_field, 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts_end(start_text, end_text) < rwe_ts(start_text)}
-    ]);
-
 -- rwe_fhir_event_failure(person_field, person_ref, code_field, code, start_field, start_text
 --                        [, end_field, end_text]): the checks of every event after the status ones:
 --   MISSING_PERSON (no patient reference), MISSING_CODE (no coding with a code), then the period
---   checks of rwe_fhir_period_failure.
+--   checks of rwe_period_failure (staging/_macros.sql).
 CREATE OR REPLACE MACRO rwe_fhir_event_failure(person_field, person_ref, code_field, code,
         start_field, start_text, end_field := NULL, end_text := NULL) AS
     coalesce(
@@ -117,7 +107,7 @@ CREATE OR REPLACE MACRO rwe_fhir_event_failure(person_field, person_ref, code_fi
             {'reason': 'MISSING_PERSON', 'field': person_field, 'failed': person_ref IS NULL},
             {'reason': 'MISSING_CODE', 'field': code_field, 'failed': code IS NULL}
         ]),
-        rwe_fhir_period_failure(start_field, start_text, end_field, end_text));
+        rwe_period_failure(start_field, start_text, end_field, end_text));
 
 -- rwe_fhir_medication_codings(concept, reference, contained): the codings naming a request's or an
 --   administration's drug. medicationCodeableConcept when given; else medicationReference resolved to a

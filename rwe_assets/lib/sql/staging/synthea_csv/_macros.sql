@@ -14,19 +14,9 @@
 CREATE OR REPLACE MACRO rwe_csv_natural_key(entity, patient, encounter, code, start) AS
     md5(concat_ws('|', entity, rwe_text(patient), rwe_text(encounter), rwe_text(code), rwe_text(start)));
 
--- rwe_csv_period_failure(start_field, start_text[, end_field, end_text]): INVALID_DATE when the start
---   is blank or does not parse; INVALID_DATE when an end is given but does not parse; END_BEFORE_START
---   when the end is before the start. A file without an end column leaves end_field and end_text out.
-CREATE OR REPLACE MACRO rwe_csv_period_failure(start_field, start_text, end_field := NULL, end_text := NULL) AS
-    rwe_first_failure([
-        {'reason': 'INVALID_DATE', 'field': start_field, 'failed': rwe_ts(start_text) IS NULL},
-        {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
-        {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts_end(start_text, end_text) < rwe_ts(start_text)}
-    ]);
-
 -- rwe_csv_event_failure(person_field, person, code_field, code, start_field, start_text
 --                       [, end_field, end_text]): the checks every event file makes, in this order:
---   MISSING_PERSON (blank patient), MISSING_CODE (blank code), then rwe_csv_period_failure.
+--   MISSING_PERSON (blank patient), MISSING_CODE (blank code), then rwe_period_failure.
 CREATE OR REPLACE MACRO rwe_csv_event_failure(person_field, person, code_field, code,
         start_field, start_text, end_field := NULL, end_text := NULL) AS
     coalesce(
@@ -34,7 +24,7 @@ CREATE OR REPLACE MACRO rwe_csv_event_failure(person_field, person, code_field, 
             {'reason': 'MISSING_PERSON', 'field': person_field, 'failed': rwe_text(person) IS NULL},
             {'reason': 'MISSING_CODE', 'field': code_field, 'failed': rwe_text(code) IS NULL}
         ]),
-        rwe_csv_period_failure(start_field, start_text, end_field, end_text));
+        rwe_period_failure(start_field, start_text, end_field, end_text));
 
 -- rwe_csv_medication_failure(patient, code, start, stop, dispenses): a medications.csv row's checks,
 --   made by its drug event and by its cost row alike (the money of a quarantined prescription is

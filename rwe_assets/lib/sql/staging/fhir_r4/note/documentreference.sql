@@ -60,6 +60,6 @@ SELECT
              'failed': NOT coalesce(lower(attachment.contentType) LIKE 'text/%', true)},
             {'reason': 'INVALID_TEXT', 'field': 'content.attachment.data', 'failed': text IS NULL}
         ]),
-        rwe_fhir_period_failure('date', date_text)
+        rwe_period_failure('date', date_text)
     ) AS _failure
 FROM decoded

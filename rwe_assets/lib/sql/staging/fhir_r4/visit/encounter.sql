@@ -57,6 +57,6 @@ SELECT
         rwe_first_failure([
             {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': rwe_fhir_ref(r.subject.reference) IS NULL}
         ]),
-        rwe_fhir_period_failure('period.start', r.period.start, 'period.end', r.period."end")
+        rwe_period_failure('period.start', r.period.start, 'period.end', r.period."end")
     ) AS _failure
 FROM picked

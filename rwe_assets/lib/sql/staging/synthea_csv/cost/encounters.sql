@@ -20,7 +20,7 @@ SELECT
             {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
             {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL}
         ]),
-        rwe_csv_period_failure('START', START, 'STOP', STOP),
+        rwe_period_failure('START', START, 'STOP', STOP),
         rwe_first_failure([{'reason': 'NO_AMOUNT', 'field': 'TOTAL_CLAIM_COST', 'failed': rwe_text(TOTAL_CLAIM_COST) IS NULL}]),
         rwe_csv_amount_failure('TOTAL_CLAIM_COST', TOTAL_CLAIM_COST),
         rwe_csv_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)

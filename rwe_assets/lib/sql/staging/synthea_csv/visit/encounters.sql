@@ -20,6 +20,6 @@ SELECT
             {'reason': 'MISSING_ID', 'field': 'Id', 'failed': rwe_text(Id) IS NULL},
             {'reason': 'MISSING_PERSON', 'field': 'PATIENT', 'failed': rwe_text(PATIENT) IS NULL}
         ]),
-        rwe_csv_period_failure('START', START, 'STOP', STOP)
+        rwe_period_failure('START', START, 'STOP', STOP)
     ) AS _failure
 FROM raw_encounters
