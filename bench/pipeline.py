@@ -1,13 +1,15 @@
 """Whole-pipeline benchmark: landing -> raw -> staging -> linkage -> OMOP CDM -> DQ -> published DuckDB.
 
     python bench/pipeline.py --persons 10000 [100000 ...] [--workdir DIR] [--keep]
-                             [--memory-limit 8GB] [--staging-memory-limit 3GB] [--threads 2]
-                             [--seed 42] [--gzip] [--sources ehr_site_a ...] [--profile PHASE]
+                             [--memory-limit 8GB] [--staging-memory-limit 3GB] [--cdm-memory-limit 3GB]
+                             [--threads 2] [--seed 42] [--gzip] [--sources ehr_site_a ...]
+                             [--population DIR] [--profile PHASE]
 
 For each population size, in this one process and one after the other:
 
 1. generates the population with rwe_assets.synthetic.generate(out_dir, persons, seed=--seed,
-   compress=--gzip) into a fresh work dir (timed on its own: it is not part of the pipeline); with
+   compress=--gzip) into a fresh work dir (timed on its own: it is not part of the pipeline), or
+   reuses one generated beforehand with `--population DIR` (`rwe generate --out DIR`); with
    --sources, only those sources' batches are ingested, staged and loaded by the baseline (the peer
    comparison of issue 25: the Synthea site alone is `--sources ehr_site_a`);
 2. runs the pipeline with rwe_assets' library functions, not Dagster (no run storage, event log,
@@ -26,7 +28,9 @@ RSS is sampled from VmRSS in /proc/self/status by a background thread every 50 m
 sub-step) keeps the maximum it saw. Disk: the same thread reads the scratch file system's used bytes
 every second; the peak above the start of the size's run is printed (other processes writing to the
 same file system count too). Staging runs on its own DuckDB connection with --staging-memory-limit
-(it processes one source at a time and spills to the lake's scratch dir past that limit). Freed heap is returned to the OS (malloc_trim) before each phase.
+(it processes one source at a time and spills to the lake's scratch dir past that limit), the CDM
+build with --cdm-memory-limit (it spills to warehouse/tmp). Freed heap is returned to the OS
+(malloc_trim) before each phase.
 Sub-steps are timed by wrapping rwe_assets functions in this process at run time (the code is not
 changed): the staging functions build_staging calls, the CDM build's step timer, the crosswalk's
 Delta writes. The process works in the scratch dir, so a DuckDB in-memory database that spills writes
@@ -63,6 +67,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from rwe_assets.lib.cdm import build as cdm_build_module
+from rwe_assets.lib.cdm import steps
 from rwe_assets.lib.cdm.build import build_cdm
 from rwe_assets.lib.genomics.staging import stage_genomics_sources
 from rwe_assets.lib.landing import list_batches
@@ -81,12 +86,8 @@ SAMPLE_INTERVAL_S = 0.05
 DISK_EVERY = 20  # disk usage is read every DISK_EVERY RSS samples (1 s)
 MIB = 1 << 20
 PHASES = ("ingest", "staging", "linkage", "cdm", "publish", "dq")
-# CDM build steps (build_cdm's step_seconds) -> the CDM tables they fill, for rows per step.
-CDM_STEP_TABLES = {
-    "person_location_provider": ("location", "care_site", "provider", "person"),
-    "visits": ("visit_occurrence", "visit_detail"),
-    "death_and_observation_period": ("death", "observation_period"),
-}
+# CDM build step -> the CDM tables it writes (lib/cdm/steps.py), for rows/s per step
+CDM_STEP_TABLES = {s.name: tuple(t[4:] for t in s.writes if t.startswith("cdm.")) for s in steps.STEPS}
 # The functions build_staging calls, timed one by one; the label says which source or table.
 STAGING_STEPS: dict[str, Callable[..., str]] = {
     "_create_candidate_tables": lambda *a, **k: "create candidate tables",
@@ -309,10 +310,15 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
     os.chdir(work)  # DuckDB in-memory databases spill to ./.tmp: keep that in the scratch dir
     mem, threads = args.memory_limit, args.threads
 
-    print(f"\n[{persons:,} persons] generating in {out} ...", flush=True)
-    with sampler.measure(result.gen, release=True):
-        report = generate(out, persons, seed=args.seed, compress=args.gzip)
-    result.gen_rows, result.gen_bytes = report.rows_written, report.bytes_written
+    if args.population:  # generated once beforehand (rwe generate): reused, read only
+        out = args.population
+        landing = out / "landing"
+        print(f"\n[{persons:,} persons] reusing the population in {out}", flush=True)
+    else:
+        print(f"\n[{persons:,} persons] generating in {out} ...", flush=True)
+        with sampler.measure(result.gen, release=True):
+            report = generate(out, persons, seed=args.seed, compress=args.gzip)
+        result.gen_rows, result.gen_bytes = report.rows_written, report.bytes_written
     registry = load_registry()
     if args.sources:
         registry = SourceRegistry(tuple(registry.get(name) for name in args.sources))
@@ -410,7 +416,9 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
             cdm_step_rss(sampler, cdm),
             maybe_profiled(args.profile == "cdm", "cdm build"),
         ):
-            cdm_report = build_cdm(lake_dir, REPO_DIR / "vocab", warehouse, memory_limit=mem, threads=threads)
+            cdm_report = build_cdm(
+                lake_dir, REPO_DIR / "vocab", warehouse, memory_limit=args.cdm_memory_limit, threads=threads
+            )
         cdm.rows = sum(cdm_report.row_counts.values())
         for sub in cdm.subs:  # build_cdm's own step_seconds are the step times
             sub.wall = cdm_report.step_seconds.get(sub.name, sub.wall)
@@ -558,7 +566,8 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         f"{' '.join(f'{x:.2f}' for x in r.load_after)} after (1/5/15 min)"
     )
     print(
-        f"settings   DuckDB memory_limit {args.memory_limit} (staging {args.staging_memory_limit}), "
+        f"settings   DuckDB memory_limit {args.memory_limit} (staging {args.staging_memory_limit}, "
+        f"CDM build {args.cdm_memory_limit}), "
         f"threads {args.threads}; seed {args.seed}; {'gzip' if args.gzip else 'plain'} landing files; "
         f"sources {', '.join(args.sources) if args.sources else 'all'}"
     )
@@ -566,11 +575,14 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
         "how        rwe_assets library functions called in one process, not Dagster "
         "(no run/event storage, no asset checks)"
     )
-    print(
-        f"generated  {r.gen_rows:,} data rows, {r.gen_bytes / 1e6:,.0f} MB in {r.gen.wall:.1f} s "
-        f"({r.persons / max(r.gen.wall, 1e-9):,.0f} persons/s; not part of the pipeline; "
-        f"peak RSS {r.gen.rss_peak / MIB:,.0f} MiB)"
-    )
+    if args.population:
+        print(f"generated  beforehand: reused {args.population}")
+    else:
+        print(
+            f"generated  {r.gen_rows:,} data rows, {r.gen_bytes / 1e6:,.0f} MB in {r.gen.wall:.1f} s "
+            f"({r.persons / max(r.gen.wall, 1e-9):,.0f} persons/s; not part of the pipeline; "
+            f"peak RSS {r.gen.rss_peak / MIB:,.0f} MiB)"
+        )
     print(f"landed     {r.landed_files} files ({kinds}), {r.landed_bytes:,} bytes ({gb:.2f} GB)")
     if r.lake_bytes:
         print(
@@ -701,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--staging-memory-limit", default="3GB", help="DuckDB memory_limit of the staging build (default 3GB)"
     )
+    parser.add_argument(
+        "--cdm-memory-limit", default="3GB", help="DuckDB memory_limit of the CDM build (default 3GB)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--gzip", action="store_true", help="generate gzipped CSV and NDJSON landing files")
@@ -708,11 +723,21 @@ def main(argv: list[str] | None = None) -> int:
         "--sources", nargs="+", help="ingest and build only these registered sources (default: all)"
     )
     parser.add_argument(
+        "--population",
+        type=Path,
+        help="reuse a population generated beforehand (`rwe generate --out DIR`; one --persons size, "
+        "which only labels the run): nothing is generated, DIR is only read",
+    )
+    parser.add_argument(
         "--profile", choices=PHASES, help="run this phase under cProfile (slows it: its times are then off)"
     )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.persons):
         parser.error("--persons: expected sizes of at least 1")
+    if args.population and len(args.persons) != 1:
+        parser.error("--population: give one --persons size (the population's)")
+    if args.population:
+        args.population = args.population.resolve()
     parent = (args.workdir or Path(tempfile.gettempdir())).resolve()
     if in_repo(parent):
         parser.error(f"--workdir must be outside the repository ({REPO_DIR}): the data is gigabytes")

@@ -16,9 +16,11 @@ the Dagster code location.
 |                             | key           | init` writes one (lib/linkage/keys.tombstone_key)        |
 | RWE_SOURCES_FILE            | <data>/       | the user's source registry, added to the bundled one     |
 |                             | sources.yaml  | (rwe_assets/lib/sources.py); absent file: none added     |
-| RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit for builds                           |
+| RWE_DUCKDB_MEMORY_LIMIT     | 8GB           | DuckDB memory_limit of linkage, checks and tools         |
 | RWE_STAGING_MEMORY_LIMIT    | 3GB           | DuckDB memory_limit of the staging build, which spills   |
 |                             |               | past it to <lake>/_work (docs/operations.md)             |
+| RWE_CDM_MEMORY_LIMIT        | 3GB           | DuckDB memory_limit of the CDM build, which spills past  |
+|                             |               | it to <warehouse>/tmp (docs/operations.md)               |
 | RWE_DUCKDB_THREADS          | CPU count     | DuckDB threads                                           |
 | RWE_LANDING_SETTLE_SECONDS  | 10            | a batch is picked up once no file in it changed for this |
 |                             |               | many seconds                                             |
@@ -47,6 +49,7 @@ DAGSTER_HOME (Dagster's own variable, run and event storage) defaults to <data>/
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +75,7 @@ class Settings:
     tombstone_key: str | None = None  # RWE_TOMBSTONE_KEY; None: the linkage key (lib/linkage/keys.py)
     duckdb_memory_limit: str = "8GB"
     staging_memory_limit: str = "3GB"  # staging spills past it (lib/staging/build.py): bounded memory
+    cdm_memory_limit: str = "3GB"  # the CDM build spills past it (lib/cdm/build.py): bounded memory
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
     min_cell_count: int = 5
@@ -90,8 +94,9 @@ class Settings:
             vocab_dir=Path(env.get("RWE_VOCAB_DIR", REPO_DIR / "vocab")).resolve(),
             linkage_key=env.get("RWE_LINKAGE_KEY") or None,
             tombstone_key=env.get("RWE_TOMBSTONE_KEY") or None,
-            duckdb_memory_limit=env.get("RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
-            staging_memory_limit=env.get("RWE_STAGING_MEMORY_LIMIT", cls.staging_memory_limit),
+            duckdb_memory_limit=_memory(env, "RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
+            staging_memory_limit=_memory(env, "RWE_STAGING_MEMORY_LIMIT", cls.staging_memory_limit),
+            cdm_memory_limit=_memory(env, "RWE_CDM_MEMORY_LIMIT", cls.cdm_memory_limit),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),
             retention_days=_int(env, "RWE_RETENTION_DAYS", cls.retention_days),
@@ -185,6 +190,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name}: expected a number >= 1, found {value}")
     return value
+
+
+# What DuckDB's memory_limit reads as an amount: a number and a unit (1000^i or 1024^i). It takes a
+# bare number, "80%" or "-1GB" too, as an error, 80 bytes or no limit at all: refused here instead.
+_MEMORY = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[KMGT])\s*", re.IGNORECASE)
+
+
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _MEMORY.fullmatch(raw) or not float(re.match(r"\s*([0-9.]+)", raw).group(1)):
+        raise ConfigError(f"{name}: expected an amount of memory such as 3GB or 512MB, found {raw!r}")
+    return raw.strip()
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

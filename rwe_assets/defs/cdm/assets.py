@@ -168,7 +168,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         settings.lake_dir,
         settings.vocab_dir,
         settings.warehouse_dir,
-        memory_limit=settings.duckdb_memory_limit,
+        memory_limit=settings.cdm_memory_limit,
         threads=settings.duckdb_threads,
         log=context.log.info,
     )

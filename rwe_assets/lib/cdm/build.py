@@ -85,7 +85,7 @@ def build_cdm(
     vocab_dir: Path,
     warehouse_dir: Path,
     *,
-    memory_limit: str = "8GB",
+    memory_limit: str = "3GB",  # Settings.cdm_memory_limit: the build spills past it (_configure)
     threads: int = 2,
     registry: SourceRegistry | None = None,
     reuse_unchanged: bool = True,
@@ -143,6 +143,8 @@ def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
 
 
 def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> None:
+    """Bounded memory: past memory_limit DuckDB spills joins, aggregates and sorts to warehouse/tmp
+    (removed when the connection closes); no statement needs its rows in insertion order."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")

@@ -40,6 +40,7 @@ from rwe_assets.lib.raw_ingest.manifest import (
 )
 from rwe_assets.lib.raw_ingest.model import (
     CSV_BATCH_ROWS,
+    CSV_MEMORY_LIMIT,
     MANIFEST,
     MANIFEST_SCHEMA,
     MAX_LINE_BYTES,
@@ -73,6 +74,7 @@ _Provenance = Provenance  # the name before the split
 __all__ = [
     "BUNDLE_TYPES",
     "CSV_BATCH_ROWS",
+    "CSV_MEMORY_LIMIT",
     "MANIFEST",
     "MANIFEST_SCHEMA",
     "MAX_JSON_DOCUMENT_BYTES",

@@ -1,12 +1,12 @@
-"""CSV files: header checks, DuckDB's strict read_csv streamed to Delta, rejected rows to the quarantine
-with their physical line numbers."""
+"""CSV files: header checks, DuckDB's strict read_csv parsed once into a temp table (spilling past
+CSV_MEMORY_LIMIT), then streamed to Delta with physical line numbers; rejected rows to the quarantine."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest.model import PROVENANCE_COLUMNS, PROVENANCE_FIELDS, package
 from rwe_assets.lib.raw_ingest.quarantine import _quarantine_table, _write_quarantine
 from rwe_assets.lib.raw_ingest.scan import open_decompressed
+from rwe_assets.lib.sql_text import quote_literal
 
 # DuckDB reads an empty field as NULL unless told another null string: raw keeps "" as "".
 _NO_NULL_STRING = "\x00rwe-no-null\x00"
@@ -93,13 +94,6 @@ def line_numbers(good_before: int, count: int, skipped_lines: np.ndarray) -> np.
     return base + np.searchsorted(thresholds, base, side="right")
 
 
-@dataclass
-class _CsvPass:
-    needs_renumber: bool = False
-    read_error: duckdb.Error | None = None
-    rows: int = 0
-
-
 def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
     entity = source.entity_for_file(path.name)
     if entity is None:
@@ -110,39 +104,42 @@ def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
     header = read_header(path, result.relative_path, source.encoding)
     check_header(header, entity.required_columns, result.relative_path)
     target = lake.table_path(lake_dir, "raw", source.name, entity.name)
-    skipped = np.array(scan.blank_lines, dtype=np.int64)
-    rejects = None
-    for _attempt in range(2):
-        con = _csv_connection()
-        state = _CsvPass()
-        batches = _csv_batches(con, path, header, source.encoding, provenance, skipped, state)
-        try:
-            lake.replace_file_rows(target, batches, provenance.file_sha256)
-        except Exception:
-            if state.read_error is not None:
-                raise _csv_error(state.read_error, result.relative_path) from None
-            if not state.needs_renumber:
-                raise
+    spill_dir = lake.work_dir(lake_dir, "ingest")
+    con = _csv_connection(spill_dir)
+    try:
+        _parse(con, path, header, source.encoding, result.relative_path)
         rejects = _csv_rejects(con)
-        con.close()
-        if not state.needs_renumber:
-            break
-        # Rows were rejected: line numbers must skip them. Redo the file knowing where they are.
-        skipped = np.union1d(skipped, np.array(sorted({r[0] for r in rejects}), dtype=np.int64))
-    result.rows_stored = {entity.name: state.rows}
+        # line numbers skip blank lines and rejected rows, all known before the first row is written
+        blank = np.array(scan.blank_lines, dtype=np.int64)
+        skipped = np.union1d(blank, np.array([r[0] for r in rejects], dtype=np.int64))
+        stored = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
+        lake.replace_file_rows(target, _parsed_batches(con, provenance, skipped), provenance.file_sha256)
+    finally:
+        con.close()  # DuckDB deletes its spill files
+        with contextlib.suppress(OSError):
+            spill_dir.rmdir()
+    result.rows_stored = {entity.name: stored}
     quarantined = _csv_quarantine_rows(source.name, entity.name, rejects, provenance)
     _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
     result.rows_quarantined = quarantined.num_rows
-    result.records_read = state.rows + quarantined.num_rows
+    result.records_read = stored + quarantined.num_rows
 
 
-def _csv_connection() -> duckdb.DuckDBPyConnection:
+def _csv_connection(spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    """The file is parsed once into a temp table, which spills past CSV_MEMORY_LIMIT into the lake's
+    private scratch dir (raw rows are PII: never the system temp dir)."""
+    spill_dir.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level; owner-only umask
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")  # line numbers rely on file order
+    con.execute(f"SET memory_limit = '{package().CSV_MEMORY_LIMIT}'")
+    con.execute(f"SET temp_directory = {quote_literal(str(spill_dir))}")
     return con
 
 
-def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.RecordBatchReader:
+def _parse(con, path: Path, header: list[str], encoding: str, relative: str) -> None:
+    """Every good row into temp table `parsed` in file order, the rejected ones into reject_errors. A
+    file read once: rejected rows' lines must be known before line numbers are given, and streaming
+    the rows out as they were parsed meant reading and writing a file with rejects twice."""
     params = {
         "path": str(path),
         "columns": {name: "VARCHAR" for name in header},
@@ -150,45 +147,36 @@ def _csv_batches(con, path, header, encoding, provenance, skipped, state) -> pa.
         "nullstr": _NO_NULL_STRING,
         "max_line": package().MAX_LINE_BYTES,
     }
-    reader = con.execute(
-        """
-        SELECT * FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
-            delim = ',', quote = '"', escape = '"', nullstr = $nullstr, allow_quoted_nulls = false,
-            strict_mode = true, store_rejects = true, encoding = $encoding, compression = 'auto',
-            max_line_size = $max_line)
-        """,
-        params,
-    ).fetch_record_batch(package().CSV_BATCH_ROWS)
+    try:
+        con.execute(
+            """
+            CREATE TEMP TABLE parsed AS SELECT * FROM read_csv($path, header = true, auto_detect = false,
+                columns = $columns, delim = ',', quote = '"', escape = '"', nullstr = $nullstr,
+                allow_quoted_nulls = false, strict_mode = true, store_rejects = true,
+                encoding = $encoding, compression = 'auto', max_line_size = $max_line)
+            """,
+            params,
+        )
+    except duckdb.OutOfMemoryException:
+        raise  # the machine's limit, not the file's fault
+    except duckdb.Error as error:
+        raise _csv_error(error, relative) from None
+
+
+def _parsed_batches(con, provenance, skipped: np.ndarray) -> pa.RecordBatchReader:
+    """The parsed rows in file order with their provenance columns, as Arrow record batches."""
+    reader = con.execute("SELECT * FROM parsed").to_arrow_reader(package().CSV_BATCH_ROWS)
     schema = pa.schema(list(reader.schema) + PROVENANCE_FIELDS)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        while (batch := _next_batch(reader, state)) is not None:
-            numbers = package().line_numbers(state.rows, batch.num_rows, skipped)
-            state.rows += batch.num_rows
-            columns = list(zip(batch.schema.names, batch.columns, strict=True)) + provenance.columns(numbers)
-            yield pa.RecordBatch.from_arrays([c for _, c in columns], schema=schema)
-        rejected = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
-        if rejected and not set(_reject_lines(con)) <= set(skipped.tolist()):
-            state.needs_renumber = True
-            raise RuntimeError("rows were rejected; renumbering lines")
+        done = 0
+        for batch in reader:
+            numbers = package().line_numbers(done, batch.num_rows, skipped)
+            done += batch.num_rows
+            columns = batch.columns + [column for _, column in provenance.columns(numbers)]
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def _next_batch(reader: pa.RecordBatchReader, state: _CsvPass) -> pa.RecordBatch | None:
-    """The next batch from DuckDB; a read error is kept so it can be told apart from write errors
-    (Delta wraps whatever the stream raises)."""
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
-    except (duckdb.Error, pa.ArrowInvalid) as error:
-        state.read_error = error
-        raise
-
-
-def _reject_lines(con) -> list[int]:
-    return [row[0] for row in con.execute("SELECT DISTINCT line FROM reject_errors").fetchall()]
 
 
 def _csv_rejects(con) -> list[tuple]:

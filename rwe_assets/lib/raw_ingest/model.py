@@ -22,6 +22,9 @@ MANIFEST = "_manifest"
 QUARANTINE = "_quarantine"
 VCF_HEADER = "vcf_header"  # header lines of every VCF of a source, beside its call entity
 CSV_BATCH_ROWS = 122_880  # a multiple of DuckDB's vector size
+# DuckDB memory of one CSV's parse (csv_files._parse): past it the parsed rows spill to <lake>/_work/ingest.
+# DuckDB's CSV reader holds buffers of 16 x max_line_size (256 MiB here) per thread: keep well above.
+CSV_MEMORY_LIMIT = "2GB"
 NDJSON_BATCH_ROWS = 20_000
 READ_CHUNK = 8 << 20
 # Longest text line (a CSV row, an NDJSON resource, a header) read as a record. Larger lines are not

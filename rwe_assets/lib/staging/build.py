@@ -301,11 +301,11 @@ def _add_counts(con, raw_counts: list[tuple[str, str, str, int]]) -> None:
     for outcome in ("quarantined", "merged", "retired"):
         con.execute(f"INSERT INTO reason_counts SELECT '{outcome}', * FROM ({_reasons_sql(outcome)})")
 
+
 def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
     """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
     shared part the others include, not an entity)."""
     return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
-
 
 
 def _stage_source(
