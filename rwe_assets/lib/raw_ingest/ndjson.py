@@ -1,12 +1,14 @@
 """FHIR bulk NDJSON: one resource per line into the raw table of its resource type.
 
-The file is read in blocks of whole lines. Each block is cut into lines with numpy (one Arrow string
-per line, its newline and one \\r before it removed) and DuckDB's JSON functions check every line and
-take its resourceType and id in one query. A line DuckDB cannot vouch for goes through
-`_parse_ndjson_line`, the per-line reading, which decides its row or its reason code: text that is not
-UTF-8, a line over MAX_LINE_BYTES or still ending in \\r, one DuckDB finds invalid, a Bundle, an id that
-is not a string, and text DuckDB's lenient parser would read otherwise than Python's json (_LENIENT).
-So every line gets exactly the row or the reason code of the per-line reading, a block at a time.
+The file is read in blocks of whole lines, each into one array (its newlines found once). A block is
+cut into lines with numpy (one Arrow string per line, its newline and one \\r before it removed);
+DuckDB's json_valid checks every line, and a line's resourceType and id are read from its head
+(_HEAD: the two keys bulk exports write first, strings without escapes) or, for any other shape, by
+DuckDB's JSON functions. A line DuckDB cannot vouch for goes through `_parse_ndjson_line`, the
+per-line reading, which decides its row or its reason code: text that is not UTF-8, a line over
+MAX_LINE_BYTES or still ending in \\r, one DuckDB finds invalid, a Bundle, an id that is not a string,
+and text DuckDB's lenient parser would read otherwise than Python's json (_LENIENT). So every line
+gets exactly the row or the reason code of the per-line reading, a block at a time.
 """
 
 from __future__ import annotations
@@ -43,10 +45,19 @@ _LENIENT = (
 )
 
 
+_WS = r"[ \t\r\n]*"  # JSON's whitespace (RE2's \s would also take \f)
+# The usual head of a bulk export line: resourceType then id, both strings without escapes. On a line
+# DuckDB finds valid and _LENIENT does not flag, these are the values json.loads gives (a key repeated
+# later is a _LENIENT match), so no JSON function has to read them.
+_HEAD = (
+    rf'^{_WS}\{{{_WS}"resourceType"{_WS}:{_WS}"(?P<resource_type>[^"\\]+)"{_WS},'
+    rf'{_WS}"id"{_WS}:{_WS}"(?P<resource_id>[^"\\]*)"{_WS}[,}}]'
+)
+
+_VALID = "SELECT coalesce(json_valid(t), false) AS valid FROM ndjson_block"
+# For a valid line without that head: resourceType and id from DuckDB's JSON functions.
 _CLASSIFY = """
-    WITH parsed AS (
-        SELECT t, CASE WHEN json_valid(t) THEN json_extract(t, ['$.resourceType', '$.id']) END AS v
-        FROM ndjson_block)
+    WITH parsed AS (SELECT t, json_extract(t, ['$.resourceType', '$.id']) AS v FROM ndjson_block)
     SELECT
         coalesce(json_type(v[1]) = 'VARCHAR' AND json_extract_string(v[1], '$') NOT IN ('', 'Bundle')
             AND coalesce(json_type(v[2]) IN ('VARCHAR', 'NULL'), true), false) AS fast,
@@ -77,23 +88,39 @@ class _BlockRows:
     quarantine: list[tuple] = field(default_factory=list)
 
 
-def _line_blocks(stream, cap: int) -> Iterator[tuple[int, bytes] | tuple[int, int]]:
-    """(first line number, whole lines) blocks of a binary stream, and (line number, length) for a line
-    over `cap` bytes that no block holds: it is read through in chunks, never held whole."""
+def _line_blocks(stream, cap: int) -> Iterator[tuple[int, np.ndarray, np.ndarray] | tuple[int, int, None]]:
+    """(first line number, whole lines, positions of their newlines) blocks of a binary stream, each
+    read into an array of its own (no copy of its bytes, one newline search), and (line number,
+    length, None) for a line over `cap` bytes that no block holds: read through, never held whole."""
     number, carry = 1, b""
-    while chunk := stream.read(BLOCK_BYTES):
-        data = carry + chunk
-        cut = data.rfind(b"\n") + 1
+    while True:
+        block = np.empty(len(carry) + BLOCK_BYTES, dtype=np.uint8)
+        block[: len(carry)] = np.frombuffer(carry, dtype=np.uint8)
+        read = _read_into(stream, memoryview(block)[len(carry) :])
+        if not read:
+            break
+        data = block[: len(carry) + read]
+        newlines = np.flatnonzero(data == 10)
+        cut = int(newlines[-1]) + 1 if len(newlines) else 0
         if cut:
-            yield number, data[:cut]
-            number += data.count(b"\n", 0, cut)
-        carry = data[cut:]
+            yield number, data[:cut], newlines
+            number += len(newlines)
+        carry = data[cut:].tobytes()
         if len(carry) > cap:
             length, carry = _skip_line(stream, carry, cap)
-            yield number, length
+            yield number, length, None
             number += 1
-    if carry:
-        yield number, carry
+    if carry:  # the last line without a newline, or what followed a line over the cap
+        tail = np.frombuffer(carry, dtype=np.uint8)
+        yield number, tail, np.flatnonzero(tail == 10)
+
+
+def _read_into(stream, view: memoryview) -> int:
+    """Fills `view` from the stream (a read may return less); the bytes read, fewer only at its end."""
+    filled = 0
+    while filled < len(view) and (count := stream.readinto(view[filled:])):
+        filled += count
+    return filled
 
 
 def _skip_line(stream, head: bytes, cap: int) -> tuple[int, bytes]:
@@ -120,34 +147,39 @@ def _capped_length(content: int, trailing_cr: int, newline: bool, cap: int) -> i
     return content - min(trailing_cr, max(content - last_start, 0))
 
 
-def _split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
+def _split_lines(
+    buf: np.ndarray, newlines: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
     """Line starts, content ends (newline excluded) and text ends (one \\r before the newline excluded)
     of a block, and the lines' text as one Arrow binary array built without a per-line loop."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    ends = newlines if data.endswith(b"\n") else np.append(newlines, len(buf))
+    ends = newlines if buf[-1] == 10 else np.append(newlines, len(buf))
     starts = np.concatenate(([0], newlines[: len(ends) - 1] + 1))
     carriage = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
     text_ends = ends - carriage
+    if buf[-1] == 10 and not carriage.any():  # each line and its "\n" in place, then the "\n" cut off
+        offsets = np.append(starts, len(buf)).astype(np.int32)
+        lines = pa.Array.from_buffers(
+            pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+        )
+        return starts, ends, text_ends, pc.binary_slice(lines, 0, -1)
     keep = np.ones(len(buf), dtype=bool)
     keep[newlines] = False
     keep[text_ends[carriage]] = False
-    lengths = text_ends - starts
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+    offsets = np.concatenate(([0], np.cumsum(text_ends - starts))).astype(np.int32)
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(buf[keep])]
     return starts, ends, text_ends, pa.Array.from_buffers(pa.binary(), len(starts), buffers)
 
 
-def _block_rows(con, first: int, data: bytes, known: set[str], cap: int) -> _BlockRows:
-    starts, ends, text_ends, binary = _split_lines(data)
-    buf = np.frombuffer(data, dtype=np.uint8)
+def _block_rows(
+    con, first: int, buf: np.ndarray, newlines: np.ndarray, known: set[str], cap: int
+) -> _BlockRows:
+    starts, ends, text_ends, binary = _split_lines(buf, newlines)
     suspect = (ends - starts > cap) | ((text_ends > starts) & (buf[np.maximum(text_ends - 1, 0)] == 13))
     text = _as_text(binary, suspect)
-    found = _classify(con, text)
-    fast = found.column("fast").to_numpy(zero_copy_only=False) & ~suspect
+    fast, resource_type, resource_id = _classify(con, text, suspect)
     numbers = pa.array(np.arange(first, first + len(starts), dtype=np.int64))
-    columns = [numbers, found.column("resource_type"), found.column("resource_id"), text]
-    slow, quarantine = _per_line(data, first, starts, ends, np.flatnonzero(~fast), known, cap)
+    columns = [numbers, resource_type, resource_id, text]
+    slow, quarantine = _per_line(buf, first, starts, ends, np.flatnonzero(~fast), known, cap)
     stored = fast.copy()
     if slow:  # lines the per-line reading stores: its values replace DuckDB's
         at = np.isin(numbers.to_numpy(), [line.number for line in slow])
@@ -160,11 +192,11 @@ def _block_rows(con, first: int, data: bytes, known: set[str], cap: int) -> _Blo
     return _BlockRows(rows, _entities(kept_type, known), len(starts), quarantine)
 
 
-def _per_line(data, first, starts, ends, indices, known, cap) -> tuple[list, list[tuple]]:
+def _per_line(buf, first, starts, ends, indices, known, cap) -> tuple[list, list[tuple]]:
     """The lines at `indices` read one by one: those stored (_NdjsonLine) and the quarantine rows."""
     stored, quarantine = [], []
     for k in indices.tolist():
-        raw = data[starts[k] : ends[k] + 1]
+        raw = buf[starts[k] : ends[k] + 1].tobytes()
         if ends[k] - starts[k] > cap:  # its length, as the per-line reader reports it
             raw = _capped_length(int(ends[k] - starts[k]), _trailing_cr(raw), raw.endswith(b"\n"), cap)
         line = _parse_ndjson_line(first + k, raw, known)
@@ -175,12 +207,37 @@ def _per_line(data, first, starts, ends, indices, known, cap) -> tuple[list, lis
     return stored, quarantine
 
 
-def _classify(con, text: pa.Array) -> pa.Table:
-    """DuckDB's verdict on each line; the lines go in as a few record batches, which DuckDB's threads
-    share."""
+def _classify(con, text: pa.Array, suspect: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which lines the block path stores (valid, not suspect, a usable resourceType and id) and their
+    resourceType and id: from the line's head (_HEAD) where it has one, else from DuckDB's JSON
+    functions, which then read only those lines."""
+    valid = _query(con, _VALID, text).column("valid").to_numpy(zero_copy_only=False)
+    head = pc.extract_regex(text, _HEAD)
+    resource_type, resource_id = pc.struct_field(head, "resource_type"), pc.struct_field(head, "resource_id")
+    has_head = head.is_valid().to_numpy(zero_copy_only=False)
+    fast = (
+        valid
+        & has_head
+        & ~suspect
+        & pc.not_equal(resource_type, "Bundle").fill_null(False).to_numpy(zero_copy_only=False)
+    )
+    others = valid & ~has_head & ~suspect
+    if others.any():
+        found = _query(con, _CLASSIFY, text.filter(pa.array(others)))
+        fast[others] = found.column("fast").to_numpy(zero_copy_only=False)
+        mask = pa.array(others)
+        resource_type = pc.replace_with_mask(
+            resource_type, mask, found.column("resource_type").combine_chunks()
+        )
+        resource_id = pc.replace_with_mask(resource_id, mask, found.column("resource_id").combine_chunks())
+    return fast, resource_type, resource_id
+
+
+def _query(con, sql: str, text: pa.Array) -> pa.Table:
+    """`sql` over the lines; they go in as a few record batches, which DuckDB's threads share."""
     lines = pa.Table.from_arrays([text], names=["t"])
     con.register("ndjson_block", pa.Table.from_batches(lines.to_batches(max_chunksize=len(text) // 4 + 1)))
-    found = con.execute(_CLASSIFY).to_arrow_table()
+    found = con.execute(sql).to_arrow_table()
     con.unregister("ndjson_block")
     return found
 
@@ -226,8 +283,8 @@ def _file_blocks(path: Path, relative: str, known: set[str]) -> Iterator[_BlockR
     try:
         with open_decompressed(path) as content, ThreadPoolExecutor(1) as worker:
             pending = None
-            for first, data in _line_blocks(content, cap):
-                job = worker.submit(_one_block, con, first, data, known, cap)
+            for first, data, newlines in _line_blocks(content, cap):
+                job = worker.submit(_one_block, con, first, data, newlines, known, cap)
                 if pending is not None:
                     yield pending.result()
                 pending = job
@@ -239,12 +296,12 @@ def _file_blocks(path: Path, relative: str, known: set[str]) -> Iterator[_BlockR
         con.close()
 
 
-def _one_block(con, first: int, data: bytes | int, known: set[str], cap: int) -> _BlockRows:
+def _one_block(con, first: int, data: np.ndarray | int, newlines, known: set[str], cap: int) -> _BlockRows:
     if isinstance(data, int):  # a line over the cap, its length
         line = _parse_ndjson_line(first, data, known)
         quarantined = [line.quarantine_row()]
         return _BlockRows(_ROWS_SCHEMA.empty_table(), pa.array([], pa.string()), 1, quarantined)
-    return _block_rows(con, first, data, known, cap)
+    return _block_rows(con, first, data, newlines, known, cap)
 
 
 class _NdjsonPass:
