@@ -1,0 +1,280 @@
+"""The CDM build's SQL (DuckDB dialect, lib/sql/cdm/*.sql) as Spark SQL, through sqlglot.
+
+A file is rendered first (lib/cdm/sql.py fills its ``{placeholders}``), then each statement is parsed as
+DuckDB and written as Spark. ``$name`` values stay values: they become Spark's named parameter markers
+``:name``, bound by ``spark.sql(text, args=...)``. Rewrites sqlglot does not make are made here on the
+tree (``_rewrite``); what neither can rewrite is reported per statement (``Transpiled.issues``), so a
+file that needs a hand-written Spark variant is known before it runs. ``NON_PORTABLE`` lists every
+construct with the rewrite chosen; docs/operations.md ("The CDM build on Spark") has the findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel
+
+from rwe_assets.lib.cdm import sql
+
+SQL_DIR = resources.files("rwe_assets.lib") / "sql" / "cdm"
+_SPARK = Dialect.get_or_raise("spark")
+_PLACEHOLDER = re.compile(r"(--[^\n]*)|\{([a-z_][a-z0-9_]*)\}")  # as lib/cdm/sql.py reads them
+# column names the CDM SQL gives dates; `a - b` of two of them is a day count in DuckDB only
+_DATE_NAME = re.compile(r"(date|_end|_start)$")
+
+
+@dataclass(frozen=True)
+class Construct:
+    """A DuckDB construct of the CDM SQL that Spark does not take as written, and what is done about it.
+    `automatic`: the transpiler rewrites it (sqlglot or ``_rewrite``); otherwise a statement holding it
+    is reported and needs a Spark variant written by hand."""
+
+    name: str
+    duckdb: str
+    spark: str
+    automatic: bool
+
+
+NON_PORTABLE = (
+    Construct("cast_shorthand", "x::DATE", "CAST(x AS DATE)", True),
+    Construct("parameter", "$type_ehr", ":type_ehr, bound by spark.sql(text, args=...)", True),
+    Construct("qualify", "QUALIFY row_number() OVER (...) = 1", "a subquery filtered on the window", True),
+    Construct("arg_min", "arg_min(x, y) / arg_max", "MIN_BY(x, y) / MAX_BY", True),
+    Construct("struct_literal", "{'a': x}", "STRUCT(x AS a)", True),
+    Construct(
+        "list_and_lambda",
+        "[1, 2], list_transform(l, x -> x + 1)",
+        "ARRAY(1, 2), TRANSFORM(l, x -> x + 1)",
+        True,
+    ),
+    Construct(
+        "series", "unnest(generate_series(a, b, INTERVAL 1 MONTH))", "EXPLODE(SEQUENCE(a, b, ...))", True
+    ),
+    Construct(
+        "string_agg_order", "string_agg(x, ',' ORDER BY y)", "LISTAGG(x, ',') WITHIN GROUP (ORDER BY y)", True
+    ),
+    Construct("regexp_full_match", "regexp_full_match(s, 'p')", "s RLIKE '^(?:p)$'", True),
+    Construct(
+        "temp_table",
+        "CREATE OR REPLACE TEMP TABLE t AS q",
+        "CREATE OR REPLACE TEMPORARY VIEW t AS q (cache it when read twice)",
+        True,
+    ),
+    Construct("exclude", "SELECT * EXCLUDE (a)", "SELECT * EXCEPT (a) (Spark 4)", True),
+    Construct("star_replace", "SELECT * REPLACE (f(a) AS a)", "an explicit column list", False),
+    Construct(
+        "asof_join",
+        "ASOF LEFT JOIN",
+        "a range join ranked with row_number(), or a window over the union",
+        False,
+    ),
+    Construct(
+        "rowid",
+        "rowid",
+        "a row id column added where the table is made (monotonically_increasing_id())",
+        False,
+    ),
+    Construct(
+        "duckdb_hash",
+        "hash(a, b)",
+        "xxhash64(a, b) (a different hash: only equality of hashes may matter)",
+        False,
+    ),
+    Construct(
+        "date_difference",
+        "end_date - start_date (an integer)",
+        "DATEDIFF(end_date, start_date) (Spark: an interval)",
+        False,
+    ),
+    Construct(
+        "delete",
+        "DELETE FROM cdm.t WHERE ...",
+        "the table rewritten without those rows (a Delta overwrite)",
+        False,
+    ),
+    Construct(
+        "update_from",
+        "UPDATE cdm.t SET ... FROM u WHERE ...",
+        "MERGE INTO (delta-spark), or the table rewritten from a LEFT JOIN",
+        False,
+    ),
+    Construct(
+        "macro",
+        "CREATE MACRO f(x) AS ...",
+        "inlined, or a Spark SQL function (CREATE FUNCTION ... RETURN)",
+        False,
+    ),
+    Construct(
+        "unknown_function", "a function sqlglot does not know", "a Spark equivalent written by hand", False
+    ),
+)
+CONSTRUCTS = {c.name: c for c in NON_PORTABLE}
+
+
+@dataclass(frozen=True)
+class Transpiled:
+    """One statement: its DuckDB text, its Spark text, the ``:parameters`` it binds and the names of the
+    constructs (``NON_PORTABLE``) it holds that need a hand rewrite."""
+
+    duckdb: str
+    spark: str
+    parameters: tuple[str, ...]
+    issues: tuple[str, ...]
+
+
+def transpile(statement: str, values: Mapping[str, object] | None = None) -> Transpiled:
+    """One rendered DuckDB statement as Spark SQL. With `values`, each ``$name`` becomes the literal
+    value (Spark takes no parameter marker in a view's query, and the CDM SQL's values are concept ids
+    and flags set by code); without, a ``:name`` marker. A statement sqlglot cannot parse raises
+    sqlglot.ParseError; a construct it cannot generate for Spark is reported, not raised."""
+    tree = sqlglot.parse_one(statement, read="duckdb")
+    issues = _hand_rewrites(tree)
+    tree = tree.transform(_rewrite)
+    if values is not None:
+        tree = tree.transform(lambda node: _bind(node, values))
+    generator = _SPARK.generator(unsupported_level=ErrorLevel.IGNORE)
+    text = generator.generate(tree, copy=False)
+    if isinstance(tree, exp.Create) and tree.args.get("replace"):
+        # sqlglot writes a temp table as a temporary view and drops OR REPLACE with it
+        text = re.sub(
+            r"^((?:/\*.*?\*/\s*)*)CREATE TEMPORARY VIEW",
+            r"\1CREATE OR REPLACE TEMPORARY VIEW",
+            text,
+            flags=re.S,
+        )
+    issues += [f"unsupported: {message}" for message in generator.unsupported_messages]
+    parameters = tuple(sorted({p.name for p in tree.find_all(exp.Placeholder) if p.name}))
+    return Transpiled(statement, text, parameters, tuple(dict.fromkeys(issues)))
+
+
+def transpile_file(
+    name: str, fill: Mapping[str, str] | None = None, values: Mapping[str, object] | None = None
+) -> dict[str | None, list[Transpiled]]:
+    """Every statement of lib/sql/cdm/<name>.sql, rendered with `fill` then transpiled (`values` as in
+    ``transpile``), by section (None for a file without sections)."""
+    sections = list(sql.sections(name)) or [None]
+    return {
+        section: [transpile(s, values) for s in sql.statements(sql.render(name, section, fill))]
+        for section in sections
+    }
+
+
+def placeholders(name: str) -> set[str]:
+    """The ``{placeholders}`` of lib/sql/cdm/<name>.sql outside comments, sections excluded."""
+    found = {m.group(2) for m in _PLACEHOLDER.finditer(sql.sql_text(name)) if m.group(2)}
+    return found - set(sql.sections(name))
+
+
+def dummy_fill(name: str) -> dict[str, str]:
+    """A rendering of lib/sql/cdm/<name>.sql for transpiling alone: a concept id is 0, a table kind is
+    TEMP TABLE, a VALUES list one row, anything else a dummy identifier."""
+
+    def value(key: str) -> str:
+        if key.endswith("concept_id"):
+            return sql.Fragment("0")
+        if key.endswith("_kind"):
+            return sql.Fragment("TEMP TABLE")
+        if key.endswith("_map") and key != "map_table":
+            return sql.Fragment("('dummy', 0)")
+        return f"dummy_{key}"
+
+    return {key: value(key) for key in placeholders(name)}
+
+
+def cdm_files() -> list[str]:
+    return sorted(
+        entry.name.removesuffix(".sql") for entry in SQL_DIR.iterdir() if entry.name.endswith(".sql")
+    )
+
+
+def report(fill: Callable[[str], Mapping[str, str]] = dummy_fill) -> dict[str, dict[str, int]]:
+    """For every CDM SQL file, the hand rewrites it needs: {file: {construct: statements holding it}};
+    a file needing none maps to {}."""
+    found: dict[str, dict[str, int]] = {}
+    for name in cdm_files():
+        counts: dict[str, int] = {}
+        for statements in transpile_file(name, fill(name)).values():
+            for issue in (i for t in statements for i in t.issues):
+                counts[issue] = counts.get(issue, 0) + 1
+        found[name] = counts
+    return found
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    """Rewrites sqlglot does not make for Spark: regexp_full_match (Spark has none) becomes RLIKE with
+    the pattern anchored."""
+    if isinstance(node, exp.RegexpFullMatch):
+        pattern = node.expression
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            anchored = exp.Literal.string(f"^(?:{pattern.this})$")
+        else:
+            anchored = exp.func("concat", exp.Literal.string("^(?:"), pattern, exp.Literal.string(")$"))
+        return exp.RegexpLike(this=node.this, expression=anchored)
+    return node
+
+
+def _bind(node: exp.Expression, values: Mapping[str, object]) -> exp.Expression:
+    if isinstance(node, exp.Placeholder) and node.name:
+        try:
+            return exp.convert(values[node.name])
+        except KeyError:
+            raise KeyError(f"SQL parameter ${node.name}: expected a value, found none") from None
+    return node
+
+
+def spark_functions(spark) -> frozenset[str]:
+    """The names of the functions a SparkSession knows (built-in and registered), lower case."""
+    return frozenset(row[0].rsplit(".", 1)[-1].lower() for row in spark.sql("SHOW FUNCTIONS").collect())
+
+
+def spark_check(spark, transpiled: Transpiled, functions: frozenset[str] | None = None) -> list[str]:
+    """What a SparkSession rejects in a transpiled statement without running it: the error class of
+    Spark's parser, or each function Spark does not know (`functions`: ``spark_functions``, looked
+    up once per session). Tables are not looked up (the inputs need not exist)."""
+    functions = spark_functions(spark) if functions is None else functions
+    try:
+        spark._jsparkSession.sessionState().sqlParser().parsePlan(transpiled.spark)
+    except Exception as error:  # py4j wraps Spark's ParseException
+        found = re.search(r"\[([A-Z_.]+)\]", str(error)) or re.search(r"ParseException", str(error))
+        return [f"spark parser: {found.group(1) if found and found.groups() else 'syntax error'}"]
+    names = set()
+    for node in sqlglot.parse_one(transpiled.spark, read="spark").find_all(exp.Func):
+        call = re.match(r"([A-Za-z_]\w*)\(", node.sql("spark"))
+        if call:
+            names.add(call.group(1).lower())
+    return [f"spark function unknown: {name}" for name in sorted(names - functions)]
+
+
+_DETECTORS: dict[str, Callable[[exp.Expression], bool]] = {
+    "star_replace": lambda n: isinstance(n, exp.Star) and bool(n.args.get("replace")),
+    "asof_join": lambda n: isinstance(n, exp.Join) and str(n.args.get("method") or "").upper() == "ASOF",
+    "rowid": lambda n: isinstance(n, exp.Column) and n.name.lower() == "rowid",
+    "duckdb_hash": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
+    "date_difference": lambda n: (
+        isinstance(n, exp.Sub)
+        and all(
+            isinstance(side, exp.Column) and _DATE_NAME.search(side.name) for side in (n.this, n.expression)
+        )
+    ),
+    "delete": lambda n: isinstance(n, exp.Delete),
+    "update_from": lambda n: isinstance(n, exp.Update),
+    "macro": lambda n: isinstance(n, exp.Create) and str(n.args.get("kind")).upper() in ("MACRO", "FUNCTION"),
+    "unknown_function": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() != "hash",
+}
+
+
+def _hand_rewrites(tree: exp.Expression) -> list[str]:
+    """The names of the constructs in `tree` the transpiler cannot rewrite (``automatic`` False)."""
+    found = []
+    for node in tree.walk():
+        for name, detect in _DETECTORS.items():
+            if detect(node):
+                detail = f": {node.name.lower()}" if name == "unknown_function" else ""
+                found.append(name + detail)
+    return found
