@@ -1,7 +1,8 @@
 """Incremental refresh (issue 26): a base batch built, then an update batch landed and built, gives the
 same published CDM as both batches landed at once and built from scratch, by the CDM comparison
 tool. This guards the meaning of corrections across batches (snapshot re-sends, FHIR versions and
-entered-in-error, claim adjustments and voids), whatever the build does internally."""
+entered-in-error, claim adjustments and voids), whatever the build does internally; staging, which
+stages the update incrementally, also leaves its tables row for row as the full build does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from rwe_assets.lib import lake
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
+from rwe_assets.lib.staging.incremental import staged_digests
 from rwe_assets.synthetic import generate
 from rwe_assets.synthetic.update import generate_update
 from rwe_assets_tests.crash_harness import run
@@ -50,6 +53,12 @@ def test_an_update_built_after_its_base_equals_both_built_at_once(tmp_path):
     published = stepwise / "warehouse" / "rwe.duckdb"
     comparison = compare_cdms(published, at_once / "warehouse" / "rwe.duckdb")
     assert comparison.same, format_comparison(comparison)
+    # staging took the incremental path for the update, and left every staging table row for row as
+    # the full build of both batches did (ingest times differ between the two lakes)
+    modes = lake.read_table(lake.table_path(stepwise / "lake", "staging", "_staged_files"), ["staging_mode"])
+    assert set(modes["staging_mode"].to_pylist()) == {"incremental"}
+    ingest_time = ("_ingested_at",)
+    assert staged_digests(stepwise / "lake", ingest_time) == staged_digests(at_once / "lake", ingest_time)
     # the update did change the CDM: new persons, and every kind of change, are in it
     assert not compare_cdms(before, published).same
     changes = pl.read_csv(update / "truth" / "update_changes.csv")

@@ -1,4 +1,5 @@
-"""Staging layer assets: the canonical typed tables, rebuilt from the raw layer in one step."""
+"""Staging layer assets: the canonical typed tables, staged from the raw layer in one step (only the new
+batches and what they touch when the fallback rule allows: lib/staging/incremental.py)."""
 
 import dagster as dg
 
@@ -51,7 +52,8 @@ def build_staging_assets(registry: SourceRegistry | None = None) -> dg.AssetsDef
 
     @dg.multi_asset(name="staging", specs=specs, check_specs=checks, pool="lake_staging")
     def _staging(context: dg.AssetExecutionContext, rwe: RweConfig):
-        """Rebuild every canonical staging table from the current raw files (see lib/staging/build.py)."""
+        """Stage the current raw files into every canonical staging table (lib/staging/build.py),
+        incrementally or in full (the metadata says which and why)."""
         settings = rwe.settings()
         con = staging_connection(settings.staging_memory_limit, settings.duckdb_threads)
         report = build_staging(settings.lake_dir, registry, con)
@@ -128,6 +130,11 @@ def _materialization(lake_dir, table: str, report: StagingReport) -> dg.Material
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "retired_reasons": dg.MetadataValue.json(retired),
         "path": dg.MetadataValue.path(str(lake.table_path(lake_dir, "staging", table))),
+        # which path ran and why (lib/staging/incremental.py); rows_changed: inserted, updated or
+        # removed by an incremental run (every row in a full build), listed in staging/_touched
+        "staging_mode": report.mode,
+        "staging_reason": report.reason,
+        "rows_changed": report.row_counts[table] if report.touched is None else report.touched.get(table, 0),
     }
     if delta is not None:
         metadata["dagster/column_schema"] = dg.TableSchema(

@@ -16,9 +16,9 @@ the first validation rule it fails (`_failure`: reason code and field) or none. 
    staged is quarantined ('ORPHAN_PERSON', 'MISSING_VISIT').
 
 Counts reconcile per source, raw entity and table: raw rows + fan-out = staged + quarantined + merged
-+ retired,
-where fan-out counts the extra rows of a raw row that stages as several (a FHIR Observation with n
-components gives n rows: fan-out n - 1). A profile may define macros in `<profile>/_macros.sql`.
++ retired, where fan-out counts the extra rows of a raw row that stages as several (a FHIR Observation
+with n components gives n rows: fan-out n - 1). Macros: `lib/sql/staging/_macros.sql` (every profile)
+is created first, then the profile's own `<profile>/_macros.sql` (lib/staging/sql_templates.py).
 Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
 
 Memory: every rule above compares rows of one source system only, so sources are built one at a time.
@@ -26,26 +26,33 @@ A source's results are written as Parquet pieces to a scratch dir (lake/_work/st
 caller names another: it holds PII, so owner-only, and it is removed at the end) and its candidates
 dropped before the next source; DuckDB spills to scratch/spill past its memory_limit. At the end the
 pieces of every source become each staging table in one Delta commit, as before.
+
+Incremental runs: when only new batches landed since the last run, lib/staging/incremental.py stages
+those batches and the earlier rows they touch through the same steps and merges the difference into
+each table; every other case is the full build above (the rule: docs/operations.md, "Incremental
+refresh"). The counts then come from the tables as written (lib/staging/accounting.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from rwe_assets.errors import ConfigError, ReconciliationError
+from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging import deid
+from rwe_assets.lib.staging import accounting, deid
+from rwe_assets.lib.staging import incremental as inc
+from rwe_assets.lib.staging.accounting import StagingReport
 from rwe_assets.lib.staging.lifecycle import (
     IS_STATUS,
     create_batch_info,
@@ -64,6 +71,7 @@ QUARANTINE = "_quarantine"
 MERGED = "_merged"
 RETIRED = "_retired"
 NOT_MODELLED = "_not_modelled"  # raw rows of the entities (resource types) no profile SQL stages
+_PLAN: contextvars.ContextVar[inc.Plan] = contextvars.ContextVar("staging_plan")  # the run's writes tag
 # The order references are checked in: a table's rows need the rows of the tables before it.
 REFERENCES = {
     "person_pii": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
@@ -141,32 +149,6 @@ CREATE OR REPLACE MACRO rwe_declared_identifiers(row_json) AS list_filter(list_t
 """
 
 
-@dataclass(frozen=True)
-class Reconciliation:
-    table: str
-    source_system: str
-    source_entity: str
-    raw_rows: int
-    staged: int
-    quarantined: int
-    merged: int
-    retired: int = 0  # versions the source withdrew or a newer batch left out (lib/staging/lifecycle.py)
-    fanout: int = 0  # extra rows from raw rows that stage as several rows (FHIR Observation components)
-
-    @property
-    def unaccounted(self) -> int:
-        return self.raw_rows + self.fanout - self.staged - self.quarantined - self.merged - self.retired
-
-
-@dataclass(frozen=True)
-class StagingReport:
-    row_counts: dict[str, int]
-    reconciliation: list[Reconciliation]
-    quarantine_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
-    retired_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
-    not_modelled: dict[tuple[str, str], int]  # (source, raw entity or FHIR resource type) -> raw rows
-
-
 def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -182,21 +164,28 @@ def build_staging(
     registry: SourceRegistry,
     con: duckdb.DuckDBPyConnection | None = None,
     scratch_dir: Path | None = None,
+    incremental: bool = True,
 ) -> StagingReport:
-    """Rebuild every staging table from the raw layer and write them to lake/staging/, one source at
-    a time (module docstring, "Memory")."""
+    """Stage the raw layer into lake/staging/, one source at a time (module docstring, "Memory"):
+    only the new batches and what they touch when nothing else changed since the last run, else every
+    table rebuilt (lib/staging/incremental.py; `incremental=False` forces that)."""
     con = con or staging_connection()
+    staged = [s for s in registry if s.staging_profile]
+    # the manifest rows of each source's current files: they pick the raw rows to stage and give the
+    # batch order the record lifecycle resolves versions by
+    current = {s.name: [] for s in staged}
+    for row in current_manifest_rows(lake_dir):
+        current.get(row["source"], []).append(row)
+    plan = inc.plan_staging(lake_dir, registry, current, incremental)
     scratch = _fresh_scratch(scratch_dir or lake.work_dir(lake_dir, "staging"))
+    token = _PLAN.set(plan)
     try:
         _use_spill_dir(con, scratch / "spill")
-        _create_totals(con)
-        staged = [s for s in registry if s.staging_profile]
+        accounting.create_totals(con)
+        if plan.mode != "full":
+            return inc.build_changes(con, lake_dir, registry, plan, scratch)
         for number, source in enumerate(staged):
-            # the manifest rows of the source's current files: they pick the raw rows to stage and
-            # give the batch order the record lifecycle resolves versions by
-            _build_source(
-                con, lake_dir, source, current_manifest_rows(lake_dir, source.name), scratch, number
-            )
+            _build_source(con, lake_dir, source, current[source.name], scratch, number)
         if not staged:  # every table is written all the same, empty, with its columns
             _create_candidate_tables(con)
             for table in TABLES:
@@ -204,8 +193,10 @@ def build_staging(
             _write_pieces(con, scratch, 0)
         _drop_candidate_tables(con)
         _write_outputs(con, lake_dir, scratch)
-        return _report(con, lake_dir)
+        inc.write_state(con, lake_dir, plan, empty_touched=True)
+        return accounting.report(con, lake_dir, plan.mode, plan.reason)
     finally:
+        _PLAN.reset(token)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -221,7 +212,16 @@ def _build_source(
     redact_note_identifiers(con)
     create_batch_info(con, SourceRegistry((source,)), {source.name: current})
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
-    for table in TABLES:  # in reference order: parents are final before their children are checked
+    resolve_tables(con)
+    _write_pieces(con, scratch, number)
+    accounting.add_counts(con, raw_counts)
+
+
+def resolve_tables(con, parents: str = "staged", after=None) -> None:
+    """The record lifecycle and the reference checks over the candidates, table by table in reference
+    order (parents are final before their children are checked); references look up view
+    <parents>_<table>; after(table) runs once a table's staged view exists."""
+    for table in TABLES:
         content = ", ".join(f'"{name}"' for name, _ in table.columns)
         if table.name == "cost":  # after the events' keys are final (event precedes cost in TABLES)
             inherit_event_keys(con)
@@ -229,10 +229,10 @@ def _build_source(
         retire_absent(con, table.name, _has_person(table.name))
         resolve_versions(con, table.name, content)
         for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
-            check_reference(con, table.name, column, parent, parent_column, reason)
+            check_reference(con, table.name, column, f"{parents}_{parent}", parent_column, reason)
         _refresh_staged(con, table.name)
-    _write_pieces(con, scratch, number)
-    _add_counts(con, raw_counts)
+        if after:
+            after(table.name)
 
 
 def _fresh_scratch(path: Path) -> Path:
@@ -272,42 +272,6 @@ def _drop_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS {table.name}_outcome")
 
 
-def _create_totals(con: duckdb.DuckDBPyConnection) -> None:
-    """The counts of every source, added to as each is staged (small: a row per table, source and
-    raw entity or reason)."""
-    con.execute(
-        "CREATE OR REPLACE TABLE not_modelled (source_system VARCHAR, source_entity VARCHAR, raw_rows BIGINT)"
-    )
-    con.execute(
-        "CREATE OR REPLACE TABLE raw_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, raw_rows BIGINT)"
-    )
-    con.execute(
-        "CREATE OR REPLACE TABLE outcome_counts (tbl VARCHAR, src VARCHAR, entity VARCHAR, staged BIGINT, "
-        "quarantined BIGINT, merged BIGINT, retired BIGINT, fanout BIGINT)"
-    )
-    con.execute(
-        "CREATE OR REPLACE TABLE reason_counts (outcome VARCHAR, staging_table VARCHAR, reason_code VARCHAR, "
-        "n BIGINT)"
-    )
-
-
-def _add_counts(con, raw_counts: list[tuple[str, str, str, int]]) -> None:
-    if raw_counts:
-        con.executemany("INSERT INTO raw_counts VALUES (?, ?, ?, ?)", raw_counts)
-    # One pass over each candidate table and its outcomes gives every count: the staged rows of a table
-    # are its 'staged' counts summed (what staged_<table> holds), the reconciliation joins them to the
-    # raw counts.
-    con.execute(f"INSERT INTO outcome_counts {_outcome_counts_sql()}")
-    for outcome in ("quarantined", "merged", "retired"):
-        con.execute(f"INSERT INTO reason_counts SELECT '{outcome}', * FROM ({_reasons_sql(outcome)})")
-
-
-def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
-    """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
-    shared part the others include, not an entity)."""
-    return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
-
-
 def _stage_source(
     con, lake_dir: Path, source: SourceSpec, current: list[dict]
 ) -> list[tuple[str, str, str, int]]:
@@ -337,6 +301,12 @@ def _stage_source(
     staged_elsewhere = {GENOMICS_CALL_ENTITY} if source.kind == "genomics" else set()
     _count_not_modelled(con, source, {f.stem for f in profile_dir.glob("*/*.sql")} | staged_elsewhere)
     return counts
+
+
+def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
+    """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
+    shared part the others include, not an entity)."""
+    return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
 
 
 def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
@@ -427,8 +397,8 @@ def redact_note_identifiers(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def check_reference(con, table_name: str, column: str, parent: str, parent_column: str, reason: str) -> None:
-    """Quarantine valid rows of `table_name` whose non-null `column` matches no staged row of `parent`
-    of the same source system."""
+    """Quarantine valid rows of `table_name` whose non-null `column` matches no row of view `parent`
+    (staged_<table>, or in an incremental run ref_<table>) of the same source system."""
     con.execute(
         f"""
         INSERT INTO {table_name}_outcome
@@ -437,7 +407,7 @@ def check_reference(con, table_name: str, column: str, parent: str, parent_colum
         WHERE c._reason IS NULL AND c.{column} IS NOT NULL
           AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
           AND NOT EXISTS (
-              SELECT 1 FROM staged_{parent} p
+              SELECT 1 FROM {parent} p
               WHERE p.source_system = c.source_system AND p.{parent_column} = c.{column})
         """
     )
@@ -457,9 +427,10 @@ def _refresh_staged(con, table_name: str) -> None:
 
 
 def _write_pieces(con, scratch: Path, number: int) -> None:
-    """One source's staged and rejected rows as Parquet pieces scratch/<table>/<number>.parquet."""
+    """One source's staged, rejected and pending rows as Parquet pieces scratch/<table>/<number>.parquet."""
     outputs = {t.name: f"SELECT * FROM staged_{t.name}" for t in TABLES}
     outputs |= {name: _rejected_sql(o) for name, o in _REJECTED.items()}
+    outputs |= {inc.PENDING_PREFIX + t: pending_sql(t) for t in inc.pending_tables()}
     for name, sql in outputs.items():
         (scratch / name).mkdir(exist_ok=True)
         piece = quote_literal(str(scratch / name / f"{number}.parquet"))
@@ -471,10 +442,25 @@ _REJECTED = {QUARANTINE: "quarantined", MERGED: "merged", RETIRED: "retired"}
 
 def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
     """Each staging table from the pieces of every source, in one Delta commit per table."""
-    for name in [*(t.name for t in TABLES), *_REJECTED]:
+    for name in [
+        *(t.name for t in TABLES),
+        *_REJECTED,
+        *(inc.PENDING_PREFIX + t for t in inc.pending_tables()),
+    ]:
         pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
         _overwrite(lake_dir, name, con.sql(f"SELECT * FROM read_parquet([{pieces}])"))
     _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
+
+
+def pending_sql(table_name: str) -> str:
+    """The candidates of `table_name` quarantined only for a missing parent, every column: a later
+    batch may bring the parent (kept in staging/_pending_<table>, lib/staging/incremental.py)."""
+    columns = ", ".join(f'c."{n}"' for n in BY_NAME[table_name].column_names)
+    reasons = ", ".join(f"'{r}'" for r in inc.REFERENCE_REASONS)
+    return (
+        f"SELECT {columns} FROM {table_name}_outcome o JOIN cand_{table_name} c ON c.rowid = o.row_id "
+        f"WHERE o.outcome = 'quarantined' AND o.reason IN ({reasons})"
+    )
 
 
 def _rejected_sql(outcome: str) -> str:
@@ -496,81 +482,9 @@ def _rejected_sql(outcome: str) -> str:
 
 
 def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> None:
-    """Replace a staging table in one Delta commit: readers see the old or the new table, never half."""
+    """Replace a staging table in one Delta commit: readers see the old or the new table, never half.
+    The commit carries the run's id (lib/staging/incremental.py, "State")."""
     path = lake.table_path(lake_dir, "staging", name)
     reader = relation.fetch_arrow_reader(batch_size=122_880)
-    lake.write(path, reader, mode="overwrite", schema_mode="overwrite")
-
-
-def _report(con, lake_dir: Path) -> StagingReport:
-    staged = dict(con.execute("SELECT tbl, sum(staged) FROM outcome_counts GROUP BY ALL").fetchall())
-    # The row counts reported are those of the tables written, checked against the accounting above.
-    row_counts = {t.name: _written_rows(lake_dir, t.name) for t in TABLES}
-    for name, written in row_counts.items():
-        if written != int(staged.get(name) or 0):
-            raise ReconciliationError(
-                f"staging/{name}: {written} rows written, {int(staged.get(name) or 0)} accounted as staged"
-            )
-    rows = con.execute(
-        """
-        SELECT r.tbl, r.src, r.entity, r.raw_rows,
-               coalesce(o.staged, 0), coalesce(o.quarantined, 0), coalesce(o.merged, 0), coalesce(o.retired, 0),
-               coalesce(o.fanout, 0)
-        FROM raw_counts r LEFT JOIN outcome_counts o
-          ON o.tbl = r.tbl AND o.src = r.src AND o.entity = r.entity
-        ORDER BY ALL
-        """
-    ).fetchall()
-    return StagingReport(
-        row_counts=row_counts,
-        reconciliation=[Reconciliation(*row) for row in rows],
-        quarantine_reasons=_reasons(con, "quarantined"),
-        retired_reasons=_reasons(con, "retired"),
-        not_modelled={(src, e): n for src, e, n in con.execute("SELECT * FROM not_modelled").fetchall()},
-    )
-
-
-def _written_rows(lake_dir: Path, name: str) -> int:
-    return lake.open_table(lake.table_path(lake_dir, "staging", name)).to_pyarrow_dataset().count_rows()
-
-
-def _reasons(con, outcome: str) -> dict[tuple[str, str], int]:
-    sql = "SELECT staging_table, reason_code, sum(n) FROM reason_counts WHERE outcome = ? GROUP BY ALL"
-    return {(t, r): int(n) for t, r, n in con.execute(sql, [outcome]).fetchall()}
-
-
-def _reasons_sql(outcome: str) -> str:
-    """Rows per (table, reason) of one outcome, as _rejected_sql(outcome) holds them, counted from the
-    candidates' own failures (quarantine only) and the outcomes alone (an outcome row names exactly one
-    candidate)."""
-    parts = []
-    for table in TABLES:
-        if outcome == "quarantined":
-            parts.append(
-                f"SELECT '{table.name}' AS staging_table, _reason AS reason_code FROM cand_{table.name} c "
-                f"WHERE _reason IS NOT NULL AND NOT {IS_STATUS}"
-            )
-        parts.append(
-            f"SELECT '{table.name}' AS staging_table, reason AS reason_code FROM {table.name}_outcome "
-            f"WHERE outcome = '{outcome}'"
-        )
-    return f"SELECT staging_table, reason_code, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"
-
-
-def _outcome_counts_sql() -> str:
-    parts = []
-    for table in TABLES:
-        parts.append(
-            f"""
-            SELECT '{table.name}' AS tbl, c.source_system AS src, c._source_entity AS entity,
-                   count(*) FILTER (WHERE c._reason IS NULL AND o.outcome IS NULL) AS staged,
-                   count(*) FILTER (WHERE o.outcome = 'quarantined' OR (o.outcome IS NULL AND c._reason IS NOT NULL))
-                       AS quarantined,
-                   count(*) FILTER (WHERE o.outcome = 'merged') AS merged,
-                   count(*) FILTER (WHERE o.outcome = 'retired') AS retired,
-                   count(*) - count(DISTINCT (c._source_file, c._line_number)) AS fanout
-            FROM cand_{table.name} c LEFT JOIN {table.name}_outcome o ON o.row_id = c.rowid
-            GROUP BY ALL
-            """
-        )
-    return " UNION ALL ".join(parts)
+    commit = _PLAN.get().commit(name)
+    lake.write(path, reader, mode="overwrite", schema_mode="overwrite", commit_properties=commit)

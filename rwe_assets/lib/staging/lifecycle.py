@@ -18,6 +18,8 @@ the record is not, or no longer, a fact). Per table, in this order:
      claim, a FHIR resource, a colliding natural key): a source record that stages as several rows
      (claim lines, Observation components) is replaced whole, so a row its newer version no longer
      has is retired ('ABSENT_FROM_NEWER_VERSION').
+   In an incremental run (lib/staging/incremental.py) only a batch not staged before can be that
+   newer batch: the candidates hold only part of a staged batch, and its retirements are applied.
 3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then ingest
    time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'), differing
    older ones are 'SUPERSEDED', a differing row of the same batch is quarantined ('DUPLICATE_ID'). A
@@ -48,11 +50,15 @@ IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"
 
 
 def create_batch_info(
-    con: duckdb.DuckDBPyConnection, registry: SourceRegistry, current: dict[str, list[dict]]
+    con: duckdb.DuckDBPyConnection,
+    registry: SourceRegistry,
+    current: dict[str, list[dict]],
+    staged: dict[str, set[str]] | None = None,
 ) -> None:
-    """Tables batch_info (source_system, _batch_id, batch_order, snapshot) and batch_entity
+    """Tables batch_info (source_system, _batch_id, batch_order, snapshot, staged) and batch_entity
     (source_system, batch_order, entity: a raw entity the batch has a current file of), from the
-    current manifest rows of each staged source (current_manifest_rows)."""
+    current manifest rows of each staged source (current_manifest_rows). `staged`: per source, the
+    batches an earlier run staged (an incremental run, lib/staging/incremental.py)."""
     batches, entities = [], []
     for source in registry:
         if not source.staging_profile:
@@ -65,11 +71,12 @@ def create_batch_info(
             held.setdefault(batch, set()).update(e for e in (row["entities"] or "").split(",") if e)
         ordered = sorted(first_ingest, key=lambda b: (first_ingest[b], b))
         for order, batch in enumerate(ordered, start=1):
-            batches.append((source.name, batch, order, source.extract == "snapshot"))
+            done = batch in (staged or {}).get(source.name, ())
+            batches.append((source.name, batch, order, source.extract == "snapshot", done))
             entities += [(source.name, order, entity) for entity in sorted(held[batch])]
     con.execute(
         "CREATE OR REPLACE TABLE batch_info "
-        "(source_system VARCHAR, _batch_id VARCHAR, batch_order INTEGER, snapshot BOOLEAN)"
+        "(source_system VARCHAR, _batch_id VARCHAR, batch_order INTEGER, snapshot BOOLEAN, staged BOOLEAN)"
     )
     con.execute(
         "CREATE OR REPLACE TABLE batch_entity (source_system VARCHAR, batch_order INTEGER, entity VARCHAR)"
@@ -78,16 +85,22 @@ def create_batch_info(
     _insert(con, "batch_entity", entities)
 
 
-def current_manifest_rows(lake_dir: Path, source: str) -> list[dict]:
-    """Manifest rows of the files whose rows are current (ingested, latest version of their path)."""
-    latest: dict[tuple[str, str], dict] = {}
+def current_manifest_rows(lake_dir: Path, source: str | None = None) -> list[dict]:
+    """Manifest rows of the files whose rows are current (ingested, latest version of their path), of
+    one source or of all (one read of the manifest)."""
+    latest: dict[tuple[str, str, str], dict] = {}
     for row in read_manifest(lake_dir, source).to_pylist():
-        key = (row["batch_id"], row["relative_path"])
+        key = (row["source"], row["batch_id"], row["relative_path"])
         if row["status"] == Status.INGESTED and (
             key not in latest or row["file_version"] > latest[key]["file_version"]
         ):
             latest[key] = row
     return list(latest.values())
+
+
+# The latest batch of a scope (alias v) was staged by an earlier run (only in an incremental run).
+_LATEST_STAGED = """EXISTS (SELECT 1 FROM batch_info b WHERE b.source_system = v.source_system
+                           AND b.batch_order = v.latest AND b.staged)"""
 
 
 def _insert(con, table: str, rows: list[tuple]) -> None:
@@ -167,6 +180,8 @@ def create_snapshot_cover(con: duckdb.DuckDBPyConnection, person_tables: list[st
         GROUP BY ALL
         """
     )
+    # a staged batch's retirements are applied already (an incremental run holds only part of its rows)
+    con.execute(f"DELETE FROM snapshot_cover v WHERE {_LATEST_STAGED}")
 
 
 def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: bool) -> None:
@@ -204,7 +219,7 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
         )
         SELECT r.row_id, 'retired', 'ABSENT_FROM_NEWER_VERSION', 'record_key'
         FROM ordered r JOIN resent v USING (source_system, record)
-        WHERE r.is_version AND r.batch_order < v.latest
+        WHERE r.is_version AND r.batch_order < v.latest AND NOT {_LATEST_STAGED}
           AND r.row_id NOT IN (SELECT row_id FROM {table_name}_outcome) {absent_from_latest}
         """
     )
