@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist worksteal -q
 
 ui: setup
 	$(BIN)/rwe ui --port $(UI_PORT)
