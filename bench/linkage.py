@@ -10,6 +10,7 @@ distribution (blocks grow as in a larger population) but no person. Truth is rep
     .venv/bin/python bench/linkage.py --records 100000 1000000 [--persons 20000] [--memory 2GB]
         [--profile] [--population DIR] [--keep-lake DIR]
 
+Each line is followed by the CPU seconds of link() and the load average before and after it.
 --profile prints the wall seconds of each step of link() (tokens, training, scoring, prior, decisions,
 clusters, ids, quality, writing); --population keeps the generated population in DIR and reuses it on
 the next run (generation takes a minute and is not what is measured); --keep-lake keeps the linkage
@@ -120,21 +121,32 @@ def run(args, records: int, work: Path, pop: Path) -> dict:
     con.execute("DROP TABLE base_pii")
     lake_dir = (args.keep_lake or work) / f"lake_{records}"
     times: dict[str, float] = {}
+    load = [_load()]
     with profiled(times) if args.profile else contextlib.nullcontext():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = link(con, lake_dir, KEY, truth_dir=None)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    load.append(_load())
     from rwe_assets.lib.linkage.quality import blocking_recall, pair_scores
 
     scores = {**pair_scores(con), **blocking_recall(con)}
     return {
         "records": n,
         "seconds": seconds,
+        "cpu": cpu,
+        "load": load,
         "pairs": result.counts["pairs_scored_this_run"],
         "trained": result.trained,
         "times": times,
         **scores,
     }
+
+
+def _load() -> str:
+    """The 1-minute load average: on a shared machine wall seconds mean little without it."""
+    with contextlib.suppress(OSError):
+        return Path("/proc/loadavg").read_text().split()[0]
+    return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'trained' if row['trained'] else 'priors'}",
                 flush=True,
             )
+            # CPU seconds of the linking process (all its threads): less sensitive to other jobs' load
+            print(f"  cpu {row['cpu']:.1f} s, load average {row['load'][0]} -> {row['load'][1]}", flush=True)
             if args.profile:
                 print(
                     "  steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in row["times"].items()), flush=True

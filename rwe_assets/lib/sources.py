@@ -106,6 +106,9 @@ class SourceSpec:
     person_priority: int | None = None
     # Person identifier fields (sources.yaml `identifiers`), staged typed in staging.person_pii.
     identifiers: tuple[IdentifierField, ...] = ()
+    # The source keeps one record per person (a registry, a deduplicated master file): linkage never
+    # joins two of its records into one person (lib/linkage/cluster.py, split_conflicts).
+    deduplicated: bool = False
 
     @property
     def entity_names(self) -> tuple[str, ...]:
@@ -269,6 +272,7 @@ def _parse_source(raw: dict, origin: str) -> SourceSpec:
         staging_profile=raw.get("staging_profile"),
         person_priority=_person_priority(raw, where),
         identifiers=_identifiers(raw, fmt, where),
+        deduplicated=_deduplicated(raw, where),
     )
 
 
@@ -331,6 +335,13 @@ def _person_priority(raw: dict, where: str) -> int | None:
     value = raw.get("person_priority")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(f"{where}: expected person_priority a whole number >= 1, found {value!r}")
+    return value
+
+
+def _deduplicated(raw: dict, where: str) -> bool:
+    value = raw.get("deduplicated", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected deduplicated true or false, found {value!r}")
     return value
 
 

@@ -58,6 +58,7 @@ def test_adding_a_source_is_a_registry_entry(registry):
         (lambda d: d["sources"][0].update(name="Bad Name"), "lower-case"),
         (lambda d: d["sources"][0].update(entities=[]), "at least one entity"),
         (lambda d: d.update(sources=[]), "non-empty list"),
+        (lambda d: d["sources"][0].update(deduplicated="yes"), "expected deduplicated true or false"),
     ],
 )
 def test_invalid_registries_are_refused(change, message):
@@ -137,3 +138,11 @@ def test_unknown_landing_folders_are_named(tmp_path):
         (tmp_path / name).mkdir() if "." not in name[1:] else (tmp_path / name).write_text("x")
     assert unknown_landing_folders(tmp_path, registry) == ["ehr_stie_b", "stray.csv"]
     assert unknown_landing_folders(tmp_path / "missing", registry) == []
+
+
+def test_a_source_may_be_declared_deduplicated():
+    document = copy.deepcopy(TINY_REGISTRY)
+    document["sources"][0]["deduplicated"] = True
+    registry = parse_registry(document)
+    assert [s.name for s in registry if s.deduplicated] == [document["sources"][0]["name"]]
+    assert not any(s.deduplicated for s in parse_registry(TINY_REGISTRY))

@@ -8,6 +8,7 @@ from rwe_assets.lib.linkage.crosswalk import link, register_staged_persons
 from rwe_assets.lib.linkage.keys import resolve_key
 from rwe_assets.lib.linkage.quality import F1_THRESHOLD, MIN_TRUE_PAIRS, PRECISION_THRESHOLD, verdicts
 from rwe_assets.lib.linkage_key import fix_hint, lake_non_demo_files
+from rwe_assets.lib.sources import load_registry
 from rwe_assets.lib.staging.build import staging_connection
 from rwe_assets.resources import RweConfig
 
@@ -87,7 +88,10 @@ def linkage(context: dg.AssetExecutionContext, rwe: RweConfig):
         register_staged_persons(con, settings.lake_dir)
     except FileNotFoundError as error:
         raise dg.Failure(str(error)) from None
-    result = link(con, settings.lake_dir, key.value, truth_dir=settings.data_dir / "truth")
+    deduplicated = tuple(source.name for source in load_registry() if source.deduplicated)
+    result = link(
+        con, settings.lake_dir, key.value, truth_dir=settings.data_dir / "truth", deduplicated=deduplicated
+    )
     con.close()
     common = {"demo_key": key.demo, "model_trained_this_run": result.trained}
     counts = {name: dg.MetadataValue.float(float(v)) for name, v in result.counts.items()}

@@ -85,9 +85,11 @@ def link(
     retrain: bool = False,
     relink: bool = False,
     today: dt.date | None = None,
+    deduplicated: tuple[str, ...] = (),
 ) -> LinkageResult:
     """retrain: fit the model again (then every pair is rescored); relink: rescore every pair with the
-    kept model; truth_dir: ground truth for precision/recall/F1 (quality.register_generator_truth)."""
+    kept model; truth_dir: ground truth for precision/recall/F1 (quality.register_generator_truth);
+    deduplicated: sources whose records are distinct people (sources.yaml `deduplicated`)."""
     linkage_dir = lake.table_path(lake_dir, "linkage")
     records = tokenize(con, key, today)
     model.term_frequencies(con, "lk_tokens")  # over every record of this run, old and new alike
@@ -106,7 +108,7 @@ def link(
     cluster.decide(con, lake.read_table(linkage_dir / "clerical_decisions"))
     _merge_pairs(con, None if full else previous_pairs)
     cluster.add_decided_pairs(con)
-    rounds = cluster.connected_components(con)
+    rounds = cluster.connected_components(con, deduplicated)
     cluster.assign_person_ids(con, lake.read_table(linkage_dir / "person_crosswalk"))
     truth = truth_dir is not None and quality.register_generator_truth(con, truth_dir)
     counts = _counts(con, records, new_count, full, rounds)

@@ -6,7 +6,9 @@
 -- distinct: staged `identifiers`, plus the drivers_license / passport columns (issuer unknown) for a
 -- type the list lacks (inputs without `identifiers`). A record number without a system is dropped (an
 -- MRN means nothing without its assigning authority); the US SSN is left to the ssn column (its own
--- comparison and deterministic rule), which it fills when that is empty.
+-- comparison and deterministic rule), which it fills when that is empty. A us-ssn national id (or ssn
+-- column) whose digits are not nine is no SSN but still a national number (a 7-digit social security
+-- id of another country): it stays a national_id, compared as documents are, not dropped.
 -- given_forms: the full names the call name may stand for (Bob -> robert; Chris -> christopher,
 -- christine, ...) plus the name itself; given_canon is the first of them, for blocking keys.
 CREATE OR REPLACE TEMP TABLE lk_normalized AS
@@ -30,7 +32,7 @@ WITH base AS (
             THEN TRY_CAST(regexp_extract(CAST(birth_date AS VARCHAR), '^\s*\d{4}-(\d{2})-\d{2}\s*$', 1) AS INTEGER) END)
             AS raw_month,
         lk_sex(sex) AS sex,
-        lk_ssn(ssn) AS ssn,
+        lk_ssn(ssn) AS ssn, CAST(ssn AS VARCHAR) AS raw_ssn,
         identifiers AS raw_identifiers, drivers_license AS raw_licence, passport AS raw_passport,
         lk_phone(phone) AS phone,
         lk_street(address_line) AS street,
@@ -45,6 +47,7 @@ id_in AS (  -- every identifier of a record, one row each; from_list: staged in 
     FROM (SELECT record_id, unnest(raw_identifiers) AS i FROM base)
     UNION ALL SELECT record_id, 'drivers_license', NULL, raw_licence, false FROM base WHERE raw_licence IS NOT NULL
     UNION ALL SELECT record_id, 'passport', NULL, raw_passport, false FROM base WHERE raw_passport IS NOT NULL
+    UNION ALL SELECT record_id, 'national_id', 'us-ssn', raw_ssn, false FROM base WHERE raw_ssn IS NOT NULL
 ),
 id_norm AS (
     SELECT record_id, type, lk_id_system(system) AS system, lk_id_value(type, value) AS value, from_list,
@@ -55,7 +58,7 @@ ids AS (
     SELECT record_id,
         list(DISTINCT {'type': type, 'system': system, 'value': value}) FILTER (
             WHERE (from_list OR NOT type_listed) AND (system IS NOT NULL OR lk_id_document(type))
-            AND coalesce(system, '') <> 'us-ssn') AS ids,
+            AND (coalesce(system, '') <> 'us-ssn' OR length(regexp_replace(value, '[^0-9]', '', 'g')) <> 9)) AS ids,
         min(lk_ssn(value)) FILTER (WHERE type = 'national_id' AND system = 'us-ssn') AS id_ssn
     FROM id_norm WHERE value IS NOT NULL GROUP BY record_id
 ),
@@ -65,7 +68,7 @@ forms AS (
     LEFT JOIN lk_forms f ON f.name = b.given_first
     GROUP BY b.given_first
 )
-SELECT base.* EXCLUDE (raw_year, raw_month, ssn, raw_identifiers, raw_licence, raw_passport),
+SELECT base.* EXCLUDE (raw_year, raw_month, ssn, raw_ssn, raw_identifiers, raw_licence, raw_passport),
        coalesce(base.ssn, ids.id_ssn) AS ssn, nullif(ids.ids, []) AS ids,
        CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) THEN raw_year END AS part_year,
        CASE WHEN raw_year BETWEEN 1000 AND year(CAST($today AS DATE)) AND raw_month BETWEEN 1 AND 12
