@@ -13,9 +13,12 @@ from rwe_assets.errors import ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import annotations, normalize
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
-from rwe_assets.lib.raw_ingest import VCF_HEADER, Status, read_manifest
+from rwe_assets.lib.genomics.vcf_call_schema import STREAM_FIELDS
+from rwe_assets.lib.raw_ingest import PROVENANCE_FIELDS, VCF_HEADER, VCF_HEADER_SCHEMA, Status, read_manifest
 
 CALL_ENTITY, MANIFEST_ENTITY = "variant_call", "sample_manifest"
+# The VCF tables a lab source may not have yet: a batch may send the sample manifest alone.
+_VCF_TABLES = {CALL_ENTITY: pa.schema(STREAM_FIELDS + PROVENANCE_FIELDS), VCF_HEADER: VCF_HEADER_SCHEMA}
 
 _SITE_SCHEMA = pa.schema(
     [
@@ -63,12 +66,13 @@ def register_raw(con, lake_dir: Path, source: str) -> list[str]:
         ("raw_header", VCF_HEADER),
         ("raw_manifest", MANIFEST_ENTITY),
     ):
-        if lake.register_view(con, f"{view}_all", lake.table_path(lake_dir, "raw", source, entity)):
-            con.execute(
-                f"CREATE TEMP VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN (SELECT sha FROM ingested_file)"
-            )
-        else:
-            raise ReconciliationError(f"raw/{source}/{entity} does not exist: ingest a lab batch first")
+        if not lake.register_view(con, f"{view}_all", lake.table_path(lake_dir, "raw", source, entity)):
+            if entity not in _VCF_TABLES:
+                raise ReconciliationError(f"raw/{source}/{entity} does not exist: ingest a lab batch first")
+            con.register(f"{view}_all", _VCF_TABLES[entity].empty_table())  # no VCF ingested yet
+        con.execute(
+            f"CREATE TEMP VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN (SELECT sha FROM ingested_file)"
+        )
     return [row[0] for row in con.execute("SELECT DISTINCT _file_sha256 FROM raw_header").fetchall()]
 
 
