@@ -77,6 +77,7 @@ from rwe_assets.lib.publish import publish
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import SourceRegistry, load_registry
+from rwe_assets.lib.staging import accounting as staging_accounting
 from rwe_assets.lib.staging import build as staging_module
 from rwe_assets.lib.staging.build import build_staging, staging_connection
 from rwe_assets.settings import REPO_DIR
@@ -101,7 +102,10 @@ STAGING_STEPS: dict[str, Callable[..., str]] = {
     "check_reference": lambda con, table, column, *a, **k: f"check_reference {table}.{column}",
     "_refresh_staged": lambda con, table, *a, **k: f"refresh staged_{table}",
     "_write_outputs": lambda *a, **k: "write Delta outputs",
-    "_report": lambda *a, **k: "report (reconciliation counts)",
+}
+# lib/staging/accounting.py, called by build_staging as accounting.<name>
+ACCOUNTING_STEPS: dict[str, Callable[..., str]] = {
+    "report": lambda *a, **k: "report (reconciliation counts)",
 }
 
 
@@ -370,6 +374,7 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
         with (
             sampler.measure(staging, release=True),
             wrapped(staging_module, STAGING_STEPS, sampler, staging),
+            wrapped(staging_accounting, ACCOUNTING_STEPS, sampler, staging),
             maybe_profiled(args.profile == "staging", "staging"),
         ):
             con = staging_connection(args.staging_memory_limit, threads)
