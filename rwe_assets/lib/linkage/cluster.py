@@ -15,7 +15,7 @@ from collections import Counter
 import duckdb
 import pyarrow as pa
 
-from rwe_assets.lib.linkage.model import nickname_sql
+from rwe_assets.lib.linkage.comparisons import nickname_sql
 from rwe_assets.lib.sql_text import quote_literal
 
 ACCEPT = 0.95
