@@ -44,7 +44,7 @@ class StagingReport:
     quarantine_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
     retired_reasons: dict[tuple[str, str], int]  # (table, reason) -> rows
     not_modelled: dict[tuple[str, str], int]  # (source, raw entity or FHIR resource type) -> raw rows
-    mode: str = "full"  # 'full', 'incremental' or 'unchanged' (lib/staging/incremental.py)
+    mode: str = "full"  # 'full', 'incremental' or 'unchanged' (lib/staging/incremental_state.py)
     reason: str = ""  # why that mode
     touched: dict[str, int] | None = None  # staging table -> rows this run changed (None: a full build)
 

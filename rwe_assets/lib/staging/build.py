@@ -52,6 +52,7 @@ from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_va
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging import accounting, deid
 from rwe_assets.lib.staging import incremental as inc
+from rwe_assets.lib.staging import incremental_state as inc_state
 from rwe_assets.lib.staging.accounting import StagingReport
 from rwe_assets.lib.staging.lifecycle import (
     IS_STATUS,
@@ -71,7 +72,7 @@ QUARANTINE = "_quarantine"
 MERGED = "_merged"
 RETIRED = "_retired"
 NOT_MODELLED = "_not_modelled"  # raw rows of the entities (resource types) no profile SQL stages
-_PLAN: contextvars.ContextVar[inc.Plan] = contextvars.ContextVar("staging_plan")  # the run's writes tag
+_PLAN: contextvars.ContextVar[inc_state.Plan] = contextvars.ContextVar("staging_plan")  # the run's writes tag
 # The order references are checked in: a table's rows need the rows of the tables before it.
 REFERENCES = {
     "person_pii": (("source_person_id", "person_source", "source_person_id", "ORPHAN_PERSON"),),
@@ -176,7 +177,7 @@ def build_staging(
     current = {s.name: [] for s in staged}
     for row in current_manifest_rows(lake_dir):
         current.get(row["source"], []).append(row)
-    plan = inc.plan_staging(lake_dir, registry, current, incremental)
+    plan = inc_state.plan_staging(lake_dir, registry, current, incremental)
     scratch = _fresh_scratch(scratch_dir or lake.work_dir(lake_dir, "staging"))
     token = _PLAN.set(plan)
     try:
@@ -193,7 +194,7 @@ def build_staging(
             _write_pieces(con, scratch, 0)
         _drop_candidate_tables(con)
         _write_outputs(con, lake_dir, scratch)
-        inc.write_state(con, lake_dir, plan, empty_touched=True)
+        inc_state.write_state(con, lake_dir, plan, empty_touched=True)
         return accounting.report(con, lake_dir, plan.mode, plan.reason)
     finally:
         _PLAN.reset(token)
@@ -430,7 +431,7 @@ def _write_pieces(con, scratch: Path, number: int) -> None:
     """One source's staged, rejected and pending rows as Parquet pieces scratch/<table>/<number>.parquet."""
     outputs = {t.name: f"SELECT * FROM staged_{t.name}" for t in TABLES}
     outputs |= {name: _rejected_sql(o) for name, o in _REJECTED.items()}
-    outputs |= {inc.PENDING_PREFIX + t: pending_sql(t) for t in inc.pending_tables()}
+    outputs |= {inc_state.PENDING_PREFIX + t: pending_sql(t) for t in inc_state.pending_tables()}
     for name, sql in outputs.items():
         (scratch / name).mkdir(exist_ok=True)
         piece = quote_literal(str(scratch / name / f"{number}.parquet"))
@@ -445,7 +446,7 @@ def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
     for name in [
         *(t.name for t in TABLES),
         *_REJECTED,
-        *(inc.PENDING_PREFIX + t for t in inc.pending_tables()),
+        *(inc_state.PENDING_PREFIX + t for t in inc_state.pending_tables()),
     ]:
         pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
         _overwrite(lake_dir, name, con.sql(f"SELECT * FROM read_parquet([{pieces}])"))
@@ -456,7 +457,7 @@ def pending_sql(table_name: str) -> str:
     """The candidates of `table_name` quarantined only for a missing parent, every column: a later
     batch may bring the parent (kept in staging/_pending_<table>, lib/staging/incremental.py)."""
     columns = ", ".join(f'c."{n}"' for n in BY_NAME[table_name].column_names)
-    reasons = ", ".join(f"'{r}'" for r in inc.REFERENCE_REASONS)
+    reasons = ", ".join(f"'{r}'" for r in inc_state.REFERENCE_REASONS)
     return (
         f"SELECT {columns} FROM {table_name}_outcome o JOIN cand_{table_name} c ON c.rowid = o.row_id "
         f"WHERE o.outcome = 'quarantined' AND o.reason IN ({reasons})"
@@ -483,7 +484,7 @@ def _rejected_sql(outcome: str) -> str:
 
 def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> None:
     """Replace a staging table in one Delta commit: readers see the old or the new table, never half.
-    The commit carries the run's id (lib/staging/incremental.py, "State")."""
+    The commit carries the run's id (lib/staging/incremental_state.py, "State")."""
     path = lake.table_path(lake_dir, "staging", name)
     reader = relation.fetch_arrow_reader(batch_size=122_880)
     commit = _PLAN.get().commit(name)

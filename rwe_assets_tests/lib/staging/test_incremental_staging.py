@@ -11,7 +11,7 @@ import pytest
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import ingest_batch
-from rwe_assets.lib.staging import incremental
+from rwe_assets.lib.staging import incremental, incremental_state
 from rwe_assets.lib.staging.build import build_staging
 from rwe_assets_tests.conftest import land
 from rwe_assets_tests.lib.staging import test_fhir_r4 as fhir
@@ -32,7 +32,7 @@ AUDIT = ("_quarantine", "_merged", "_retired")
 @pytest.fixture(autouse=True)
 def small_batches_stay_incremental(monkeypatch):
     """These extracts are a few rows: any batch is a large share of them."""
-    monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 1.0)
+    monkeypatch.setattr(incremental_state, "FULL_BUILD_SHARE", 1.0)
 
 
 def stage_in_turn(tmp_path, registry, source: str, batches: list[dict[str, str]]):
@@ -196,7 +196,7 @@ def test_an_interrupted_merge_leaves_readable_tables_and_the_next_run_is_full(tm
     assert after["person_source"] != before["person_source"] and after["visit"] == before["visit"]
     monkeypatch.setattr(incremental, "merge_table", real)
     report = build_staging(lake_dir, registry)
-    assert (report.mode, report.reason) == ("full", incremental.OUT_OF_STEP)
+    assert (report.mode, report.reason) == ("full", incremental_state.OUT_OF_STEP)
     assert_equals_full_build(lake_dir, registry)
 
 
@@ -217,13 +217,13 @@ def test_the_fallback_rule(tmp_path, monkeypatch):
     ingest_batch(lake_dir, landing, registry.get("site"), "b1")
     assert build_staging(lake_dir, registry).reason.startswith("a staged file is no longer current")
     # a batch over the share threshold
-    monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 0.01)
+    monkeypatch.setattr(incremental_state, "FULL_BUILD_SHARE", 0.01)
     land(landing, "site", "b2", ONLY_P2)
     ingest_batch(lake_dir, landing, registry.get("site"), "b2")
     assert "threshold" in build_staging(lake_dir, registry).reason
     # staging's code or the tombstones changed
-    monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 1.0)
-    monkeypatch.setattr(incremental, "staging_digest", lambda *_: "another")
+    monkeypatch.setattr(incremental_state, "FULL_BUILD_SHARE", 1.0)
+    monkeypatch.setattr(incremental_state, "staging_digest", lambda *_: "another")
     land(landing, "site", "b3", ADOPTING)
     ingest_batch(lake_dir, landing, registry.get("site"), "b3")
     assert build_staging(lake_dir, registry).reason.startswith("staging code")

@@ -1,0 +1,143 @@
+"""Incremental staging, the scope and the changes (issue 26): the prior rows an incremental run stages
+again with the new batches' rows, and the SQL of what it then writes (docs/operations.md,
+"Incremental refresh").
+
+Scope. Per source with new batches, the candidates are the new batches' rows (the profile SQL over
+their files only) plus the *prior rows* in scope: the staged rows, and the rows quarantined only for a
+missing person, visit or event (kept whole in `_pending_<table>`: a later batch may bring the parent),
+that are
+- of a record (record_key before '#') a new row belongs to: its versions and its other rows;
+- of a person a new row names (a snapshot batch retires what it leaves out, per person and entity;
+  a new or corrected person can orphan or adopt rows);
+- children of a visit or event in scope (a withdrawn visit orphans its events).
+The record lifecycle then runs unchanged over them, except that only a new batch can be the one that
+retires what it leaves out (lifecycle.retire_absent): the staged batches' retirements are in the prior
+state already. What a full build of all batches would stage for these records, this stages; rows out
+of scope keep their staged state, which nothing in the new batches can change.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from rwe_assets.lib import lake
+from rwe_assets.lib.sql_text import quote_literal
+from rwe_assets.lib.staging.incremental_state import PENDING_PREFIX, pending_tables, staging_path
+from rwe_assets.lib.staging.model import BY_NAME, TABLES
+
+PARENT_COLUMNS = {"visit_key": "visit", "event_key": "event"}
+
+
+def register_prior(con: duckdb.DuckDBPyConnection, lake_dir) -> None:
+    """Views prior_<table>: the staged rows plus the pending ones (flag _pending), as last written."""
+    for table in TABLES:
+        columns = ", ".join(f'"{n}"' for n in table.column_names)
+        lake.register_parquet_view(con, f"staged_prior_{table.name}", staging_path(lake_dir, table.name))
+        parts = [f"SELECT {columns}, false AS _pending FROM staged_prior_{table.name}"]
+        if table.name in pending_tables():
+            lake.register_parquet_view(
+                con, f"pending_prior_{table.name}", staging_path(lake_dir, PENDING_PREFIX + table.name)
+            )
+            parts.append(f"SELECT {columns}, true AS _pending FROM pending_prior_{table.name}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW prior_{table.name} AS {' UNION ALL '.join(parts)}")
+    lake.register_parquet_view(con, "quarantine_prior", staging_path(lake_dir, "_quarantine"))
+
+
+def select_scope(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Tables scope_<table>: the prior rows of `source` in scope (module docstring), from the new
+    candidates in cand_<table> (their natural keys already numbered)."""
+    persons = [t.name for t in TABLES if "source_person_id" in t.column_names]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE touched_records AS "
+        + " UNION ".join(
+            f"SELECT DISTINCT '{t.name}' AS tbl, split_part(record_key, '#', 1) AS record FROM cand_{t.name} "
+            "WHERE record_key IS NOT NULL"
+            for t in TABLES
+        )
+    )
+    same_record = "split_part(o.record_key, '#', 1) IN (SELECT record FROM touched_records WHERE tbl = '{t}')"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE touched_persons AS "
+        + " UNION ".join(
+            f"SELECT source_person_id FROM cand_{t} WHERE source_person_id IS NOT NULL UNION "
+            f"SELECT o.source_person_id FROM prior_{t} o WHERE o.source_system = $source "
+            f"AND {same_record.format(t=t)}"
+            for t in persons
+        ),
+        {"source": source},
+    )
+    for table in TABLES:
+        conditions = [same_record.format(t=table.name)]
+        if table.name in persons:
+            conditions.append("o.source_person_id IN (SELECT source_person_id FROM touched_persons)")
+        for column, parent in PARENT_COLUMNS.items():
+            if column in table.column_names:
+                conditions.append(
+                    f"o.{column} IN (SELECT record_key FROM scope_{parent} "
+                    f"UNION ALL SELECT record_key FROM cand_{parent})"
+                )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE scope_{table.name} AS SELECT * FROM prior_{table.name} o "
+            f"WHERE o.source_system = $source AND ({' OR '.join(conditions)})",
+            {"source": source},
+        )
+
+
+def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+    """The prior rows in scope become candidates again: valid, their keys final (not natural)."""
+    for name in tables:
+        columns = ", ".join(f'"{n}"' for n in BY_NAME[name].column_names)
+        con.execute(f"INSERT INTO cand_{name} SELECT {columns}, NULL, NULL, false FROM scope_{name}")
+
+
+def create_reference_view(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
+    """View ref_<table>: what a reference check finds staged, the candidates staged now plus the prior
+    staged rows of `source` out of scope (which this run leaves as they are)."""
+    columns = "source_system, record_key, source_person_id"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW ref_{table} AS
+        SELECT {columns} FROM staged_{table}
+        UNION ALL
+        SELECT {columns} FROM staged_prior_{table} o
+        WHERE o.source_system = {quote_literal(source)}
+          AND o.record_key NOT IN (SELECT record_key FROM scope_{table} WHERE NOT _pending)
+        """
+    )
+
+
+# ---- changes: what this run writes ---------------------------------------------------------------
+
+
+def change_queries(table: str) -> dict[str, str]:
+    """The SQL of one source's changes to `table` (after the lifecycle ran over its candidates):
+    'upsert' the staged rows that are new or differ from their prior version, 'delete' the prior
+    staged keys no longer staged (with their person, for the touched set)."""
+    columns = ", ".join(f'"{n}"' for n in BY_NAME[table].column_names)
+    person = "source_person_id" if "source_person_id" in BY_NAME[table].column_names else "NULL"
+    return {
+        "upsert": f"SELECT {columns} FROM staged_{table} EXCEPT ALL SELECT {columns} FROM scope_{table} WHERE NOT _pending",
+        "delete": f"SELECT source_system, record_key, {person} AS source_person_id, _source_file, _line_number "
+        f"FROM scope_{table} s "
+        f"WHERE NOT _pending AND (source_system, record_key) NOT IN (SELECT source_system, record_key FROM staged_{table})",
+    }
+
+
+def pending_changes(table: str, pending_sql: str) -> dict[str, str]:
+    """The changes to _pending_<table>: rows newly waiting for a parent, and prior pending rows in
+    scope that no longer wait (or wait for another reason: they are inserted again)."""
+    columns = ", ".join(f'"{n}"' for n in BY_NAME[table].column_names)
+    return {
+        "upsert": f"SELECT {columns} FROM ({pending_sql}) EXCEPT ALL SELECT {columns} FROM scope_{table} WHERE _pending",
+        "delete": f"SELECT {columns} FROM scope_{table} WHERE _pending EXCEPT ALL SELECT {columns} FROM ({pending_sql})",
+    }
+
+
+def released_quarantine_sql() -> str:
+    """Quarantine rows of the prior pending rows in scope: they were re-checked, so the run's own
+    outcome for them replaces these (deleted unless the same row is quarantined again)."""
+    return " UNION ALL ".join(
+        f"SELECT '{t}' AS staging_table, source_system, record_key, _source_entity, _source_file, _line_number "
+        f"FROM scope_{t} WHERE _pending"
+        for t in pending_tables()
+    )
