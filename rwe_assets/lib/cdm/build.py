@@ -56,6 +56,7 @@ from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.publish import PUBLISHED
 from rwe_assets.lib.sources import SourceRegistry, load_registry
+from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.vocabulary import (
     VOCABULARY_TABLES,
     VocabularyStore,
@@ -148,7 +149,7 @@ def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> Non
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET temp_directory = '{warehouse_dir / 'tmp'}'")
+    con.execute(f"SET temp_directory = {quote_literal(str(warehouse_dir / 'tmp'))}")
     con.execute("SET preserve_insertion_order = false")
 
 

@@ -93,10 +93,11 @@ def tokens_sql(con: duckdb.DuckDBPyConnection, relation: str) -> str:
             UNION ALL  -- a document under any issuer (as linkage compares them), with the birth date
             SELECT source_system, source_person_id, 'document_dob', 'document_dob|' || type || '|' || value || '|' || dob
             FROM typed WHERE lk_id_document(type) AND value IS NOT NULL AND dob IS NOT NULL
-            UNION ALL  -- a record number is unique only within the system that assigned it
+            UNION ALL  -- a record number is unique only within the system that assigned it; a number of
+            -- no declared kind ('other') may be shared (a policy or household number): not one person's
             SELECT source_system, source_person_id, 'record_number',
                    'record_number|' || type || '|' || system || '|' || value
-            FROM typed WHERE NOT lk_id_document(type) AND system IS NOT NULL AND value IS NOT NULL
+            FROM typed WHERE type IN ('mrn', 'member_id') AND system IS NOT NULL AND value IS NOT NULL
         )
         SELECT source_system, source_person_id, kind, tb_hmac('tombstone|' || msg) AS token FROM kinds
     """

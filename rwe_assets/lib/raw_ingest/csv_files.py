@@ -159,8 +159,16 @@ def _parse(con, path: Path, header: list[str], encoding: str, relative: str) -> 
         )
     except duckdb.OutOfMemoryException:
         raise  # the machine's limit, not the file's fault
+    except duckdb.IOException as error:
+        if any(text in str(error) for text in _MACHINE_IO_FAULTS):
+            raise  # the scratch disk (the parse spills), not the file: a rerun must read the file again
+        raise _csv_error(error, relative) from None
     except duckdb.Error as error:
         raise _csv_error(error, relative) from None
+
+
+# IO errors of the machine, not of the file: the file is not recorded as failed (a rerun reads it again)
+_MACHINE_IO_FAULTS = ("No space left on device", "Could not write", "Disk quota exceeded")
 
 
 def _parsed_batches(con, provenance, skipped: np.ndarray) -> pa.RecordBatchReader:

@@ -39,6 +39,7 @@ import contextlib
 import contextvars
 import csv
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -184,7 +185,14 @@ def build_staging(
         _use_spill_dir(con, scratch / "spill")
         accounting.create_totals(con)
         if plan.mode != "full":
-            return inc.build_changes(con, lake_dir, registry, plan, scratch)
+            try:
+                return inc.build_changes(con, lake_dir, registry, plan, scratch)
+            except inc.FullBuildNeeded as need:  # nothing written yet: stage everything instead
+                plan = replace(plan, mode="full", reason=str(need))
+                _PLAN.set(plan)
+                _drop_candidate_tables(con)
+                inc.clear_pieces(scratch)
+                accounting.create_totals(con)
         for number, source in enumerate(staged):
             _build_source(con, lake_dir, source, current[source.name], scratch, number)
         if not staged:  # every table is written all the same, empty, with its columns

@@ -10,6 +10,7 @@ lists them in _touched, and gives the staged tables' digests a full build is com
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
 
     build._create_candidate_tables(con)
     build._stage_source(con, lake_dir, source, plan.new[source.name])
-    tombstone.refuse_erased(con, lake_dir)
+    _refuse_what_only_a_full_build_stages_alike(con, lake_dir)
     build.redact_identifying_answers(con)
     for table in TABLES:  # the new rows' final keys, before the scope is looked up by them
         if table.name == "cost":
@@ -108,6 +109,41 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
 
     build.resolve_tables(con, parents="ref", after=after)
     _write_change_pieces(con, scratch, number)
+
+
+class FullBuildNeeded(Exception):
+    """A change an incremental run cannot stage as a full build would: build_staging rebuilds instead
+    (nothing has been written when it is raised)."""
+
+
+def clear_pieces(scratch: Path) -> None:
+    """Remove the Parquet pieces a run given up for a full build wrote (DuckDB's spill dir stays)."""
+    for path in scratch.iterdir():
+        if path.is_dir() and path.name != "spill":
+            shutil.rmtree(path)
+
+
+def _refuse_what_only_a_full_build_stages_alike(con, lake_dir) -> None:
+    """Raise FullBuildNeeded when a new batch holds records of an erased person (a full build refuses
+    every staged row of theirs, and rows naming only their id) or changes the identifiers of a person
+    with staged notes (a full build redacts those notes with the new identifiers too)."""
+    tables = [t.name for t in TABLES if "source_person_id" in t.column_names]
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW inc_candidate_persons AS "
+        + " UNION ".join(f"SELECT source_system, source_person_id FROM cand_{t}" for t in tables)
+    )
+    if tombstone.refuse_erased(con, lake_dir) or tombstone.register_refused(
+        con, lake_dir, "inc_candidate_persons", "inc_refused"
+    ):
+        raise FullBuildNeeded("a new batch holds records of an erased person")
+    identity = ", ".join(f'"{c}"' for c in BY_NAME["person_pii"].column_names if not c.startswith("_"))
+    changed = con.execute(
+        f"SELECT count(*) FROM (SELECT {identity} FROM cand_person_pii WHERE _reason IS NULL "
+        f"EXCEPT SELECT {identity} FROM staged_prior_person_pii) "
+        "WHERE (source_system, source_person_id) IN (SELECT source_system, source_person_id FROM staged_prior_note)"
+    ).fetchone()[0]
+    if changed:
+        raise FullBuildNeeded("a new batch changes the identifiers of persons with staged notes")
 
 
 def _redact_new_notes(con, source: str) -> None:
@@ -164,7 +200,8 @@ def _write_changes(con, lake_dir, scratch: Path, plan: Plan) -> dict[str, int]:
     from rwe_assets.lib.staging import build
 
     touched = {}
-    for name in [*(t.name for t in TABLES), build.QUARANTINE, build.MERGED, build.RETIRED, *MERGE_KEYS]:
+    pending = [PENDING_PREFIX + t for t in pending_tables()]
+    for name in [*(t.name for t in TABLES), build.QUARANTINE, build.MERGED, build.RETIRED, *pending]:
         if not (scratch / name).is_dir():
             continue
         upserts, deletes = (_pieces(con, scratch / name, kind) for kind in ("upsert", "delete"))

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties
 
@@ -37,7 +38,18 @@ REFERENCE_REASONS = ("ORPHAN_PERSON", "MISSING_VISIT", "MISSING_EVENT")
 # a large scope costs more to merge than to rebuild (docs/operations.md, "Incremental refresh").
 FULL_BUILD_SHARE = 0.2
 _PACKAGE = Path(__file__).resolve().parents[1]
-_CODE = ("staging/*.py", "sql/staging/**/*", "sources.py", "raw_ingest/model.py")
+# What decides a staged row: staging's code and SQL, and what it calls (the tombstones' tokens are the
+# linkage's normalization macros; quoting; the lake's readers)
+_CODE = (
+    "staging/*.py",
+    "sql/staging/**/*",
+    "sources.py",
+    "raw_ingest/model.py",
+    "governance/tombstone.py",
+    "linkage/sql/normalize.sql",
+    "sql_text.py",
+    "lake.py",
+)
 OUT_OF_STEP = "staging tables out of step (an interrupted run, or a table written by another step)"
 
 
@@ -82,6 +94,7 @@ def staging_digest(lake_dir, registry: SourceRegistry) -> str:
         for path in sorted(_PACKAGE.glob(pattern)):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update(f"duckdb {duckdb.__version__}".encode())  # its functions parse and cast every row
     digest.update(repr([s for s in registry if s.staging_profile]).encode())
     tombstones = lake.open_table(tombstone.tombstone_path(lake_dir))
     digest.update(f"{tombstones.metadata().id}:{tombstones.version()}".encode() if tombstones else b"-")

@@ -79,3 +79,15 @@ def test_a_relation_without_identifiers_still_gives_its_other_tokens(tmp_path):
     )
     kinds = sorted(con.sql(tombstone.tokens_sql(con, "v")).to_arrow_table().column("kind").to_pylist())
     assert kinds == ["record", "ssn_dob"]
+
+
+def test_a_number_of_no_declared_kind_gives_no_tombstone(tmp_path):
+    """A shared number (a policy or household number) typed 'other' could name several people."""
+    con = duckdb.connect()
+    tombstone.register(con, KEY)
+    con.execute(
+        f"CREATE VIEW v AS SELECT 'a' AS source_system, 'p1' AS source_person_id, "
+        f"[{{'type': 'policy', 'system': 'urn:plan', 'value': 'H-2231-77'}}]::{IDS} AS identifiers"
+    )
+    kinds = sorted(con.sql(tombstone.tokens_sql(con, "v")).to_arrow_table().column("kind").to_pylist())
+    assert kinds == ["record"]

@@ -227,3 +227,68 @@ def test_the_fallback_rule(tmp_path, monkeypatch):
     land(landing, "site", "b3", ADOPTING)
     ingest_batch(lake_dir, landing, registry.get("site"), "b3")
     assert build_staging(lake_dir, registry).reason.startswith("staging code")
+
+
+# --------------------------------------------------------------------------- what only a full build stages alike
+
+NOTE_NAMING_ZOELLA = {
+    **FHIR_FIRST,
+    "DocumentReference.000.ndjson": fhir.ndjson(fhir.document("d1", "Seen with Zoella Quarrington today.")),
+}
+RENAMED = {  # p1 renamed to the name the earlier note holds: a full build redacts it there too
+    "Patient.000.ndjson": fhir.ndjson(
+        fhir.patient("p1", name=[{"use": "official", "family": "Quarrington", "given": ["Zoella"]}])
+    )
+}
+
+
+def test_new_identifiers_of_a_person_with_staged_notes_restage_everything(tmp_path):
+    registry = fhir.fhir_registry()
+    lake_dir, reports = stage_in_turn(tmp_path, registry, "site", [NOTE_NAMING_ZOELLA, RENAMED])
+    assert (reports[-1].mode, reports[-1].reason) == (
+        "full",
+        "a new batch changes the identifiers of persons with staged notes",
+    )
+    notes = lake.read_table(lake.table_path(lake_dir, "staging", "note")).to_pylist()
+    assert [n["note_text"] for n in notes] == ["Seen with [REDACTED] [REDACTED] today."]
+    assert_equals_full_build(lake_dir, registry)
+
+
+def test_records_of_an_erased_person_restage_everything(tmp_path, monkeypatch):
+    """A tombstone names an identity (Zoe Quill, 1980-01-02) no staged record has; the next batch
+    renames p1 to it: a full build refuses every row of p1, earlier ones included."""
+    import duckdb
+
+    from rwe_assets.lib.governance import tombstone
+
+    key = "t" * 32
+    monkeypatch.setenv("RWE_TOMBSTONE_KEY", key)
+    registry = synthea_registry()
+    lake_dir, _ = stage_in_turn(tmp_path, registry, "site", [WITH_DIAGNOSIS])
+    con = duckdb.connect()
+    tombstone.register(con, key)
+    con.execute(
+        "CREATE VIEW erased AS SELECT 'other' AS source_system, 'z9' AS source_person_id, "
+        "'Zoe' AS given_name, 'Quill' AS family_name, DATE '1980-01-02' AS birth_date"
+    )
+    tombstone.check_key(lake_dir, key, record=True)
+    tombstone.add(lake_dir, con.sql(tombstone.tokens_sql(con, "erased")).to_arrow_table(), "e1")
+    assert build_staging(lake_dir, registry).reason  # full: the tombstones changed
+
+    landing = tmp_path / "landing"
+    renamed = {**WITH_DIAGNOSIS, "patients.csv": PATIENTS_HEADER + patient("p1", first="Zoe", last="Quill")}
+    land(landing, "site", "b9", renamed)
+    ingest_batch(lake_dir, landing, registry.get("site"), "b9")
+    report = build_staging(lake_dir, registry)
+    assert (report.mode, report.reason) == ("full", "a new batch holds records of an erased person")
+    for table in ("person_source", "visit", "event"):
+        assert lake.read_table(lake.table_path(lake_dir, "staging", table)).num_rows == 0, table
+
+
+def test_a_quarantined_row_without_a_record_key_is_merged_once(tmp_path):
+    """A patient row without an Id has no record key: the quarantine holds it once, as a full build."""
+    registry = synthea_registry()
+    no_id = {"patients.csv": PATIENTS_HEADER + patient("p1") + patient("")}
+    lake_dir, reports = stage_in_turn(tmp_path, registry, "site", [WITH_DIAGNOSIS, no_id])
+    assert reports[-1].mode == "incremental"
+    assert_equals_full_build(lake_dir, registry)
