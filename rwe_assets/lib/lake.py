@@ -287,8 +287,13 @@ def s3_filesystem():
 def register_view(con: duckdb.DuckDBPyConnection, name: str, path: LakePath) -> bool:
     """Expose a Delta table to DuckDB as view `name` (projection and filters push down).
 
-    Returns False, and registers nothing, when the table does not exist yet.
+    Returns False, and registers nothing, when the table does not exist yet. A local table is read by
+    DuckDB's Parquet reader (register_parquet_view): files delta-rs's merge wrote hold string_view
+    columns (incremental staging merges staging tables), which a pyarrow dataset reads as such, and
+    pyarrow has no kernel comparing them with the string constants of the filters DuckDB pushes down.
     """
+    if not is_remote(path):
+        return register_parquet_view(con, name, path)
     table = open_table(path)
     if table is None:
         return False
