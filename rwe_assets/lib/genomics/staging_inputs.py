@@ -13,12 +13,11 @@ from rwe_assets.errors import ReconciliationError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics import annotations, normalize
 from rwe_assets.lib.genomics.header import VcfHeader, parse_header
-from rwe_assets.lib.genomics.vcf_call_schema import STREAM_FIELDS
-from rwe_assets.lib.raw_ingest import PROVENANCE_FIELDS, VCF_HEADER, VCF_HEADER_SCHEMA, Status, read_manifest
+from rwe_assets.lib.raw_ingest import VCF_CALL_SCHEMA, VCF_HEADER, VCF_HEADER_SCHEMA, Status, read_manifest
 
 CALL_ENTITY, MANIFEST_ENTITY = "variant_call", "sample_manifest"
 # The VCF tables a lab source may not have yet: a batch may send the sample manifest alone.
-_VCF_TABLES = {CALL_ENTITY: pa.schema(STREAM_FIELDS + PROVENANCE_FIELDS), VCF_HEADER: VCF_HEADER_SCHEMA}
+_VCF_TABLES = {CALL_ENTITY: VCF_CALL_SCHEMA, VCF_HEADER: VCF_HEADER_SCHEMA}
 
 _SITE_SCHEMA = pa.schema(
     [

@@ -67,7 +67,7 @@ from rwe_assets.lib.raw_ingest.scan import (
     open_decompressed,
     scan_file,
 )
-from rwe_assets.lib.raw_ingest.vcf import VCF_HEADER_SCHEMA, is_vcf, vcf_header_table
+from rwe_assets.lib.raw_ingest.vcf import VCF_CALL_SCHEMA, VCF_HEADER_SCHEMA, is_vcf, vcf_header_table
 
 _Provenance = Provenance  # the name before the split
 
@@ -85,6 +85,7 @@ __all__ = [
     "QUARANTINE",
     "QUARANTINE_SCHEMA",
     "TIMESTAMP_UTC",
+    "VCF_CALL_SCHEMA",
     "VCF_HEADER",
     "VCF_HEADER_SCHEMA",
     "BatchReport",

@@ -43,12 +43,11 @@ def _ingest_vcf(lake_dir, source, path, provenance, result) -> None:
 def _write_vcf(lake_dir, source, entity, path, vcf, header, counts, provenance, result) -> None:
     failure: list[InputFileError] = []
     stream = vcf_reader.call_batches(path, result.relative_path, vcf, header, counts, provenance.columns)
-    schema = pa.schema(vcf_reader.STREAM_FIELDS + PROVENANCE_FIELDS)
     target = lake.table_path(lake_dir, "raw", source.name, entity.name)
     try:
         lake.replace_file_rows(
             target,
-            pa.RecordBatchReader.from_batches(schema, _keep_error(stream, failure)),
+            pa.RecordBatchReader.from_batches(VCF_CALL_SCHEMA, _keep_error(stream, failure)),
             provenance.file_sha256,
         )
     except Exception:
@@ -95,6 +94,7 @@ def _keep_error(stream, failure: list):
         raise
 
 
+VCF_CALL_SCHEMA = pa.schema(vcf_reader.STREAM_FIELDS + PROVENANCE_FIELDS)  # raw/<lab>/variant_call
 VCF_HEADER_SCHEMA = pa.schema(
     [
         ("section", pa.string()),  # fileformat, reference, contig, INFO, FORMAT, FILTER, ..., sample, count

@@ -127,14 +127,13 @@ def _refuse_what_only_a_full_build_stages_alike(con, lake_dir) -> None:
     """Raise FullBuildNeeded when a new batch holds records of an erased person (a full build refuses
     every staged row of theirs, and rows naming only their id) or changes the identifiers of a person
     with staged notes (a full build redacts those notes with the new identifiers too)."""
-    tables = [t.name for t in TABLES if "source_person_id" in t.column_names]
+    # every candidate person: their identity where a person row states it, else their record alone
+    others = [t.name for t in TABLES if "source_person_id" in t.column_names and t.name != "person_pii"]
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW inc_candidate_persons AS "
-        + " UNION ".join(f"SELECT source_system, source_person_id FROM cand_{t}" for t in tables)
+        "CREATE OR REPLACE TEMP VIEW inc_candidate_persons AS SELECT * FROM cand_person_pii "
+        + " ".join(f"UNION ALL BY NAME SELECT source_system, source_person_id FROM cand_{t}" for t in others)
     )
-    if tombstone.refuse_erased(con, lake_dir) or tombstone.register_refused(
-        con, lake_dir, "inc_candidate_persons", "inc_refused"
-    ):
+    if tombstone.register_refused(con, lake_dir, "inc_candidate_persons", "inc_refused"):
         raise FullBuildNeeded("a new batch holds records of an erased person")
     identity = ", ".join(f'"{c}"' for c in BY_NAME["person_pii"].column_names if not c.startswith("_"))
     changed = con.execute(
