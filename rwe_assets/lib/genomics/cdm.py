@@ -212,13 +212,16 @@ def _insert_gcdm(con, schema: str) -> None:
         LEFT JOIN ids_target_gene g ON g.natural_key = v.gene_key
         """
     )
+    # staging written before variant_origin existed holds the lab's germline panels only
+    staged = con.sql("SELECT * FROM g_variant LIMIT 0").columns
+    origin = "v.variant_origin" if "variant_origin" in staged else "'Germline'"
     con.execute(
         f"""
         INSERT INTO {schema}.variant_annotation BY NAME
         SELECT a.id AS variant_annotation_id, o.id AS variant_occurrence_id,
                CASE WHEN v.clinical_significance IS NOT NULL THEN 'ClinVar' ELSE v.annotation_source END
                    AS annotation_database,
-               'Germline' AS variant_origin, v.clinical_significance AS variant_pathogeny,
+               {origin} AS variant_origin, v.clinical_significance AS variant_pathogeny,
                v.allele_frequency
         FROM g_variant v
         JOIN ids_variant_annotation a ON a.natural_key = v.call_key

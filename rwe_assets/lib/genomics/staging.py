@@ -14,7 +14,8 @@ correcting an earlier file's sample). specimen_key = 'lab|' + the VCF's batch + 
 SAMPLE_ID; without VCF_FILE (column absent or empty) the scope is the row's batch: 'lab|' + batch +
 '||' + SAMPLE_ID, covering that name in every VCF of the batch unless a row names the VCF. The latest
 manifest row of a key wins (a later batch corrects the person); a reused sample name in another file
-or batch is another specimen.
+or batch is another specimen. A manifest file re-sent byte for byte in a later batch (ingest: `duplicate`)
+counts as that batch's rows too (staging_inputs.register_raw), so it covers the batch's new VCF.
 Genome build: the VCF header's (header.py), else the manifest's GENOME_BUILD, normalized with
 header.normalize_build (a spelling it does not know is kept as written, trimmed); both present and
 different: BUILD_MISMATCH.

@@ -55,11 +55,13 @@ _FILE_SCHEMA = pa.schema(
 
 
 def register_raw(con, lake_dir: Path, source: str) -> list[str]:
-    """Views raw_calls, raw_header, raw_manifest over the ingested files of `source`."""
+    """Views raw_calls, raw_header, raw_manifest over the ingested files of `source`; raw_manifest also
+    holds the rows of every sample manifest re-sent byte for byte in a later batch (_resent_manifests)."""
     manifest = read_manifest(lake_dir, source).to_pylist()
     ingested = sorted({r["file_sha256"] for r in manifest if r["status"] == Status.INGESTED})
     con.execute("CREATE TEMP TABLE ingested_file (sha VARCHAR)")
     con.executemany("INSERT INTO ingested_file VALUES (?)", [(sha,) for sha in ingested])
+    _resent_manifests(con, manifest)
     for view, entity in (
         ("raw_calls", CALL_ENTITY),
         ("raw_header", VCF_HEADER),
@@ -71,8 +73,35 @@ def register_raw(con, lake_dir: Path, source: str) -> list[str]:
             con.register(f"{view}_all", _VCF_TABLES[entity].empty_table())  # no VCF ingested yet
         con.execute(
             f"CREATE TEMP VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN (SELECT sha FROM ingested_file)"
+            + (_RESENT_ROWS if view == "raw_manifest" else "")
         )
     return [row[0] for row in con.execute("SELECT DISTINCT _file_sha256 FROM raw_header").fetchall()]
+
+
+# The re-sent copy of a manifest row: the row as stored, under the batch, path and time that re-sent it.
+_RESENT_ROWS = """
+    UNION ALL
+    SELECT m.* REPLACE (r.batch_id AS _batch_id, r.relative_path AS _source_file, r.ingested_at AS _ingested_at)
+    FROM raw_manifest_all m JOIN resent_file r ON r.sha = m._file_sha256
+    WHERE m._file_sha256 IN (SELECT sha FROM ingested_file)
+"""
+
+
+def _resent_manifests(con, manifest: list[dict]) -> None:
+    """TEMP TABLE resent_file: the files ingest recorded as `duplicate` (same bytes as a file already
+    ingested). A lab re-sends its manifest unchanged with a new VCF of the same samples: that batch's
+    manifest says who the new VCF's samples are, so its rows count as the batch's own (a duplicate
+    VCF or a duplicate of a non-manifest file matches no manifest row and adds nothing)."""
+    con.execute(
+        "CREATE TEMP TABLE resent_file (sha VARCHAR, batch_id VARCHAR, relative_path VARCHAR, ingested_at TIMESTAMPTZ)"
+    )
+    rows = [
+        (r["file_sha256"], r["batch_id"], r["relative_path"], r["ingested_at"])
+        for r in manifest
+        if r["status"] == Status.DUPLICATE
+    ]
+    if rows:
+        con.executemany("INSERT INTO resent_file VALUES (?, ?, ?, ?)", rows)
 
 
 def read_headers(con, files: list[str]) -> dict[str, tuple[VcfHeader, str | None]]:

@@ -82,7 +82,7 @@ def stage_specimens(con) -> None:
             FROM named n
             LEFT JOIN vcf_file f ON f.path_in_batch = n.vcf_name
                  AND (f.batch_id = n._batch_id OR f.ingested_at <= n._ingested_at)
-            QUALIFY row_number() OVER (PARTITION BY n._file_sha256, n._line_number
+            QUALIFY row_number() OVER (PARTITION BY n._file_sha256, n._source_file, n._line_number
                                        ORDER BY f.batch_id = n._batch_id DESC, f.ingested_at DESC, f.batch_id DESC) = 1
         ), keyed AS (
             SELECT r.*,
@@ -175,10 +175,22 @@ def stage_specimens(con) -> None:
 
 
 def stage_variants(con) -> None:
+    """call_checked: every raw call with its site, genotype, specimen and quarantine reason; variant_out
+    and variant_quarantine_out split it. rs_id is the first dbSNP id (rs<digits>) of the ID column: a
+    caller's own ids there (`ID1`, COSMIC ids) are no rsID. variant_origin is 'Somatic' for the sample
+    column a header's ##tumor_sample= names (GATK Mutect2), else 'Germline' (the lab's panels)."""
+    con.execute(
+        """
+        CREATE TEMP VIEW tumor_sample AS
+        SELECT DISTINCT _file_sha256, trim(regexp_extract(text, '^##tumor_sample=(.*)$', 1)) AS sample_id
+        FROM raw_header WHERE section = 'tumor_sample'
+        """
+    )
     con.execute(
         """
         CREATE TEMP TABLE call_checked AS
         SELECT c.*, s.* EXCLUDE (_file_sha256, record_number, alt_index),
+               CASE WHEN t.sample_id IS NOT NULL THEN 'Somatic' ELSE 'Germline' END AS variant_origin,
                CASE WHEN h.genotype IS NOT NULL THEN h.zygosity ELSE g.zygosity END AS zygosity, g.phased,
                sp.SOURCE_PERSON_ID AS source_person_id, sp.specimen_key, f.vcf_build,
                coalesce(f.vcf_build, sp.manifest_build) AS effective_build,
@@ -201,6 +213,7 @@ def stage_variants(con) -> None:
         LEFT JOIN sample_specimen ss ON ss._file_sha256 = c._file_sha256 AND ss.sample_id = c.sample_id
         LEFT JOIN specimen_checked sp ON sp.specimen_key = ss.specimen_key AND sp.reason_code IS NULL
         LEFT JOIN vcf_contig vc ON vc._file_sha256 = c._file_sha256 AND vc.contig = c.chrom
+        LEFT JOIN tumor_sample t ON t._file_sha256 = c._file_sha256 AND t.sample_id = c.sample_id
         """
     )
     con.execute(
@@ -209,11 +222,11 @@ def stage_variants(con) -> None:
         SELECT _file_sha256 || ':' || record_number || ':' || sample_index || ':' || alt_index AS call_key,
                specimen_key, sample_id, source_person_id, chrom, norm_pos AS pos, norm_ref AS ref, norm_alt AS alt,
                pos AS vcf_pos, vcf_ref, vcf_alt, alt_index, n_alt_alleles, variant_type,
-               CASE WHEN id = '.' THEN NULL ELSE id END AS rs_id, qual, filter, CASE WHEN coalesce(filter, '.') <> '.' THEN filter = 'PASS' END AS filter_pass,
+               nullif(regexp_extract(id, '(^|;)(rs[0-9]+)(;|$)', 2), '') AS rs_id, qual, filter, CASE WHEN coalesce(filter, '.') <> '.' THEN filter = 'PASS' END AS filter_pass,
                genotype, zygosity, phased, depth AS read_depth,
                allele_depths[alt_index + 1] AS alt_read_depth, allele_depths[1] AS ref_read_depth,
                genotype_quality, allele_frequency, annotation_source, gene_symbol, transcript, hgvs_c, hgvs_p,
-               consequence, clinical_significance, effective_build AS genome_build,
+               consequence, clinical_significance, variant_origin, effective_build AS genome_build,
                record_number, sample_index, _batch_id, _source_file, _file_sha256, _line_number
         FROM call_checked WHERE reason_code IS NULL
         """
