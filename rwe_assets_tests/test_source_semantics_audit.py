@@ -119,11 +119,6 @@ def _enrollment_inputs(con, spans: list[tuple[str, str, str]]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/sql/cdm/payer_plan_period.sql gives a month two spans share wholly to one span, so a "
-    "mid-month change of payer leaves days the source covers without a period: resolve by days",
-)
 def test_a_mid_month_change_of_payer_leaves_no_day_uncovered():
     # Synthea's payer_transitions: a new payer from the day the previous one ends, every year
     spans = [
@@ -134,13 +129,17 @@ def test_a_mid_month_change_of_payer_leaves_no_day_uncovered():
     con = duckdb.connect()
     _enrollment_inputs(con, spans)
     run_sql(con, "payer_plan_period")
-    uncovered = con.execute(
+    covering = con.execute(
         """
-        SELECT count(*) FROM generate_series(DATE '2017-01-10', DATE '2019-06-30', INTERVAL 1 DAY) d(day)
-        WHERE NOT EXISTS (SELECT 1 FROM payer_plan_span s WHERE d.day BETWEEN s.start_date AND s.end_date)
+        SELECT count(s.start_date) AS spans, count(*) AS days
+        FROM generate_series(DATE '2017-01-10', DATE '2019-06-30', INTERVAL 1 DAY) d(day)
+        LEFT JOIN payer_plan_span s ON d.day BETWEEN s.start_date AND s.end_date
+        GROUP BY d.day HAVING spans <> 1
         """
-    ).fetchone()[0]
-    assert uncovered == 0
+    ).fetchall()
+    assert covering == []  # every covered day in exactly one period
+    payers = con.execute("SELECT payer_source_value FROM payer_plan_span ORDER BY start_date").fetchall()
+    assert [p for (p,) in payers] == ["A", "B", "A"]
 
 
 def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):
