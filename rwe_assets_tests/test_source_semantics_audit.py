@@ -21,7 +21,6 @@ from rwe_assets.lib.genomics.staging import stage_genomics
 from rwe_assets.lib.raw_ingest import ingest_batch
 from rwe_assets.lib.sources import load_registry
 from rwe_assets_tests.lib.genomics.conftest import land_lab
-from rwe_assets_tests.lib.staging import test_fhir_r4 as fhir
 from rwe_assets_tests.lib.staging.test_build import (
     ENCOUNTERS_HEADER,
     PATIENTS_HEADER,
@@ -160,33 +159,6 @@ def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):
         (400, "rs12"),
         (500, None),
     ]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/sql/staging/fhir_r4/event/_events.yaml (medicationrequest) does not read doNotPerform: an "
-    "order NOT to give a drug is staged as a drug exposure; add doNotPerform to the schema and a "
-    "status check doNotPerform = true -> NOT_DONE (retired like the other status reasons)",
-)
-def test_a_do_not_perform_medication_request_is_no_exposure(tmp_path):
-    order = {
-        "resourceType": "MedicationRequest",
-        "id": "m1",
-        "status": "active",
-        "intent": "order",
-        "doNotPerform": True,  # R4: the request is that the drug is NOT given (an allergy, a contraindication)
-        "medicationCodeableConcept": fhir.cc(fhir.RXNORM, "7984", "Penicillin V"),
-        "subject": {"reference": "Patient/p1"},
-        "encounter": {"reference": "Encounter/e1"},
-        "authoredOn": "2020-03-01T09:00:00-05:00",
-    }
-    files = {
-        "Patient.000.ndjson": fhir.ndjson(fhir.patient("p1")),
-        "Encounter.000.ndjson": fhir.ndjson(fhir.encounter("e1")),
-        "MedicationRequest.000.ndjson": fhir.ndjson(order),
-    }
-    lake_dir, _ = fhir.stage(tmp_path, fhir.fhir_registry(), files)
-    assert [r["record_key"] for r in fhir.staged(lake_dir, "event")] == []
 
 
 def test_calls_of_the_sample_a_header_names_the_tumor_are_somatic(dirs):

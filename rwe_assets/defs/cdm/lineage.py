@@ -47,6 +47,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import Node, lineage
 
+from rwe_assets.lib import sql_loader
 from rwe_assets.lib.cdm import sql
 from rwe_assets.lib.cdm_spec import CdmTable, cdm_spec
 from rwe_assets.lib.staging.model import BY_NAME
@@ -193,6 +194,7 @@ def lineage_fingerprint() -> str:
     digest = hashlib.sha256(f"sqlglot {sqlglot.__version__}\n".encode())
     digest.update(Path(__file__).read_bytes())
     digest.update(Path(sql.__file__).read_bytes())  # how the SQL is filled in
+    digest.update(Path(sql_loader.__file__).read_bytes())
     for path in sorted(_SQL_DIR.iterdir(), key=lambda p: p.name):
         if path.name.endswith(".sql"):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())

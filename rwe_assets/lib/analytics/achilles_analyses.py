@@ -59,16 +59,13 @@ DOMAINS = (
            "device_type_concept_id", "device_source_concept_id"),
 )  # fmt: skip
 
-_MONTH = "(year({d}) * 100 + month({d}))"
-_DECILE = "CAST(floor((year({d}) - p.year_of_birth) / 10) AS BIGINT)"
-
 
 def _month(column: str) -> str:
-    return _MONTH.format(d=column)
+    return f"(year({column}) * 100 + month({column}))"
 
 
 def _decile(column: str) -> str:
-    return _DECILE.format(d=column)
+    return f"CAST(floor((year({column}) - p.year_of_birth) / 10) AS BIGINT)"
 
 
 class _Builder:

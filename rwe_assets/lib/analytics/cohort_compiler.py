@@ -228,16 +228,16 @@ def _measurement_filters(attrs: Mapping, where: str) -> list[str]:
 
 # Circe's TextFilter operators as LIKE patterns; ILIKE, because Circe's LIKE runs on SQL Server's
 # case-insensitive default collation, where "Former smoker" LIKE '%former%' holds.
-_TEXT_OPS = {"startsWith": "{}%", "contains": "%{}%", "endsWith": "%{}"}
+_TEXT_OPS = {"startsWith": ("", "%"), "contains": ("%", "%"), "endsWith": ("%", "")}  # around the text
 
 
 def _text_filter_sql(column: str, text_filter: Mapping, where: str) -> str:
     op = str(text_filter.get("Op", "contains"))
-    pattern = _TEXT_OPS.get(op.removeprefix("!"))
-    if pattern is None:
+    around = _TEXT_OPS.get(op.removeprefix("!"))
+    if around is None:
         raise UnsupportedCohortConstruct(where, f"text operator {op!r}")
     escaped = str(text_filter["Text"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    sql = f"{column} ILIKE {quote_literal(pattern.format(escaped))} ESCAPE '\\'"
+    sql = f"{column} ILIKE {quote_literal(around[0] + escaped + around[1])} ESCAPE '\\'"
     return f"NOT ({sql})" if op.startswith("!") else sql  # as in SQL, a missing text matches neither
 
 

@@ -21,6 +21,7 @@ import duckdb
 
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
 from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, applicable_checks, dqd_catalogue
+from rwe_assets.lib.sql_loader import SqlFolder, fill_text, fragments
 
 DEATH_GRACE_DAYS = 60
 """plausibleBeforeDeath tolerates records up to this many days after death (claims trail a death)."""
@@ -33,7 +34,8 @@ GENDER_CONCEPTS = {"male": 8507, "female": 8532}
 NO_UNIT = -1
 """plausibleUnitConceptIds lists -1 for "no unit" (unit_concept_id NULL)."""
 
-_TEMPLATE_DIR = resources.files("rwe_assets.lib") / "sql" / "quality"
+QUALITY_SQL = SqlFolder(resources.files("rwe_assets.lib") / "sql" / "quality", "lib/sql/quality")
+"""The check templates, one per check type: ``{name}`` SQL text the planner builds, ``$name`` values."""
 
 
 class RunAs(StrEnum):
@@ -109,10 +111,20 @@ _SCAN = re.compile(
 )
 
 
-@cache
 def load_template(check_name: str) -> str:
-    """The SQL template of a check type (``lib/sql/quality/<checkName>.sql``)."""
-    return (_TEMPLATE_DIR / f"{check_name}.sql").read_text(encoding="utf-8")
+    """The SQL template of a check type (``lib/sql/quality/<checkName>.sql``), unfilled."""
+    return QUALITY_SQL.text(check_name)
+
+
+def fill_template(check_name: str, identifiers: Mapping[str, str]) -> str:
+    """The template of a check type with its ``{placeholders}`` filled by the planner's SQL text
+    (names it already quoted and qualified, joins, subqueries): written as is."""
+    return QUALITY_SQL.render(check_name, fill=fragments(identifiers))
+
+
+def fill_expression(check_name: str, expression: str, identifiers: Mapping[str, str]) -> str:
+    """One of ``scan_expressions``' expressions filled as ``fill_template`` fills the whole template."""
+    return fill_text(expression, fragments(identifiers), f"lib/sql/quality/{check_name}.sql")
 
 
 @cache

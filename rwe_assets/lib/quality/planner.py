@@ -18,13 +18,13 @@ from rwe_assets.lib.quality.catalogue import (
     GENDER_CONCEPTS,
     VISIT_WINDOW_DAYS,
     RunAs,
-    load_template,
+    fill_template,
     run_as,
 )
 from rwe_assets.lib.quality.database import Database, NotApplicable
+from rwe_assets.lib.sql_loader import PARAMETER
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
-PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
 _NUMERIC_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
     | {"UHUGEINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC"}
@@ -40,7 +40,7 @@ class Plan:
 
     @property
     def sql(self) -> str:
-        return load_template(self.template).format(**self.identifiers)
+        return fill_template(self.template, self.identifiers)
 
     @property
     def run_as(self) -> RunAs:

@@ -23,7 +23,7 @@ import duckdb
 
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, applicable_checks, dqd_catalogue
-from rwe_assets.lib.quality.catalogue import RunAs, scan_expressions, vocabulary_checks
+from rwe_assets.lib.quality.catalogue import RunAs, fill_expression, scan_expressions, vocabulary_checks
 from rwe_assets.lib.quality.database import Database, NotApplicable, scalar
 from rwe_assets.lib.quality.planner import PARAMETER, Plan, inline, plan_check
 from rwe_assets.lib.quality.results import CheckResult, Outcome, concept_names_of, to_result, write_results
@@ -213,8 +213,9 @@ def _execute_scan(con: duckdb.DuckDBPyConnection, table: str, plans: Sequence[Pl
     select: list[str] = []
     for k, plan in enumerate(plans):
         violated, denominator = scan_expressions(plan.template)
-        select.append(f"{binder.bind(violated.format(**plan.identifiers), plan.params)} AS v{k}")
-        select.append(f"{binder.bind(denominator.format(**plan.identifiers), plan.params)} AS d{k}")
+        for expression, alias in ((violated, f"v{k}"), (denominator, f"d{k}")):
+            filled = fill_expression(plan.template, expression, plan.identifiers)
+            select.append(f"{binder.bind(filled, plan.params)} AS {alias}")
     sql = "SELECT " + ",\n       ".join(select) + f"\nFROM {table}"
     start = time.perf_counter()
     try:

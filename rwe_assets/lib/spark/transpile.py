@@ -13,18 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
 
+from rwe_assets.lib import sql_loader
 from rwe_assets.lib.cdm import sql
 
-SQL_DIR = resources.files("rwe_assets.lib") / "sql" / "cdm"
 _SPARK = Dialect.get_or_raise("spark")
-_PLACEHOLDER = re.compile(r"(--[^\n]*)|\{([a-z_][a-z0-9_]*)\}")  # as lib/cdm/sql.py reads them
 # column names the CDM SQL gives dates; `a - b` of two of them is a day count in DuckDB only
 _DATE_NAME = re.compile(r"(date|_end|_start)$")
 
@@ -167,8 +165,7 @@ def transpile_file(
 
 def placeholders(name: str) -> set[str]:
     """The ``{placeholders}`` of lib/sql/cdm/<name>.sql outside comments, sections excluded."""
-    found = {m.group(2) for m in _PLACEHOLDER.finditer(sql.sql_text(name)) if m.group(2)}
-    return found - set(sql.sections(name))
+    return sql_loader.placeholders(sql.sql_text(name)) - set(sql.sections(name))
 
 
 def dummy_fill(name: str) -> dict[str, str]:
@@ -189,7 +186,7 @@ def dummy_fill(name: str) -> dict[str, str]:
 
 def cdm_files() -> list[str]:
     return sorted(
-        entry.name.removesuffix(".sql") for entry in SQL_DIR.iterdir() if entry.name.endswith(".sql")
+        entry.name.removesuffix(".sql") for entry in sql.SQL_DIR.iterdir() if entry.name.endswith(".sql")
     )
 
 

@@ -4,7 +4,7 @@
 Macros: ``staging/_macros.sql`` (shared by every profile) first, then the profile's ``_macros.sql``.
 
 Templates: a table folder may hold ``_<name>_template.sql`` and ``_<name>s.yaml``, one entry per
-raw entity; the row fills the template's ``{placeholders}`` (the style of lib/cdm/sql.py, see
+raw entity; the row fills the template's ``{placeholders}`` (the style of lib/sql_loader.py, see
 lib/sql/README.md). The entity's own ``<entity>.sql`` is then a stub of comments saying so: it keeps
 the entity listed where the profile's files are listed, and its text is the filled template. FHIR R4
 events are built so (fhir_r4/event/_event_template.sql, _events.yaml): one skeleton, a table of
@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from rwe_assets.errors import ConfigError
-from rwe_assets.lib.cdm.sql import Fragment, fill_text
+from rwe_assets.lib.sql_loader import Fragment, fill_text
 from rwe_assets.lib.sql_text import quote_literal
 
 STAGING_SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
@@ -89,9 +89,11 @@ def _event_fill(entity: str, row: dict) -> dict[str, Fragment]:
             "code_description": row["code_description"],
             "value_as_string": row.get("value_as_string", "NULL"),
             "quantity": row.get("quantity", "NULL"),
-            "extra_columns": "".join(
-                f"\n    {sql} AS {name}," for name, sql in row.get("extra_columns", {}).items()
-            ),
+            "days_supply": row.get("days_supply", "NULL"),
+            "extra_columns": _columns(row.get("extra_columns"), "\n    ", ","),
+            "picked_columns": _columns(row.get("picked_columns"), ",\n        "),
+            **_measured(row.get("measured_columns")),
+            "status_checks": "".join(f"\n        {check}," for check in row.get("status_checks", [])),
             "status_field": quote_literal(row["status_field"]),
             "status_codes": row["status_codes"],
             "withdrawn": f", {row['withdrawn']}" if row.get("withdrawn") else "",
@@ -104,3 +106,20 @@ def _event_fill(entity: str, row: dict) -> dict[str, Fragment]:
     except KeyError as missing:
         raise ConfigError(f"_events.yaml [{entity}]: expected a value for {missing}, found none") from None
     return {key: Fragment(value) for key, value in fill.items()}
+
+
+def _columns(columns: dict | None, before: str, after: str = "") -> str:
+    """Named column expressions (a row's ``name: expression`` map) as ``<expression> AS <name>``."""
+    return "".join(f"{before}{sql} AS {name}{after}" for name, sql in (columns or {}).items())
+
+
+def _measured(columns: dict | None) -> dict[str, str]:
+    """A ``measured`` step after ``picked`` when the row has measured_columns (columns computed from
+    picked's, e.g. days from a duration picked first), and the step the final SELECT reads."""
+    if not columns:
+        return {"measured": "", "last_step": "picked"}
+    select = _columns(columns, ",\n        ")
+    return {
+        "measured": f",\nmeasured AS (\n    SELECT *{select}\n    FROM picked\n)",
+        "last_step": "measured",
+    }

@@ -54,6 +54,8 @@ CASES = [
     ("MedicationRequest", medication_request("m-cancelled", status="cancelled"), False, "CANCELLED"),
     ("MedicationRequest", medication_request("m-draft", status="draft"), False, "PLANNED"),
     ("MedicationRequest", medication_request("m-plan", intent="plan"), False, "PLANNED"),
+    ("MedicationRequest", medication_request("m-do-not", doNotPerform=True), False, "NOT_DONE"),
+    ("MedicationRequest", medication_request("m-do", doNotPerform=False), True, None),
     (
         "MedicationRequest",
         medication_request("m-error", status="entered-in-error"),

@@ -4,7 +4,9 @@ resource per line, references `Patient/<id>`, `Encounter/<id>`, `Practitioner/<i
 
 Modules by FHIR resource group: administration.py (Patient, Encounter, Device, Organization,
 Practitioner), clinical_summary.py (Condition, Procedure, AllergyIntolerance), diagnostics.py
-(Observation), medications.py (MedicationRequest, Immunization); template.py renders them.
+(Observation), medications.py (MedicationRequest, Immunization); template.py renders them, and
+holds the skeleton every event resource shares (event_line, event_lines: type, id, profile, code,
+patient and encounter references), so a writer states only its own columns and elements.
 Lines are templated column-wise with polars (no per-resource Python), from escaped strings."""
 
 from __future__ import annotations

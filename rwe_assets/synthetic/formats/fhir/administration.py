@@ -19,15 +19,15 @@ from rwe_assets.synthetic.formats.ehr import SiteView, device_udis
 from rwe_assets.synthetic.formats.fhir.template import (
     SNOMED,
     cat,
-    coding,
     col,
     concept,
+    event_lines,
+    head,
     line,
-    meta,
-    refs,
+    reason_code,
     resource_lines,
 )
-from rwe_assets.synthetic.util import DAY_END, YEAR, fixed, iso_dates, iso_times, take, uuids
+from rwe_assets.synthetic.util import DAY_END, YEAR, fixed, iso_dates, iso_times, take
 
 
 def patients(chunk: Chunk, view: SiteView) -> Piece:
@@ -75,10 +75,7 @@ def patients(chunk: Chunk, view: SiteView) -> Piece:
         {"M": "Married", "S": "Never Married", "D": "Divorced", "W": "Widowed"}, default=None
     )
     expr = line(
-        '{"resourceType":"Patient","id":"',
-        col("id"),
-        '",',
-        meta("us-core-patient"),
+        head("Patient", "us-core-patient"),
         ',"extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-race","extension":[{"url":"ombCategory","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"',
         col("race"),
         '","display":"',
@@ -185,10 +182,7 @@ def encounters(chunk: Chunk, view: SiteView) -> Piece:
         }
     )
     expr = line(
-        '{"resourceType":"Encounter","id":"',
-        col("id"),
-        '",',
-        meta("us-core-encounter"),
+        head("Encounter", "us-core-encounter"),
         ',"identifier":[{"use":"official","system":"https://github.com/synthetichealth/synthea","value":"',
         col("id"),
         '"}],"status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"',
@@ -212,7 +206,7 @@ def encounters(chunk: Chunk, view: SiteView) -> Piece:
         '","end":"',
         col("end"),
         '"}',
-        cat(',"reasonCode":[{"coding":[', coding(SNOMED, col("reason_code"), col("reason_display")), "]}]"),
+        reason_code(),
         ',"serviceProvider":{"reference":"Organization/',
         col("org"),
         '","display":"',
@@ -227,22 +221,15 @@ def devices(chunk: Chunk, view: SiteView) -> Piece:
     rows = view.rows(tl.d_enc)
     device, enc = tl.d_device[rows], tl.d_enc[rows]
     udi = device_udis(chunk.rng, len(rows))
-    frame = pl.DataFrame(
-        {
-            "id": uuids(chunk.rng, len(rows)),
-            **refs(chunk, view, enc),
-            "code": take([d.snomed for d in cat_.devices], device),
-            "display": json_text(take([d.description for d in cat_.devices], device)),
-            "udi": udi,
-            "di": udi.str.slice(4, 14),
-            "start": iso_times(tl.e_start[enc]),
-        }
-    )
+    columns = {
+        "code": take([d.snomed for d in cat_.devices], device),
+        "display": json_text(take([d.description for d in cat_.devices], device)),
+        "udi": udi,
+        "di": udi.str.slice(4, 14),
+        "start": iso_times(tl.e_start[enc]),
+    }
     expr = line(
-        '{"resourceType":"Device","id":"',
-        col("id"),
-        '",',
-        meta("us-core-implantable-device"),
+        head("Device", "us-core-implantable-device"),
         ',"udiCarrier":[{"deviceIdentifier":"',
         col("di"),
         '","carrierHRF":"',
@@ -255,7 +242,7 @@ def devices(chunk: Chunk, view: SiteView) -> Piece:
         col("patient"),
         '"}}',
     )
-    return resource_lines(frame, expr, no_masks(len(rows)))
+    return event_lines(chunk, view, enc, no_masks(len(rows)), columns, expr)
 
 
 def organizations_and_practitioners(chunk: Chunk) -> dict[str, Piece]:
@@ -274,10 +261,7 @@ def organizations_and_practitioners(chunk: Chunk) -> dict[str, Piece]:
         }
     )
     org_expr = line(
-        '{"resourceType":"Organization","id":"',
-        col("id"),
-        '",',
-        meta("us-core-organization"),
+        head("Organization", "us-core-organization"),
         ',"identifier":[{"system":"https://github.com/synthetichealth/synthea","value":"',
         col("id"),
         '"}],"active":true,"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov","display":"Healthcare Provider"}],"text":"Healthcare Provider"}],"name":"',
@@ -305,10 +289,7 @@ def organizations_and_practitioners(chunk: Chunk) -> dict[str, Piece]:
         }
     )
     practitioner_expr = line(
-        '{"resourceType":"Practitioner","id":"',
-        col("id"),
-        '",',
-        meta("us-core-practitioner"),
+        head("Practitioner", "us-core-practitioner"),
         ',"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"',
         col("npi"),
         '"}],"active":true,"name":[{"family":"',

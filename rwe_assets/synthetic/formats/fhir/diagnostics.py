@@ -21,12 +21,10 @@ from rwe_assets.synthetic.formats.fhir.template import (
     cat,
     code_columns,
     col,
-    concept,
-    line,
-    refs,
-    resource_lines,
+    event_line,
+    event_lines,
 )
-from rwe_assets.synthetic.util import iso_times, take, uuids
+from rwe_assets.synthetic.util import iso_times, take
 
 CATEGORY_DISPLAY = {
     "vital-signs": "Vital signs",
@@ -52,54 +50,48 @@ def observations(chunk: Chunk, view: SiteView) -> Piece:
         )
     )
     units = take([x.units for x in cat_.labs], lab)
-    frame = pl.DataFrame(
-        {
-            "id": uuids(chunk.rng, len(rows)),
-            **refs(chunk, view, enc),
-            **code_columns(take([x.loinc for x in cat_.labs], lab), LOINC, m_),
-            "display": json_text(take([x.description for x in cat_.labs], lab)),
-            "category": categories,
-            "category_display": categories.replace_strict(CATEGORY_DISPLAY, default="Laboratory"),
-            "profile": profile,
-            "effective": corrupt_dates(iso_times(tl.e_start[enc]), m_.invalid),
-            "issued": iso_times(tl.e_start[enc]),
-            "number": pl.select(pl.when(pl.lit(is_text)).then(None).otherwise(values)).to_series(),
-            "unit": pl.select(pl.when(pl.lit(is_text)).then(None).otherwise(units)).to_series(),
-            "text": json_text(pl.select(pl.when(pl.lit(is_text)).then(values).otherwise(None)).to_series()),
-        }
-    )
-    expr = line(
-        '{"resourceType":"Observation","id":"',
-        col("id"),
-        '","meta":{"profile":["',
+    columns = {
+        **code_columns(take([x.loinc for x in cat_.labs], lab), LOINC, m_),
+        "display": json_text(take([x.description for x in cat_.labs], lab)),
+        "category": categories,
+        "category_display": categories.replace_strict(CATEGORY_DISPLAY, default="Laboratory"),
+        "profile": profile,
+        "effective": corrupt_dates(iso_times(tl.e_start[enc]), m_.invalid),
+        "issued": iso_times(tl.e_start[enc]),
+        "number": pl.select(pl.when(pl.lit(is_text)).then(None).otherwise(values)).to_series(),
+        "unit": pl.select(pl.when(pl.lit(is_text)).then(None).otherwise(units)).to_series(),
+        "text": json_text(pl.select(pl.when(pl.lit(is_text)).then(values).otherwise(None)).to_series()),
+    }
+    expr = event_line(
+        "Observation",
         col("profile"),
-        '"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"',
-        col("category"),
-        '","display":"',
-        col("category_display"),
-        '"}]}],"code":',
-        concept(col("system"), col("code"), col("display")),
-        ',"subject":{"reference":"Patient/',
-        col("patient"),
-        '"},"encounter":{"reference":"Encounter/',
-        col("encounter"),
-        '"},"effectiveDateTime":"',
-        col("effective"),
-        '","issued":"',
-        col("issued"),
-        '"',
-        cat(
-            ',"valueQuantity":{"value":',
-            col("number"),
-            ',"unit":"',
-            col("unit"),
-            '","system":"',
-            UCUM,
-            '","code":"',
-            col("unit"),
-            '"}',
-        ),
-        cat(',"valueCodeableConcept":{"text":"', col("text"), '"}'),
-        "}",
+        [
+            ',"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"',
+            col("category"),
+            '","display":"',
+            col("category_display"),
+            '"}]}]',
+        ],
+        "code",
+        [
+            ',"effectiveDateTime":"',
+            col("effective"),
+            '","issued":"',
+            col("issued"),
+            '"',
+            cat(
+                ',"valueQuantity":{"value":',
+                col("number"),
+                ',"unit":"',
+                col("unit"),
+                '","system":"',
+                UCUM,
+                '","code":"',
+                col("unit"),
+                '"}',
+            ),
+            cat(',"valueCodeableConcept":{"text":"', col("text"), '"}'),
+            "}",
+        ],
     )
-    return resource_lines(frame, expr, m_)
+    return event_lines(chunk, view, enc, m_, columns, expr)

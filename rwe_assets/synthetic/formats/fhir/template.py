@@ -2,8 +2,9 @@
 concatenation of literal JSON text and columns of escaped strings, optional elements null.
 
 What every resource group shares: code systems, the template helpers (line, cat, coding, concept,
-meta), code columns with site B's local codes, Patient/Encounter references, and rendering a
-template over a frame into a Piece (a malformed row is a line cut in half)."""
+meta, head), code columns with site B's local codes, Patient/Encounter references, rendering a
+template over a frame into a Piece (a malformed row is a line cut in half), and the skeleton of an
+event resource (event_line, event_lines): type, id, profile, code, patient and encounter."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import polars as pl
 
 from rwe_assets.synthetic.formats.common import Chunk, Masks, Piece, csv_lines, localize
 from rwe_assets.synthetic.formats.ehr import SiteView
+from rwe_assets.synthetic.util import uuids
 
 SOURCE = "ehr_site_b"
 LOCAL_SYSTEM = "http://site-b.example.org/fhir/CodeSystem/local-codes"
@@ -73,8 +75,50 @@ def concept(system, code, display) -> list:
     return ['{"coding":[', coding(system, code, display), '],"text":"', display, '"}']
 
 
-def meta(profile: str) -> str:
-    return f'"meta":{{"profile":["{US_CORE}{profile}"]}}'
+def meta(profile: str | pl.Expr) -> list:
+    """The resource's profile: a US Core profile by name, or a column of profile URLs."""
+    return ['"meta":{"profile":["', profile if isinstance(profile, pl.Expr) else US_CORE + profile, '"]}']
+
+
+def head(resource_type: str, profile: str | pl.Expr) -> list:
+    """What every resource opens with: its type, its id (column ``id``) and its profile."""
+    return ['{"resourceType":"', resource_type, '","id":"', col("id"), '",', meta(profile)]
+
+
+def reason_code() -> pl.Expr:
+    """The optional reasonCode (columns reason_code, reason_display; SNOMED CT), left out when null."""
+    return cat(',"reasonCode":[{"coding":[', coding(SNOMED, col("reason_code"), col("reason_display")), "]}]")
+
+
+# --- the skeleton of an event resource (one per encounter's clinical record) ---------------------
+
+
+def event_line(resource_type: str, profile: str | pl.Expr, before, code_element: str, after,
+               patient_element: str = "subject") -> pl.Expr:  # fmt: skip
+    """An event resource: `head`, its own elements up to its code (`before`), the code (columns
+    system, code, display), the Patient and Encounter references (columns patient, encounter), then
+    the rest (`after`)."""
+    return line(
+        head(resource_type, profile),
+        before,
+        f',"{code_element}":',
+        concept(col("system"), col("code"), col("display")),
+        f',"{patient_element}":{{"reference":"Patient/',
+        col("patient"),
+        '"},"encounter":{"reference":"Encounter/',
+        col("encounter"),
+        '"}',
+        after,
+    )
+
+
+def event_lines(
+    chunk: Chunk, view: SiteView, enc: np.ndarray, m: Masks, columns: dict, expr: pl.Expr
+) -> Piece:
+    """The lines of an event resource, one per row of `enc` (its encounters): a fresh id, the patient
+    and encounter references, then the resource's own `columns`; `m` marks the rows to damage."""
+    frame = pl.DataFrame({"id": uuids(chunk.rng, len(enc)), **refs(chunk, view, enc), **columns})
+    return resource_lines(frame, expr, m)
 
 
 def resource_lines(frame: pl.DataFrame, expr: pl.Expr, m: Masks) -> Piece:

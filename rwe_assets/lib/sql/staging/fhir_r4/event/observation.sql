@@ -1,5 +1,7 @@
 -- FHIR R4 Observation -> staging.event ('measurement'; MEASUREMENT or OBSERVATION is decided later by
 -- the mapped concept's domain). Codes: code.coding, chosen as in _macros.sql (LOINC in Synthea).
+-- Not an _events.yaml entry: one raw line gives a row per component (an unnest before the codes, a
+-- '#i' record key, values and a value code per part), a shape _event_template.sql does not have.
 --
 -- Components: an Observation with a non-empty `component` array (blood pressure 85354-9 with systolic
 -- 8480-6 and diastolic 8462-4; SDOH screening panels) gives ONE ROW PER COMPONENT: the component's
@@ -41,17 +43,13 @@ WITH src AS (
         }') AS r
     FROM raw_observation
 ),
-parts AS (  -- one part per component, or the observation itself when it has none
+parts AS (  -- one part per component (idx: its 0-based position), or the observation itself (idx NULL)
     SELECT *,
         unnest(CASE WHEN len(r.component) > 0
-            THEN list_transform(r.component, (p, i) -> {
-                'idx': i - 1, 'code': p.code, 'valueQuantity': p.valueQuantity,
-                'valueCodeableConcept': p.valueCodeableConcept, 'valueString': p.valueString,
-                'valueBoolean': p.valueBoolean, 'valueInteger': p.valueInteger, 'valueDateTime': p.valueDateTime})
-            ELSE [{
-                'idx': NULL::BIGINT, 'code': r.code, 'valueQuantity': r.valueQuantity,
-                'valueCodeableConcept': r.valueCodeableConcept, 'valueString': r.valueString,
-                'valueBoolean': r.valueBoolean, 'valueInteger': r.valueInteger, 'valueDateTime': r.valueDateTime}]
+            THEN list_transform(r.component, (p, i) -> struct_insert(p, idx := i - 1))
+            ELSE [{'code': r.code, 'valueQuantity': r.valueQuantity, 'valueCodeableConcept': r.valueCodeableConcept,
+                   'valueString': r.valueString, 'valueBoolean': r.valueBoolean, 'valueInteger': r.valueInteger,
+                   'valueDateTime': r.valueDateTime, 'idx': NULL::BIGINT}]
         END) AS part
     FROM src
 ),
