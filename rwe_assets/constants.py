@@ -38,6 +38,9 @@ PERIOD_WHILE_ENROLLED_IN_INSURANCE = 44814722
 # Condition status
 PRIMARY_DIAGNOSIS = 32902
 SECONDARY_DIAGNOSIS = 32908
+# Condition Status 'Admission diagnosis' (a claim's admitting diagnosis); absent from the bundled
+# vocabulary: written only when the loaded vocabulary has it (lib/sql/cdm/condition_occurrence.sql).
+ADMITTING_DIAGNOSIS = 32890
 
 # Allergies and intolerances (SNOMED): OBSERVATION.observation_concept_id of an allergy, the substance
 # being value_as_concept_id. OHDSI's SNOMED mapping gives drug allergies 'Allergy to drug' and other
@@ -56,7 +59,7 @@ UTF8 = 32678
 # English synonyms (seen in the Eunomia GiBleed shard); its CONCEPT row is in neither shard.
 ENGLISH = 4180186
 
-OPTIONAL = {"TELEHEALTH", "UTF8", "ENGLISH"}
+OPTIONAL = {"TELEHEALTH", "UTF8", "ENGLISH", "ADMITTING_DIAGNOSIS"}
 ALL = {
     name: value
     for name, value in dict(globals()).items()

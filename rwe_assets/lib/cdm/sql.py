@@ -39,6 +39,7 @@ PARAMETERS = {
     "type_pharmacy_claim": c.PHARMACY_CLAIM,
     "primary_diagnosis": c.PRIMARY_DIAGNOSIS,
     "secondary_diagnosis": c.SECONDARY_DIAGNOSIS,
+    "admitting_diagnosis": c.ADMITTING_DIAGNOSIS,
     "utf8": c.UTF8,
     "english": c.ENGLISH,
     "male": c.MALE,

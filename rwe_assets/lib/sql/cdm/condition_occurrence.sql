@@ -1,6 +1,8 @@
 -- Mapped events routed to Condition -> CONDITION_OCCURRENCE. Type: EHR, or Claim for a claim's diagnosis.
--- Status: a claim's first diagnosis is primary, the others secondary; NULL (not 0) otherwise: Synthea
--- and FHIR problem lists do not say primary/secondary, so there is no source value to map.
+-- Status (mapped in mapped_event.sql): a claim's first diagnosis is primary, the others secondary, its
+-- admitting diagnosis 'Admission diagnosis' (0 when the loaded vocabulary lacks that concept, as the
+-- demo subset does), the staged status kept as condition_status_source_value; NULL (not 0) otherwise:
+-- Synthea and FHIR problem lists do not say primary/secondary, so there is no source value to map.
 INSERT INTO cdm.condition_occurrence BY NAME
 SELECT i.id AS condition_occurrence_id,
        CAST(m.person_id AS INTEGER) AS person_id,
@@ -10,8 +12,8 @@ SELECT i.id AS condition_occurrence_id,
        m.end_datetime::DATE AS condition_end_date,
        m.end_datetime AS condition_end_datetime,
        CASE WHEN m.claim_type IS NULL THEN $type_ehr ELSE $type_claim END AS condition_type_concept_id,
-       CASE m.condition_status WHEN 'primary' THEN $primary_diagnosis WHEN 'secondary' THEN $secondary_diagnosis END
-           AS condition_status_concept_id,
+       m.condition_status_concept_id,
+       m.condition_status AS condition_status_source_value,
        m.provider_id, m.visit_occurrence_id, m.visit_detail_id,
        left(m.code, 50) AS condition_source_value,
        m.source_concept_id AS condition_source_concept_id

@@ -11,7 +11,10 @@
 --   4. nothing found: concept_id 0, with source value and source concept kept; the row is still
 --      written, routed by the kind of event the source said it was, and counted as unmapped.
 -- Routing: the standard concept's domain picks the table (Condition, Drug, Procedure, Measurement,
--- Observation, Device); any other domain goes to OBSERVATION, OMOP's table of last resort. Except
+-- Observation, Device); any other domain goes to OBSERVATION, OMOP's table of last resort. An unmapped
+-- event goes where its kind says; an unmapped care plan (e.g. 'Care plan (record artifact)', a Type
+-- Concept with no standard mapping) to OBSERVATION: only a plan was recorded, and PROCEDURE_OCCURRENCE
+-- holds procedures ordered or done, which the vocabulary says of a Procedure-domain plan only. Except
 -- where the event type fixes the table: an allergy or intolerance (event_kind 'allergy') is an
 -- OBSERVATION whatever its substance's domain (OHDSI's FHIR-to-OMOP convention). Its code is the
 -- substance: cdm_concept_id (observation_concept_id) says what kind of allergy it is, as OHDSI's own
@@ -24,6 +27,8 @@
 -- target when the vocabulary decomposes it ('Allergy to penicillin' -> 'Allergy to drug' + penicillin),
 -- else none. concept_id stays the code's own mapping: natural keys, unmapped counts and the reports
 -- follow the source code, as for every event.
+-- A claim diagnosis' status (condition_status) maps to its Condition Status concept here, where the
+-- vocabulary is read: 'Admission diagnosis' is 0 when the loaded vocabulary lacks it (the demo subset).
 -- Coded values (value_code, value_vocabulary_id: a FHIR valueCodeableConcept) map through code_map
 -- like any code, to value_concept_id (value_as_concept_id); a value code that maps to several standard
 -- concepts takes the lowest id (a row has one value), one that maps to nothing is 0 (and is reported,
@@ -102,6 +107,11 @@ CREATE OR REPLACE TEMP TABLE mapped_event AS
 WITH value_map AS (
     SELECT vocabulary_id, code, min(concept_id) AS concept_id FROM code_map GROUP BY ALL
 ),
+status_map AS (
+    SELECT * FROM (VALUES ('primary', $primary_diagnosis), ('secondary', $secondary_diagnosis),
+                          ('admitting', (SELECT coalesce(max(concept_id), 0) FROM cdm.concept
+                                         WHERE concept_id = $admitting_diagnosis))) t(condition_status, concept_id)
+),
 events AS (
     SELECT e.* EXCLUDE (_source_entity, _source_file, _line_number, _batch_id, _ingested_at, code_description,
                         provider_key, source_person_id, visit_key),
@@ -113,20 +123,22 @@ events AS (
            coalesce(m.domain_id = 'Drug' OR lower(e.value_as_string) = 'medication', false) AS is_drug,
            coalesce(lower(e.allergy_type) = 'intolerance', false) AS is_intolerance,
            e.source_system || '|' || e.record_key || '|' || m.concept_id AS natural_key,
-           vd.visit_occurrence_id, vd.visit_detail_id, vd.provider_id
+           vd.visit_occurrence_id, vd.visit_detail_id, vd.provider_id,
+           st.concept_id AS condition_status_concept_id
     FROM stg_event e
     JOIN crosswalk x USING (source_system, source_person_id)
     -- NULL codes and vocabularies are codes too (unmapped): IS NOT DISTINCT FROM keeps them.
     JOIN code_map m ON m.vocabulary_id IS NOT DISTINCT FROM e.vocabulary_id AND m.code IS NOT DISTINCT FROM e.code
     LEFT JOIN value_map v ON v.vocabulary_id = e.value_vocabulary_id AND v.code = e.value_code
     LEFT JOIN visit_link vd ON vd.visit_key = e.source_system || '|' || e.visit_key
+    LEFT JOIN status_map st ON st.condition_status = e.condition_status
 )
 SELECT * EXCLUDE (value_map_concept_id, maps_to_value_concept_id, is_allergy, names_a_finding, is_drug,
                   is_intolerance),
        CASE WHEN is_allergy THEN 'observation'
             ELSE CASE coalesce(domain_id, CASE event_kind
                     WHEN 'condition' THEN 'Condition' WHEN 'drug' THEN 'Drug' WHEN 'immunization' THEN 'Drug'
-                    WHEN 'procedure' THEN 'Procedure' WHEN 'careplan' THEN 'Procedure'
+                    WHEN 'procedure' THEN 'Procedure'
                     WHEN 'measurement' THEN 'Measurement' WHEN 'device' THEN 'Device' ELSE 'Observation' END)
                 WHEN 'Condition' THEN 'condition_occurrence'
                 WHEN 'Drug' THEN 'drug_exposure'

@@ -34,14 +34,19 @@ CREATE OR REPLACE MACRO synpuf_code(code, vocabulary) AS CASE
     WHEN vocabulary = 'ICD9Proc' AND length(code) > 2 THEN code[1:2] || '.' || code[3:]
     ELSE code END;
 
--- The repeated code columns of every claim file, by name prefix: <prefix>_1 .. <prefix>_N, any N.
+-- The code columns of every claim file, by name prefix: <prefix>_1 .. <prefix>_N, any N, and the one
+-- unnumbered admitting diagnosis. A diagnosis' role: the claim's (ranked: primary, secondary), a
+-- carrier line's (ranked after the claim's; one that repeats a claim diagnosis or an earlier line's
+-- is that diagnosis, no row of its own) or the admitting one (its own row, status 'admitting').
 -- Adding a code family is a row here and the prefix in synpuf_claim_events' column pattern (both uses).
 CREATE OR REPLACE TEMP TABLE synpuf_code_family AS
 SELECT * FROM (VALUES
-    ('ICD9_DGNS_CD', 'condition', 'diagnosis'),
-    ('ICD9_PRCDR_CD', 'procedure', 'icd_procedure'),
-    ('HCPCS_CD', 'procedure', 'hcpcs')
-) AS family(prefix, event_kind, coding);
+    ('ICD9_DGNS_CD', 'condition', 'diagnosis', 'claim'),
+    ('ICD9_PRCDR_CD', 'procedure', 'icd_procedure', NULL),
+    ('HCPCS_CD', 'procedure', 'hcpcs', NULL),
+    ('LINE_ICD9_DGNS_CD', 'condition', 'diagnosis', 'line'),
+    ('ADMTNG_ICD9_DGNS_CD', 'condition', 'diagnosis', 'admitting')
+) AS family(prefix, event_kind, coding, diagnosis_role);
 
 -- A void: CLM_ADJSMT_TYPE_CD '1' (cancellation, as in CMS claim feeds; absent in DE-SynPUF, where it
 -- reads as blank) cancels the claim or fill sent before under the same id. VOIDED is a status reason:
@@ -86,8 +91,9 @@ CREATE OR REPLACE MACRO rwe_synpuf_event_values(quantity := NULL, days_supply :=
 };
 
 -- Every code of a claim file as one staging.event row (source_system excepted): the code columns of
--- synpuf_code_family, blanks dropped, diagnoses ranked by position so the first one present is primary
--- (a gap before it does not demote it). A claim with no code at all gives one row, quarantined as
+-- synpuf_code_family, blanks and repeated line diagnoses dropped, diagnoses ranked by position so the
+-- first one present is primary (a gap before it does not demote it; line diagnoses after the claim's;
+-- the admitting diagnosis unranked). A claim with no code at all gives one row, quarantined as
 -- MISSING_CODE, so every claim line is accounted for: its first column (diagnoses first, then by
 -- prefix and position) that is not NULL. Each claim is worked on as one row of lists (its code
 -- columns as [*COLUMNS(...)] lists them) and unnested at the end: no window over the whole file, and
@@ -98,15 +104,17 @@ WITH code_columns AS (
     -- field, family and position; empty_rank first, so sorting a list of them sorts by it.
     SELECT list({'empty_rank': (f.prefix <> 'ICD9_DGNS_CD', f.prefix, c.position, c.i),
                  'i': c.i, 'field': upper(c.column_name), 'is_diagnosis': f.coding = 'diagnosis',
-                 'event_kind': f.event_kind, 'coding': f.coding, 'position': c.position}) AS columns
+                 'role': f.diagnosis_role, 'event_kind': f.event_kind, 'coding': f.coding,
+                 'position': c.position}) AS columns
     FROM (
-        SELECT *, CAST(regexp_extract(column_name, '_([0-9]+)$', 1) AS INTEGER) AS position
+        SELECT *, TRY_CAST(regexp_extract(column_name, '_([0-9]+)$', 1) AS INTEGER) AS position
         FROM (SELECT unnest(names) AS column_name, generate_subscripts(names, 1) AS i
-              FROM (SELECT struct_keys(struct_pack(*COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')))
+              FROM (SELECT struct_keys(struct_pack(*COLUMNS('^((ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD|LINE_ICD9_DGNS_CD)_[0-9]+|ADMTNG_ICD9_DGNS_CD)$')))
                            AS names
                     FROM query_table(raw_table) LIMIT 1))
     ) c
-    JOIN synpuf_code_family f ON f.prefix = upper(regexp_extract(c.column_name, '^(.*)_[0-9]+$', 1))
+    JOIN synpuf_code_family f
+      ON f.prefix = upper(coalesce(nullif(regexp_extract(c.column_name, '^(.*)_[0-9]+$', 1), ''), c.column_name))
 ),
 claims AS (
     -- Per claim: its code columns with their value (a NULL value is no column: as UNPIVOT drops it),
@@ -119,24 +127,46 @@ claims AS (
            synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD) AS claim_failure,
            list_filter(list_transform(k.columns, c -> struct_insert(c, raw := r.raw_codes[c.i],
                    dotless := upper(replace(rwe_text(r.raw_codes[c.i]), '.', '')))), c -> c.raw IS NOT NULL) AS columns
-    FROM (SELECT *, [*COLUMNS('^(ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD)_[0-9]+$')] AS raw_codes
+    FROM (SELECT *, [*COLUMNS('^((ICD9_DGNS_CD|ICD9_PRCDR_CD|HCPCS_CD|LINE_ICD9_DGNS_CD)_[0-9]+|ADMTNG_ICD9_DGNS_CD)$')] AS raw_codes
           FROM query_table(raw_table)) r
     CROSS JOIN code_columns k
 ),
+claim_codes AS (
+    -- The claim's own diagnosis codes and its lines' (with their position), to find the line
+    -- diagnoses that repeat one of them.
+    SELECT *,
+           list_transform(list_filter(columns, c -> c.role = 'claim' AND c.dotless IS NOT NULL), c -> c.dotless)
+               AS claim_dx,
+           list_transform(list_filter(columns, c -> c.role = 'line' AND c.dotless IS NOT NULL),
+                          c -> {'position': c.position, 'dotless': c.dotless}) AS line_dx
+    FROM claims
+),
+distinct_facts AS (
+    -- A line diagnosis that repeats a claim diagnosis or a lower-numbered line's is the same fact: it
+    -- is recorded by that row (its record key), so it is dropped here, as a blank column is.
+    SELECT * EXCLUDE (columns, claim_dx, line_dx),
+           list_filter(columns, c -> c.role IS DISTINCT FROM 'line' OR c.dotless IS NULL
+               OR (NOT list_contains(claim_dx, c.dotless)
+                   AND len(list_filter(line_dx, l -> l.dotless = c.dotless AND l.position < c.position)) = 0))
+               AS columns
+    FROM claim_codes
+),
 kept AS (
-    -- The codes present, else the claim's first column; and the diagnoses present in position order
-    -- (column order breaks a tie), whose first is primary.
+    -- The codes present, else the claim's first column; and the ranked diagnoses present (the claim's
+    -- in position order, column order breaking a tie, then the lines'), whose first is primary.
     SELECT * EXCLUDE (columns),
            unnest(coalesce(nullif(list_filter(columns, c -> c.dotless IS NOT NULL), []),
                            list_slice(list_sort(columns), 1, 1))) AS code,
-           list_sort(list_transform(list_filter(columns, c -> c.is_diagnosis AND c.dotless IS NOT NULL),
-                                    c -> {'position': c.position, 'i': c.i})) AS diagnoses
-    FROM claims
+           list_sort(list_transform(
+               list_filter(columns, c -> c.role IN ('claim', 'line') AND c.dotless IS NOT NULL),
+               c -> {'line': c.role = 'line', 'position': c.position, 'i': c.i})) AS diagnoses
+    FROM distinct_facts
 ),
 coded AS (
     SELECT *, synpuf_vocabulary(code.coding, code.dotless, start_datetime::DATE) AS vocabulary,
-           CASE WHEN code.is_diagnosis AND code.dotless IS NOT NULL
-                THEN list_position(diagnoses, {'position': code.position, 'i': code.i}) END AS diagnosis_rank
+           CASE WHEN code.role IN ('claim', 'line') AND code.dotless IS NOT NULL
+                THEN list_position(diagnoses, {'line': code.role = 'line', 'position': code.position, 'i': code.i})
+                END AS diagnosis_rank
     FROM kept
 )
 SELECT
@@ -152,7 +182,8 @@ SELECT
     NULL AS code_description,
     unnest(rwe_synpuf_event_values()),
     claim_type AS claim_type,
-    CASE WHEN diagnosis_rank = 1 THEN 'primary' WHEN diagnosis_rank > 1 THEN 'secondary' END AS condition_status,
+    CASE WHEN code.role = 'admitting' AND code.dotless IS NOT NULL THEN 'admitting'
+         WHEN diagnosis_rank = 1 THEN 'primary' WHEN diagnosis_rank > 1 THEN 'secondary' END AS condition_status,
     coalesce(
         claim_failure,
         rwe_first_failure([{'reason': 'MISSING_CODE', 'field': code.field, 'failed': code.dotless IS NULL}])
