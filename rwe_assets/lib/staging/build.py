@@ -267,7 +267,7 @@ def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
         columns = ", ".join(f'"{name}" {kind}' for name, kind in table.all_columns)
         con.execute(
             f"CREATE OR REPLACE TABLE cand_{table.name} "
-            f"({columns}, _reason VARCHAR, _reason_field VARCHAR, _natural_key BOOLEAN)"
+            f"({columns}, _reason VARCHAR, _reason_field VARCHAR, _natural_key BOOLEAN, _version_at VARCHAR)"
         )
         con.execute(
             f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
@@ -334,8 +334,8 @@ def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
 
 def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
     """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL),
-    then the failure and whether record_key is natural (`_natural_key`, false when not output; see
-    lib/staging/lifecycle.py)."""
+    then the failure, whether record_key is natural (`_natural_key`, false when not output) and the
+    source's own version time (`_version_at`, NULL when not output; see lib/staging/lifecycle.py)."""
     table = BY_NAME[table_name]
     output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
     missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
@@ -345,7 +345,8 @@ def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -
         )
     columns = ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
     natural = "coalesce(_natural_key, false)" if "_natural_key" in output else "false"
-    return f"{columns}, _failure.reason, _failure.field, {natural}"
+    version_at = "_version_at" if "_version_at" in output else "NULL"
+    return f"{columns}, _failure.reason, _failure.field, {natural}, {version_at}"
 
 
 def _optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:

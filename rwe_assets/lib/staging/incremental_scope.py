@@ -87,7 +87,7 @@ def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -
     """The prior rows in scope become candidates again: valid, their keys final (not natural)."""
     for name in tables:
         columns = ", ".join(f'"{n}"' for n in BY_NAME[name].column_names)
-        con.execute(f"INSERT INTO cand_{name} SELECT {columns}, NULL, NULL, false FROM scope_{name}")
+        con.execute(f"INSERT INTO cand_{name} SELECT {columns}, NULL, NULL, false, NULL FROM scope_{name}")
 
 
 def create_reference_view(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:

@@ -20,10 +20,13 @@ the record is not, or no longer, a fact). Per table, in this order:
      has is retired ('ABSENT_FROM_NEWER_VERSION').
    In an incremental run (lib/staging/incremental.py) only a batch not staged before can be that
    newer batch: the candidates hold only part of a staged batch, and its retirements are applied.
-3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then ingest
-   time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'), differing
-   older ones are 'SUPERSEDED', a differing row of the same batch is quarantined ('DUPLICATE_ID'). A
-   winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
+3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then the
+   source's own version instant `_version_at` (FHIR meta.lastUpdated) where the profile states one, then
+   ingest time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'),
+   differing older ones are 'SUPERSEDED' (so is a row of the same batch whose `_version_at` is older:
+   two versions of one FHIR resource in one batch), another differing row of the same batch is
+   quarantined ('DUPLICATE_ID').
+   A winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
    resource withdraws the record it corrects; a void claim cancels the claim; a FHIR Claim its
    ExplanationOfBenefit adjudicates is retired as ADJUDICATED).
 
@@ -245,18 +248,22 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                    md5(CAST(ROW({content}, c._reason) AS VARCHAR)) AS content_hash,
                    row_number() OVER w AS rank,
                    first_value(md5(CAST(ROW({content}, c._reason) AS VARCHAR))) OVER w AS keeper_hash,
-                   first_value(c._batch_id) OVER w AS keeper_batch
+                   first_value(c._batch_id) OVER w AS keeper_batch,
+                   TRY_CAST(c._version_at AS TIMESTAMPTZ)
+                       < first_value(TRY_CAST(c._version_at AS TIMESTAMPTZ)) OVER w AS older_version
             FROM open_versions c
             JOIN duplicate_keys d
               ON d.source_system IS NOT DISTINCT FROM c.source_system
              AND d.record_key IS NOT DISTINCT FROM c.record_key
             WINDOW w AS (PARTITION BY c.source_system, c.record_key
-                         ORDER BY c.batch_order DESC, c._ingested_at DESC, c._source_file, c._line_number)
+                         ORDER BY c.batch_order DESC, TRY_CAST(c._version_at AS TIMESTAMPTZ) DESC NULLS LAST,
+                                  c._ingested_at DESC, c._source_file, c._line_number)
         )
         SELECT row_id,
-               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch THEN 'merged' ELSE 'quarantined' END,
+               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch OR older_version THEN 'merged'
+                    ELSE 'quarantined' END,
                CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
-                    WHEN _batch_id <> keeper_batch THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
+                    WHEN _batch_id <> keeper_batch OR older_version THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
                'record_key'
         FROM ranked
         WHERE rank > 1

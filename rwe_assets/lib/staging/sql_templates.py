@@ -73,7 +73,8 @@ def _event_fill(entity: str, row: dict) -> dict[str, Fragment]:
     try:
         end = row.get("end")
         fill = {
-            "schema": row["schema"],
+            # every resource's meta.lastUpdated, for _version_at (fhir_r4/_macros.sql)
+            "schema": '{"meta": {"lastUpdated": "VARCHAR"}, ' + row["schema"].strip().removeprefix("{"),
             "raw_view": f"raw_{entity}",
             "codings": row["codings"],
             "join": row.get("join", ""),

@@ -47,6 +47,13 @@ CREATE OR REPLACE MACRO rwe_fhir_vocabulary(system) AS
 --   quarantined as ORPHAN_PERSON by the framework (no Patient 123 staged), never silently attached.
 CREATE OR REPLACE MACRO rwe_fhir_ref(ref) AS rwe_text(regexp_extract(ref, '([^/:=|]+)(/_history/[^/]*)?$', 1));
 
+-- rwe_fhir_version_at(meta): the resource's meta.lastUpdated, as text, for the candidates' _version_at:
+--   it orders two versions of one resource sent in the same batch, the later one current
+--   (lib/staging/lifecycle.py, resolve_versions, which parses it as an instant for the few keys sent
+--   more than once). `meta` is read in the file's one from_json: a second parse of resource_json
+--   (json_extract_string) tripled the parse's cost, and casting every row's instant cost a quarter more.
+CREATE OR REPLACE MACRO rwe_fhir_version_at(meta) AS rwe_text(meta.lastUpdated);
+
 -- rwe_fhir_codings(codings): a list of FHIR Codings -> the codings that have a code, in their order,
 --   each normalized to {code, display, system, vocabulary_id}: code, display and system trimmed ('' is
 --   NULL), vocabulary_id the system's OMOP vocabulary_id (rwe_fhir_vocabulary), NULL for an unknown

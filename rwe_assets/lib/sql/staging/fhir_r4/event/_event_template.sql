@@ -25,7 +25,7 @@ SELECT
     $source AS source_system,
     {record_key} || rwe_text(resource_id) AS record_key,
     {entity} AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
-    {event_kind} AS event_kind,
+    {event_kind} AS event_kind, rwe_fhir_version_at(r.meta) AS _version_at,
     person_ref AS source_person_id,
     visit_ref AS visit_key,
     rwe_ts(start_text) AS start_datetime,

@@ -25,6 +25,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR",
             "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
             "subject": {"reference": "VARCHAR"}, "encounter": {"reference": "VARCHAR"},
@@ -74,6 +75,7 @@ SELECT
     $source AS source_system,
     'Observation/' || rwe_text(resource_id) || coalesce('#' || part.idx, '') AS record_key,
     'observation' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     'measurement' AS event_kind,
     person_ref AS source_person_id,
     visit_ref AS visit_key,

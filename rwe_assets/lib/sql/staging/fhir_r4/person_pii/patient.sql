@@ -23,6 +23,7 @@
 WITH src AS (
     SELECT resource_id, resource_json, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "gender": "VARCHAR", "birthDate": "VARCHAR",
             "name": [{"use": "VARCHAR", "family": "VARCHAR", "given": ["VARCHAR"]}],
             "address": [{"use": "VARCHAR", "line": ["VARCHAR"], "city": "VARCHAR", "state": "VARCHAR",
@@ -75,6 +76,7 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'patient' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     rwe_text(resource_id) AS source_person_id,
     rwe_text(person_name.given[1]) AS given_name,
     rwe_text(person_name.family) AS family_name,

@@ -34,6 +34,7 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'patient' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     rwe_text(resource_id) AS source_person_id,
     rwe_date(r.birthDate) AS birth_date,
     rwe_birth_year(r.birthDate) AS birth_year,

@@ -1,5 +1,6 @@
 -- FHIR R4 Encounter -> staging.visit
--- visit_class from Encounter.class.code (v3 ActCode): IMP -> inpatient, EMER -> emergency,
+-- visit_class from Encounter.class.code (v3 ActCode): IMP and its specializations ACUTE and NONAC
+--   (inpatient acute / non-acute; ValueSet v3-ActInpatientEncounterCode) -> inpatient, EMER -> emergency,
 --   AMB -> ambulatory, HH -> home, VR -> virtual, any other code lower-cased (e.g. 'obsenc'), none ->
 --   'other'; source_value keeps the code as written.
 -- code / vocabulary_id: the encounter type (codings of every Encounter.type; chosen as in
@@ -13,6 +14,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR",
             "class": {"system": "VARCHAR", "code": "VARCHAR"},
             "type": [{"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}],
@@ -34,9 +36,10 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'encounter' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     rwe_fhir_ref(r.subject.reference) AS source_person_id,
     CASE upper(rwe_text(r.class.code))
-        WHEN 'IMP' THEN 'inpatient'
+        WHEN 'IMP' THEN 'inpatient' WHEN 'ACUTE' THEN 'inpatient' WHEN 'NONAC' THEN 'inpatient'
         WHEN 'EMER' THEN 'emergency'
         WHEN 'AMB' THEN 'ambulatory'
         WHEN 'HH' THEN 'home'
