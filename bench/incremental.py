@@ -16,7 +16,10 @@ In this one process:
    at most 0.15 at 100k persons with a 1% batch); the staging note says which path ran and why
    (lib/staging/incremental.py);
 5. with --check-staging, stages the same lake again as a full build and compares every staging table
-   row for row with what the incremental run left (staged_digests), printing both staging times.
+   row for row with what the incremental run left (staged_digests), printing both staging times;
+6. with --check-cdm, builds the CDM of the same lake again in full (what the update cost before the
+   incremental CDM build, lib/cdm/incremental.py) and compares it with the update's by the comparison
+   tool, every table, printing both CDM times (wall and CPU) and their ratio.
 
 --generated DIR reuses the base/ and update/ folders an earlier run generated (with --keep).
 
@@ -40,6 +43,7 @@ import duckdb
 
 from rwe_assets.lib import publish, raw_ingest
 from rwe_assets.lib.cdm import build as cdm_build
+from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
 from rwe_assets.lib.genomics.staging import stage_genomics_sources
 from rwe_assets.lib.landing import list_batches
 from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register_staged_persons
@@ -108,7 +112,15 @@ def pipeline(data_dir: Path, label: str, memory_limit: str, threads: int) -> Run
         report = cdm_build.build_cdm(
             lake, REPO_DIR / "vocab", warehouse, memory_limit=memory_limit, threads=threads
         )
-        return f"{sum(report.row_counts.values()):,} CDM rows"
+        rebuilt = (
+            f", {report.persons_rebuilt:,} persons rebuilt" if report.persons_rebuilt is not None else ""
+        )
+        slowest = sorted(report.step_seconds.items(), key=lambda item: -item[1])[:6]
+        steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in slowest)
+        return (
+            f"{sum(report.row_counts.values()):,} CDM rows, {report.mode} ({report.mode_reason}){rebuilt}; "
+            f"slowest steps (wall s): {steps}"
+        )
 
     def checks() -> str:
         with duckdb.connect(str(warehouse / "build.duckdb")) as con:
@@ -139,6 +151,25 @@ def check_staging(lake: Path, memory_limit: str, threads: int, incremental_secon
           f"{incremental_seconds:.1f} s wall: ratio {incremental_seconds / wall:.2f}")  # fmt: skip
     print("staging tables equal a full build: " + ("yes" if not differing else f"NO: {differing}"))
     return not differing
+
+
+def check_cdm(data_dir: Path, memory_limit: str, threads: int, update: Run) -> bool:
+    """Build the CDM of the same lake in full and compare it with the update's, every table."""
+    full_dir = data_dir / "warehouse_full"
+    wall, cpu = time.perf_counter(), time.process_time()
+    cdm_build.build_cdm(
+        data_dir / "lake", REPO_DIR / "vocab", full_dir, memory_limit=memory_limit, threads=threads,
+        incremental_build=False,
+    )  # fmt: skip
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    comparison = compare_cdms(data_dir / "warehouse" / "build.duckdb", full_dir / "build.duckdb")
+    print(f"full CDM build of the same lake: {wall:.1f} s wall, {cpu:.1f} s CPU; the update's CDM build "
+          f"{update.wall['cdm']:.1f} s wall, {update.cpu['cdm']:.1f} s CPU: ratio {update.wall['cdm'] / wall:.2f} "
+          f"(wall), {update.cpu['cdm'] / cpu:.2f} (CPU)")  # fmt: skip
+    print(
+        "CDM equals a full build: " + ("yes" if comparison.same else "NO\n" + format_comparison(comparison))
+    )
+    return comparison.same
 
 
 def land(generated: Path, data_dir: Path) -> None:
@@ -177,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--generated", type=Path, help="reuse base/ and update/ generated before")
     parser.add_argument("--check-staging", action="store_true", help="compare staging with a full build")
+    parser.add_argument("--check-cdm", action="store_true", help="compare the CDM with a full build")
     args = parser.parse_args(argv)
     root = Path(args.workdir or tempfile.mkdtemp(prefix="rwe-bench-incremental-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -198,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check_staging and not check_staging(
             data / "lake", args.memory_limit, args.threads, update_run.wall["staging"]
         ):
+            return 1
+        if args.check_cdm and not check_cdm(data, args.memory_limit, args.threads, update_run):
             return 1
     finally:
         print(f"load average after: {os.getloadavg()}")

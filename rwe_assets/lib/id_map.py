@@ -18,27 +18,42 @@ from rwe_assets.lib import lake
 MAX_ID = 2**31 - 1
 
 
-def assign_ids(con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_sql: str) -> str:
+def assign_ids(
+    con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_sql: str, narrow: bool = False
+) -> str:
     """Make table `ids_<name>(natural_key VARCHAR, id INTEGER)` cover every key `keys_sql` returns
-    (one VARCHAR column named natural_key), persisting new keys. Returns the table name."""
+    (one VARCHAR column named natural_key), persisting new keys. Returns the table name.
+
+    `narrow`: the table holds only the keys asked, and only their rows of the map are read (an
+    incremental CDM build asks for a few thousand keys of a map of millions); the ids are the same."""
     path = lake.table_path(lake_dir, "ids", name)
-    existing = lake.read_table(path)
     table = f"ids_{name}"
     # No PRIMARY KEY: keys are unique by construction (only keys not yet in the map are added, each
     # once), and an index over millions of string keys would cost more than the rest of the build step.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR, id INTEGER)")
-    if existing is not None:
-        con.register("_existing_ids", existing)
-        con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
-        con.unregister("_existing_ids")
-    start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _asked_keys AS "
+        f"SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL"
+    )
+    if narrow and lake.register_view(con, "_id_map", path):
+        con.execute(
+            f"INSERT INTO {table} SELECT natural_key, id FROM _id_map SEMI JOIN _asked_keys USING (natural_key)"
+        )
+        start = con.execute("SELECT coalesce(max(id), 0) FROM _id_map").fetchone()[0]
+    else:
+        existing = lake.read_table(path)
+        if existing is not None:
+            con.register("_existing_ids", existing)
+            con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
+            con.unregister("_existing_ids")
+        start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
     new = con.sql(
         f"""
         SELECT natural_key, CAST({start} + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
-        FROM (SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)
-        ANTI JOIN {table} USING (natural_key)
+        FROM _asked_keys ANTI JOIN {table} USING (natural_key)
         """
     ).to_arrow_table()
+    con.execute("DROP TABLE _asked_keys")
     if new.num_rows:
         if start + new.num_rows > MAX_ID:
             raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")

@@ -160,9 +160,10 @@ def vocabulary_store(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.Ma
 
 @dg.multi_asset(name="cdm_build", specs=_specs(), check_specs=_CHECKS, pool="duckdb_build")
 def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
-    """Rebuild the whole CDM database from staging, the vocabulary and the crosswalk, step by step
+    """Build the CDM database from staging, the vocabulary and the crosswalk, step by step
     (lib/cdm/steps.py), in one process: each step is logged with its seconds, and a failure names its
-    step."""
+    step. Full, incremental (only the persons staging changed, lib/cdm/incremental.py) or reused, by
+    the rule of docs/operations.md "Incremental refresh"; each table's metadata says which and why."""
     settings = rwe.settings()
     report = build_cdm(
         settings.lake_dir,
@@ -175,7 +176,9 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     if report.reused:  # the last build read exactly these inputs (lib/cdm/reuse.py): its file is kept
         context.log.info(f"inputs unchanged since the last build: kept {report.path}")
     else:
-        context.log.info(f"built {report.path}: {sum(report.row_counts.values())} CDM rows")
+        context.log.info(
+            f"built {report.path} ({report.mode}: {report.mode_reason}): {sum(report.row_counts.values())} CDM rows"
+        )
     if report.vocabulary_warning:
         context.log.warning(report.vocabulary_warning)
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
@@ -202,6 +205,9 @@ def _table_metadata(table, report: CdmBuildReport, step_seconds: dict, unmapped:
         "vocabulary_version": report.vocabulary_version or "unknown",
         "dagster/column_schema": column_schema(table),
         "reused_last_build": report.reused,
+        "cdm_build_mode": report.mode,
+        "cdm_build_reason": report.mode_reason,
+        **({"persons_rebuilt": report.persons_rebuilt} if report.persons_rebuilt is not None else {}),
         **_step_metadata(f"cdm.{table.name}", step_seconds),
     }
     lineage = column_lineage(table)

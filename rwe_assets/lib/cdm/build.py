@@ -6,24 +6,27 @@ order the SQL needs, are the table lib/cdm/steps.py (name, SQL files or function
 written); each runs timed and logged on one connection, and a failing step's name is added to its
 error. The SQL is in lib/sql/cdm/<file>.sql, loaded by lib/cdm/sql.py, each file's rule at its top.
 
-Ids come from persistent id maps (lib/id_map.py), so the same input gives the same ids.
+Ids come from persistent id maps (lib/id_map.py), so the same input gives the same ids. After an
+incremental staging run the build rebuilds only the persons it changed, into a copy of the last build
+(lib/cdm/incremental.py, `_build_incremental`), when the fallback rule allows.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import eras, reuse, sql
+from rwe_assets.lib.cdm import eras, incremental, reuse, sql
 from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's lookup tables)
     TEMPERATURE_UNIT_ALIASES,
     UNIT_ALIASES,
@@ -31,6 +34,7 @@ from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's 
     register_inputs,
     register_person_priority,
 )
+from rwe_assets.lib.cdm.ledger import write_mapping_ledger, write_reconciliation_ledger
 from rwe_assets.lib.cdm.results import (  # noqa: F401 (re-exported for callers of the build)
     PERSON_EXCLUSION_REASONS,
     STAGING_OUTCOMES,
@@ -52,6 +56,7 @@ from rwe_assets.lib.cdm.visits import RollupResult, rollup_visits
 from rwe_assets.lib.cdm.vocabulary_change import record_vocabulary
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, GenomicsCdmReport, build_genomics_cdm, gcdm_ddl
+from rwe_assets.lib.genomics.staging import SPECIMEN as GENOMICS_SPECIMEN
 from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.publish import PUBLISHED
@@ -79,6 +84,9 @@ class CdmBuildReport:
     step_seconds: dict[str, float] = field(default_factory=dict)  # per step of lib/cdm/steps.py, in order
     vocabulary_warning: str | None = None  # the demo subset used on data it does not map
     reused: bool = False  # the inputs were the last build's: its file was kept (lib/cdm/reuse.py)
+    mode: str = "full"  # 'full', 'incremental' (lib/cdm/incremental.py) or 'reused'
+    mode_reason: str = ""  # why: the fallback rule of docs/operations.md, "Incremental refresh"
+    persons_rebuilt: int | None = None  # incremental: the persons whose rows were rebuilt
 
 
 def build_cdm(
@@ -90,35 +98,131 @@ def build_cdm(
     threads: int = 2,
     registry: SourceRegistry | None = None,
     reuse_unchanged: bool = True,
+    incremental_build: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> CdmBuildReport:
-    """Build warehouse/build.duckdb from scratch and swap it in once complete. `registry` (default: the
-    project's) gives each source's person_priority (lib/sql/cdm/person.sql). With `reuse_unchanged`,
-    a build.duckdb made from the same inputs (lib/cdm/reuse.py) is kept instead. `log` gets a line per
+    """Build warehouse/build.duckdb (a new file, or a copy of the last one) and swap it in once
+    complete. `registry` (default: the project's) gives each source's person_priority
+    (lib/sql/cdm/person.sql). With `reuse_unchanged`, a build.duckdb made from the same inputs
+    (lib/cdm/reuse.py) is kept instead; with `incremental_build`, only the persons a staging run
+    changed are rebuilt when the fallback rule allows (lib/cdm/incremental.py). `log` gets a line per
     step (name, seconds)."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     final = warehouse_dir / "build.duckdb"
     work = warehouse_dir / "build.duckdb.partial"
+    scratch = warehouse_dir / "build.duckdb.scratch"
     # A killed build leaves its file and its write-ahead log. Both go: the new file is a copy of the same
     # vocabulary store, so DuckDB would take the old log for its own and replay the killed build's rows.
-    for leftover in (work, work.with_name(work.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    _remove(work, scratch)
     store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
     registry = registry or load_registry()
-    fingerprint = reuse.input_fingerprint(lake_dir, store.digest, registry)
+    inputs = reuse.input_state(lake_dir, store.digest, registry)
+    fingerprint = reuse.fingerprint_of(inputs)
     if reuse_unchanged and fingerprint is not None and reuse.recorded_fingerprint(final) == fingerprint:
         return _reused_report(final, store)
+    run = _Run(lake_dir, store, final, registry, log or _log.info, (memory_limit, threads), inputs)
+    plan = incremental.plan_build(lake_dir, final, inputs, allow=incremental_build)
+    if plan.mode == "incremental":
+        try:
+            report = _build_incremental(run, plan)
+        except incremental.Fallback as why:
+            plan = incremental.Plan("full", str(why))
+            _remove(work, scratch)
+        else:
+            return replace(
+                report, mode=plan.mode, mode_reason=plan.reason, persons_rebuilt=plan.persons.num_rows
+            )
+    _log.info(f"CDM build: full ({plan.reason})")
     start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(_State(con, lake_dir, store, final, registry, log or _log.info))
-        reuse.record_fingerprint(con, fingerprint)
+        report = _build(_State(con, lake_dir, store, final, registry, run.log))
+        reuse.record_fingerprint(con, fingerprint, inputs)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(work, final)
+    return replace(report, mode_reason=plan.reason)
+
+
+def _remove(*databases: Path) -> None:
+    for database in databases:
+        for leftover in (database, database.with_name(database.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one build_cdm call builds from, handed to the incremental build."""
+
+    lake_dir: Path
+    store: VocabularyStore
+    final: Path
+    registry: SourceRegistry
+    log: Callable[[str], None]
+    settings: tuple[str, int]  # memory_limit, threads
+    inputs: dict | None
+
+
+def _build_incremental(run: _Run, plan: incremental.Plan) -> CdmBuildReport:
+    """The steps up to the eras over the persons of `plan` into a scratch database, merged into a copy
+    of the last build; the genomics tables and the results then recomputed over the merged file."""
+    warehouse_dir, timer = run.final.parent, _Timer()
+    scratch, work = warehouse_dir / "build.duckdb.scratch", warehouse_dir / "build.duckdb.partial"
+    _log.info(f"CDM build: incremental ({plan.reason})")
+    start_from_store(run.store, scratch)
+    con = duckdb.connect(str(scratch))
+    try:
+        _configure(con, warehouse_dir, *run.settings)
+        state = _State(con, run.lake_dir, run.store, run.final, run.registry, run.log, narrow_ids=True)
+        steps = STEPS[: [s.name for s in STEPS].index("dose_era") + 1]
+        for number, step in enumerate(steps, 1):
+            if step.name == "person":
+                incremental.restrict_inputs(con, plan.persons, run.final)
+                state.genomics_person_map = incremental.GENOMICS_PERSON_MAP
+            _timed_step(state, timer, step, number)
+        assert state.rollup is not None
+        write_mapping_ledger(con)
+        write_reconciliation_ledger(con, state.rollup.map_table)
+        genomics = state.genomics
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    with timer.step("copy_last_build"):
+        shutil.copyfile(run.final, work)
+    con = duckdb.connect(str(work))
+    try:
+        _configure(con, warehouse_dir, *run.settings)
+        with timer.step("merge"):
+            incremental.merge(con, scratch, plan.persons)
+        state = _State(con, run.lake_dir, run.store, run.final, run.registry, run.log, genomics=genomics)
+        with timer.step("whole_database"):
+            _whole_database(state)
+        reuse.record_fingerprint(con, reuse.fingerprint_of(run.inputs), run.inputs)
+        con.execute("CHECKPOINT")
+        merged = sum(r.merged_rows for r in state.reconciliation if r.cdm_table == "visit_occurrence")
+        report = _report(state, timer, merged)
+    finally:
+        con.close()
+    os.replace(work, run.final)
+    _remove(scratch)
     return report
+
+
+def _whole_database(state: _State) -> None:
+    """What an incremental build recomputes over the merged file: CDM_SOURCE and the results (sums
+    over the ledger where they count the build's intermediates)."""
+    con = state.con
+    register_inputs(con, state.lake_dir)
+    for name in (GENOMICS_SPECIMEN, GENOMICS_VARIANT):  # counted by the reconciliation
+        lake.register_view(con, f"stg_genomics_{name}", lake.table_path(state.lake_dir, "staging", name))
+    con.execute("DELETE FROM cdm.cdm_source")
+    for name in ("cdm_source", "vocabulary", "linkage_metrics", "staging_outcomes"):
+        _CALLS[name](state)
+    state.unmapped = unmapped_codes(con)
+    state.reconciliation = reconcile(con, state.genomics)
+    not_modelled(con, state.lake_dir)
 
 
 def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
@@ -139,8 +243,9 @@ def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
     merged = sum(r.merged_rows for r in reconciliation if r.cdm_table == "visit_occurrence")
     seconds = {"reused": time.perf_counter() - started}
     return CdmBuildReport(
-        final, counts, store.version, int(unmapped), merged, reconciliation, seconds, warning, True
-    )
+        final, counts, store.version, int(unmapped), merged, reconciliation, seconds, warning, True,
+        "reused", "the inputs are those of the last build",
+    )  # fmt: skip
 
 
 def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> None:
@@ -181,22 +286,32 @@ class _State:
     unmapped: int = 0
     vocabulary_warning: str | None = None
     reconciliation: tuple[CdmReconciliation, ...] = ()
+    genomics_person_map: str = "crosswalk"  # person.sql's view; the incremental build's: every person
+    narrow_ids: bool = False  # incremental: read of each id map only the keys asked
 
 
 def _build(state: _State) -> CdmBuildReport:
     timer = _Timer()
     for number, step in enumerate(STEPS, 1):
-        started = time.perf_counter()
-        try:
-            with timer.step(step.name):
-                _run_step(state, step)
-        except Exception as error:
-            where = f"CDM build step {number}/{len(STEPS)} '{step.name}'"
-            state.log(f"{where} failed after {time.perf_counter() - started:.2f} s")
-            error.add_note(f"in {where} (lib/cdm/steps.py)")
-            raise
-        state.log(f"CDM build step {number}/{len(STEPS)} {step.name}: {timer.seconds[step.name]:.2f} s")
+        _timed_step(state, timer, step, number)
     assert state.rollup is not None
+    return _report(state, timer, state.rollup.merged_rows)
+
+
+def _timed_step(state: _State, timer: _Timer, step: Step, number: int) -> None:
+    started = time.perf_counter()
+    try:
+        with timer.step(step.name):
+            _run_step(state, step)
+    except Exception as error:
+        where = f"CDM build step {number}/{len(STEPS)} '{step.name}'"
+        state.log(f"{where} failed after {time.perf_counter() - started:.2f} s")
+        error.add_note(f"in {where} (lib/cdm/steps.py)")
+        raise
+    state.log(f"CDM build step {number}/{len(STEPS)} {step.name}: {timer.seconds[step.name]:.2f} s")
+
+
+def _report(state: _State, timer: _Timer, visits_merged: int) -> CdmBuildReport:
     counts = {t.name: row_count(state.con, f"cdm.{t.name}") for t in cdm_spec().tables}
     counts = {name: n for name, n in counts.items() if name not in VOCABULARY_TABLES}
     counts.update({t: row_count(state.con, f"cdm.{t}") for t in GCDM_TABLES})
@@ -205,7 +320,7 @@ def _build(state: _State) -> CdmBuildReport:
         counts,
         state.store.version,
         state.unmapped,
-        state.rollup.merged_rows,
+        visits_merged,
         state.reconciliation,
         dict(timer.seconds),
         state.vocabulary_warning,
@@ -217,7 +332,7 @@ def _run_step(state: _State, step: Step) -> None:
         if isinstance(action, Sql):
             run_sql(state.con, action.name)
         elif isinstance(action, Ids):
-            assign_ids(state.con, state.lake_dir, action.table, action.query)
+            assign_ids(state.con, state.lake_dir, action.table, action.query, narrow=state.narrow_ids)
         elif isinstance(action, Call):
             _CALLS[action.name](state)
 
@@ -253,7 +368,7 @@ def _genomics(state: _State) -> None:
         for statement in gcdm_ddl("cdm"):
             con.execute(statement)
         return
-    state.genomics = build_genomics_cdm(con, lake_dir, "crosswalk")
+    state.genomics = build_genomics_cdm(con, lake_dir, state.genomics_person_map)
 
 
 def _observation_period(state: _State) -> None:
@@ -284,12 +399,14 @@ def _vocabulary(state: _State) -> None:
 
 
 def _unmapped_codes(state: _State) -> None:
+    write_mapping_ledger(state.con)
     state.unmapped = unmapped_codes(state.con)
 
 
 def _reconciliation(state: _State) -> None:
     assert state.rollup is not None
-    state.reconciliation = reconcile(state.con, state.rollup.merged_rows, state.genomics)
+    write_reconciliation_ledger(state.con, state.rollup.map_table)
+    state.reconciliation = reconcile(state.con, state.genomics)
     not_modelled(state.con, state.lake_dir)
 
 

@@ -12,6 +12,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
+from rwe_assets.lib.cdm.ledger import ledger_totals
 from rwe_assets.lib.cdm.steps import EVENT_TABLES
 from rwe_assets.lib.genomics.cdm import GenomicsCdmReport
 from rwe_assets.lib.raw_ingest import read_manifest
@@ -73,8 +74,9 @@ def cdm_source(con, lake_dir: Path, version: str | None) -> None:
 
 
 def unmapped_codes(con) -> int:
-    """results.unmapped_codes (ranked by rows, then persons) and results.mapping_summary. Returns the
-    number of event rows with concept_id 0.
+    """results.unmapped_codes (ranked by rows, then persons) and results.mapping_summary, summed over
+    the per-person ledger (lib/cdm/ledger.py: what this build, or the builds an incremental one
+    continues, mapped). Returns the number of event rows with concept_id 0.
 
     unmapped_codes lists every source code the CDM rows carry that maps to no concept, with code_kind
     saying which field it fills: 'event code' (the row's own concept 0), 'value' (a coded result whose
@@ -83,42 +85,27 @@ def unmapped_codes(con) -> int:
     con.execute(
         """
         CREATE OR REPLACE TABLE results.unmapped_codes AS
-        WITH unmapped AS (
-            SELECT 'event code' AS code_kind, vocabulary_id, code, cdm_table, person_id
-            FROM mapped_event WHERE concept_id = 0
-            UNION ALL
-            SELECT 'value', value_vocabulary_id, value_code, cdm_table, person_id
-            FROM mapped_event
-            WHERE value_code IS NOT NULL AND value_concept_id = 0 AND event_kind <> 'allergy'
-              AND cdm_table IN ('measurement', 'observation')
-            UNION ALL
-            SELECT 'unit', 'UCUM', m.unit_source_value, m.cdm_table, m.person_id
-            FROM mapped_event m
-            JOIN unit_map u ON u.unit_source_value = m.unit_source_value AND u.concept_id = m.concept_id
-            WHERE u.unit_concept_id = 0 AND m.cdm_table IN ('measurement', 'observation')
-        ),
-        counts AS (
-            SELECT code_kind, vocabulary_id, code, cdm_table, count(*) AS rows, count(DISTINCT person_id) AS persons
-            FROM unmapped GROUP BY ALL
+        WITH counts AS (
+            SELECT code_kind, vocabulary_id, code, cdm_table, min(description) AS description,
+                   sum(rows)::BIGINT AS rows, count(DISTINCT person_id) AS persons
+            FROM results.unmapped_by_person GROUP BY code_kind, vocabulary_id, code, cdm_table
         )
-        SELECT u.code_kind, u.vocabulary_id, u.code,
-               CASE WHEN u.code_kind <> 'unit' THEN d.code_description END AS description,
-               u.cdm_table, u.rows, u.persons, rank() OVER (ORDER BY u.rows DESC, u.persons DESC) AS rank
-        FROM counts u
-        LEFT JOIN code_map d
-            ON d.concept_id = 0 AND d.vocabulary_id IS NOT DISTINCT FROM u.vocabulary_id
-           AND d.code IS NOT DISTINCT FROM u.code
+        SELECT code_kind, vocabulary_id, code, description, cdm_table, rows, persons,
+               rank() OVER (ORDER BY rows DESC, persons DESC) AS rank
+        FROM counts
         ORDER BY rank, code_kind, vocabulary_id, code
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TABLE results.mapping_summary AS
-        SELECT cdm_table, source_system, mapping_rule, count(*) AS rows
-        FROM mapped_event GROUP BY ALL ORDER BY ALL
+        SELECT cdm_table, source_system, mapping_rule, sum(rows)::BIGINT AS rows
+        FROM results.mapping_by_person GROUP BY ALL ORDER BY ALL
         """
     )
-    return con.execute("SELECT count(*) FROM mapped_event WHERE concept_id = 0").fetchone()[0]
+    return con.execute(
+        "SELECT coalesce(sum(rows), 0) FROM results.unmapped_by_person WHERE code_kind = 'event code'"
+    ).fetchone()[0]
 
 
 def linkage_metrics(con, lake_dir: Path) -> None:
@@ -247,13 +234,14 @@ def _rows_of_persons_without_birth_year(con, staged_view: str) -> int:
     ).fetchone()[0]
 
 
-def reconcile(
-    con, visits_merged: int, genomics: GenomicsCdmReport | None = None
-) -> tuple[CdmReconciliation, ...]:
+def reconcile(con, genomics: GenomicsCdmReport | None = None) -> tuple[CdmReconciliation, ...]:
     """Staging -> CDM row accounting, also written to results.reconciliation. Persons merge when
     linkage finds one person behind several source records (person_reconciliation); visits merge by
     the rollup rules; an event whose code maps to n standard concepts becomes n rows (n - 1 extra). The
-    rows of a person left out for want of a year of birth are excluded in every table."""
+    rows of a person left out for want of a year of birth are excluded in every table. Merged visits,
+    extra event rows and unlinked costs are summed over results.reconciliation_by_person
+    (lib/cdm/ledger.py); the staged and CDM rows are counted in the tables."""
+    visits_merged, extra_events, unlinked_costs = ledger_totals(con)
     excluded_visits = _rows_of_persons_without_birth_year(con, "stg_visit")
     rows = [
         person_reconciliation(con),
@@ -290,10 +278,6 @@ def reconcile(
     written = sum(row_count(con, f"cdm.{table}") for table in EVENT_TABLES) - (
         genomics.procedures if genomics else 0
     )
-    distinct = con.execute("SELECT count(DISTINCT (source_system, record_key)) FROM mapped_event").fetchone()[
-        0
-    ]
-    mapped_rows = row_count(con, "mapped_event")
     rows.append(
         CdmReconciliation(
             "event",
@@ -301,13 +285,12 @@ def reconcile(
             staged_events,
             written,
             0,
-            mapped_rows - distinct,
+            extra_events,
             _rows_of_persons_without_birth_year(con, "stg_event"),
         )
     )
     if genomics:
         rows += _genomics_reconciliation(con, genomics)
-    unlinked_costs = con.execute("SELECT count(*) FROM cost_input WHERE cost_event_id IS NULL").fetchone()[0]
     rows.append(
         CdmReconciliation(
             "cost", "cost", row_count(con, "stg_cost"), row_count(con, "cdm.cost"), 0, 0, unlinked_costs

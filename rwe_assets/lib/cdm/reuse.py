@@ -63,24 +63,39 @@ def _identity(table) -> str:
     return f"{table.metadata().id}:{table.version()}"
 
 
-def input_fingerprint(lake_dir, vocabulary_digest: str, registry: SourceRegistry) -> str | None:
+def input_state(lake_dir, vocabulary_digest: str, registry: SourceRegistry) -> dict | None:
+    """What a build reads (tables -> "id:version", vocabulary digest, priorities, code digest), or None
+    for a remote lake. The incremental build (lib/cdm/incremental.py) diffs it with the last build's."""
     versions = input_versions(lake_dir)
     if versions is None:
         return None
     priorities = sorted((s.name, s.person_priority) for s in registry if s.person_priority is not None)
-    document = {
+    return {
         "tables": versions,
         "vocabulary": vocabulary_digest,
-        "priorities": priorities,
+        "priorities": [list(p) for p in priorities],
         "code": code_digest(),
     }
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def record_fingerprint(con: duckdb.DuckDBPyConnection, fingerprint: str | None) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {FINGERPRINT_TABLE} (fingerprint VARCHAR)")
+def fingerprint_of(state: dict | None) -> str | None:
+    if state is None:
+        return None
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def input_fingerprint(lake_dir, vocabulary_digest: str, registry: SourceRegistry) -> str | None:
+    return fingerprint_of(input_state(lake_dir, vocabulary_digest, registry))
+
+
+def record_fingerprint(
+    con: duckdb.DuckDBPyConnection, fingerprint: str | None, state: dict | None = None
+) -> None:
+    """The fingerprint, and the input state it was made from (JSON, for the next incremental build)."""
+    con.execute(f"CREATE OR REPLACE TABLE {FINGERPRINT_TABLE} (fingerprint VARCHAR, input_state VARCHAR)")
     if fingerprint is not None:
-        con.execute(f"INSERT INTO {FINGERPRINT_TABLE} VALUES (?)", [fingerprint])
+        document = json.dumps(state, sort_keys=True) if state is not None else None
+        con.execute(f"INSERT INTO {FINGERPRINT_TABLE} VALUES (?, ?)", [fingerprint, document])
 
 
 def recorded_fingerprint(database: Path) -> str | None:
@@ -93,3 +108,15 @@ def recorded_fingerprint(database: Path) -> str | None:
     except duckdb.Error:
         return None
     return row[0] if row else None
+
+
+def recorded_state(database: Path) -> dict | None:
+    """The input state a complete build.duckdb recorded, or None (none recorded, or unreadable)."""
+    if not database.is_file():
+        return None
+    try:
+        with duckdb.connect(str(database), read_only=True) as con:
+            row = con.execute(f"SELECT max(input_state) FROM {FINGERPRINT_TABLE}").fetchone()
+    except duckdb.Error:
+        return None
+    return json.loads(row[0]) if row and row[0] else None

@@ -236,7 +236,12 @@ STEPS: tuple[Step, ...] = (
         "unmapped_codes",
         (Call("unmapped_codes"),),
         ("mapped_event", "code_map", "unit_map"),
-        ("results.unmapped_codes", "results.mapping_summary"),
+        (
+            "results.unmapped_by_person",
+            "results.mapping_by_person",
+            "results.unmapped_codes",
+            "results.mapping_summary",
+        ),
     ),
     Step("linkage_metrics", (Call("linkage_metrics"),), ("linkage.metrics",), ("results.linkage_metrics",)),
     Step("staging_outcomes", (Call("staging_outcomes"),), (), ("results.staging_outcomes",)),
@@ -249,7 +254,7 @@ STEPS: tuple[Step, ...] = (
         + tuple(
             f"cdm.{t}" for t in ("person", "visit_occurrence", "visit_detail", "note", "cost", *EVENT_TABLES)
         ),
-        ("results.reconciliation",),
+        ("results.reconciliation_by_person", "results.reconciliation"),
     ),
 )
 
