@@ -13,7 +13,7 @@ from rwe_assets.lib.raw_ingest.fhir_json import _ingest_fhir_json, is_json_docum
 from rwe_assets.lib.raw_ingest.manifest import _ManifestView
 from rwe_assets.lib.raw_ingest.model import BatchReport, FileResult, Provenance, Status, package
 from rwe_assets.lib.raw_ingest.ndjson import _ingest_ndjson
-from rwe_assets.lib.raw_ingest.scan import batch_files, file_digest, hash_file, scan_file
+from rwe_assets.lib.raw_ingest.scan import EMPTY_FILE, batch_files, file_digest, hash_file, scan_file
 from rwe_assets.lib.raw_ingest.vcf import _ingest_vcf, is_vcf
 from rwe_assets.lib.sources import SourceSpec
 
@@ -77,7 +77,7 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
             raise InputFileError(
                 relative, f"file name matches no entity of source {source.name} ({source.file_patterns()})"
             )
-        scan = hash_file(path, relative) if is_vcf(path.name) else scan_file(path, relative)
+        scan = _scan(path, relative, source)
     except InputFileError as error:
         sha256, size = file_digest(path)  # so a rerun over the same bad bytes adds no manifest row
         if manifest.recorded(batch_id, relative, sha256):
@@ -88,6 +88,8 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
     result = FileResult(relative, Status.INGESTED, scan.sha256, scan.size_bytes, scan.lines)
     if manifest.is_ingested(scan.sha256):
         result.status = Status.DUPLICATE
+        if _lines_by_reader(path, source):  # not read: its lines counted here
+            result.lines_read = scan_file(path, relative).lines
         return result
     result.file_version, result.supersedes_sha256 = manifest.next_version(batch_id, relative)
     provenance = Provenance(batch_id, relative, scan.sha256, ingested_at)
@@ -104,6 +106,20 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
         result.status, result.error = Status.FAILED, str(error)
         result.rows_stored, result.records_read, result.rows_quarantined = {}, 0, 0
     return result
+
+
+def _scan(path: Path, relative: str, source: SourceSpec):
+    """The file's identity, and its lines where no reader counts them: the VCF and NDJSON readers count
+    every line as they read it, so a second pass over the content would only repeat that."""
+    if is_vcf(path.name):
+        return hash_file(path, relative)
+    if _lines_by_reader(path, source):
+        return hash_file(path, relative, EMPTY_FILE)
+    return scan_file(path, relative)
+
+
+def _lines_by_reader(path: Path, source: SourceSpec) -> bool:
+    return source.format == "ndjson" and not is_json_document(path.name) and not is_vcf(path.name)
 
 
 def _refusal(path: Path, relative: str) -> FileResult | None:

@@ -30,7 +30,7 @@ from rwe_assets.lib.raw_ingest.fhir_rows import _NDJSON_RAW_SCHEMA
 from rwe_assets.lib.raw_ingest.model import READ_CHUNK, Provenance, package
 from rwe_assets.lib.raw_ingest.ndjson_lines import _check_ndjson_start, _parse_ndjson_line
 from rwe_assets.lib.raw_ingest.quarantine import _quarantine_table, _write_quarantine
-from rwe_assets.lib.raw_ingest.scan import open_decompressed
+from rwe_assets.lib.raw_ingest.scan import open_decompressed, scan_file
 from rwe_assets.lib.sources import OTHER_RESOURCE
 
 BLOCK_BYTES = 8 << 20
@@ -314,8 +314,16 @@ class _NdjsonPass:
         self.rows, self.records = 0, 0
         self.seen: set[str] = set()
         self.quarantine: list[tuple] = []
+        self.error: InputFileError | None = None  # the file's own fault, seen inside the Delta write
 
     def batches(self, provenance: Provenance) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches(provenance)
+        except InputFileError as error:
+            self.error = error
+            raise
+
+    def _batches(self, provenance: Provenance) -> Iterator[pa.RecordBatch]:
         for block in _file_blocks(self.path, self.relative, self.known):
             if self.first_pass:
                 self.records += block.records
@@ -341,8 +349,24 @@ def _raw_batch(batch: pa.RecordBatch, provenance: Provenance) -> pa.RecordBatch:
 
 def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
     """One pass per resource type in the file (bulk exports hold one type per file, so usually one
-    pass), each an atomic replace of this file's rows in that entity's table."""
-    _check_ndjson_start(path, result.relative_path)
+    pass), each an atomic replace of this file's rows in that entity's table. The first pass counts
+    the lines (batch.py hashes an NDJSON file without a line scan)."""
+    try:
+        _check_ndjson_start(path, result.relative_path)
+        first = _read_passes(lake_dir, source, path, provenance, result)
+        if not result.rows_stored:  # nothing stored: an empty file is refused as the line scan refuses it
+            scan_file(path, result.relative_path)
+    except InputFileError:
+        # a truncated gzip: the error of the line scan, which tells the line it ends after
+        scan_file(path, result.relative_path)
+        raise
+    result.records_read = result.lines_read = first.records
+    quarantined = _quarantine_table(source.name, None, first.quarantine, provenance)
+    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
+    result.rows_quarantined = quarantined.num_rows
+
+
+def _read_passes(lake_dir, source, path, provenance, result) -> _NdjsonPass:
     known = set(source.entity_names)
     first, pending = None, [None]
     while pending:
@@ -352,15 +376,17 @@ def _ingest_ndjson(lake_dir, source, path, provenance, result) -> None:
         if head is not None:
             target = lake.table_path(lake_dir, "raw", source.name, current.entity)
             reader = pa.RecordBatchReader.from_batches(_NDJSON_RAW_SCHEMA, _chain(head, stream))
-            lake.replace_file_rows(target, reader, provenance.file_sha256)
+            try:
+                lake.replace_file_rows(target, reader, provenance.file_sha256)
+            except Exception:
+                if current.error is None:
+                    raise
+                raise current.error from None  # delta-rs wraps the reader's exception: unwrap it
             result.rows_stored[current.entity] = current.rows
         if first is None:
             first = current
             pending = sorted(current.seen - {current.entity})
-    result.records_read = first.records
-    quarantined = _quarantine_table(source.name, None, first.quarantine, provenance)
-    _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
-    result.rows_quarantined = quarantined.num_rows
+    return first
 
 
 def _chain(first, rest):

@@ -48,6 +48,8 @@ def open_decompressed(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+EMPTY_FILE = "empty file: expected at least a header line"
+
 # A newline followed by an empty line: the match ends the line before a blank one. (A pattern anchored
 # with ^ would be tried at every byte; this one only at newlines, ten times faster.)
 _BEFORE_BLANK_LINE = re.compile(rb"\n(?=\r?\n)")
@@ -93,12 +95,12 @@ def scan_file(path: Path, relative: str) -> FileScan:
             if not compressed:
                 counter.feed(chunk)
     if size == 0:
-        raise InputFileError(relative, "empty file: expected at least a header line", line=1)
+        raise InputFileError(relative, EMPTY_FILE, line=1)
     if compressed:
         _count_gzip_lines(path, relative, counter)
     lines, blank = counter.finish()
     if lines == len(blank):
-        raise InputFileError(relative, "empty file: expected at least a header line", line=1)
+        raise InputFileError(relative, EMPTY_FILE, line=1)
     return FileScan(digest.hexdigest(), size, lines, blank)
 
 
@@ -116,16 +118,17 @@ def _count_gzip_lines(path: Path, relative: str, counter: _LineCounter) -> None:
         ) from None
 
 
-def hash_file(path: Path, relative: str) -> FileScan:
-    """sha256 and size only: a VCF's lines are counted while cyvcf2 reads it, and its truncation is
-    detected there (decompressing it twice would cost more than parsing it)."""
+def hash_file(path: Path, relative: str, empty: str = "empty file: expected a VCF header") -> FileScan:
+    """sha256 and size only, for a reader that counts lines itself: a VCF's lines are counted while
+    cyvcf2 reads it, and its truncation is detected there (decompressing it twice would cost more
+    than parsing it); NDJSON's by the block reader (ndjson.py). `empty`: the error for a 0-byte file."""
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as raw:
         for chunk in iter(lambda: raw.read(READ_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
     if size == 0:
-        raise InputFileError(relative, "empty file: expected a VCF header", line=1)
+        raise InputFileError(relative, empty, line=1)
     return FileScan(digest.hexdigest(), size, 0, ())
 
 

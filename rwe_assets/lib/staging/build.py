@@ -22,10 +22,9 @@ is created first, then the profile's own `<profile>/_macros.sql` (lib/staging/sq
 Raw rows are read only from files the ingest manifest lists as ingested, latest version of each.
 
 Memory: every rule above compares rows of one source system only, so sources are built one at a time.
-A source's results are written as Parquet pieces to a scratch dir (lake/_work/staging unless the
-caller names another: it holds PII, so owner-only, and it is removed at the end) and its candidates
-dropped before the next source; DuckDB spills to scratch/spill past its memory_limit. At the end the
-pieces of every source become each staging table in one Delta commit, as before.
+A source's results go to Parquet pieces in a scratch dir (lake/_work/staging unless the caller names
+another: it holds PII, so owner-only, removed at the end), its candidates dropped before the next source;
+DuckDB spills to scratch/spill. The pieces and the last source's candidates become each table in one commit.
 
 Incremental runs: when only new batches landed since the last run, lib/staging/incremental.py stages
 those batches and the earlier rows they touch through the same steps and merges the difference into
@@ -193,15 +192,14 @@ def build_staging(
                 _drop_candidate_tables(con)
                 inc.clear_pieces(scratch)
                 accounting.create_totals(con)
-        for number, source in enumerate(staged):
-            _build_source(con, lake_dir, source, current[source.name], scratch, number)
+        for n, source in enumerate(staged):  # the last source's rows go to Delta as they are
+            _build_source(con, lake_dir, source, current[source.name], scratch, n, source is not staged[-1])
         if not staged:  # every table is written all the same, empty, with its columns
             _create_candidate_tables(con)
             for table in TABLES:
                 _refresh_staged(con, table.name)
-            _write_pieces(con, scratch, 0)
-        _drop_candidate_tables(con)
         _write_outputs(con, lake_dir, scratch)
+        _drop_candidate_tables(con)
         inc_state.write_state(con, lake_dir, plan, empty_touched=True)
         return accounting.report(con, lake_dir, plan.mode, plan.reason)
     finally:
@@ -210,10 +208,10 @@ def build_staging(
 
 
 def _build_source(
-    con, lake_dir: Path, source: SourceSpec, current: list[dict], scratch: Path, number: int
+    con, lake_dir: Path, source: SourceSpec, current: list[dict], scratch: Path, number: int, pieces: bool
 ) -> None:
     """Stage one source: candidates, refusals, redaction, lifecycle, references; its outputs go to
-    Parquet pieces in `scratch` and its counts to the totals tables."""
+    Parquet pieces in `scratch` if `pieces` (else _write_outputs reads them), its counts to the totals."""
     _create_candidate_tables(con)
     raw_counts = _stage_source(con, lake_dir, source, current)
     tombstone.refuse_erased(con, lake_dir)  # an erased person's records, whatever file: ERASED_PERSON
@@ -222,7 +220,8 @@ def _build_source(
     create_batch_info(con, SourceRegistry((source,)), {source.name: current})
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     resolve_tables(con)
-    _write_pieces(con, scratch, number)
+    if pieces:
+        _write_pieces(con, scratch, number)
     accounting.add_counts(con, raw_counts)
 
 
@@ -436,12 +435,16 @@ def _refresh_staged(con, table_name: str) -> None:
     )
 
 
-def _write_pieces(con, scratch: Path, number: int) -> None:
-    """One source's staged, rejected and pending rows as Parquet pieces scratch/<table>/<number>.parquet."""
+def _outputs() -> dict[str, str]:
+    """Each written staging table -> the query of one source's rows of it (over its candidates)."""
     outputs = {t.name: f"SELECT * FROM staged_{t.name}" for t in TABLES}
     outputs |= {name: _rejected_sql(o) for name, o in _REJECTED.items()}
-    outputs |= {inc_state.PENDING_PREFIX + t: pending_sql(t) for t in inc_state.pending_tables()}
-    for name, sql in outputs.items():
+    return outputs | {inc_state.PENDING_PREFIX + t: pending_sql(t) for t in inc_state.pending_tables()}
+
+
+def _write_pieces(con, scratch: Path, number: int) -> None:
+    """One source's staged, rejected and pending rows as Parquet pieces scratch/<table>/<number>.parquet."""
+    for name, sql in _outputs().items():
         (scratch / name).mkdir(exist_ok=True)
         piece = quote_literal(str(scratch / name / f"{number}.parquet"))
         con.execute(f"COPY ({sql}) TO {piece} (FORMAT parquet)")
@@ -451,14 +454,11 @@ _REJECTED = {QUARANTINE: "quarantined", MERGED: "merged", RETIRED: "retired"}
 
 
 def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
-    """Each staging table from the pieces of every source, in one Delta commit per table."""
-    for name in [
-        *(t.name for t in TABLES),
-        *_REJECTED,
-        *(inc_state.PENDING_PREFIX + t for t in inc_state.pending_tables()),
-    ]:
+    """Each staging table from the pieces and the last source's candidates, in one Delta commit per table."""
+    for name, live in _outputs().items():
         pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
-        _overwrite(lake_dir, name, con.sql(f"SELECT * FROM read_parquet([{pieces}])"))
+        query = f"SELECT * FROM read_parquet([{pieces}]) UNION ALL {live}" if pieces else live
+        _overwrite(lake_dir, name, con.sql(query))
     _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
 
 

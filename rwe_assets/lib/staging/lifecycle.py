@@ -106,6 +106,11 @@ _LATEST_STAGED = """EXISTS (SELECT 1 FROM batch_info b WHERE b.source_system = v
                            AND b.batch_order = v.latest AND b.staged)"""
 
 
+# Keys are first grouped by this integer hash of their columns, then compared exactly among the few rows
+# whose hash is shared (a collision costs a little time, never a wrong outcome).
+KEY_HASH = "hash({})"
+
+
 def _insert(con, table: str, rows: list[tuple]) -> None:
     if rows:
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
@@ -117,17 +122,24 @@ def number_natural_key_collisions(con: duckdb.DuckDBPyConnection, table_name: st
         f"""
         UPDATE cand_{table_name} t SET record_key = t.record_key || '#' || n.ordinal
         FROM (
-            WITH shared AS (
-                SELECT source_system, _batch_id, record_key FROM cand_{table_name} c
-                WHERE c._natural_key AND {IS_VERSION} GROUP BY ALL HAVING count(*) > 1
+            WITH keyed AS (  -- integers to group (see resolve_versions), then the exact keys
+                SELECT c.rowid AS row_id, {KEY_HASH.format("c.source_system, c._batch_id, c.record_key")} AS key_hash
+                FROM cand_{table_name} c WHERE c._natural_key AND {IS_VERSION}
             ),
-            versions AS (
+            maybe AS (
                 SELECT c.rowid AS row_id, c.source_system, c._batch_id, c.record_key,
                        md5(CAST(ROW({content}) AS VARCHAR)) AS content_hash, c._source_file, c._line_number
-                FROM cand_{table_name} c JOIN shared s
-                  ON s.source_system = c.source_system AND s._batch_id = c._batch_id
-                 AND s.record_key = c.record_key
-                WHERE c._natural_key AND {IS_VERSION}
+                FROM cand_{table_name} c
+                WHERE c.rowid IN (SELECT row_id FROM keyed WHERE key_hash IN (
+                    SELECT key_hash FROM keyed GROUP BY ALL HAVING count(*) > 1))
+            ),
+            shared AS (
+                SELECT source_system, _batch_id, record_key FROM maybe GROUP BY ALL HAVING count(*) > 1
+            ),
+            versions AS (
+                SELECT m.* FROM maybe m JOIN shared s
+                  ON s.source_system = m.source_system AND s._batch_id = m._batch_id
+                 AND s.record_key = m.record_key
             ),
             contents AS (  -- each distinct content once, in the order it first appears in the batch
                 SELECT source_system, _batch_id, record_key, content_hash,
@@ -230,18 +242,26 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
 
 def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: str) -> None:
     """Keep the latest version of each key (rule 3 of the module docstring)."""
-    # Only keys held by several versions can have a loser: find them with one hash aggregate, then
-    # rank (a sort) and hash the content of their rows only, not of the whole table.
+    # Only keys held by several versions can have a loser. They are found in two steps: the hashes of
+    # (source_system, record_key) held more than once (one integer aggregate over a lean projection: a
+    # CTE of every column would be materialized whole, a copy of the table), then the exact keys among
+    # the few rows of those hashes; only their rows are ranked (a sort) and their content hashed.
     con.execute(
         f"""
         INSERT INTO {table_name}_outcome
         WITH open_versions AS (
-            SELECT c.rowid AS row_id, c.*, b.batch_order FROM cand_{table_name} c
-            JOIN batch_info b USING (source_system, _batch_id)
+            SELECT c.rowid AS row_id, {KEY_HASH.format("c.source_system, c.record_key")} AS key_hash
+            FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
             WHERE {IS_VERSION} AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
         ),
+        shared AS (
+            SELECT c.*, c.rowid AS row_id, b.batch_order
+            FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
+            WHERE c.rowid IN (SELECT row_id FROM open_versions WHERE key_hash IN (
+                SELECT key_hash FROM open_versions GROUP BY ALL HAVING count(*) > 1))
+        ),
         duplicate_keys AS (
-            SELECT source_system, record_key FROM open_versions GROUP BY ALL HAVING count(*) > 1
+            SELECT source_system, record_key FROM shared GROUP BY ALL HAVING count(*) > 1
         ),
         ranked AS (
             SELECT c.row_id, c._batch_id,
@@ -251,7 +271,7 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                    first_value(c._batch_id) OVER w AS keeper_batch,
                    TRY_CAST(c._version_at AS TIMESTAMPTZ)
                        < first_value(TRY_CAST(c._version_at AS TIMESTAMPTZ)) OVER w AS older_version
-            FROM open_versions c
+            FROM shared c
             JOIN duplicate_keys d
               ON d.source_system IS NOT DISTINCT FROM c.source_system
              AND d.record_key IS NOT DISTINCT FROM c.record_key
