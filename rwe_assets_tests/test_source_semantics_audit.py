@@ -65,7 +65,7 @@ def _death_inputs(con, enrollment_entity: str) -> None:
         "CREATE TEMP TABLE stg_enrollment AS SELECT * FROM (VALUES "
         f"('ehr', '{enrollment_entity}'), ('payer', 'beneficiary_summary')) t(source_system, _source_entity)"
     )
-    con.execute(  # the registry's kind per source, for the fix (death.sql does not read it yet)
+    con.execute(  # the registry's kind per source (lib/cdm/inputs.py register_sources)
         "CREATE TEMP TABLE source_kind AS SELECT * FROM (VALUES ('ehr', 'ehr'), ('payer', 'claims')) "
         "t(source_system, kind)"
     )
@@ -79,11 +79,6 @@ def _death_inputs(con, enrollment_entity: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/sql/cdm/death.sql types a death Claim when its source has any stg_enrollment row; an "
-    "EHR (Synthea CSV payer_transitions, FHIR Coverage) has them too: test the source's kind (claims)",
-)
 @pytest.mark.parametrize("enrollment_entity", ["payer_transitions", "coverage"])
 def test_an_ehr_death_is_typed_ehr_even_when_the_ehr_sends_insurance(enrollment_entity):
     con = duckdb.connect()

@@ -71,6 +71,7 @@ _PYTHON_TABLES = {
     "unit_alias": ("source_code", "ucum_code", "temperature_only"),
     "us_state": ("code", "name"),
     "source_priority": ("source_system", "person_priority"),
+    "source_kind": ("source_system", "kind"),
 }
 _ID_MAP_COLUMNS = ("natural_key", "id")
 # The visit rollup's SQL is a template that lib/cdm/visits.py fills; these are the names build.py

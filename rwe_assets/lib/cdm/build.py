@@ -32,7 +32,7 @@ from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's 
     UNIT_ALIASES,
     US_STATES,
     register_inputs,
-    register_person_priority,
+    register_sources,
 )
 from rwe_assets.lib.cdm.ledger import write_mapping_ledger, write_reconciliation_ledger
 from rwe_assets.lib.cdm.results import (  # noqa: F401 (re-exported for callers of the build)
@@ -351,7 +351,7 @@ def _setup(state: _State) -> None:
         state.con.execute(statement)
     state.con.execute("CREATE SCHEMA IF NOT EXISTS results")
     register_inputs(state.con, state.lake_dir)
-    register_person_priority(state.con, state.registry)
+    register_sources(state.con, state.registry)
 
 
 def _visit_rollup(state: _State) -> None:

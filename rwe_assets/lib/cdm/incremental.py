@@ -253,27 +253,25 @@ def restrict_inputs(con: duckdb.DuckDBPyConnection, persons: pa.Table, last_buil
 
 
 def _check_source_rules(con) -> None:
-    """person.sql and death.sql ask of a source whether it sends enrollment (claims) and whether its
-    person records carry no date of their own: asked of the narrowed views, the answer must not change."""
+    """person.sql asks of a source whether its person records carry no date of their own: asked of the
+    narrowed views, the answer must not change."""
     (differing,) = con.execute(
         """
         WITH sources AS (SELECT source_system FROM stg_person_source_affected
                          UNION SELECT source_system FROM stg_visit_affected),
         rules AS (
             SELECT s.source_system,
-                   s.source_system IN (SELECT source_system FROM stg_enrollment) AS claims,
-                   s.source_system IN (SELECT source_system FROM stg_enrollment_affected) AS claims_here,
                    s.source_system IN (SELECT source_system FROM stg_person_source WHERE record_updated IS NULL)
                        AS undated,
                    s.source_system IN (SELECT source_system FROM stg_person_source_affected
                                        WHERE record_updated IS NULL) AS undated_here
             FROM sources s
         )
-        SELECT count(*) FROM rules WHERE claims <> claims_here OR undated <> undated_here
+        SELECT count(*) FROM rules WHERE undated <> undated_here
         """
     ).fetchone()
     if differing:
-        raise Fallback("a source's claims or record-date rule would differ over the changed persons alone")
+        raise Fallback("a source's record-date rule would differ over the changed persons alone")
 
 
 def _genomics_person_map(con, last_build: Path) -> None:

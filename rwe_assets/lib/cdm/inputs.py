@@ -81,12 +81,19 @@ def register_inputs(con, lake_dir: Path) -> None:
     con.executemany("INSERT INTO us_state VALUES (?, ?)", sorted(US_STATES.items()))
 
 
-def register_person_priority(con, registry: SourceRegistry) -> None:
-    """Table source_priority (source_system, person_priority): the registry's rank of each source's
-    demographics, read by person.sql."""
+def register_sources(con, registry: SourceRegistry) -> None:
+    """What the registry says of each source, as tables: source_priority (source_system,
+    person_priority), the rank of its demographics (person.sql); source_kind (source_system, kind): ehr,
+    claims, ... A source is claims by its kind, not by whether it sends enrollment: an EHR sends that
+    too (Synthea's payer_transitions, FHIR Coverage), and its race text and death dates are no payer's
+    (person.sql reads CMS race and sex codes, death.sql types a death, by the kind)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE source_priority (source_system VARCHAR, person_priority INTEGER)"
     )
     ranked = [(s.name, s.person_priority) for s in registry if s.person_priority is not None]
     if ranked:
         con.executemany("INSERT INTO source_priority VALUES (?, ?)", ranked)
+    con.execute("CREATE OR REPLACE TEMP TABLE source_kind (source_system VARCHAR, kind VARCHAR)")
+    kinds = [(s.name, s.kind) for s in registry]
+    if kinds:
+        con.executemany("INSERT INTO source_kind VALUES (?, ?)", kinds)

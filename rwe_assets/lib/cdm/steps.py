@@ -85,7 +85,7 @@ STEPS: tuple[Step, ...] = (
         "setup",
         (Call("setup"),),  # the DDL, staging views, the crosswalk, lookup tables written by code
         (),
-        ("unit_alias", "us_state", "source_priority"),
+        ("unit_alias", "us_state", "source_priority", "source_kind"),
     ),
     Step(
         "location",
@@ -112,7 +112,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "person",
         (Sql("person"),),
-        ("stg_person_source", "stg_visit", "stg_enrollment", "crosswalk_all", "source_priority", "us_state")
+        ("stg_person_source", "stg_visit", "crosswalk_all", "source_priority", "source_kind", "us_state")
         + ("cdm.location",),
         ("results.person_exclusion", "crosswalk", "cdm.person"),
     ),
@@ -186,7 +186,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "death",
         (Sql("death"),),
-        ("stg_person_source", "stg_enrollment", "crosswalk", "cdm.person"),
+        ("stg_person_source", "source_kind", "crosswalk", "cdm.person"),
         ("cdm.death",),
     ),
     Step("drug_end_at_death", (Sql("drug_end_at_death"),), ("cdm.death",), ("cdm.drug_exposure",)),

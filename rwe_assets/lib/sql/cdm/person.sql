@@ -19,7 +19,7 @@
 -- month_of_birth / day_of_birth are NULL when the chosen date does not give them; birth_datetime is
 -- set only for a full date.
 -- Gender through gender_map, the mapping provider.sql defines for PROVIDER and PERSON alike (Synthea
--- F/M, FHIR female/male, claims 1/2 for sources with enrollment), anything else 0 with the source value
+-- F/M, FHIR female/male, claims 1/2 for sources of kind claims), anything else 0 with the source value
 -- kept; race and ethnicity likewise. DE-SynPUF codes (sources with enrollment): sex 1 male, 2 female;
 -- race 1 white, 2 black, 5 Hispanic (an ethnicity), 3 other: 0. person_source_value stays empty: a
 -- source patient id is an identifier.
@@ -33,7 +33,7 @@ WITH last_visit AS (
 ),
 records AS (
     SELECT x.person_id, p.*,
-           p.source_system IN (SELECT source_system FROM stg_enrollment) AS is_claims,
+           p.source_system IN (SELECT source_system FROM source_kind WHERE kind = 'claims') AS is_claims,
            CASE WHEN p.birth_date IS NOT NULL THEN 3 WHEN p.birth_month IS NOT NULL THEN 2
                 WHEN p.birth_year IS NOT NULL THEN 1 ELSE 0 END AS birth_precision,
            row_number() OVER (PARTITION BY x.person_id
