@@ -11,7 +11,7 @@ distribution (blocks grow as in a larger population) but no person. Truth is rep
         [--profile] [--population DIR] [--keep-lake DIR]
 
 Each line is followed by the CPU seconds of link() and the load average before and after it.
---profile prints the wall seconds of each step of link() (tokens, training, scoring, prior, decisions,
+--profile prints the wall and CPU seconds of each step of link() (tokens, training, scoring, prior, decisions,
 clusters, ids, quality, writing); --population keeps the generated population in DIR and reuses it on
 the next run (generation takes a minute and is not what is measured); --keep-lake keeps the linkage
 tables written (lake_<records>/linkage/...) for inspection.
@@ -52,8 +52,9 @@ STEPS = (
 
 
 @contextlib.contextmanager
-def profiled(times: dict[str, float]):
-    """Wrap the STEPS functions so that each call adds its wall seconds to times[label]."""
+def profiled(times: dict[str, list[float]]):
+    """Wrap the STEPS functions so that each call adds its wall and CPU seconds (of the whole process,
+    all threads: steadier than wall on a shared machine) to times[label]."""
     from rwe_assets.lib.linkage import cluster, crosswalk, model, quality
 
     modules = {"crosswalk": crosswalk, "model": model, "cluster": cluster, "quality": quality}
@@ -63,11 +64,13 @@ def profiled(times: dict[str, float]):
         original = getattr(module, name)
 
         def timed(*args, _f=original, _label=label, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return _f(*args, **kwargs)
             finally:
-                times[_label] = times.get(_label, 0.0) + time.perf_counter() - start
+                wall_cpu = times.setdefault(_label, [0.0, 0.0])
+                wall_cpu[0] += time.perf_counter() - start
+                wall_cpu[1] += time.process_time() - cpu
 
         saved.append((module, name, original))
         setattr(module, name, timed)
@@ -96,6 +99,7 @@ def replicate(con: duckdb.DuckDBPyConnection, records: int) -> int:
                  AS VARCHAR) END AS phone,
             CASE WHEN k = 0 THEN address_line ELSE CAST(k AS VARCHAR) || address_line END AS address_line)
         FROM base_pii, range({copies}) r(k)
+        ORDER BY k, source_system, source_person_id, _batch_id  -- the same rows on every run
         LIMIT {records}
         """
     )
@@ -120,7 +124,7 @@ def run(args, records: int, work: Path, pop: Path) -> dict:
     con.execute("CREATE OR REPLACE TEMP TABLE lk_truth AS SELECT * FROM bench_truth")
     con.execute("DROP TABLE base_pii")
     lake_dir = (args.keep_lake or work) / f"lake_{records}"
-    times: dict[str, float] = {}
+    times: dict[str, list[float]] = {}
     load = [_load()]
     with profiled(times) if args.profile else contextlib.nullcontext():
         start, cpu = time.perf_counter(), time.process_time()
@@ -183,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  cpu {row['cpu']:.1f} s, load average {row['load'][0]} -> {row['load'][1]}", flush=True)
             if args.profile:
                 print(
-                    "  steps (s): " + ", ".join(f"{k} {v:.1f}" for k, v in row["times"].items()), flush=True
+                    "  steps (wall/cpu s): "
+                    + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in row["times"].items()),
+                    flush=True,
                 )
     return 0
 

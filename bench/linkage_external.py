@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from rwe_assets.lib.linkage import cluster
 from rwe_assets.lib.linkage.crosswalk import link
 from rwe_assets.lib.linkage.quality import blocking_recall, pair_scores
 from rwe_assets.lib.linkage.tokens import PII_COLUMNS
@@ -153,6 +154,7 @@ def evaluate(
         "records": records,
         "seconds": seconds,
         "held": held,
+        "lost": con.execute(LOST_SQL).fetchall(),
         "review": result.counts["pairs_for_review"],
         "review_true": review_true,
         "trained": result.trained,
@@ -160,6 +162,25 @@ def evaluate(
     }
 
 
+# True pairs whose records ended in two persons, by the first step that lost them (cf. bench/linkage_two_site.py).
+LOST_SQL = f"""
+WITH t AS (SELECT record_id, true_id FROM lk_truth),
+person AS (SELECT source_system || '|' || source_person_id AS record_id, person_id FROM lk_crosswalk),
+lost AS (
+    SELECT a.record_id AS l, b.record_id AS r FROM t a JOIN t b ON a.true_id = b.true_id AND a.record_id < b.record_id
+    JOIN person pa ON pa.record_id = a.record_id JOIN person pb ON pb.record_id = b.record_id
+    WHERE pa.person_id <> pb.person_id
+)
+SELECT CASE WHEN s.record_id_l IS NULL THEN 'never compared'
+    WHEN p.record_id_l IS NULL OR p.decision = 'non_match' THEN 'p < {cluster.REVIEW}'
+    WHEN p.hold_reason IS NOT NULL THEN 'held ' || p.hold_reason
+    WHEN p.decision = 'review' AND p.household_conflict THEN 'household guard'
+    WHEN p.decision = 'review' AND p.match_probability >= {cluster.ACCEPT} THEN 'names alone'
+    WHEN p.decision = 'review' THEN 'grey zone' ELSE 'linked apart' END AS why, count(*) AS n
+FROM lost LEFT JOIN lk_scored s ON s.record_id_l = lost.l AND s.record_id_r = lost.r
+LEFT JOIN lk_pairs p ON p.record_id_l = lost.l AND p.record_id_r = lost.r
+GROUP BY why ORDER BY n DESC
+"""
 # Splink's column names for the fields, and its documented comparison for each
 BASELINE_COLUMNS = {
     "given_name": "first_name",
@@ -257,6 +278,8 @@ def compare(name: str, path: Path, mapping: dict[str, str], truth: str, id_colum
     print(line(ours, name, "ours"), flush=True)
     held = ", ".join(f"{why} {n:,} ({true:,} true)" for why, n, true in ours["held"]) or "none"
     print(f"{'':<15} links held by clustering: {held}", flush=True)
+    lost = ", ".join(f"{why} {n:,}" for why, n in ours["lost"]) or "none"
+    print(f"{'':<15} true pairs not linked (first step that lost them): {lost}", flush=True)
     con = duckdb.connect(config={"threads": threads})
     records = register(con, path, mapping, truth, id_column)
     theirs = baseline(con, mapping)

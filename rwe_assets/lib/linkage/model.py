@@ -1,10 +1,9 @@
 """The Fellegi-Sunter model, run by Splink 5 on DuckDB over token and Bloom-similarity columns.
 
-Splink does what we would otherwise write ourselves and test less well: blocking with several rules
-without scoring a pair twice, comparison vectors, u from random pairs, m by EM, prediction within a
-batch and between a batch and the index (incremental linkage), a model JSON we can keep. It never
-sees a name or a date: the comparisons (comparisons.py) are SQL conditions over keyed tokens and keyed
-Bloom filters. The prior match probability starts from the pairs the deterministic rules find
+Splink does what we would otherwise write ourselves and test less well: u from random pairs, m by
+EM, a model JSON we can keep. It never sees a name or a date: the comparisons (comparisons.py) are SQL
+conditions over keyed tokens and keyed Bloom filters. Scoring (score) is one DuckDB query of ours over
+the kept model, equal to Splink's prediction and faster (docs/linkage.md, "Matching"). The prior match probability starts from the pairs the deterministic rules find
 and is re-estimated from the scored pairs after training (refine_prior); both stay within
 prior_bounds(), so a first site without a single duplicate gets a small prior, never 0.
 """
@@ -15,6 +14,7 @@ import copy
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import duckdb
@@ -191,8 +191,7 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     settings = prior_settings(tf=True)
     agreeing = rule_pairs(con)
     settings["probability_two_random_records_match"] = rule_prior(agreeing, records)
-    linker, _ = _linker(con, {k: v for k, v in settings.items() if k not in EXTRA_KEYS})
-    linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
+    linker, _ = _linker(con, _with_u(con, {k: v for k, v in settings.items() if k not in EXTRA_KEYS}))
     provisional = agreeing < MIN_RULE_PAIRS_FOR_EM
     if not provisional:
         # Splink samples EM pairs only when asked to; small populations train on every blocked pair.
@@ -206,6 +205,32 @@ def train(con: duckdb.DuckDBPyConnection, records: int) -> dict:
     trained["provisional"] = provisional
     trained["model_version"] = MODEL_VERSION
     return trained
+
+
+def _with_u(con: duckdb.DuckDBPyConnection, settings: dict) -> dict:
+    """`settings` with u estimated by Splink on U_MAX_PAIRS random pairs of lk_model_input (seed SEED).
+    Splink estimates u comparison by comparison, each on up to all the sampled pairs; a comparison none
+    of whose columns holds a value puts every pair at its null level and keeps its prior u, so it is
+    left out (email and identifiers of one Synthea site: a fifth of the u time). A level no sampled
+    pair reached is "not observed": Splink then uses 1e-6, written here as such."""
+    present = {r[0] for r in con.execute("DESCRIBE SELECT * FROM lk_model_input").fetchall()}
+    columns = sorted(_level_columns(settings) & present)
+    counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in columns)} FROM lk_model_input").fetchone()
+    filled = {c for c, n in zip(columns, counts, strict=True) if n}
+    estimate = [c for c in settings["comparisons"] if _level_columns({"comparisons": [c]}) & filled]
+    if not estimate:
+        return settings
+    linker, _ = _linker(con, {**settings, "comparisons": estimate})
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
+    estimated = {c["output_column_name"]: c for c in linker.misc.save_model_to_json()["comparisons"]}
+    for comparison in estimated.values():
+        for level in comparison["comparison_levels"]:
+            if not level.get("is_null_level"):
+                level.setdefault("u_probability", 1e-6)
+    return {
+        **settings,
+        "comparisons": [estimated.get(c["output_column_name"], c) for c in settings["comparisons"]],
+    }
 
 
 def _em_round(linker, rule: str, cap: int | None) -> None:
@@ -281,26 +306,157 @@ def score(
 ) -> duckdb.DuckDBPyRelation:
     """Scored candidate pairs within `new_table` and, if given, between `old_table` and it:
     record_id_l, record_id_r (ordered), match_weight, match_probability, mw_<comparison> (the
-    comparison's match weight)."""
-    model = {k: v for k, v in settings.items() if k not in EXTRA_KEYS}
-    linker, db_api = _linker(con, model, new_table)
-    new = db_api.register(new_table, table_name=f"{new_table}_new")
-    parts = [linker.inference.predict_within(new, warning_mode="never")]
-    if old_table is not None:
-        old = db_api.register(old_table, table_name=f"{old_table}_old")
-        parts.append(linker.inference.predict_between(old, new, warning_mode="never"))
-    weights = ", ".join(f"mw_{c['output_column_name']}" for c in settings["comparisons"])
-    union = " UNION ALL ".join(
-        f"SELECT least(record_id_l, record_id_r) AS record_id_l, greatest(record_id_l, record_id_r) AS "
-        f"record_id_r, match_weight, match_probability, {weights} FROM {part.physical_name}"
-        for part in parts
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lk_scored AS {union}")
-    # Splink's prediction tables hold every scored pair with its intermediate columns (about 4 GB at a
-    # million records): dropped, so that later steps do not spill beside them.
-    for part in parts:
-        part.drop_table_from_database_and_remove_from_cache()
+    comparison's match weight without its term-frequency adjustment).
+
+    The model's own Splink settings, evaluated in one DuckDB query (Splink's predict_within and
+    predict_between give the same pairs and weights: test_linkage_speed_paths.py). Splink blocks rule by
+    rule, excluding every earlier rule's pairs inside each join, and carries every column of both
+    records through its pipeline; here the pairs are a union of plain equi-joins on integer ids, and
+    the records' columns are joined once, only those the comparison levels read."""
+    _score_records(con, settings, new_table, old_table)
+    _candidate_pairs(con, settings)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lk_scored AS {scoring_sql(settings)}")
+    con.execute("DROP TABLE lk_sc_pairs; DROP TABLE lk_sc_records")
     return con.sql("SELECT * FROM lk_scored")
+
+
+def _columns(sql: str, pattern: str) -> set[str]:
+    return set(re.findall(pattern, sql))
+
+
+def _level_columns(settings: dict) -> set[str]:
+    """Input columns the comparison levels read (`<column>_l` / `<column>_r` in their conditions)."""
+    conditions = " ".join(
+        lv["sql_condition"] for c in settings["comparisons"] for lv in c["comparison_levels"]
+    )
+    return _columns(conditions, r"\b(\w+)_[lr]\b")
+
+
+def _tf_columns(settings: dict) -> list[str]:
+    return sorted(
+        {lv.get("tf_adjustment_column") for c in settings["comparisons"] for lv in c["comparison_levels"]}
+        - {None}
+    )
+
+
+def _score_records(con, settings: dict, new_table: str, old_table: str | None) -> None:
+    """TEMP TABLE lk_sc_records: the records to compare, numbered in record_id order (rid), `new` for
+    those of new_table, with the columns the levels and the blocking rules read and each term-frequency
+    column's value's frequency (tf_<column>, from the lk_tf_<column> tables)."""
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {new_table}").fetchall()}
+    rules = " ".join(_rule(r)[0] for r in settings["blocking_rules_to_generate_predictions"])
+    used = sorted(((_level_columns(settings) | _columns(rules, r"\b[lr]\.(\w+)")) & present) - {"record_id"})
+    rows = f"SELECT record_id, true AS new, {', '.join(used)} FROM {new_table}"
+    if old_table is not None:
+        rows += f" UNION ALL SELECT record_id, false, {', '.join(used)} FROM {old_table}"
+    tf = _tf_columns(settings)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE lk_sc_records AS
+        SELECT (row_number() OVER (ORDER BY x.record_id))::INTEGER AS rid, x.*,
+               {", ".join(f"tf_{c}.tf_{c}" for c in tf) or "NULL AS no_tf"}
+        FROM ({rows}) x {" ".join(f"LEFT JOIN lk_tf_{c} tf_{c} ON tf_{c}.{c} = x.{c}" for c in tf)}"""
+    )
+
+
+def _rule(rule: str | dict) -> tuple[str, list[str]]:
+    """(SQL condition, array columns to explode) of a blocking rule in Splink's settings."""
+    if isinstance(rule, str):
+        return rule, []
+    return rule["blocking_rule"], list(rule.get("arrays_to_explode") or [])
+
+
+def _candidate_pairs(con, settings: dict) -> None:
+    """TEMP TABLE lk_sc_pairs (rid_l, rid_r): the distinct pairs some blocking rule holds for, new
+    records among themselves (lower record_id left, as Splink's dedupe) and old (left) with new.
+    A rule with arrays to explode joins on their elements, like Splink's."""
+    selects = []
+    for rule in settings["blocking_rules_to_generate_predictions"]:
+        condition, arrays = _rule(rule)
+        side = "(SELECT * FROM lk_sc_records)"
+        for array in arrays:
+            side = f"(SELECT * REPLACE (unnest({array}) AS {array}) FROM {side})"
+        selects.append(
+            f"SELECT l.rid AS rid_l, r.rid AS rid_r FROM {side} l JOIN {side} r ON ({condition}) "
+            "AND r.new AND (NOT l.new OR l.rid < r.rid)"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lk_sc_pairs AS {' UNION '.join(selects)}")
+
+
+def scoring_sql(settings: dict) -> str:
+    """SELECT of the scored pairs of lk_sc_pairs over lk_sc_records, as Splink's prediction computes
+    them: each comparison's level (gamma_<name>), its weight (mw_<name>), the term-frequency adjustment
+    of adjusted levels (mw_tf_adj_<name>), and the prior's weight plus all of these, summed in Splink's
+    order, as match_weight."""
+    used = sorted(_level_columns(settings) | {f"tf_{c}" for c in _tf_columns(settings)})
+    sides = ", ".join(f"l.{c} AS {c}_l, r.{c} AS {c}_r" for c in used)
+    parts = [_comparison_sql(c) for c in settings["comparisons"]]
+    prior = settings["probability_two_random_records_match"]
+    total = " + ".join(
+        [f"{math.log2(prior / (1 - prior))!r}::DOUBLE", *(t for _, _, terms in parts for t in terms)]
+    )
+    names = ", ".join(f"mw_{c['output_column_name']}" for c in settings["comparisons"])
+    return f"""
+    WITH vectors AS (
+        SELECT least(l.record_id, r.record_id) AS record_id_l, greatest(l.record_id, r.record_id) AS record_id_r,
+               {sides}
+        FROM lk_sc_pairs p JOIN lk_sc_records l ON l.rid = p.rid_l JOIN lk_sc_records r ON r.rid = p.rid_r
+    ),
+    gammas AS (SELECT *, {", ".join(gamma for gamma, _, _ in parts)} FROM vectors),
+    weights AS (SELECT *, {", ".join(w for _, weights, _ in parts for w in weights)} FROM gammas),
+    totals AS (SELECT record_id_l, record_id_r, {names}, {total} AS match_weight FROM weights)
+    SELECT record_id_l, record_id_r, match_weight,
+           CASE WHEN match_weight >= 0 THEN 1.0 / (1.0 + pow(2::DOUBLE, -match_weight))
+                ELSE pow(2::DOUBLE, match_weight) / (1.0 + pow(2::DOUBLE, match_weight)) END AS match_probability,
+           {names}
+    FROM totals
+    """
+
+
+def _comparison_sql(comparison: dict) -> tuple[str, list[str], list[str]]:
+    """(gamma expression, weight expressions, weight columns to sum) of one comparison. Splink numbers
+    the levels in order: the null level -1, the others counting down to 0 (the last, usually ELSE)."""
+    name, levels = comparison["output_column_name"], comparison["comparison_levels"]
+    value = sum(not lv.get("is_null_level") for lv in levels)
+    cases, weights, adjustments = [], [], []
+    for level in levels:
+        is_else = level["sql_condition"].strip().upper() == "ELSE"
+        if level.get("is_null_level"):
+            cvv = -1
+        else:
+            value -= 1
+            cvv = value
+        cases.append(f"ELSE {cvv}" if is_else else f"WHEN {level['sql_condition']} THEN {cvv}")
+        weights.append(f"WHEN {cvv} THEN {_level_weight(level)!r}::DOUBLE")
+        if level.get("tf_adjustment_column") and cvv != -1 and not is_else:
+            adjustments.append(f"WHEN {cvv} THEN {_tf_sql(level)}")
+    exprs = [f"CASE gamma_{name} {' '.join(weights)} END AS mw_{name}"]
+    terms = [f"mw_{name}"]
+    if adjustments:
+        exprs.append(f"CASE gamma_{name} {' '.join(adjustments)} ELSE 0::DOUBLE END AS mw_tf_adj_{name}")
+        terms.append(f"mw_tf_adj_{name}")
+    return f"CASE {' '.join(cases)} END AS gamma_{name}", exprs, terms
+
+
+def _level_weight(level: dict) -> float:
+    """Splink's match weight of a level: 0 for the null level, else log2(m/u) (m, u at least 1e-300)."""
+    if level.get("is_null_level"):
+        return 0.0
+    return math.log2(max(level["m_probability"], 1e-300) / max(level["u_probability"], 1e-300))
+
+
+def _tf_sql(level: dict) -> str:
+    """Splink's term-frequency adjustment of a level (the level's own u is its base: levels set
+    disable_tf_exact_match_detection)."""
+    col = level["tf_adjustment_column"]
+    weight = level.get("tf_adjustment_weight", 1.0)
+    if weight == 0:
+        return "0::DOUBLE"
+    either, other = f"coalesce(tf_{col}_l, tf_{col}_r)", f"coalesce(tf_{col}_r, tf_{col}_l)"
+    floor = float(level.get("tf_minimum_u_value", 0.0))
+    return (
+        f"CASE WHEN {either} IS NOT NULL THEN {float(weight)!r}::DOUBLE * ({math.log2(level['u_probability'])!r}::DOUBLE "
+        f"- log2(greatest({either}, {other}, {floor!r}::DOUBLE))) ELSE 0::DOUBLE END"
+    )
 
 
 def save(settings: dict, path: Path) -> None:

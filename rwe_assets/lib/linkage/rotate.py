@@ -161,7 +161,8 @@ def prepare(
     if stored.num_rows and not same:
         raise ConfigError(
             f"none of the {stored.num_rows} stored token fingerprints was made with the configured "
-            f"{KEY_VARIABLE}: is it the key the lake was linked with? nothing changed"
+            f"{KEY_VARIABLE}: is it the key the lake was linked with (or was the lake linked before "
+            "2026-12-07, whose fingerprints were md5s: run linkage once, then rotate)? nothing changed"
         )
     tokenize(con, new_key, today)
     reader = con.sql("SELECT * FROM lk_tokens SEMI JOIN rk_same USING (record_id)").fetch_record_batch(

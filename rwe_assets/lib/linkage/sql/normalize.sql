@@ -11,19 +11,31 @@ CREATE OR REPLACE TEMP MACRO lk_words(x) AS list_filter(
     w -> w <> '' AND w NOT IN ('mr', 'mrs', 'ms', 'miss', 'dr', 'prof', 'jr', 'sr', 'ii', 'iii', 'iv', 'md', 'phd')
 );
 
+-- Words of a given name: lk_words without honorifics, ranks and ordinals ("Sir", "Rt. Hon.", "Maj.-Gen.",
+-- "the", "1st Bt."), which registers write in the given-name field. Only there: Lord, Major, Baron and
+-- the like are also family names.
+CREATE OR REPLACE TEMP MACRO lk_given_words(x) AS list_filter(lk_words(x), w -> w NOT IN (
+    'sir', 'dame', 'lord', 'lady', 'hon', 'rt', 'rev', 'revd', 'reverend', 'fr', 'col', 'colonel', 'gen',
+    'general', 'maj', 'major', 'capt', 'captain', 'lt', 'lieut', 'cdr', 'cmdr', 'adm', 'admiral', 'sgt',
+    'baron', 'baroness', 'viscount', 'viscountess', 'marquess', 'countess', 'bt', 'bart', 'kt', 'esq', 'the',
+    'st', 'nd', 'rd', 'th'
+));
+
 -- A whole name as one key (words joined: "Mary Ann" = "Maryann", "O'Brien" = "OBrien").
-CREATE OR REPLACE TEMP MACRO lk_name(x) AS (
-    WITH joined AS (SELECT array_to_string(lk_words(x), '') AS v)
+CREATE OR REPLACE TEMP MACRO lk_joined(words) AS (
+    WITH joined AS (SELECT array_to_string(words, '') AS v)
     SELECT CASE WHEN length(v) < 2 OR v IN (
         'unknown', 'unk', 'none', 'null', 'na', 'nn', 'nk', 'noname', 'notgiven', 'notknown', 'anonymous',
         'test', 'testpatient', 'patient', 'xx', 'xxx', 'xxxx', 'baby', 'babyboy', 'babygirl', 'infant',
         'newborn', 'unnamed', 'doe', 'johndoe', 'janedoe', 'tbd', 'unidentified', 'missing', 'blank'
     ) THEN NULL ELSE v END FROM joined
 );
+CREATE OR REPLACE TEMP MACRO lk_name(x) AS lk_joined(lk_words(x));
+CREATE OR REPLACE TEMP MACRO lk_given(x) AS lk_joined(lk_given_words(x));
 
 -- The first word of a given name (the call name; later words are middle names).
 CREATE OR REPLACE TEMP MACRO lk_first_word(x) AS
-    CASE WHEN lk_name(x) IS NULL THEN NULL ELSE nullif(lk_name(lk_words(x)[1]), '') END;
+    CASE WHEN lk_given(x) IS NULL THEN NULL ELSE nullif(lk_name(lk_given_words(x)[1]), '') END;
 
 -- Birth dates: DATE, or text as ISO (2001-02-03), compact (20010203), US (02/03/2001) or dotted
 -- European (03.02.2001). Impossible dates parse to NULL; so do the known placeholders (1900-01-01,

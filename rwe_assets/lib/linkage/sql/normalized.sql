@@ -16,7 +16,7 @@ WITH base AS (
     SELECT
         source_system || '|' || source_person_id AS record_id,
         source_system, source_person_id, CAST(_batch_id AS VARCHAR) AS batch_id,
-        lk_name(given_name) AS given,
+        lk_given(given_name) AS given,
         lk_first_word(given_name) AS given_first,
         lk_name(family_name) AS family,
         lk_soundex(lk_name(family_name)) AS family_sdx,

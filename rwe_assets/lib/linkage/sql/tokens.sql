@@ -10,6 +10,11 @@
 -- (position i of t_dob_digit: a one-digit typo there), year-month and the neighbouring months, year;
 -- t_ydate, the token of 1 January of its year (a date equal to it may be a year-only date).
 -- Tokens of values that repeat (names, cities, ZIPs, dates) are computed once per distinct value.
+-- t_yband: tokens of the birth year's two overlapping ten-year bands (year // 10 and (year + 5) // 10):
+-- years up to 4 apart share one, years 10 or more apart none (the household guard: a mistyped year is
+-- not a Jr./Sr.). t_given_letters: keyed deletion neighbourhood of the given name's letters sorted, so
+-- names of the same letters in another order, up to one letter more or less, share a member (the
+-- household guard: a scrambled name is no other family member's).
 -- k_*: combinations for blocking and the deterministic rules, a 60-bit hash of the parts' keyed
 -- tokens (NULL when any part is missing): as secret as the tokens, without another HMAC per record.
 -- k_dob_init / k_dob_swap_init: birth date (or its day/month swap) with the call name's initial;
@@ -72,6 +77,15 @@ dates AS (
         lk_hmac('dob|' || strftime(dob, '%Y') || '-01-01') AS t_ydate
     FROM (SELECT DISTINCT dob FROM lk_normalized WHERE dob IS NOT NULL)
 ),
+years AS (  -- per birth year (full or partial date): its two ten-year bands' tokens
+    SELECT y, [lk_hmac('yband|a|' || (y // 10)), lk_hmac('yband|b|' || ((y + 5) // 10))] AS t_yband
+    FROM (SELECT DISTINCT coalesce(year(dob), part_year) AS y FROM lk_normalized) WHERE y IS NOT NULL
+),
+letters AS (  -- per given name: keyed deletion neighbourhood of its sorted letters
+    SELECT given, list_transform(lk_deletions(array_to_string(list_sort(string_split(given, '')), '')),
+                                 d -> lk_hmac('letters|' || d)) AS t_given_letters
+    FROM (SELECT DISTINCT given FROM lk_normalized WHERE given IS NOT NULL)
+),
 id_rows AS (
     SELECT record_id, unnest(ids) AS i FROM lk_normalized WHERE len(ids) > 0
 ),
@@ -116,7 +130,7 @@ record AS (
         n.record_id, n.source_system, n.source_person_id, n.batch_id, n.sex,
         g.tok AS t_given, f.t_given_first, f.t_given_forms, ng.toks AS t_given_near,
         fa.tok AS t_family, nf.toks AS t_family_near, m.tok AS t_maiden,
-        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym_near, d.t_ydate,
+        d.t_dob, d.t_dob_swap, d.t_dob_digit, d.t_ym_near, d.t_ydate, yb.t_yband, gl.t_given_letters,
         -- a partial birth date gives year-month and year tokens (per record: they are rare)
         coalesce(d.t_ym, CASE WHEN n.dob IS NULL AND n.part_month IS NOT NULL
             THEN lk_hmac('ym|' || printf('%04d-%02d', n.part_year, n.part_month)) END) AS t_ym,
@@ -146,6 +160,8 @@ record AS (
     LEFT JOIN names sx ON sx.kind = 'sdx' AND sx.value = n.family_sdx
     LEFT JOIN names gi ON gi.kind = 'init' AND gi.value = left(n.given_first, 1)
     LEFT JOIN ids ON ids.record_id = n.record_id
+    LEFT JOIN years yb ON yb.y = coalesce(year(n.dob), n.part_year)
+    LEFT JOIN letters gl ON gl.given = n.given
 )
 SELECT
     r.* EXCLUDE (t_canon, t_family_sdx, t_given_init, street, email, given, family),
