@@ -132,8 +132,11 @@ def test_a_mid_month_change_of_payer_leaves_no_day_uncovered():
         """
     ).fetchall()
     assert covering == []  # every covered day in exactly one period
-    payers = con.execute("SELECT payer_source_value FROM payer_plan_span ORDER BY start_date").fetchall()
-    assert [p for (p,) in payers] == ["A", "B", "A"]
+    periods = con.execute(
+        "SELECT payer_source_value, start_date FROM payer_plan_span ORDER BY start_date"
+    ).fetchall()
+    # the day of a handover is the new payer's, whatever the record keys' order
+    assert periods == [("A", dt.date(2017, 1, 10)), ("B", dt.date(2017, 12, 9)), ("A", dt.date(2018, 12, 15))]
 
 
 def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):

@@ -4,7 +4,7 @@
 -- months, so the work per person grows with months, not days). Within a month, the days that several
 -- spans claim (a re-sent year, a person enrolled under two member ids, overlapping files, the day a
 -- new payer starts when the old one ends) keep the span of the latest ingest, then the latest batch,
--- then the smallest plan value: overlaps are resolved, never doubled, and a mid-month change of payer
+-- then the one that starts later (the day of a handover is the new payer's), then the smallest plan value: overlaps are resolved, never doubled, and a mid-month change of payer
 -- leaves no covered day without a period. Consecutive days with the same payer and plan are one
 -- period (across months and years); a change of plan, or a day without enrollment, starts a new one.
 -- A death ends enrollment on the death date. Nobody is enrolled before birth: yearly beneficiary files
@@ -42,7 +42,8 @@ SELECT p.person_id, p.month, c.payer_source_value, c.plan_source_value,
 FROM pieces p JOIN claims c
   ON c.person_id = p.person_id AND c.month = p.month AND c.day_from <= p.piece_from AND c.day_to >= p.piece_to
 QUALIFY row_number() OVER (PARTITION BY p.person_id, p.piece_from
-                           ORDER BY c._ingested_at DESC, c._batch_id DESC, c.plan_source_value NULLS LAST,
+                           ORDER BY c._ingested_at DESC, c._batch_id DESC, c.start_date DESC,
+                                    c.plan_source_value NULLS LAST,
                                     c.source_system, c.record_key) = 1;
 
 CREATE OR REPLACE TEMP TABLE payer_plan_span AS

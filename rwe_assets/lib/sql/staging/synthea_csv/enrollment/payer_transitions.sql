@@ -6,7 +6,7 @@
 -- staged. A span with the NO_INSURANCE payer (named so in payers.csv) says the person was not covered:
 -- quarantined as NOT_INSURED. A death ends the span on the death date (patients.csv DEATHDATE: the
 -- latest a batch states; the years run to Dec 31 otherwise); a span starting after death is
--- DEATH_BEFORE_ENROLLMENT. The CDM merges the spans into PAYER_PLAN_PERIOD by calendar month.
+-- DEATH_BEFORE_ENROLLMENT. The CDM merges the spans into PAYER_PLAN_PERIOD by days (payer_plan_period.sql).
 WITH deaths AS (
     SELECT rwe_text(Id) AS person, max(rwe_date(DEATHDATE)) AS death_date
     FROM raw_patients WHERE rwe_date(DEATHDATE) IS NOT NULL GROUP BY 1
