@@ -179,7 +179,8 @@ def test_an_event_late_in_the_evening_keeps_its_local_day(cdm):
 def test_units_values_and_absent_values_are_stated_as_sent(cdm):
     rows = cdm.execute(
         "SELECT measurement_date, measurement_source_value, value_as_number, unit_source_value, unit_concept_id "
-        "FROM cdm.measurement ORDER BY measurement_date, measurement_source_value"
+        "FROM cdm.measurement WHERE measurement_date <= DATE '2020-05-04' "
+        "ORDER BY measurement_date, measurement_source_value"
     ).fetchall()
     may = dt.date(2020, 5, 1)
     assert rows == [
@@ -189,6 +190,17 @@ def test_units_values_and_absent_values_are_stated_as_sent(cdm):
         (may.replace(day=4), "8462-4", None, None, None),  # a component without value
         (may.replace(day=4), "8480-6", 120.0, "mm[Hg]", 8876),
     ]
+
+
+def test_of_two_versions_of_an_observation_in_one_batch_the_later_is_current_whole(cdm):
+    """o-bp-versions in b1: version 2 (later meta.lastUpdated, Observation.ndjson) has two components,
+    version 1 (Observation.001.ndjson) three: the third is no fact of the current version."""
+    rows = cdm.execute(
+        "SELECT measurement_source_value, value_as_number FROM cdm.measurement "
+        "WHERE measurement_date = DATE '2020-05-10' ORDER BY 1"
+    ).fetchall()
+    assert rows == [("8462-4", 85.0), ("8480-6", 130.0)]
+    assert _outcomes(cdm)[("retired", "event", "ABSENT_FROM_NEWER_VERSION")] == 1
 
 
 # --- encounters, statuses, resource types ----------------------------------------------------------

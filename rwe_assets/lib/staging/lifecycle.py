@@ -17,7 +17,8 @@ the record is not, or no longer, a fact). Per table, in this order:
    - every source: the scope is the source record, the part of record_key before the first '#' (a
      claim, a FHIR resource, a colliding natural key): a source record that stages as several rows
      (claim lines, Observation components) is replaced whole, so a row its newer version no longer
-     has is retired ('ABSENT_FROM_NEWER_VERSION').
+     has is retired ('ABSENT_FROM_NEWER_VERSION'). A newer version is a later batch, or within one
+     batch a later `_version_at` (two versions of one FHIR resource in one bulk export).
    In an incremental run (lib/staging/incremental.py) only a batch not staged before can be that
    newer batch: the candidates hold only part of a staged batch, and its retirements are applied.
 3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then the
@@ -203,10 +204,12 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
     """Retire versions a newer batch no longer holds (rule 2 of the module docstring)."""
     ordered = f"""
         SELECT c.rowid AS row_id, c.source_system, c.record_key, c._source_entity, b.batch_order,
+               coalesce(TRY_CAST(c._version_at AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ) AS version_at,
                {IS_VERSION} AS is_version{", c.source_person_id" if has_person else ""}
         FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
         WHERE c.record_key IS NOT NULL
-          AND c.source_system IN (SELECT source_system FROM batch_info GROUP BY ALL HAVING count(*) > 1)
+          AND (c.source_system IN (SELECT source_system FROM batch_info GROUP BY ALL HAVING count(*) > 1)
+               OR c._version_at IS NOT NULL)  -- two versions of one resource in one batch (a FHIR meta)
     """
     absent_from_latest = """
         AND NOT EXISTS (SELECT 1 FROM ordered n WHERE n.source_system = r.source_system
@@ -224,18 +227,29 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
             WHERE r.is_version AND r.batch_order < v.latest {absent_from_latest}
             """
         )
+    # A version is (batch, the source's own version instant): the newest of a record is the latest
+    # batch's latest instant; rows of older versions it no longer holds retire, also within one batch.
     con.execute(
         f"""
         INSERT INTO {table_name}_outcome
         WITH ordered AS (SELECT *, split_part(record_key, '#', 1) AS record FROM ({ordered})),
-        resent AS (  -- source records sent in several batches: only these can have lost a row
-            SELECT source_system, record, max(batch_order) AS latest FROM ordered
-            GROUP BY ALL HAVING min(batch_order) < max(batch_order)
+        batches AS (
+            SELECT source_system, record, min(batch_order) AS earliest, max(batch_order) AS latest
+            FROM ordered GROUP BY ALL
+        ),
+        resent AS (  -- source records sent more than once: only these can have lost a row
+            SELECT o.source_system, o.record, b.latest, max(o.version_at) AS latest_at
+            FROM ordered o JOIN batches b USING (source_system, record)
+            WHERE o.batch_order = b.latest
+            GROUP BY ALL HAVING any_value(b.earliest) < b.latest OR min(o.version_at) < max(o.version_at)
         )
         SELECT r.row_id, 'retired', 'ABSENT_FROM_NEWER_VERSION', 'record_key'
         FROM ordered r JOIN resent v USING (source_system, record)
-        WHERE r.is_version AND r.batch_order < v.latest AND NOT {_LATEST_STAGED}
-          AND r.row_id NOT IN (SELECT row_id FROM {table_name}_outcome) {absent_from_latest}
+        WHERE r.is_version AND (r.batch_order < v.latest OR r.version_at < v.latest_at) AND NOT {_LATEST_STAGED}
+          AND r.row_id NOT IN (SELECT row_id FROM {table_name}_outcome)
+          AND NOT EXISTS (SELECT 1 FROM ordered n WHERE n.source_system = r.source_system
+                          AND n.record_key = r.record_key AND n.batch_order = v.latest
+                          AND n.version_at = v.latest_at)
         """
     )
 
