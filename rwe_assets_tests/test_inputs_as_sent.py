@@ -119,15 +119,29 @@ def test_a_version_re_sent_out_of_order_does_not_override_the_newer_one(cdm):
     assert _conditions(cdm, 5) == [(ASTHMA, _march(5), None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/raw_ingest/fhir_json.py quarantines a Bundle entry with request.method DELETE "
-    "(BUNDLE_DELETE_NOT_SUPPORTED), so the deleted Condition stays in the CDM. Fix: keep the entry as a "
-    "raw row of its request.url's type and id marked deleted, staged with the status reason "
-    "ENTERED_IN_ERROR (or a new DELETED in lifecycle.STATUS_REASONS) so it retires the record",
-)
 def test_a_transaction_delete_removes_the_record(cdm):
+    """c-del (b1) is deleted by the b2 Bundle's DELETE entry: retired DELETED, counted, not quarantined."""
     assert _conditions(cdm, 6) == []
+    assert _outcomes(cdm)[("retired", "event", "DELETED")] == 1
+
+
+def _raw_quarantine(built) -> list[tuple[int, str]]:
+    rows = lake.read_table(lake.table_path(built[0], "raw", "_quarantine")).to_pylist()
+    return sorted(
+        (r["_line_number"], r["reason_code"]) for r in rows if r["_source_file"].endswith("transaction.json")
+    )
+
+
+def test_a_delete_and_a_put_of_one_resource_in_a_transaction_keep_the_put(cdm, built):
+    """FHIR R4 applies a transaction's DELETEs before its PUTs: c-again's DELETE (after its PUT in the
+    Bundle) removes only the b1 version; the PUT stands and the DELETE is counted in the quarantine."""
+    assert _conditions(cdm, 19) == [(ASTHMA, _march(19), None)]
+    assert (4, "BUNDLE_DELETE_BEFORE_WRITE") in _raw_quarantine(built)
+
+
+def test_a_conditional_delete_is_quarantined_not_guessed(cdm, built):
+    assert _conditions(cdm, 20) == [(DIABETES, _march(20), None)]
+    assert (5, "BUNDLE_DELETE_UNRESOLVED") in _raw_quarantine(built)
 
 
 def test_a_transaction_put_replaces_the_resource(cdm):

@@ -186,18 +186,19 @@ def test_pretty_printed_transaction_bundle_links_through_staging(tmp_path):
 
     result = by_name(report)["Jo_Doe_p1.json"]
     assert result.status == Status.INGESTED, result.error
-    assert result.rows_stored == {"patient": 1, "encounter": 1, "condition": 1, "observation": 1}
-    assert (result.records_read, result.rows_quarantined) == (5, 1)
-    # provenance: _line_number is the entry index + 1; the resource is kept whole, 1.50 as written
-    assert [(r["resource_id"], r["_line_number"]) for r in raw_rows(lake_dir, "condition")] == [("c1", 4)]
+    assert result.rows_stored == {"patient": 1, "encounter": 1, "condition": 2, "observation": 1}
+    assert (result.records_read, result.rows_quarantined) == (5, 0)
+    # provenance: _line_number is the entry index + 1; the resource is kept whole, 1.50 as written; the
+    # DELETE is the raw row of the resource it names (test_fhir_bundle_delete.py)
+    assert [(r["resource_id"], r["_line_number"]) for r in raw_rows(lake_dir, "condition")] == [
+        ("c0", 3),
+        ("c1", 4),
+    ]
     observation = raw_rows(lake_dir, "observation")[0]
     assert '"value":1.50' in observation["resource_json"].replace(" ", "")
     assert json.loads(observation["resource_json"]) == OBSERVATION
     assert raw_rows(lake_dir, "patient")[0]["resource_type"] == "Patient"
-    (bad,) = raw_quarantine(lake_dir)
-    assert (bad["reason_code"], bad["_line_number"]) == ("BUNDLE_DELETE_NOT_SUPPORTED", 3)
-    assert "entry 2" in bad["detail"] and bad["_source_file"].endswith("Jo_Doe_p1.json")
-    assert any("DELETE" in warning for warning in result.warnings)
+    assert raw_quarantine(lake_dir) == [] and result.warnings == []
 
     build_staging(lake_dir, registry)
     (visit,) = staged_content(lake_dir, "visit")

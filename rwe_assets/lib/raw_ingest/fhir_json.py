@@ -6,11 +6,21 @@ Bundle entry's resource becomes one raw row exactly like an NDJSON line (same co
 the lower-cased resourceType); _line_number holds the entry index + 1 (a single resource: 1). The
 resource is re-serialized compactly with numbers kept as written (1.50 stays 1.50). Anything else is
 refused with the file and line, before a row is written.
+
+A DELETE entry of a transaction or batch Bundle whose request.url names `Type/id` is kept as a raw row
+of that type and id whose resource_json is `{"request": <the request as sent>}` (DELETE_ROW_PREFIX):
+staging retires the record with the status reason DELETED (lib/staging/lifecycle.py). FHIR R4
+processes a transaction's DELETEs before its POSTs and PUTs, so a DELETE of a resource the same Bundle
+writes removes only its earlier versions: the write stands and the DELETE is quarantined
+(BUNDLE_DELETE_BEFORE_WRITE). A batch Bundle has no order: both entries are quarantined
+(BUNDLE_DELETE_CONFLICT). A conditional delete (`Type?search`) or a url naming no `Type/id` is
+quarantined (BUNDLE_DELETE_UNRESOLVED), never resolved by a guess.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -32,6 +42,11 @@ _JSON_SUFFIXES = (".json", ".json.gz")
 # The document is parsed whole with the json module (ijson is not a dependency): a Synthea patient
 # Bundle is a few MB. Larger documents are refused; send them as bulk NDJSON.
 MAX_JSON_DOCUMENT_BYTES = 512 << 20
+# The raw resource_json of a DELETE entry starts so; no resource does (it starts with a key of its own).
+DELETE_ROW_PREFIX = '{"request":'
+# request.url of a DELETE: [base/]Type/id (FHIR id: 1-64 of A-Z a-z 0-9 - .), no search, no _history
+_DELETE_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+_DELETE_BUNDLES = ("transaction", "batch")
 
 
 def is_json_document(file_name: str) -> bool:
@@ -121,8 +136,8 @@ def _read_json_document(path: Path, relative: str):
         raise InputFileError(relative, f"not valid JSON: {error}") from None
 
 
-def _json_document_entries(document, relative: str) -> list:
-    """A Bundle's entries, or the single resource as one entry."""
+def _json_document_entries(document, relative: str) -> tuple[str | None, list]:
+    """(Bundle type, its entries), or (None, the single resource as one entry)."""
     if not isinstance(document, dict):
         found = type(document).__name__.replace("list", "array").replace("_JsonNumber", "number")
         raise InputFileError(
@@ -132,7 +147,7 @@ def _json_document_entries(document, relative: str) -> list:
     if not isinstance(resource_type, str) or not resource_type:
         raise InputFileError(relative, "expected a FHIR Bundle or resource, found no resourceType", line=1)
     if resource_type != "Bundle":
-        return [{"resource": document}]
+        return None, [{"resource": document}]
     bundle_type = document.get("type")
     if bundle_type not in BUNDLE_TYPES:
         found = bundle_type if isinstance(bundle_type, str) else "no type"
@@ -142,7 +157,7 @@ def _json_document_entries(document, relative: str) -> list:
     entries = document.get("entry", [])
     if not isinstance(entries, list):
         raise InputFileError(relative, "expected Bundle.entry to be an array", line=1)
-    return entries
+    return bundle_type, entries
 
 
 def _bundle_entry(number: int, item, known: set[str]) -> _NdjsonLine:
@@ -158,11 +173,6 @@ def _bundle_entry(number: int, item, known: set[str]) -> _NdjsonLine:
             "NOT_A_JSON_OBJECT",
             f"{where}: expected a JSON object",
         )
-    request = item.get("request")
-    method = request.get("method") if isinstance(request, dict) else None
-    if isinstance(method, str) and method.upper() == "DELETE":
-        detail = f"{where}: request.method DELETE is a deletion, not a resource; not applied"
-        return _NdjsonLine(number, _json_text(item), None, None, None, "BUNDLE_DELETE_NOT_SUPPORTED", detail)
     resource = item.get("resource")
     if not isinstance(resource, dict):
         detail = f"{where}: no resource"
@@ -189,13 +199,79 @@ def _bundle_entry(number: int, item, known: set[str]) -> _NdjsonLine:
     )
 
 
+def _delete_request(item) -> dict | None:
+    """The request of a DELETE entry, or None."""
+    request = item.get("request") if isinstance(item, dict) else None
+    method = request.get("method") if isinstance(request, dict) else None
+    return request if isinstance(method, str) and method.upper() == "DELETE" else None
+
+
+def _delete_entry(number: int, item: dict, bundle_type: str | None, known: set[str]) -> _NdjsonLine:
+    """A DELETE entry as the raw row of its Type/id (resource_json: DELETE_ROW_PREFIX + the request), or
+    the reason it is quarantined. The detail never quotes the url: search criteria can hold identifiers."""
+    where, text = f"entry {number - 1}", _json_text(item)
+    if bundle_type not in _DELETE_BUNDLES:
+        detail = f"{where}: a {bundle_type} Bundle holds no requests; DELETE not applied"
+        return _NdjsonLine(number, text, None, None, None, "BUNDLE_DELETE_NOT_SUPPORTED", detail)
+    request = item["request"]
+    url = request.get("url")
+    target = _DELETE_URL.search(url) if isinstance(url, str) and "?" not in url else None
+    if target is None:
+        kind = (
+            "a conditional delete (search criteria)" if isinstance(url, str) and "?" in url else "no Type/id"
+        )
+        detail = f"{where}: request.url of the DELETE is {kind}; not resolved, not applied"
+        return _NdjsonLine(number, text, None, None, None, "BUNDLE_DELETE_UNRESOLVED", detail)
+    resource_type, resource_id = target.groups()
+    entity = resource_type.lower() if resource_type.lower() in known else OTHER_RESOURCE
+    return _NdjsonLine(
+        number, DELETE_ROW_PREFIX + _json_text(request) + "}", entity, resource_type, resource_id
+    )
+
+
+def _bundle_lines(bundle_type: str | None, entries: list, known: set[str]) -> list[_NdjsonLine]:
+    """Every entry as a raw row or a quarantined line (DELETE entries by _delete_entry), then the
+    DELETEs of a resource the Bundle also writes resolved by the Bundle type's rule (module docstring)."""
+    deletes = [_delete_request(item) is not None for item in entries]
+    lines = [
+        _delete_entry(n + 1, item, bundle_type, known) if deletes[n] else _bundle_entry(n + 1, item, known)
+        for n, item in enumerate(entries)
+    ]
+    writes: dict[tuple, list[int]] = {}
+    for n, line in enumerate(lines):
+        if line.entity and not deletes[n]:
+            writes.setdefault((line.resource_type, line.resource_id), []).append(n)
+    for n, line in enumerate(lines):
+        written = writes.get((line.resource_type, line.resource_id)) if line.entity and deletes[n] else None
+        if not written:
+            continue
+        if bundle_type == "transaction":
+            lines[n] = _overlap(n, entries[n], "BUNDLE_DELETE_BEFORE_WRITE", _DELETE_FIRST)
+        else:
+            for k in [n, *written]:
+                lines[k] = _overlap(k, entries[k], "BUNDLE_DELETE_CONFLICT", _NO_ORDER)
+    return lines
+
+
+_DELETE_FIRST = (
+    "FHIR processes a transaction's DELETEs before its POSTs and PUTs: the write of this resource stands"
+)
+_NO_ORDER = (
+    "a batch Bundle has no processing order and both deletes and writes this resource: neither applied"
+)
+
+
+def _overlap(index: int, item, reason: str, why: str) -> _NdjsonLine:
+    """An entry of a DELETE and a write of one resource in one Bundle, quarantined."""
+    return _NdjsonLine(index + 1, _json_text(item), None, None, None, reason, f"entry {index}: {why}")
+
+
 def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
     """One FHIR Bundle (or one resource) per file: its entries to their entities' tables (one atomic
     replace of this file's rows per entity), the entries that are not resources to the quarantine."""
     relative = result.relative_path
-    entries = _json_document_entries(_read_json_document(path, relative), relative)
-    known = set(source.entity_names)
-    lines = [_bundle_entry(index + 1, item, known) for index, item in enumerate(entries)]
+    bundle_type, entries = _json_document_entries(_read_json_document(path, relative), relative)
+    lines = _bundle_lines(bundle_type, entries, set(source.entity_names))
     by_entity: dict[str, list[_NdjsonLine]] = {}
     for line in lines:
         if line.entity is not None:
@@ -210,9 +286,9 @@ def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
     quarantined = _quarantine_table(source.name, None, bad, provenance)
     _write_quarantine(lake_dir, quarantined, provenance.file_sha256)
     result.records_read, result.rows_quarantined = len(lines), quarantined.num_rows
-    deletes = sum(line.reason == "BUNDLE_DELETE_NOT_SUPPORTED" for line in lines)
+    deletes = sum(bool(line.reason and line.reason.startswith("BUNDLE_DELETE_")) for line in lines)
     if deletes:
         result.warnings.append(
-            f"{deletes} Bundle entr{'ies' if deletes > 1 else 'y'} with request.method DELETE quarantined "
-            f"(BUNDLE_DELETE_NOT_SUPPORTED): deletions are not applied"
+            f"{deletes} Bundle entr{'ies' if deletes > 1 else 'y'} of a DELETE quarantined "
+            f"(BUNDLE_DELETE_*): not applied"
         )

@@ -36,21 +36,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import csv
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 
-from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
-from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
+from rwe_assets.lib.raw_ingest.fhir_json import is_json_document
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging import accounting, deid
+from rwe_assets.lib.staging import accounting, deid, profile_inputs
 from rwe_assets.lib.staging import incremental as inc
 from rwe_assets.lib.staging import incremental_state as inc_state
 from rwe_assets.lib.staging.accounting import StagingReport
@@ -60,6 +58,7 @@ from rwe_assets.lib.staging.lifecycle import (
     create_snapshot_cover,
     current_manifest_rows,
     inherit_event_keys,
+    mark_deleted,
     number_natural_key_collisions,
     resolve_versions,
     retire_absent,
@@ -286,35 +285,35 @@ def _stage_source(
     """Run the profile's SQL for one source over its current files (manifest rows: ingested, the latest
     version of their path); returns (table, source, raw entity, raw rows) counts."""
     shas = sorted(row["file_sha256"] for row in current)
+    documents = [
+        r["file_sha256"]
+        for r in current
+        if source.format == "ndjson" and is_json_document(r["relative_path"])
+    ]
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
-    optional = _optional_raw_columns(profile_dir)
+    optional = profile_inputs.optional_raw_columns(profile_dir)
     for entity in source.entity_names:  # every one: a file may read another entity (a Medication)
-        _register_raw(con, lake_dir, source, entity, shas)
-        _add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
+        profile_inputs.register_raw(con, lake_dir, source, entity, shas)
+        profile_inputs.add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
     con.execute(profile_macros(profile_dir))  # after the raw views: a table macro may read one
     set_identifier_variables(con, source)
     for table in TABLES:
-        for sql_file in entity_sql_files(profile_dir, table.name):
+        for sql_file in profile_inputs.entity_sql_files(profile_dir, table.name):
             entity = sql_file.stem
             raw_rows = con.execute(f"SELECT count(*) FROM raw_{entity}").fetchone()[0]
             sql, params = profile_sql_text(sql_file), {"source": source.name}
-            select = _select_list(con, table.name, sql, params, sql_file)
+            select = profile_inputs.select_list(con, table.name, sql, params, sql_file)
             con.execute(
                 f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})",
                 params,
             )
+            mark_deleted(con, table.name, source.name, entity, documents)
             counts.append((table.name, source.name, entity, raw_rows))
     # a genomics source's calls are staged by lib/genomics/staging.py, not by profile SQL
     staged_elsewhere = {GENOMICS_CALL_ENTITY} if source.kind == "genomics" else set()
     _count_not_modelled(con, source, {f.stem for f in profile_dir.glob("*/*.sql")} | staged_elsewhere)
     return counts
-
-
-def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
-    """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
-    shared part the others include, not an entity)."""
-    return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
 
 
 def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
@@ -329,65 +328,6 @@ def _count_not_modelled(con, source: SourceSpec, modelled: set[str]) -> None:
             "HAVING count(*) > 0",
             {"source": source.name},
         )
-
-
-def _select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
-    """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL),
-    then the failure, whether record_key is natural (`_natural_key`, false when not output) and the
-    source's own version time (`_version_at`, NULL when not output; see lib/staging/lifecycle.py)."""
-    table = BY_NAME[table_name]
-    output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
-    missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
-    if missing:
-        raise ConfigError(
-            f"{sql_file}: expected the columns of staging.{table_name}, found none for {missing}"
-        )
-    columns = ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
-    natural = "coalesce(_natural_key, false)" if "_natural_key" in output else "false"
-    version_at = "_version_at" if "_version_at" in output else "NULL"
-    return f"{columns}, _failure.reason, _failure.field, {natural}, {version_at}"
-
-
-def _optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:
-    path = profile_dir / "_optional_columns.csv"
-    if not path.exists():
-        return {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {e: tuple(r["column"] for r in rows if r["entity"] == e) for e in {r["entity"] for r in rows}}
-
-
-def _add_missing_columns(con, view: str, columns: tuple[str, ...]) -> None:
-    """Re-create `view` with each of `columns` it lacks added as '' (see _optional_columns.csv)."""
-    present = {c[0].lower() for c in con.execute(f"SELECT * FROM {view} LIMIT 0").description}
-    added = [c for c in columns if c.lower() not in present]
-    if added:
-        extra = ", ".join(f"'' AS \"{c}\"" for c in added)
-        con.execute(f"DROP VIEW IF EXISTS {view}_layout")
-        con.execute(f"ALTER VIEW {view} RENAME TO {view}_layout")
-        con.execute(f"CREATE VIEW {view} AS SELECT *, {extra} FROM {view}_layout")
-
-
-def _register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: list[str]) -> None:
-    """Expose raw/<source>/<entity> (current files only) as view raw_<entity>; an entity that never
-    landed is an empty table with its declared columns."""
-    view = f"raw_{entity}"
-    # DuckDB's parallel Parquet reader over the table's current Delta files
-    if not lake.register_parquet_view(
-        con, f"{view}_all", lake.table_path(lake_dir, "raw", source.name, entity)
-    ):
-        declared = ["resource_type", "resource_id", "resource_json"] if source.format == "ndjson" else []
-        columns = [*declared, *source.entity(entity).required_columns, *PROVENANCE_COLUMNS]
-        typed = ", ".join(f'CAST(NULL AS {_RAW_TYPES.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {typed} WHERE false")
-        return
-    current = ", ".join(quote_literal(sha) for sha in shas) or "NULL"  # NULL: no current file, no row
-    con.execute(
-        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN ({current})"
-    )
-
-
-_RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}
 
 
 def redact_identifying_answers(con: duckdb.DuckDBPyConnection) -> int:

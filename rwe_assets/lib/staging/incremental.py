@@ -22,7 +22,7 @@ from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging import deid
+from rwe_assets.lib.staging import deid, profile_inputs
 from rwe_assets.lib.staging.incremental_scope import (
     add_scope_to_candidates,
     change_queries,
@@ -257,9 +257,9 @@ def _count_raw(con, lake_dir, registry: SourceRegistry, plan: Plan, changed: set
         shas = sorted(r["file_sha256"] for r in plan.current[source.name])
         profile = build.SQL_DIR / source.staging_profile
         for entity in source.entity_names:
-            build._register_raw(con, lake_dir, source, entity, shas)
+            profile_inputs.register_raw(con, lake_dir, source, entity, shas)
         for table in TABLES:
-            for sql_file in build.entity_sql_files(profile, table.name):
+            for sql_file in profile_inputs.entity_sql_files(profile, table.name):
                 n = con.execute(f"SELECT count(*) FROM raw_{sql_file.stem}").fetchone()[0]
                 con.execute(
                     "INSERT INTO raw_counts VALUES (?, ?, ?, ?)", [table.name, source.name, sql_file.stem, n]

@@ -29,7 +29,8 @@ the record is not, or no longer, a fact). Per table, in this order:
    quarantined ('DUPLICATE_ID').
    A winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
    resource withdraws the record it corrects; a void claim cancels the claim; a FHIR Claim its
-   ExplanationOfBenefit adjudicates is retired as ADJUDICATED).
+   ExplanationOfBenefit adjudicates is retired as ADJUDICATED; a FHIR Bundle's DELETE entry, staged
+   from its raw row and marked by `mark_deleted`, retires the record as DELETED).
 
 Outcomes land in `<table>_outcome` (row_id, outcome, reason, field): 'merged', 'retired' or
 'quarantined'; a candidate with no outcome and no failure is staged. Batch order is the order in which
@@ -43,11 +44,21 @@ from pathlib import Path
 import duckdb
 
 from rwe_assets.lib.raw_ingest import Status, read_manifest
+from rwe_assets.lib.raw_ingest.fhir_json import DELETE_ROW_PREFIX
 from rwe_assets.lib.sources import SourceRegistry
 
 # Failures that are the source's own statement about a record, not bad input: the row is a version of
 # its record (it takes part in key resolution) and, when it is the latest one, retires the record.
-STATUS_REASONS = ("ENTERED_IN_ERROR", "NOT_DONE", "CANCELLED", "PLANNED", "REFUTED", "VOIDED", "ADJUDICATED")
+STATUS_REASONS = (
+    "ENTERED_IN_ERROR",
+    "NOT_DONE",
+    "CANCELLED",
+    "PLANNED",
+    "REFUTED",
+    "VOIDED",
+    "ADJUDICATED",
+    "DELETED",
+)
 _STATUS_LIST = ", ".join(f"'{reason}'" for reason in STATUS_REASONS)
 IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"
 IS_STATUS = f"(c._reason IN ({_STATUS_LIST}))"
@@ -100,6 +111,26 @@ def current_manifest_rows(lake_dir: Path, source: str | None = None) -> list[dic
         ):
             latest[key] = row
     return list(latest.values())
+
+
+def mark_deleted(
+    con: duckdb.DuckDBPyConnection, table_name: str, source: str, entity: str, shas: list[str]
+) -> None:
+    """Give the candidates staged from raw rows of a Bundle's DELETE (resource_json starting with
+    fhir_json.DELETE_ROW_PREFIX; only FHIR JSON documents hold them: `shas`) the status reason DELETED,
+    whatever else their SQL found missing: the row is a version of its record that retires it."""
+    if not shas:
+        return
+    con.execute(
+        f"""
+        UPDATE cand_{table_name} c SET _reason = 'DELETED', _reason_field = 'request.method'
+        FROM raw_{entity} r
+        WHERE r._file_sha256 IN (SELECT unnest($shas)) AND starts_with(r.resource_json, $prefix)
+          AND c.source_system = $source AND c._source_entity = $entity AND c._batch_id = r._batch_id
+          AND c._source_file = r._source_file AND c._line_number = r._line_number
+        """,
+        {"shas": shas, "prefix": DELETE_ROW_PREFIX, "source": source, "entity": entity},
+    )
 
 
 # The latest batch of a scope (alias v) was staged by an earlier run (only in an incremental run).

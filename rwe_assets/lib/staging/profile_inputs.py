@@ -1,0 +1,79 @@
+"""What staging reads for one source: its raw tables as views (current files only, the optional
+columns a layout lacks added empty) and its profile's SQL files with the columns they output."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from rwe_assets.errors import ConfigError
+from rwe_assets.lib import lake
+from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
+from rwe_assets.lib.sources import SourceSpec
+from rwe_assets.lib.sql_text import quote_literal
+from rwe_assets.lib.staging.model import BY_NAME
+
+
+def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
+    """The SQL files staging one raw entity each into `table_name` (a name starting with '_' is a
+    shared part the others include, not an entity)."""
+    return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
+
+
+def select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
+    """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL),
+    then the failure, whether record_key is natural (`_natural_key`, false when not output) and the
+    source's own version time (`_version_at`, NULL when not output; see lib/staging/lifecycle.py)."""
+    table = BY_NAME[table_name]
+    output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
+    missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
+    if missing:
+        raise ConfigError(
+            f"{sql_file}: expected the columns of staging.{table_name}, found none for {missing}"
+        )
+    columns = ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
+    natural = "coalesce(_natural_key, false)" if "_natural_key" in output else "false"
+    version_at = "_version_at" if "_version_at" in output else "NULL"
+    return f"{columns}, _failure.reason, _failure.field, {natural}, {version_at}"
+
+
+def optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:
+    path = profile_dir / "_optional_columns.csv"
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {e: tuple(r["column"] for r in rows if r["entity"] == e) for e in {r["entity"] for r in rows}}
+
+
+def add_missing_columns(con, view: str, columns: tuple[str, ...]) -> None:
+    """Re-create `view` with each of `columns` it lacks added as '' (see a profile's _optional_columns.csv)."""
+    present = {c[0].lower() for c in con.execute(f"SELECT * FROM {view} LIMIT 0").description}
+    added = [c for c in columns if c.lower() not in present]
+    if added:
+        extra = ", ".join(f"'' AS \"{c}\"" for c in added)
+        con.execute(f"DROP VIEW IF EXISTS {view}_layout")
+        con.execute(f"ALTER VIEW {view} RENAME TO {view}_layout")
+        con.execute(f"CREATE VIEW {view} AS SELECT *, {extra} FROM {view}_layout")
+
+
+def register_raw(con, lake_dir: Path, source: SourceSpec, entity: str, shas: list[str]) -> None:
+    """Expose raw/<source>/<entity> (current files only) as view raw_<entity>; an entity that never
+    landed is an empty table with its declared columns."""
+    view = f"raw_{entity}"
+    # DuckDB's parallel Parquet reader over the table's current Delta files
+    if not lake.register_parquet_view(
+        con, f"{view}_all", lake.table_path(lake_dir, "raw", source.name, entity)
+    ):
+        declared = ["resource_type", "resource_id", "resource_json"] if source.format == "ndjson" else []
+        columns = [*declared, *source.entity(entity).required_columns, *PROVENANCE_COLUMNS]
+        typed = ", ".join(f'CAST(NULL AS {_RAW_TYPES.get(c, "VARCHAR")}) AS "{c}"' for c in columns)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {typed} WHERE false")
+        return
+    current = ", ".join(quote_literal(sha) for sha in shas) or "NULL"  # NULL: no current file, no row
+    con.execute(
+        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN ({current})"
+    )
+
+
+_RAW_TYPES = {"_line_number": "BIGINT", "_ingested_at": "TIMESTAMPTZ"}
