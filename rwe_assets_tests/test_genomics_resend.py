@@ -95,6 +95,16 @@ def test_a_re_sent_manifest_in_a_batch_without_vcf_corrects_nothing_and_adds_no_
     assert (kept["specimen_key"], kept["source_person_id"]) == ("lab|b1|run.vcf|NA00001", "P1")
 
 
+def test_a_manifest_without_vcf_file_re_sent_alone_adds_no_specimen(dirs, lab):
+    """Without VCF_FILE a row covers its own batch's VCFs: its copy in a batch with no VCF of the sample
+    is the specimen already staged (quarantined DUPLICATE_SAMPLE_ID), not a second one without calls."""
+    _land(dirs, lab, "b1", "run.vcf=first.vcf", "sample_manifest.csv=batch_scope_manifest.csv")
+    report = _land(dirs, lab, "b2", "sample_manifest.csv=batch_scope_manifest.csv")
+    assert (report.specimens, report.specimens_quarantined) == (1, 1)
+    (kept,) = _table(dirs[0], "specimen")
+    assert (kept["specimen_key"], kept["has_variant_calls"]) == ("lab|b1||NA00001", True)
+
+
 def test_a_sample_name_re_sequenced_for_another_person_never_moves_earlier_calls(dirs, lab):
     _land(dirs, lab, "b1", "run.vcf=first.vcf", "sample_manifest.csv")
     _land(dirs, lab, "b2", "run.vcf=second.vcf", "sample_manifest.csv=other_person_manifest.csv")

@@ -71,17 +71,20 @@ def register_raw(con, lake_dir: Path, source: str) -> list[str]:
             if entity not in _VCF_TABLES:
                 raise ReconciliationError(f"raw/{source}/{entity} does not exist: ingest a lab batch first")
             con.register(f"{view}_all", _VCF_TABLES[entity].empty_table())  # no VCF ingested yet
+        manifest = view == "raw_manifest"
         con.execute(
-            f"CREATE TEMP VIEW {view} AS SELECT * FROM {view}_all WHERE _file_sha256 IN (SELECT sha FROM ingested_file)"
-            + (_RESENT_ROWS if view == "raw_manifest" else "")
+            f"CREATE TEMP VIEW {view} AS SELECT *{', false AS _resent' if manifest else ''} FROM {view}_all "
+            "WHERE _file_sha256 IN (SELECT sha FROM ingested_file)" + (_RESENT_ROWS if manifest else "")
         )
     return [row[0] for row in con.execute("SELECT DISTINCT _file_sha256 FROM raw_header").fetchall()]
 
 
-# The re-sent copy of a manifest row: the row as stored, under the batch, path and time that re-sent it.
+# The re-sent copy of a manifest row: the row as stored, under the batch, path and time that re-sent it
+# (`_resent`: a copy that names no VCF of its batch is the row already staged, not a new specimen).
 _RESENT_ROWS = """
     UNION ALL
-    SELECT m.* REPLACE (r.batch_id AS _batch_id, r.relative_path AS _source_file, r.ingested_at AS _ingested_at)
+    SELECT m.* REPLACE (r.batch_id AS _batch_id, r.relative_path AS _source_file, r.ingested_at AS _ingested_at),
+           true AS _resent
     FROM raw_manifest_all m JOIN resent_file r ON r.sha = m._file_sha256
     WHERE m._file_sha256 IN (SELECT sha FROM ingested_file)
 """

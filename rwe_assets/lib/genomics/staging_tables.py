@@ -120,6 +120,7 @@ def stage_specimens(con) -> None:
             WHEN _batch_id <> latest_batch THEN 'DUPLICATE_SAMPLE_ID'
             WHEN person_conflict THEN 'SAMPLE_PERSON_CONFLICT'
             WHEN copy_rank > 1 THEN 'DUPLICATE_SAMPLE_ID'
+            WHEN _resent AND vcf_sha IS NULL AND NOT in_vcf THEN 'DUPLICATE_SAMPLE_ID'
             WHEN specimen_date_parsed IS NULL THEN 'INVALID_DATE'
             WHEN vcf_sha IS NOT NULL AND NOT in_vcf THEN 'SAMPLE_NOT_IN_VCF'
         END AS reason_code
@@ -147,7 +148,9 @@ def stage_specimens(con) -> None:
                                 WHEN 'ERASED_PERSON' THEN 'SOURCE_PERSON_ID' ELSE 'SAMPLE_ID' END AS field,
                CASE reason_code
                    WHEN 'ERASED_PERSON' THEN 'an erasure tombstone names this person (rwe erase)'
-                   WHEN 'DUPLICATE_SAMPLE_ID' THEN 'a later manifest row is for the same sample of the same VCF'
+                   WHEN 'DUPLICATE_SAMPLE_ID' THEN CASE WHEN copy_rank = 1 AND _batch_id = latest_batch
+                       THEN 'the manifest re-sent unchanged, with no VCF of this sample: staged from its first batch'
+                       ELSE 'a later manifest row is for the same sample of the same VCF' END
                    WHEN 'SAMPLE_PERSON_CONFLICT' THEN 'another manifest row of this batch gives this sample of '
                        || CASE WHEN vcf_source_file IS NOT NULL THEN vcf_source_file
                                WHEN vcf_name IS NOT NULL THEN 'VCF_FILE ' || vcf_name || ' (not ingested)'
