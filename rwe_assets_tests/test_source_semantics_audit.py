@@ -35,11 +35,6 @@ DATA = Path(__file__).parent / "data" / "semantics_audit"
 EHR, CLAIM = 32817, 32810
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/sql/staging/synthea_csv/event/medications.sql: greatest(1, NULL) is 1 in DuckDB, so a "
-    "prescription without STOP gets days_supply 1 (and a one-day exposure); wrap it in CASE WHEN STOP",
-)
 def test_a_still_active_prescription_states_no_days_supply(tmp_path):
     files = {
         "patients.csv": PATIENTS_HEADER + patient("p1"),

@@ -17,8 +17,9 @@ SELECT
     rwe_text(DESCRIPTION) AS code_description,
     unnest(rwe_csv_event_values(
         quantity := rwe_num(DISPENSES),
-        days_supply := CAST(greatest(1, round(
+        -- greatest(1, NULL) is 1 in DuckDB: without STOP the supply is not stated, so NULL
+        days_supply := CASE WHEN rwe_ts(STOP) IS NOT NULL THEN CAST(greatest(1, round(
             date_diff('day', rwe_ts(START)::DATE, rwe_ts(STOP)::DATE) / greatest(coalesce(rwe_num(DISPENSES), 1), 1)
-        )) AS INTEGER))),
+        )) AS INTEGER) END)),
     rwe_csv_medication_failure(PATIENT, CODE, START, STOP, DISPENSES) AS _failure
 FROM raw_medications
