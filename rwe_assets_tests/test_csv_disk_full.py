@@ -48,12 +48,6 @@ def _delta_full(monkeypatch):
     monkeypatch.setattr(lake, "replace_file_rows", write)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/raw_ingest/csv_files.py re-raises the OSError / duckdb.IOException as is: it names the "
-    "spill file or nothing, not the CSV; _ingest_csv should re-raise OSError(errno, '<relative path>: ...') "
-    "from it (see the lead's report of helper hG)",
-)
 @pytest.mark.parametrize("fault", [_spill_full, _delta_full], ids=["spill", "delta_write"])
 def test_a_full_disk_is_raised_naming_the_file_and_the_file_is_read_again(registry, dirs, monkeypatch, fault):
     lake_dir, landing = dirs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,15 @@ def _ingest_csv(lake_dir, source, path, scan, provenance, result) -> None:
         skipped = np.union1d(blank, np.array([r[0] for r in rejects], dtype=np.int64))
         stored = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
         lake.replace_file_rows(target, _parsed_batches(con, provenance, skipped), provenance.file_sha256)
+    except (
+        OSError,
+        duckdb.IOException,
+    ) as error:  # a full disk while spilling or writing: not the file's fault
+        code = getattr(error, "errno", None) or errno.EIO
+        raise OSError(
+            code,
+            f"{result.relative_path}: could not write its rows ({error}); not recorded, a rerun reads it again",
+        ) from error
     finally:
         con.close()  # DuckDB deletes its spill files
         with contextlib.suppress(OSError):
