@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
+from rwe_assets import constants as c
 from rwe_assets.settings import REPO_DIR
 from rwe_assets_tests.lib.cdm.small_cdm import build
 from rwe_assets_tests.lib.staging.test_build import (
@@ -94,6 +95,10 @@ def test_payer_transitions_of_the_date_layout_become_payer_plan_periods(tmp_path
     )
     con = cdm(tmp_path, extract(transitions))
     assert periods(con) == [("2019-01-15", "2020-12-31", "pay-m", None)]
+    # an EHR that sends insurance is no payer: its race text maps (not CMS's codes), its sex F/M
+    assert con.execute("SELECT gender_concept_id, race_concept_id FROM cdm.person").fetchall() == [
+        (c.FEMALE, c.WHITE)
+    ]
 
 
 def test_costs_are_linked_to_their_visit_drug_procedure_and_vaccine(tmp_path):
