@@ -15,14 +15,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-from functools import cache
 from pathlib import Path
 
 import duckdb
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib.sql_loader import SqlFolder
 
 HERE = Path(__file__).resolve().parent
+LINKAGE_SQL = SqlFolder(HERE / "sql", "lib/linkage/sql")  # normalize (macros), normalized, tokens
 NICKNAMES = HERE / "data" / "nicknames" / "names.csv"
 PII_COLUMNS = (
     "source_system",
@@ -115,11 +116,6 @@ def key_pads(key: str) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
-@cache
-def _sql(name: str) -> str:
-    return (HERE / "sql" / f"{name}.sql").read_text()
-
-
 def nickname_forms() -> list[tuple[str, str]]:
     """(name, full name it may stand for), every full name also standing for itself, from the public
     nickname list in data/nicknames/ (Apache-2.0, see its README): not the generator's catalogue, so
@@ -142,11 +138,7 @@ def _add_family(pairs: set[tuple[str, str]], full: str, shorts: list[str]) -> No
 
 
 def register_macros(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in _sql("normalize").split(";\n"):
-        if statement.strip() and not all(
-            line.startswith("--") or not line.strip() for line in statement.splitlines()
-        ):
-            con.execute(statement)
+    LINKAGE_SQL.run(con, "normalize")
 
 
 def build_tokens(
@@ -169,9 +161,9 @@ def build_tokens(
         for c in PII_COLUMNS
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW lk_pii AS SELECT {columns} FROM {source}")
-    con.execute(_sql("normalized"), {"today": today or dt.date.today()})
+    LINKAGE_SQL.run(con, "normalized", values={"today": today or dt.date.today()})
     _bloom_filters(con)
-    con.execute(_sql("tokens"))
+    LINKAGE_SQL.run(con, "tokens")
     con.execute("DROP TABLE lk_normalized")
     cap_keys(con)
 

@@ -22,7 +22,7 @@ WITH base AS (
         lk_soundex(lk_name(family_name)) AS family_sdx,
         lk_name(maiden_name) AS maiden,
         lk_date(birth_date, CAST($today AS DATE)) AS dob,
-        -- a partial birth date: staging keeps birth_year, birth_month when the full date is unknown;
+        -- a partial birth date: staging keeps birth_year, birth_month when the full date is unknown:
         -- an impossible ISO date (1837-01-00, 1849-17-28: no such day or month) still tells its year,
         -- and its month when that is one (a valid date that is a placeholder is not read here)
         coalesce(TRY_CAST(birth_year AS INTEGER), CASE WHEN TRY_CAST(birth_date AS DATE) IS NULL
