@@ -52,8 +52,9 @@ def die_at(point: str) -> None:
     setattr(module, name, counting)
 
 
-def run(data_dir: Path) -> None:
-    lake_dir, landing, warehouse = data_dir / "lake", data_dir / "landing", data_dir / "warehouse"
+def stage_and_link(data_dir: Path) -> None:
+    """Raw ingest of every landed batch, staging, genomics staging and linkage (as the assets do)."""
+    lake_dir, landing = data_dir / "lake", data_dir / "landing"
     registry = load_registry()
     for source in registry:
         for batch in list_batches(landing, source.name)[0]:
@@ -64,6 +65,11 @@ def run(data_dir: Path) -> None:
     register_staged_persons(con, lake_dir)
     build_crosswalk(con, lake_dir, DEMO_KEY)
     con.close()
+
+
+def run(data_dir: Path) -> None:
+    lake_dir, warehouse = data_dir / "lake", data_dir / "warehouse"
+    stage_and_link(data_dir)
     cdm_build.build_cdm(lake_dir, REPO_DIR / "vocab", warehouse)
     with duckdb.connect(str(warehouse / "build.duckdb")) as db:
         run_checks(db, "cdm", "results", run_id="crash-harness")

@@ -13,37 +13,20 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from rwe_assets.lib import lake, raw_ingest
+from rwe_assets.lib import lake
 from rwe_assets.lib.cdm import build as cdm_build
 from rwe_assets.lib.cdm import incremental, reuse
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
-from rwe_assets.lib.genomics.staging import stage_genomics_sources
-from rwe_assets.lib.landing import list_batches
-from rwe_assets.lib.linkage.crosswalk import DEMO_KEY, build_crosswalk, register_staged_persons
 from rwe_assets.lib.sources import load_registry
-from rwe_assets.lib.staging import build as staging_build
 from rwe_assets.lib.staging import incremental_state
 from rwe_assets.settings import REPO_DIR
 from rwe_assets.synthetic import generate
 from rwe_assets.synthetic.update import generate_update
+from rwe_assets_tests.crash_harness import stage_and_link
 
 pytestmark = pytest.mark.slow  # a pipeline run, base then update (~40 s)
 VOCAB = REPO_DIR / "vocab"
 RESULTS = ("unmapped_codes", "mapping_summary", "reconciliation", "person_exclusion")
-
-
-def _stage_and_link(data: Path) -> None:
-    """Raw ingest of every landed batch, staging, genomics staging and linkage (as the assets do)."""
-    registry, lake_dir = load_registry(), data / "lake"
-    for source in registry:
-        for batch in list_batches(data / "landing", source.name)[0]:
-            raw_ingest.ingest_batch(lake_dir, data / "landing", source, batch.batch_id)
-    staging_build.build_staging(lake_dir, registry)
-    stage_genomics_sources(lake_dir, registry)
-    con = staging_build.staging_connection()
-    register_staged_persons(con, lake_dir)
-    build_crosswalk(con, lake_dir, DEMO_KEY)
-    con.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,10 +50,10 @@ def updated(tmp_path_factory, pinned_code) -> Path:
     generate_update(root / "base", root / "update", fraction=0.1)
     data = root / "data"
     shutil.copytree(root / "base" / "landing", data / "landing")
-    _stage_and_link(data)
+    stage_and_link(data)
     cdm_build.build_cdm(data / "lake", VOCAB, data / "warehouse")
     shutil.copytree(root / "update" / "landing", data / "landing", dirs_exist_ok=True)
-    _stage_and_link(data)
+    stage_and_link(data)
     return data
 
 

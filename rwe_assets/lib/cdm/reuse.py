@@ -100,23 +100,21 @@ def record_fingerprint(
 
 def recorded_fingerprint(database: Path) -> str | None:
     """The fingerprint a complete build.duckdb recorded, or None (no file, none recorded, unreadable)."""
-    if not database.is_file():
-        return None
-    try:
-        with duckdb.connect(str(database), read_only=True) as con:
-            row = con.execute(f"SELECT max(fingerprint) FROM {FINGERPRINT_TABLE}").fetchone()
-    except duckdb.Error:
-        return None
-    return row[0] if row else None
+    return _recorded(database, "fingerprint")
 
 
 def recorded_state(database: Path) -> dict | None:
     """The input state a complete build.duckdb recorded, or None (none recorded, or unreadable)."""
+    state = _recorded(database, "input_state")
+    return json.loads(state) if state else None
+
+
+def _recorded(database: Path, column: str) -> str | None:
     if not database.is_file():
         return None
     try:
         with duckdb.connect(str(database), read_only=True) as con:
-            row = con.execute(f"SELECT max(input_state) FROM {FINGERPRINT_TABLE}").fetchone()
+            row = con.execute(f"SELECT max({column}) FROM {FINGERPRINT_TABLE}").fetchone()
     except duckdb.Error:
         return None
-    return json.loads(row[0]) if row and row[0] else None
+    return row[0] if row else None
