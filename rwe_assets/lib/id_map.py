@@ -31,13 +31,13 @@ def assign_ids(
     # No PRIMARY KEY: keys are unique by construction (only keys not yet in the map are added, each
     # once), and an index over millions of string keys would cost more than the rest of the build step.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR, id INTEGER)")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _asked_keys AS "
-        f"SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL"
-    )
+    asked = f"(SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)"
     if narrow and lake.register_view(con, "_id_map", path):
+        # the asked keys are read twice here (the map's rows, then the new keys): computed once
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _asked_keys AS SELECT * FROM {asked}")
+        asked = "_asked_keys"
         con.execute(
-            f"INSERT INTO {table} SELECT natural_key, id FROM _id_map SEMI JOIN _asked_keys USING (natural_key)"
+            f"INSERT INTO {table} SELECT natural_key, id FROM _id_map SEMI JOIN {asked} USING (natural_key)"
         )
         start = con.execute("SELECT coalesce(max(id), 0) FROM _id_map").fetchone()[0]
     else:
@@ -50,10 +50,10 @@ def assign_ids(
     new = con.sql(
         f"""
         SELECT natural_key, CAST({start} + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
-        FROM _asked_keys ANTI JOIN {table} USING (natural_key)
+        FROM {asked} ANTI JOIN {table} USING (natural_key)
         """
     ).to_arrow_table()
-    con.execute("DROP TABLE _asked_keys")
+    con.execute("DROP TABLE IF EXISTS _asked_keys")
     if new.num_rows:
         if start + new.num_rows > MAX_ID:
             raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")
