@@ -138,6 +138,10 @@ _LATEST_STAGED = """EXISTS (SELECT 1 FROM batch_info b WHERE b.source_system = v
                            AND b.batch_order = v.latest AND b.staged)"""
 
 
+# The source's own version instant of a candidate `c` (FHIR meta.lastUpdated; NULL when not stated).
+VERSION_INSTANT = "TRY_CAST(c._version_at AS TIMESTAMPTZ)"
+
+
 # Keys are first grouped by this integer hash of their columns, then compared exactly among the few rows
 # whose hash is shared (a collision costs a little time, never a wrong outcome).
 KEY_HASH = "hash({})"
@@ -235,7 +239,7 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
     """Retire versions a newer batch no longer holds (rule 2 of the module docstring)."""
     ordered = f"""
         SELECT c.rowid AS row_id, c.source_system, c.record_key, c._source_entity, b.batch_order,
-               coalesce(TRY_CAST(c._version_at AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ) AS version_at,
+               coalesce({VERSION_INSTANT}, '-infinity'::TIMESTAMPTZ) AS version_at,
                {IS_VERSION} AS is_version{", c.source_person_id" if has_person else ""}
         FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
         WHERE c.record_key IS NOT NULL
@@ -300,7 +304,7 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
             WHERE {IS_VERSION} AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
         ),
         shared AS (
-            SELECT c.*, c.rowid AS row_id, b.batch_order
+            SELECT c.*, c.rowid AS row_id, b.batch_order, {VERSION_INSTANT} AS version_instant
             FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
             WHERE c.rowid IN (SELECT row_id FROM open_versions WHERE key_hash IN (
                 SELECT key_hash FROM open_versions GROUP BY ALL HAVING count(*) > 1))
@@ -314,14 +318,13 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                    row_number() OVER w AS rank,
                    first_value(md5(CAST(ROW({content}, c._reason) AS VARCHAR))) OVER w AS keeper_hash,
                    first_value(c._batch_id) OVER w AS keeper_batch,
-                   TRY_CAST(c._version_at AS TIMESTAMPTZ)
-                       < first_value(TRY_CAST(c._version_at AS TIMESTAMPTZ)) OVER w AS older_version
+                   c.version_instant < first_value(c.version_instant) OVER w AS older_version
             FROM shared c
             JOIN duplicate_keys d
               ON d.source_system IS NOT DISTINCT FROM c.source_system
              AND d.record_key IS NOT DISTINCT FROM c.record_key
             WINDOW w AS (PARTITION BY c.source_system, c.record_key
-                         ORDER BY c.batch_order DESC, TRY_CAST(c._version_at AS TIMESTAMPTZ) DESC NULLS LAST,
+                         ORDER BY c.batch_order DESC, c.version_instant DESC NULLS LAST,
                                   c._ingested_at DESC, c._source_file, c._line_number)
         )
         SELECT row_id,
