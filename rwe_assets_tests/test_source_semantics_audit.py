@@ -134,16 +134,19 @@ def test_a_mid_month_change_of_payer_leaves_no_day_uncovered():
     assert periods == [("A", dt.date(2017, 1, 10)), ("B", dt.date(2017, 12, 9)), ("A", dt.date(2018, 12, 15))]
 
 
-def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):
-    """The VCF ID column holds any caller's ids (test-hemi.vcf: `ID1`): only an rsID is a dbSNP id."""
+def _stage_lab(dirs, vcf: str, manifest: str):
+    """One lab batch (a fixture VCF under its own name, its manifest) ingested and staged; the lake."""
     lake_dir, landing = dirs
-    files = {
-        "variant_ids.vcf": (DATA / "variant_ids.vcf").read_text(),
-        "sample_manifest.csv": (DATA / "variant_ids_manifest.csv").read_text(),
-    }
+    files = {vcf: (DATA / vcf).read_text(), "sample_manifest.csv": (DATA / manifest).read_text()}
     land_lab(landing, "b1", files)
     ingest_batch(lake_dir, landing, load_registry().get("lab"), "b1")
     stage_genomics(lake_dir)
+    return lake_dir
+
+
+def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):
+    """The VCF ID column holds any caller's ids (test-hemi.vcf: `ID1`): only an rsID is a dbSNP id."""
+    lake_dir = _stage_lab(dirs, "variant_ids.vcf", "variant_ids_manifest.csv")
     rows = lake.read_table(lake.table_path(lake_dir, "staging", "variant")).to_pylist()
     assert sorted((r["pos"], r["rs_id"]) for r in rows) == [
         (100, None),
@@ -157,14 +160,7 @@ def test_rs_id_is_a_dbsnp_id_the_vcf_states_or_null(dirs):
 def test_calls_of_the_sample_a_header_names_the_tumor_are_somatic(dirs):
     """variant_annotation.variant_origin: 'Somatic' for the column the header's ##tumor_sample names
     (GATK Mutect2), not the germline default of the lab's panels."""
-    lake_dir, landing = dirs
-    files = {
-        "tumor_normal.vcf": (DATA / "tumor_normal.vcf").read_text(),
-        "sample_manifest.csv": (DATA / "tumor_normal_manifest.csv").read_text(),
-    }
-    land_lab(landing, "b1", files)
-    ingest_batch(lake_dir, landing, load_registry().get("lab"), "b1")
-    stage_genomics(lake_dir)
+    lake_dir = _stage_lab(dirs, "tumor_normal.vcf", "tumor_normal_manifest.csv")
     con = duckdb.connect()
     for statement in cdm_ddl():
         con.execute(statement)
