@@ -108,15 +108,13 @@ def test_two_files_of_one_batch_holding_one_resource_give_one_record_and_count_t
     assert _merged(built, "Condition/c-copy") == [("Condition.ndjson", "DUPLICATE_IDENTICAL")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/staging/lifecycle.py resolve_versions orders versions by batch first, so an older "
-    "meta.lastUpdated re-sent in a later batch (b3) overrides the newer one (b2). Fix: order by "
-    "_version_at before batch_order, which needs _version_at kept in the staged tables (an incremental "
-    "run re-reads staged winners with NULL: lib/staging/incremental_scope.py)",
-)
-def test_a_version_re_sent_out_of_order_does_not_override_the_newer_one(cdm):
+def test_a_version_re_sent_out_of_order_does_not_override_the_newer_one(cdm, built):
+    """c-ooo: version 3 (May) in b2, version 2 (April) re-sent in b3: version 3 stays, b3's is stale."""
     assert _conditions(cdm, 5) == [(ASTHMA, _march(5), None)]
+    assert _merged(built, "Condition/c-ooo") == [
+        ("Condition.ndjson", "STALE_VERSION"),
+        ("Condition.ndjson", "SUPERSEDED"),
+    ]
 
 
 def test_a_transaction_delete_removes_the_record(cdm):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rwe_assets.errors import InputFileError
 from rwe_assets.lib.governance import audit, permissions
+from rwe_assets.lib.raw_ingest.bulk_export import BatchManifests, ingest_deleted_list
 from rwe_assets.lib.raw_ingest.csv_files import _ingest_csv
 from rwe_assets.lib.raw_ingest.fhir_json import _ingest_fhir_json, is_json_document
 from rwe_assets.lib.raw_ingest.manifest import _ManifestView
@@ -34,12 +35,13 @@ def ingest_batch(
     batch_path = resolve_batch(landing_dir, source.name, batch_id)
     ingested_at = now or datetime.now(UTC)
     manifest = _ManifestView(lake_dir, source.name)
+    bulk = BatchManifests(batch_path)  # the deleted files a FHIR bulk export's manifest names
     results = []
     permissions.ensure_private_dir(lake_dir)  # raw rows hold PII: owner-only (governance/permissions)
     with permissions.private_umask():
         for path in batch_files(batch_path):
             relative = path.relative_to(landing_dir).as_posix()
-            result = _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at)
+            result = _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at, bulk)
             if result is None:  # already recorded by an earlier run of this batch
                 continue
             package()._append_manifest(lake_dir, source.name, batch_id, result, run_id, ingested_at)
@@ -64,7 +66,7 @@ def _audit_what(source: str, batch_id: str, result: FileResult) -> dict:
     }
 
 
-def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at) -> FileResult | None:
+def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_at, bulk) -> FileResult | None:
     refused = _refusal(path, relative)
     if refused is not None:
         return None if manifest.recorded(batch_id, relative, None, refused.error) else refused
@@ -100,6 +102,8 @@ def _ingest_one(lake_dir, source, batch_id, path, relative, manifest, ingested_a
             _ingest_csv(lake_dir, source, path, scan, provenance, result)
         elif is_json_document(path.name):
             _ingest_fhir_json(lake_dir, source, path, provenance, result)
+        elif bulk.is_deleted_list(path):
+            ingest_deleted_list(lake_dir, source, path, provenance, result)
         else:
             _ingest_ndjson(lake_dir, source, path, provenance, result)
     except InputFileError as error:

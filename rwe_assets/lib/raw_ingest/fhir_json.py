@@ -269,9 +269,22 @@ def _overlap(index: int, item, reason: str, why: str) -> _NdjsonLine:
 def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
     """One FHIR Bundle (or one resource) per file: its entries to their entities' tables (one atomic
     replace of this file's rows per entity), the entries that are not resources to the quarantine."""
+    from rwe_assets.lib.raw_ingest import bulk_export  # it reads documents with this module
+
     relative = result.relative_path
-    bundle_type, entries = _json_document_entries(_read_json_document(path, relative), relative)
-    lines = _bundle_lines(bundle_type, entries, set(source.entity_names))
+    document = _read_json_document(path, relative)
+    if bulk_export.is_bulk_manifest(document):
+        bulk_export.record_manifest(path, document, result)
+        return
+    bundle_type, entries = _json_document_entries(document, relative)
+    _store_lines(
+        lake_dir, source, _bundle_lines(bundle_type, entries, set(source.entity_names)), provenance, result
+    )
+
+
+def _store_lines(lake_dir, source, lines: list[_NdjsonLine], provenance, result) -> None:
+    """Raw rows to their entities' tables (one atomic replace of this file's rows per entity), the
+    quarantined lines to the quarantine; the counts to `result`."""
     by_entity: dict[str, list[_NdjsonLine]] = {}
     for line in lines:
         if line.entity is not None:

@@ -7,8 +7,8 @@ the first validation rule it fails (`_failure`: reason code and field) or none. 
 1. rows that fail a rule go to quarantine with their reason, and every row of a person an erasure's
    tombstone names goes there as 'ERASED_PERSON', its record key cleared (lib/governance/tombstone.py);
 2. each record's current version is chosen and older or withdrawn ones retired (lib/staging/lifecycle.py):
-   versions of one key resolve to the latest ('DUPLICATE_IDENTICAL' and 'SUPERSEDED' merge, a
-   differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
+   versions of one key resolve to the latest ('DUPLICATE_IDENTICAL', 'SUPERSEDED' and 'STALE_VERSION'
+   merge, a differing row of the same batch is quarantined as 'DUPLICATE_ID'); a row a newer snapshot or a
    newer version of its source record no longer holds is retired, and so is a record whose latest
    version has a status reason (lifecycle.STATUS_REASONS: entered in error, not done, cancelled,
    planned, refuted, void, adjudicated);
@@ -45,7 +45,6 @@ import duckdb
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
-from rwe_assets.lib.raw_ingest.fhir_json import is_json_document
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging import accounting, deid, profile_inputs
@@ -265,7 +264,7 @@ def _create_candidate_tables(con: duckdb.DuckDBPyConnection) -> None:
         columns = ", ".join(f'"{name}" {kind}' for name, kind in table.all_columns)
         con.execute(
             f"CREATE OR REPLACE TABLE cand_{table.name} "
-            f"({columns}, _reason VARCHAR, _reason_field VARCHAR, _natural_key BOOLEAN, _version_at VARCHAR)"
+            f"({columns}, _reason VARCHAR, _reason_field VARCHAR, _natural_key BOOLEAN)"
         )
         con.execute(
             f"CREATE OR REPLACE TABLE {table.name}_outcome (row_id BIGINT, outcome VARCHAR, reason VARCHAR, field VARCHAR)"
@@ -285,11 +284,6 @@ def _stage_source(
     """Run the profile's SQL for one source over its current files (manifest rows: ingested, the latest
     version of their path); returns (table, source, raw entity, raw rows) counts."""
     shas = sorted(row["file_sha256"] for row in current)
-    documents = [
-        r["file_sha256"]
-        for r in current
-        if source.format == "ndjson" and is_json_document(r["relative_path"])
-    ]
     counts = []
     profile_dir = SQL_DIR / source.staging_profile
     optional = profile_inputs.optional_raw_columns(profile_dir)
@@ -308,7 +302,8 @@ def _stage_source(
                 f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})",
                 params,
             )
-            mark_deleted(con, table.name, source.name, entity, documents)
+            if source.format == "ndjson":  # FHIR: a DELETE request is a row of its resource type
+                mark_deleted(con, table.name, source.name, entity)
             counts.append((table.name, source.name, entity, raw_rows))
     # a genomics source's calls are staged by lib/genomics/staging.py, not by profile SQL
     staged_elsewhere = {GENOMICS_CALL_ENTITY} if source.kind == "genomics" else set()

@@ -84,10 +84,11 @@ def select_scope(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 
 def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
-    """The prior rows in scope become candidates again: valid, their keys final (not natural)."""
+    """The prior rows in scope become candidates again: valid, their keys final (not natural), their
+    `_version_at` as staged (a new version is compared with the staged one's instant, as in a full build)."""
     for name in tables:
         columns = ", ".join(f'"{n}"' for n in BY_NAME[name].column_names)
-        con.execute(f"INSERT INTO cand_{name} SELECT {columns}, NULL, NULL, false, NULL FROM scope_{name}")
+        con.execute(f"INSERT INTO cand_{name} SELECT {columns}, NULL, NULL, false FROM scope_{name}")
 
 
 def create_reference_view(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:

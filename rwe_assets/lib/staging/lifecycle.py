@@ -17,20 +17,23 @@ the record is not, or no longer, a fact). Per table, in this order:
    - every source: the scope is the source record, the part of record_key before the first '#' (a
      claim, a FHIR resource, a colliding natural key): a source record that stages as several rows
      (claim lines, Observation components) is replaced whole, so a row its newer version no longer
-     has is retired ('ABSENT_FROM_NEWER_VERSION'). A newer version is a later batch, or within one
-     batch a later `_version_at` (two versions of one FHIR resource in one bulk export).
-   In an incremental run (lib/staging/incremental.py) only a batch not staged before can be that
-   newer batch: the candidates hold only part of a staged batch, and its retirements are applied.
-3. `resolve_versions`: among the remaining versions of one key, the latest (batch order, then the
-   source's own version instant `_version_at` (FHIR meta.lastUpdated) where the profile states one, then
-   ingest time, then file and line) wins. Identical older copies merge ('DUPLICATE_IDENTICAL'),
-   differing older ones are 'SUPERSEDED' (so is a row of the same batch whose `_version_at` is older:
-   two versions of one FHIR resource in one batch), another differing row of the same batch is
+     has is retired ('ABSENT_FROM_NEWER_VERSION'). Which version is newer: NEWEST_FIRST below.
+   In an incremental run (lib/staging/incremental.py) a staged newest version's retirements of staged
+   rows are applied already (the candidates hold only part of a staged batch); rows of a new batch
+   older than it (an old version re-sent) are retired as in a full build.
+3. `resolve_versions`: among the remaining versions of one key, the newest wins. Versions are ordered
+   by the source's own version instant `_version_at` (FHIR meta.lastUpdated, kept in the staged
+   tables) when every version of the key states one, else by batch order then that instant; then
+   ingest time, file and line (NEWEST_FIRST). Identical older copies merge ('DUPLICATE_IDENTICAL'); a
+   differing older version of a later batch than the winner's (an old version re-sent out of order)
+   is 'STALE_VERSION', of an earlier batch or with an older instant in the winner's batch 'SUPERSEDED'
+   (both merge: counted, they change nothing); another differing row of the same batch is
    quarantined ('DUPLICATE_ID').
    A winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
    resource withdraws the record it corrects; a void claim cancels the claim; a FHIR Claim its
-   ExplanationOfBenefit adjudicates is retired as ADJUDICATED; a FHIR Bundle's DELETE entry, staged
-   from its raw row and marked by `mark_deleted`, retires the record as DELETED).
+   ExplanationOfBenefit adjudicates is retired as ADJUDICATED; a FHIR Bundle's DELETE entry or a bulk
+   export's deleted file, staged from its raw row and marked by `mark_deleted`, retires the record as
+   DELETED). A stale status row retires nothing: it lost to the current version.
 
 Outcomes land in `<table>_outcome` (row_id, outcome, reason, field): 'merged', 'retired' or
 'quarantined'; a candidate with no outcome and no failure is staged. Batch order is the order in which
@@ -113,23 +116,20 @@ def current_manifest_rows(lake_dir: Path, source: str | None = None) -> list[dic
     return list(latest.values())
 
 
-def mark_deleted(
-    con: duckdb.DuckDBPyConnection, table_name: str, source: str, entity: str, shas: list[str]
-) -> None:
-    """Give the candidates staged from raw rows of a Bundle's DELETE (resource_json starting with
-    fhir_json.DELETE_ROW_PREFIX; only FHIR JSON documents hold them: `shas`) the status reason DELETED,
-    whatever else their SQL found missing: the row is a version of its record that retires it."""
-    if not shas:
-        return
+def mark_deleted(con: duckdb.DuckDBPyConnection, table_name: str, source: str, entity: str) -> None:
+    """Give the candidates staged from the raw rows of a DELETE (a FHIR Bundle's DELETE entry, or an
+    entry of a bulk export's deleted file: fhir_json.py) the status reason DELETED, whatever else their
+    SQL found missing: the row is a version of its record that retires it. Such a row is the request,
+    `{"request": ...}` (DELETE_ROW_PREFIX), and has no resourceType, which every resource row has."""
     con.execute(
         f"""
         UPDATE cand_{table_name} c SET _reason = 'DELETED', _reason_field = 'request.method'
         FROM raw_{entity} r
-        WHERE r._file_sha256 IN (SELECT unnest($shas)) AND starts_with(r.resource_json, $prefix)
+        WHERE starts_with(r.resource_json, $prefix) AND json_extract(r.resource_json, '$.resourceType') IS NULL
           AND c.source_system = $source AND c._source_entity = $entity AND c._batch_id = r._batch_id
           AND c._source_file = r._source_file AND c._line_number = r._line_number
         """,
-        {"shas": shas, "prefix": DELETE_ROW_PREFIX, "source": source, "entity": entity},
+        {"prefix": DELETE_ROW_PREFIX, "source": source, "entity": entity},
     )
 
 
@@ -139,7 +139,14 @@ _LATEST_STAGED = """EXISTS (SELECT 1 FROM batch_info b WHERE b.source_system = v
 
 
 # The source's own version instant of a candidate `c` (FHIR meta.lastUpdated; NULL when not stated).
-VERSION_INSTANT = "TRY_CAST(c._version_at AS TIMESTAMPTZ)"
+VERSION_INSTANT = "c._version_at"
+# Which of two versions of one key is newer: when every version of the key states its instant, the
+# instant decides (then batch order); otherwise batch order does (then the instant). `v` is a row with
+# version_instant and all_stated (bool_and of version_instant IS NOT NULL over the key).
+NEWEST_FIRST = (
+    "CASE WHEN {v}.all_stated THEN {v}.version_instant END DESC NULLS LAST, {v}.batch_order DESC, "
+    "{v}.version_instant DESC NULLS LAST"
+)
 
 
 # Keys are first grouped by this integer hash of their columns, then compared exactly among the few rows
@@ -238,8 +245,8 @@ def create_snapshot_cover(con: duckdb.DuckDBPyConnection, person_tables: list[st
 def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: bool) -> None:
     """Retire versions a newer batch no longer holds (rule 2 of the module docstring)."""
     ordered = f"""
-        SELECT c.rowid AS row_id, c.source_system, c.record_key, c._source_entity, b.batch_order,
-               coalesce({VERSION_INSTANT}, '-infinity'::TIMESTAMPTZ) AS version_at,
+        SELECT c.rowid AS row_id, c.source_system, c.record_key, c._source_entity, b.batch_order, b.staged,
+               {VERSION_INSTANT} AS version_instant, coalesce({VERSION_INSTANT}, '-infinity'::TIMESTAMPTZ) AS version_at,
                {IS_VERSION} AS is_version{", c.source_person_id" if has_person else ""}
         FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
         WHERE c.record_key IS NOT NULL
@@ -262,25 +269,31 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
             WHERE r.is_version AND r.batch_order < v.latest {absent_from_latest}
             """
         )
-    # A version is (batch, the source's own version instant): the newest of a record is the latest
-    # batch's latest instant; rows of older versions it no longer holds retire, also within one batch.
+    # A version is (batch, the source's own version instant); the newest of a record is the first by
+    # NEWEST_FIRST. Rows of older versions it no longer holds retire, also within one batch. In an
+    # incremental run a staged newest version's retirements of staged rows are applied already; a new
+    # batch's row that is older than it (an old version re-sent) is compared here as in a full build.
     con.execute(
         f"""
         INSERT INTO {table_name}_outcome
         WITH ordered AS (SELECT *, split_part(record_key, '#', 1) AS record FROM ({ordered})),
-        batches AS (
-            SELECT source_system, record, min(batch_order) AS earliest, max(batch_order) AS latest
+        resent AS (  -- source records sent as more than one version: only these can have lost a row
+            SELECT source_system, record, bool_and(version_instant IS NOT NULL) AS all_stated
             FROM ordered GROUP BY ALL
+            HAVING min(batch_order) < max(batch_order) OR min(version_at) < max(version_at)
         ),
-        resent AS (  -- source records sent more than once: only these can have lost a row
-            SELECT o.source_system, o.record, b.latest, max(o.version_at) AS latest_at
-            FROM ordered o JOIN batches b USING (source_system, record)
-            WHERE o.batch_order = b.latest
-            GROUP BY ALL HAVING any_value(b.earliest) < b.latest OR min(o.version_at) < max(o.version_at)
+        newest AS (
+            SELECT v.source_system, v.record, v.batch_order AS latest, v.version_at AS latest_at
+            FROM (SELECT DISTINCT o.source_system, o.record, o.batch_order, o.version_at, o.version_instant,
+                         r.all_stated
+                  FROM ordered o JOIN resent r USING (source_system, record)) v
+            QUALIFY row_number() OVER (PARTITION BY v.source_system, v.record
+                                       ORDER BY {NEWEST_FIRST.format(v="v")}) = 1
         )
         SELECT r.row_id, 'retired', 'ABSENT_FROM_NEWER_VERSION', 'record_key'
-        FROM ordered r JOIN resent v USING (source_system, record)
-        WHERE r.is_version AND (r.batch_order < v.latest OR r.version_at < v.latest_at) AND NOT {_LATEST_STAGED}
+        FROM ordered r JOIN newest v USING (source_system, record)
+        WHERE r.is_version AND (r.batch_order <> v.latest OR r.version_at <> v.latest_at)
+          AND NOT (r.staged AND {_LATEST_STAGED})
           AND r.row_id NOT IN (SELECT row_id FROM {table_name}_outcome)
           AND NOT EXISTS (SELECT 1 FROM ordered n WHERE n.source_system = r.source_system
                           AND n.record_key = r.record_key AND n.batch_order = v.latest
@@ -304,7 +317,9 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
             WHERE {IS_VERSION} AND c.rowid NOT IN (SELECT row_id FROM {table_name}_outcome)
         ),
         shared AS (
-            SELECT c.*, c.rowid AS row_id, b.batch_order, {VERSION_INSTANT} AS version_instant
+            SELECT c.*, c.rowid AS row_id, b.batch_order, {VERSION_INSTANT} AS version_instant,
+                   bool_and({VERSION_INSTANT} IS NOT NULL) OVER (PARTITION BY c.source_system, c.record_key)
+                       AS all_stated
             FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
             WHERE c.rowid IN (SELECT row_id FROM open_versions WHERE key_hash IN (
                 SELECT key_hash FROM open_versions GROUP BY ALL HAVING count(*) > 1))
@@ -318,19 +333,21 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                    row_number() OVER w AS rank,
                    first_value(md5(CAST(ROW({content}, c._reason) AS VARCHAR))) OVER w AS keeper_hash,
                    first_value(c._batch_id) OVER w AS keeper_batch,
+                   c.batch_order > first_value(c.batch_order) OVER w AS stale,
                    c.version_instant < first_value(c.version_instant) OVER w AS older_version
             FROM shared c
             JOIN duplicate_keys d
               ON d.source_system IS NOT DISTINCT FROM c.source_system
              AND d.record_key IS NOT DISTINCT FROM c.record_key
             WINDOW w AS (PARTITION BY c.source_system, c.record_key
-                         ORDER BY c.batch_order DESC, c.version_instant DESC NULLS LAST,
+                         ORDER BY {NEWEST_FIRST.format(v="c")},
                                   c._ingested_at DESC, c._source_file, c._line_number)
         )
         SELECT row_id,
                CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch OR older_version THEN 'merged'
                     ELSE 'quarantined' END,
                CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
+                    WHEN stale THEN 'STALE_VERSION'
                     WHEN _batch_id <> keeper_batch OR older_version THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
                'record_key'
         FROM ranked

@@ -20,7 +20,13 @@ PROVENANCE = (
     ("_line_number", "BIGINT"),
     ("_batch_id", "VARCHAR"),
     ("_ingested_at", "TIMESTAMP WITH TIME ZONE"),
+    # The source's own instant of this version (FHIR meta.lastUpdated), NULL where it states none: kept
+    # so an incremental run compares a new version with the staged one as a full build would
+    # (lib/staging/lifecycle.py).
+    ("_version_at", "TIMESTAMP WITH TIME ZONE"),
 )
+# Provenance a profile's SQL may leave out (NULL then): only some formats state a version instant.
+OPTIONAL_PROVENANCE = frozenset({"_version_at"})
 
 
 @dataclass(frozen=True)

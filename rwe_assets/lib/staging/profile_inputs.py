@@ -11,7 +11,7 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import PROVENANCE_COLUMNS
 from rwe_assets.lib.sources import SourceSpec
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging.model import BY_NAME
+from rwe_assets.lib.staging.model import BY_NAME, OPTIONAL_PROVENANCE
 
 
 def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
@@ -21,20 +21,28 @@ def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
 
 
 def select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
-    """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL),
-    then the failure, whether record_key is natural (`_natural_key`, false when not output) and the
-    source's own version time (`_version_at`, NULL when not output; see lib/staging/lifecycle.py)."""
+    """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL;
+    `_version_at`, the source's own version instant, is read as an instant or NULL: lib/staging/lifecycle.py),
+    then the failure and whether record_key is natural (`_natural_key`, false when not output)."""
     table = BY_NAME[table_name]
     output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
-    missing = [n for n in table.column_names if n.lower() not in output and n not in table.optional]
+    optional = table.optional | OPTIONAL_PROVENANCE
+    missing = [n for n in table.column_names if n.lower() not in output and n not in optional]
     if missing:
         raise ConfigError(
             f"{sql_file}: expected the columns of staging.{table_name}, found none for {missing}"
         )
-    columns = ", ".join(f'"{n}"' if n.lower() in output else f'NULL AS "{n}"' for n in table.column_names)
+    columns = ", ".join(_output_column(n, output) for n in table.column_names)
     natural = "coalesce(_natural_key, false)" if "_natural_key" in output else "false"
-    version_at = "_version_at" if "_version_at" in output else "NULL"
-    return f"{columns}, _failure.reason, _failure.field, {natural}, {version_at}"
+    return f"{columns}, _failure.reason, _failure.field, {natural}"
+
+
+def _output_column(name: str, output: set[str]) -> str:
+    if name.lower() not in output:
+        return f'NULL AS "{name}"'
+    if name == "_version_at":  # metadata, not a fact: a text that is no instant orders as unstated
+        return f'TRY_CAST("{name}" AS TIMESTAMPTZ) AS "{name}"'
+    return f'"{name}"'
 
 
 def optional_raw_columns(profile_dir: Path) -> dict[str, tuple[str, ...]]:

@@ -14,6 +14,7 @@ resource paths.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import yaml
@@ -73,8 +74,7 @@ def _event_fill(entity: str, row: dict) -> dict[str, Fragment]:
     try:
         end = row.get("end")
         fill = {
-            # every resource's meta.lastUpdated, for _version_at (fhir_r4/_macros.sql)
-            "schema": '{"meta": {"lastUpdated": "VARCHAR"}, ' + row["schema"].strip().removeprefix("{"),
+            "schema": _schema(entity, row["schema"]),
             "raw_view": f"raw_{entity}",
             "codings": row["codings"],
             "join": row.get("join", ""),
@@ -107,6 +107,25 @@ def _event_fill(entity: str, row: dict) -> dict[str, Fragment]:
     except KeyError as missing:
         raise ConfigError(f"_events.yaml [{entity}]: expected a value for {missing}, found none") from None
     return {key: Fragment(value) for key, value in fill.items()}
+
+
+# What every templated resource's from_json schema reads besides its row's own elements: meta.lastUpdated,
+# which the template stages as _version_at (rwe_fhir_version_at, fhir_r4/_macros.sql).
+TEMPLATE_SCHEMA = {"meta": {"lastUpdated": "VARCHAR"}}
+
+
+def _schema(entity: str, text: str) -> str:
+    """The row's from_json schema (a JSON object) with TEMPLATE_SCHEMA's members, as one JSON object."""
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"_events.yaml [{entity}]: expected schema to be JSON, found {error.msg}") from None
+    if not isinstance(schema, dict) or schema.keys() & TEMPLATE_SCHEMA.keys():
+        raise ConfigError(
+            f"_events.yaml [{entity}]: expected schema to be a JSON object without {sorted(TEMPLATE_SCHEMA)} "
+            "(the template reads those itself)"
+        )
+    return json.dumps(TEMPLATE_SCHEMA | schema)
 
 
 def _columns(columns: dict | None, before: str, after: str = "") -> str:

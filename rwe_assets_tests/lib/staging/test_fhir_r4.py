@@ -27,7 +27,7 @@ UCUM = "http://unitsofmeasure.org"
 LOCAL_SYSTEM = "http://hospital.example.org/codes"
 NPI_REF = "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999912345"
 ORG_REF = "Organization?identifier=https://github.com/synthetichealth/synthea|org1"
-NOT_COMPARED = ("_batch_id", "_source_file", "_ingested_at")
+NOT_COMPARED = ("_batch_id", "_source_file", "_ingested_at", "_version_at")
 
 
 @pytest.fixture

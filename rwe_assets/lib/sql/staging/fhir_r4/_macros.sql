@@ -48,9 +48,8 @@ CREATE OR REPLACE MACRO rwe_fhir_vocabulary(system) AS
 CREATE OR REPLACE MACRO rwe_fhir_ref(ref) AS rwe_text(regexp_extract(ref, '([^/:=|]+)(/_history/[^/]*)?$', 1));
 
 -- rwe_fhir_version_at(meta): the resource's meta.lastUpdated, as text, for the candidates' _version_at:
---   it orders two versions of one resource sent in the same batch, the later one current
---   (lib/staging/lifecycle.py, resolve_versions, which parses it as an instant for the few keys sent
---   more than once). `meta` is read in the file's one from_json: a second parse of resource_json
+--   it orders two versions of one resource, the later one current (lib/staging/lifecycle.py; staging
+--   reads it as an instant, lib/staging/profile_inputs.py). `meta` is read in the file's one from_json: a second parse of resource_json
 --   (json_extract_string) tripled the parse's cost, and casting every row's instant cost a quarter more.
 CREATE OR REPLACE MACRO rwe_fhir_version_at(meta) AS rwe_text(meta.lastUpdated);
 

@@ -6,6 +6,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "name": "VARCHAR",
             "address": [{"use": "VARCHAR", "city": "VARCHAR", "state": "VARCHAR", "postalCode": "VARCHAR"}]
         }') AS r
@@ -19,6 +20,7 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'organization' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     rwe_text(resource_id) AS care_site_key,
     rwe_text(r.name) AS care_site_name,
     rwe_text(addr.city) AS city,

@@ -23,6 +23,7 @@ WITH adjudicated AS (
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR", "use": "VARCHAR",
             "patient": {"reference": "VARCHAR"},
             "billablePeriod": {"start": "VARCHAR"}, "created": "VARCHAR",
@@ -52,6 +53,7 @@ SELECT
     $source AS source_system,
     'Claim/' || rwe_text(resource_id) AS record_key,
     'claim' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     person_ref AS source_person_id,
     CASE WHEN event_ref IS NULL THEN visit_ref END AS visit_key,
     event_ref AS event_key,

@@ -31,6 +31,7 @@ WITH claims AS (  -- the latest version of each Claim: the links an EOB naming n
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR", "use": "VARCHAR",
             "patient": {"reference": "VARCHAR"}, "claim": {"reference": "VARCHAR"},
             "billablePeriod": {"start": "VARCHAR"}, "created": "VARCHAR",
@@ -78,6 +79,7 @@ SELECT
     $source AS source_system,
     'ExplanationOfBenefit/' || rwe_text(resource_id) AS record_key,
     'explanationofbenefit' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     person_ref AS source_person_id,
     CASE WHEN event_ref IS NULL THEN visit_ref END AS visit_key,
     event_ref AS event_key,

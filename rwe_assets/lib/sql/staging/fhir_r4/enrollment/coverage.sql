@@ -15,6 +15,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR",
             "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]},
             "beneficiary": {"reference": "VARCHAR"},
@@ -43,6 +44,7 @@ SELECT
     $source AS source_system,
     'Coverage/' || rwe_text(resource_id) AS record_key,
     'coverage' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     person_ref AS source_person_id,
     start_date,
     end_date,

@@ -15,6 +15,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "status": "VARCHAR",
             "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
             "subject": {"reference": "VARCHAR"}, "date": "VARCHAR",
@@ -42,6 +43,7 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'documentreference' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     person_ref AS source_person_id,
     visit_ref AS visit_key,
     rwe_ts(date_text) AS note_datetime,

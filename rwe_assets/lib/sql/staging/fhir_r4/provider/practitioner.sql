@@ -8,6 +8,7 @@
 WITH src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
+            "meta": {"lastUpdated": "VARCHAR"},
             "gender": "VARCHAR", "identifier": [{"system": "VARCHAR", "value": "VARCHAR"}],
             "qualification": [{"code": {"coding": [{"code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"}}]
         }') AS r
@@ -17,6 +18,7 @@ SELECT
     $source AS source_system,
     rwe_text(resource_id) AS record_key,
     'practitioner' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    rwe_fhir_version_at(r.meta) AS _version_at,
     coalesce(rwe_text(list_filter(r.identifier, i -> i.system = 'http://hl7.org/fhir/sid/us-npi')[1].value),
              rwe_text(resource_id)) AS provider_key,
     NULL AS care_site_key,
