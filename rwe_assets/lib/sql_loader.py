@@ -12,8 +12,10 @@ A file has two kinds of holes, never mixed up (lib/sql/README.md):
     a VALUES list, a join), written as is. Only lower-case names are placeholders, so a regex quantifier
     such as ``[0-9]{4}`` is left alone; text in ``--`` comments is never filled.
 
-A file may hold several statements (split at ``;`` ending a line) and named sections, each starting with
-a line ``-- name: <section>``; the text before the first section is the file's rule comment.
+A file may hold several statements, split at each ``;`` outside comments (``--``, ``/* */``) and quoted
+strings or names (``'...'``, ``"..."``, a doubled quote inside them), and named sections, each starting
+with a line ``-- name: <section>``; the text before the first section is the file's rule comment.
+Dollar-quoted and backslash-escaped (``E'...'``) strings are not recognized: no file uses them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SECTION = re.compile(r"^-- name: (\w+)[ \t]*$", re.MULTILINE)
 PLACEHOLDER = re.compile(r"(--[^\n]*)|\{([a-z_][a-z0-9_]*)\}")
 PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
 LINE_COMMENT = re.compile(r"--[^\n]*")
+# what is not SQL code: a comment or a quoted string or name; and the `;` that ends a statement
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|;", re.DOTALL)
 
 
 class Fragment(str):
@@ -117,13 +121,34 @@ def placeholders(text: str) -> set[str]:
 
 
 def statements(text: str) -> list[str]:
-    """The statements of a SQL text (split at a `;` ending a line), comment-only pieces left out."""
-    return [s for s in text.split(";\n") if LINE_COMMENT.sub("", s).strip()]
+    """The statements of a SQL text, split at each `;` outside comments and quotes; pieces holding
+    only comments and blanks left out."""
+    pieces, start = [], 0
+    for match in _NOT_CODE.finditer(text):
+        if match.group() == ";":
+            pieces.append(text[start : match.start()])
+            start = match.end()
+    pieces.append(text[start:])
+    return [piece for piece in pieces if code_of(piece).strip()]
+
+
+def code_of(text: str) -> str:
+    """`text` without its comments, its quoted strings and names emptied ('', ""): where statement ends
+    and ``$parameters`` are looked for."""
+
+    def blank(match: re.Match[str]) -> str:
+        token = match.group()
+        if token.startswith(("--", "/*")):
+            return " "
+        return token if token == ";" else token[0] * 2
+
+    return _NOT_CODE.sub(blank, text)
 
 
 def execute(con: duckdb.DuckDBPyConnection, statement: str, values: Mapping[str, object]):
-    """Run one statement, binding exactly the ``$parameters`` it uses (outside comments) from `values`."""
-    used = set(PARAMETER.findall(LINE_COMMENT.sub("", statement)))
+    """Run one statement, binding exactly the ``$parameters`` it uses (outside comments and quotes)
+    from `values`."""
+    used = set(PARAMETER.findall(code_of(statement)))
     missing = used - values.keys()
     if missing:
         raise ConfigError(f"SQL parameters: expected values for {sorted(missing)}, found none")

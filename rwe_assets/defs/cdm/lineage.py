@@ -94,6 +94,9 @@ _ERA_SECTIONS = {
     "observation_period": ("insert_event_periods", "insert_enrollment_periods"),
 }
 
+# SQL files that write results tables only (no CDM column comes from them), run section by section
+_RESULTS_ONLY = {"vocabulary_change"}
+
 Leaf = tuple[str, str, str]  # (schema or "", table, column) of a build input
 LINEAGE_GAPS: dict[str, str] = {}
 """Statement or table -> why sqlglot could not parse or trace it, from the last derive_lineage()."""
@@ -341,11 +344,11 @@ def _statements() -> Iterator[exp.Expr]:
     the visit rollup's template filled with the names the build uses, the era sections rendered."""
     for path in sorted(_SQL_DIR.iterdir(), key=lambda p: p.name):
         name = path.name.removesuffix(".sql")
-        if not path.name.endswith(".sql") or name in _ERA_SECTIONS:
+        if not path.name.endswith(".sql") or name in _ERA_SECTIONS or name in _RESULTS_ONLY:
             continue
         fill = {key: sql.Fragment(value) for key, value in _ROLLUP_NAMES.items()}
         text = sql.fill_text(path.read_text(encoding="utf-8"), fill, path.name)
-        for number, statement in enumerate(text.split(";\n"), 1):
+        for number, statement in enumerate(sql.statements(text), 1):
             yield from _parse(statement, f"{path.name} statement {number}")
     for name, sections in _ERA_SECTIONS.items():
         for section in sections:

@@ -19,8 +19,11 @@ from pathlib import Path
 
 import duckdb
 
-from rwe_assets.lib.sql_text import quote_literal
+from rwe_assets.lib.cdm import sql
+from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 from rwe_assets.lib.vocabulary import VocabularyStore
+
+_SQL = "vocabulary_change"  # lib/sql/cdm/vocabulary_change.sql, by section
 
 DEMO_VERSION_PREFIX = "rwe_assets demo subset"
 # Above this share of unmapped event rows the demo subset is evidently not mapping the data it is used
@@ -33,13 +36,9 @@ def record_vocabulary(
 ) -> str | None:
     """Write results.vocabulary and results.vocabulary_change; returns the demo-subset warning, if any."""
     warning = _demo_warning(con, store, event_tables)
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE results.vocabulary AS
-        SELECT $digest AS digest, $version AS vocabulary_version, $concepts::BIGINT AS concepts,
-               $relationships::BIGINT AS concept_relationships, $ancestors::BIGINT AS concept_ancestors,
-               $demo AS demo_subset, $warning AS warning
-        """,
+    sql.execute(
+        con,
+        sql.render(_SQL, "vocabulary"),
         {
             "digest": store.digest,
             "version": store.version,
@@ -64,9 +63,8 @@ def _demo_warning(con, store: VocabularyStore, event_tables: tuple[str, ...]) ->
     total = unmapped = 0
     for table in event_tables:
         column = _domain_concept_column(table)
-        rows, zero = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {column} = 0) FROM cdm.{table}"
-        ).fetchone()
+        statement = sql.render(_SQL, "unmapped_rows", {"concept_id": column, "table": _cdm(table)})
+        rows, zero = con.execute(statement).fetchone()
         total, unmapped = total + rows, unmapped + zero
     if total == 0 or unmapped / total <= DEMO_UNMAPPED_WARNING_SHARE:
         return None
@@ -80,58 +78,32 @@ def _domain_concept_column(table: str) -> str:
     return f"{table.split('_')[0]}_concept_id"
 
 
+def _cdm(table: str, catalog: str = "") -> sql.Fragment:
+    """cdm.<table> (of `catalog`, an attached database), quoted."""
+    return sql.Fragment(f"{catalog + '.' if catalog else ''}cdm.{quote_identifier(table)}")
+
+
 def _vocabulary_change(con, store: VocabularyStore, published: Path, event_tables: tuple[str, ...]) -> None:
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE results.vocabulary_change (
-            previous_version VARCHAR, current_version VARCHAR, cdm_table VARCHAR, source_value VARCHAR,
-            change VARCHAR, previous_concepts INTEGER[], current_concepts INTEGER[],
-            previous_rows BIGINT, current_rows BIGINT)
-        """
-    )
+    con.execute(sql.render(_SQL, "change_table"))
     previous = _previous_vocabulary(published)
     if previous is None or previous[0] == store.digest:
         return
     con.execute(f"ATTACH {quote_literal(str(published))} AS published (READ_ONLY)")  # no parameters
     try:
-        mappings = " UNION ALL ".join(
-            _MAPPING_SQL.format(table=table, domain=table.split("_")[0]) for table in event_tables
-        )
-        con.execute(
-            _CHANGE_SQL.format(mappings=mappings), {"previous": previous[1], "current": store.version}
-        )
+        con.execute(sql.render(_SQL, "mapping_table"))
+        for table in event_tables:
+            domain = table.split("_")[0]
+            fill = {
+                "source_value": f"{domain}_source_value",
+                "concept_id": f"{domain}_concept_id",
+                "table": _cdm(table),
+                "published_table": _cdm(table, "published"),
+            }
+            sql.execute(con, sql.render(_SQL, "mapping", fill), {"cdm_table": table})
+        sql.execute(con, sql.render(_SQL, "change"), {"previous": previous[1], "current": store.version})
+        con.execute("DROP TABLE vocabulary_mapping")
     finally:
         con.execute("DETACH published")
-
-
-# Per table and source code: the concepts it maps to (a code may map to several) and its rows, in the
-# published database (side 'o') and in this build ('n').
-_MAPPING_SQL = """
-SELECT '{table}' AS cdm_table, side, {domain}_source_value AS source_value,
-       list_sort(list_distinct(list({domain}_concept_id))) AS concepts, count(*) AS rows
-FROM (SELECT 'n' AS side, * FROM cdm.{table} UNION ALL BY NAME SELECT 'o' AS side, * FROM published.cdm.{table})
-GROUP BY ALL
-"""
-_CHANGE_SQL = """
-INSERT INTO results.vocabulary_change
-WITH mapping AS ({mappings}),
-paired AS (
-    SELECT cdm_table, source_value, o.concepts AS previous_concepts, n.concepts AS current_concepts,
-           coalesce(o.rows, 0) AS previous_rows, coalesce(n.rows, 0) AS current_rows
-    FROM (SELECT * FROM mapping WHERE side = 'o') o
-    FULL JOIN (SELECT * FROM mapping WHERE side = 'n') n USING (cdm_table, source_value)
-)
-SELECT $previous, $current, cdm_table, source_value,
-       CASE WHEN current_concepts IS NULL THEN 'left_table'
-            WHEN previous_concepts IS NULL THEN 'entered_table'
-            WHEN previous_concepts = [0] THEN 'newly_mapped'
-            WHEN current_concepts = [0] THEN 'newly_unmapped'
-            ELSE 'concept_changed' END,
-       previous_concepts, current_concepts, previous_rows, current_rows
-FROM paired
-WHERE previous_concepts IS DISTINCT FROM current_concepts
-ORDER BY cdm_table, source_value
-"""
 
 
 def _previous_vocabulary(published: Path) -> tuple[str, str | None] | None:

@@ -222,8 +222,9 @@ def _collect(con, lake_dir: Path) -> pa.Table:
             mine = "(source_system, source_person_id) IN (SELECT (source_system, source_person_id) FROM er_records)"
         if "record_key" in columns:
             con.execute(
-                f"INSERT INTO er_lines SELECT _source_file || '#' || _line_number, '{path.name}', source_system, "
-                f"record_key FROM er_t WHERE {mine}"
+                "INSERT INTO er_lines SELECT _source_file || '#' || _line_number, $table, source_system, "
+                f"record_key FROM er_t WHERE {mine}",
+                {"table": path.name},
             )
             con.execute(
                 f"INSERT INTO er_keys SELECT source_system || '|' || record_key FROM er_t WHERE {mine}"
@@ -237,11 +238,13 @@ def _collect(con, lake_dir: Path) -> pa.Table:
             )
     for name in ("_quarantine", "_merged", "_retired"):  # older or refused versions of the same records
         if lake.register_view(con, "er_t", lake.table_path(lake_dir, "staging", name)):
+            refused = name == "_quarantine"
             con.execute(
                 "INSERT INTO er_lines SELECT _source_file || '#' || _line_number, staging_table, source_system, "
                 "record_key FROM er_t WHERE (staging_table, source_system, record_key) IN "
                 "(SELECT (staging_table, source_system, record_key) FROM er_lines)"
-                + (f" OR reason_code = '{tombstone.REASON}'" if name == "_quarantine" else "")
+                + (" OR reason_code = $reason" if refused else ""),
+                {"reason": tombstone.REASON} if refused else {},
             )  # rows staging refused for a tombstone (any erased person's record sent again) go too
     _refused_genomics(con, lake_dir)
     register_staged_persons(con, lake_dir, "er_staged")
@@ -257,27 +260,28 @@ def _refused_genomics(con, lake_dir: Path) -> None:
     con.execute(
         "CREATE TEMP TABLE er_calls (_file_sha256 VARCHAR, record_number BIGINT, sample_index INTEGER)"
     )
-    refused = f"WHERE reason_code = '{tombstone.REASON}'"
     if lake.register_view(con, "er_t", lake.table_path(lake_dir, "staging", "specimen_quarantine")):
         con.execute(
-            "INSERT INTO er_lines SELECT _source_file || '#' || _line_number, 'specimen', "
-            f"'{GENOMICS_SOURCE}', NULL FROM er_t {refused}"
+            "INSERT INTO er_lines SELECT _source_file || '#' || _line_number, 'specimen', $source, NULL "
+            "FROM er_t WHERE reason_code = $reason",
+            {"source": GENOMICS_SOURCE, "reason": tombstone.REASON},
         )
     if lake.register_view(con, "er_t", lake.table_path(lake_dir, "staging", "variant_quarantine")):
         con.execute(
-            f"INSERT INTO er_calls SELECT _file_sha256, record_number, sample_index FROM er_t {refused}"
+            "INSERT INTO er_calls SELECT _file_sha256, record_number, sample_index FROM er_t "
+            "WHERE reason_code = $reason",
+            {"reason": tombstone.REASON},
         )
 
 
 def _erase_raw(con, lake_dir: Path, erasure: Erasure) -> dict[str, tuple[int, int]]:
     """Rewrite the raw tables of the person's sources and the raw quarantine without their rows;
     returns (rows stored, rows quarantined) removed per file sha256."""
-    sources = [
-        s
-        for (s,) in con.execute(
-            "SELECT source_system FROM er_records UNION SELECT source_system FROM er_lines"
-        ).fetchall()
-    ]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE er_sources AS "
+        "SELECT source_system FROM er_records UNION SELECT source_system FROM er_lines"
+    )
+    sources = [s for (s,) in con.execute("SELECT source_system FROM er_sources").fetchall()]
     touched: dict[str, tuple[int, int]] = {}
     paths = [p for s in sources for p in history.delta_tables(lake.table_path(lake_dir, "raw", s))]
     for path in [*paths, lake.table_path(lake_dir, "raw", QUARANTINE)]:
@@ -317,9 +321,10 @@ def _raw_condition(con, path: Path, sources: list[str] | None) -> str:
             f"EXISTS (SELECT 1 FROM er_ids WHERE length(id) >= {MIN_CONTAINED_ID} AND contains({column}, id))"
         )
     condition = " OR ".join(parts)
-    if sources is not None:  # the raw quarantine holds every source
-        listed = ", ".join(f"'{s}'" for s in sources)
-        condition = f"source IN ({listed}) AND ({condition})" if sources else "false"
+    if sources is not None:  # the raw quarantine holds every source: those of er_sources
+        condition = (
+            f"source IN (SELECT source_system FROM er_sources) AND ({condition})" if sources else "false"
+        )
     return condition
 
 

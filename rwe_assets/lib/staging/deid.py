@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from rwe_assets.lib.sql_loader import execute, fill_text
 from rwe_assets.lib.staging.deid_recognizers import (
     DIRECTIONS,
     NAME,
@@ -263,9 +264,17 @@ SELECT source_system, source_person_id,
            || flatten(list(list_transform(coalesce(identifiers, []), i -> i.value))) AS ids,
        list(DISTINCT contact_names) AS other_names
 FROM {pii}
-WHERE source_person_id IS NOT NULL AND {bucket}
+WHERE source_person_id IS NOT NULL AND hash(source_system, source_person_id) % $passes = $pass
 GROUP BY source_system, source_person_id
 """
+_NOTES_SQL = """
+SELECT rowid, source_system, source_person_id, note_text FROM {notes}
+WHERE note_text IS NOT NULL AND hash(source_system, source_person_id) % $passes = $pass
+ORDER BY source_system, source_person_id
+"""
+_WRITE_BACK_SQL = (
+    "UPDATE {notes} SET note_text = r.note_text FROM _deid_redacted r WHERE {notes}.rowid = r.row_id"
+)
 # Notes redacted per pass: Python holds one pass's notes and its persons' identifiers, so memory does
 # not grow with the population; persons are split into passes by a hash of their id.
 NOTES_PER_PASS = 200_000
@@ -294,28 +303,27 @@ def redact_note_table(con, notes: str = "cand_note", pii: str = "cand_person_pii
     worth at a time. Returns {notes, persons, changed}."""
     extra: tuple[Recognizer, ...] = ()
     if sites:
-        site_names = [r[0] for r in con.execute(f"SELECT DISTINCT care_site_name FROM {sites}").fetchall()]
+        query = fill_text("SELECT DISTINCT care_site_name FROM {sites}", {"sites": sites}, "deid sites")
+        site_names = [r[0] for r in con.execute(query).fetchall()]
         recognizer = names_recognizer("care_site", site_names)
         extra = (recognizer,) if recognizer else ()
-    total = con.execute(f"SELECT count(*) FROM {notes} WHERE note_text IS NOT NULL").fetchone()[0]
+    count = fill_text("SELECT count(*) FROM {notes} WHERE note_text IS NOT NULL", {"notes": notes}, "deid")
+    total = con.execute(count).fetchone()[0]
     passes = max(1, -(-total // NOTES_PER_PASS))
     counts = {"notes": 0, "persons": 0, "changed": 0}
     for number in range(passes):
-        bucket = f"hash(source_system, source_person_id) % {passes} = {number}"
-        for key, n in _redact_pass(con, notes, pii, extra, bucket).items():
+        for key, n in _redact_pass(con, notes, pii, extra, {"passes": passes, "pass": number}).items():
             counts[key] += n
     return counts
 
 
-def _redact_pass(con, notes: str, pii: str, extra: tuple[Recognizer, ...], bucket: str) -> dict[str, int]:
-    """Redact the notes of the persons in `bucket` (a condition on source_system, source_person_id)."""
-    cursor = con.execute(_PII_SQL.format(pii=pii, bucket=bucket))
+def _redact_pass(con, notes: str, pii: str, extra: tuple[Recognizer, ...], bucket: dict) -> dict[str, int]:
+    """Redact the notes of the persons in `bucket` (pass number `pass` of `passes`, by a hash of the
+    person)."""
+    cursor = execute(con, fill_text(_PII_SQL, {"pii": pii}, "deid persons"), bucket)
     columns = [d[0] for d in cursor.description]
     people = {(r[0], r[1]): _identifiers(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()}
-    rows = con.execute(
-        f"SELECT rowid, source_system, source_person_id, note_text FROM {notes} "
-        f"WHERE note_text IS NOT NULL AND {bucket} ORDER BY source_system, source_person_id"
-    ).fetchall()
+    rows = execute(con, fill_text(_NOTES_SQL, {"notes": notes}, "deid notes"), bucket).fetchall()
     keys, texts, current, matcher = [], [], None, None
     for row_id, system, person, text in rows:
         if (system, person) != current:
@@ -336,8 +344,6 @@ def _write_back(con, notes: str, keys: list[int], texts: list[str]) -> None:
         return
     con.register("_deid_redacted", pa.table({"row_id": pa.array(keys, pa.int64()), "note_text": texts}))
     try:
-        con.execute(
-            f"UPDATE {notes} SET note_text = r.note_text FROM _deid_redacted r WHERE {notes}.rowid = r.row_id"
-        )
+        con.execute(fill_text(_WRITE_BACK_SQL, {"notes": notes}, "deid write-back"))
     finally:
         con.unregister("_deid_redacted")
