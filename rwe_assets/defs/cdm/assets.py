@@ -15,6 +15,7 @@ from rwe_assets.lib.cdm import steps
 from rwe_assets.lib.cdm.build import EVENT_TABLES, CdmBuildReport, build_cdm, reconcile_persons
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.genomics.cdm import GCDM_TABLES, gcdm_spec
+from rwe_assets.lib.publish import BUILD
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES, ensure_vocabulary_store
 from rwe_assets.resources import RweConfig
 
@@ -32,7 +33,7 @@ RESULT_TABLES = {
     "published database: newly mapped, newly unmapped, concept changed, moved between tables.",
 }
 VOCABULARY_STORE = dg.AssetKey(["vocab", "store"])
-BUILD_DB = "data/warehouse/build.duckdb"
+BUILD_DB = f"data/warehouse/{BUILD}"
 RECONCILIATION_CHECK = "cdm_rows_reconcile"
 RECONCILED_TABLES = ("person", "visit_occurrence", "visit_detail", *EVENT_TABLES)
 CDM_TABLES = [t.name for t in cdm_spec().tables if t.name not in VOCABULARY_TABLES]  # vocabulary aside
@@ -163,7 +164,9 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
     """Build the CDM database from staging, the vocabulary and the crosswalk, step by step
     (lib/cdm/steps.py), in one process: each step is logged with its seconds, and a failure names its
     step. Full, incremental (only the persons staging changed, lib/cdm/incremental.py) or reused, by
-    the rule of docs/operations.md "Incremental refresh"; each table's metadata says which and why."""
+    the rule of docs/operations.md "Incremental refresh"; each table's metadata says which and why. A
+    rerun after a failed step starts at that step when the inputs are the same (lib/cdm/resume.py):
+    `cdm_build_resumed_from` names it."""
     settings = rwe.settings()
     report = build_cdm(
         settings.lake_dir,
@@ -179,6 +182,8 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         context.log.info(
             f"built {report.path} ({report.mode}: {report.mode_reason}): {sum(report.row_counts.values())} CDM rows"
         )
+    if report.resumed_from:  # a failed build of the same inputs stopped there (lib/cdm/resume.py)
+        context.log.info(f"resumed at step '{report.resumed_from}': the steps before it were kept")
     if report.vocabulary_warning:
         context.log.warning(report.vocabulary_warning)
     step_seconds = {step: round(seconds, 3) for step, seconds in report.step_seconds.items()}
@@ -207,6 +212,7 @@ def _table_metadata(table, report: CdmBuildReport, step_seconds: dict, unmapped:
         "reused_last_build": report.reused,
         "cdm_build_mode": report.mode,
         "cdm_build_reason": report.mode_reason,
+        "cdm_build_resumed_from": report.resumed_from or "",  # '' : the build ran every step
         **({"persons_rebuilt": report.persons_rebuilt} if report.persons_rebuilt is not None else {}),
         **_step_metadata(f"cdm.{table.name}", step_seconds),
     }

@@ -8,7 +8,8 @@ error. The SQL is in lib/sql/cdm/<file>.sql, loaded by lib/cdm/sql.py, each file
 
 Ids come from persistent id maps (lib/id_map.py), so the same input gives the same ids. After an
 incremental staging run the build rebuilds only the persons it changed, into a copy of the last build
-(lib/cdm/incremental.py, `_build_incremental`), when the fallback rule allows.
+(lib/cdm/incremental.py, `_build_incremental`), when the fallback rule allows. A build failing at a
+step keeps its partial database: the next build of the same inputs starts there (lib/cdm/resume.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import eras, incremental, reuse, sql
+from rwe_assets.lib.cdm import eras, incremental, resume, reuse, sql
 from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's lookup tables)
     TEMPERATURE_UNIT_ALIASES,
     UNIT_ALIASES,
@@ -34,7 +35,7 @@ from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's 
     register_inputs,
     register_sources,
 )
-from rwe_assets.lib.cdm.ledger import write_mapping_ledger, write_reconciliation_ledger
+from rwe_assets.lib.cdm.ledger import LEDGER_TABLES, write_mapping_ledger, write_reconciliation_ledger
 from rwe_assets.lib.cdm.results import (  # noqa: F401 (re-exported for callers of the build)
     PERSON_EXCLUSION_REASONS,
     STAGING_OUTCOMES,
@@ -50,8 +51,9 @@ from rwe_assets.lib.cdm.results import (  # noqa: F401 (re-exported for callers 
     unmapped_codes,
 )
 from rwe_assets.lib.cdm.results import exclude_unobserved_persons as _exclude_unobserved_persons
+from rwe_assets.lib.cdm.resume import SCRATCH, WORK
 from rwe_assets.lib.cdm.sql import PARAMETERS, SQL_DIR  # noqa: F401 (re-exported)
-from rwe_assets.lib.cdm.steps import EVENT_TABLES, STAGING_VIEWS, STEPS, Call, Ids, Sql, Step
+from rwe_assets.lib.cdm.steps import EVENT_TABLES, STAGING_VIEWS, STEPS, Call, Ids, Sql, Step, fix_ups
 from rwe_assets.lib.cdm.visits import RollupResult, rollup_visits
 from rwe_assets.lib.cdm.vocabulary_change import record_vocabulary
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
@@ -59,7 +61,7 @@ from rwe_assets.lib.genomics.cdm import GCDM_TABLES, GenomicsCdmReport, build_ge
 from rwe_assets.lib.genomics.staging import SPECIMEN as GENOMICS_SPECIMEN
 from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
-from rwe_assets.lib.publish import PUBLISHED
+from rwe_assets.lib.publish import BUILD, PUBLISHED
 from rwe_assets.lib.sources import SourceRegistry, load_registry
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.vocabulary import (
@@ -87,6 +89,7 @@ class CdmBuildReport:
     mode: str = "full"  # 'full', 'incremental' (lib/cdm/incremental.py) or 'reused'
     mode_reason: str = ""  # why: the fallback rule of docs/operations.md, "Incremental refresh"
     persons_rebuilt: int | None = None  # incremental: the persons whose rows were rebuilt
+    resumed_from: str | None = None  # the step a failed build of the same inputs stopped at
 
 
 def build_cdm(
@@ -108,48 +111,44 @@ def build_cdm(
     changed are rebuilt when the fallback rule allows (lib/cdm/incremental.py). `log` gets a line per
     step (name, seconds)."""
     warehouse_dir.mkdir(parents=True, exist_ok=True)
-    final = warehouse_dir / "build.duckdb"
-    work = warehouse_dir / "build.duckdb.partial"
-    scratch = warehouse_dir / "build.duckdb.scratch"
-    # A killed build leaves its file and its write-ahead log. Both go: the new file is a copy of the same
-    # vocabulary store, so DuckDB would take the old log for its own and replay the killed build's rows.
-    _remove(work, scratch)
+    final, work = warehouse_dir / BUILD, warehouse_dir / WORK
     store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
     registry = registry or load_registry()
     inputs = reuse.input_state(lake_dir, store.digest, registry)
-    fingerprint = reuse.fingerprint_of(inputs)
-    if reuse_unchanged and fingerprint is not None and reuse.recorded_fingerprint(final) == fingerprint:
+    fingerprint, last = reuse.fingerprint_of(inputs), reuse.recorded_fingerprint(final)
+    if reuse_unchanged and fingerprint is not None and last == fingerprint:
         return _reused_report(final, store)
     run = _Run(lake_dir, store, final, registry, log or _log.info, (memory_limit, threads), inputs)
     plan = incremental.plan_build(lake_dir, final, inputs, allow=incremental_build)
+    progress = resume.Progress.start(
+        warehouse_dir, resume.key_of(fingerprint, plan.mode, plan.reason, last), plan.mode == "incremental"
+    )
     if plan.mode == "incremental":
         try:
-            report = _build_incremental(run, plan)
+            report = _build_incremental(run, plan, progress)
         except incremental.Fallback as why:
             plan = incremental.Plan("full", str(why))
-            _remove(work, scratch)
+            progress = resume.Progress.start(warehouse_dir, None, incremental=False)
         else:
+            resume.discard(warehouse_dir)
             return replace(
-                report, mode=plan.mode, mode_reason=plan.reason, persons_rebuilt=plan.persons.num_rows
-            )
+                report, mode=plan.mode, mode_reason=plan.reason, persons_rebuilt=plan.persons.num_rows,
+                resumed_from=progress.resumed_from,
+            )  # fmt: skip
     _log.info(f"CDM build: full ({plan.reason})")
-    start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
+    if progress.record is None:
+        start_from_store(store, work)  # the vocabulary tables come as the store's file, not re-inserted
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(_State(con, lake_dir, store, final, registry, run.log))
+        report = _build(_State(con, lake_dir, store, final, registry, run.log), progress)
         reuse.record_fingerprint(con, fingerprint, inputs)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     os.replace(work, final)
-    return replace(report, mode_reason=plan.reason)
-
-
-def _remove(*databases: Path) -> None:
-    for database in databases:
-        for leftover in (database, database.with_name(database.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+    resume.discard(warehouse_dir)
+    return replace(report, mode_reason=plan.reason, resumed_from=progress.resumed_from)
 
 
 @dataclass(frozen=True)
@@ -165,30 +164,57 @@ class _Run:
     inputs: dict | None
 
 
-def _build_incremental(run: _Run, plan: incremental.Plan) -> CdmBuildReport:
+# The incremental build's scratch steps: those up to the eras, then the per-person ledger of them.
+_LEDGER_READS = ("mapped_event", "code_map", "unit_map", "rollup_visit_map")
+_LEDGER = Step("ledger", (Call("ledger"),), _LEDGER_READS, tuple(f"results.{t}" for t in LEDGER_TABLES))
+SCRATCH_STEPS = (*STEPS[: [s.name for s in STEPS].index("dose_era") + 1], _LEDGER)
+
+
+def _build_incremental(run: _Run, plan: incremental.Plan, progress: resume.Progress) -> CdmBuildReport:
     """The steps up to the eras over the persons of `plan` into a scratch database, merged into a copy
-    of the last build; the genomics tables and the results then recomputed over the merged file."""
-    warehouse_dir, timer = run.final.parent, _Timer()
-    scratch, work = warehouse_dir / "build.duckdb.scratch", warehouse_dir / "build.duckdb.partial"
+    of the last build; the genomics tables and the results then recomputed over the merged file. A
+    rerun after a failed merge keeps the finished scratch database."""
+    scratch, timer = run.final.parent / SCRATCH, _Timer()
     _log.info(f"CDM build: incremental ({plan.reason})")
-    start_from_store(run.store, scratch)
+    if {s.name for s in SCRATCH_STEPS} <= set(progress.finished):
+        assert progress.record is not None
+        hand_on, progress.resumed_from = progress.record.hand_on, progress.record.failed
+    else:
+        hand_on = _scratch_build(run, plan, progress, timer)
+    try:
+        report = _merge_into_last_build(run, plan, hand_on, timer)
+    except Exception:
+        progress.failed(None, "merge", hand_on, undone=True)  # the copy of the last build is made anew
+        raise
+    resume.remove(scratch)
+    return report
+
+
+def _scratch_build(run: _Run, plan: incremental.Plan, progress: resume.Progress, timer: _Timer) -> dict:
+    """SCRATCH_STEPS over the persons of `plan`; returns what they hand on to the merge."""
+    scratch = run.final.parent / SCRATCH
+    if progress.record is None:
+        start_from_store(run.store, scratch)
     con = duckdb.connect(str(scratch))
     try:
-        _configure(con, warehouse_dir, *run.settings)
+        _configure(con, run.final.parent, *run.settings)
         state = _State(con, run.lake_dir, run.store, run.final, run.registry, run.log, narrow_ids=True)
-        steps = STEPS[: [s.name for s in STEPS].index("dose_era") + 1]
-        for number, step in enumerate(steps, 1):
-            if step.name == "person":
-                incremental.restrict_inputs(con, plan.persons, run.final)
-                state.genomics_person_map = incremental.GENOMICS_PERSON_MAP
-            _timed_step(state, timer, step, number)
-        assert state.rollup is not None
-        write_mapping_ledger(con)
-        write_reconciliation_ledger(con, state.rollup.map_table)
-        genomics = state.genomics
+
+        def narrow() -> None:
+            incremental.restrict_inputs(con, plan.persons, run.final)
+            state.genomics_person_map = incremental.GENOMICS_PERSON_MAP
+
+        _run_steps(state, SCRATCH_STEPS, timer, progress, before={"person": narrow})
         con.execute("CHECKPOINT")
+        return resume.hand_on(state)
     finally:
         con.close()
+
+
+def _merge_into_last_build(run: _Run, plan: incremental.Plan, hand_on: dict, timer: _Timer) -> CdmBuildReport:
+    warehouse_dir = run.final.parent
+    scratch, work = warehouse_dir / SCRATCH, warehouse_dir / WORK
+    resume.remove(work)  # with a log a failed merge may have left, which DuckDB would replay
     with timer.step("copy_last_build"):
         shutil.copyfile(run.final, work)
     con = duckdb.connect(str(work))
@@ -196,7 +222,8 @@ def _build_incremental(run: _Run, plan: incremental.Plan) -> CdmBuildReport:
         _configure(con, warehouse_dir, *run.settings)
         with timer.step("merge"):
             incremental.merge(con, scratch, plan.persons)
-        state = _State(con, run.lake_dir, run.store, run.final, run.registry, run.log, genomics=genomics)
+        state = _State(con, run.lake_dir, run.store, run.final, run.registry, run.log)
+        resume.restore_hand_on(state, hand_on)
         with timer.step("whole_database"):
             _whole_database(state)
         reuse.record_fingerprint(con, reuse.fingerprint_of(run.inputs), run.inputs)
@@ -206,7 +233,6 @@ def _build_incremental(run: _Run, plan: incremental.Plan) -> CdmBuildReport:
     finally:
         con.close()
     os.replace(work, run.final)
-    _remove(scratch)
     return report
 
 
@@ -290,12 +316,43 @@ class _State:
     narrow_ids: bool = False  # incremental: read of each id map only the keys asked
 
 
-def _build(state: _State) -> CdmBuildReport:
+def _build(state: _State, progress: resume.Progress) -> CdmBuildReport:
     timer = _Timer()
-    for number, step in enumerate(STEPS, 1):
-        _timed_step(state, timer, step, number)
+    _run_steps(state, STEPS, timer, progress)
     assert state.rollup is not None
     return _report(state, timer, state.rollup.merged_rows)
+
+
+def _run_steps(
+    state: _State,
+    steps: tuple[Step, ...],
+    timer: _Timer,
+    progress: resume.Progress,
+    before: Mapping[str, Callable[[], None]] | None = None,
+) -> None:
+    """`steps` in order (`before` runs ahead of the step it names), those a failed build of the same
+    inputs finished skipped, its session restored first; a failing step is undone and recorded for
+    the next build (lib/cdm/resume.py)."""
+    if progress.record is not None:
+        progress.resume(state, _register)
+    changing = fix_ups(steps)
+    for number, step in enumerate(steps, 1):
+        if step.name in progress.finished:
+            continue
+        hand_on = resume.hand_on(state)
+        guard = resume.StepGuard(state.con, step, step.name in changing, progress.view_sql)
+        try:
+            with guard:
+                if before and step.name in before:
+                    before[step.name]()
+                _timed_step(state, timer, step, number)
+        except incremental.Fallback:
+            raise
+        except Exception as error:
+            if progress.failed(state.con, step.name, hand_on, guard.undone):
+                error.add_note(f"a rerun with the same inputs starts at step '{step.name}'")
+            raise
+        progress.finished.append(step.name)
 
 
 def _timed_step(state: _State, timer: _Timer, step: Step, number: int) -> None:
@@ -350,6 +407,11 @@ def _setup(state: _State) -> None:
     for statement in cdm_ddl("cdm"):
         state.con.execute(statement)
     state.con.execute("CREATE SCHEMA IF NOT EXISTS results")
+    _register(state)
+
+
+def _register(state: _State) -> None:
+    """The connection's inputs: the lake's tables as views, the lookup tables (also on a resume)."""
     register_inputs(state.con, state.lake_dir)
     register_sources(state.con, state.registry)
 
@@ -410,6 +472,13 @@ def _reconciliation(state: _State) -> None:
     not_modelled(state.con, state.lake_dir)
 
 
+def _ledger(state: _State) -> None:
+    """The incremental scratch build's per-person ledger (lib/cdm/ledger.py), merged into the last build."""
+    assert state.rollup is not None
+    write_mapping_ledger(state.con)
+    write_reconciliation_ledger(state.con, state.rollup.map_table)
+
+
 _CALLS: dict[str, Callable[[_State], None]] = {
     "setup": _setup,
     "visit_rollup": _visit_rollup,
@@ -425,4 +494,5 @@ _CALLS: dict[str, Callable[[_State], None]] = {
     "linkage_metrics": lambda state: linkage_metrics(state.con, state.lake_dir),
     "staging_outcomes": lambda state: staging_outcomes(state.con, state.lake_dir),
     "reconciliation": _reconciliation,
+    "ledger": _ledger,
 }

@@ -37,7 +37,12 @@ EVENT_TABLES = (
     "device_exposure",
 )
 STAGING_VIEWS = ("person_source", "visit", "event", "note", "provider", "care_site", "enrollment", "cost")
-_KEY = "SELECT source_system || '|' || {} AS natural_key FROM {}"
+
+
+def _keys(column: str, table: str) -> str:
+    """The natural keys of a staged table whose records carry their own key: the id maps' query."""
+    text = "SELECT source_system || '|' || {column} AS natural_key FROM {table}"
+    return sql.fill_text(text, {"column": column, "table": table}, "lib/cdm/steps.py keys")
 
 
 @dataclass(frozen=True)
@@ -99,13 +104,13 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "care_site",
-        (Ids("care_site", _KEY.format("care_site_key", "stg_care_site")), Sql("care_site")),
+        (Ids("care_site", _keys("care_site_key", "stg_care_site")), Sql("care_site")),
         ("stg_care_site", "us_state", "cdm.location"),
         ("cdm.care_site",),
     ),
     Step(
         "provider",
-        (Ids("provider", _KEY.format("provider_key", "stg_provider")), Sql("provider")),
+        (Ids("provider", _keys("provider_key", "stg_provider")), Sql("provider")),
         ("stg_provider", "cdm.care_site"),
         ("cdm.provider",),
     ),
@@ -157,7 +162,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "note",
-        (Ids("note", _KEY.format("record_key", "stg_note")), Sql("note")),
+        (Ids("note", _keys("record_key", "stg_note")), Sql("note")),
         ("stg_note", "crosswalk", "visit_link", "cdm.concept", "cdm.concept_relationship"),
         ("cdm.note",),
     ),
@@ -173,7 +178,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "cost",
-        (Ids("cost", _KEY.format("record_key", "stg_cost")), Sql("cost")),
+        (Ids("cost", _keys("record_key", "stg_cost")), Sql("cost")),
         (
             "stg_cost",
             "mapped_event",
@@ -264,6 +269,18 @@ STEPS: tuple[Step, ...] = (
 
 def writers(table: str, steps: tuple[Step, ...] = STEPS) -> list[Step]:
     return [s for s in steps if table in s.writes]
+
+
+def fix_ups(steps: tuple[Step, ...] = STEPS) -> set[str]:
+    """Steps that change a CDM or results table an earlier step wrote (drug exposures ended at death):
+    the build runs them in a transaction, so a failure leaves that table as the earlier step left it."""
+    found, written = set(), set()
+    for step in steps:
+        tables = {t for t in step.writes if "." in t}
+        if tables & written:
+            found.add(step.name)
+        written |= tables
+    return found
 
 
 def check_steps(steps: tuple[Step, ...] = STEPS) -> list[str]:
