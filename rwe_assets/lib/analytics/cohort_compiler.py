@@ -72,6 +72,8 @@ _VALUE_OPS = {"lt": "<", "lte": "<=", "eq": "=", "!eq": "<>", "gt": ">", "gte": 
 _OCCURRENCE = {0: "=", 1: "<=", 2: ">="}
 _TOP_KEYS = {
     "cdmVersionRange",
+    "CensoringCriteria",
+    "CensorWindow",
     "Title",
     "PrimaryCriteria",
     "ConceptSets",
@@ -164,15 +166,15 @@ def _events_sql(criterion: Mapping, where: str) -> str:
     ((kind, attrs),) = criterion.items()
     if kind == "VariantOccurrence":
         sql = _variant_events_sql(attrs, f"{where}.{kind}")
+        if attrs.get("First"):
+            sql = (
+                "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
+                f"ORDER BY start_date, domain_event_id) AS ordinal FROM ({sql})) WHERE ordinal = 1"
+            )
     elif kind in _DOMAINS:
         sql = _domain_events_sql(kind, attrs, f"{where}.{kind}")
     else:
         raise UnsupportedCohortConstruct(where, kind)
-    if attrs.get("First"):
-        sql = (
-            "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
-            f"ORDER BY start_date, domain_event_id) AS ordinal FROM ({sql})) WHERE ordinal = 1"
-        )
     if attrs.get("Gender"):  # a person attribute, so it does not matter that First came first
         ids = ", ".join(str(int(c["CONCEPT_ID"])) for c in attrs["Gender"])
         sql = (
@@ -190,11 +192,21 @@ def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
     if kind == "Observation":
         allowed |= {"ValueAsString"}
     only_keys(attrs, allowed, where)
-    filters = []
+    source = f"cdm.{table}"
     if attrs.get("CodesetId") is not None:
-        filters.append(
-            f"{concept_col} IN (SELECT concept_id FROM codesets WHERE codeset_id = {int(attrs['CodesetId'])})"
+        source = (
+            f"(SELECT * FROM cdm.{table} WHERE {concept_col} IN "
+            f"(SELECT concept_id FROM codesets WHERE codeset_id = {int(attrs['CodesetId'])}))"
         )
+    filters = []
+    if attrs.get("First"):
+        # as in Circe, First is the person's first event of the concept set, before any value filter:
+        # a first measurement out of range does not make the second one first
+        source = (
+            f"(SELECT *, row_number() OVER (PARTITION BY person_id ORDER BY {start}, {id_col}) AS ordinal "
+            f"FROM {source})"
+        )
+        filters.append("ordinal = 1")
     if kind == "Measurement":
         filters += _measurement_filters(attrs, where)
     if attrs.get("ValueAsString"):
@@ -202,7 +214,7 @@ def _domain_events_sql(kind: str, attrs: Mapping, where: str) -> str:
     where_sql = " AND ".join(filters) or "true"
     return (
         f"SELECT person_id, {id_col} AS domain_event_id, {concept_col} AS concept_id, {start} AS start_date, "
-        f"{end} AS end_date FROM cdm.{table} WHERE {where_sql}"
+        f"{end} AS end_date FROM {source} WHERE {where_sql}"
     )
 
 
@@ -384,15 +396,18 @@ def _filter_by_groups(source: str, groups: list[tuple[Mapping, str]]) -> str:
     return f"SELECT * FROM {source}" + (f" WHERE {' AND '.join(tests)}" if tests else "")
 
 
-def _limit_sql(source: str, limit: Mapping | None, where: str) -> str:
-    kind = (limit or {}).get("Type", "All")
-    if kind == "All":
-        return f"SELECT * FROM {source}"
-    if kind != "First":
+def _limit_sql(source: str, limit: Mapping | None, where: str, applies: bool = True) -> str:
+    """One event per person (First: the earliest, Last: the latest) or All. `applies` False keeps
+    every event, as Circe does with a QualifiedLimit when there are no additional criteria."""
+    kind = str(_or((limit or {}).get("Type"), "All")).title()  # Circe compares without case
+    order = {"First": "ASC", "Last": "DESC"}.get(kind)
+    if order is None and kind != "All":
         raise UnsupportedCohortConstruct(where, f"limit type {kind!r}")
+    if order is None or not applies:
+        return f"SELECT * FROM {source}"
     return (
         f"SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
-        f"ORDER BY start_date, event_id) AS ordinal FROM {source}) WHERE ordinal = 1"
+        f"ORDER BY start_date {order}, event_id) AS ordinal FROM {source}) WHERE ordinal = 1"
     )
 
 
@@ -418,19 +433,90 @@ def _primary_sql(primary: Mapping) -> str:
     )
 
 
-def _end_sql(strategy: Mapping | None) -> str:
-    """The cohort end of an included event, capped at the end of its observation period."""
-    if not strategy:
-        return "op_end"
-    only_keys(strategy, {"DateOffset"}, "EndStrategy")
-    if "DateOffset" not in strategy:
-        raise UnsupportedCohortConstruct("EndStrategy", "an end strategy other than DateOffset")
-    offset = strategy["DateOffset"]
+def _end_sources(expression: Mapping) -> list[str]:
+    """Candidate cohort ends of each included event (event_id, end_date), as Circe unions them: the
+    end of the observation period (unless the strategy is DateOffset, which caps itself there), the
+    end strategy's date, and each censoring criterion's first event from the index on. The earliest
+    candidate on or after the start is the end; an event with none leaves no row."""
+    strategy = expression.get("EndStrategy") or {}
+    only_keys(strategy, {"DateOffset", "CustomEra"}, "EndStrategy")
+    sources = (
+        [] if "DateOffset" in strategy else ["SELECT event_id, op_end AS end_date FROM included_limited"]
+    )
+    if "DateOffset" in strategy:
+        sources.append(_date_offset_sql(strategy["DateOffset"]))
+    if "CustomEra" in strategy:
+        sources.append(_custom_era_sql(strategy["CustomEra"], "EndStrategy.CustomEra"))
+    for n, criterion in enumerate(expression.get("CensoringCriteria") or []):
+        events = _events_sql(criterion, f"CensoringCriteria[{n}]")
+        sources.append(
+            f"SELECT i.event_id, min(c.start_date) AS end_date FROM included_limited i JOIN ({events}) c "
+            "ON c.person_id = i.person_id AND c.start_date BETWEEN i.start_date AND i.op_end GROUP BY i.event_id"
+        )
+    return sources
+
+
+def _date_offset_sql(offset: Mapping) -> str:
     only_keys(offset, {"DateField", "Offset"}, "EndStrategy.DateOffset")
-    field = {"StartDate": "start_date", "EndDate": "end_date"}.get(offset.get("DateField", "StartDate"))
+    field = {"StartDate": "start_date", "EndDate": "end_date"}.get(_or(offset.get("DateField"), "StartDate"))
     if field is None:
         raise UnsupportedCohortConstruct("EndStrategy.DateOffset", f"DateField {offset.get('DateField')!r}")
-    return f"least({field} + {int(offset.get('Offset', 0))}, op_end)"
+    days = int(_or(offset.get("Offset"), 0))
+    return f"SELECT event_id, least({field} + {days}, op_end) AS end_date FROM included_limited"
+
+
+def _custom_era_sql(spec: Mapping, where: str) -> str:
+    """Circe's drug era end: the person's exposures to the concept set (standard or source concept),
+    each padded by GapDays, merged where they overlap; the end of the era holding the index start
+    (unpadded, plus Offset)."""
+    only_keys(spec, {"DrugCodesetId", "GapDays", "Offset"}, where)
+    if spec.get("DrugCodesetId") is None:
+        raise UnsupportedCohortConstruct(where, "a CustomEra without DrugCodesetId")
+    gap, offset = int(_or(spec.get("GapDays"), 0)), int(_or(spec.get("Offset"), 0))
+    codeset = f"(SELECT concept_id FROM codesets WHERE codeset_id = {int(spec['DrugCodesetId'])})"
+    drugs = (
+        "SELECT person_id, drug_exposure_start_date AS start_date, coalesce(drug_exposure_end_date, "
+        "drug_exposure_start_date + days_supply, drug_exposure_start_date + 1) + "
+        f"{gap} AS end_date FROM cdm.drug_exposure WHERE person_id IN (SELECT person_id FROM included_limited) "
+        f"AND (drug_concept_id IN {codeset} OR drug_source_concept_id IN {codeset})"
+    )
+    eras = (
+        f"SELECT person_id, min(start_date) AS era_start, max(end_date) - {gap} + {offset} AS era_end "
+        f"FROM ({_islands_sql(f'({drugs})', 0)}) GROUP BY person_id, era"
+    )
+    return (
+        f"SELECT i.event_id, e.era_end AS end_date FROM included_limited i JOIN ({eras}) e "
+        "ON e.person_id = i.person_id AND i.start_date BETWEEN e.era_start AND e.era_end"
+    )
+
+
+def _islands_sql(source: str, pad: int) -> str:
+    """Rows of `source` (person_id, start_date, end_date) numbered by era: a row starts a new era
+    unless it starts within `pad` days of the latest end before it."""
+    ordered = (
+        "SELECT *, max(end_date) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM {source}"
+    )
+    return (
+        "SELECT *, sum(CASE WHEN prev_end IS NOT NULL AND start_date <= prev_end + "
+        f"{pad} THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
+        f"ROWS UNBOUNDED PRECEDING) AS era FROM ({ordered})"
+    )
+
+
+def _censor_window_sql(window: Mapping | None) -> tuple[str, str, str]:
+    """Start and end expressions clamped to Circe's CensorWindow, and the filter dropping rows the
+    clamp empties."""
+    window = window or {}
+    only_keys(window, {"StartDate", "EndDate"}, "CensorWindow")
+    start, end, keep = "cohort_start_date", "cohort_end_date", "true"
+    if window.get("StartDate"):
+        start = f"greatest(cohort_start_date, DATE {quote_literal(str(window['StartDate']))})"
+    if window.get("EndDate"):
+        end = f"least(cohort_end_date, DATE {quote_literal(str(window['EndDate']))})"
+    if start != "cohort_start_date" or end != "cohort_end_date":
+        keep = f"{start} <= {end}"
+    return start, end, keep
 
 
 def _collapse_sql(settings: Mapping | None) -> str:
@@ -439,25 +525,17 @@ def _collapse_sql(settings: Mapping | None) -> str:
     if settings.get("CollapseType", "ERA") != "ERA":
         raise UnsupportedCohortConstruct("CollapseSettings", f"collapse type {settings['CollapseType']!r}")
     pad = int(settings.get("EraPad", 0))
-    # an interval starts a new era unless it starts within `pad` days of the latest end before it
     return (
-        "ordered AS (SELECT *, max(end_date) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM cohort_rows), "
-        "islands AS (SELECT *, sum(CASE WHEN prev_end IS NOT NULL AND start_date <= prev_end + "
-        f"{pad} THEN 0 ELSE 1 END) OVER (PARTITION BY person_id ORDER BY start_date, end_date "
-        "ROWS UNBOUNDED PRECEDING) AS era FROM ordered) "
         "SELECT person_id AS subject_id, min(start_date) AS cohort_start_date, max(end_date) AS cohort_end_date "
-        "FROM islands GROUP BY person_id, era"
+        f"FROM ({_islands_sql('cohort_rows', pad)}) GROUP BY person_id, era"
     )
 
 
 def compile_cohort(expression: Mapping) -> str:
     """DuckDB SQL returning the cohort's rows (subject_id, cohort_start_date, cohort_end_date)."""
     only_keys(expression, _TOP_KEYS, "definition")
-    for key in ("CensoringCriteria", "CensorWindow"):
-        if not _empty(expression.get(key)):
-            raise UnsupportedCohortConstruct("definition", key)
     additional = expression.get("AdditionalCriteria")
+    start, end, keep = _censor_window_sql(expression.get("CensorWindow"))
     rules = [
         (rule.get("expression") or {}, f"InclusionRules[{n}]({rule.get('name', '')})")
         for n, rule in enumerate(expression.get("InclusionRules") or [])
@@ -467,10 +545,15 @@ def compile_cohort(expression: Mapping) -> str:
         f"primary_events AS ({_primary_sql(expression['PrimaryCriteria'])}), "
         f"primary_limited AS ({_limit_sql('primary_events', expression['PrimaryCriteria'].get('PrimaryCriteriaLimit'), 'PrimaryCriteriaLimit')}), "
         f"qualified AS ({_filter_by_groups('primary_limited', [(additional, 'AdditionalCriteria')] if additional else [])}), "
-        f"qualified_limited AS ({_limit_sql('qualified', expression.get('QualifiedLimit'), 'QualifiedLimit')}), "
+        f"qualified_limited AS ({_limit_sql('qualified', expression.get('QualifiedLimit'), 'QualifiedLimit', additional is not None)}), "
         f"included AS ({_filter_by_groups('qualified_limited', rules)}), "
         f"included_limited AS ({_limit_sql('included', expression.get('ExpressionLimit'), 'ExpressionLimit')}), "
-        f"cohort_rows AS (SELECT person_id, start_date, {_end_sql(expression.get('EndStrategy'))} AS end_date "
-        "FROM included_limited), "
-        f"{_collapse_sql(expression.get('CollapseSettings'))}"
+        f"ends AS ({' UNION ALL '.join(_end_sources(expression))}), "
+        # only ends on or after the start count: an offset end before it (an end date recorded
+        # before the start) leaves the event without a row, as in Circe
+        "cohort_rows AS (SELECT i.person_id, i.start_date, min(e.end_date) AS end_date FROM included_limited i "
+        "JOIN ends e ON e.event_id = i.event_id AND e.end_date >= i.start_date "
+        "GROUP BY i.event_id, i.person_id, i.start_date), "
+        f"collapsed AS ({_collapse_sql(expression.get('CollapseSettings'))}) "
+        f"SELECT subject_id, {start} AS cohort_start_date, {end} AS cohort_end_date FROM collapsed WHERE {keep}"
     )

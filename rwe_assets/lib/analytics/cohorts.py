@@ -8,12 +8,14 @@ The compiler covers a subset of Circe and refuses everything else by name
   `includeMapped` (source concepts whose "Maps to" reaches the set);
 - primary criteria ConditionOccurrence, DrugExposure, ProcedureOccurrence, Measurement (ValueAsNumber
   ranges, Unit, ValueAsConcept), Observation (ValueAsString), VisitOccurrence, Specimen, each with
-  `First` and `Gender`; the observation window (PriorDays/PostDays); the primary limit First/All;
+  `First` (before value filters, as in Circe) and `Gender`; the observation window (PriorDays/PostDays);
+  the primary limit First/Last/All;
 - additional (qualifying) criteria and inclusion rules: groups ALL/ANY/AT_LEAST/AT_MOST with
   correlated criteria, occurrence counts (Type 0 exactly, 1 at most, 2 at least; IsDistinct counts
   distinct concepts) in StartWindow/EndWindow day windows, IgnoreObservationPeriod;
-- qualified and expression limits First/All; end strategies DateOffset and (the default) end of the
-  observation period; collapse into eras with EraPad.
+- qualified and expression limits First/Last/All (the qualified limit only with additional criteria);
+  end strategies DateOffset, CustomEra (drug eras) and (the default) end of the observation period;
+  censoring criteria and the censor window; collapse into eras with EraPad.
 
 Semantics follow Circe's generated SQL: an event without an end date ends one day after it starts
 (drugs: start + days_supply when there is no end date); an event counts for the observation window

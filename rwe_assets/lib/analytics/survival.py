@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,7 +275,9 @@ def kaplan_meier(
         if part.is_empty() or part.height < min_group:
             continue
         fitter = KaplanMeierFitter(label=label).fit(part["years"].to_numpy(), part["event"].to_numpy())
-        summary["median_years"] = float(fitter.median_survival_time_)
+        median = float(fitter.median_survival_time_)
+        # lifelines writes a median the curve never reaches (it stays above 0.5) as infinity
+        summary["median_years"] = median if math.isfinite(median) else None
         fitters.append(fitter)
         parts.append(part)
         curves.append(_curve_frame(fitter, label))

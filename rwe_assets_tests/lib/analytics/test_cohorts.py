@@ -374,8 +374,11 @@ def test_additional_criteria_groups_and_limits(con):
 @pytest.mark.parametrize(
     "change, construct",
     [
-        (lambda e: e.update(CensoringCriteria=[cond()]), "CensoringCriteria"),
-        (lambda e: e.update(EndStrategy={"CustomEra": {"DrugCodesetId": 0}}), "CustomEra"),
+        (lambda e: e.update(CensoringCriteria=[{"DeviceExposure": {"CodesetId": 0}}]), "DeviceExposure"),
+        (
+            lambda e: e.update(EndStrategy={"CustomEra": {"DrugCodesetId": 0, "DaysSupplyOverride": 30}}),
+            "DaysSupplyOverride",
+        ),
         (
             lambda e: e["PrimaryCriteria"]["CriteriaList"].append({"DeviceExposure": {"CodesetId": 0}}),
             "DeviceExposure",
@@ -405,8 +408,9 @@ def test_unsupported_construct_is_refused_by_name(con, change, construct):
 
 
 def test_every_shared_atlas_definition_is_inside_the_subset():
-    shared = REPO_DIR.parent / "shared" / "data" / "atlas_cohorts"
-    for path in sorted(shared.glob("*.json")):
+    paths = sorted((REPO_DIR / "rwe_assets_tests" / "data" / "atlas_cohorts").glob("*.json"))
+    assert len(paths) == 7
+    for path in paths:
         compile_cohort(json.loads(path.read_text()))  # all seven are inside the subset
 
 
