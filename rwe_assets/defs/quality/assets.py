@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from rwe_assets.defs.cdm.assets import CDM_TABLES, cdm_key
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS, blocking_failures
+from rwe_assets.lib.quality.incremental import recorded_mode
 from rwe_assets.resources import RweConfig
 
 DQ_RESULTS = dg.AssetKey(["results", "dq_check_results"])
@@ -33,7 +34,7 @@ def build_database(rwe: RweConfig) -> DuckDBResource:
     kinds={"duckdb"},
     deps=[cdm_key(table) for table in CDM_TABLES],
     pool="duckdb_build",
-    code_version="dq-1",
+    code_version="dq-2",
     check_specs=[
         dg.AssetCheckSpec(
             STRUCTURAL_CHECK,
@@ -48,10 +49,12 @@ def build_database(rwe: RweConfig) -> DuckDBResource:
 )
 def dq_check_results(context: dg.AssetExecutionContext, rwe: RweConfig):
     """Every applicable OHDSI DQD v5.4 check (27 types, generated from the catalogue) run on
-    build.duckdb; results in results.dq_check_results, published with the CDM."""
+    build.duckdb; results in results.dq_check_results, published with the CDM. After an incremental
+    CDM build the per-person checks count the rebuilt persons only (lib/quality/incremental.py)."""
     with build_database(rwe).get_connection() as con:
         results = run_checks(con, "cdm", "results", run_id=context.run_id)
         failures = blocking_failures(con, context.run_id)
+        counted = recorded_mode(con, context.run_id)
     summary = summarize(results)
     yield dg.MaterializeResult(
         metadata={
@@ -64,6 +67,10 @@ def dq_check_results(context: dg.AssetExecutionContext, rwe: RweConfig):
             "cannot_fail": summary["cannot_fail"],
             "cannot_fail_failed": summary["cannot_fail_checks"]["failed"],
             "dqd_pass_rate": round(summary["dqd_pass_rate"] or 0.0, 4),
+            # after an incremental CDM build, per-person checks count the rebuilt persons only
+            "counted": f"{counted.mode}: {counted.reason}",
+            "checks_merged_per_person": counted.merged_checks,
+            "persons_counted": counted.persons if counted.persons is not None else "all",
             "failed_checks": dg.MetadataValue.md(
                 "\n".join(
                     f"- {r.check_id}: {r.num_violated_rows}/{r.num_denominator_rows} (threshold {r.threshold_pct}%)"

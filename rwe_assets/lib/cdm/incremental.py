@@ -11,11 +11,14 @@ of the last build. Location, care site and provider come from every staged row, 
 the genomics step reads every person (the genomic tables are taken whole), and the results are
 recomputed over the merged file (summing the per-person ledger, lib/cdm/ledger.py). Ids come from
 the persistent id maps (`assign_ids(..., narrow=True)` reads only the keys asked), so they equal a full build's;
-observation periods and eras, numbered by row, are numbered again.
+observation periods and eras, numbered by row, are numbered again. Before it replaces them, `merge` keeps
+the rebuilt persons' rows as the last build had them in a side file (REPLACED_FILE), which the DQD checks
+read to count the change instead of every row (lib/quality/incremental.py).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +61,10 @@ RENUMBERED = {
         "person_id, drug_concept_id, dose_era_start_date, unit_concept_id, dose_value",
     ),
 }
+# Beside build.duckdb: the rows an incremental build replaced, for the DQD checks; table BUILD_MARK in the
+# build's results schema names the side file's token and the fingerprint of the build it was made from.
+REPLACED_FILE = "build.duckdb.replaced"
+BUILD_MARK = "results.incremental_build"
 # cost.cost_domain_id -> the table and id column its cost_event_id points to
 COST_EVENTS = {
     "Visit": ("visit_occurrence", "visit_occurrence_id"),
@@ -82,6 +89,11 @@ class Plan:
     all_persons: int = 0
 
 
+def sliced_tables() -> list[str]:
+    """The person-scoped tables `merge` replaces per person (and keeps the replaced rows of)."""
+    return [t for t in person_tables() if t not in GENOMICS_WHOLE]
+
+
 def person_tables() -> list[str]:
     """The CDM tables (not the vocabulary) with a person_id column, deleted and refilled per person."""
     return [
@@ -92,7 +104,9 @@ def person_tables() -> list[str]:
 
 
 def plan_build(lake_dir: Path, final: Path, state: dict | None, allow: bool = True) -> Plan:
-    """Incremental, with the persons to rebuild, or full and why."""
+    """Incremental, with the persons to rebuild, or full and why. Removes the last incremental
+    build's side file first: a build that is not kept makes a new one or none."""
+    _remove_database(final.parent / REPLACED_FILE)
     if not allow:
         return Plan("full", "full build requested")
     if state is None:
@@ -308,6 +322,7 @@ def merge(con: duckdb.DuckDBPyConnection, scratch: Path, persons: pa.Table) -> N
     con.execute(f"ATTACH {quote_literal(str(scratch))} AS scratch (READ_ONLY)")
     con.register("affected_arrow", persons)
     con.execute("CREATE OR REPLACE TEMP TABLE affected AS SELECT person_id FROM affected_arrow")
+    keep_replaced_rows(con, scratch.parent / REPLACED_FILE)
     mine = "person_id IN (SELECT person_id FROM affected)"
     costs = " OR ".join(
         f"(cost_domain_id = '{domain}' AND cost_event_id IN (SELECT {column} FROM cdm.{table} WHERE {mine}))"
@@ -315,7 +330,7 @@ def merge(con: duckdb.DuckDBPyConnection, scratch: Path, persons: pa.Table) -> N
     )
     con.execute(f"DELETE FROM cdm.cost WHERE {costs}")
     con.execute("INSERT INTO cdm.cost BY NAME SELECT * FROM scratch.cdm.cost")
-    for table in (t for t in person_tables() if t not in GENOMICS_WHOLE):
+    for table in sliced_tables():
         _replace(con, f"cdm.{table}", mine)
     for table in (*WHOLE_TABLES, *GENOMICS_WHOLE):
         _replace(con, f"cdm.{table}", "true")
@@ -328,6 +343,36 @@ def merge(con: duckdb.DuckDBPyConnection, scratch: Path, persons: pa.Table) -> N
     for table in ("person_exclusion", *LEDGER_TABLES):
         _replace(con, f"results.{table}", mine)
     con.execute("DETACH scratch")
+
+
+def keep_replaced_rows(con: duckdb.DuckDBPyConnection, side: Path) -> None:
+    """Write `side`: the persons of temp table `affected` (table affected), their rows of every
+    `sliced_tables()` table as the build in `con` has them now (schema cdm), and a token; the build
+    gets BUILD_MARK: that token and the fingerprint of the build it was copied from."""
+    _remove_database(side)
+    token = uuid.uuid4().hex
+    con.execute(f"ATTACH {quote_literal(str(side))} AS replaced")
+    try:
+        con.execute("CREATE TABLE replaced.affected AS SELECT person_id FROM affected")
+        con.execute("CREATE TABLE replaced.build_token AS SELECT $token AS token", {"token": token})
+        con.execute("CREATE SCHEMA replaced.cdm")
+        for table in sliced_tables():
+            con.execute(
+                f"CREATE TABLE replaced.cdm.{table} AS SELECT * FROM cdm.{table} "
+                "WHERE person_id IN (SELECT person_id FROM affected)"
+            )
+    finally:
+        con.execute("DETACH replaced")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {BUILD_MARK} AS SELECT $token AS token, "
+        f"(SELECT max(fingerprint) FROM {reuse.FINGERPRINT_TABLE}) AS base_fingerprint",
+        {"token": token},
+    )
+
+
+def _remove_database(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
 
 
 def _replace(con, table: str, where: str) -> None:

@@ -37,6 +37,7 @@ class Plan:
     identifiers: Mapping[str, str]
     params: Mapping[str, Any]
     alone: bool = False  # cannot share a query whatever its type (its table is a parameterised subquery)
+    small: bool = False  # reads a few persons' rows (lib/quality/incremental.py): batched whatever its type
 
     @property
     def sql(self) -> str:
@@ -45,7 +46,10 @@ class Plan:
     @property
     def run_as(self) -> RunAs:
         """How the runner executes it: its check type's ``RunAs`` (catalogue.CHECK_KINDS)."""
-        return RunAs.ALONE if self.alone else run_as(self.template)
+        if self.alone:
+            return RunAs.ALONE
+        kind = run_as(self.template)
+        return RunAs.BATCH if self.small and kind is RunAs.ALONE else kind
 
 
 Planner = Callable[[DqdCheck, Database], Plan]

@@ -6,7 +6,9 @@ How a plan runs is data: its check type's ``RunAs`` in ``catalogue.CHECK_KINDS``
 BATCH plans run ``UNION_SIZE`` at a time in one UNION ALL; ALONE plans run one query each. A merged or
 batched query that fails is run again check by check, so the error lands on the check that caused it.
 Checks that read vocabulary tables only are run once per vocabulary, when its store is written
-(``record_vocabulary_checks``), and their recorded outcomes reused.
+(``record_vocabulary_checks``), and their recorded outcomes reused. cdmTable and cdmField are answered
+from the table and column lists read once (``existence_outcomes``). After an incremental CDM build the
+per-person checks count the rebuilt persons and merge the last run's counts (incremental.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import duckdb
 
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.dqd_spec import DqdCatalogue, DqdCheck, applicable_checks, dqd_catalogue
-from rwe_assets.lib.quality.catalogue import RunAs, fill_expression, scan_expressions, vocabulary_checks
+from rwe_assets.lib.quality.catalogue import (
+    EXISTENCE_CHECKS,
+    RunAs,
+    fill_expression,
+    scan_expressions,
+    vocabulary_checks,
+)
 from rwe_assets.lib.quality.database import Database, NotApplicable, scalar
 from rwe_assets.lib.quality.planner import PARAMETER, Plan, inline, plan_check
 from rwe_assets.lib.quality.results import CheckResult, Outcome, concept_names_of, to_result, write_results
@@ -52,6 +60,8 @@ def run_checks(
     as ``db``. ``run_id`` defaults to a new UTC-timestamped id. ``today`` fixes GETDATE() in the
     catalogue's bounds (default: the current date). Results come back in catalogue order.
     """
+    from rwe_assets.lib.quality import incremental  # it reads lib/cdm, which imports this module
+
     catalogue = catalogue or dqd_catalogue()
     chosen = list(applicable_checks(catalogue=catalogue) if checks is None else checks)
     run_id = run_id or new_run_id()
@@ -66,10 +76,15 @@ def run_checks(
             plans.append(na)
     keys = [inline(p.sql, p.params) if isinstance(p, Plan) else None for p in plans]
     recorded = recorded_vocabulary_outcomes(con, db)  # checks of this vocabulary already run: not again
-    outcomes = execute_all(
-        con, [NotApplicable("") if k in recorded else p for p, k in zip(plans, keys, strict=True)]
-    )
-    outcomes = [recorded.get(k, o) if k else o for k, o in zip(keys, outcomes, strict=True)]
+    # after an incremental build: per-person checks counted over the changed persons only
+    merged, mode = incremental.merged_outcomes(con, db, chosen, plans, keys, results_schema)
+    merged.update(existence_outcomes(db, plans))
+    skip = [k in recorded or i in merged for i, k in enumerate(keys)]
+    outcomes = execute_all(con, [NotApplicable("") if s else p for p, s in zip(plans, skip, strict=True)])
+    outcomes = [
+        merged.get(i) or (recorded.get(k, o) if k else o)
+        for i, (k, o) in enumerate(zip(keys, outcomes, strict=True))
+    ]
 
     names = concept_names_of(catalogue)
     results = [
@@ -78,12 +93,32 @@ def run_checks(
     ]
     if results_schema is not None:
         write_results(con, results, results_schema)
+        incremental.record_run(con, results_schema, run_id, mode)
+        if mode.mode == "per person":  # used: the next run on this build counts everything anyway
+            incremental.remove_side_file(con, db)
     return results
 
 
 def new_run_id() -> str:
     """A fresh run id: UTC time to the second plus a random suffix."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def existence_outcomes(db: Database, plans: Sequence[Plan | NotApplicable]) -> dict[int, Outcome]:
+    """cdmTable and cdmField outcomes (by position) from the tables and columns `Database.open` read
+    from information_schema: the answer of their queries, without asking it again once per check
+    (hundreds of catalogue scans, the costliest part of a run that reuses the rest)."""
+    outcomes = {}
+    for index, plan in enumerate(plans):
+        if isinstance(plan, Plan) and plan.template in EXISTENCE_CHECKS:
+            p = plan.params
+            key = (p["catalog"], p["schema_name"])
+            if plan.template == "cdmTable":
+                present = p["table_name"] in db.tables.get(key, set())  # names lower-cased, as compared
+            else:
+                present = f"{p['table_name']}.{p['column_name']}" in db.columns.get(key, {})
+            outcomes[index] = Outcome(0 if present else 1, 1)
+    return outcomes
 
 
 # --- checks of the vocabulary alone: run once per vocabulary --------------------------------------
