@@ -52,12 +52,14 @@ BATCH = "2026-12"
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared/data"
 FIXTURE = REPO / "rwe_assets_tests/data/linkage_two_site/febrl_like.csv"
-FAKE_MAP = ("first_name=FIRST", "surname=LAST", "dob=BIRTHDATE", "city=CITY")
+FAKE_MAP = ("first_name=FIRST", "surname=LAST", "dob=BIRTHDATE", "city=CITY", "email=EMAIL")
 FEBRL_MAP = (
     "given_name=FIRST", "surname=LAST", "street_number+address_1+address_2=ADDRESS", "suburb=CITY",
     "postcode=ZIP", "state=STATE", "date_of_birth=BIRTHDATE", "soc_sec_id=SSN",
 )  # fmt: skip
-# name -> (file, mapping, truth column, id column). Email (fake sets) has no Synthea column: not landed.
+# Columns the synthea_csv profile reads beyond Synthea's own (a site's export may add them): EMAIL.
+OPTIONAL_COLUMNS = ("EMAIL",)
+# name -> (file, mapping, truth column, id column). The fake sets' email lands in the optional EMAIL column.
 DATASETS = {
     "febrl_fixture": (FIXTURE, FEBRL_MAP, "cluster", "rec_id"),
     "fake1000": (SHARED / "linkage_splink_fake1000/fake_1000_from_splink_demos.csv", FAKE_MAP, "cluster", "unique_id"),
@@ -73,7 +75,7 @@ DATASETS = {
 PII_FIELD = {
     "FIRST": "given_name", "LAST": "family_name", "MAIDEN": "maiden_name", "BIRTHDATE": "birth_date",
     "GENDER": "sex", "SSN": "ssn", "ADDRESS": "address_line", "CITY": "city", "STATE": "state", "ZIP": "zip",
-    "DRIVERS": "drivers_license", "PASSPORT": "passport",
+    "DRIVERS": "drivers_license", "PASSPORT": "passport", "EMAIL": "email",
 }  # fmt: skip
 
 
@@ -96,7 +98,7 @@ def patient_columns() -> list[str]:
 
 def parse_mapping(pairs) -> dict[str, list[str]]:
     """['a+b=ADDRESS', ...] -> {'ADDRESS': ['a', 'b']} (Synthea column -> source columns)."""
-    columns = set(patient_columns())
+    columns = {*patient_columns(), *OPTIONAL_COLUMNS}
     mapping: dict[str, list[str]] = {}
     for pair in pairs:
         sources, sep, target = pair.rpartition("=")
@@ -153,14 +155,14 @@ def _column_sql(sources: list[str]) -> str:
 
 def write_sites(con, mapping: dict[str, list[str]], landing: Path) -> None:
     """landing/<site>/<BATCH>/patients.csv per site: every Synthea patients column, in the registry's
-    order; Id is the file's record id, mapped columns filled, the others blank. Also ts_all.csv (both
-    sites with the true id) for --compare."""
+    order, then the optional columns mapped (EMAIL); Id is the file's record id, mapped columns filled,
+    the others blank. Also ts_all.csv (both sites with the true id) for --compare."""
     missing = sorted({s for sources in mapping.values() for s in sources} - _columns(con, "ts_in"))
     if missing:
         raise ValueError(f"--map: the file has no column {', '.join(missing)}")
     select = ", ".join(
         "ts_id AS Id" if c == "Id" else f"{_column_sql(mapping[c]) if c in mapping else 'NULL'} AS {c}"
-        for c in patient_columns()
+        for c in [*patient_columns(), *(c for c in OPTIONAL_COLUMNS if c in mapping)]
     )
     for site_no, site in enumerate(SITES):
         folder = landing / site / BATCH

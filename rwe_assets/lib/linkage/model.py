@@ -27,7 +27,7 @@ from rwe_assets.lib.linkage.tokens import BLOOM
 log = logging.getLogger(__name__)
 
 # Bumped whenever comparisons (comparisons.py) or token columns change: a kept model of another version is retrained.
-MODEL_VERSION = 7
+MODEL_VERSION = 8
 MIN_RECORDS_TO_TRAIN = 500
 # Random pairs for u; EM pairs per blocking rule (a bound on training time for large populations).
 U_MAX_PAIRS = 2_000_000
@@ -81,8 +81,19 @@ BLOCKING_RULES = [
     "l.k_given_yob = r.k_family_yob",
     "l.k_family_yob = r.k_given_yob",
     "l.k_zip_family = r.k_zip_family",
+    # Postcode with the call name's initial: a name mistyped, or the family name missing, at the same
+    # postcode (postcode with the birth year was measured and dropped: docs/linkage.md, "Blocking").
+    "l.k_zip_init = r.k_zip_init",
+    # A name as written or one edit apart (the names of this run one edit apart), in either field:
+    # with the other name, the city or the postcode; lists capped member by member (tokens.sql). The
+    # city and postcode lists also hold the plain name + city / postcode keys, across the fields.
+    {"blocking_rule": "l.k_gf_near = r.k_gf_near", "arrays_to_explode": ["k_gf_near"]},
+    {"blocking_rule": "l.k_city_near = r.k_city_near", "arrays_to_explode": ["k_city_near"]},
+    {"blocking_rule": "l.k_zip_near = r.k_zip_near", "arrays_to_explode": ["k_zip_near"]},
+    # An email one typo apart (a shared member of the two deletion neighbourhoods, capped per member).
+    {"blocking_rule": "l.t_email_near = r.t_email_near", "arrays_to_explode": ["t_email_near"]},
     # Identifiers (licence, passport, MRN, member id, ...): a shared offered token (tokens.sql), the lists
-    # exploded by Splink; last, so no later rule has to exclude its pairs.
+    # exploded (as Splink's prediction explodes them).
     {"blocking_rule": "l.t_id_offer = r.t_id_offer", "arrays_to_explode": ["t_id_offer"]},
 ]
 # EM rounds: each blocks on fields whose comparisons it therefore cannot train.
@@ -460,6 +471,11 @@ def _candidate_pairs(con, settings: dict) -> None:
     for rule in settings["blocking_rules_to_generate_predictions"]:
         condition, arrays = _rule(rule)
         side = "(SELECT * FROM lk_sc_records)"
+        if arrays:
+            # only the columns the rule reads are exploded (an email's neighbourhood is ~25 members, and
+            # every other column repeated per member cost more than the join)
+            read = sorted(_columns(condition, r"\b[lr]\.(\w+)"))
+            side = f"(SELECT rid, new, {', '.join(read)} FROM lk_sc_records)"
         for array in arrays:
             side = f"(SELECT * REPLACE (unnest({array}) AS {array}) FROM {side})"
         selects.append(

@@ -88,9 +88,10 @@ LIST_COLUMNS = (
 NEAR_COLUMNS = ("t_given_near", "t_family_near")
 BLOOM_COLUMNS = tuple(f"bf_{field}" for field in BLOOM)
 # Blocking keys of one or two common fields (name only, Soundex + initial, birth date alone, a name
-# and the city, Soundex or a name with the birth year, postcode and family name): a key held by more than
-# BLOCK_KEY_CAP records of a run is set to NULL for all of them, so a common name cannot make a block
-# of thousands; like the near tokens they depend on the run and are left out of the fingerprint.
+# and the city, Soundex or a name with the birth year, postcode with the family name or the
+# initial): a key held by more than BLOCK_KEY_CAP records of a run is set to NULL for all of
+# them, so a common name cannot make a block of thousands; like the near tokens they depend on the
+# run and are left out of the fingerprint.
 CAPPED_COLUMNS = (
     "k_names",
     "k_sdx_init",
@@ -101,7 +102,10 @@ CAPPED_COLUMNS = (
     "k_given_yob",
     "k_family_yob",
     "k_zip_family",
+    "k_zip_init",
 )
+# tokens.sql caps the blocking lists t_email_near, k_gf_near, k_city_near and k_zip_near member by
+# member at BLOCK_KEY_CAP (bound as $cap); like the capped keys they are left out of the fingerprint.
 BLOCK_KEY_CAP = 30
 
 
@@ -163,7 +167,7 @@ def build_tokens(
     con.execute(f"CREATE OR REPLACE TEMP VIEW lk_pii AS SELECT {columns} FROM {source}")
     LINKAGE_SQL.run(con, "normalized", values={"today": today or dt.date.today()})
     _bloom_filters(con)
-    LINKAGE_SQL.run(con, "tokens")
+    LINKAGE_SQL.run(con, "tokens", values={"cap": BLOCK_KEY_CAP})
     con.execute("DROP TABLE lk_normalized")
     cap_keys(con)
 

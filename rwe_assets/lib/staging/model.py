@@ -99,6 +99,7 @@ PERSON_PII = StagedTable(
         ("state", "VARCHAR"),
         ("zip", "VARCHAR"),
         ("phone", "VARCHAR"),
+        ("email", "VARCHAR"),
         ("drivers_license", "VARCHAR"),
         ("passport", "VARCHAR"),
         ("contact_names", "VARCHAR"),
@@ -113,9 +114,11 @@ PERSON_PII = StagedTable(
     "system being the issuer or assigning authority (NULL: not stated), values as written; the fields "
     "come from the source's registry entry and, for FHIR, Patient.identifier (docs/data-formats.md, "
     '"Identifiers"). ssn, drivers_license and passport repeat the first of their kind for the review '
-    "export and the note de-identification.",
-    # only FHIR states contacts; a profile without identifier fields leaves identifiers out (NULL)
-    optional=frozenset({"contact_names", "identifiers"}),
+    "export and the note de-identification. email: the person's email (FHIR telecom system email, a "
+    "CSV's optional EMAIL column), read only by linkage.",
+    # only FHIR states contacts; a profile without identifier fields leaves identifiers out (NULL); email:
+    # FHIR Patient.telecom, an optional EMAIL column of a Synthea CSV (claims and lab files have none)
+    optional=frozenset({"contact_names", "identifiers", "email"}),
 )
 
 VISIT = StagedTable(

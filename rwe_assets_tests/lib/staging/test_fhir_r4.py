@@ -311,6 +311,7 @@ def test_patient_demographics_and_pii(tmp_path, registry):
             "state": "MA",
             "zip": "02110",
             "phone": "555-123-4567",
+            "email": "ann@example.com",  # telecom system email: linkage only
             "drivers_license": "S99912345",
             "passport": "X1234567X",
             "contact_names": None,  # no Patient.contact

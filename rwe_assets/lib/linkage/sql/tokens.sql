@@ -21,9 +21,15 @@
 -- k_names: call name (nicknames folded) and family name; k_sdx_init: Soundex of the family name and
 -- the call name's initial; k_dob: the birth date alone; k_family_city, k_given_city: one name and the
 -- city; k_sdx_yob: Soundex of the family name and the birth year; k_given_yob, k_family_yob: one name
--- and the birth year (one hash for both fields, so a name in the other field still meets it);
--- k_zip_family: postcode and family name. These are capped by frequency afterwards (tokens.py,
--- cap_keys).
+-- and the birth year (one hash for both fields, so a name in the other field still meets it; the
+-- same for the name + city keys);
+-- k_zip_family: postcode and family name; k_zip_init: postcode and the call name's initial.
+-- k_gf_near, k_city_near, k_zip_near: lists of the keys given + family name, a name + city, postcode
+-- + a name, each name as written and replaced by every name of this run one edit apart
+-- (t_given_near, t_family_near), so two records meet when one name has a typo; a member more than
+-- $cap records hold is left out. t_email_near: the keyed deletion neighbourhood of the email (one
+-- character wrong, added, dropped or two neighbours swapped), without the members more than $cap
+-- records share. The scalar k_* keys are capped by frequency afterwards (tokens.py, cap_keys).
 -- Identifiers (lk_normalized.ids): tokens that agree only within one type and system. A value's token B
 -- (keyed type and value) and its system's token S combine as hash(B, S). Each record has an `offer` and
 -- an `accept` list; two records agree when one's offer meets the other's accept. An identifier with a
@@ -80,6 +86,15 @@ dates AS (
 years AS (  -- per birth year (full or partial date): its two ten-year bands' tokens
     SELECT y, [lk_hmac('yband|a|' || (y // 10)), lk_hmac('yband|b|' || ((y + 5) // 10))] AS t_yband
     FROM (SELECT DISTINCT coalesce(year(dob), part_year) AS y FROM lk_normalized) WHERE y IS NOT NULL
+),
+email_members AS (  -- per email of up to 40 characters: its deletion neighbourhood, records holding it
+    SELECT email, n, unnest(lk_deletions(email)) AS d
+    FROM (SELECT email, count(*) AS n FROM lk_normalized WHERE email IS NOT NULL AND length(email) <= 40 GROUP BY email)
+),
+email_near AS (  -- keyed members that at most $cap records share (a blocking key capped per member)
+    SELECT email, list(lk_hmac('email-near|' || d) ORDER BY d) AS t_email_near
+    FROM (SELECT email, d, sum(n) OVER (PARTITION BY d) AS held FROM email_members) WHERE held <= $cap
+    GROUP BY email
 ),
 letters AS (  -- per given name: keyed deletion neighbourhood of its sorted letters
     SELECT given, list_transform(lk_deletions(array_to_string(list_sort(string_split(given, '')), '')),
@@ -144,7 +159,7 @@ record AS (
         z.tok AS t_zip,
         c.tok AS t_city,
         lk_hmac('email|' || n.email) AS t_email,
-        lk_hmac('email-user|' || n.email_user) AS t_email_user,
+        lk_hmac('email-user|' || n.email_user) AS t_email_user, en.t_email_near,
         f.t_canon, sx.tok AS t_family_sdx, gi.tok AS t_given_init,
         n.street, n.email, n.given, n.family
     FROM lk_normalized n
@@ -162,7 +177,9 @@ record AS (
     LEFT JOIN ids ON ids.record_id = n.record_id
     LEFT JOIN years yb ON yb.y = coalesce(year(n.dob), n.part_year)
     LEFT JOIN letters gl ON gl.given = n.given
-)
+    LEFT JOIN email_near en ON en.email = n.email
+),
+keyed AS (
 SELECT
     r.* EXCLUDE (t_canon, t_family_sdx, t_given_init, street, email, given, family),
     -- the deterministic name rule: the call name itself (a nickname list relates names that are not
@@ -188,7 +205,7 @@ SELECT
     CASE WHEN t_family IS NOT NULL AND t_city IS NOT NULL
          THEN CAST(hash('k_family_city', t_family, t_city) >> 4 AS BIGINT) END AS k_family_city,
     CASE WHEN t_given IS NOT NULL AND t_city IS NOT NULL
-         THEN CAST(hash('k_given_city', t_given, t_city) >> 4 AS BIGINT) END AS k_given_city,
+         THEN CAST(hash('k_family_city', t_given, t_city) >> 4 AS BIGINT) END AS k_given_city,
     CASE WHEN t_family_sdx IS NOT NULL AND t_yob IS NOT NULL
          THEN CAST(hash('k_sdx_yob', t_family_sdx, t_yob) >> 4 AS BIGINT) END AS k_sdx_yob,
     CASE WHEN t_given IS NOT NULL AND t_yob IS NOT NULL
@@ -197,6 +214,19 @@ SELECT
          THEN CAST(hash('k_name_yob1', t_family, t_yob) >> 4 AS BIGINT) END AS k_family_yob,
     CASE WHEN t_zip IS NOT NULL AND t_family IS NOT NULL
          THEN CAST(hash('k_zip_family', t_zip, t_family) >> 4 AS BIGINT) END AS k_zip_family,
+    -- name + name, name + city, postcode + name with each name as written and as every name of this
+    -- run one edit apart (t_*_near); members capped below
+    CASE WHEN t_given IS NOT NULL AND t_family IS NOT NULL THEN list_concat(
+        list_transform(list_concat([t_family], t_family_near), f -> CAST(hash('k_gf', t_given, f) >> 4 AS BIGINT)),
+        list_transform(t_given_near, g -> CAST(hash('k_gf', g, t_family) >> 4 AS BIGINT))) END AS k_gf_near,
+    CASE WHEN t_city IS NOT NULL THEN nullif(list_transform(
+        list_filter(list_concat([t_given, t_family], t_given_near, t_family_near), x -> x IS NOT NULL),
+        x -> CAST(hash('k_family_city', x, t_city) >> 4 AS BIGINT)), []) END AS k_city_near,
+    CASE WHEN t_zip IS NOT NULL THEN nullif(list_transform(
+        list_filter(list_concat([t_given, t_family], t_given_near, t_family_near), x -> x IS NOT NULL),
+        x -> CAST(hash('k_zip_family', t_zip, x) >> 4 AS BIGINT)), []) END AS k_zip_near,
+    CASE WHEN t_zip IS NOT NULL AND t_given_init IS NOT NULL
+         THEN CAST(hash('k_zip_init', t_zip, t_given_init) >> 4 AS BIGINT) END AS k_zip_init,
     bg.words AS bf_given,
     bf.words AS bf_family,
     bs.words AS bf_street,
@@ -206,3 +236,21 @@ LEFT JOIN lk_bloom bg ON bg.field = 'given' AND bg.value = r.given
 LEFT JOIN lk_bloom bf ON bf.field = 'family' AND bf.value = r.family
 LEFT JOIN lk_bloom bs ON bs.field = 'street' AND bs.value = r.street
 LEFT JOIN lk_bloom be ON be.field = 'email' AND be.value = r.email
+),
+near_members AS (  -- (list, record, member) of the near-name key lists (distinct within a record)
+    SELECT 'gf' AS kind, record_id, unnest(list_distinct(k_gf_near)) AS m FROM keyed
+    UNION ALL SELECT 'city', record_id, unnest(list_distinct(k_city_near)) FROM keyed
+    UNION ALL SELECT 'zip', record_id, unnest(list_distinct(k_zip_near)) FROM keyed
+),
+near_frequent AS (  -- members more than $cap records hold (a hash aggregate: a window sorted them)
+    SELECT kind, m FROM near_members GROUP BY kind, m HAVING count(*) > $cap
+),
+near_kept AS (
+    SELECT record_id,
+        list(m ORDER BY m) FILTER (WHERE kind = 'gf') AS k_gf_near,
+        list(m ORDER BY m) FILTER (WHERE kind = 'city') AS k_city_near,
+        list(m ORDER BY m) FILTER (WHERE kind = 'zip') AS k_zip_near
+    FROM near_members ANTI JOIN near_frequent USING (kind, m) GROUP BY record_id
+)
+SELECT k.* REPLACE (n.k_gf_near AS k_gf_near, n.k_city_near AS k_city_near, n.k_zip_near AS k_zip_near)
+FROM keyed k LEFT JOIN near_kept n USING (record_id)

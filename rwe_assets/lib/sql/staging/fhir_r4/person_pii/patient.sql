@@ -8,7 +8,7 @@
 -- sex: Patient.gender as written ('female', 'male', ...), not recoded to F/M here.
 -- Address: as person_source (rwe_fhir_home_address: home, else first not 'old', else first); its lines
 --   joined by a space.
--- phone: the first telecom with system 'phone'.
+-- phone: the first telecom with system 'phone'; email: the first with system 'email' (linkage only).
 -- ssn: identifier with system http://hl7.org/fhir/sid/us-ssn (or type code SS);
 -- drivers_license: identifier of type code DL; passport: identifier of type code PPN (v2-0203 codes).
 -- contact_names: every given, family and text name of Patient.contact (relatives, guardians), for the
@@ -92,6 +92,7 @@ SELECT
     rwe_text(addr.state) AS state,
     rwe_text(addr.postalCode) AS zip,
     rwe_text(list_filter(r.telecom, t -> t.system = 'phone' AND rwe_text(t.value) IS NOT NULL)[1].value) AS phone,
+    rwe_text(list_filter(r.telecom, t -> t.system = 'email' AND rwe_text(t.value) IS NOT NULL)[1].value) AS email,
     rwe_text(list_filter(r.identifier, i -> len(list_filter(i.type.coding, c -> c.code = 'DL')) > 0)[1].value)
         AS drivers_license,
     rwe_text(list_filter(r.identifier, i -> len(list_filter(i.type.coding, c -> c.code = 'PPN')) > 0)[1].value)

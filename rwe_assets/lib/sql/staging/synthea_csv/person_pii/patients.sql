@@ -3,6 +3,8 @@
 -- A missing, partial or impossible birth date stays in linkage: birth_date NULL, year/month kept.
 -- ssn, drivers_license, passport: the Synthea columns as before (the review export and the note
 --   de-identification read them); `identifiers` holds every declared identifier typed.
+-- email: an optional EMAIL column (Synthea writes none; a site's export may add one), read from the
+--   row's JSON so that a file without the column stages as before. Read only by linkage (keyed tokens).
 SELECT
     $source AS source_system,
     rwe_text(Id) AS record_key,
@@ -23,6 +25,7 @@ SELECT
     NULL AS phone,
     rwe_text(DRIVERS) AS drivers_license,
     rwe_text(PASSPORT) AS passport,
+    rwe_text(json_extract_string(_row_json, '$.EMAIL')) AS email,
     -- identifiers: those the source's registry entry declares (rwe_declared_identifiers, staging/build.py)
     list_sort(rwe_declared_identifiers(_row_json)) AS identifiers,
     rwe_first_failure([
