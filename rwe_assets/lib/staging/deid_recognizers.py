@@ -67,7 +67,10 @@ STATES = (
     "|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina"
     "|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming"
 )
-_ANY_SUFFIX = "|".join(sorted({v for vs in STREET_SUFFIXES.values() for v in vs}, key=len, reverse=True))
+# "Pt" in a note is the patient far more often than a Point
+_ANY_SUFFIX = "|".join(
+    sorted({v for vs in STREET_SUFFIXES.values() for v in vs} - {"pt"}, key=len, reverse=True)
+)
 _CAP = r"[A-Z][a-zA-Z'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones)
 _NAME2 = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
 _INITIAL_NAME = rf"(?:[A-Z]\.[ \t]*)?{_NAME2}"
@@ -169,9 +172,9 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec("ssn", r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])"),
     _rec(
         "labelled_id",
-        r"\b(?:MRN|MR|medical record|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
+        r"\b(?:MRN|MR|medical record|med(?:ical)?[ \t]+rec|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
         r"|passport|patient|subscriber|certificate|serial|device|plate|NPI|SSN|ID)"
-        r"(?:[ \t]+(?:id|number|no\.?|num|#))?[ \t]*[:#.]?[ \t]*#?[ \t]*"
+        r"(?:[ \t]+(?:id|number|no\.?|num|#))?[ \t]*[:#.]{0,2}[ \t]*#?[ \t]*"
         r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
     ),
     _rec(
@@ -185,7 +188,8 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     _rec(
         "age",
-        r"\b(?:age[d:]?[ \t]*)?(?P<v>9\d|1[01]\d)(?=[ \t-]*(?:years?|yrs?|y/?o|y\.o\.|yo|year-old)(?!\w))",
+        r"\b(?:age[d:]?[ \t]*)?(?P<v>9\d|1[01]\d)"
+        r"(?=[ \t-]*(?:years?|yrs?|y/?o|y\.o\.|yo|year-old|female|male|woman|man|gentleman|lady)(?!\w))",
     ),
     _rec("age_label", r"\bage[d:]?[ \t]*(?P<v>9\d|1[01]\d)\b"),
     _rec(
@@ -195,25 +199,38 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec(
         "address",
         rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?:north|south|east|west|[NSEW]\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){{1,3}}"
-        rf"(?:{_ANY_SUFFIX})\b\.?(?:,?[ \t]*{UNIT_WORDS}\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?",
+        rf"(?i:{_ANY_SUFFIX})\b\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+        # the unit may be on the next line: 'Lives at 12 Elm St\nApt 4B'
+        rf"(?:,?[ \t]*\n?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?",
         flags=0,
+    ),
+    _rec(
+        "po_box", r"\b(?:P\.?[ \t]*O\.?[ \t]*Box|Post[ \t]+Office[ \t]+Box)[ \t]*#?[ \t]*\d+", needs=("box",)
     ),
     _rec(
         "city",
         rf"\b(?P<v>[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?),?[ \t]+(?:[A-Z]{{2}}|{STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?![\w-])",
         flags=0,
     ),
-    _rec("titled_name", rf"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Sr|Fr|Rev)\.?[ \t]+(?P<v>{_NAME2})", NAME, 0),
+    _rec(
+        "titled_name", rf"\b(?:Dr|DR|Mr|Mrs|MRS|Ms|Miss|Mx|Prof|Sr|Fr|Rev)\.?[ \t]+(?P<v>{_NAME2})", NAME, 0
+    ),
     _rec("credentialed_name", rf"(?P<v>{_INITIAL_NAME}),?[ \t]+{CREDENTIALS}\b", NAME, 0),
     # a name after a role or an act: 'daughter Rosa', 'proxy (Siobhan O'Brien)', 'signed by Dr. A. Smith'
     _rec(
         "role_name",
-        rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:Dr\.?[ \t]+)?"
-        rf"(?P<v>{_INITIAL_NAME})",
+        rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:(?i:Dr)\.?[ \t]+)?"
+        rf"(?P<v>{_INITIAL_NAME}(?:,[ \t]*(?!{CREDENTIALS}\b)[A-Z][A-Z'\u2019-]+(?:[ \t]+[A-Z]\b\.?)?)?)",
         NAME,
         0,
     ),
-    _rec("labelled_name", rf"\b(?i:name|patient|pt)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? {_CAP}){{0,2}})", NAME, 0),
+    # 'Name: LAST, FIRST', 'Electronically Signed: SMITH, JANE Q MD'
+    _rec(
+        "labelled_name",
+        rf"\b(?i:name|patient|pt|signed)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? (?!{CREDENTIALS}\b)(?:{_CAP}|[A-Z]\.?(?!\w))){{0,2}})",
+        NAME,
+        0,
+    ),
     _rec("maiden_name", rf"\b(?i:n[ée]e|maiden(?:[ \t]+name)?)[ \t]*:?[ \t]+(?P<v>{_CAP})", NAME, 0),
     _rec("synthea_name", r"\b[A-Z][a-z]+\d+\b", NAME, 0),
     _rec(

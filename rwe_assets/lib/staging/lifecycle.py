@@ -61,6 +61,7 @@ STATUS_REASONS = (
     "VOIDED",
     "ADJUDICATED",
     "DELETED",
+    "REPLACED",
 )
 _STATUS_LIST = ", ".join(f"'{reason}'" for reason in STATUS_REASONS)
 IS_VERSION = f"(c._reason IS NULL OR c._reason IN ({_STATUS_LIST}))"

@@ -7,7 +7,8 @@
 --   sample's notes are 34117-2 and 34111-5), so the demo's notes get 0.
 -- encoding_concept_id: UTF-8 (32678, the one value the v5.4 specification names) and
 --   language_concept_id: English (4180186) when the loaded vocabulary holds those concepts, else 0.
---   Staging decodes every note as UTF-8; the language is assumed, not detected (US Synthea notes).
+--   Staging reads each note in its charset and holds it as UTF-8; the language is assumed, not read
+--   from the source (US Synthea notes; docs/notes.md).
 -- visit and provider: the visit's ids (visit_link), else the note's own author for the provider.
 -- The source concepts of the distinct note codes first, as a table: DuckDB then knows they are few and
 -- looks up only their relationships, not all of a full vocabulary's CONCEPT_RELATIONSHIP.
