@@ -76,6 +76,7 @@ class Settings:
     duckdb_memory_limit: str = "8GB"
     staging_memory_limit: str = "3GB"  # staging spills past it (lib/staging/build.py): bounded memory
     cdm_memory_limit: str = "3GB"  # the CDM build spills past it (lib/cdm/build.py): bounded memory
+    cdm_engine: str = "duckdb"  # RWE_CDM_ENGINE: where the CDM SQL runs, duckdb or spark (lib/spark/build.py)
     duckdb_threads: int = os.cpu_count() or 1
     landing_settle_seconds: float = 10.0
     min_cell_count: int = 5
@@ -97,6 +98,7 @@ class Settings:
             duckdb_memory_limit=_memory(env, "RWE_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             staging_memory_limit=_memory(env, "RWE_STAGING_MEMORY_LIMIT", cls.staging_memory_limit),
             cdm_memory_limit=_memory(env, "RWE_CDM_MEMORY_LIMIT", cls.cdm_memory_limit),
+            cdm_engine=_choice(env, "RWE_CDM_ENGINE", cls.cdm_engine, ("duckdb", "spark")),
             duckdb_threads=_int(env, "RWE_DUCKDB_THREADS", cls.duckdb_threads),
             min_cell_count=_int(env, "RWE_MIN_CELL_COUNT", cls.min_cell_count),
             retention_days=_int(env, "RWE_RETENTION_DAYS", cls.retention_days),
@@ -195,6 +197,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 # What DuckDB's memory_limit reads as an amount: a number and a unit (1000^i or 1024^i). It takes a
 # bare number, "80%" or "-1GB" too, as an error, 80 bytes or no limit at all: refused here instead.
 _MEMORY = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[KMGT])\s*", re.IGNORECASE)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, found {env.get(name)!r}")
+    return raw
 
 
 def _memory(env: Mapping[str, str], name: str, default: str) -> str:

@@ -175,6 +175,7 @@ def cdm_build(context: dg.AssetExecutionContext, rwe: RweConfig):
         memory_limit=settings.cdm_memory_limit,
         threads=settings.duckdb_threads,
         log=context.log.info,
+        engine=settings.cdm_engine,
     )
     if report.reused:  # the last build read exactly these inputs (lib/cdm/reuse.py): its file is kept
         context.log.info(f"inputs unchanged since the last build: kept {report.path}")

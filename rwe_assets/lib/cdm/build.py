@@ -27,7 +27,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import eras, incremental, resume, reuse, sql
+from rwe_assets.lib.cdm import engines, eras, incremental, resume, reuse, sql
 from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's lookup tables)
     TEMPERATURE_UNIT_ALIASES,
     UNIT_ALIASES,
@@ -103,13 +103,15 @@ def build_cdm(
     reuse_unchanged: bool = True,
     incremental_build: bool = True,
     log: Callable[[str], None] | None = None,
+    engine: str = "duckdb",
 ) -> CdmBuildReport:
     """Build warehouse/build.duckdb (a new file, or a copy of the last one) and swap it in once
     complete. `registry` (default: the project's) gives each source's person_priority
     (lib/sql/cdm/person.sql). With `reuse_unchanged`, a build.duckdb made from the same inputs
     (lib/cdm/reuse.py) is kept instead; with `incremental_build`, only the persons a staging run
     changed are rebuilt when the fallback rule allows (lib/cdm/incremental.py). `log` gets a line per
-    step (name, seconds)."""
+    step (name, seconds). `engine`: lib/cdm/engines.py."""
+    engines.check(engine)
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     final, work = warehouse_dir / BUILD, warehouse_dir / WORK
     store = ensure_vocabulary_store(vocab_dir, warehouse_dir / "vocabulary")
@@ -119,10 +121,9 @@ def build_cdm(
     if reuse_unchanged and fingerprint is not None and last == fingerprint:
         return _reused_report(final, store)
     run = _Run(lake_dir, store, final, registry, log or _log.info, (memory_limit, threads), inputs)
-    plan = incremental.plan_build(lake_dir, final, inputs, allow=incremental_build)
-    progress = resume.Progress.start(
-        warehouse_dir, resume.key_of(fingerprint, plan.mode, plan.reason, last), plan.mode == "incremental"
-    )
+    plan = incremental.plan_build(lake_dir, final, inputs, allow=incremental_build and engine == "duckdb")
+    key = resume.key_of(fingerprint, plan.mode, plan.reason, last) if engine == "duckdb" else None
+    progress = resume.Progress.start(warehouse_dir, key, plan.mode == "incremental")
     if plan.mode == "incremental":
         try:
             report = _build_incremental(run, plan, progress)
@@ -141,7 +142,8 @@ def build_cdm(
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, memory_limit, threads)
-        report = _build(_State(con, lake_dir, store, final, registry, run.log), progress)
+        state = _State(con, lake_dir, store, final, registry, run.log)
+        report = engines.run_on(engine, lambda: _build(state, progress), state, run.settings)
         reuse.record_fingerprint(con, fingerprint, inputs)
         con.execute("CHECKPOINT")
     finally:

@@ -27,6 +27,7 @@ never renumbered.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 import uuid
@@ -157,6 +158,9 @@ def erase(
                     history.rewrite(con, path, _lake_condition(con, path, erasure.person_id)),
                 )
         con.close()
+        # the Spark build's Delta copy of the CDM (lib/spark/build.py), history and all: derived, written
+        # again by the next build on Spark
+        shutil.rmtree(lake_dir / "cdm", ignore_errors=True)
         erasure.phases["erase"] = time.monotonic() - started
         erasure.build_ok, erasure.build_errors = _build()
         erasure.phases["build"] = time.monotonic() - started - erasure.phases["erase"]

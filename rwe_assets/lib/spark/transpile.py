@@ -65,7 +65,24 @@ NON_PORTABLE = (
         True,
     ),
     Construct("exclude", "SELECT * EXCLUDE (a)", "SELECT * EXCEPT (a) (Spark 4)", True),
-    Construct("star_replace", "SELECT * REPLACE (f(a) AS a)", "an explicit column list", False),
+    Construct(
+        "cast_of_unnest",
+        "unnest(list)::DATE",
+        "EXPLODE(CAST(list AS ARRAY<DATE>)) (Spark: no generator inside an expression)",
+        True,
+    ),
+    Construct(
+        "subquery_in_values",
+        "(VALUES ('a', (SELECT ..))) t(x, y)",
+        "(SELECT 'a' AS x, (SELECT ..) AS y UNION ALL ..) t (Spark has no subquery in VALUES)",
+        True,
+    ),
+    Construct(
+        "star_replace",
+        "SELECT * REPLACE (f(a) AS a)",
+        "SELECT * EXCEPT (a), f(a) AS a (the column moves last: the CDM SQL reads it by name)",
+        True,
+    ),
     Construct(
         "asof_join",
         "ASOF LEFT JOIN",
@@ -205,7 +222,17 @@ def report(fill: Callable[[str], Mapping[str, str]] = dummy_fill) -> dict[str, d
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
     """Rewrites sqlglot does not make for Spark: regexp_full_match (Spark has none) becomes RLIKE with
-    the pattern anchored."""
+    the pattern anchored; a VALUES list holding a subquery becomes a UNION ALL of SELECTs; a cast of
+    an unnested list becomes the unnest of the cast list."""
+    if isinstance(node, exp.Values) and node.find(exp.Subquery) and node.alias_column_names:
+        return _values_as_union(node)
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Explode):
+        to = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[node.to.copy()], nested=True)
+        return exp.Explode(this=exp.Cast(this=node.this.this.copy(), to=to))
+    if isinstance(node, exp.Select) and any(
+        _star(e) is not None and _star(e).args.get("replace") for e in node.expressions
+    ):
+        return _replace_as_except(node)
     if isinstance(node, exp.RegexpFullMatch):
         pattern = node.expression
         if isinstance(pattern, exp.Literal) and pattern.is_string:
@@ -214,6 +241,48 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             anchored = exp.func("concat", exp.Literal.string("^(?:"), pattern, exp.Literal.string(")$"))
         return exp.RegexpLike(this=node.this, expression=anchored)
     return node
+
+
+def _star(node: exp.Expression) -> exp.Star | None:
+    """The star of a select item `*` or `t.*`, else None."""
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Star):
+        return node.this
+    return node if isinstance(node, exp.Star) else None
+
+
+def _replace_as_except(select: exp.Select) -> exp.Select:
+    """SELECT t.* REPLACE (f(a) AS a) as SELECT t.* EXCEPT (a), f(a) AS a: Spark has no REPLACE."""
+    items = []
+    for item in select.expressions:
+        star = _star(item)
+        replaced = list(star.args.get("replace") or []) if star is not None else []
+        if not replaced:
+            items.append(item)
+            continue
+        item = item.copy()
+        star = _star(item)
+        star.set("replace", None)
+        star.set("except_", [*(star.args.get("except_") or []), *(exp.column(a.alias) for a in replaced)])
+        items += [item, *(a.copy() for a in replaced)]
+    select = select.copy()
+    select.set("expressions", items)
+    return select
+
+
+def _values_as_union(node: exp.Values) -> exp.Expression:
+    """(VALUES (a, b), ..) t(x, y) as (SELECT a AS x, b AS y UNION ALL ..) t: Spark refuses a scalar
+    subquery in VALUES."""
+    names = node.alias_column_names
+    selects = [
+        exp.select(
+            *(exp.alias_(value.copy(), name) for value, name in zip(row.expressions, names, strict=True))
+        )
+        for row in node.expressions
+    ]
+    union = selects[0]
+    for select in selects[1:]:
+        union = exp.union(union, select, distinct=False)
+    return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(node.alias)))
 
 
 def _bind(node: exp.Expression, values: Mapping[str, object]) -> exp.Expression:
@@ -249,7 +318,6 @@ def spark_check(spark, transpiled: Transpiled, functions: frozenset[str] | None 
 
 
 _DETECTORS: dict[str, Callable[[exp.Expression], bool]] = {
-    "star_replace": lambda n: isinstance(n, exp.Star) and bool(n.args.get("replace")),
     "asof_join": lambda n: isinstance(n, exp.Join) and str(n.args.get("method") or "").upper() == "ASOF",
     "rowid": lambda n: isinstance(n, exp.Column) and n.name.lower() == "rowid",
     "duckdb_hash": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
