@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 
 from rwe_assets.lib import lake
+from rwe_assets.lib.linkage import u_sample
 from rwe_assets.lib.linkage.comparisons import TF_COLUMNS, bloom_words, comparisons
 from rwe_assets.lib.linkage.tokens import BLOOM
 
@@ -224,7 +225,7 @@ def _with_u(con: duckdb.DuckDBPyConnection, settings: dict) -> dict:
     of whose columns holds a value puts every pair at its null level and keeps its prior u, so it is
     left out (email and identifiers of one Synthea site: a fifth of the u time). A level no sampled
     pair reached is "not observed": Splink then uses 1e-6, written here as such. Splink runs on its own
-    sample of records, taken here (_u_sample) so that list overlaps can be looked up (_overlap_lookups)."""
+    sample of records, taken here (u_sample.py) so that list overlaps can be looked up."""
     present = {r[0] for r in con.execute("DESCRIBE SELECT * FROM lk_model_input").fetchall()}
     columns = sorted(_level_columns(settings) & present)
     counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in columns)} FROM lk_model_input").fetchone()
@@ -232,8 +233,8 @@ def _with_u(con: duckdb.DuckDBPyConnection, settings: dict) -> dict:
     estimate = [c for c in settings["comparisons"] if _level_columns({"comparisons": [c]}) & filled]
     if not estimate:
         return settings
-    sampled = _u_sample(con, settings)
-    fast = _overlap_lookups(con, estimate, sampled)
+    sampled = u_sample.sample(con, settings, U_MAX_PAIRS, SEED)
+    fast = u_sample.overlap_lookups(con, estimate, sampled)
     linker, _ = _linker(con, {**settings, "comparisons": fast}, table="lk_u_sample")
     # every pair of the sample, as Splink would have sampled them: its sample of the sample is all of it
     linker.training.estimate_u_using_random_sampling(max_pairs=max(sampled * (sampled + 1) / 2, 1), seed=SEED)
@@ -249,86 +250,6 @@ def _with_u(con: duckdb.DuckDBPyConnection, settings: dict) -> dict:
         **settings,
         "comparisons": [estimated.get(c["output_column_name"], c) for c in settings["comparisons"]],
     }
-
-
-def _u_sample(con: duckdb.DuckDBPyConnection, settings: dict) -> int:
-    """TEMP TABLE lk_u_sample: the records of lk_model_input Splink samples for u (its deterministic
-    sample of about sqrt(2 U_MAX_PAIRS) records by a hash of record_id and SEED), numbered (u_rid);
-    returns their number."""
-    from splink.internals.dialects import SplinkDialect
-    from splink.internals.estimate_u import _rows_needed_for_n_pairs
-    from splink.internals.input_column import InputColumn
-
-    total = con.execute("SELECT count(*) FROM lk_model_input").fetchone()[0]
-    uid = InputColumn(settings["unique_id_column_name"], sqlglot_dialect_str="duckdb")
-    where = SplinkDialect.from_string("duckdb").proportion_sample_sql(
-        _rows_needed_for_n_pairs(U_MAX_PAIRS) / max(total, 1), [uid], seed=SEED
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE lk_u_sample AS SELECT *, (row_number() OVER (ORDER BY record_id))::INTEGER "
-        f"AS u_rid FROM lk_model_input WHERE 1=1 {where}"
-    )
-    return con.execute("SELECT count(*) FROM lk_u_sample").fetchone()[0]
-
-
-# list_has_any(a_l, b_r) over every pair of the u sample: a hash set per pair and call (identifiers of a
-# Synthea site: 14 of the 17 CPU s of u at 28k records). Where few pairs overlap (at most this many per
-# record), each record's overlapping partners are listed once by an equi-join on the elements instead.
-OVERLAP_MAX_PER_RECORD = 50
-_LIST_HAS_ANY = re.compile(r"list_has_any\((\w+)_([lr]), (\w+)_([lr])\)")
-
-
-def _overlap_lookups(con: duckdb.DuckDBPyConnection, comparisons: list[dict], sampled: int) -> list[dict]:
-    """`comparisons` with each list_has_any(a_<side>, b_<other side>) whose lists overlap in few pairs
-    of lk_u_sample replaced by a lookup in a column added to lk_u_sample (ov_<i>: the u_rid of every
-    record whose b meets this record's a), NULL where list_has_any is (a NULL list): the same levels."""
-    calls = sorted(
-        {
-            m.groups()
-            for c in comparisons
-            for lv in c["comparison_levels"]
-            for m in _LIST_HAS_ANY.finditer(lv["sql_condition"])
-        }
-    )
-    replace = {}
-    for a, side_a, b, side_b in calls:
-        if side_a == side_b:
-            continue
-        column = f"ov_{len(replace)}"
-        if not _overlap_column(con, a, b, column, OVERLAP_MAX_PER_RECORD * sampled):
-            continue
-        replace[f"list_has_any({a}_{side_a}, {b}_{side_b})"] = (
-            f"(CASE WHEN {a}_{side_a} IS NULL OR {b}_{side_b} IS NULL THEN NULL "
-            f"ELSE list_contains({column}_{side_a}, u_rid_{side_b}) END)"
-        )
-    result = copy.deepcopy(comparisons)
-    for comparison in result:
-        for level in comparison["comparison_levels"]:
-            for call, lookup in replace.items():
-                level["sql_condition"] = level["sql_condition"].replace(call, lookup)
-    return result
-
-
-def _overlap_column(con: duckdb.DuckDBPyConnection, a: str, b: str, column: str, limit: int) -> bool:
-    """Add `column` to lk_u_sample: for each record, the u_rid of the other records whose list `b`
-    shares an element with its list `a` (an empty list if none); False, nothing added, if more than
-    `limit` ordered pairs of records share one (a list common to most records: evaluated as it is)."""
-    elements = "SELECT u_rid, unnest({0}) AS e FROM lk_u_sample"
-    shared = (
-        f"SELECT DISTINCT x.u_rid AS x, y.u_rid AS y FROM ({elements.format(a)}) x "
-        f"JOIN ({elements.format(b)}) y ON x.e = y.e AND x.u_rid <> y.u_rid"
-    )
-    bound = con.execute(
-        f"SELECT coalesce(sum(x.n * y.n), 0) FROM (SELECT e, count(*) AS n FROM ({elements.format(a)}) GROUP BY e) x "
-        f"JOIN (SELECT e, count(*) AS n FROM ({elements.format(b)}) GROUP BY e) y USING (e)"
-    ).fetchone()[0]
-    if bound > limit:
-        return False
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE lk_u_sample AS SELECT s.*, coalesce(o.partners, []::INTEGER[]) AS {column} "
-        f"FROM lk_u_sample s LEFT JOIN (SELECT x, list(y) AS partners FROM ({shared}) GROUP BY x) o ON o.x = s.u_rid"
-    )
-    return True
 
 
 def _em_round(linker, rule: str, cap: int | None) -> None:

@@ -1,4 +1,4 @@
-"""u estimated with list overlaps looked up (model._overlap_lookups) equals Splink's estimate over the
+"""u estimated with list overlaps looked up (u_sample.overlap_lookups) equals Splink's estimate over the
 original comparisons, on a site like a Synthea export: every record holds a driver's licence and a
 passport of one type and issuer, so the identifier comparison never stops early and every sampled
 pair reaches its list checks; some people are registered twice, with a number one character off."""
@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from rwe_assets.lib.linkage import model
+from rwe_assets.lib.linkage import model, u_sample
 from rwe_assets.lib.linkage.crosswalk import tokenize
 
 KEY = "test-key-for-linkage-tests"
@@ -104,8 +104,8 @@ def test_overlap_lookups_replace_the_rare_overlaps_and_keep_the_common_ones(con)
     shared by every pair: list_has_any stays. Each lookup gives list_has_any's value on every pair."""
     settings = _identifier_settings()
     identifier = settings["comparisons"]
-    sampled = model._u_sample(con, settings)
-    fast = model._overlap_lookups(con, identifier, sampled)
+    sampled = u_sample.sample(con, settings, model.U_MAX_PAIRS, model.SEED)
+    fast = u_sample.overlap_lookups(con, identifier, sampled)
     conditions = " ".join(lv["sql_condition"] for lv in fast[0]["comparison_levels"])
     assert "list_has_any(t_id_offer_l" not in conditions and "list_has_any(t_idnear_offer_l" not in conditions
     assert "list_has_any(t_idkind_offer_l" in conditions
