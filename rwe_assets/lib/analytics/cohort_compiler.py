@@ -4,23 +4,12 @@ subset raises UnsupportedCohortConstruct naming it and where it is."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from rwe_assets.errors import ConfigError
+from rwe_assets.lib.analytics.cohort_refusal import UnsupportedCohortConstruct, only_keys
+from rwe_assets.lib.analytics.cohort_variants import variant_events_sql
 from rwe_assets.lib.sql_text import quote_literal
-
-
-class UnsupportedCohortConstruct(ConfigError):
-    """A cohort definition uses a Circe construct outside the supported subset. Names the construct
-    and where it is in the definition."""
-
-    def __init__(self, where: str, construct: str):
-        self.where = where
-        self.construct = construct
-        super().__init__(f"cohort definition: {construct} at {where} is not supported by this compiler")
-
 
 # (table, id column, concept column, start date, end date expression) per Circe domain criterion.
 _DOMAINS = {
@@ -86,21 +75,9 @@ _TOP_KEYS = {
 }
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value is False or value == [] or value == {} or value == ""
-
-
 def _or(value: Any, default: Any) -> Any:
     """Circe writes absent numbers as null."""
     return default if value is None else value
-
-
-def only_keys(obj: Mapping, allowed: set[str], where: str) -> None:
-    """Refuse any key outside `allowed` that carries a value (Circe writes defaults such as
-    "ConditionTypeExclude": false or "CensoringCriteria": [], which change nothing)."""
-    for key, value in obj.items():
-        if key not in allowed and not _empty(value):
-            raise UnsupportedCohortConstruct(where, key)
 
 
 # ---------------------------------------------------------------- concept sets
@@ -165,7 +142,7 @@ def _events_sql(criterion: Mapping, where: str) -> str:
         raise UnsupportedCohortConstruct(where, "a criterion with other than one domain")
     ((kind, attrs),) = criterion.items()
     if kind == "VariantOccurrence":
-        sql = _variant_events_sql(attrs, f"{where}.{kind}")
+        sql = variant_events_sql(attrs, f"{where}.{kind}")
         if attrs.get("First"):
             sql = (
                 "SELECT * EXCLUDE (ordinal) FROM (SELECT *, row_number() OVER (PARTITION BY person_id "
@@ -251,62 +228,6 @@ def _text_filter_sql(column: str, text_filter: Mapping, where: str) -> str:
     escaped = str(text_filter["Text"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     sql = f"{column} ILIKE {quote_literal(around[0] + escaped + around[1])} ESCAPE '\\'"
     return f"NOT ({sql})" if op.startswith("!") else sql  # as in SQL, a missing text matches neither
-
-
-def _variant_events_sql(attrs: Mapping, where: str) -> str:
-    """Variant calls on a gene with an HGVS c. notation (any transcript prefix), at normalized
-    coordinates, or anywhere on the gene(s) (gene level); optionally only calls annotated with a
-    clinical significance in `Pathogenicity`. Dated by the specimen they were called in."""
-    only_keys(attrs, _VARIANT_KEYS, where)
-    genes = attrs.get("Gene")
-    genes = [genes] if isinstance(genes, str) else list(genes or [])
-    gene_sql = f"tg.hgnc_symbol IN ({', '.join(quote_literal(str(g)) for g in genes)})"
-    matches = []
-    if genes and attrs.get("HgvsC"):
-        pattern = "(^|:)" + re.escape(str(attrs["HgvsC"])) + "$"
-        matches.append(f"({gene_sql} AND regexp_matches(vo.hgvs_c, {quote_literal(pattern)}))")
-    elif genes and attrs.get("Position") is None:
-        matches.append(f"({gene_sql})")
-    if attrs.get("Position") is not None:
-        chrom = str(attrs["Chromosome"]).removeprefix("chr")
-        matches.append(
-            f"(vo.reference_genome = {quote_literal(str(attrs.get('ReferenceGenome', 'GRCh38')))} "
-            f"AND vo.chromosome IN ({quote_literal(chrom)}, {quote_literal('chr' + chrom)}) "
-            f"AND vo.position = {int(attrs['Position'])} AND vo.reference_allele = {quote_literal(str(attrs['Ref']))} "
-            f"AND vo.alternate_allele = {quote_literal(str(attrs['Alt']))})"
-        )
-    if not matches:
-        raise UnsupportedCohortConstruct(where, "a variant criterion without a gene or coordinates")
-    filters = [f"({' OR '.join(matches)})"]
-    if attrs.get("Pathogenicity"):
-        # ClinVar writes e.g. Pathogenic, Likely_pathogenic, Pathogenic/Likely_pathogenic; the CDM
-        # keeps it with spaces; any annotation of the call may carry it
-        wanted = ", ".join(quote_literal(str(p).lower().replace("_", " ")) for p in attrs["Pathogenicity"])
-        filters.append(
-            "EXISTS (SELECT 1 FROM cdm.variant_annotation va WHERE va.variant_occurrence_id = vo.variant_occurrence_id "
-            f"AND lower(replace(va.variant_pathogeny, '_', ' ')) IN ({wanted}))"
-        )
-    return (
-        "SELECT vo.person_id, vo.variant_occurrence_id AS domain_event_id, 0 AS concept_id, "
-        "s.specimen_date AS start_date, s.specimen_date + 1 AS end_date FROM cdm.variant_occurrence vo "
-        "JOIN cdm.specimen s ON s.specimen_id = vo.specimen_id "
-        "LEFT JOIN cdm.target_gene tg ON tg.target_gene_id = vo.target_gene1_id "
-        f"WHERE vo.person_id IS NOT NULL AND {' AND '.join(filters)}"
-    )
-
-
-_VARIANT_KEYS = {
-    "Gene",
-    "HgvsC",
-    "Chromosome",
-    "Position",
-    "Ref",
-    "Alt",
-    "ReferenceGenome",
-    "Pathogenicity",
-    "First",
-    "Gender",
-}
 
 
 # ---------------------------------------------------------------- groups (additional criteria, inclusion rules)
