@@ -57,8 +57,13 @@ from rwe_assets.lib.cdm.steps import EVENT_TABLES, STAGING_VIEWS, STEPS, Call, I
 from rwe_assets.lib.cdm.visits import RollupResult, rollup_visits
 from rwe_assets.lib.cdm.vocabulary_change import record_vocabulary
 from rwe_assets.lib.cdm_spec import cdm_ddl, cdm_spec
-from rwe_assets.lib.genomics.cdm import GCDM_TABLES, GenomicsCdmReport, build_genomics_cdm, gcdm_ddl
-from rwe_assets.lib.genomics.staging import SPECIMEN as GENOMICS_SPECIMEN
+from rwe_assets.lib.genomics.cdm import (
+    GCDM_TABLES,
+    GenomicsCdmReport,
+    build_genomics_cdm,
+    gcdm_ddl,
+    register_staging,
+)
 from rwe_assets.lib.genomics.staging import VARIANT as GENOMICS_VARIANT
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.publish import BUILD, PUBLISHED
@@ -243,8 +248,7 @@ def _whole_database(state: _State) -> None:
     over the ledger where they count the build's intermediates)."""
     con = state.con
     register_inputs(con, state.lake_dir)
-    for name in (GENOMICS_SPECIMEN, GENOMICS_VARIANT):  # counted by the reconciliation
-        lake.register_view(con, f"stg_genomics_{name}", lake.table_path(state.lake_dir, "staging", name))
+    register_staging(con, state.lake_dir)  # counted by the reconciliation
     con.execute("DELETE FROM cdm.cdm_source")
     for name in ("cdm_source", "vocabulary", "linkage_metrics", "staging_outcomes"):
         _CALLS[name](state)
@@ -316,6 +320,7 @@ class _State:
     reconciliation: tuple[CdmReconciliation, ...] = ()
     genomics_person_map: str = "crosswalk"  # person.sql's view; the incremental build's: every person
     narrow_ids: bool = False  # incremental: read of each id map only the keys asked
+    genomics_staged: bool = False  # _register registered both genomics staging tables
 
 
 def _build(state: _State, progress: resume.Progress) -> CdmBuildReport:
@@ -336,7 +341,8 @@ def _run_steps(
     inputs finished skipped, its session restored first; a failing step is undone and recorded for
     the next build (lib/cdm/resume.py)."""
     if progress.record is not None:
-        progress.resume(state, _register)
+        left = [step for step in steps if step.name not in progress.finished]
+        progress.resume(state, _register, {name for step in left for name in step.reads})
     changing = fix_ups(steps)
     for number, step in enumerate(steps, 1):
         if step.name in progress.finished:
@@ -413,9 +419,11 @@ def _setup(state: _State) -> None:
 
 
 def _register(state: _State) -> None:
-    """The connection's inputs: the lake's tables as views, the lookup tables (also on a resume)."""
+    """The connection's inputs: the lake's tables as views, the lookup tables (also on a resume, so
+    with the genomics staging tables, which a session saved on object storage cannot hold)."""
     register_inputs(state.con, state.lake_dir)
     register_sources(state.con, state.registry)
+    state.genomics_staged = register_staging(state.con, state.lake_dir)
 
 
 def _visit_rollup(state: _State) -> None:
@@ -432,7 +440,9 @@ def _genomics(state: _State) -> None:
         for statement in gcdm_ddl("cdm"):
             con.execute(statement)
         return
-    state.genomics = build_genomics_cdm(con, lake_dir, state.genomics_person_map)
+    state.genomics = build_genomics_cdm(
+        con, lake_dir, state.genomics_person_map, registered=state.genomics_staged
+    )
 
 
 def _observation_period(state: _State) -> None:

@@ -7,14 +7,16 @@ every intermediate to disk on every build; instead, when a step raises, the buil
 (`warehouse/build.duckdb.resume`) and records there the steps that finished, the Python state they
 handed on and the key of the inputs they ran on, and keeps its partial database. The next build whose
 key is the same (same input fingerprint, lib/cdm/reuse.py: staged lake versions, vocabulary,
-priorities, code; same plan and same last build) registers its inputs, restores the saved session and
-starts at the failed step; any other build discards both files and starts over.
+priorities, code; same plan and same last build) registers its inputs, restores the saved session,
+deletes the record and starts at the failed step; any other build discards both files and starts
+over. Registered data (Arrow: inputs on object storage) is saved by name only: the build's
+registration must make it again.
 
 Undoing the failed step: a fix-up (a step changing a table an earlier step wrote: `steps.fix_ups`)
 runs in a transaction and is rolled back; any other step only fills tables no earlier step wrote, so
 its undo drops the tables it created and empties the declared tables it filled. Temporary objects it
 created are dropped and views it replaced are put back. A killed process saves nothing (its
-intermediates were in its memory): the next build starts over.
+intermediates were in its memory): the next build starts over, also after a killed resume.
 """
 
 from __future__ import annotations
@@ -93,17 +95,19 @@ class Progress:
             return False
         return True
 
-    def resume(self, state, register: Callable) -> None:
+    def resume(self, state, register: Callable, reads: set[str]) -> None:
         """Into the build's `state`: its inputs registered (`register`), then the failed build's
-        temporary tables and views and its Python state."""
+        temporary tables and views and its Python state. `reads`: what the steps left to run read."""
         assert self.record is not None
         try:
             register(state)
-            restore(state.con, self.warehouse_dir)
+            restore(state.con, self.warehouse_dir, reads)
             restore_hand_on(state, self.record.hand_on)
-        except Exception:
-            discard(self.warehouse_dir)  # a session that cannot be restored: the next build starts over
-            raise
+        finally:
+            # Used once: the steps after this fill the partial database, so a record left behind would
+            # have the next build redo them over their own rows if this one dies without recording
+            # (killed, BaseException, a failure after the steps); a failing step records afresh.
+            discard(self.warehouse_dir)
         self.resumed_from = self.record.failed
         state.log(
             f"CDM build: resumed at step '{self.record.failed}' "
@@ -183,16 +187,19 @@ def save(con: duckdb.DuckDBPyConnection | None, warehouse_dir: Path, record: Rec
 
 
 def _save_session(con) -> None:
+    """The temporary tables and views; of registered data (Arrow, a view without SQL) only the name,
+    to check on a resume that the build's `register` made it again."""
     con.execute(f"CREATE TABLE {_SESSION}.main.saved_view (name VARCHAR, sql VARCHAR)")
     for name in _catalog(con)[1]:
         con.execute(f"CREATE TABLE {_SESSION}.main.{_q(name)} AS SELECT * FROM temp.main.{_q(name)}")
-    views = [(name, sql) for name, _, sql in _views(con) if sql]  # '' : registered data
+    views = [(name, sql) for name, _, sql in _views(con)]  # sql '': registered data
     if views:
         con.executemany(f"INSERT INTO {_SESSION}.main.saved_view VALUES (?, ?)", views)
 
 
-def restore(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
-    """The saved temporary tables and views into `con` (whose inputs are registered already)."""
+def restore(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, reads: set[str]) -> None:
+    """The saved temporary tables and views into `con` (whose inputs are registered already); the
+    registered data of those that `reads` names must be there again."""
     con.execute(f"ATTACH {quote_literal(str(warehouse_dir / SIDECAR))} AS {_SESSION} (READ_ONLY)")
     try:
         tables = con.execute(
@@ -204,10 +211,20 @@ def restore(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS SELECT * FROM {_SESSION}.main.{_q(name)}"
             )
-        views = con.execute(f"SELECT name, sql FROM {_SESSION}.main.saved_view").fetchall()
+        views = dict(con.execute(f"SELECT name, sql FROM {_SESSION}.main.saved_view").fetchall())
     finally:
         con.execute(f"DETACH {_SESSION}")
-    _create_views(con, dict(views))
+    _create_views(con, {name: sql for name, sql in views.items() if sql})
+    _check_registered(con, {name for name, sql in views.items() if not sql} & reads)
+
+
+def _check_registered(con, registered: set[str]) -> None:
+    """Data the failed build had registered (no SQL to save it by) that a step left to run reads must
+    be registered again by the build's `register`, or that step would fail on every resume."""
+    present = {name for name, _, _ in _views(con)}
+    missing = sorted(registered - present)
+    if missing:
+        raise RuntimeError(f"saved build session: registered inputs {missing} were not registered again")
 
 
 def _create_views(con, views: dict[str, str]) -> None:

@@ -67,13 +67,19 @@ class GenomicsCdmReport:
 
 
 def build_genomics_cdm(
-    con: duckdb.DuckDBPyConnection, lake_dir: Path, person_map: str, schema: str = CDM_SCHEMA
+    con: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
+    person_map: str,
+    schema: str = CDM_SCHEMA,
+    registered: bool = False,
 ) -> GenomicsCdmReport:
     """Fill the genomics tables of `schema`. `person_map` names a table or view in `con` with columns
-    source_system, source_person_id, person_id (the linkage crosswalk contract)."""
-    for name in (SPECIMEN, VARIANT):
-        if not lake.register_view(con, f"stg_genomics_{name}", lake.table_path(lake_dir, "staging", name)):
-            raise FileNotFoundError(f"staging/{name} does not exist: run genomics staging first")
+    source_system, source_person_id, person_id (the linkage crosswalk contract). `registered`: the
+    caller registered the staging tables already (`register_staging`)."""
+    if not registered and not register_staging(con, lake_dir):
+        raise FileNotFoundError(
+            "staging/specimen or staging/variant does not exist: run genomics staging first"
+        )
     for statement in [create_table_sql("specimen", schema), create_table_sql("procedure_occurrence", schema)]:
         con.execute(statement)
     for statement in gcdm_ddl(schema):
@@ -83,6 +89,18 @@ def build_genomics_cdm(
     _concepts(con, schema)
     _replace_rows(con, schema)
     return _report(con, schema)
+
+
+def register_staging(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> bool:
+    """staging/specimen and staging/variant as stg_genomics_<table> (on object storage registered Arrow,
+    which a saved session cannot hold: the CDM build registers them with its other inputs, also on a
+    resume); False when one does not exist."""
+    return all(
+        [
+            lake.register_view(con, f"stg_genomics_{n}", lake.table_path(lake_dir, "staging", n))
+            for n in (SPECIMEN, VARIANT)
+        ]
+    )
 
 
 def _linked_inputs(con, person_map: str) -> None:
