@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -39,6 +39,7 @@ from rwe_assets.lib.cdm.ledger import LEDGER_TABLES, write_mapping_ledger, write
 from rwe_assets.lib.cdm.results import (  # noqa: F401 (re-exported for callers of the build)
     PERSON_EXCLUSION_REASONS,
     STAGING_OUTCOMES,
+    CdmBuildReport,
     CdmReconciliation,
     cdm_source,
     linkage_metrics,
@@ -78,23 +79,6 @@ from rwe_assets.lib.vocabulary import (
 
 _log = logging.getLogger(__name__)
 __all__ = ["EVENT_TABLES", "STAGING_VIEWS", "CdmBuildReport", "CdmReconciliation", "build_cdm", "run_sql"]
-
-
-@dataclass(frozen=True)
-class CdmBuildReport:
-    path: Path
-    row_counts: dict[str, int]
-    vocabulary_version: str | None
-    unmapped_rows: int
-    visits_merged: int
-    reconciliation: tuple[CdmReconciliation, ...] = ()
-    step_seconds: dict[str, float] = field(default_factory=dict)  # per step of lib/cdm/steps.py, in order
-    vocabulary_warning: str | None = None  # the demo subset used on data it does not map
-    reused: bool = False  # the inputs were the last build's: its file was kept (lib/cdm/reuse.py)
-    mode: str = "full"  # 'full', 'incremental' (lib/cdm/incremental.py) or 'reused'
-    mode_reason: str = ""  # why: the fallback rule of docs/operations.md, "Incremental refresh"
-    persons_rebuilt: int | None = None  # incremental: the persons whose rows were rebuilt
-    resumed_from: str | None = None  # the step a failed build of the same inputs stopped at
 
 
 def build_cdm(
@@ -419,8 +403,7 @@ def _setup(state: _State) -> None:
 
 
 def _register(state: _State) -> None:
-    """The connection's inputs: the lake's tables as views, the lookup tables (also on a resume, so
-    with the genomics staging tables, which a session saved on object storage cannot hold)."""
+    """The connection's inputs (lake tables and genomics staging as views, lookups), also on a resume."""
     register_inputs(state.con, state.lake_dir)
     register_sources(state.con, state.registry)
     state.genomics_staged = register_staging(state.con, state.lake_dir)

@@ -4,7 +4,7 @@ metrics, staging outcomes and results.reconciliation (staged rows -> CDM rows, e
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -37,6 +37,25 @@ class CdmReconciliation:
     @property
     def unaccounted(self) -> int:
         return self.staged_rows - (self.cdm_rows - self.extra_rows) - self.merged_rows - self.excluded_rows
+
+
+@dataclass(frozen=True)
+class CdmBuildReport:
+    """What one build_cdm call built (lib/cdm/build.py)."""
+
+    path: Path
+    row_counts: dict[str, int]
+    vocabulary_version: str | None
+    unmapped_rows: int
+    visits_merged: int
+    reconciliation: tuple[CdmReconciliation, ...] = ()
+    step_seconds: dict[str, float] = field(default_factory=dict)  # per step of lib/cdm/steps.py, in order
+    vocabulary_warning: str | None = None  # the demo subset used on data it does not map
+    reused: bool = False  # the inputs were the last build's: its file was kept (lib/cdm/reuse.py)
+    mode: str = "full"  # 'full', 'incremental' (lib/cdm/incremental.py) or 'reused'
+    mode_reason: str = ""  # why: the fallback rule of docs/operations.md, "Incremental refresh"
+    persons_rebuilt: int | None = None  # incremental: the persons whose rows were rebuilt
+    resumed_from: str | None = None  # the step a failed build of the same inputs stopped at
 
 
 def cdm_source(con, lake_dir: Path, version: str | None) -> None:
