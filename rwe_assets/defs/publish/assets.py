@@ -5,7 +5,7 @@ import dagster as dg
 from rwe_assets.defs.analytics.characterization import ACHILLES_RESULTS
 from rwe_assets.defs.analytics.cohorts import INCIDENCE_SURVIVAL
 from rwe_assets.defs.quality import DQ_RESULTS
-from rwe_assets.lib.publish import publish
+from rwe_assets.lib.publish import publish_file
 from rwe_assets.resources import RweConfig
 
 
@@ -15,15 +15,24 @@ from rwe_assets.resources import RweConfig
     kinds={"duckdb"},
     deps=[DQ_RESULTS, ACHILLES_RESULTS, INCIDENCE_SURVIVAL],
     pool="duckdb_build",
-    code_version="publish-1",
+    code_version="publish-2",
 )
 def rwe_duckdb(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.MaterializeResult:
     """data/warehouse/rwe.duckdb, the database analysts open read-only: an atomic copy of the last
-    complete build, made only when its latest data-quality run has no failed structural check."""
+    complete build, made only when its latest data-quality run has no failed structural check;
+    compacted into a fresh file when much of the build file is the space of deleted rows."""
     settings = rwe.settings()
-    target = publish(settings.warehouse_dir, settings=settings)
+    published = publish_file(settings.warehouse_dir, settings=settings)
+    context.log.info(f"published {published.size_bytes:,} bytes; {published.reason}")
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(target)), "size_bytes": target.stat().st_size}
+        metadata={
+            "path": dg.MetadataValue.path(str(published.path)),
+            "size_bytes": published.size_bytes,
+            "build_size_bytes": published.build_bytes,
+            "compacted": published.compacted,
+            "compaction_reason": published.reason,
+            "reclaimable_share": round(published.reclaimable, 4),
+        }
     )
 
 
