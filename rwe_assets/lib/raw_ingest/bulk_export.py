@@ -9,10 +9,13 @@ listed file the batch does not hold (its resources, or its deletions, are missin
 A file the `deleted` array names (by the file name of its url, in the manifest's folder) is read as a
 deletion list: each entry goes through the Bundle DELETE path of fhir_json.py, so it becomes the raw
 row of its Type/id that staging retires as DELETED (lib/staging/lifecycle.py); a conditional or
-unresolvable url is quarantined there (BUNDLE_DELETE_UNRESOLVED). An entry that is no DELETE
-(BULK_DELETED_NOT_A_DELETE), a line that is no transaction Bundle (BULK_DELETED_NOT_A_BUNDLE) or no
-JSON is quarantined, never applied. Rows are numbered by entry in file order: servers write one entry
-per line, so that is the line number. Without a manifest naming it, a file of Bundles is refused as
+unresolvable url is quarantined there (BUNDLE_DELETE_UNRESOLVED). Each DELETE row carries the instant
+of its deletion, the Bundle's meta.lastUpdated, else the manifest's transactionTime (the export holds
+every change up to it), so staging orders it among the record's versions: a resource of the same
+export's output with an earlier meta.lastUpdated is the version the deletion removed. An entry that
+is no DELETE (BULK_DELETED_NOT_A_DELETE), a line that is no transaction Bundle
+(BULK_DELETED_NOT_A_BUNDLE) or no JSON is quarantined, never applied. Rows are numbered by entry in
+file order: servers write one entry per line, so that is the line number. Without a manifest naming it, a file of Bundles is refused as
 any NDJSON file of Bundles is (ndjson_lines.py).
 """
 
@@ -33,6 +36,7 @@ from rwe_assets.lib.raw_ingest.fhir_json import (
     _read_json_document,
     _refuse_constant,
     _store_lines,
+    bundle_instant,
     is_json_document,
 )
 from rwe_assets.lib.raw_ingest.fhir_rows import _NdjsonLine
@@ -91,30 +95,45 @@ class BatchManifests:
         return path.resolve() in self._deleted
 
     def _find(self) -> set[Path]:
-        deleted = set()
-        for path in batch_files(self._batch_path):
-            if (
-                path.is_symlink()
-                or not is_json_document(path.name)
-                or path.stat().st_size > MAX_MANIFEST_BYTES
-            ):
-                continue
-            try:
-                document = _read_json_document(path, path.name)
-            except InputFileError:
-                continue  # the file fails on its own when it is ingested
-            if is_bulk_manifest(document):
-                deleted |= {(path.parent / n).resolve() for n in _listed_names(document, "deleted") if n}
-        return deleted
+        return {
+            (path.parent / n).resolve()
+            for path, document in _manifests(batch_files(self._batch_path))
+            for n in _listed_names(document, "deleted")
+            if n
+        }
+
+
+def _manifests(paths):
+    """(path, document) of each bulk export manifest among `paths`."""
+    for path in paths:
+        if path.is_symlink() or not is_json_document(path.name) or path.stat().st_size > MAX_MANIFEST_BYTES:
+            continue
+        try:
+            document = _read_json_document(path, path.name)
+        except InputFileError:
+            continue  # the file fails on its own when it is ingested
+        if is_bulk_manifest(document):
+            yield path, document
+
+
+def _transaction_time(path: Path) -> str | None:
+    """The transactionTime of the manifest (in the deleted file's folder) that names `path`: the export
+    states every change up to it, so a deletion it lists happened by then."""
+    for _, document in _manifests(sorted(p for p in path.parent.iterdir() if p.is_file())):
+        if path.name in _listed_names(document, "deleted"):
+            instant = document.get("transactionTime")
+            return instant if isinstance(instant, str) and instant else None
+    return None
 
 
 def ingest_deleted_list(lake_dir, source, path: Path, provenance, result) -> None:
     """A manifest's deleted file: its DELETE entries as raw rows, the rest quarantined (module docstring)."""
     known, lines, text_lines = set(source.entity_names), [], 0
+    exported_by = _transaction_time(path)
     for line in _ndjson_lines(path, result.relative_path, known):
         text_lines += 1
         if line.reason == "BUNDLE_IN_NDJSON":
-            lines += _entries(line, known)
+            lines += _entries(line, known, exported_by)
         elif line.reason:
             lines.append(line)
         else:
@@ -124,8 +143,9 @@ def ingest_deleted_list(lake_dir, source, path: Path, provenance, result) -> Non
     result.lines_read = text_lines
 
 
-def _entries(line: _NdjsonLine, known: set[str]) -> list[_NdjsonLine]:
-    """One line's Bundle: its DELETE entries through the Bundle DELETE path, any other entry quarantined."""
+def _entries(line: _NdjsonLine, known: set[str], exported_by: str | None) -> list[_NdjsonLine]:
+    """One line's Bundle: its DELETE entries through the Bundle DELETE path, stamped with the Bundle's
+    meta.lastUpdated, else the manifest's transactionTime (`exported_by`); any other entry quarantined."""
     try:  # as fhir_json reads a document: numbers kept as written, NaN and Infinity refused
         bundle = json.loads(line.text, parse_float=_JsonNumber, parse_constant=_refuse_constant)
     except ValueError as error:
@@ -133,8 +153,9 @@ def _entries(line: _NdjsonLine, known: set[str]) -> list[_NdjsonLine]:
     entries = bundle.get("entry")
     if bundle.get("type") != "transaction" or not isinstance(entries, list) or not entries:
         return [_not_a_bundle(line, f"a Bundle of type {bundle.get('type')} or without entries")]
+    instant = bundle_instant(bundle) or exported_by
     rows = [
-        _delete_entry(k + 1, item, "transaction", known)
+        _delete_entry(k + 1, item, "transaction", known, instant)
         if _delete_request(item) is not None
         else _NdjsonLine(
             line.number, _json_text(item), None, None, None, "BULK_DELETED_NOT_A_DELETE",

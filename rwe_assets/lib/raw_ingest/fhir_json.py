@@ -8,8 +8,10 @@ resource is re-serialized compactly with numbers kept as written (1.50 stays 1.5
 refused with the file and line, before a row is written.
 
 A DELETE entry of a transaction or batch Bundle whose request.url names `Type/id` is kept as a raw row
-of that type and id whose resource_json is `{"request": <the request as sent>}` (DELETE_ROW_PREFIX):
-staging retires the record with the status reason DELETED (lib/staging/lifecycle.py). FHIR R4
+of that type and id whose resource_json is `{"request": <the request as sent>}` (DELETE_ROW_PREFIX),
+with `"meta": {"lastUpdated": ...}` when the Bundle states its meta.lastUpdated (the deletion's instant):
+staging retires the record with the status reason DELETED (lib/staging/lifecycle.py), ordered among
+its versions by that instant as a resource is by its own. FHIR R4
 processes a transaction's DELETEs before its POSTs and PUTs, so a DELETE of a resource the same Bundle
 writes removes only its earlier versions: the write stands and the DELETE is quarantined
 (BUNDLE_DELETE_BEFORE_WRITE). A batch Bundle has no order: both entries are quarantined
@@ -206,9 +208,20 @@ def _delete_request(item) -> dict | None:
     return request if isinstance(method, str) and method.upper() == "DELETE" else None
 
 
-def _delete_entry(number: int, item: dict, bundle_type: str | None, known: set[str]) -> _NdjsonLine:
-    """A DELETE entry as the raw row of its Type/id (resource_json: DELETE_ROW_PREFIX + the request), or
-    the reason it is quarantined. The detail never quotes the url: search criteria can hold identifiers."""
+def bundle_instant(bundle: dict) -> str | None:
+    """A Bundle's meta.lastUpdated as sent (text), or None: the instant of its DELETE entries."""
+    meta = bundle.get("meta")
+    instant = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    return instant if isinstance(instant, str) and instant else None
+
+
+def _delete_entry(
+    number: int, item: dict, bundle_type: str | None, known: set[str], instant: str | None = None
+) -> _NdjsonLine:
+    """A DELETE entry as the raw row of its Type/id (resource_json: DELETE_ROW_PREFIX + the request, and
+    `meta.lastUpdated`: the deletion's instant, when known, which orders it among the record's versions
+    as a resource's own does), or the reason it is quarantined. The detail never quotes the url: search
+    criteria can hold identifiers."""
     where, text = f"entry {number - 1}", _json_text(item)
     if bundle_type not in _DELETE_BUNDLES:
         detail = f"{where}: a {bundle_type} Bundle holds no requests; DELETE not applied"
@@ -225,16 +238,26 @@ def _delete_entry(number: int, item: dict, bundle_type: str | None, known: set[s
     resource_type, resource_id = target.groups()
     entity = resource_type.lower() if resource_type.lower() in known else OTHER_RESOURCE
     return _NdjsonLine(
-        number, DELETE_ROW_PREFIX + _json_text(request) + "}", entity, resource_type, resource_id
-    )
+        number, DELETE_ROW_PREFIX + _json_text(request) + _meta_text(instant) + "}", entity, resource_type,
+        resource_id,
+    )  # fmt: skip
 
 
-def _bundle_lines(bundle_type: str | None, entries: list, known: set[str]) -> list[_NdjsonLine]:
-    """Every entry as a raw row or a quarantined line (DELETE entries by _delete_entry), then the
-    DELETEs of a resource the Bundle also writes resolved by the Bundle type's rule (module docstring)."""
+def _meta_text(instant: str | None) -> str:
+    return "" if instant is None else ',"meta":' + _json_text({"lastUpdated": instant})
+
+
+def _bundle_lines(
+    bundle_type: str | None, entries: list, known: set[str], instant: str | None = None
+) -> list[_NdjsonLine]:
+    """Every entry as a raw row or a quarantined line (DELETE entries by _delete_entry, stamped with the
+    Bundle's `instant`), then the DELETEs of a resource the Bundle also writes resolved by the Bundle
+    type's rule (module docstring)."""
     deletes = [_delete_request(item) is not None for item in entries]
     lines = [
-        _delete_entry(n + 1, item, bundle_type, known) if deletes[n] else _bundle_entry(n + 1, item, known)
+        _delete_entry(n + 1, item, bundle_type, known, instant)
+        if deletes[n]
+        else _bundle_entry(n + 1, item, known)
         for n, item in enumerate(entries)
     ]
     writes: dict[tuple, list[int]] = {}
@@ -277,9 +300,9 @@ def _ingest_fhir_json(lake_dir, source, path, provenance, result) -> None:
         bulk_export.record_manifest(path, document, result)
         return
     bundle_type, entries = _json_document_entries(document, relative)
-    _store_lines(
-        lake_dir, source, _bundle_lines(bundle_type, entries, set(source.entity_names)), provenance, result
-    )
+    instant = bundle_instant(document) if bundle_type else None
+    lines = _bundle_lines(bundle_type, entries, set(source.entity_names), instant)
+    _store_lines(lake_dir, source, lines, provenance, result)
 
 
 def _store_lines(lake_dir, source, lines: list[_NdjsonLine], provenance, result) -> None:

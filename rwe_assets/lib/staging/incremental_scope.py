@@ -13,7 +13,10 @@ that are
 The record lifecycle then runs unchanged over them, except that only a new batch can be the one that
 retires what it leaves out (lifecycle.retire_absent): the staged batches' retirements are in the prior
 state already. What a full build of all batches would stage for these records, this stages; rows out
-of scope keep their staged state, which nothing in the new batches can change.
+of scope keep their staged state, which nothing in the new batches can change. A staged row holds
+its key's latest version instant, all a new version is compared with (lifecycle.HIGH_WATER); a record
+withdrawn (a status row current: DELETED, ...) has no staged row, so a new dated version of it makes
+the run a full build (refuse_resent_withdrawn).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import duckdb
 from rwe_assets.lib import lake
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging.incremental_state import PENDING_PREFIX, pending_tables, staging_path
+from rwe_assets.lib.staging.lifecycle import STATUS_REASONS
 from rwe_assets.lib.staging.model import BY_NAME, TABLES
 
 PARENT_COLUMNS = {"visit_key": "visit", "event_key": "event"}
+_STATUS = ", ".join(quote_literal(reason) for reason in STATUS_REASONS)
 
 
 def register_prior(con: duckdb.DuckDBPyConnection, lake_dir) -> None:
@@ -41,6 +46,7 @@ def register_prior(con: duckdb.DuckDBPyConnection, lake_dir) -> None:
             parts.append(f"SELECT {columns}, true AS _pending FROM pending_prior_{table.name}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW prior_{table.name} AS {' UNION ALL '.join(parts)}")
     lake.register_parquet_view(con, "quarantine_prior", staging_path(lake_dir, "_quarantine"))
+    lake.register_parquet_view(con, "retired_prior", staging_path(lake_dir, "_retired"))
 
 
 def select_scope(con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -80,6 +86,30 @@ def select_scope(con: duckdb.DuckDBPyConnection, source: str) -> None:
             f"CREATE OR REPLACE TEMP TABLE scope_{table.name} AS SELECT * FROM prior_{table.name} o "
             f"WHERE o.source_system = $source AND ({' OR '.join(conditions)})",
             {"source": source},
+        )
+    refuse_resent_withdrawn(con, source)
+
+
+def refuse_resent_withdrawn(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Raise FullBuildNeeded when a new row stating its version instant belongs to a record an earlier
+    batch withdrew (its current version was a status row: DELETED, ENTERED_IN_ERROR, ...), nothing of
+    it staged: whether the row is stale depends on the instants of that history, which no staged row
+    keeps (lifecycle.HIGH_WATER), so a full build decides, as it would alone."""
+    withdrawn = " UNION ALL ".join(
+        f"""SELECT 1 FROM cand_{t.name} c WHERE c._version_at IS NOT NULL
+            AND split_part(c.record_key, '#', 1) IN (
+                SELECT split_part(record_key, '#', 1) FROM retired_prior
+                WHERE staging_table = '{t.name}' AND source_system = $source AND reason_code IN ({_STATUS}))
+            AND split_part(c.record_key, '#', 1) NOT IN (
+                SELECT split_part(record_key, '#', 1) FROM scope_{t.name} WHERE NOT _pending)"""
+        for t in TABLES
+        if "_version_at" in t.column_names
+    )
+    if withdrawn and con.execute(f"SELECT EXISTS ({withdrawn})", {"source": source}).fetchone()[0]:
+        from rwe_assets.lib.staging.incremental import FullBuildNeeded  # it imports this module
+
+        raise FullBuildNeeded(
+            "a new batch re-sends, with its version instant, a record an earlier batch withdrew"
         )
 
 

@@ -21,14 +21,17 @@ the record is not, or no longer, a fact). Per table, in this order:
    In an incremental run (lib/staging/incremental.py) a staged newest version's retirements of staged
    rows are applied already (the candidates hold only part of a staged batch); rows of a new batch
    older than it (an old version re-sent) are retired as in a full build.
-3. `resolve_versions`: among the remaining versions of one key, the newest wins. Versions are ordered
-   by the source's own version instant `_version_at` (FHIR meta.lastUpdated, kept in the staged
-   tables) when every version of the key states one, else by batch order then that instant; then
-   ingest time, file and line (NEWEST_FIRST). Identical older copies merge ('DUPLICATE_IDENTICAL'); a
-   differing older version of a later batch than the winner's (an old version re-sent out of order)
-   is 'STALE_VERSION', of an earlier batch or with an older instant in the winner's batch 'SUPERSEDED'
-   (both merge: counted, they change nothing); another differing row of the same batch is
-   quarantined ('DUPLICATE_ID').
+3. `resolve_versions`: among the remaining versions of one key, the newest wins. A version is stale
+   when an earlier batch of its key states a later version instant `_version_at` (FHIR
+   meta.lastUpdated; a DELETE's Bundle's) than its own (HIGH_WATER): an old version re-sent. Stale
+   versions never win; among the others the later batch, then the later instant, then ingest time,
+   file and line (NEWEST_FIRST). The rule compares pairs, so a version stating no instant changes no
+   other's order. The winner keeps, as its staged `_version_at`, the latest instant of its key (an
+   incremental run compares new versions with that alone: lib/staging/incremental_scope.py). Identical
+   older copies merge ('DUPLICATE_IDENTICAL'); a differing stale version is 'STALE_VERSION', another
+   of an earlier batch or with an older instant in the winner's batch 'SUPERSEDED' (both merge:
+   counted, they change nothing); another differing row of the same batch is quarantined
+   ('DUPLICATE_ID').
    A winner with a status reason stages nothing: it is retired with that reason (an 'entered-in-error'
    resource withdraws the record it corrects; a void claim cancels the claim; a FHIR Claim its
    ExplanationOfBenefit adjudicates is retired as ADJUDICATED; a FHIR Bundle's DELETE entry or a bulk
@@ -141,13 +144,21 @@ _LATEST_STAGED = """EXISTS (SELECT 1 FROM batch_info b WHERE b.source_system = v
 
 # The source's own version instant of a candidate `c` (FHIR meta.lastUpdated; NULL when not stated).
 VERSION_INSTANT = "c._version_at"
-# Which of two versions of one key is newer: when every version of the key states its instant, the
-# instant decides (then batch order); otherwise batch order does (then the instant). `v` is a row with
-# version_instant and all_stated (bool_and of version_instant IS NOT NULL over the key).
-NEWEST_FIRST = (
-    "CASE WHEN {v}.all_stated THEN {v}.version_instant END DESC NULLS LAST, {v}.batch_order DESC, "
-    "{v}.version_instant DESC NULLS LAST"
+# A version is stale when an earlier batch of its key (or record) stated a later instant: an old version
+# re-sent. `{o}` orders the batches, `{part}` partitions by key; the frame is the earlier batches only, so
+# the rule compares pairs and a version without an instant anywhere in the history changes nothing.
+HIGH_WATER = (
+    "max({v}) OVER (PARTITION BY {part} ORDER BY {o} RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
 )
+# Which of two versions of one key is newer: a stale one never wins; among the others the later batch,
+# then the later instant. `v` is a row with stale, batch_order and version_instant.
+NEWEST_FIRST = "{v}.stale, {v}.batch_order DESC, {v}.version_instant DESC NULLS LAST"
+
+
+_HIGH_WATER_KEY = HIGH_WATER.format(
+    v=VERSION_INSTANT, part="c.source_system, c.record_key", o="b.batch_order"
+)
+_HIGH_WATER_RECORD = HIGH_WATER.format(v="version_instant", part="source_system, record", o="batch_order")
 
 
 # Keys are first grouped by this integer hash of their columns, then compared exactly among the few rows
@@ -279,15 +290,16 @@ def retire_absent(con: duckdb.DuckDBPyConnection, table_name: str, has_person: b
         INSERT INTO {table_name}_outcome
         WITH ordered AS (SELECT *, split_part(record_key, '#', 1) AS record FROM ({ordered})),
         resent AS (  -- source records sent as more than one version: only these can have lost a row
-            SELECT source_system, record, bool_and(version_instant IS NOT NULL) AS all_stated
-            FROM ordered GROUP BY ALL
+            SELECT source_system, record FROM ordered GROUP BY ALL
             HAVING min(batch_order) < max(batch_order) OR min(version_at) < max(version_at)
+        ),
+        versions AS (
+            SELECT DISTINCT o.source_system, o.record, o.batch_order, o.version_at, o.version_instant
+            FROM ordered o JOIN resent r USING (source_system, record)
         ),
         newest AS (
             SELECT v.source_system, v.record, v.batch_order AS latest, v.version_at AS latest_at
-            FROM (SELECT DISTINCT o.source_system, o.record, o.batch_order, o.version_at, o.version_instant,
-                         r.all_stated
-                  FROM ordered o JOIN resent r USING (source_system, record)) v
+            FROM (SELECT *, coalesce(version_instant < {_HIGH_WATER_RECORD}, false) AS stale FROM versions) v
             QUALIFY row_number() OVER (PARTITION BY v.source_system, v.record
                                        ORDER BY {NEWEST_FIRST.format(v="v")}) = 1
         )
@@ -311,7 +323,7 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
     # the few rows of those hashes; only their rows are ranked (a sort) and their content hashed.
     con.execute(
         f"""
-        INSERT INTO {table_name}_outcome
+        CREATE OR REPLACE TEMP TABLE ranked_versions AS
         WITH open_versions AS (
             SELECT c.rowid AS row_id, {KEY_HASH.format("c.source_system, c.record_key")} AS key_hash
             FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
@@ -319,8 +331,8 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
         ),
         shared AS (
             SELECT c.*, c.rowid AS row_id, b.batch_order, {VERSION_INSTANT} AS version_instant,
-                   bool_and({VERSION_INSTANT} IS NOT NULL) OVER (PARTITION BY c.source_system, c.record_key)
-                       AS all_stated
+                   coalesce({VERSION_INSTANT} < {_HIGH_WATER_KEY}, false) AS stale,
+                   max({VERSION_INSTANT}) OVER (PARTITION BY c.source_system, c.record_key) AS key_high_water
             FROM cand_{table_name} c JOIN batch_info b USING (source_system, _batch_id)
             WHERE c.rowid IN (SELECT row_id FROM open_versions WHERE key_hash IN (
                 SELECT key_hash FROM open_versions GROUP BY ALL HAVING count(*) > 1))
@@ -334,8 +346,8 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                    row_number() OVER w AS rank,
                    first_value(md5(CAST(ROW({content}, c._reason) AS VARCHAR))) OVER w AS keeper_hash,
                    first_value(c._batch_id) OVER w AS keeper_batch,
-                   c.batch_order > first_value(c.batch_order) OVER w AS stale,
-                   c.version_instant < first_value(c.version_instant) OVER w AS older_version
+                   c.stale, c.version_instant < first_value(c.version_instant) OVER w AS older_version,
+                   c.version_instant, c.key_high_water
             FROM shared c
             JOIN duplicate_keys d
               ON d.source_system IS NOT DISTINCT FROM c.source_system
@@ -344,17 +356,33 @@ def resolve_versions(con: duckdb.DuckDBPyConnection, table_name: str, content: s
                          ORDER BY {NEWEST_FIRST.format(v="c")},
                                   c._ingested_at DESC, c._source_file, c._line_number)
         )
+        SELECT * FROM ranked
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO {table_name}_outcome
         SELECT row_id,
-               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch OR older_version THEN 'merged'
-                    ELSE 'quarantined' END,
+               CASE WHEN content_hash = keeper_hash OR _batch_id <> keeper_batch OR older_version OR stale
+                    THEN 'merged' ELSE 'quarantined' END,
                CASE WHEN content_hash = keeper_hash THEN 'DUPLICATE_IDENTICAL'
                     WHEN stale THEN 'STALE_VERSION'
                     WHEN _batch_id <> keeper_batch OR older_version THEN 'SUPERSEDED' ELSE 'DUPLICATE_ID' END,
                'record_key'
-        FROM ranked
+        FROM ranked_versions
         WHERE rank > 1
         """
     )
+    # The winner keeps its key's latest instant (its own, or an earlier batch's when it states none):
+    # an incremental run compares a re-sent version with that alone, as a full build with every batch.
+    con.execute(
+        f"""
+        UPDATE cand_{table_name} c SET _version_at = r.key_high_water FROM ranked_versions r
+        WHERE c.rowid = r.row_id AND r.rank = 1 AND coalesce(r.version_instant < r.key_high_water, true)
+          AND r.key_high_water IS NOT NULL
+        """
+    )
+    con.execute("DROP TABLE ranked_versions")
     # A status row left without an outcome is the current version of its record: it retires it.
     con.execute(
         f"""

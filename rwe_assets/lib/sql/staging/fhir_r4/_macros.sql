@@ -133,6 +133,28 @@ CREATE OR REPLACE MACRO rwe_fhir_medications() AS TABLE
     FROM raw_medication
     QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id) ORDER BY _ingested_at DESC, _line_number DESC) = 1;
 
+-- rwe_fhir_current_versions(versions): the current version of each id among the rows of relation
+--   `versions` (a CTE's name; columns id, version_at: meta.lastUpdated as text, _batch_id, _ingested_at,
+--   _source_file, _line_number), by the lifecycle's rule (lib/staging/lifecycle.py, NEWEST_FIRST): a
+--   version an earlier batch states a later instant for is stale and never current; among the others
+--   the later batch, then the later instant. Batches are ordered by their first ingest (batch_info
+--   orders them by their first file of any entity: the same order, as a batch is ingested whole).
+--   For what one resource reads of another before staging resolves versions (an EOB's Claim).
+CREATE OR REPLACE MACRO rwe_fhir_current_versions(versions) AS TABLE
+    WITH dated AS (
+        SELECT *, TRY_CAST(version_at AS TIMESTAMPTZ) AS _instant,
+               epoch_us(min(_ingested_at) OVER (PARTITION BY _batch_id)) AS _batch_at
+        FROM query_table(versions)
+    ),
+    staled AS (
+        SELECT *, coalesce(_instant < max(_instant) OVER (PARTITION BY id ORDER BY _batch_at
+                           RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false) AS _stale
+        FROM dated
+    )
+    SELECT * EXCLUDE (_instant, _batch_at, _stale) FROM staled
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _stale, _batch_at DESC, _batch_id DESC,
+                               _instant DESC NULLS LAST, _ingested_at DESC, _source_file, _line_number) = 1;
+
 -- Money of Claim and ExplanationOfBenefit (cost/claim.sql, cost/explanationofbenefit.sql).
 --
 -- rwe_fhir_adjudication_code(code): an adjudication category code reduced to its last path segment,

@@ -4,21 +4,25 @@
 -- payment). Linked to the drug event of its `prescription` (MedicationRequest/<id>, Synthea's
 -- medication claims), else to the encounter of its items (the visit). cost_date: the items' service
 -- date, else billablePeriod.start, else created (rwe_fhir_cost_date). record_key: 'Claim/<id>'.
--- A Claim that an ExplanationOfBenefit adjudicates (EOB.claim, the latest version of each EOB id,
--- unless that version is entered-in-error or draft: neither states an adjudication) is not staged: its
+-- A Claim that an ExplanationOfBenefit adjudicates (EOB.claim, the current version of each EOB id by
+-- the lifecycle's rule, rwe_fhir_current_versions, unless that version is entered-in-error or draft: neither states an adjudication) is not staged: its
 -- money is the EOB's row (cost/explanationofbenefit.sql), so an encounter is never costed twice. The
 -- row retires with the status reason ADJUDICATED (README.md, *Claim, ExplanationOfBenefit, Coverage*).
 -- Rules: status checks (rwe_fhir_cost_status_failure: ENTERED_IN_ERROR, CANCELLED, PLANNED),
 --   ADJUDICATED, MISSING_PERSON (patient), MISSING_VISIT (neither prescription nor item.encounter:
 --   nothing to attach the money to), INVALID_DATE, NO_AMOUNT, INVALID_NUMBER, NEGATIVE_AMOUNT,
 --   UNSUPPORTED_CURRENCY (a currency other than USD: the CDM states dollars).
-WITH adjudicated AS (
-    SELECT DISTINCT rwe_fhir_ref(r.claim.reference) AS claim_id
-    FROM (SELECT from_json(resource_json, '{"status": "VARCHAR", "claim": {"reference": "VARCHAR"}}') AS r
-          FROM raw_explanationofbenefit
-          QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id)
-                                     ORDER BY _ingested_at DESC, _line_number DESC) = 1)
-    WHERE coalesce(r.status, '') NOT IN ('entered-in-error', 'draft')
+WITH eob_versions AS (
+    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.status, r.claim,
+           _batch_id, _ingested_at, _source_file, _line_number
+    FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"}, "status": "VARCHAR",
+                                               "claim": {"reference": "VARCHAR"}}') AS r
+          FROM raw_explanationofbenefit)
+),
+adjudicated AS (
+    SELECT DISTINCT rwe_fhir_ref(claim.reference) AS claim_id
+    FROM rwe_fhir_current_versions('eob_versions')
+    WHERE coalesce(status, '') NOT IN ('entered-in-error', 'draft')
 ),
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,

@@ -12,21 +12,24 @@
 --   amount_allowed              eligible | line_alowd_chrg_amt
 -- An amount the EOB does not state stays NULL (total_paid is never stated as such: NULL).
 -- Linked to the drug event of its `prescription`, else the encounter of its items; an EOB that names
--- neither takes the links of the Claim it adjudicates (its latest version; Synthea's EOB of a
+-- neither takes the links of the Claim it adjudicates (its current version; Synthea's EOB of a
 -- medication claim names no prescription). cost_date: the items' service date, else
 -- billablePeriod.start, else created (rwe_fhir_cost_date). record_key: 'ExplanationOfBenefit/<id>'.
 -- The payer plan period is found in the CDM by person and date (cdm/cost.sql), so Coverage staged as
 -- enrollment is what links it.
 -- Rules: status checks (rwe_fhir_cost_status_failure), MISSING_PERSON, MISSING_VISIT, INVALID_DATE,
 --   NO_AMOUNT (neither a charge nor a payment), INVALID_NUMBER, NEGATIVE_AMOUNT, UNSUPPORTED_CURRENCY.
-WITH claims AS (  -- the latest version of each Claim: the links an EOB naming none takes from it
-    SELECT rwe_text(resource_id) AS id, rwe_fhir_cost_visit(r.item) AS visit_ref,
-           rwe_fhir_cost_event_key(r.prescription.reference) AS event_key
-    FROM (SELECT resource_id, _ingested_at, _line_number,
-                 from_json(resource_json, '{"prescription": {"reference": "VARCHAR"},
-                                            "item": [{"encounter": [{"reference": "VARCHAR"}]}]}') AS r
+WITH claim_versions AS (
+    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.item, r.prescription,
+           _batch_id, _ingested_at, _source_file, _line_number
+    FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"},
+                                               "prescription": {"reference": "VARCHAR"},
+                                               "item": [{"encounter": [{"reference": "VARCHAR"}]}]}') AS r
           FROM raw_claim)
-    QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id) ORDER BY _ingested_at DESC, _line_number DESC) = 1
+),
+claims AS (  -- the current version of each Claim (as the lifecycle's): the links an EOB naming none takes
+    SELECT id, rwe_fhir_cost_visit(item) AS visit_ref, rwe_fhir_cost_event_key(prescription.reference) AS event_key
+    FROM rwe_fhir_current_versions('claim_versions')
 ),
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
