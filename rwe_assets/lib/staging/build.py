@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import html
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
@@ -155,7 +157,14 @@ def staging_connection(memory_limit: str = "4GB", threads: int = 2) -> duckdb.Du
     con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
     con.execute(MACROS)
+    con.create_function("rwe_html_unescape", _html_unescape, ["VARCHAR"], "VARCHAR", type="arrow")
     return con
+
+
+def _html_unescape(texts):
+    """HTML character references decoded by the full HTML5 table (named, decimal, hex): SQL has no such
+    table, and a name written 'M&uuml;ller' must reach the de-identification as 'Müller'."""
+    return pa.array([None if t is None else html.unescape(t) for t in texts.to_pylist()], pa.string())
 
 
 def build_staging(

@@ -67,10 +67,25 @@ STATES = (
     "|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode Island|South Carolina"
     "|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West Virginia|Wisconsin|Wyoming"
 )
+
+
+def _suffixes(words) -> str:
+    return "|".join(sorted(words, key=len, reverse=True))
+
+
 # "Pt" in a note is the patient far more often than a Point
-_ANY_SUFFIX = "|".join(
-    sorted({v for vs in STREET_SUFFIXES.values() for v in vs} - {"pt"}, key=len, reverse=True)
+_ABBREVIATIONS = {v for vs in STREET_SUFFIXES.values() for v in vs} - set(STREET_SUFFIXES) - {"pt"}
+# an address's suffix is written in title case ('Elm Street', '12 Elm St'); an abbreviation followed by
+# a lower-case word is a note's words ('2 Ortho Ct reviewed', '2 Tablets Dr ordered'); all caps
+# ('ST', 'CT', 'DR') is a test or an abbreviation unless the whole line is caps or a '.', a city or a
+# ZIP follows ('3 Anterior ST depression' stays)
+_CITY_OR_ZIP = r"(?:\.|,[ \t]*[A-Z][a-z]+|,?[ \t]+\d{5}(?![\w-]))"
+_SUFFIX = (
+    rf"(?:(?:{_suffixes(w.title() for w in STREET_SUFFIXES)})\b"
+    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+[a-z])"
+    rf"|(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b(?={_CITY_OR_ZIP}))"
 )
+_CAPS_STREET = rf"(?:[A-Z]{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
 _CAP = r"[A-Z][a-zA-Z'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones)
 _NAME2 = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
 _INITIAL_NAME = rf"(?:[A-Z]\.[ \t]*)?{_NAME2}"
@@ -198,10 +213,11 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     _rec(
         "address",
-        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?:north|south|east|west|[NSEW]\.?)[ \t]+)?(?:[A-Z][a-z]+[ \t]+){{1,3}}"
-        rf"(?i:{_ANY_SUFFIX})\b\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
-        # the unit may be on the next line: 'Lives at 12 Elm St\nApt 4B'
-        rf"(?:,?[ \t]*\n?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?",
+        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
+        rf"(?:(?:[A-Z][a-z]+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET})\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+        rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
+        # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
+        rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?",
         flags=0,
     ),
     _rec(
@@ -220,14 +236,16 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec(
         "role_name",
         rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:(?i:Dr)\.?[ \t]+)?"
-        rf"(?P<v>{_INITIAL_NAME}(?:,[ \t]*(?!{CREDENTIALS}\b)[A-Z][A-Z'\u2019-]+(?:[ \t]+[A-Z]\b\.?)?)?)",
+        # 'SMITH, JANE': the ', FIRST' only after a name in caps ('son John, HTN ...' is no name)
+        rf"(?P<v>[A-Z][A-Z'\u2019-]+,[ \t]*(?!{CREDENTIALS}\b)[A-Z][A-Z'\u2019-]+(?:[ \t]+[A-Z]\b\.?)?"
+        rf"|{_INITIAL_NAME})",
         NAME,
         0,
     ),
     # 'Name: LAST, FIRST', 'Electronically Signed: SMITH, JANE Q MD'
     _rec(
         "labelled_name",
-        rf"\b(?i:name|patient|pt|signed)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? (?!{CREDENTIALS}\b)(?:{_CAP}|[A-Z]\.?(?!\w))){{0,2}})",
+        rf"\b(?i:name|patient|pt|electronically[ \t]+signed(?:[ \t]+by)?|signed[ \t]+by)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? (?!{CREDENTIALS}\b)(?:{_CAP}|[A-Z]\.?(?!\w))){{0,2}})",
         NAME,
         0,
     ),

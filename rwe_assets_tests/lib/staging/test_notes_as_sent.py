@@ -120,7 +120,7 @@ def test_the_text_attachment_is_chosen_among_several(lake):
     # non-breaking space or a character reference hid are redacted
     assert found["n2"]["note_text"] == (
         "Seen by Dr. [NAME] [NAME] [NAME]\nPlan: rest & fluids <3 days>.\n"
-        "Call daughter [NAME] at [REDACTED] \u2014 [REDACTED] agrees.\n"
+        "Call daughter [NAME] at [REDACTED] \u2014 [REDACTED] agrees."
     )
 
 

@@ -5,13 +5,15 @@
 --   _macros.sql); title: that coding's display, else type.text.
 -- note_text: of the attachments with inline data, the first text/plain (no contentType counts as
 --   text/plain), else the first text/html, else the first one (so its type is reported); without any,
---   the first attachment (MISSING_TEXT). The bytes are read in the attachment's charset: none, utf-8 or
---   us-ascii as UTF-8 (a byte order mark dropped); iso-8859-1, latin1 or windows-1252 as windows-1252
---   (the WHATWG Encoding Standard reads all three labels so); another charset is UNSUPPORTED_CHARSET.
---   HTML becomes plain text: head, title, script and style dropped, line-ending tags (br, p, div, li, tr, h1-h6) a line
---   break, other tags removed, character references decoded, so that the de-identification sees the
---   words a reader sees ('Dr.&nbsp;Smith' or 'J&#111;hn' would hide a name from it); a no-break space
---   (U+00A0) becomes a space in any note.
+--   the first attachment (MISSING_TEXT). The bytes are read in the attachment's charset: none, a WHATWG
+--   label of UTF-8 or us-ascii as UTF-8 (a byte order mark dropped); a WHATWG label of windows-1252
+--   (every ISO-8859-1 label: iso-8859-1, latin1, x-cp1252, iso-ir-100, cp819, ...) as windows-1252;
+--   another charset ('latin-1' included: no WHATWG label) is UNSUPPORTED_CHARSET.
+--   HTML becomes plain text: head, title, script, style and comments dropped, line-ending tags (br, p,
+--   div, li, tr, h1-h6) a line break, cells a tab, every other tag a space, then all HTML5 character
+--   references decoded, so that the de-identification sees the words a reader sees ('Ann</td><td>Lee',
+--   'M&uuml;ller', 'Dr.&nbsp;Smith' would hide a name from it); a no-break space (U+00A0) becomes a
+--   space in any note.
 --   The patient's identifiers are redacted from the text afterwards, by the framework
 --   (redact_note_identifiers in lib/staging/build.py, which calls lib/staging/deid.py), before anything is written.
 -- source_person_id (subject), visit_key (context.encounter[0]), provider_key: the first author that is
@@ -21,22 +23,23 @@
 --   Synthea writes on every note, is staged: the note is still what was written at that visit;
 --   docStatus preliminary and amended are staged: text that was written; a later version replaces it
 --   under its id); a note that another note of the staged files replaces (its latest version's
---   relatesTo code 'replaces', unless that version is entered-in-error) -> REPLACED, a status reason
+--   relatesTo code 'replaces', if that version stages by its own rules) -> REPLACED, a status reason
 --   that retires it, so the corrected note is the only one ('appends', 'transforms', 'signs' keep
 --   both: an addendum is a note of its own); subject required; a parseable date; an attachment with inline data (a note held
 --   only by URL is MISSING_TEXT: its text is not in the export); text/plain or text/html (else
 --   UNSUPPORTED_CONTENT_TYPE: a PDF, RTF or image is no text the CDM can hold); a charset read as
 --   above (else UNSUPPORTED_CHARSET); data that is not base64 of text in that charset -> INVALID_TEXT;
 --   a text of nothing but white space -> EMPTY_TEXT.
-WITH replaced AS (  -- the notes that the latest version of another note replaces (relatesTo)
-    SELECT DISTINCT unnest(list_transform(list_filter(r.relatesTo, x -> x.code = 'replaces'),
-                                          x -> rwe_fhir_ref(x.target.reference))) AS note_id
-    FROM (SELECT from_json(resource_json, '{"status": "VARCHAR", "docStatus": "VARCHAR",
-                 "relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}') AS r
+WITH replaced AS (  -- the notes that the latest version of another note replaces (relatesTo), with that
+                    -- version's row: it retires them only if it stages itself (`retired` below)
+    SELECT DISTINCT resource_id, _ingested_at, _line_number,
+        unnest(list_transform(list_filter(r.relatesTo, x -> x.code = 'replaces'),
+                              x -> rwe_fhir_ref(x.target.reference))) AS note_id
+    FROM (SELECT resource_id, _ingested_at, _line_number,
+                 from_json(resource_json, '{"relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}') AS r
           FROM raw_documentreference
           QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id)
                                      ORDER BY _ingested_at DESC, _line_number DESC) = 1)
-    WHERE 'entered-in-error' NOT IN (coalesce(r.status, ''), coalesce(r.docStatus, ''))
 ),
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
@@ -74,18 +77,28 @@ typed AS (
     SELECT *,
         coalesce(nullif(trim(split_part(lower(attachment.contentType), ';', 1)), ''), 'text/plain') AS mime,
         coalesce(trim(split_part(split_part(replace(lower(attachment.contentType), ' ', ''), 'charset=', 2), ';', 1),
-                      '"'), '') AS charset,
+                      '"'''), '') AS charset,
         try(from_base64(attachment.data)) AS bytes
     FROM chosen
 ),
-latin AS (  -- the bytes as hex, only for the charsets read byte by byte
-    SELECT *, CASE WHEN charset IN ('iso-8859-1', 'iso8859-1', 'iso_8859-1', 'latin1', 'l1', 'windows-1252', 'cp1252')
-                   THEN hex(bytes) END AS hex_bytes
+labelled AS (  -- the WHATWG Encoding Standard's labels of UTF-8 and of windows-1252 (which it reads for
+               -- every ISO-8859-1 label; 'latin-1' is none of them); US-ASCII stays UTF-8 here, as it
+               -- reads pure ASCII the same and a mislabelled UTF-8 note is kept
+    SELECT *, CASE
+        WHEN charset IN ('', 'utf-8', 'utf8', 'unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8',
+                         'x-unicode20utf8', 'us-ascii', 'ascii', 'ansi_x3.4-1968') THEN 'utf-8'
+        WHEN charset IN ('windows-1252', 'x-cp1252', 'cp1252', 'cp819', 'csisolatin1',
+                         'ibm819', 'iso-8859-1', 'iso-ir-100', 'iso8859-1', 'iso88591', 'iso_8859-1',
+                         'iso_8859-1:1987', 'l1', 'latin1') THEN 'windows-1252' END AS encoding
     FROM typed
+),
+latin AS (  -- the bytes as hex, only for the charsets read byte by byte
+    SELECT *, CASE WHEN encoding = 'windows-1252' THEN hex(bytes) END AS hex_bytes
+    FROM labelled
 ),
 decoded AS (
     SELECT *,
-        CASE WHEN charset IN ('', 'utf-8', 'utf8', 'us-ascii', 'ascii')
+        CASE WHEN encoding = 'utf-8'
                  THEN ltrim(try(decode(bytes)), chr(65279))
              -- windows-1252: a byte is its code point, except 0x80-0x9F (the standard's table)
              WHEN hex_bytes IS NOT NULL
@@ -96,35 +109,52 @@ decoded AS (
                          8225, 710, 8240, 352, 8249, 338, 141, 381, 143, 144, 8216, 8217, 8220, 8221, 8226, 8211,
                          8212, 732, 8482, 353, 8250, 339, 157, 382, 376][b - 127] ELSE b END)), '')
         END AS read_text,
-        charset NOT IN ('', 'utf-8', 'utf8', 'us-ascii', 'ascii', 'iso-8859-1', 'iso8859-1', 'iso_8859-1',
-                        'latin1', 'l1', 'windows-1252', 'cp1252') AS unsupported_charset
+        encoding IS NULL AS unsupported_charset
     FROM latin
 ),
-untagged AS (
+untagged AS (  -- every real tag a space or a line break (a bare '<' is text): 'Ann</td><td>Lee' stays two words
     SELECT *, CASE WHEN mime = 'text/html' THEN regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-                  regexp_replace(read_text, '(?is)<head\b.*?</head\s*>', '', 'g'),
-                  '(?is)<(script|style|title)\b.*?</(script|style|title)\s*>', '', 'g'),
-                  '(?i)<br\s*/?>|</(p|div|li|tr|h[1-6])\s*>', chr(10), 'g'),
-                  '<[^>]*>', '', 'g'),
-                  '(?i)&nbsp;', ' ', 'g') END AS html_text
+                  regexp_replace(read_text, '(?is)<head\b.*?</head\s*>', ' ', 'g'),
+                  '(?is)<(script|style|title)\b.*?</(script|style|title)\s*>|<!--.*?(-->|$)', ' ', 'g'),
+                  '(?i)<br\b[^>]*>|</(p|div|li|tr|h[1-6])\s*>', chr(10), 'g'),
+                  '(?i)</?(td|th)\b[^>]*>', chr(9), 'g'),
+                  '<[A-Za-z/!?][^>]*>', ' ', 'g') END AS html_text
     FROM decoded
 ),
-texts AS (  -- numeric references (&#NNN; &#xHH;) by splitting at '&#', then the named ones, &amp; last;
-            -- a no-break space becomes a space: the recognizers read 'Dr.' and the name apart by spaces
+texts AS (  -- character references by the HTML5 table (rwe_html_unescape, lib/staging/build.py), after the
+            -- tags ('&lt;p&gt;' is text), then the blanks the tags left at line ends trimmed; a no-break
+            -- space becomes a space: the recognizers read 'Dr.' and the name apart by spaces
     SELECT *,
-        replace(CASE WHEN mime = 'text/html' THEN replace(replace(replace(replace(replace(array_to_string(list_transform(
-                 string_split(html_text, '&#'), (p, i) -> CASE
-                     WHEN i = 1 THEN p
-                     WHEN regexp_matches(p, '^[0-9]{1,7};')
-                         THEN coalesce(try(chr(split_part(p, ';', 1)::INTEGER)), chr(65533))
-                              || substr(p, strpos(p, ';') + 1)
-                     WHEN regexp_matches(p, '^[xX][0-9a-fA-F]{1,6};')
-                         THEN coalesce(try(chr(('0x' || substr(split_part(p, ';', 1), 2))::INTEGER)), chr(65533))
-                              || substr(p, strpos(p, ';') + 1)
-                     ELSE '&#' || p END), ''),
-                 '&lt;', '<'), '&gt;', '>'), '&quot;', '"'), '&apos;', ''''), '&amp;', '&')
-             ELSE read_text END, chr(160), ' ') AS text
+        replace(CASE WHEN mime = 'text/html'
+                     THEN regexp_replace(trim(rwe_html_unescape(html_text), chr(9) || chr(10) || chr(13) || ' '),
+                                         '[ \t]*\n[ \t]*', chr(10), 'g')
+                     ELSE read_text END, chr(160), ' ') AS text
     FROM untagged
+),
+checked AS (  -- each version's own failure, before it is known whether a staged note replaces it
+    SELECT *,
+        coalesce(
+            rwe_fhir_status_failure(resource_id, 'status', [r.status]),
+            rwe_fhir_status_failure(resource_id, 'docStatus', [r.docStatus]),
+            rwe_first_failure([
+                {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
+                {'reason': 'MISSING_TEXT', 'field': 'content.attachment.data',
+                 'failed': rwe_text(attachment.data) IS NULL},
+                {'reason': 'UNSUPPORTED_CONTENT_TYPE', 'field': 'content.attachment.contentType',
+                 'failed': mime NOT IN ('text/plain', 'text/html')},
+                {'reason': 'UNSUPPORTED_CHARSET', 'field': 'content.attachment.contentType',
+                 'failed': unsupported_charset},
+                {'reason': 'INVALID_TEXT', 'field': 'content.attachment.data', 'failed': text IS NULL},
+                {'reason': 'EMPTY_TEXT', 'field': 'content.attachment.data',
+                 'failed': trim(text, chr(9) || chr(10) || chr(13) || ' ') = ''}
+            ]),
+            rwe_period_failure('date', date_text)
+        ) AS _own_failure
+    FROM texts
+),
+retired AS (  -- replaced by a version that stages: a quarantined replacement retires nothing
+    SELECT DISTINCT p.note_id FROM replaced p JOIN checked c USING (resource_id, _ingested_at, _line_number)
+    WHERE c._own_failure IS NULL AND p.note_id IS NOT NULL
 )
 SELECT
     $source AS source_system,
@@ -139,23 +169,6 @@ SELECT
     coalesce(coding.display, rwe_text(r.type.text)) AS title,
     text AS note_text,
     provider_ref AS provider_key,
-    coalesce(
-        rwe_fhir_status_failure(resource_id, 'status', [r.status]),
-        rwe_fhir_status_failure(resource_id, 'docStatus', [r.docStatus]),
-        rwe_first_failure([
-            {'reason': 'REPLACED', 'field': 'id',
-             'failed': rwe_text(resource_id) IN (SELECT note_id FROM replaced WHERE note_id IS NOT NULL)},
-            {'reason': 'MISSING_PERSON', 'field': 'subject', 'failed': person_ref IS NULL},
-            {'reason': 'MISSING_TEXT', 'field': 'content.attachment.data',
-             'failed': rwe_text(attachment.data) IS NULL},
-            {'reason': 'UNSUPPORTED_CONTENT_TYPE', 'field': 'content.attachment.contentType',
-             'failed': mime NOT IN ('text/plain', 'text/html')},
-            {'reason': 'UNSUPPORTED_CHARSET', 'field': 'content.attachment.contentType',
-             'failed': unsupported_charset},
-            {'reason': 'INVALID_TEXT', 'field': 'content.attachment.data', 'failed': text IS NULL},
-            {'reason': 'EMPTY_TEXT', 'field': 'content.attachment.data',
-             'failed': trim(text, chr(9) || chr(10) || chr(13) || ' ') = ''}
-        ]),
-        rwe_period_failure('date', date_text)
-    ) AS _failure
-FROM texts
+    coalesce(_own_failure, rwe_first_failure([{'reason': 'REPLACED', 'field': 'id',
+        'failed': rwe_text(resource_id) IN (SELECT note_id FROM retired)}])) AS _failure
+FROM checked
