@@ -157,6 +157,7 @@ class _Run:
 
 # The incremental build's scratch steps: those up to the eras, then the per-person ledger of them.
 _LEDGER_READS = ("mapped_event", "code_map", "unit_map", "rollup_visit_map")
+_LEDGER_READS += ("note_language", "stg_note", "crosswalk")  # unmapped note languages, by person
 _LEDGER = Step("ledger", (Call("ledger"),), _LEDGER_READS, tuple(f"results.{t}" for t in LEDGER_TABLES))
 SCRATCH_STEPS = (*STEPS[: [s.name for s in STEPS].index("dose_era") + 1], _LEDGER)
 

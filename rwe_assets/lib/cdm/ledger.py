@@ -6,7 +6,8 @@ everyone. So every build keeps those counts per person in three ledger tables of
 and the results are sums over them: an incremental build (lib/cdm/incremental.py) replaces the
 ledger rows of the persons it rebuilt and sums again, and gets what a full build gets.
 
-- results.unmapped_by_person: unmapped source codes (event code, value, unit) per person, with rows;
+- results.unmapped_by_person: unmapped source codes (event code, value, unit, note language) per
+  person, with rows;
 - results.mapping_by_person: event rows per person, CDM table, source system and mapping rule;
 - results.reconciliation_by_person: visits merged by the rollup, mapped event rows and the distinct
   source records they come from, and costs linked to no event or visit. Costs whose source person
@@ -21,7 +22,8 @@ LEDGER_TABLES = ("unmapped_by_person", "mapping_by_person", "reconciliation_by_p
 
 
 def write_mapping_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """results.unmapped_by_person and results.mapping_by_person from this build's mapped_event."""
+    """results.unmapped_by_person and results.mapping_by_person from this build's mapped_event (and
+    its notes' languages, note_language)."""
     con.execute(
         """
         CREATE OR REPLACE TABLE results.unmapped_by_person AS
@@ -38,9 +40,15 @@ def write_mapping_ledger(con: duckdb.DuckDBPyConnection) -> None:
             FROM mapped_event m
             JOIN unit_map u ON u.unit_source_value = m.unit_source_value AND u.concept_id = m.concept_id
             WHERE u.unit_concept_id = 0 AND m.cdm_table IN ('measurement', 'observation')
+            UNION ALL  -- a note's stated language without a concept (NOTE has no field to keep it)
+            SELECT 'language', NULL, n.language, 'note', CAST(x.person_id AS INTEGER)
+            FROM stg_note n
+            JOIN crosswalk x USING (source_system, source_person_id)
+            JOIN note_language l ON l.language = n.language
+            WHERE l.language_concept_id = 0
         )
         SELECT u.code_kind, u.vocabulary_id, u.code,
-               min(CASE WHEN u.code_kind <> 'unit' THEN d.code_description END) AS description,
+               min(CASE WHEN u.code_kind IN ('event code', 'value') THEN d.code_description END) AS description,
                u.cdm_table, u.person_id, count(*) AS rows
         FROM unmapped u
         LEFT JOIN code_map d

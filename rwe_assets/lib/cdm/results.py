@@ -99,8 +99,9 @@ def unmapped_codes(con) -> int:
 
     unmapped_codes lists every source code the CDM rows carry that maps to no concept, with code_kind
     saying which field it fills: 'event code' (the row's own concept 0), 'value' (a coded result whose
-    value_as_concept_id is 0) or 'unit' (a unit_source_value whose unit_concept_id is 0; vocabulary
-    UCUM, as it was looked up there)."""
+    value_as_concept_id is 0), 'unit' (a unit_source_value whose unit_concept_id is 0; vocabulary
+    UCUM, as it was looked up there) or 'language' (a note's stated BCP-47 tag whose
+    language_concept_id is 0; no vocabulary)."""
     con.execute(
         """
         CREATE OR REPLACE TABLE results.unmapped_codes AS

@@ -164,7 +164,7 @@ STEPS: tuple[Step, ...] = (
         "note",
         (Ids("note", _keys("record_key", "stg_note")), Sql("note")),
         ("stg_note", "crosswalk", "visit_link", "cdm.concept", "cdm.concept_relationship"),
-        ("cdm.note",),
+        ("cdm.note", "note_language"),
     ),
     Step(
         "payer_plan_period",
@@ -240,7 +240,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "unmapped_codes",
         (Call("unmapped_codes"),),
-        ("mapped_event", "code_map", "unit_map"),
+        ("mapped_event", "code_map", "unit_map", "note_language", "stg_note", "crosswalk"),
         (
             "results.unmapped_by_person",
             "results.mapping_by_person",

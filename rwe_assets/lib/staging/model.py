@@ -239,9 +239,12 @@ NOTE = StagedTable(
         ("title", "VARCHAR"),
         ("note_text", "VARCHAR"),
         ("provider_key", "VARCHAR"),
+        ("language", "VARCHAR"),
     ),
     "Clinical notes as UTF-8 text, the note type's code kept; the text is de-identified before "
-    "it is staged (lib/staging/deid.py, docs/notes.md).",
+    "it is staged (lib/staging/deid.py, docs/notes.md). language: the BCP-47 tag the source states "
+    "(en, en-US, es), NULL when it states none.",
+    optional=frozenset({"language"}),
 )
 
 PROVIDER = StagedTable(

@@ -910,6 +910,7 @@ def test_document_references_stage_as_notes_with_identifiers_redacted(tmp_path, 
             "Lives at [REDACTED], phone [REDACTED], SSN [REDACTED]. [REDACTED] [NAME] [REDACTED]; "
             "Annual review, Leeward.",
             "provider_key": "9999912345",
+            "language": None,
         }
     ]
     assert [q for q in quarantined(lake_dir) if q[0] == "note"] == [

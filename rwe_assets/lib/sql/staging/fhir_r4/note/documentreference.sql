@@ -16,6 +16,8 @@
 --   space in any note.
 --   The patient's identifiers are redacted from the text afterwards, by the framework
 --   (redact_note_identifiers in lib/staging/build.py, which calls lib/staging/deid.py), before anything is written.
+-- language: as sent (trimmed), a BCP-47 tag such as en, en-US or es: the chosen attachment's language,
+--   else the resource's; NULL when neither states one (the CDM maps it, lib/sql/cdm/note.sql).
 -- source_person_id (subject), visit_key (context.encounter[0]), provider_key: the first author that is
 --   a Practitioner (an Organization, Patient or Device author is no provider).
 -- record_key: the resource id.
@@ -44,13 +46,13 @@ WITH replaced AS (  -- the notes that the latest version of another note replace
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
         from_json(resource_json, '{
-            "meta": {"lastUpdated": "VARCHAR"},
+            "meta": {"lastUpdated": "VARCHAR"}, "language": "VARCHAR",
             "status": "VARCHAR", "docStatus": "VARCHAR",
             "type": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}], "text": "VARCHAR"},
             "subject": {"reference": "VARCHAR"}, "date": "VARCHAR",
             "author": [{"reference": "VARCHAR", "type": "VARCHAR"}],
             "context": {"encounter": [{"reference": "VARCHAR"}], "period": {"start": "VARCHAR"}},
-            "content": [{"attachment": {"contentType": "VARCHAR", "data": "VARCHAR"}}]
+            "content": [{"attachment": {"contentType": "VARCHAR", "language": "VARCHAR", "data": "VARCHAR"}}]
         }') AS r
     FROM raw_documentreference
 ),
@@ -169,6 +171,7 @@ SELECT
     coalesce(coding.display, rwe_text(r.type.text)) AS title,
     text AS note_text,
     provider_ref AS provider_key,
+    coalesce(rwe_text(attachment.language), rwe_text(r.language)) AS language,
     coalesce(_own_failure, rwe_first_failure([{'reason': 'REPLACED', 'field': 'id',
         'failed': rwe_text(resource_id) IN (SELECT note_id FROM retired)}])) AS _failure
 FROM checked
