@@ -145,6 +145,9 @@ def erase(
         if refused_only and not con.execute("SELECT count(*) FROM er_lines").fetchone()[0]:
             raise ErasureError("staging refused no rows of an erased person: nothing to remove")
         erasure.tombstones = tombstone.add(lake_dir, tokens, erasure.erasure_id)
+        # the Spark build's Delta copy of the CDM (lib/spark/build.py), history and all: derived (the next
+        # build on Spark writes it again), so removed first: a crash later in the erasure cannot leave it
+        shutil.rmtree(lake_dir / "cdm", ignore_errors=True)
         touched = _erase_raw(con, lake_dir, erasure)
         _mark_manifest(con, lake_dir, touched, erasure)
         for layer in (
@@ -158,9 +161,6 @@ def erase(
                     history.rewrite(con, path, _lake_condition(con, path, erasure.person_id)),
                 )
         con.close()
-        # the Spark build's Delta copy of the CDM (lib/spark/build.py), history and all: derived, written
-        # again by the next build on Spark
-        shutil.rmtree(lake_dir / "cdm", ignore_errors=True)
         erasure.phases["erase"] = time.monotonic() - started
         erasure.build_ok, erasure.build_errors = _build()
         erasure.phases["build"] = time.monotonic() - started - erasure.phases["erase"]

@@ -10,9 +10,11 @@ A file the `deleted` array names (by the file name of its url, in the manifest's
 deletion list: each entry goes through the Bundle DELETE path of fhir_json.py, so it becomes the raw
 row of its Type/id that staging retires as DELETED (lib/staging/lifecycle.py); a conditional or
 unresolvable url is quarantined there (BUNDLE_DELETE_UNRESOLVED). Each DELETE row carries the instant
-of its deletion, the Bundle's meta.lastUpdated, else the manifest's transactionTime (the export holds
-every change up to it), so staging orders it among the record's versions: a resource of the same
-export's output with an earlier meta.lastUpdated is the version the deletion removed. An entry that
+of its deletion when its Bundle states one (meta.lastUpdated), so staging orders it among the record's
+versions. A Bundle without one leaves the deletion undated, never dated by the manifest's
+transactionTime: that is later than every resource of the export, and a resource both in its output and
+deleted was re-created after the deletion (the output holds what exists at transactionTime), so within
+the export the dated resource is current; against earlier batches the deletion is the later one. An entry that
 is no DELETE (BULK_DELETED_NOT_A_DELETE), a line that is no transaction Bundle
 (BULK_DELETED_NOT_A_BUNDLE) or no JSON is quarantined, never applied. Rows are numbered by entry in
 file order: servers write one entry per line, so that is the line number. Without a manifest naming it, a file of Bundles is refused as
@@ -116,24 +118,13 @@ def _manifests(paths):
             yield path, document
 
 
-def _transaction_time(path: Path) -> str | None:
-    """The transactionTime of the manifest (in the deleted file's folder) that names `path`: the export
-    states every change up to it, so a deletion it lists happened by then."""
-    for _, document in _manifests(sorted(p for p in path.parent.iterdir() if p.is_file())):
-        if path.name in _listed_names(document, "deleted"):
-            instant = document.get("transactionTime")
-            return instant if isinstance(instant, str) and instant else None
-    return None
-
-
 def ingest_deleted_list(lake_dir, source, path: Path, provenance, result) -> None:
     """A manifest's deleted file: its DELETE entries as raw rows, the rest quarantined (module docstring)."""
     known, lines, text_lines = set(source.entity_names), [], 0
-    exported_by = _transaction_time(path)
     for line in _ndjson_lines(path, result.relative_path, known):
         text_lines += 1
         if line.reason == "BUNDLE_IN_NDJSON":
-            lines += _entries(line, known, exported_by)
+            lines += _entries(line, known)
         elif line.reason:
             lines.append(line)
         else:
@@ -143,9 +134,9 @@ def ingest_deleted_list(lake_dir, source, path: Path, provenance, result) -> Non
     result.lines_read = text_lines
 
 
-def _entries(line: _NdjsonLine, known: set[str], exported_by: str | None) -> list[_NdjsonLine]:
+def _entries(line: _NdjsonLine, known: set[str]) -> list[_NdjsonLine]:
     """One line's Bundle: its DELETE entries through the Bundle DELETE path, stamped with the Bundle's
-    meta.lastUpdated, else the manifest's transactionTime (`exported_by`); any other entry quarantined."""
+    meta.lastUpdated when it states one; any other entry quarantined."""
     try:  # as fhir_json reads a document: numbers kept as written, NaN and Infinity refused
         bundle = json.loads(line.text, parse_float=_JsonNumber, parse_constant=_refuse_constant)
     except ValueError as error:
@@ -153,7 +144,7 @@ def _entries(line: _NdjsonLine, known: set[str], exported_by: str | None) -> lis
     entries = bundle.get("entry")
     if bundle.get("type") != "transaction" or not isinstance(entries, list) or not entries:
         return [_not_a_bundle(line, f"a Bundle of type {bundle.get('type')} or without entries")]
-    instant = bundle_instant(bundle) or exported_by
+    instant = bundle_instant(bundle)
     rows = [
         _delete_entry(k + 1, item, "transaction", known, instant)
         if _delete_request(item) is not None

@@ -1,7 +1,7 @@
 """FHIR version order is pairwise and independent of how the history was staged (lib/staging/lifecycle.py,
 HIGH_WATER): a version older than one an earlier batch stated is stale, even when a version between
-them states no instant or is a DELETE; a DELETE is ordered by its Bundle's meta.lastUpdated (else the
-bulk export's transactionTime); and a Claim's adjudication reads the EOB version the lifecycle keeps.
+them states no instant or is a DELETE; a DELETE is ordered by its Bundle's meta.lastUpdated (a deleted
+file's Bundle without one is older than a resource of the same export's output); and a Claim's adjudication reads the EOB version the lifecycle keeps.
 Every case is staged run by run and compared with one full build of the same raw."""
 
 from __future__ import annotations
@@ -145,9 +145,10 @@ def test_a_resource_updated_then_deleted_in_one_export_is_deleted(tmp_path):
     assert _outcomes(lake_dir, "_merged")[("Condition/c1", "b2", "SUPERSEDED")] == 1
 
 
-def test_a_deleted_file_bundle_without_meta_takes_the_exports_transaction_time(tmp_path):
-    """The manifest's transactionTime (2020-04-02) dates a deletion whose Bundle states no instant: c1
-    of 2020-04-01 07:00 in the same export is older, so the deletion stands."""
+def test_a_resource_in_the_output_of_the_export_that_deletes_it_undated_stays(tmp_path):
+    """A deleted file's Bundle states no instant; c1 of 2020-04-01 07:00 is in the same export's output,
+    which holds what exists at the export's transactionTime: c1 was re-created after the deletion and
+    stays (the undated deletion is not given the manifest's transactionTime, which would always win)."""
     b2 = _batch("b2")
     lines = b2["del_1.ndjson"].splitlines(keepends=True)
     first = json.loads(lines[0])
@@ -156,11 +157,11 @@ def test_a_deleted_file_bundle_without_meta_takes_the_exports_transaction_time(t
     b2["Condition.ndjson"] += _c1_at("2020-04-01T07:00:00Z")
     registry, lake_dir, _ = _ingest_both(tmp_path, b2)
     deletes = _raw_deletes(lake_dir)
-    assert deletes["c1"]["meta"] == {"lastUpdated": "2020-04-02T00:00:00Z"}
+    assert "meta" not in deletes["c1"]
     assert deletes["c2"]["meta"] == {"lastUpdated": "2020-04-01T08:05:00Z"}  # its Bundle's own
     build_staging(lake_dir, registry)
-    assert "Condition/c1" not in [key for key, _ in _staged_codes(lake_dir)]
-    assert _retired(lake_dir)[("Condition/c1", "DELETED")] == 1
+    assert "Condition/c1" in [key for key, _ in _staged_codes(lake_dir)]
+    assert _retired(lake_dir)[("Condition/c1", "DELETED")] == 0
 
 
 def test_a_stale_eob_does_not_put_its_claim_back(tmp_path):
