@@ -28,6 +28,7 @@ from rwe_assets.lib.staging.incremental_scope import (
     change_queries,
     create_reference_view,
     pending_changes,
+    refuse_cross_batch_links,
     register_prior,
     released_quarantine_sql,
     select_scope,
@@ -88,6 +89,12 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
 
     build._create_candidate_tables(con)
     build._stage_source(con, lake_dir, source, plan.new[source.name])
+    refuse_cross_batch_links(
+        con,
+        source,
+        [r["file_sha256"] for r in plan.new[source.name]],
+        [r["file_sha256"] for r in plan.current[source.name]],
+    )
     _refuse_what_only_a_full_build_stages_alike(con, lake_dir)
     build.redact_identifying_answers(con)
     for table in TABLES:  # the new rows' final keys, before the scope is looked up by them

@@ -16,7 +16,8 @@ state already. What a full build of all batches would stage for these records, t
 of scope keep their staged state, which nothing in the new batches can change. A staged row holds
 its key's latest version instant, all a new version is compared with (lifecycle.HIGH_WATER); a record
 withdrawn (a status row current: DELETED, ...) has no staged row, so a new dated version of it makes
-the run a full build (refuse_resent_withdrawn).
+the run a full build (refuse_resent_withdrawn). So does a FHIR link across batches that the profile
+SQL decides from the raw rows of the staged files alone (refuse_cross_batch_links).
 """
 
 from __future__ import annotations
@@ -111,6 +112,62 @@ def refuse_resent_withdrawn(con: duckdb.DuckDBPyConnection, source: str) -> None
         raise FullBuildNeeded(
             "a new batch re-sends, with its version instant, a record an earlier batch withdrew"
         )
+
+
+# (entity that names, entity named): an ExplanationOfBenefit retires the Claim it adjudicates and
+# lends it its links; a note retires the note it replaces
+CROSS_LINKS = (("explanationofbenefit", "claim"), ("documentreference", "documentreference"))
+_TARGETS = {  # the (own id, linked id) of each row of {rows} that links (a note: its 'replaces' targets)
+    "explanationofbenefit": "SELECT rwe_text(resource_id) AS own, "
+    "rwe_fhir_ref(json_extract_string(resource_json, '$.claim.reference')) AS id FROM {rows}",
+    "documentreference": "SELECT own, rwe_fhir_ref(json_extract_string(x, '$.target.reference')) AS id "
+    "FROM (SELECT rwe_text(resource_id) AS own, unnest(json_extract(resource_json, '$.relatesTo[*]')) AS x "
+    "FROM {rows} WHERE resource_json LIKE '%replaces%') WHERE json_extract_string(x, '$.code') = 'replaces'",
+}
+
+
+def refuse_cross_batch_links(
+    con: duckdb.DuckDBPyConnection, source, new_shas: list[str], current_shas
+) -> None:
+    """Raise FullBuildNeeded when a link the profile SQL resolves within the raw rows it reads joins
+    a new batch with an earlier one: the SQL of the new batches alone would miss it (a Claim staged
+    beside its EOB, a replaced note staged, a withdrawn replacement's note left retired). Reads the
+    raw views of build._stage_source; the earlier batches' rows are the source's other current files."""
+    if source.format != "ndjson":
+        return
+    for naming, named in CROSS_LINKS:
+        if naming not in source.entity_names or named not in source.entity_names:
+            continue
+        if _links_across(con, naming, named, sorted(set(current_shas) - set(new_shas))):
+            from rwe_assets.lib.staging.incremental import FullBuildNeeded  # it imports this module
+
+            raise FullBuildNeeded(f"a {naming} links a {named} across a new batch and an earlier one")
+
+
+def _links_across(con, naming: str, named: str, prior_shas: list[str]) -> bool:
+    """A new row links an earlier one, an earlier row links a new one, or a new version of an earlier
+    linking row is sent (it may link no more)."""
+    if not prior_shas or not _has_view(con, f"raw_{naming}_all") or not _has_view(con, f"raw_{named}_all"):
+        return False
+    prior = (
+        "(SELECT * FROM raw_{e}_all WHERE _file_sha256 IN ("
+        + ", ".join(map(quote_literal, prior_shas))
+        + "))"
+    )
+    new_links = _TARGETS[naming].format(rows=f"raw_{naming}")
+    prior_links = _TARGETS[naming].format(rows=prior.format(e=naming))
+    checks = [
+        f"SELECT 1 FROM ({new_links}) WHERE id IN (SELECT rwe_text(resource_id) FROM {prior.format(e=named)})",
+        f"SELECT 1 FROM ({prior_links}) WHERE id IS NOT NULL AND (id IN (SELECT rwe_text(resource_id) "
+        f"FROM raw_{named}) OR own IN (SELECT rwe_text(resource_id) FROM raw_{naming}))",
+    ]
+    return con.execute("SELECT " + " OR ".join(f"EXISTS ({c})" for c in checks)).fetchone()[0]
+
+
+def _has_view(con, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = $n", {"n": name}).fetchone()[0]
+    )
 
 
 def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
