@@ -36,6 +36,7 @@ from rwe_assets.lib.staging.incremental_scope import (
 from rwe_assets.lib.staging.incremental_state import (
     NO_TOUCHED,
     PENDING_PREFIX,
+    FullBuildNeeded,
     Plan,
     pending_tables,
     staging_path,
@@ -116,11 +117,6 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
 
     build.resolve_tables(con, parents="ref", after=after)
     _write_change_pieces(con, scratch, number)
-
-
-class FullBuildNeeded(Exception):
-    """A change an incremental run cannot stage as a full build would: build_staging rebuilds instead
-    (nothing has been written when it is raised)."""
 
 
 def clear_pieces(scratch: Path) -> None:

@@ -26,7 +26,12 @@ import duckdb
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging.incremental_state import PENDING_PREFIX, pending_tables, staging_path
+from rwe_assets.lib.staging.incremental_state import (
+    PENDING_PREFIX,
+    FullBuildNeeded,
+    pending_tables,
+    staging_path,
+)
 from rwe_assets.lib.staging.lifecycle import STATUS_REASONS
 from rwe_assets.lib.staging.model import BY_NAME, TABLES
 
@@ -107,8 +112,6 @@ def refuse_resent_withdrawn(con: duckdb.DuckDBPyConnection, source: str) -> None
         if "_version_at" in t.column_names
     )
     if withdrawn and con.execute(f"SELECT EXISTS ({withdrawn})", {"source": source}).fetchone()[0]:
-        from rwe_assets.lib.staging.incremental import FullBuildNeeded  # it imports this module
-
         raise FullBuildNeeded(
             "a new batch re-sends, with its version instant, a record an earlier batch withdrew"
         )
@@ -139,8 +142,6 @@ def refuse_cross_batch_links(
         if naming not in source.entity_names or named not in source.entity_names:
             continue
         if _links_across(con, naming, named, sorted(set(current_shas) - set(new_shas))):
-            from rwe_assets.lib.staging.incremental import FullBuildNeeded  # it imports this module
-
             raise FullBuildNeeded(f"a {naming} links a {named} across a new batch and an earlier one")
 
 

@@ -53,6 +53,11 @@ _CODE = (
 OUT_OF_STEP = "staging tables out of step (an interrupted run, or a table written by another step)"
 
 
+class FullBuildNeeded(Exception):
+    """A change an incremental run cannot stage as a full build would: build_staging rebuilds instead
+    (nothing has been written when it is raised)."""
+
+
 @dataclass
 class Plan:
     mode: str  # 'full', 'incremental' or 'unchanged'
