@@ -47,8 +47,8 @@ BUILD = "build.duckdb"
 COMPACT_SHARE = 0.25
 INCOMING = f".{PUBLISHED}.incoming"
 COMPACT_RECORD = f".{PUBLISHED}.compact.json"  # bytes and live rows of the last fresh file published
-# lib/cdm/incremental.py's BUILD_MARK (not imported: lib/cdm imports this module): only an incremental
-# build, a merge into a copy of the last one, has it.
+# The table only an incremental build (a merge into a copy of the last one) has: lib/cdm/incremental.py
+# writes it (its BUILD_MARK is this).
 INCREMENTAL_MARK = ("results", "incremental_build")
 
 

@@ -33,6 +33,7 @@ from rwe_assets.lib.cdm.ledger import LEDGER_TABLES
 from rwe_assets.lib.cdm_spec import cdm_spec
 from rwe_assets.lib.genomics.staging import SOURCE_SYSTEM as LAB
 from rwe_assets.lib.genomics.staging import SPECIMEN, SPECIMEN_QUARANTINE, VARIANT, VARIANT_QUARANTINE
+from rwe_assets.lib.publish import BUILD, INCREMENTAL_MARK
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging.incremental_state import STAGED_FILES, STATE_KEY, TOUCHED
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
@@ -63,8 +64,8 @@ RENUMBERED = {
 }
 # Beside build.duckdb: the rows an incremental build replaced, for the DQD checks; table BUILD_MARK in the
 # build's results schema names the side file's token and the fingerprint of the build it was made from.
-REPLACED_FILE = "build.duckdb.replaced"
-BUILD_MARK = "results.incremental_build"
+REPLACED_FILE = f"{BUILD}.replaced"
+BUILD_MARK = ".".join(INCREMENTAL_MARK)
 # cost.cost_domain_id -> the table and id column its cost_event_id points to
 COST_EVENTS = {
     "Visit": ("visit_occurrence", "visit_occurrence_id"),
