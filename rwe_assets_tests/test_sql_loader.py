@@ -14,9 +14,11 @@ from rwe_assets.errors import ConfigError
 from rwe_assets.lib import sql_loader
 from rwe_assets.lib.cdm import sql as cdm_sql
 from rwe_assets.lib.quality.catalogue import QUALITY_SQL, fill_expression, fill_template, scan_expressions
+from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.sql_loader import Fragment, SqlFolder
 from rwe_assets.lib.staging import sql_templates
 from rwe_assets.lib.staging.build import SQL_DIR, staging_connection
+from rwe_assets.lib.staging.lifecycle import create_batch_info
 
 SQL_ROOT = resources.files("rwe_assets.lib") / "sql"
 EVENT_DIR = SQL_DIR / "fhir_r4" / "event"
@@ -113,13 +115,14 @@ def test_medication_request_is_a_template_row_with_a_measured_step_and_observati
 
 def _stage_medication_request(resource: dict) -> tuple:
     con = staging_connection()
-    for entity in ("medication", "medicationrequest"):
+    for entity in ("medication", "medicationrequest", "procedure"):  # what the profile's macros read
         con.execute(
             f"CREATE TEMP TABLE raw_{entity} AS SELECT rid AS resource_id, j AS resource_json, 'f' AS _source_file, "
             "1::BIGINT AS _line_number, 'b' AS _batch_id, now() AS _ingested_at FROM (VALUES ($rid, $j)) v(rid, j) "
             f"WHERE {'true' if entity == 'medicationrequest' else 'false'}",
             {"rid": resource["id"], "j": json.dumps(resource)},
         )
+    create_batch_info(con, SourceRegistry(()), {})  # the batch order the profile's macros read versions by
     con.execute(sql_templates.profile_macros(SQL_DIR / "fhir_r4"))
     text = sql_templates.profile_sql_text(EVENT_DIR / "medicationrequest.sql")
     return con.execute(f"SELECT days_supply, refills, _failure FROM ({text})", {"source": "s"}).fetchone()

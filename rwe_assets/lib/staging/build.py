@@ -224,7 +224,6 @@ def _build_source(
     tombstone.refuse_erased(con, lake_dir)  # an erased person's records, whatever file: ERASED_PERSON
     redact_identifying_answers(con)
     redact_note_identifiers(con)
-    create_batch_info(con, SourceRegistry((source,)), {source.name: current})
     create_snapshot_cover(con, [t.name for t in TABLES if _has_person(t.name)])
     resolve_tables(con)
     if pieces:
@@ -299,6 +298,9 @@ def _stage_source(
     for entity in source.entity_names:  # every one: a file may read another entity (a Medication)
         profile_inputs.register_raw(con, lake_dir, source, entity, shas)
         profile_inputs.add_missing_columns(con, f"raw_{entity}", optional.get(entity, ()))
+    # the lifecycle's batch order, before the SQL: what one resource reads of another (an EOB's Claim)
+    # picks versions by it (rwe_fhir_current_versions)
+    create_batch_info(con, SourceRegistry((source,)), {source.name: current})
     con.execute(profile_macros(profile_dir))  # after the raw views: a table macro may read one
     set_identifier_variables(con, source)
     for table in TABLES:

@@ -6,13 +6,36 @@ unit words)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 REDACTED = "[REDACTED]"
 NAME = "[NAME]"
 
 # --- building blocks --------------------------------------------------------------------------------
+
+
+def _class_members(test: Callable[[str], bool]) -> str:
+    """The BMP characters passing `test`, as ranges for a regex character class (re has no \\p{Lu})."""
+    spans, start = [], None
+    for code in range(0x10001):
+        inside = code < 0x10000 and test(chr(code))
+        if inside and start is None:
+            start = code
+        elif not inside and start is not None:
+            spans.append(re.escape(chr(start)) + ("-" + re.escape(chr(code - 1)) if code - 1 > start else ""))
+            start = None
+    return "".join(spans)
+
+
+# Names and places are written in any alphabet ('Renée', 'Müller', 'Élodie'): upper- and lower-case
+# letters of all of Unicode, and a word's letters with combining marks (a decomposed 'é' is 'e' + U+0301)
+UPPER_CHARS = _class_members(str.isupper)
+_MARKS = _class_members(lambda c: unicodedata.category(c).startswith("M"))
+LETTERS = _class_members(str.isalpha) + _MARKS
+UPPER, LOWER = f"[{UPPER_CHARS}]", f"[{_class_members(str.islower)}{_MARKS}]"
+_IN_WORD = re.compile(f"[{LETTERS}0-9]")  # what continues a name word: a span never stops inside one
 
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december"
@@ -79,16 +102,16 @@ _ABBREVIATIONS = {v for vs in STREET_SUFFIXES.values() for v in vs} - set(STREET
 # a lower-case word is a note's words ('2 Ortho Ct reviewed', '2 Tablets Dr ordered'); all caps
 # ('ST', 'CT', 'DR') is a test or an abbreviation unless the whole line is caps or a '.', a city or a
 # ZIP follows ('3 Anterior ST depression' stays)
-_CITY_OR_ZIP = r"(?:\.|,[ \t]*[A-Z][a-z]+|,?[ \t]+\d{5}(?![\w-]))"
+_CITY_OR_ZIP = rf"(?:\.|,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
 _SUFFIX = (
     rf"(?:(?:{_suffixes(w.title() for w in STREET_SUFFIXES)})\b"
-    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+[a-z])"
+    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+{LOWER})"
     rf"|(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b(?={_CITY_OR_ZIP}))"
 )
-_CAPS_STREET = rf"(?:[A-Z]{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
-_CAP = r"[A-Z][a-zA-Z'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones)
-_NAME2 = rf"{_CAP}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
-_INITIAL_NAME = rf"(?:[A-Z]\.[ \t]*)?{_NAME2}"
+_CAPS_STREET = rf"(?:{UPPER}{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
+_CAP = rf"{UPPER}[{LETTERS}'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones, Müller)
+_NAME2 = rf"{_CAP}(?:[ \t]+{UPPER}\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
+_INITIAL_NAME = rf"(?:{UPPER}\.[ \t]*)?{_NAME2}"
 CREDENTIALS = r"(?:MD|M\.D\.|DO|D\.O\.|RN|NP|APRN|PA-C|PA|CNM|LICSW|MSW|PhD|DDS|DMD|PharmD|DPT|FNP|OD)"
 ROLES = (
     r"(?:husband|wife|spouse|partner|son|daughter|son-in-law|daughter-in-law|mother|father|brother|sister"
@@ -130,6 +153,9 @@ class Recognizer:
             start, end = match.span(group)
             if self.kind == "date_short" and _NOT_DATE_BEFORE.search(text[max(0, start - 12) : start]):
                 continue
+            if self.label == NAME:  # a name is redacted whole: never '[NAME]ée' of 'Renée'
+                while end < len(text) and _IN_WORD.match(text, end):
+                    end += 1
             if end > start:
                 yield start, end, self.label
 
@@ -214,10 +240,19 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec(
         "address",
         rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
-        rf"(?:(?:[A-Z][a-z]+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET})\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+        rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET})\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
         rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
         # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
         rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?",
+        flags=0,
+    ),
+    # after a word that places it ('lives at 12 Elm St with her son', 'moved to 4 Oak Ct last year') an
+    # abbreviated suffix is a street whatever follows; without one, 'day 2 Ortho Ct reviewed' stays
+    _rec(
+        "address_placed",
+        rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>\d{{1,6}}[A-Za-z]?[ \t]+"
+        rf"(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?(?:{UPPER}{LOWER}+[ \t]+){{1,3}}"
+        rf"(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b\.?)",
         flags=0,
     ),
     _rec(
@@ -225,7 +260,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     _rec(
         "city",
-        rf"\b(?P<v>[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?),?[ \t]+(?:[A-Z]{{2}}|{STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?![\w-])",
+        rf"\b(?P<v>{UPPER}{LOWER}+(?:[ \t]+{UPPER}{LOWER}+)?),?[ \t]+(?:[A-Z]{{2}}|{STATES})[ \t]+\d{{5}}(?:-\d{{4}})?(?![\w-])",
         flags=0,
     ),
     _rec(
@@ -237,7 +272,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         "role_name",
         rf"(?i:\b(?:{ROLES}|{ACTS}))[ \t]*[:,]?[ \t]*\(?[ \t]*(?:(?i:\b{ROLES})[ \t]+)?(?:(?i:Dr)\.?[ \t]+)?"
         # 'SMITH, JANE': the ', FIRST' only after a name in caps ('son John, HTN ...' is no name)
-        rf"(?P<v>[A-Z][A-Z'\u2019-]+,[ \t]*(?!{CREDENTIALS}\b)[A-Z][A-Z'\u2019-]+(?:[ \t]+[A-Z]\b\.?)?"
+        rf"(?P<v>{UPPER}[{UPPER_CHARS}'\u2019-]+,[ \t]*(?!{CREDENTIALS}\b){UPPER}[{UPPER_CHARS}'\u2019-]+(?:[ \t]+{UPPER}\b\.?)?"
         rf"|{_INITIAL_NAME})",
         NAME,
         0,
@@ -245,13 +280,15 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     # 'Name: LAST, FIRST', 'Electronically Signed: SMITH, JANE Q MD'
     _rec(
         "labelled_name",
-        rf"\b(?i:name|patient|pt|electronically[ \t]+signed(?:[ \t]+by)?|signed[ \t]+by)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? (?!{CREDENTIALS}\b)(?:{_CAP}|[A-Z]\.?(?!\w))){{0,2}})",
+        rf"\b(?i:name|patient|pt|electronically[ \t]+signed(?:[ \t]+by)?|signed[ \t]+by)[ \t]*:[ \t]*(?P<v>{_CAP}(?:,? (?!{CREDENTIALS}\b)(?:{_CAP}|{UPPER}\.?(?!\w))){{0,2}})",
         NAME,
         0,
     ),
     _rec("maiden_name", rf"\b(?i:n[ée]e|maiden(?:[ \t]+name)?)[ \t]*:?[ \t]+(?P<v>{_CAP})", NAME, 0),
-    _rec("synthea_name", r"\b[A-Z][a-z]+\d+\b", NAME, 0),
+    _rec("synthea_name", rf"\b{UPPER}{LOWER}+\d+\b", NAME, 0),
     _rec(
-        "facility", rf"(?P<v>(?:(?:St\.|Saint|[A-Z][\w'\u2019&-]*)[ \t]+){{1,4}}{FACILITY_WORDS})\b", flags=0
+        "facility",
+        rf"(?P<v>(?:(?:St\.|Saint|{UPPER}[\w'\u2019&-]*)[ \t]+){{1,4}}{FACILITY_WORDS})\b",
+        flags=0,
     ),
 )

@@ -14,8 +14,9 @@ import pytest
 
 from rwe_assets.lib import lake
 from rwe_assets.lib.raw_ingest import ingest_batch
-from rwe_assets.lib.sources import load_registry, parse_registry
+from rwe_assets.lib.sources import SourceRegistry, load_registry, parse_registry
 from rwe_assets.lib.staging.build import SQL_DIR, build_staging, staging_connection
+from rwe_assets.lib.staging.lifecycle import create_batch_info
 from rwe_assets_tests.conftest import land
 
 PROFILE_DIR = SQL_DIR / "fhir_r4"
@@ -573,6 +574,7 @@ def test_other_resource_types(tmp_path, registry):
                 "subject": {"reference": "Patient/p1"},
                 "performedDateTime": "2020-03-01T09:00:00-05:00",
                 "performer": [{"actor": {"reference": "Practitioner/dr1"}}],
+                "focalDevice": [{"manipulated": {"reference": "Device/dv1"}}],  # the device's date of use
             },
         ),
         "AllergyIntolerance.000.ndjson": ndjson(
@@ -594,7 +596,7 @@ def test_other_resource_types(tmp_path, registry):
                 "status": "active",
                 "udiCarrier": [{"deviceIdentifier": "96702913868313"}],
                 "serialNumber": "9866037",
-                "manufactureDate": "2020-03-01T09:00:00-05:00",
+                "manufactureDate": "2020-02-09T09:00:00-05:00",  # made, not used: no start
                 "type": cc(SNOMED, "337414009", "Blood glucose meter (physical object)"),
                 "patient": {"reference": "Patient/p1"},
             }
@@ -825,8 +827,10 @@ def test_invalid_resources_are_quarantined_with_reason_and_field(tmp_path, regis
 def test_the_profile_macros_map_systems_and_references():
     con = staging_connection()
     # the profile's table macros read the raw views the framework registers first
-    con.execute("CREATE VIEW raw_medication AS SELECT '' AS resource_id, '' AS resource_json, "
-                "NULL::TIMESTAMPTZ AS _ingested_at, 0 AS _line_number WHERE false")  # fmt: skip
+    for entity in ("medication", "procedure"):
+        con.execute(f"CREATE VIEW raw_{entity} AS SELECT '' AS resource_id, '' AS resource_json, "
+                    "'' AS _batch_id, '' AS _source_file, NULL::TIMESTAMPTZ AS _ingested_at, 0 AS _line_number WHERE false")  # fmt: skip
+    create_batch_info(con, SourceRegistry(()), {})  # and the batch order, which they read versions by
     con.execute((PROFILE_DIR / "_macros.sql").read_text())
     systems = con.execute(
         "SELECT rwe_fhir_vocabulary('http://snomed.info/sct/'), rwe_fhir_vocabulary(' http://LOINC.org '), "

@@ -7,8 +7,10 @@ import pytest
 import yaml
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.staging import sql_templates
 from rwe_assets.lib.staging.build import SQL_DIR, staging_connection
+from rwe_assets.lib.staging.lifecycle import create_batch_info
 
 EVENT_DIR = SQL_DIR / "fhir_r4" / "event"
 
@@ -44,6 +46,7 @@ def test_every_generated_statement_parses_against_an_empty_raw_view():
             "NULL::VARCHAR AS resource_json, NULL::VARCHAR AS _source_file, NULL::BIGINT AS _line_number, "
             "NULL::VARCHAR AS _batch_id, NULL::TIMESTAMPTZ AS _ingested_at WHERE false"
         )
+    create_batch_info(con, SourceRegistry(()), {})  # the batch order a resource reads another's versions by
     con.execute(sql_templates.profile_macros(SQL_DIR / "fhir_r4"))
     for entity in _rows():
         text = sql_templates.profile_sql_text(EVENT_DIR / f"{entity}.sql")
@@ -54,8 +57,8 @@ def test_every_generated_statement_parses_against_an_empty_raw_view():
 def test_a_stub_holding_sql_or_a_row_missing_a_path_is_an_error(tmp_path):
     (tmp_path / "_event_template.sql").write_text((EVENT_DIR / "_event_template.sql").read_text())
     rows = (EVENT_DIR / "_events.yaml").read_text()
-    assert "  start_field: manufactureDate\n" in rows
-    (tmp_path / "_events.yaml").write_text(rows.replace("  start_field: manufactureDate\n", ""))
+    assert "  start_field: Procedure.performed[x]\n" in rows
+    (tmp_path / "_events.yaml").write_text(rows.replace("  start_field: Procedure.performed[x]\n", ""))
     (tmp_path / "device.sql").write_text("-- a stub\n")
     sql_templates.render_rows.cache_clear()
     with pytest.raises(ConfigError, match=r"_events.yaml \[device\]: expected a value for 'start_field'"):

@@ -124,27 +124,20 @@ CREATE OR REPLACE MACRO rwe_fhir_medication_codings(concept, reference, containe
     list_filter(contained, c -> c.resourceType = 'Medication' AND '#' || c.id = trim(reference))[1].code.coding,
     medication.coding);
 
--- rwe_fhir_medications(): the Medication resources of the source's current files, the latest version
---   of each id (batch order is what lib/staging/lifecycle.py resolves; here the latest ingest wins).
-CREATE OR REPLACE MACRO rwe_fhir_medications() AS TABLE
-    SELECT rwe_text(resource_id) AS id,
-           from_json(resource_json, '{"code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR",
-                                                            "display": "VARCHAR"}], "text": "VARCHAR"}}').code AS code
-    FROM raw_medication
-    QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id) ORDER BY _ingested_at DESC, _line_number DESC) = 1;
-
 -- rwe_fhir_current_versions(versions): the current version of each id among the rows of relation
 --   `versions` (a CTE's name; columns id, version_at: meta.lastUpdated as text, _batch_id, _ingested_at,
 --   _source_file, _line_number), by the lifecycle's rule (lib/staging/lifecycle.py, NEWEST_FIRST): a
 --   version an earlier batch states a later instant for is stale and never current; among the others
---   the later batch, then the later instant. Batches are ordered by their first ingest (batch_info
---   orders them by their first file of any entity: the same order, as a batch is ingested whole).
---   For what one resource reads of another before staging resolves versions (an EOB's Claim).
+--   the later batch, then the later instant. Batches are in the lifecycle's own order, batch_info's
+--   batch_order (the source's batches by their first current file of any entity, made before the
+--   profile SQL runs: lib/staging/build.py _stage_source), so an old batch's file delivered again
+--   later does not make that batch newer here than there.
+--   For what one resource reads of another before staging resolves versions (an EOB's Claim, a note's
+--   replacement).
 CREATE OR REPLACE MACRO rwe_fhir_current_versions(versions) AS TABLE
     WITH dated AS (
-        SELECT *, TRY_CAST(version_at AS TIMESTAMPTZ) AS _instant,
-               epoch_us(min(_ingested_at) OVER (PARTITION BY _batch_id)) AS _batch_at
-        FROM query_table(versions)
+        SELECT v.*, TRY_CAST(v.version_at AS TIMESTAMPTZ) AS _instant, b.batch_order AS _batch_at
+        FROM query_table(versions) v JOIN batch_info b USING (_batch_id)
     ),
     staled AS (
         SELECT *, coalesce(_instant < max(_instant) OVER (PARTITION BY id ORDER BY _batch_at
@@ -152,8 +145,53 @@ CREATE OR REPLACE MACRO rwe_fhir_current_versions(versions) AS TABLE
         FROM dated
     )
     SELECT * EXCLUDE (_instant, _batch_at, _stale) FROM staled
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _stale, _batch_at DESC, _batch_id DESC,
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _stale, _batch_at DESC,
                                _instant DESC NULLS LAST, _ingested_at DESC, _source_file, _line_number) = 1;
+
+-- rwe_fhir_medications(): the Medication resources of the source's current files, the current version
+--   of each id by the lifecycle's rule (rwe_fhir_current_versions: a stale version re-sent or split
+--   into a later line of one export does not name the drug).
+CREATE OR REPLACE MACRO rwe_fhir_medications() AS TABLE
+    WITH medication_versions AS (
+        SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.code,
+               _batch_id, _ingested_at, _source_file, _line_number
+        FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"},
+                      "code": {"coding": [{"system": "VARCHAR", "code": "VARCHAR", "display": "VARCHAR"}],
+                               "text": "VARCHAR"}}') AS r
+              FROM raw_medication)
+    )
+    SELECT id, code FROM rwe_fhir_current_versions('medication_versions');
+
+-- rwe_fhir_device_uses(): when each Device was put to use, as the source states it: R4 Device has no
+--   date of use (manufactureDate is when it was made; Synthea writes the day it was given less 21 days),
+--   a Procedure whose focalDevice[].manipulated references the Device does (performed[x]). Per device
+--   id: start_text, the earliest performed start of the current versions (rwe_fhir_current_versions) of
+--   the Procedures that manipulate it other than by removal, and end_text, the earliest of those that
+--   remove it (focalDevice.action SNOMED 129303008 Removal, 129304002 Excision: FHIR R4 device-action).
+--   A Procedure withdrawn by its status (entered-in-error, not-done, preparation) states no use.
+CREATE OR REPLACE MACRO rwe_fhir_device_uses() AS TABLE
+    WITH procedure_versions AS (
+        SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.status,
+               coalesce(rwe_text(r.performedDateTime), rwe_text(r.performedPeriod.start)) AS performed,
+               r.focalDevice, _batch_id, _ingested_at, _source_file, _line_number
+        FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"}, "status": "VARCHAR",
+                      "performedDateTime": "VARCHAR", "performedPeriod": {"start": "VARCHAR"},
+                      "focalDevice": [{"action": {"coding": [{"system": "VARCHAR", "code": "VARCHAR"}]},
+                                       "manipulated": {"reference": "VARCHAR"}}]}') AS r
+              -- a substring test first: only the few Procedures naming a device are parsed (none of Synthea's)
+              FROM raw_procedure WHERE resource_json LIKE '%focalDevice%')
+    ),
+    uses AS (
+        SELECT performed, rwe_fhir_ref(d.manipulated.reference) AS device_id,
+               coalesce(list_has_any(list_transform(d.action.coding, c -> c.code), ['129303008', '129304002']),
+                        false) AS removal
+        FROM (SELECT performed, unnest(focalDevice) AS d FROM rwe_fhir_current_versions('procedure_versions')
+              WHERE coalesce(status, '') NOT IN ('entered-in-error', 'not-done', 'preparation')
+                AND rwe_ts(performed) IS NOT NULL)
+    )
+    SELECT device_id, arg_min(performed, rwe_ts(performed)) FILTER (WHERE NOT removal) AS start_text,
+           arg_min(performed, rwe_ts(performed)) FILTER (WHERE removal) AS end_text
+    FROM uses WHERE device_id IS NOT NULL GROUP BY device_id;
 
 -- Money of Claim and ExplanationOfBenefit (cost/claim.sql, cost/explanationofbenefit.sql).
 --

@@ -24,24 +24,29 @@
 -- Rules: id required; status or docStatus 'entered-in-error' -> ENTERED_IN_ERROR ('superseded', which
 --   Synthea writes on every note, is staged: the note is still what was written at that visit;
 --   docStatus preliminary and amended are staged: text that was written; a later version replaces it
---   under its id); a note that another note of the staged files replaces (its latest version's
---   relatesTo code 'replaces', if that version stages by its own rules) -> REPLACED, a status reason
---   that retires it, so the corrected note is the only one ('appends', 'transforms', 'signs' keep
---   both: an addendum is a note of its own); subject required; a parseable date; an attachment with inline data (a note held
+--   under its id); a note that another note of the staged files replaces (its current version's
+--   relatesTo code 'replaces', the version the lifecycle keeps: a stale one re-sent replaces nothing;
+--   if that version stages by its own rules) -> REPLACED, a status reason that retires it, so the
+--   corrected note is the only one ('appends', 'transforms', 'signs' keep both: an addendum is a note
+--   of its own); subject required; a parseable date; an attachment with inline data (a note held
 --   only by URL is MISSING_TEXT: its text is not in the export); text/plain or text/html (else
 --   UNSUPPORTED_CONTENT_TYPE: a PDF, RTF or image is no text the CDM can hold); a charset read as
 --   above (else UNSUPPORTED_CHARSET); data that is not base64 of text in that charset -> INVALID_TEXT;
 --   a text of nothing but white space -> EMPTY_TEXT.
-WITH replaced AS (  -- the notes that the latest version of another note replaces (relatesTo), with that
-                    -- version's row: it retires them only if it stages itself (`retired` below)
-    SELECT DISTINCT resource_id, _ingested_at, _line_number,
-        unnest(list_transform(list_filter(r.relatesTo, x -> x.code = 'replaces'),
+WITH note_versions AS (
+    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.relatesTo,
+           _batch_id, _ingested_at, _source_file, _line_number
+    FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"},
+                  "relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}') AS r
+          FROM raw_documentreference)
+),
+replaced AS (  -- the notes that the current version of another note (the lifecycle's rule,
+               -- rwe_fhir_current_versions) replaces (relatesTo), with that version's row: it retires
+               -- them only if it stages itself (`retired` below)
+    SELECT DISTINCT _batch_id, _source_file, _line_number,
+        unnest(list_transform(list_filter(relatesTo, x -> x.code = 'replaces'),
                               x -> rwe_fhir_ref(x.target.reference))) AS note_id
-    FROM (SELECT resource_id, _ingested_at, _line_number,
-                 from_json(resource_json, '{"relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}') AS r
-          FROM raw_documentreference
-          QUALIFY row_number() OVER (PARTITION BY rwe_text(resource_id)
-                                     ORDER BY _ingested_at DESC, _line_number DESC) = 1)
+    FROM rwe_fhir_current_versions('note_versions')
 ),
 src AS (
     SELECT resource_id, _source_file, _line_number, _batch_id, _ingested_at,
@@ -155,7 +160,7 @@ checked AS (  -- each version's own failure, before it is known whether a staged
     FROM texts
 ),
 retired AS (  -- replaced by a version that stages: a quarantined replacement retires nothing
-    SELECT DISTINCT p.note_id FROM replaced p JOIN checked c USING (resource_id, _ingested_at, _line_number)
+    SELECT DISTINCT p.note_id FROM replaced p JOIN checked c USING (_batch_id, _source_file, _line_number)
     WHERE c._own_failure IS NULL AND p.note_id IS NOT NULL
 )
 SELECT

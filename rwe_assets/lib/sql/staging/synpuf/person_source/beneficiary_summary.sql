@@ -6,7 +6,8 @@
 -- (staging/_merged). A row's own bad death date still quarantines that row; a missing or impossible
 -- birth date does not (docs/data-formats.md, "Persons": birth_date NULL, birth_year/birth_month what
 -- the text tells, birth_date_flag why). record_updated: 31 December of the latest year a beneficiary
--- file states the person (each file describes its calendar year). Sex (BENE_SEX_IDENT_CD 1 male, 2 female) and race (BENE_RACE_CD) stay source codes; the
+-- file states the person (each file describes its calendar year); _version_at: 31 December of the row's
+-- own year. Sex (BENE_SEX_IDENT_CD 1 male, 2 female) and race (BENE_RACE_CD) stay source codes; the
 -- CDM maps them. SP_STATE_CODE and BENE_COUNTY_CD are SSA codes, not USPS/FIPS: not staged as a location.
 WITH bene AS (
     SELECT *,
@@ -31,6 +32,10 @@ SELECT
     $source AS source_system,
     rwe_text(DESYNPUF_ID) AS record_key,
     'beneficiary_summary' AS _source_entity, _source_file, _line_number, _batch_id, _ingested_at,
+    -- the row's own year orders its versions (lib/staging/lifecycle.py), not the batch it came in: a
+    -- year file delivered after a later year's is an older statement of the person (STALE_VERSION), so
+    -- a run per batch keeps the later year's values, its death included, as a full build does
+    make_date(_year, 12, 31)::TIMESTAMPTZ AS _version_at,
     rwe_text(DESYNPUF_ID) AS source_person_id,
     rwe_date(_birth) AS birth_date,
     rwe_birth_year(_birth) AS birth_year,
