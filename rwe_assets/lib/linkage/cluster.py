@@ -205,11 +205,13 @@ def add_decided_pairs(con: duckdb.DuckDBPyConnection) -> int:
 # 10-20 namesakes' records joined by one pair). Within the few components that hold a conflict, links
 # are taken again strongest first (a reviewer's 'match' first, then by match weight), and a link is
 # held for review when the two groups it would join conflict: each states, by at least CONSENSUS_MIN
-# records and a majority of those with a value, another birth date (not a 1 January), birth year or
-# SSN; or a reviewer decided 'non_match' on a pair of records across them. A typo is one record's: a
+# records and a majority of those with a value, another birth date (not a 1 January), birth year,
+# SSN or email; or a reviewer decided 'non_match' on a pair of records across them. A typo is one record's: a
 # value repeated by three records is the person's, so agreed values that differ are two people
 # (one-edit typos and 1 January dates need no special case). A single record never has a consensus,
-# so a noisy record still joins the group it matches.
+# so a noisy record still joins the group it matches. An email is a household's at most (a family's
+# shared address is one value on both sides, no conflict): two groups each confirming another email
+# were two namesakes joined by one near-identical record on fake_20000 (j.s27@... and js@...).
 # A source declared deduplicated (`deduplicated`: its records are distinct people) keeps its records
 # apart: a link that would join two groups each holding a record of that source is held
 # ('same_source'), so the records of two such sources link one to one.
@@ -218,6 +220,7 @@ CONSENSUS_FIELDS = {
     "birth_date": "CASE WHEN t_dob <> t_ydate THEN t_dob END",
     "birth_year": "t_yob",
     "ssn": "t_ssn",
+    "email": "t_email",
 }
 
 

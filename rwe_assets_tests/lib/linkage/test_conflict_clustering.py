@@ -19,16 +19,14 @@ PAIR_COLUMNS = ("record_id_l", "record_id_r", "match_weight", "match_probability
 
 
 def _clusters(records: dict[str, tuple], pairs: list[tuple], non_match: list[tuple] = ()):
-    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn),
+    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email]),
     pairs (l, r, weight, method). Returns ({record: cluster}, {(l, r): (decision, hold_reason)})."""
     con = duckdb.connect()
     ids = sorted(records)
+    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email")
+    filled = {i: (*records[i], *[None] * (len(columns) - len(records[i]))) for i in ids}
     con.register(
-        "tok",
-        pa.table(
-            {"record_id": ids}
-            | {c: [records[i][k] for i in ids] for k, c in enumerate(("t_dob", "t_ydate", "t_yob", "t_ssn"))}
-        ),
+        "tok", pa.table({"record_id": ids} | {c: [filled[i][k] for i in ids] for k, c in enumerate(columns)})
     )
     con.execute("CREATE TEMP TABLE lk_tokens AS SELECT * FROM tok")
     rows = [(min(a, r), max(a, r), w, 1 - 2**-w, "match", m) for a, r, w, m in pairs]
