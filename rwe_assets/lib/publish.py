@@ -151,6 +151,14 @@ def publish_file(warehouse_dir: Path, require_quality: bool = True, *, settings=
     return Published(target, size, space.file_bytes, compact, reason, space.reclaimable)
 
 
+def space_of(path: Path) -> Space:
+    """The Space of the DuckDB file at `path` (opened read-only), measured against the bytes per row
+    of the last fresh file published beside it (COMPACT_RECORD)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        space = measure_space(con, path)
+    return replace(space, bytes_per_row=_recorded_bytes_per_row(path.with_name(COMPACT_RECORD)))
+
+
 def _recorded_bytes_per_row(record: Path) -> float | None:
     try:
         fresh = json.loads(record.read_text())
@@ -165,11 +173,15 @@ def _record_fresh(record: Path, size: int, rows: int) -> None:
     os.replace(written, record)
 
 
-def compact_database(source: Path, target: Path, settings=None) -> None:
+def compact_database(
+    source: Path, target: Path, settings=None, limits: tuple[str, int] | None = None
+) -> None:
     """Write `target` anew with everything `source` holds (`COPY FROM DATABASE`: schemas, tables,
     views, macros, indexes, sequences, types, comments), then check that it holds the same objects
-    and, table by table, the same number of rows; a difference raises and `target` is removed."""
+    and, table by table, the same number of rows; a difference raises and `target` is removed.
+    DuckDB's memory limit and threads: `limits`, else the settings', else 1GB and 2."""
     memory, threads = (settings.cdm_memory_limit, settings.duckdb_threads) if settings else ("1GB", 2)
+    memory, threads = limits or (memory, threads)
     spill = target.with_name(target.name + ".tmp")
     con = duckdb.connect(config={"memory_limit": memory, "threads": threads, "temp_directory": str(spill)})
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -208,7 +207,8 @@ def _merge_into_last_build(run: _Run, plan: incremental.Plan, hand_on: dict, tim
     scratch, work = warehouse_dir / SCRATCH, warehouse_dir / WORK
     resume.remove(work)  # with a log a failed merge may have left, which DuckDB would replay
     with timer.step("copy_last_build"):
-        shutil.copyfile(run.final, work)
+        copied = incremental.copy_last_build(run.final, work, run.settings)
+    _log.info(f"CDM build: the last build {copied}")
     con = duckdb.connect(str(work))
     try:
         _configure(con, warehouse_dir, *run.settings)

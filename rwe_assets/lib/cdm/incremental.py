@@ -18,6 +18,7 @@ read to count the change instead of every row (lib/quality/incremental.py).
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from rwe_assets.lib import lake
+from rwe_assets.lib import lake, publish
 from rwe_assets.lib.cdm import reuse
 from rwe_assets.lib.cdm.ledger import LEDGER_TABLES
 from rwe_assets.lib.cdm_spec import cdm_spec
@@ -344,6 +345,18 @@ def merge(con: duckdb.DuckDBPyConnection, scratch: Path, persons: pa.Table) -> N
     for table in ("person_exclusion", *LEDGER_TABLES):
         _replace(con, f"results.{table}", mine)
     con.execute("DETACH scratch")
+
+
+def copy_last_build(last: Path, work: Path, limits: tuple[str, int]) -> str:
+    """`work`: the copy of the last build a merge starts from, written anew (publish.compact_database)
+    when publishing would compact `last` (more than COMPACT_SHARE of it reclaimable), else a byte
+    copy: so build.duckdb does not grow with every incremental build. Returns why (the report's)."""
+    compact, reason = publish.space_of(last).decide()
+    if compact:
+        publish.compact_database(last, work, limits=limits)
+    else:
+        shutil.copyfile(last, work)
+    return reason
 
 
 def keep_replaced_rows(con: duckdb.DuckDBPyConnection, side: Path) -> None:

@@ -49,7 +49,7 @@ from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.sources import SourceRegistry, SourceSpec, set_identifier_variables
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging import accounting, deid, profile_inputs
+from rwe_assets.lib.staging import accounting, deid, layout, profile_inputs
 from rwe_assets.lib.staging import incremental as inc
 from rwe_assets.lib.staging import incremental_state as inc_state
 from rwe_assets.lib.staging.accounting import StagingReport
@@ -404,7 +404,7 @@ def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
     for name, live in _outputs().items():
         pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
         query = f"SELECT * FROM read_parquet([{pieces}]) UNION ALL {live}" if pieces else live
-        _overwrite(lake_dir, name, con.sql(query))
+        _overwrite(lake_dir, name, con.sql(layout.clustered_query(name, query)))
     _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
 
 
@@ -441,6 +441,7 @@ def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> 
     """Replace a staging table in one Delta commit: readers see the old or the new table, never half.
     The commit carries the run's id (lib/staging/incremental_state.py, "State")."""
     path = lake.table_path(lake_dir, "staging", name)
-    reader = relation.fetch_arrow_reader(batch_size=122_880)
+    reader = relation.fetch_arrow_reader(batch_size=layout.batch_rows(name))
     commit = _PLAN.get().commit(name)
-    lake.write(path, reader, mode="overwrite", schema_mode="overwrite", commit_properties=commit)
+    options = layout.write_options(name)  # files of a person range each (lib/staging/layout.py)
+    lake.write(path, reader, mode="overwrite", schema_mode="overwrite", commit_properties=commit, **options)

@@ -22,7 +22,7 @@ from rwe_assets.lib.genomics.staging import CALL_ENTITY as GENOMICS_CALL_ENTITY
 from rwe_assets.lib.governance import tombstone
 from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.sql_text import quote_literal
-from rwe_assets.lib.staging import deid, profile_inputs
+from rwe_assets.lib.staging import deid, layout, profile_inputs
 from rwe_assets.lib.staging.incremental_scope import (
     add_scope_to_candidates,
     change_queries,
@@ -172,13 +172,24 @@ def _write_change_pieces(con, scratch: Path, number: int) -> None:
     """
     queries[(build.QUARANTINE, "upsert")] = f"{quarantined} EXCEPT ALL {released}"
     queries[(build.QUARANTINE, "delete")] = f"{released} EXCEPT ALL ({quarantined})"
+    for name in layout.CLUSTERED:  # the staged rows of the changed keys: the files the merge reads
+        changed = " UNION ALL ".join(
+            f"SELECT source_system, record_key FROM read_parquet({_piece(scratch, name, kind, number)})"
+            for kind in ("upsert", "delete")  # written before this query (dict order)
+        )
+        queries[(name, "prior")] = (
+            f"SELECT source_system, record_key, {layout.PERSON} FROM scope_{name} WHERE NOT _pending "
+            f"AND (source_system, record_key) IN ({changed})"
+        )
     queries[(build.MERGED, "upsert")] = build._rejected_sql("merged")
     queries[(build.RETIRED, "upsert")] = build._rejected_sql("retired")
     for (name, kind), sql in queries.items():
         (scratch / name).mkdir(exist_ok=True)
-        con.execute(
-            f"COPY ({sql}) TO {quote_literal(str(scratch / name / f'{kind}_{number}.parquet'))} (FORMAT parquet)"
-        )
+        con.execute(f"COPY ({sql}) TO {_piece(scratch, name, kind, number)} (FORMAT parquet)")
+
+
+def _piece(scratch: Path, name: str, kind: str, number: int) -> str:
+    return quote_literal(str(scratch / name / f"{kind}_{number}.parquet"))
 
 
 MERGE_KEYS = {
@@ -213,8 +224,15 @@ def _write_changes(con, lake_dir, scratch: Path, plan: Plan) -> dict[str, int]:
                     staging_path(lake_dir, name), upserts, mode="append", commit_properties=plan.commit(name)
                 )
             continue
+        prior = _pieces(con, scratch / name, "prior") if name in layout.CLUSTERED else None
         merge_table(
-            lake_dir, name, upserts, deletes, plan, MERGE_KEYS.get(name, ["source_system", "record_key"])
+            lake_dir,
+            name,
+            upserts,
+            deletes,
+            plan,
+            MERGE_KEYS.get(name, ["source_system", "record_key"]),
+            prior,
         )
         if name in BY_NAME:
             touched[name] = upserts.num_rows + deletes.num_rows
@@ -277,9 +295,12 @@ def _count_raw(con, lake_dir, registry: SourceRegistry, plan: Plan, changed: set
 # ---- merge: one Delta commit per table ----------------------------------------------------------
 
 
-def merge_table(lake_dir, name: str, upserts, deletes, plan: Plan, key: list[str]) -> None:
+def merge_table(lake_dir, name: str, upserts, deletes, plan: Plan, key: list[str], prior=None) -> None:
     """One Delta commit on staging/<name>: rows of `deletes` (Arrow, by key) removed, rows of
-    `upserts` updated by key or inserted (the two share no key); nothing written when both are empty."""
+    `upserts` updated by key or inserted (the two share no key); nothing written when both are empty.
+    With `prior` (the key and person of every staged row replaced or deleted; a clustered table,
+    lib/staging/layout.py), the merge reads only the files that can hold those persons, and checks
+    that it matched exactly those rows."""
     if upserts.num_rows == 0 and deletes.num_rows == 0:
         return
     source = pa.concat_tables(
@@ -291,15 +312,42 @@ def merge_table(lake_dir, name: str, upserts, deletes, plan: Plan, key: list[str
         ]
     )
     on = " AND ".join(f't."{k}" = s."{k}"' for k in key)
-    merger = lake.open_table(staging_path(lake_dir, name)).merge(
-        source, on, source_alias="s", target_alias="t", commit_properties=plan.commit(name)
-    )
-    (
+    table = lake.open_table(staging_path(lake_dir, name))
+    where = layout.merge_predicate(table, prior[layout.PERSON].to_pylist()) if prior is not None else None
+    merger = table.merge(
+        source, f"{where} AND {on}" if where else on, source_alias="s", target_alias="t",
+        commit_properties=plan.commit(name),
+    )  # fmt: skip
+    metrics = (
         merger.when_matched_delete("s._delete")
         .when_matched_update_all("NOT s._delete", except_cols=["_delete"])
         .when_not_matched_insert_all("NOT s._delete", except_cols=["_delete"])
         .execute()
     )
+    if prior is not None:
+        _check_matched(name, metrics, upserts, deletes, prior)
+
+
+def _check_matched(name: str, metrics: dict, upserts, deletes, prior) -> None:
+    """The merge must have replaced and deleted exactly the prior rows: a staged row of a changed key
+    outside them would have been kept beside its new version. Raises (the run fails loudly; its
+    state is not written, so the next run is a full build) instead of leaving a duplicate."""
+    con = duckdb.connect()
+    try:
+        con.register("u", upserts)
+        con.register("p", prior)
+        (replaced,) = con.execute(
+            "SELECT count(*) FROM u WHERE (source_system, record_key) IN (SELECT source_system, record_key FROM p)"
+        ).fetchone()
+    finally:
+        con.close()
+    expected = (upserts.num_rows - replaced, replaced, deletes.num_rows)
+    found = tuple(metrics.get(f"num_target_rows_{kind}") for kind in ("inserted", "updated", "deleted"))
+    if found != expected:
+        raise RuntimeError(
+            f"staging/{name}: the merge inserted, updated and deleted {found} rows where the scope "
+            f"says {expected}: a staged row of a changed record lay outside the scope"
+        )
 
 
 def _keys_only(deletes, schema, key: list[str]):

@@ -165,8 +165,9 @@ def test_an_orphan_is_staged_once_its_person_arrives(tmp_path):
 def test_a_merge_that_drops_a_correction_is_seen(tmp_path, monkeypatch):
     real = incremental.merge_table
 
-    def without_event_updates(lake_dir, name, upserts, deletes, plan, key):
-        real(lake_dir, name, upserts.slice(0, 0) if name == "event" else upserts, deletes, plan, key)
+    def without_event_updates(lake_dir, name, upserts, deletes, plan, key, prior=None, **kwargs):
+        upserts = upserts.slice(0, 0) if name == "event" else upserts
+        real(lake_dir, name, upserts, deletes, plan, key, prior, **kwargs)
 
     monkeypatch.setattr(incremental, "merge_table", without_event_updates)
     registry, batches = synthea_registry(), CASES["snapshot corrections"][2][:2]
