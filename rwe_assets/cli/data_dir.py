@@ -10,7 +10,10 @@ from pathlib import Path
 
 from rwe_assets.cli.demo import demo_batches
 from rwe_assets.cli.exit_codes import REFUSED
+from rwe_assets.lib.truth_files import TRUTH_DIR
 from rwe_assets.settings import REPO_DIR, Settings
+
+DAGSTER_CONFIG = "dagster.yaml"  # the repository's, copied into DAGSTER_HOME
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -21,9 +24,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
         os.environ["DAGSTER_HOME"] = str(settings.default_dagster_home)
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
+    config = home / DAGSTER_CONFIG
     if not config.exists():
-        shutil.copyfile(REPO_DIR / "dagster.yaml", config)
+        shutil.copyfile(REPO_DIR / DAGSTER_CONFIG, config)
     return home
 
 
@@ -73,7 +76,7 @@ def clean_data_dir(settings: Settings, everything: bool = False) -> int:
         *([settings.lake_dir] if isinstance(settings.lake_dir, Path) else []),  # a bucket is not cleaned
         settings.warehouse_dir,
         settings.default_dagster_home,
-        settings.data_dir / "truth",
+        settings.data_dir / TRUTH_DIR,
     ]
     for path in [*landed, *derived, settings.data_dir / ".generating"]:
         if path.is_dir():

@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+from rwe_assets.lib.truth_files import EXPECTED_COUNTS, TRUTH_DIR
 from rwe_assets.settings import REPO_DIR, Settings
 
 SAMPLE_DIR = REPO_DIR / "data" / "sample"
@@ -19,7 +20,7 @@ def demo_batches(settings: Settings) -> list[Path]:
     """The batch folders `rwe demo` landed: the bundled samples and the generated batches that the
     generator's ground truth lists (truth/expected_counts.csv)."""
     batches = {settings.landing_dir / source / batch for source, batch in SAMPLE_BATCHES.items()}
-    listing = settings.data_dir / "truth" / "expected_counts.csv"
+    listing = settings.data_dir / TRUTH_DIR / EXPECTED_COUNTS
     if listing.exists():
         with listing.open(encoding="utf-8") as handle:
             batches |= {settings.landing_dir / row["SOURCE"] / row["BATCH"] for row in csv.DictReader(handle)}
@@ -48,8 +49,8 @@ def land_generated_population(settings: Settings, persons: int = DEMO_PERSONS) -
         target = settings.landing_dir / batch.parent.name / batch.name
         target.parent.mkdir(parents=True, exist_ok=True)
         batch.rename(target)
-    shutil.rmtree(settings.data_dir / "truth", ignore_errors=True)
-    (staging / "truth").rename(settings.data_dir / "truth")
+    shutil.rmtree(settings.data_dir / TRUTH_DIR, ignore_errors=True)
+    (staging / TRUTH_DIR).rename(settings.data_dir / TRUTH_DIR)
     shutil.rmtree(staging)
     print(
         f"generated {persons} synthetic persons (seed {DEMO_SEED}) into {settings.landing_dir}; "

@@ -38,6 +38,7 @@ CDM_SCHEMA = "cdm"
 """The DuckDB schema the project creates every CDM table in (clinical, vocabulary and results tables)."""
 
 _CDM_DIR = SPEC_DIR / "omop_cdm_5.4"
+FIELD_LEVEL_CSV = _CDM_DIR / "OMOP_CDMv5.4_Field_Level.csv"  # also read for the UI's column descriptions
 
 _SIMPLE_TYPES = {
     "integer": "INTEGER",
@@ -142,9 +143,9 @@ def load_cdm_spec(extra_field_csvs: Sequence[Path] = (), extra_table_csvs: Seque
     """The official spec plus extension tables (e.g. G-CDM) from CSVs in the official field-level and,
     optionally, table-level format. Extensions may add tables, not change existing ones."""
     tables = _tables_from(
-        read_spec_csv(_CDM_DIR / "OMOP_CDMv5.4_Field_Level.csv", _FIELD_COLUMNS),
+        read_spec_csv(FIELD_LEVEL_CSV, _FIELD_COLUMNS),
         read_spec_csv(_CDM_DIR / "OMOP_CDMv5.4_Table_Level.csv"),
-        "OMOP_CDMv5.4_Field_Level.csv",
+        FIELD_LEVEL_CSV.name,
     )
     extra_table_rows = [row for path in extra_table_csvs for row in read_spec_csv(Path(path))]
     for path in extra_field_csvs:

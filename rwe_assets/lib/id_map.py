@@ -8,21 +8,30 @@ Rebuilding the CDM from the same data gives the same ids; new data only adds ids
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from rwe_assets.errors import ConfigError
 from rwe_assets.lib import lake
+from rwe_assets.lib.sql_loader import PARAMETER, code_of, execute
 
 MAX_ID = 2**31 - 1
 
 
 def assign_ids(
-    con: duckdb.DuckDBPyConnection, lake_dir: Path, name: str, keys_sql: str, narrow: bool = False
+    con: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
+    name: str,
+    keys_sql: str,
+    narrow: bool = False,
+    values: Mapping[str, object] | None = None,
 ) -> str:
     """Make table `ids_<name>(natural_key VARCHAR, id INTEGER)` cover every key `keys_sql` returns
-    (one VARCHAR column named natural_key), persisting new keys. Returns the table name.
+    (one VARCHAR column named natural_key), persisting new keys. Returns the table name. `values`:
+    the ``$name`` parameters `keys_sql` uses (lib/sql_loader.py).
 
     `narrow`: the table holds only the keys asked, and only their rows of the map are read (an
     incremental CDM build asks for a few thousand keys of a map of millions); the ids are the same."""
@@ -34,7 +43,7 @@ def assign_ids(
     asked = f"(SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)"
     if narrow and lake.register_view(con, "_id_map", path):
         # the asked keys are read twice here (the map's rows, then the new keys): computed once
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _asked_keys AS SELECT * FROM {asked}")
+        execute(con, f"CREATE OR REPLACE TEMP TABLE _asked_keys AS SELECT * FROM {asked}", values or {})
         asked = "_asked_keys"
         con.execute(
             f"INSERT INTO {table} SELECT natural_key, id FROM _id_map SEMI JOIN {asked} USING (natural_key)"
@@ -47,12 +56,7 @@ def assign_ids(
             con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
             con.unregister("_existing_ids")
         start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-    new = con.sql(
-        f"""
-        SELECT natural_key, CAST({start} + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
-        FROM {asked} ANTI JOIN {table} USING (natural_key)
-        """
-    ).to_arrow_table()
+    new = _new_keys(con, asked, table, start, values or {})
     con.execute("DROP TABLE IF EXISTS _asked_keys")
     if new.num_rows:
         if start + new.num_rows > MAX_ID:
@@ -63,3 +67,16 @@ def assign_ids(
         schema = pa.schema([("natural_key", pa.string()), ("id", pa.int32())])
         lake.write(path, new.cast(schema), mode="append")
     return table
+
+
+def _new_keys(con, asked: str, table: str, start: int, values: Mapping[str, object]) -> pa.Table:
+    """The keys of `asked` not in `table`, numbered after `start` in key order."""
+    query = f"""
+        SELECT natural_key, CAST($id_start + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
+        FROM {asked} ANTI JOIN {table} USING (natural_key)
+        """
+    values = {**values, "id_start": start}
+    used = set(PARAMETER.findall(code_of(query)))
+    if used - values.keys():
+        raise ConfigError(f"id map query: expected values for {sorted(used - values.keys())}, found none")
+    return con.sql(query, params={k: values[k] for k in used}).to_arrow_table()

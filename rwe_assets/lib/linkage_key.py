@@ -30,6 +30,7 @@ from pathlib import Path
 from rwe_assets.lib.landing import LandedBatch
 from rwe_assets.lib.linkage.keys import DEMO_KEY, MIN_KEY_BYTES, REPO_SAMPLE_DIR, generated_files, sha256_file
 from rwe_assets.lib.raw_ingest import batch_files, read_manifest
+from rwe_assets.lib.truth_files import TRUTH_DIR
 from rwe_assets.settings import Settings
 
 KEY_BYTES = 32  # 256 bits, the HMAC-SHA256 block-size class of key; well above MIN_KEY_BYTES
@@ -80,7 +81,7 @@ def check_before_ingest(settings: Settings, pending_batches: Iterable[LandedBatc
 
 
 def is_demo_batch(settings: Settings, batch: LandedBatch, sample_dir: Path = REPO_SAMPLE_DIR) -> bool:
-    generated = generated_files(settings.data_dir / "truth")
+    generated = generated_files(settings.data_dir / TRUTH_DIR)
     bundled = _bundled_files(sample_dir)
     root = settings.landing_dir / batch.source / batch.batch_id
     return all(_is_demo_file(settings.data_dir, path, generated, bundled) for path in batch_files(root))
@@ -89,7 +90,7 @@ def is_demo_batch(settings: Settings, batch: LandedBatch, sample_dir: Path = REP
 def lake_non_demo_files(settings: Settings, sample_dir: Path = REPO_SAMPLE_DIR) -> list[str]:
     """Manifest paths (relative to the landing zone) of files whose records are in the lake and that are
     not demo data; [] when there are none."""
-    generated = generated_files(settings.data_dir / "truth")
+    generated = generated_files(settings.data_dir / TRUTH_DIR)
     bundled_hashes = set(_bundled_files(sample_dir).values())
     manifest = read_manifest(settings.lake_dir).select(
         ["relative_path", "file_sha256", "rows_stored", "rows_quarantined"]

@@ -38,9 +38,8 @@ from rwe_assets.errors import RweError
 from rwe_assets.lib.governance import audit, permissions
 from rwe_assets.lib.quality.gate import blocking_failures
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
+from rwe_assets.lib.warehouse_files import BUILD, PUBLISHED  # importers take them from here too
 
-PUBLISHED = "rwe.duckdb"
-BUILD = "build.duckdb"
 # Compact when the build file's reclaimable share (estimated: Space.reclaimable) passes this:
 # the published file then stays under about 1 / (1 - 0.25) = 1.33x its compact size.
 # Compaction rewrites every table (slower than a byte copy), so it is not done on every publish.

@@ -20,8 +20,11 @@ from pathlib import Path
 import yaml
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.settings import SOURCES_FILE_NAME
 
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
+REGISTRY_PATH = (
+    Path(__file__).resolve().parent.parent / SOURCES_FILE_NAME
+)  # the bundled sources; a user's beside the data
 LIKE = "like"  # a user registry entry's key naming the bundled source it starts from
 KINDS = ("ehr", "claims", "genomics")
 FORMATS = ("csv", "ndjson")

@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib import truth_files
 from rwe_assets.synthetic.config import DEFAULT_CHUNK, NoiseConfig
 from rwe_assets.synthetic.generator import generate
 from rwe_assets.synthetic.update import generate_update
@@ -67,7 +68,7 @@ def _update(args: argparse.Namespace) -> int:
     """--update-of: the base's seed, knobs and layout are read from its report; --persons, --seed
     and --set, when given, must agree with it (an update of another population is refused)."""
     try:
-        base = json.loads((Path(args.update_of) / "truth" / "report.json").read_text())
+        base = json.loads((Path(args.update_of) / truth_files.TRUTH_DIR / truth_files.REPORT).read_text())
         given = {"persons": args.persons, "seed": args.seed}
         for name, value in given.items():
             if value is not None and value != base[name]:

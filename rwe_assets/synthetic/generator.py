@@ -19,9 +19,10 @@ import os
 from pathlib import Path
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib import truth_files
 from rwe_assets.synthetic.chunks import batch_names, chunk_plan, results
 from rwe_assets.synthetic.config import DEFAULT_CHUNK, NoiseConfig
-from rwe_assets.synthetic.landing_files import LANDING_DIR, TRUTH_DIR, Sink, write_result
+from rwe_assets.synthetic.landing_files import LANDING_DIR, Sink, write_result
 from rwe_assets.synthetic.report import FileStats, GenerationReport
 from rwe_assets.synthetic.truth import truth_sinks, write_counts
 
@@ -33,7 +34,7 @@ def _check_arguments(out: Path, persons: int, batches: int, chunk_size: int) -> 
         raise ConfigError(f"generate: expected 1 to {persons} batches, found {batches}")
     if chunk_size < 1:
         raise ConfigError(f"generate: expected a chunk size of at least 1, found {chunk_size}")
-    for folder in (out / LANDING_DIR, out / TRUTH_DIR):
+    for folder in (out / LANDING_DIR, out / truth_files.TRUTH_DIR):
         if folder.exists() and any(folder.iterdir()):
             raise ConfigError(f"generate: expected an empty output folder, found files in {folder}")
 
@@ -53,7 +54,7 @@ def generate(
     ground truth into out_dir/truth; return what was written."""
     out = Path(out_dir)
     _check_arguments(out, persons, batches, chunk_size)
-    truth = out / TRUTH_DIR
+    truth = out / truth_files.TRUTH_DIR
     report = GenerationReport(persons, seed, batch_names(batches), chunk_size, compress, config.as_dict())
     sinks: dict[tuple[str, str, str], Sink] = {}
     stats: dict[tuple[str, str, str], FileStats] = {}
@@ -69,6 +70,6 @@ def generate(
             sink.write(b"")
             sink.close()
     report.files = [stats[k] for k in sorted(stats)]
-    write_counts(truth / "expected_counts.csv", report.files)
-    (truth / "report.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_counts(truth / truth_files.EXPECTED_COUNTS, report.files)
+    (truth / truth_files.REPORT).write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
     return report

@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # chunks.py compresses with gzip_member below
     from rwe_assets.synthetic.chunks import ChunkResult
 
 GZIP_LEVEL = 3
-TRUTH_DIR = "truth"
 LANDING_DIR = "landing"
 
 

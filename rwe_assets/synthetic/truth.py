@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from rwe_assets.lib import truth_files
 from rwe_assets.synthetic.formats.common import Chunk, csv_header, csv_lines
 from rwe_assets.synthetic.landing_files import Sink
 from rwe_assets.synthetic.report import FileStats
@@ -83,10 +84,10 @@ COUNTS_COLUMNS = [
 def truth_sinks(truth: Path) -> dict[str, Sink]:
     """The truth files a chunk appends to, by the key of ChunkResult.truth."""
     return {
-        "persons": Sink(truth / "persons.csv", csv_header(PERSONS_COLUMNS), False),
-        "person_records": Sink(truth / "person_records.csv", csv_header(RECORDS_COLUMNS), False),
-        "lab_samples": Sink(truth / "lab_samples.csv", csv_header(SAMPLES_COLUMNS), False),
-        "genotypes": Sink(truth / "genotypes.csv", csv_header(GENOTYPE_COLUMNS), False),
+        "persons": Sink(truth / truth_files.PERSONS, csv_header(PERSONS_COLUMNS), False),
+        "person_records": Sink(truth / truth_files.PERSON_RECORDS, csv_header(RECORDS_COLUMNS), False),
+        "lab_samples": Sink(truth / truth_files.LAB_SAMPLES, csv_header(SAMPLES_COLUMNS), False),
+        "genotypes": Sink(truth / truth_files.GENOTYPES, csv_header(GENOTYPE_COLUMNS), False),
     }
 
 

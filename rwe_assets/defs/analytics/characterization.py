@@ -14,7 +14,8 @@ from rwe_assets.defs.quality import DQ_RESULTS
 from rwe_assets.defs.quality.assets import build_database
 from rwe_assets.lib.analytics.achilles import run_achilles
 from rwe_assets.lib.analytics.disclosure import min_cell_count
-from rwe_assets.lib.analytics.dqd_export import JSON_FILE, write_dqd_json
+from rwe_assets.lib.analytics.dqd_export import write_dqd_json
+from rwe_assets.lib.warehouse_files import DQD_JSON_FILE
 from rwe_assets.resources import RweConfig
 
 ACHILLES_RESULTS = dg.AssetKey(["results", "achilles_results"])
@@ -69,7 +70,7 @@ def dq_results_json(context: dg.AssetExecutionContext, rwe: RweConfig) -> dg.Mat
     started = time.perf_counter()
     with build_database(rwe).get_connection() as con:
         export = write_dqd_json(
-            con, settings.warehouse_dir / JSON_FILE, min_cell_count=min_cell_count(settings=settings)
+            con, settings.warehouse_dir / DQD_JSON_FILE, min_cell_count=min_cell_count(settings=settings)
         )
     return dg.MaterializeResult(
         metadata={

@@ -32,6 +32,7 @@ from rwe_assets.lib.analytics.survival import (
     run_km,
     write_incidence,
 )
+from rwe_assets.lib.warehouse_files import PLOTS_DIR
 from rwe_assets.resources import RweConfig
 
 COHORT_DIR = Path(__file__).resolve().parents[2] / "cohorts"
@@ -176,7 +177,7 @@ def _survival_asset(cohort_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
             shared = write_incidence(con, target, outcome, table, minimum)
             for km_config in config.km_analyses:
                 analysis = _km_analysis(km_config)
-                km, persons, plot = run_km(con, analysis, minimum, settings.warehouse_dir / "plots")
+                km, persons, plot = run_km(con, analysis, minimum, settings.warehouse_dir / PLOTS_DIR)
                 metadata |= {
                     f"km_plot_{analysis.name}": dg.MetadataValue.md(png_markdown(km.png, analysis.name)),
                     f"km_plot_path_{analysis.name}": dg.MetadataValue.path(str(plot)),

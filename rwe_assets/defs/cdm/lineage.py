@@ -38,7 +38,6 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import dagster as dg
@@ -49,15 +48,13 @@ from sqlglot.lineage import Node, lineage
 
 from rwe_assets.lib import sql_loader
 from rwe_assets.lib.cdm import sql
-from rwe_assets.lib.cdm_spec import CdmTable, cdm_spec
+from rwe_assets.lib.cdm_spec import FIELD_LEVEL_CSV, CdmTable, cdm_spec
 from rwe_assets.lib.staging.model import BY_NAME
 from rwe_assets.lib.vocabulary import VOCABULARY_TABLES
 
 CROSSWALK = dg.AssetKey(["linkage", "person_crosswalk"])
-_SQL_DIR = resources.files("rwe_assets.lib") / "sql" / "cdm"
-_FIELD_SPEC = resources.files("rwe_assets.lib") / "spec" / "omop_cdm_5.4" / "OMOP_CDMv5.4_Field_Level.csv"
+_SQL_DIR = sql.SQL_DIR  # the build's SQL folder, read file by file (a test points it at a copy)
 _DIALECT = "duckdb"
-_PARAMETER = re.compile(r"\$([A-Za-z_]\w*)")
 _ROWID = re.compile(r"\b(?:\w+\.)?rowid\b", re.I)
 
 # Inputs the build registers from Python (lib/cdm/build.py), with their columns, so that sqlglot can
@@ -118,7 +115,7 @@ def column_schema(table: CdmTable) -> dg.TableSchema:
 @cache
 def field_descriptions() -> dict[tuple[str, str], str]:
     """(table, field) -> the OHDSI field spec's userGuidance, then its etlConventions ("ETL: ...")."""
-    with _FIELD_SPEC.open(encoding="utf-8-sig", newline="") as handle:
+    with FIELD_LEVEL_CSV.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     described = {}
     for row in rows:
@@ -366,7 +363,7 @@ def _parse(statement: str, where: str) -> Iterator[exp.Expr]:
     # DuckDB's INSERT ... BY NAME matches columns by name, which is what the lineage does anyway;
     # $parameters are constants, so literals
     body = re.sub(r"\bBY\s+NAME\b", "", body, flags=re.I)
-    body = _PARAMETER.sub(lambda m: f"'${m.group(1)}'", body)
+    body = sql_loader.PARAMETER.sub(lambda m: f"'${m.group(1)}'", body)
     body = _ROWID.sub("NULL", body)  # DuckDB's row number pseudo-column: a position, no lineage
     try:
         parsed = sqlglot.parse_one(body, dialect=_DIALECT)

@@ -10,6 +10,7 @@ from rwe_assets.lib.linkage.quality import F1_THRESHOLD, MIN_TRUE_PAIRS, PRECISI
 from rwe_assets.lib.linkage_key import fix_hint, lake_non_demo_files
 from rwe_assets.lib.sources import load_registry
 from rwe_assets.lib.staging.build import staging_connection
+from rwe_assets.lib.truth_files import TRUTH_DIR
 from rwe_assets.resources import RweConfig
 
 TOKENS = dg.AssetKey(["linkage", "tokens"])
@@ -90,7 +91,7 @@ def linkage(context: dg.AssetExecutionContext, rwe: RweConfig):
         raise dg.Failure(str(error)) from None
     deduplicated = tuple(source.name for source in load_registry() if source.deduplicated)
     result = link(
-        con, settings.lake_dir, key.value, truth_dir=settings.data_dir / "truth", deduplicated=deduplicated
+        con, settings.lake_dir, key.value, truth_dir=settings.data_dir / TRUTH_DIR, deduplicated=deduplicated
     )
     con.close()
     common = {"demo_key": key.demo, "model_trained_this_run": result.trained}

@@ -13,6 +13,7 @@ from rwe_assets.defs.cdm.assets import CDM_TABLES, cdm_key
 from rwe_assets.lib.quality.dqd import run_checks, summarize
 from rwe_assets.lib.quality.gate import STRUCTURAL_CHECKS, blocking_failures
 from rwe_assets.lib.quality.incremental import recorded_mode
+from rwe_assets.lib.warehouse_files import BUILD
 from rwe_assets.resources import RweConfig
 
 DQ_RESULTS = dg.AssetKey(["results", "dq_check_results"])
@@ -23,7 +24,7 @@ def build_database(rwe: RweConfig) -> DuckDBResource:
     """data/warehouse/build.duckdb as a DuckDBResource, configured from the settings."""
     settings = rwe.settings()
     return DuckDBResource(
-        database=str(settings.warehouse_dir / "build.duckdb"),
+        database=str(settings.warehouse_dir / BUILD),
         connection_config={"memory_limit": settings.duckdb_memory_limit, "threads": settings.duckdb_threads},
     )
 

@@ -40,7 +40,6 @@ from rwe_assets.lib.analytics.disclosure import shown
 from rwe_assets.lib.dqd_spec import dqd_catalogue
 from rwe_assets.lib.sql_text import quote_identifier
 
-JSON_FILE = "dq_results.json"
 EXPORT_VERSION = "rwe_assets dqd_export 1 (DQD v2.1 JSON layout)"
 CATEGORIES = ("Plausibility", "Conformance", "Completeness")
 _TIMESTAMP = "%Y-%m-%d %H:%M:%S"

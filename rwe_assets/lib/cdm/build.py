@@ -382,7 +382,9 @@ def _run_step(state: _State, step: Step) -> None:
         if isinstance(action, Sql):
             run_sql(state.con, action.name)
         elif isinstance(action, Ids):
-            assign_ids(state.con, state.lake_dir, action.table, action.query, narrow=state.narrow_ids)
+            assign_ids(
+                state.con, state.lake_dir, action.table, action.query, state.narrow_ids, dict(action.values)
+            )
         elif isinstance(action, Call):
             _CALLS[action.name](state)
 

@@ -54,10 +54,12 @@ class Sql:
 
 @dataclass(frozen=True)
 class Ids:
-    """Assign persistent ids of `table` to the natural keys `query` returns."""
+    """Assign persistent ids of `table` to the natural keys `query` returns; `values` binds the
+    query's ``$name`` parameters (lib/sql_loader.py)."""
 
     table: str
     query: str
+    values: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,14 @@ def _event_step(table: str) -> Step:
     reads = ("mapped_event", "unit_map") if table in ("measurement", "observation") else ("mapped_event",)
     return Step(
         table,
-        (Ids(table, f"SELECT natural_key FROM mapped_event WHERE cdm_table = '{table}'"), Sql(table)),
+        (
+            Ids(
+                table,
+                "SELECT natural_key FROM mapped_event WHERE cdm_table = $cdm_table",
+                (("cdm_table", table),),
+            ),
+            Sql(table),
+        ),
         reads,
         (f"cdm.{table}",),
     )

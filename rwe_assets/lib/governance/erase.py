@@ -142,6 +142,7 @@ def erase(
         tombstone.check_key(lake_dir, key, record=True)
         tombstone.register(con, key)
         tokens = _collect(con, lake_dir)  # first the refusal: a crash after it still keeps them out
+        _value_tables(con, erasure.person_id)
         if refused_only and not con.execute("SELECT count(*) FROM er_lines").fetchone()[0]:
             raise ErasureError("staging refused no rows of an erased person: nothing to remove")
         erasure.tombstones = tombstone.add(lake_dir, tokens, erasure.erasure_id)
@@ -158,7 +159,7 @@ def erase(
                     erasure,
                     lake_dir,
                     path,
-                    history.rewrite(con, path, _lake_condition(con, path, erasure.person_id)),
+                    history.rewrite(con, path, _lake_condition(con, path)),
                 )
         con.close()
         erasure.phases["erase"] = time.monotonic() - started
@@ -258,6 +259,20 @@ def _collect(con, lake_dir: Path) -> pa.Table:
     return con.sql(tombstone.tokens_sql(con, "er_identity")).to_arrow_table()
 
 
+def _value_tables(con, person_id: int | None) -> None:
+    """TEMP TABLES er_person (the person_id; empty without a person) and er_long_ids (the ids of
+    er_ids that are MIN_CONTAINED_ID characters or more): the values the conditions over the lake
+    name, bound here so that no condition's text holds one."""
+    con.execute(
+        "CREATE TEMP TABLE er_person AS SELECT CAST($p AS BIGINT) AS person_id WHERE $p IS NOT NULL",
+        {"p": person_id},
+    )
+    con.execute(
+        "CREATE TEMP TABLE er_long_ids AS SELECT id FROM er_ids WHERE length(id) >= $min_length",
+        {"min_length": MIN_CONTAINED_ID},
+    )
+
+
 def _refused_genomics(con, lake_dir: Path) -> None:
     """Genomics staging's ERASED_PERSON rows: the manifest lines into er_lines, and TEMP TABLE er_calls
     (file, record, sample column) of the calls (a VCF line holds every sample: it cannot go by line)."""
@@ -317,13 +332,10 @@ def _raw_condition(con, path: Path, sources: list[str] | None) -> str:
     if text:
         # a short id ('17') could equal anyone's value (a count, a code): those rows go by provenance only
         parts.append(
-            f"list_has_any([{', '.join(_quote(c) for c in text)}], "
-            f"(SELECT list(id) FROM er_ids WHERE length(id) >= {MIN_CONTAINED_ID}))"
+            f"list_has_any([{', '.join(_quote(c) for c in text)}], (SELECT list(id) FROM er_long_ids))"
         )
     for column in TEXT_COLUMNS & set(columns):
-        parts.append(
-            f"EXISTS (SELECT 1 FROM er_ids WHERE length(id) >= {MIN_CONTAINED_ID} AND contains({column}, id))"
-        )
+        parts.append(f"EXISTS (SELECT 1 FROM er_long_ids WHERE contains({column}, id))")
     condition = " OR ".join(parts)
     if sources is not None:  # the raw quarantine holds every source: those of er_sources
         condition = (
@@ -334,17 +346,15 @@ def _raw_condition(con, path: Path, sources: list[str] | None) -> str:
 
 def _blank_samples(con) -> tuple[str, list[str]]:
     """The header text with each of the person's ids (er_ids: sample ids) blanked, and its parameters."""
-    ids = [
-        i for (i,) in con.execute(f"SELECT id FROM er_ids WHERE length(id) >= {MIN_CONTAINED_ID}").fetchall()
-    ]
+    ids = [i for (i,) in con.execute("SELECT id FROM er_long_ids").fetchall()]
     expression = "text"
     for _ in ids:
         expression = f"replace({expression}, ?, '')"
     return expression, ids
 
 
-def _lake_condition(con, path: Path, person_id: int) -> str | None:
-    """SQL over view er_t for a linkage table or a CDM id map: the row names the person."""
+def _lake_condition(con, path: Path) -> str | None:
+    """SQL over view er_t for a linkage table or a CDM id map: the row names the person (er_person)."""
     columns = _columns(con, path)
     parts = []
     for column in ("record_id", "record_id_l", "record_id_r"):
@@ -356,13 +366,13 @@ def _lake_condition(con, path: Path, person_id: int) -> str | None:
         )
     for column in ("person_id", "new_person_id"):
         if column in columns:
-            parts.append(f"{column} = {int(person_id)}")
+            parts.append(f"{column} IN (SELECT person_id FROM er_person)")
     if "natural_key" in columns:
         parts.append(
             "natural_key IN (SELECT natural_key FROM er_keys) "
             "OR regexp_replace(natural_key, '\\|[^|]*$', '') IN (SELECT natural_key FROM er_keys) "
-            f"OR starts_with(natural_key, 'ppp|{int(person_id)}|') "
-            f"OR EXISTS (SELECT 1 FROM er_ids WHERE length(id) >= {MIN_CONTAINED_ID} AND contains(natural_key, id))"
+            "OR starts_with(natural_key, (SELECT 'ppp|' || person_id || '|' FROM er_person)) "
+            "OR EXISTS (SELECT 1 FROM er_long_ids WHERE contains(natural_key, id))"
         )
     return " OR ".join(parts) or None
 

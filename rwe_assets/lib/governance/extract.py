@@ -56,6 +56,7 @@ from rwe_assets.lib.governance.extract_tables import (
 )
 from rwe_assets.lib.publish import PUBLISHED
 from rwe_assets.lib.sql_text import quote_literal
+from rwe_assets.lib.warehouse_files import DEID_FILE
 
 # the extract's public names, the rules' included
 __all__ = [
@@ -76,7 +77,6 @@ __all__ = [
 ]
 
 HELP = "write the de-identified extract (HIPAA Safe Harbor) <data>/warehouse/rwe_deid.duckdb from the published CDM"
-DEID_FILE = "rwe_deid.duckdb"
 
 
 @dataclass(frozen=True)

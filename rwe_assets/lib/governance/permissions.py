@@ -24,15 +24,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib.truth_files import TRUTH_DIR
+from rwe_assets.lib.warehouse_files import DEID_FILE, DQD_JSON_FILE, PLOTS_DIR, PUBLISHED
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 SHARED_DIR, SHARED_FILE = 0o750, 0o640
 # What analysts open in the warehouse: the published CDM, the de-identified extract and the
 # small-cell-suppressed results (DQD export, survival plots). Everything else there (build.duckdb,
 # the vocabulary store) stays owner-only.
-SHARED_WAREHOUSE_FILES = ("rwe.duckdb", "rwe_deid.duckdb", "dq_results.json", "plots")
+SHARED_WAREHOUSE_FILES = (PUBLISHED, DEID_FILE, DQD_JSON_FILE, PLOTS_DIR)
 # Folders of the data directory that hold PII, tokens or logs about them.
-PRIVATE_FOLDERS = ("lake", "dagster_home", "truth")
+PRIVATE_FOLDERS = ("lake", "dagster_home", TRUTH_DIR)
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -142,7 +144,7 @@ def mode_problems(data_dir: Path) -> list[str]:
     ones open to the group, a published one open to others."""
     data_dir = Path(data_dir)
     found = [p for p in loose_paths(data_dir / "lake")]
-    found += [p for p in (data_dir / "dagster_home", data_dir / "truth") if p.exists() and _mode(p) & 0o077]
+    found += [p for p in (data_dir / "dagster_home", data_dir / TRUTH_DIR) if p.exists() and _mode(p) & 0o077]
     found += [
         p for p in (data_dir, data_dir / "warehouse", data_dir / "landing") if p.exists() and _mode(p) & 0o007
     ]

@@ -4,7 +4,7 @@ A tombstone is HMAC-SHA256 with the tombstone key (lib/linkage/keys.tombstone_ke
 else the linkage key) over an identity of the person, never an identifier in clear: the source
 record (source system and source person id), the call name, family name and birth date, the SSN
 with the birth date, a document the person was issued (national id, licence, passport) with the birth
-date, and a record number (MRN, member id) with the system that assigned it, each normalized by the linkage's own macros (lib/linkage/sql/normalize.sql), so a
+date, and a record number (MRN, member id) with the system that assigned it, each normalized by the linkage's own macros (lib/sql/linkage/normalize.sql), so a
 record sent again in any file, by any source that states the same identity, computes the same token.
 They are prefixed with "tombstone|", so no tombstone equals a linkage token. The table
 (<lake>/governance/tombstones) holds kind, token, erasure id and time.

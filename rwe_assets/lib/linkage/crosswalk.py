@@ -31,6 +31,7 @@ __all__ = ["DEMO_KEY", "LinkageResult", "build_crosswalk", "link", "register_sta
 
 WRITE_BATCH_ROWS = 200_000
 TABLES = ("tokens", "pairs", "person_crosswalk", "clerical_review", "person_history", "metrics")
+MODEL_FILE = "model.json"  # the fitted Fellegi-Sunter model, beside the linkage tables
 
 
 @dataclass
@@ -104,7 +105,7 @@ def link(
     _score(con, settings, has_old, new_count)
     if trained_now and settings["trained"]:
         settings = model.refine_prior(con, settings, records)
-        model.save(settings, linkage_dir / "model.json")
+        model.save(settings, linkage_dir / MODEL_FILE)
     cluster.decide(con, lake.read_table(linkage_dir / "clerical_decisions"))
     _merge_pairs(con, None if full else previous_pairs)
     cluster.add_decided_pairs(con)
@@ -135,7 +136,7 @@ def tokenize(con: duckdb.DuckDBPyConnection, key: str, today: dt.date | None = N
 
 
 def _model(con, linkage_dir: Path, records: int, retrain: bool) -> tuple[dict, bool]:
-    path = linkage_dir / "model.json"
+    path = linkage_dir / MODEL_FILE
     settings = None if retrain else model.load(path)
     # A provisional model (fitted on one source without matches, e.g. a first site) is fitted again
     # until a run brings the matches that EM learns m from.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib import truth_files
 
 DEMO_KEY = "rwe-assets-DEMO-linkage-key-NOT-SECRET"
 MIN_KEY_BYTES = 16
@@ -66,7 +67,7 @@ def non_demo_files(data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> list[s
     landing = data_dir / "landing"
     if not landing.exists():
         return []
-    generated = generated_files(data_dir / "truth")
+    generated = generated_files(data_dir / truth_files.TRUTH_DIR)
     bundled = {sha256_file(p) for p in sample_dir.rglob("*") if p.is_file()} if sample_dir.exists() else set()
     foreign = []
     for path in sorted(p for p in landing.rglob("*") if p.is_file()):
@@ -77,8 +78,8 @@ def non_demo_files(data_dir: Path, sample_dir: Path = REPO_SAMPLE_DIR) -> list[s
 
 
 def generated_files(truth_dir: Path) -> set[str]:
-    listing = truth_dir / "expected_counts.csv"
-    if not listing.exists() or not (truth_dir / "report.json").exists():
+    listing = truth_dir / truth_files.EXPECTED_COUNTS
+    if not listing.exists() or not (truth_dir / truth_files.REPORT).exists():
         return set()
     with listing.open() as handle:
         return {row["FILE"] for row in csv.DictReader(handle)}

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from rwe_assets.lib.truth_files import PERSON_RECORDS, PERSONS
+
 F1_THRESHOLD = 0.98
 PRECISION_THRESHOLD = 0.995
 MIN_TRUE_PAIRS = 50  # fewer true pairs than this say too little about F1 for a check to judge
@@ -46,12 +48,15 @@ def verdicts(metric) -> dict[str, tuple[bool | None, str]]:
 
 def register_generator_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> bool:
     """TEMP TABLE lk_truth(record_id, true_id, household_id, twin_of); False when there is no truth."""
-    records = Path(truth_dir) / "person_records.csv"
+    records = Path(truth_dir) / PERSON_RECORDS
     if not records.exists():
         return False
-    persons = Path(truth_dir) / "persons.csv"
+    persons = Path(truth_dir) / PERSONS
+    paths = (
+        {"records": str(records), "persons": str(persons)} if persons.exists() else {"records": str(records)}
+    )
     household = (
-        f"LEFT JOIN read_csv('{persons}', all_varchar = true) p ON p.TRUE_PERSON_ID = r.TRUE_PERSON_ID"
+        "LEFT JOIN read_csv($persons, all_varchar = true) p ON p.TRUE_PERSON_ID = r.TRUE_PERSON_ID"
         if persons.exists()
         else "LEFT JOIN (SELECT NULL::VARCHAR AS TRUE_PERSON_ID, NULL::VARCHAR AS HOUSEHOLD_ID, NULL::VARCHAR AS TWIN_OF) p ON false"
     )
@@ -59,7 +64,8 @@ def register_generator_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path) ->
         f"""CREATE OR REPLACE TEMP TABLE lk_truth AS
         SELECT DISTINCT r.SOURCE || '|' || r.SOURCE_PERSON_ID AS record_id, r.TRUE_PERSON_ID AS true_id,
                p.HOUSEHOLD_ID AS household_id, nullif(p.TWIN_OF, '') AS twin_of
-        FROM read_csv('{records}', all_varchar = true) r {household}"""
+        FROM read_csv($records, all_varchar = true) r {household}""",
+        paths,  # bound, not written into the SQL: a folder name may hold a quote
     )
     return True
 

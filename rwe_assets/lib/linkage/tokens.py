@@ -23,7 +23,8 @@ from rwe_assets.errors import ConfigError
 from rwe_assets.lib.sql_loader import SqlFolder
 
 HERE = Path(__file__).resolve().parent
-LINKAGE_SQL = SqlFolder(HERE / "sql", "lib/linkage/sql")  # normalize (macros), normalized, tokens
+# normalize (macros), normalized, tokens
+LINKAGE_SQL = SqlFolder(HERE.parent / "sql" / "linkage", "lib/sql/linkage")
 NICKNAMES = HERE / "data" / "nicknames" / "names.csv"
 PII_COLUMNS = (
     "source_system",

@@ -31,9 +31,9 @@ from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.spark import io, tables
 from rwe_assets.lib.spark import transpile as tr
 
-# DuckDB SQL files with a Spark variant: lib/spark/variants/<name>.sql, Spark SQL naming the build's
+# DuckDB SQL files with a Spark variant: lib/sql/spark/<name>.sql, Spark SQL naming the build's
 # tables as DuckDB does, each statement run by SparkTables (docs/operations.md has the rewrites)
-VARIANT_DIR = Path(__file__).parent / "variants"
+VARIANT_DIR = Path(__file__).parent.parent / "sql" / "spark"
 _DELTA_INPUTS = ("stg_", "crosswalk_all")
 
 
@@ -46,6 +46,13 @@ def portable(name: str) -> bool:
     if name in variants():
         return True
     return not any(t.issues for s in tr.transpile_file(name).values() for t in s)
+
+
+def spark_key_query(action: Ids) -> str:
+    """An id map's key query (DuckDB SQL, as lib/cdm/steps.py writes it) as Spark SQL: read in DuckDB's
+    dialect, where "name" is a column (Spark's reads it as a string), its values written as literals
+    (Spark takes no parameter marker)."""
+    return tr.transpile(action.query, dict(action.values)).spark
 
 
 def on_spark(step: Step) -> bool:
@@ -99,7 +106,7 @@ class SparkBuild:
 
     def _ids(self, action: Ids) -> None:
         con = self.state.con
-        keys = self._tables.query(action.query).toArrow()
+        keys = self._tables.query(spark_key_query(action)).toArrow()
         con.register("_spark_keys", keys)
         try:
             table = assign_ids(con, self.state.lake_dir, action.table, "SELECT natural_key FROM _spark_keys")

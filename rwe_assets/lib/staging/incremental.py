@@ -92,6 +92,7 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
     build._stage_source(con, lake_dir, source, plan.new[source.name])
     refuse_cross_batch_links(
         con,
+        lake_dir,
         source,
         [r["file_sha256"] for r in plan.new[source.name]],
         [r["file_sha256"] for r in plan.current[source.name]],

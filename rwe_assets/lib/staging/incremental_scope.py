@@ -25,6 +25,7 @@ from __future__ import annotations
 import duckdb
 
 from rwe_assets.lib import lake
+from rwe_assets.lib.sql_loader import Fragment, fill_text
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging.incremental_state import (
     PENDING_PREFIX,
@@ -119,18 +120,25 @@ def refuse_resent_withdrawn(con: duckdb.DuckDBPyConnection, source: str) -> None
 
 # (entity that names, entity named): an ExplanationOfBenefit retires the Claim it adjudicates and
 # lends it its links; a note retires the note it replaces
-CROSS_LINKS = (("explanationofbenefit", "claim"), ("documentreference", "documentreference"))
-_TARGETS = {  # the (own id, linked id) of each row of {rows} that links (a note: its 'replaces' targets)
-    "explanationofbenefit": "SELECT rwe_text(resource_id) AS own, "
-    "rwe_fhir_ref(json_extract_string(resource_json, '$.claim.reference')) AS id FROM {rows}",
-    "documentreference": "SELECT own, rwe_fhir_ref(json_extract_string(x, '$.target.reference')) AS id "
-    "FROM (SELECT rwe_text(resource_id) AS own, unnest(json_extract(resource_json, '$.relatesTo[*]')) AS x "
-    "FROM {rows} WHERE resource_json LIKE '%replaces%') WHERE json_extract_string(x, '$.code') = 'replaces'",
+CROSS_LINKS = (
+    ("explanationofbenefit", "claim"),
+    ("documentreference", "documentreference"),
+    ("procedure", "device"),  # a Procedure's focalDevice dates the Device (rwe_fhir_device_uses)
+)
+# the (own id, linked id) of each row of {rows} that links, by the profile SQL's own macros
+# (lib/sql/staging/fhir_r4/_macros.sql)
+_LINKS = {
+    "explanationofbenefit": "SELECT rwe_text(resource_id) AS own, rwe_fhir_adjudicated_claim_json(resource_json) AS id "
+    "FROM {rows}",
+    "documentreference": "SELECT rwe_text(resource_id) AS own, unnest(rwe_fhir_replaced_notes(resource_json)) AS id "
+    "FROM {rows}",
+    "procedure": "SELECT rwe_text(resource_id) AS own, unnest(rwe_fhir_manipulated_devices(resource_json)) AS id "
+    "FROM {rows} WHERE resource_json LIKE '%focalDevice%'",  # a substring test first: few Procedures name one
 }
 
 
 def refuse_cross_batch_links(
-    con: duckdb.DuckDBPyConnection, source, new_shas: list[str], current_shas
+    con: duckdb.DuckDBPyConnection, lake_dir, source, new_shas: list[str], current_shas
 ) -> None:
     """Raise FullBuildNeeded when a link the profile SQL resolves within the raw rows it reads joins
     a new batch with an earlier one: the SQL of the new batches alone would miss it (a Claim staged
@@ -138,37 +146,34 @@ def refuse_cross_batch_links(
     raw views of build._stage_source; the earlier batches' rows are the source's other current files."""
     if source.format != "ndjson":
         return
+    prior_shas = sorted(set(current_shas) - set(new_shas))
     for naming, named in CROSS_LINKS:
-        if naming not in source.entity_names or named not in source.entity_names:
+        if naming not in source.entity_names or named not in source.entity_names or not prior_shas:
             continue
-        if _links_across(con, naming, named, sorted(set(current_shas) - set(new_shas))):
+        landed = [lake.exists(lake.table_path(lake_dir, "raw", source.name, e)) for e in (naming, named)]
+        if all(landed) and _links_across(con, naming, named, prior_shas):
             raise FullBuildNeeded(f"a {naming} links a {named} across a new batch and an earlier one")
 
 
 def _links_across(con, naming: str, named: str, prior_shas: list[str]) -> bool:
     """A new row links an earlier one, an earlier row links a new one, or a new version of an earlier
-    linking row is sent (it may link no more)."""
-    if not prior_shas or not _has_view(con, f"raw_{naming}_all") or not _has_view(con, f"raw_{named}_all"):
-        return False
-    prior = (
-        "(SELECT * FROM raw_{e}_all WHERE _file_sha256 IN ("
-        + ", ".join(map(quote_literal, prior_shas))
-        + "))"
-    )
-    new_links = _TARGETS[naming].format(rows=f"raw_{naming}")
-    prior_links = _TARGETS[naming].format(rows=prior.format(e=naming))
+    linking row is sent (it may link no more). raw_<entity>_all: every landed row of the entity."""
+
+    def prior(entity: str) -> Fragment:
+        return Fragment(
+            f"(SELECT * FROM raw_{entity}_all WHERE _file_sha256 IN (SELECT unnest($prior_shas)))"
+        )
+
+    def links(rows: str) -> str:
+        return fill_text(_LINKS[naming], {"rows": Fragment(rows)}, f"incremental_scope links of {naming}")
+
     checks = [
-        f"SELECT 1 FROM ({new_links}) WHERE id IN (SELECT rwe_text(resource_id) FROM {prior.format(e=named)})",
-        f"SELECT 1 FROM ({prior_links}) WHERE id IS NOT NULL AND (id IN (SELECT rwe_text(resource_id) "
+        f"SELECT 1 FROM ({links(f'raw_{naming}')}) WHERE id IN (SELECT rwe_text(resource_id) FROM {prior(named)})",
+        f"SELECT 1 FROM ({links(prior(naming))}) WHERE id IS NOT NULL AND (id IN (SELECT rwe_text(resource_id) "
         f"FROM raw_{named}) OR own IN (SELECT rwe_text(resource_id) FROM raw_{naming}))",
     ]
-    return con.execute("SELECT " + " OR ".join(f"EXISTS ({c})" for c in checks)).fetchone()[0]
-
-
-def _has_view(con, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = $n", {"n": name}).fetchone()[0]
-    )
+    query = "SELECT " + " OR ".join(f"EXISTS ({c})" for c in checks)
+    return con.execute(query, {"prior_shas": prior_shas}).fetchone()[0]
 
 
 def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:

@@ -46,7 +46,7 @@ _CODE = (
     "sources.py",
     "raw_ingest/model.py",
     "governance/tombstone.py",
-    "linkage/sql/normalize.sql",
+    "sql/linkage/normalize.sql",
     "sql_text.py",
     "lake.py",
 )

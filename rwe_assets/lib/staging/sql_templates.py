@@ -24,12 +24,13 @@ from rwe_assets.lib.sql_loader import Fragment, fill_text
 from rwe_assets.lib.sql_text import quote_literal
 
 STAGING_SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "staging"
-SHARED_MACROS = STAGING_SQL_DIR / "_macros.sql"
+MACROS_FILE = "_macros.sql"  # a profile's own macros, and the shared ones beside the profiles
+SHARED_MACROS = STAGING_SQL_DIR / MACROS_FILE
 
 
 def profile_macros(profile_dir: Path) -> str:
     """The macros a profile's SQL may call: the shared ones, then the profile's own."""
-    own = profile_dir / "_macros.sql"
+    own = profile_dir / MACROS_FILE
     return "\n".join(p.read_text(encoding="utf-8") for p in (SHARED_MACROS, own) if p.exists())
 
 

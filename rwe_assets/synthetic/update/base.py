@@ -13,7 +13,8 @@ import numpy as np
 import polars as pl
 
 from rwe_assets.errors import ConfigError
-from rwe_assets.synthetic.landing_files import LANDING_DIR, TRUTH_DIR
+from rwe_assets.lib.truth_files import PERSON_RECORDS, PERSONS, REPORT, TRUTH_DIR
+from rwe_assets.synthetic.landing_files import LANDING_DIR
 
 FHIR_DAY = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -36,15 +37,15 @@ class Base:
 
 
 def read_base(base_dir: Path) -> Base:
-    report_path = base_dir / TRUTH_DIR / "report.json"
+    report_path = base_dir / TRUTH_DIR / REPORT
     if not report_path.is_file():
         raise ConfigError(f"generate_update: no truth/report.json in {base_dir}: not a generate() output")
     report = json.loads(report_path.read_text())
     persons = pl.read_csv(
-        base_dir / TRUTH_DIR / "persons.csv", columns=["TRUE_PERSON_ID", "DEATH_DATE"], infer_schema=False
+        base_dir / TRUTH_DIR / PERSONS, columns=["TRUE_PERSON_ID", "DEATH_DATE"], infer_schema=False
     )
     records = pl.read_csv(
-        base_dir / TRUTH_DIR / "person_records.csv",
+        base_dir / TRUTH_DIR / PERSON_RECORDS,
         columns=["SOURCE", "SOURCE_PERSON_ID", "TRUE_PERSON_ID", "IS_DUPLICATE"],
         infer_schema=False,
     )

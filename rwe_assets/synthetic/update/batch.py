@@ -11,12 +11,12 @@ from pathlib import Path
 import polars as pl
 
 from rwe_assets.errors import ConfigError
+from rwe_assets.lib import truth_files
 from rwe_assets.synthetic.chunks import PlanRow, chunk_plan, results
 from rwe_assets.synthetic.config import NoiseConfig
 from rwe_assets.synthetic.formats.common import csv_header, csv_lines
 from rwe_assets.synthetic.landing_files import (
     LANDING_DIR,
-    TRUTH_DIR,
     Sink,
     gzip_member,
     landing_name,
@@ -112,7 +112,7 @@ def batch_name(number: int) -> str:
 def _check(base: Base, out: Path, number: int) -> None:
     if batch_name(number) in base.report["batches"]:
         raise ConfigError(f"generate_update: the base already has a batch {batch_name(number)}")
-    for folder in (out / LANDING_DIR, out / TRUTH_DIR):
+    for folder in (out / LANDING_DIR, out / truth_files.TRUTH_DIR):
         if folder.exists() and any(folder.iterdir()):
             raise ConfigError(f"generate_update: expected an empty output folder, found files in {folder}")
 
@@ -161,7 +161,7 @@ def generate_update(
     plan = _new_person_plan(base, n_new, number, batch)
     report = UpdateReport(persons, seed, batch, fraction, n_new, plan[0][2])
     new_report = GenerationReport(n_new, seed, [batch], base.report["chunk_size"], compress, config.as_dict())
-    truth = out / TRUTH_DIR
+    truth = out / truth_files.TRUTH_DIR
     sinks, stats = {}, {}
     truths = truth_sinks(truth)
     try:
@@ -175,8 +175,8 @@ def generate_update(
         changes.group_by("SOURCE", "CHANGE").len().sort("SOURCE", "CHANGE").iter_rows()
     ):
         report.changes[f"{source}/{change}"] = count
-    (truth / "update_changes.csv").write_bytes(csv_header(CHANGES_COLUMNS) + csv_lines(changes))
+    (truth / truth_files.UPDATE_CHANGES).write_bytes(csv_header(CHANGES_COLUMNS) + csv_lines(changes))
     report.files = [stats[k] for k in sorted(stats)]
-    write_counts(truth / "expected_counts.csv", report.files)
-    (truth / "report.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_counts(truth / truth_files.EXPECTED_COUNTS, report.files)
+    (truth / truth_files.REPORT).write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
     return report

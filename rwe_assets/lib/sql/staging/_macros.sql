@@ -11,3 +11,10 @@ CREATE OR REPLACE MACRO rwe_period_failure(start_field, start_text, end_field :=
         {'reason': 'INVALID_DATE', 'field': end_field, 'failed': rwe_bad_ts(end_text)},
         {'reason': 'END_BEFORE_START', 'field': end_field, 'failed': rwe_ts_end(start_text, end_text) < rwe_ts(start_text)}
     ]);
+
+-- rwe_amount_failure(field, x): a money amount (NULL when blank) that is not a number is INVALID_NUMBER,
+--   one below 0 NEGATIVE_AMOUNT; returns the failure as rwe_period_failure does, or NULL.
+CREATE OR REPLACE MACRO rwe_amount_failure(field, x) AS rwe_first_failure([
+    {'reason': 'INVALID_NUMBER', 'field': field, 'failed': rwe_bad_num(x)},
+    {'reason': 'NEGATIVE_AMOUNT', 'field': field, 'failed': rwe_num(x) < 0}
+]);

@@ -193,6 +193,12 @@ CREATE OR REPLACE MACRO rwe_fhir_device_uses() AS TABLE
            arg_min(performed, rwe_ts(performed)) FILTER (WHERE removal) AS end_text
     FROM uses WHERE device_id IS NOT NULL GROUP BY device_id;
 
+-- rwe_fhir_manipulated_devices(resource_json): the ids of the Devices a Procedure's focalDevice entries
+--   manipulate (the incremental check's link from a Procedure to the Device it dates).
+CREATE OR REPLACE MACRO rwe_fhir_manipulated_devices(resource_json) AS
+    list_transform(from_json(resource_json, '{"focalDevice": [{"manipulated": {"reference": "VARCHAR"}}]}').focalDevice,
+                   d -> rwe_fhir_ref(d.manipulated.reference));
+
 -- Money of Claim and ExplanationOfBenefit (cost/claim.sql, cost/explanationofbenefit.sql).
 --
 -- rwe_fhir_adjudication_code(code): an adjudication category code reduced to its last path segment,
@@ -248,3 +254,23 @@ CREATE OR REPLACE MACRO rwe_fhir_cost_status_failure(id, status, use) AS coalesc
                             [{'code': 'cancelled', 'reason': 'CANCELLED'}, {'code': 'draft', 'reason': 'PLANNED'}]),
     rwe_first_failure([{'reason': 'PLANNED', 'field': 'use',
                         'failed': use IN ('preauthorization', 'predetermination')}]));
+
+-- Links from one resource to another that this profile resolves within the raw rows it reads; incremental
+-- staging reads the same macros to find a link between a new batch and an earlier one, which makes the
+-- run a full build (lib/staging/incremental_scope.py, refuse_cross_batch_links).
+--
+-- rwe_fhir_adjudicated_claim(eob): the id of the Claim an ExplanationOfBenefit adjudicates (its `claim`
+--   Reference), from the resource as the file's one from_json read it (holding at least
+--   {"claim": {"reference": "VARCHAR"}}: a second parse of resource_json costs as much as the first);
+--   rwe_fhir_adjudicated_claim_json(resource_json) reads it from the raw text.
+CREATE OR REPLACE MACRO rwe_fhir_adjudicated_claim(eob) AS rwe_fhir_ref(eob.claim.reference);
+CREATE OR REPLACE MACRO rwe_fhir_adjudicated_claim_json(resource_json) AS
+    rwe_fhir_adjudicated_claim(from_json(resource_json, '{"claim": {"reference": "VARCHAR"}}'));
+
+-- rwe_fhir_replaced_notes(resource_json): the ids of the notes a DocumentReference replaces, the targets
+--   of its relatesTo entries with code 'replaces' ('appends', 'transforms', 'signs' keep both notes).
+CREATE OR REPLACE MACRO rwe_fhir_replaced_notes(resource_json) AS
+    list_transform(
+        list_filter(from_json(resource_json, '{"relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}').relatesTo,
+                    x -> x.code = 'replaces'),
+        x -> rwe_fhir_ref(x.target.reference));

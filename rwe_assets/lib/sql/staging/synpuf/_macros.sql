@@ -77,12 +77,6 @@ CREATE OR REPLACE MACRO synpuf_claim_failure(claim_id, person, from_text, thru_t
 -- An NPI is 10 digits; anything else names no provider we could know: the key is left NULL.
 CREATE OR REPLACE MACRO synpuf_npi(x) AS CASE WHEN regexp_full_match(rwe_text(x), '[0-9]{10}') THEN rwe_text(x) END;
 
--- A money amount: NULL when blank; the checks INVALID_NUMBER and NEGATIVE_AMOUNT are the caller's.
-CREATE OR REPLACE MACRO synpuf_amount_failure(field, x) AS rwe_first_failure([
-    {'reason': 'INVALID_NUMBER', 'field': field, 'failed': rwe_bad_num(x)},
-    {'reason': 'NEGATIVE_AMOUNT', 'field': field, 'failed': rwe_num(x) < 0}
-]);
-
 -- The staging.event value columns claims have no source for, as one struct (see synthea_csv).
 CREATE OR REPLACE MACRO rwe_synpuf_event_values(quantity := NULL, days_supply := NULL) AS {
     'value_as_number': CAST(NULL AS DOUBLE), 'value_as_string': CAST(NULL AS VARCHAR),

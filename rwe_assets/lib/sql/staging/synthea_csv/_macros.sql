@@ -59,12 +59,6 @@ CREATE OR REPLACE MACRO rwe_csv_coverage_date(x, year_end) AS CASE
               ELSE make_date(CAST(rwe_text(x) AS INTEGER), 1, 1) END
     ELSE rwe_date(x) END;
 
--- rwe_csv_amount_failure(field, x): INVALID_NUMBER when not a number, NEGATIVE_AMOUNT when below 0.
-CREATE OR REPLACE MACRO rwe_csv_amount_failure(field, x) AS rwe_first_failure([
-    {'reason': 'INVALID_NUMBER', 'field': field, 'failed': rwe_bad_num(x)},
-    {'reason': 'NEGATIVE_AMOUNT', 'field': field, 'failed': rwe_num(x) < 0}
-]);
-
 -- rwe_csv_patient_share(total, covered): what the payer did not cover (NULL when it covered more than
 --   the total: the amounts disagree and no split is invented).
 CREATE OR REPLACE MACRO rwe_csv_patient_share(total, covered) AS

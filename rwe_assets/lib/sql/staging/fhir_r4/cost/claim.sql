@@ -13,14 +13,15 @@
 --   nothing to attach the money to), INVALID_DATE, NO_AMOUNT, INVALID_NUMBER, NEGATIVE_AMOUNT,
 --   UNSUPPORTED_CURRENCY (a currency other than USD: the CDM states dollars).
 WITH eob_versions AS (
-    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.status, r.claim,
+    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.status,
+           rwe_fhir_adjudicated_claim(r) AS claim_id,
            _batch_id, _ingested_at, _source_file, _line_number
     FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"}, "status": "VARCHAR",
                                                "claim": {"reference": "VARCHAR"}}') AS r
           FROM raw_explanationofbenefit)
 ),
 adjudicated AS (
-    SELECT DISTINCT rwe_fhir_ref(claim.reference) AS claim_id
+    SELECT DISTINCT claim_id
     FROM rwe_fhir_current_versions('eob_versions')
     WHERE coalesce(status, '') NOT IN ('entered-in-error', 'draft')
 ),

@@ -57,7 +57,7 @@ linked AS (
         rwe_fhir_cost_date(r.item, r.billablePeriod.start, r.created) AS date_text,
         rwe_fhir_money_entries(r.total) AS header,
         rwe_fhir_money_entries(flatten(list_transform(r.item, i -> coalesce(i.adjudication, [])))) AS lines
-    FROM src LEFT JOIN claims claim ON claim.id = rwe_fhir_ref(r.claim.reference)
+    FROM src LEFT JOIN claims claim ON claim.id = rwe_fhir_adjudicated_claim(r)
 ),
 priced AS (
     SELECT *,

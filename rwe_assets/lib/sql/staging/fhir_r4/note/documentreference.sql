@@ -34,18 +34,15 @@
 --   above (else UNSUPPORTED_CHARSET); data that is not base64 of text in that charset -> INVALID_TEXT;
 --   a text of nothing but white space -> EMPTY_TEXT.
 WITH note_versions AS (
-    SELECT rwe_text(resource_id) AS id, rwe_fhir_version_at(r.meta) AS version_at, r.relatesTo,
-           _batch_id, _ingested_at, _source_file, _line_number
-    FROM (SELECT *, from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"},
-                  "relatesTo": [{"code": "VARCHAR", "target": {"reference": "VARCHAR"}}]}') AS r
-          FROM raw_documentreference)
+    SELECT rwe_text(resource_id) AS id,
+           rwe_fhir_version_at(from_json(resource_json, '{"meta": {"lastUpdated": "VARCHAR"}}').meta) AS version_at,
+           resource_json, _batch_id, _ingested_at, _source_file, _line_number
+    FROM raw_documentreference
 ),
 replaced AS (  -- the notes that the current version of another note (the lifecycle's rule,
                -- rwe_fhir_current_versions) replaces (relatesTo), with that version's row: it retires
                -- them only if it stages itself (`retired` below)
-    SELECT DISTINCT _batch_id, _source_file, _line_number,
-        unnest(list_transform(list_filter(relatesTo, x -> x.code = 'replaces'),
-                              x -> rwe_fhir_ref(x.target.reference))) AS note_id
+    SELECT DISTINCT _batch_id, _source_file, _line_number, unnest(rwe_fhir_replaced_notes(resource_json)) AS note_id
     FROM rwe_fhir_current_versions('note_versions')
 ),
 src AS (

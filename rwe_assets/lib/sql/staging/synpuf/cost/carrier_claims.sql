@@ -60,10 +60,10 @@ SELECT
     coalesce(
         claim_failure,
         rwe_first_failure([{'reason': 'NO_CLAIM_LINE', 'field': 'HCPCS_CD_1', 'failed': NOT is_line}]),
-        synpuf_amount_failure('LINE_NCH_PMT_AMT_' || n, pmt),
-        synpuf_amount_failure('LINE_BENE_PTB_DDCTBL_AMT_' || n, ddctbl),
-        synpuf_amount_failure('LINE_COINSRNC_AMT_' || n, coins),
-        synpuf_amount_failure('LINE_BENE_PRMRY_PYR_PD_AMT_' || n, prmry),
-        synpuf_amount_failure('LINE_ALOWD_CHRG_AMT_' || n, alowd)
+        rwe_amount_failure('LINE_NCH_PMT_AMT_' || n, pmt),
+        rwe_amount_failure('LINE_BENE_PTB_DDCTBL_AMT_' || n, ddctbl),
+        rwe_amount_failure('LINE_COINSRNC_AMT_' || n, coins),
+        rwe_amount_failure('LINE_BENE_PRMRY_PYR_PD_AMT_' || n, prmry),
+        rwe_amount_failure('LINE_ALOWD_CHRG_AMT_' || n, alowd)
     ) AS _failure
 FROM kept

@@ -26,10 +26,10 @@ SELECT
     rwe_text(CLM_DRG_CD) AS drg_source_value,
     coalesce(
         synpuf_claim_failure(CLM_ID, DESYNPUF_ID, CLM_FROM_DT, CLM_THRU_DT, CLM_ADJSMT_TYPE_CD),
-        synpuf_amount_failure('CLM_PMT_AMT', CLM_PMT_AMT),
-        synpuf_amount_failure('NCH_PRMRY_PYR_CLM_PD_AMT', NCH_PRMRY_PYR_CLM_PD_AMT),
-        synpuf_amount_failure('NCH_BENE_IP_DDCTBL_AMT', NCH_BENE_IP_DDCTBL_AMT),
-        synpuf_amount_failure('NCH_BENE_PTA_COINSRNC_LBLTY_AM', NCH_BENE_PTA_COINSRNC_LBLTY_AM),
-        synpuf_amount_failure('NCH_BENE_BLOOD_DDCTBL_LBLTY_AM', NCH_BENE_BLOOD_DDCTBL_LBLTY_AM)
+        rwe_amount_failure('CLM_PMT_AMT', CLM_PMT_AMT),
+        rwe_amount_failure('NCH_PRMRY_PYR_CLM_PD_AMT', NCH_PRMRY_PYR_CLM_PD_AMT),
+        rwe_amount_failure('NCH_BENE_IP_DDCTBL_AMT', NCH_BENE_IP_DDCTBL_AMT),
+        rwe_amount_failure('NCH_BENE_PTA_COINSRNC_LBLTY_AM', NCH_BENE_PTA_COINSRNC_LBLTY_AM),
+        rwe_amount_failure('NCH_BENE_BLOOD_DDCTBL_LBLTY_AM', NCH_BENE_BLOOD_DDCTBL_LBLTY_AM)
     ) AS _failure
 FROM raw_inpatient_claims

@@ -28,7 +28,7 @@ SELECT
             {'reason': 'MISSING_PERSON', 'field': 'DESYNPUF_ID', 'failed': rwe_text(DESYNPUF_ID) IS NULL},
             {'reason': 'INVALID_DATE', 'field': 'SRVC_DT', 'failed': rwe_ts(SRVC_DT) IS NULL}
         ]),
-        synpuf_amount_failure('PTNT_PAY_AMT', PTNT_PAY_AMT),
-        synpuf_amount_failure('TOT_RX_CST_AMT', TOT_RX_CST_AMT)
+        rwe_amount_failure('PTNT_PAY_AMT', PTNT_PAY_AMT),
+        rwe_amount_failure('TOT_RX_CST_AMT', TOT_RX_CST_AMT)
     ) AS _failure
 FROM raw_prescription_drug_events

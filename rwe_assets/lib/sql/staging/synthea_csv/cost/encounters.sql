@@ -22,7 +22,7 @@ SELECT
         ]),
         rwe_period_failure('START', START, 'STOP', STOP),
         rwe_first_failure([{'reason': 'NO_AMOUNT', 'field': 'TOTAL_CLAIM_COST', 'failed': rwe_text(TOTAL_CLAIM_COST) IS NULL}]),
-        rwe_csv_amount_failure('TOTAL_CLAIM_COST', TOTAL_CLAIM_COST),
-        rwe_csv_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)
+        rwe_amount_failure('TOTAL_CLAIM_COST', TOTAL_CLAIM_COST),
+        rwe_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)
     ) AS _failure
 FROM raw_encounters

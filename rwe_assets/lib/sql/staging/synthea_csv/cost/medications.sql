@@ -25,7 +25,7 @@ SELECT
     coalesce(
         _event_failure,
         rwe_first_failure([{'reason': 'NO_AMOUNT', 'field': 'TOTALCOST', 'failed': rwe_text(TOTALCOST) IS NULL}]),
-        rwe_csv_amount_failure('TOTALCOST', TOTALCOST),
-        rwe_csv_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)
+        rwe_amount_failure('TOTALCOST', TOTALCOST),
+        rwe_amount_failure('PAYER_COVERAGE', PAYER_COVERAGE)
     ) AS _failure
 FROM lines

@@ -21,6 +21,6 @@ SELECT
     coalesce(
         _event_failure,
         rwe_first_failure([{'reason': 'NO_AMOUNT', 'field': 'BASE_COST', 'failed': rwe_text(BASE_COST) IS NULL}]),
-        rwe_csv_amount_failure('BASE_COST', BASE_COST)
+        rwe_amount_failure('BASE_COST', BASE_COST)
     ) AS _failure
 FROM lines
