@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,33 @@ def red_error_checks(result) -> list[str]:
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity.value == "ERROR"
     ]
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """What build(folder) returns, built once per run whichever xdist worker asks first: `-n 2
+    --dist worksteal` splits a module between the workers, and a module fixture would be built on
+    each. The other worker waits on the lock and reads the same folder: callers copy what they change.
+    A build that raised leaves no mark, so the next caller builds again (and fails the same way)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's temp folder, the workers' parent
+    folder, mark = root / f"built_once_{name}", root / f"built_once_{name}.done"
+    with (root / f"built_once_{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not mark.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            mark.write_text(build(folder).relative_to(folder).as_posix())
+        return folder / mark.read_text()
+
+
+@pytest.fixture(scope="session")
+def incremental_lake(tmp_path_factory) -> Path:
+    """incremental_lake.build_updated, once per run (built_once): the tests copy it."""
+    from rwe_assets_tests.incremental_lake import build_updated, pinned_code
+
+    def build(folder: Path) -> Path:
+        with pinned_code():
+            return build_updated(folder)
+
+    return built_once(tmp_path_factory, "incremental_lake", build)

@@ -19,55 +19,29 @@ from rwe_assets.lib.cdm import build as cdm_build
 from rwe_assets.lib.cdm import incremental, reuse
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
 from rwe_assets.lib.sources import load_registry
-from rwe_assets.lib.staging import incremental_state
-from rwe_assets.settings import REPO_DIR
-from rwe_assets.synthetic import generate
-from rwe_assets.synthetic.update import generate_update
-from rwe_assets_tests.crash_harness import stage_and_link
+from rwe_assets_tests import incremental_lake as shared
 
-pytestmark = pytest.mark.slow  # a pipeline run, base then update (~40 s)
-VOCAB = REPO_DIR / "vocab"
+pytestmark = pytest.mark.slow  # builds on the base-then-update lake shared with test_dqd_incremental
+VOCAB = shared.VOCAB
 RESULTS = ("unmapped_codes", "mapping_summary", "reconciliation", "person_exclusion")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def pinned_code():
-    """The package's sources do not change during a run, but in a shared checkout an edit made while the
-    suite runs would turn the update into full builds (the code rule): the digests are pinned. A 10%
-    update of 50 persons touches about a third of them: the share threshold is raised to let it pass."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(incremental, "MAX_PERSON_SHARE", 0.5)
-        patch.setattr(reuse, "code_digest", lambda: "pinned")
-        patch.setattr(incremental_state, "staging_digest", lambda *_: "pinned")
+    with shared.pinned_code():
         yield
 
 
-@pytest.fixture(scope="module")
-def updated(tmp_path_factory, pinned_code) -> Path:
-    """A data dir whose CDM was built from a base batch, with an update batch (new persons, new events,
-    corrections, retractions) landed, staged incrementally and linked, the CDM not rebuilt yet."""
-    root = tmp_path_factory.mktemp("cdm_incremental")
-    generate(root / "base", 50, seed=11)
-    generate_update(root / "base", root / "update", fraction=0.1)
-    data = root / "data"
-    shutil.copytree(root / "base" / "landing", data / "landing")
-    stage_and_link(data)
-    cdm_build.build_cdm(data / "lake", VOCAB, data / "warehouse")
-    shutil.copytree(root / "update" / "landing", data / "landing", dirs_exist_ok=True)
-    stage_and_link(data)
-    return data
-
-
 @pytest.fixture
-def data(updated, tmp_path) -> Path:
+def data(incremental_lake, tmp_path) -> Path:
     copy = tmp_path / "data"
-    shutil.copytree(updated, copy)
+    shutil.copytree(incremental_lake, copy)
     return copy
 
 
 def _full_build(data: Path) -> Path:
-    cdm_build.build_cdm(data / "lake", VOCAB, data / "warehouse_full", incremental_build=False)
-    return data / "warehouse_full" / "build.duckdb"
+    """The full build of the same lake (built with the lake, it only reads it)."""
+    return data / shared.FULL / "build.duckdb"
 
 
 def _differing_rows(a: Path, b: Path, table: str) -> int:
