@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@command -v java >/dev/null || echo "make setup: no Java runtime: the Spark engine's tests skip here and fail in CI (CI=true); install Java 17, e.g. apt-get install openjdk-17-jre-headless"
 	touch $@
 
 demo: setup

@@ -1,9 +1,10 @@
 """The CDM build with its SQL on Spark: the same step table (lib/cdm/steps.py), step by step.
 
 A step runs on Spark when every action of it is SQL that transpiles (lib/spark/transpile.py) or has a
-Spark variant (``VARIANTS``), or an id assignment; the others (steps written in Python: the visit
-rollup, genomics, observation periods, eras, the results) run on the build's DuckDB connection exactly
-as in the DuckDB build. ``SparkBuild.engines`` records which engine ran each step.
+Spark variant (``VARIANT_DIR``), an id assignment, or a Python step whose rule has a Spark variant
+(``CALL_VALUES``: observation periods and the three eras); the others (the visit rollup, genomics, the
+person exclusion, the results) run on the build's DuckDB connection exactly as in the DuckDB build.
+``SparkBuild.engines`` records which engine ran each step.
 
 Tables move between the two only when a step needs them:
 - into Spark, what a Spark step declares it reads or writes: staging and the crosswalk from their
@@ -24,17 +25,40 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import sql
+from rwe_assets.lib.cdm import eras, sql
 from rwe_assets.lib.cdm.steps import STEPS, Call, Ids, Sql, Step
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.spark import io, tables
 from rwe_assets.lib.spark import transpile as tr
 
-# DuckDB SQL files with a Spark variant: lib/sql/spark/<name>.sql, Spark SQL naming the build's
-# tables as DuckDB does, each statement run by SparkTables (docs/operations.md has the rewrites)
+# DuckDB SQL files and Python steps with a Spark variant: lib/sql/spark/<name>.sql, Spark SQL naming
+# the build's tables as DuckDB does, each statement run by SparkTables (docs/operations.md has the
+# rewrites); a bare SELECT in a variant is a count the build logs (``VARIANT_COUNTS``)
 VARIANT_DIR = Path(__file__).parent.parent / "sql" / "spark"
 _DELTA_INPUTS = ("stg_", "crosswalk_all")
+
+# The Python steps (lib/cdm/build.py's Call) run on Spark by their variant, with the :values the DuckDB
+# build passes to lib/cdm/eras.py (test_spark_variants.py checks they agree)
+_ERA = {"persistence_window": eras.PERSISTENCE_WINDOW_DAYS}
+CALL_VALUES: dict[str, dict[str, object]] = {
+    "observation_period": {
+        "period_type_concept_id": c.STANDARD_ALGORITHM_FROM_EHR,
+        "enrollment_period_type_concept_id": c.PERIOD_WHILE_ENROLLED_IN_INSURANCE,
+        "enrollment_gap": eras.ENROLLMENT_GAP_DAYS,
+        "combine_event_span": True,
+        "claim_type_concept_ids": [c.CLAIM, c.PHARMACY_CLAIM],
+    },
+    "condition_era": _ERA,
+    "drug_era": _ERA,
+    "dose_era": _ERA,
+}
+# What a variant's count counts: rows left out or uncovered, logged as lib/cdm/eras.py logs them
+VARIANT_COUNTS = {
+    "drug_era": "drug_exposure rows have no RxNorm ingredient (no drug era)",
+    "observation_period": "event rows of enrolled persons lie outside every observation period",
+}
 
 
 def variants() -> set[str]:
@@ -56,10 +80,14 @@ def spark_key_query(action: Ids) -> str:
 
 
 def on_spark(step: Step) -> bool:
-    """Whether `step` runs on Spark: SQL that runs there and id assignments only."""
-    return all(
-        isinstance(a, Ids) or (isinstance(a, Sql) and portable(a.name)) for a in step.actions
-    ) and not any(isinstance(a, Call) for a in step.actions)
+    """Whether `step` runs on Spark: SQL that runs there, id assignments and Python steps with a variant."""
+    return all(_runs_on_spark(action) for action in step.actions)
+
+
+def _runs_on_spark(action: Sql | Ids | Call) -> bool:
+    if isinstance(action, Call):
+        return action.name in CALL_VALUES and action.name in variants()
+    return isinstance(action, Ids) or portable(action.name)
 
 
 @dataclass
@@ -85,7 +113,7 @@ class SparkBuild:
         if on_spark(step):
             self.engines[step.name] = "spark"
             self._to_spark(step.reads + step.writes)
-            for action in step.actions:
+            for action in step.actions:  # a Call here has a variant of its name
                 self._ids(action) if isinstance(action, Ids) else self._sql(action.name)
             self._duckdb_newer -= set(step.writes)
             return
@@ -97,12 +125,18 @@ class SparkBuild:
         self._in_delta -= set(step.writes)
 
     def _sql(self, name: str) -> None:
-        text = (VARIANT_DIR / f"{name}.sql").read_text() if name in variants() else sql.render(name)
-        for statement in sql.statements(text):
-            if name in variants():
-                self._tables.run_spark(statement)
-            else:
+        """lib/sql/cdm/<name>.sql transpiled, or the Spark variant of it or of the Python step `name`."""
+        if name not in variants():
+            for statement in sql.statements(sql.render(name)):
                 self._tables.run(statement, sql.PARAMETERS)
+            return
+        values = {**sql.PARAMETERS, **CALL_VALUES.get(name, {})}
+        for statement in sql.statements((VARIANT_DIR / f"{name}.sql").read_text()):
+            if tables.is_query(statement):
+                (count,) = self._tables.query(statement, values).first()
+                self.state.log(f"{name} on Spark: {count} {VARIANT_COUNTS[name]}")
+            else:
+                self._tables.run_spark(statement, values=values)
 
     def _ids(self, action: Ids) -> None:
         con = self.state.con

@@ -1,10 +1,10 @@
 """A local SparkSession for the CDM build on Spark: tests and one-machine runs (a cluster gets its
 session from its own launcher, spark-submit or Spark Connect, not from here).
 
-pyspark is an optional dependency (it needs a Java runtime): it is imported when a session is made.
-Settings mirror the DuckDB build's: UTC session time zone, timestamps without time zone (OMOP
-datetimes are local wall-clock times, as in DuckDB's TIMESTAMP), bounded memory, every temp file under
-the given work folder.
+pyspark is not a core dependency (extras dev and spark; it needs a Java runtime): it is imported when
+a session is made. Settings mirror the DuckDB build's: UTC session time zone, timestamps without time
+zone (OMOP datetimes are local wall-clock times, as in DuckDB's TIMESTAMP), bounded memory, every temp
+file under the given work folder.
 """
 
 from __future__ import annotations

@@ -81,9 +81,9 @@ class SparkTables:
         self.views.pop(name, None)
         self.written.discard(name)
 
-    def query(self, sql: str):
-        """A Spark SQL query naming the build's tables as DuckDB does (cdm.person)."""
-        return self.spark.sql(_local(sqlglot.parse_one(sql, read="spark")).sql("spark"))
+    def query(self, sql: str, values: Mapping[str, object] | None = None):
+        """A Spark SQL query naming the build's tables as DuckDB does (cdm.person), `values` bound."""
+        return self.spark.sql(_local(_parse(sql, values)).sql("spark"))
 
     def run(self, statement: str, values: Mapping[str, object]) -> None:
         """Run one rendered DuckDB statement of the CDM SQL on Spark."""
@@ -92,10 +92,12 @@ class SparkTables:
             raise NotPortable(f"needs a Spark variant: {', '.join(transpiled.issues)}")
         self.run_spark(transpiled.spark, duckdb=statement)
 
-    def run_spark(self, statement: str, duckdb: str | None = None) -> None:
+    def run_spark(
+        self, statement: str, duckdb: str | None = None, values: Mapping[str, object] | None = None
+    ) -> None:
         """Run one Spark SQL statement naming the build's tables as DuckDB does. `duckdb`: the statement
-        it was transpiled from (a view is defined in DuckDB by it too)."""
-        tree = sqlglot.parse_one(statement, read="spark")
+        it was transpiled from (a view is defined in DuckDB by it too); `values`: its ``:name`` values."""
+        tree = _parse(statement, values)
         self.load(_reads(tree))
         if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() in ("TABLE", "VIEW"):
             self._create(tree, duckdb)
@@ -152,6 +154,16 @@ def append(existing, rows):
         ]
     )
     return existing.unionByName(aligned)
+
+
+def is_query(statement: str) -> bool:
+    """Whether a Spark SQL statement is a query (a SELECT), not a CREATE, INSERT or DROP."""
+    return isinstance(sqlglot.parse_one(statement, read="spark"), exp.Query)
+
+
+def _parse(statement: str, values: Mapping[str, object] | None) -> exp.Expression:
+    tree = sqlglot.parse_one(statement, read="spark")
+    return tr.bind(tree, values) if values else tree
 
 
 def _local(tree: exp.Expression) -> exp.Expression:

@@ -120,6 +120,18 @@ NON_PORTABLE = (
         False,
     ),
     Construct(
+        "temp_table_ddl",
+        "CREATE TEMP TABLE t (a INT, ..) (columns, no query)",
+        "a query making the rows (Spark has temporary views of a query, no temporary tables)",
+        False,
+    ),
+    Construct(
+        "union_by_name",
+        "a UNION ALL BY NAME b",
+        "both sides selecting the columns in one order (Spark SQL has no BY NAME; DataFrame.unionByName)",
+        False,
+    ),
+    Construct(
         "macro",
         "CREATE MACRO f(x) AS ...",
         "inlined, or a Spark SQL function (CREATE FUNCTION ... RETURN)",
@@ -152,7 +164,7 @@ def transpile(statement: str, values: Mapping[str, object] | None = None) -> Tra
     issues = _hand_rewrites(tree)
     tree = tree.transform(_rewrite)
     if values is not None:
-        tree = tree.transform(lambda node: _bind(node, values))
+        tree = bind(tree, values)
     generator = _SPARK.generator(unsupported_level=ErrorLevel.IGNORE)
     text = generator.generate(tree, copy=False)
     if isinstance(tree, exp.Create) and tree.args.get("replace"):
@@ -285,6 +297,12 @@ def _values_as_union(node: exp.Values) -> exp.Expression:
     return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(node.alias)))
 
 
+def bind(tree: exp.Expression, values: Mapping[str, object]) -> exp.Expression:
+    """`tree` with each ``$name``/``:name`` marker replaced by the literal of ``values[name]`` (a list
+    becomes an array)."""
+    return tree.transform(lambda node: _bind(node, values))
+
+
 def _bind(node: exp.Expression, values: Mapping[str, object]) -> exp.Expression:
     if isinstance(node, exp.Placeholder) and node.name:
         try:
@@ -329,6 +347,13 @@ _DETECTORS: dict[str, Callable[[exp.Expression], bool]] = {
     ),
     "delete": lambda n: isinstance(n, exp.Delete),
     "update_from": lambda n: isinstance(n, exp.Update),
+    "temp_table_ddl": lambda n: (
+        isinstance(n, exp.Create)
+        and str(n.args.get("kind")).upper() == "TABLE"
+        and n.expression is None
+        and n.find(exp.TemporaryProperty) is not None
+    ),
+    "union_by_name": lambda n: isinstance(n, exp.Union) and bool(n.args.get("by_name")),
     "macro": lambda n: isinstance(n, exp.Create) and str(n.args.get("kind")).upper() in ("MACRO", "FUNCTION"),
     "unknown_function": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() != "hash",
 }

@@ -1,10 +1,9 @@
 """Delta tables through local Spark without delta-spark jars (lib/spark/io.py), and a CDM SQL file run on
-Spark against DuckDB's result. One SparkSession for the module: the JVM start is most of the time."""
+Spark against DuckDB's result, on the session's SparkSession (conftest.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from decimal import Decimal
 
 import duckdb
@@ -14,20 +13,8 @@ import pytest
 from rwe_assets.lib import lake
 from rwe_assets.lib.cdm import sql
 from rwe_assets.lib.cdm.inputs import US_STATES
-from rwe_assets.lib.spark import io, session
+from rwe_assets.lib.spark import io
 from rwe_assets.lib.spark import transpile as tr
-
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:
-    pytest.skip("pyspark needs a Java runtime", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    work = tmp_path_factory.mktemp("spark")
-    spark = session.local_session(work, driver_memory="512MB", shuffle_partitions=1, config=session.TINY_DATA)
-    yield spark
-    spark.stop()
 
 
 def _typed_rows() -> pa.Table:

@@ -43,6 +43,8 @@ CASES = {
     "date_difference": ("SELECT end_date - start_date AS days FROM t", None),
     "delete": ("DELETE FROM cdm.t WHERE a = 1", None),
     "update_from": ("UPDATE cdm.t AS e SET a = u.a FROM u WHERE e.k = u.k", None),
+    "temp_table_ddl": ("CREATE OR REPLACE TEMP TABLE t (a VARCHAR, b INTEGER[])", None),
+    "union_by_name": ("SELECT 1 AS a, 2 AS b UNION ALL BY NAME SELECT 3 AS b, 4 AS a", None),
     "macro": ("CREATE MACRO plus_one(x) AS x + 1", None),
     "unknown_function": ("SELECT no_such_fn(a) AS b FROM t", None),
 }
