@@ -212,6 +212,8 @@ def add_decided_pairs(con: duckdb.DuckDBPyConnection) -> int:
 # so a noisy record still joins the group it matches. An email is a household's at most (a family's
 # shared address is one value on both sides, no conflict): two groups each confirming another email
 # were two namesakes joined by one near-identical record on fake_20000 (j.s27@... and js@...).
+# But an email changes over a life and an SSN or birth date does not: groups agreeing on the SSN, or
+# on the full birth date and first given name (STABLE_AGREEMENT), are one person whose email changed.
 # A source declared deduplicated (`deduplicated`: its records are distinct people) keeps its records
 # apart: a link that would join two groups each holding a record of that source is held
 # ('same_source'), so the records of two such sources link one to one.
@@ -222,6 +224,11 @@ CONSENSUS_FIELDS = {
     "ssn": "t_ssn",
     "email": "t_email",
 }
+# Read beside CONSENSUS_FIELDS but never a conflict on its own (a given name has nicknames and spellings).
+GIVEN_FIELD = ("given_first", "t_given_first")
+# Groups agreeing by consensus on all the fields of one of these sets are one person (see above).
+STABLE_AGREEMENT = (("ssn",), ("birth_date", "given_first"))
+CHANGEABLE_FIELDS = frozenset({"email"})
 
 
 def split_conflicts(con: duckdb.DuckDBPyConnection, deduplicated: tuple[str, ...] = ()) -> int:
@@ -237,7 +244,7 @@ def split_conflicts(con: duckdb.DuckDBPyConnection, deduplicated: tuple[str, ...
     _conflict_candidates(con, kept_apart)
     records = con.sql(
         "SELECT record_id, "
-        + ", ".join(f"{sql} AS {f}" for f, sql in CONSENSUS_FIELDS.items())
+        + ", ".join(f"{sql} AS {f}" for f, sql in (*CONSENSUS_FIELDS.items(), GIVEN_FIELD))
         + f", {kept_apart} AS kept_apart"
         + " FROM lk_tokens JOIN lk_cluster USING (record_id) SEMI JOIN lk_conflict_components USING (cluster)"
     ).fetchall()
@@ -302,8 +309,8 @@ def _conflict_candidates(con, kept_apart: str = "NULL") -> None:
 
 def _union_without_conflict(records: list[tuple], edges: list[tuple], apart: list[tuple]):
     """Union-find over `edges` (strongest first; clerical ones are never held). A record is (id, the
-    CONSENSUS_FIELDS' values, its source if kept apart). Returns the held links (l, r, reason) and each
-    record's cluster (the smallest record id of its group)."""
+    CONSENSUS_FIELDS' values, its GIVEN_FIELD value, its source if kept apart). Returns the held links
+    (l, r, reason) and each record's cluster (the smallest record id of its group)."""
     parent = {r[0]: r[0] for r in records}
     counts = {r[0]: [Counter() if v is None else Counter([v]) for v in r[1:-1]] for r in records}
     sources = {r[0]: {r[-1]} - {None} for r in records}
@@ -341,15 +348,24 @@ def _union_without_conflict(records: list[tuple], edges: list[tuple], apart: lis
 
 
 def _conflict(counts_a, counts_b, members_a, members_b, partners, find) -> str | None:
-    for field, a, b in zip(CONSENSUS_FIELDS, counts_a, counts_b, strict=True):
-        x, y = _consensus(a), _consensus(b)
-        if x is not None and y is not None and x != y:
-            return f"conflict_{field}"
+    fields = (*CONSENSUS_FIELDS, GIVEN_FIELD[0])
+    said_a = {f: _consensus(c) for f, c in zip(fields, counts_a, strict=True)}
+    said_b = {f: _consensus(c) for f, c in zip(fields, counts_b, strict=True)}
+    differ = [f for f in CONSENSUS_FIELDS if None not in (said_a[f], said_b[f]) and said_a[f] != said_b[f]]
+    if differ and not (set(differ) <= CHANGEABLE_FIELDS and _stable_agreement(said_a, said_b)):
+        return f"conflict_{differ[0]}"
     small, other = (members_a, members_b) if len(members_a) <= len(members_b) else (members_b, members_a)
     root = find(other[0])
     if any(find(p) == root for x in small for p in partners.get(x, ())):
         return "reviewer_non_match"
     return None
+
+
+def _stable_agreement(said_a: dict, said_b: dict) -> bool:
+    """Whether two groups' consensus values agree on every field of one STABLE_AGREEMENT set."""
+    return any(
+        all(said_a[f] is not None and said_a[f] == said_b[f] for f in fields) for fields in STABLE_AGREEMENT
+    )
 
 
 def _consensus(counter: Counter):

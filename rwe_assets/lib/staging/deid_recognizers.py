@@ -109,6 +109,18 @@ _SUFFIX = (
     rf"|(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b(?={_CITY_OR_ZIP}))"
 )
 _CAPS_STREET = rf"(?:{UPPER}{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
+# A number before a count or dose noun is a quantity, not a house number ('2 Tablets Dr advised', '3
+# Occasions Dr Patel'); a lone direction is a hospital ward ('4 North', '5 West'), which before Dr or Ct
+# (a doctor, a CT) is a street only if a city or ZIP follows; Ct before an imaging word is a CT.
+_COUNT_NOUNS = (
+    "tablet|tab|capsule|cap|pill|puff|drop|dose|unit|time|occasion|episode|day|week|month|year|hour|hr"
+    "|minute|min|visit|attempt|cycle|session|round|spray|patch|injection|shot|vial|pack|cigarette|drink"
+    "|beer|glass|cup|serving|view|set|rep|stitch|suture|stent|lesion|nodule|fall"
+)
+_WARD = rf"(?i:north|south|east|west)[ \t]+(?i:dr|ct)\b\.?(?!,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
+_HOUSE_NUMBER_OF = rf"(?!(?i:(?:{_COUNT_NOUNS})(?:e?s)?)\b|{_WARD})"
+_IMAGING = r"scans?|scanned|angio\w*|head|chest|abd|abdomen|pelvis|spine|neck|brain|sinus|contrast|guided"
+_NOT_A_CT = rf"(?:(?<![Cc][Tt])|(?![ \t]+(?i:{_IMAGING}|imaging|findings|report|results?|ordered|pending)\b))"
 _CAP = rf"{UPPER}[{LETTERS}'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones, Müller)
 _NAME2 = rf"{_CAP}(?:[ \t]+{UPPER}\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
 _INITIAL_NAME = rf"(?:{UPPER}\.[ \t]*)?{_NAME2}"
@@ -239,8 +251,8 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     _rec(
         "address",
-        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
-        rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET})\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
+        rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
         rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
         # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
         rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?",
@@ -250,9 +262,9 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     # abbreviated suffix is a street whatever follows; without one, 'day 2 Ortho Ct reviewed' stays
     _rec(
         "address_placed",
-        rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>\d{{1,6}}[A-Za-z]?[ \t]+"
+        rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}"
         rf"(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?(?:{UPPER}{LOWER}+[ \t]+){{1,3}}"
-        rf"(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b\.?)",
+        rf"(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b{_NOT_A_CT}\.?)",
         flags=0,
     ),
     _rec(

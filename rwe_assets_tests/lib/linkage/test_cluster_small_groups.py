@@ -78,7 +78,7 @@ def _linked(deduplicated: tuple[str, ...]) -> tuple[dict, dict]:
         "tok",
         pa.table(
             {"record_id": list(records), "source_system": list(records.values())}
-            | {c: [None] * 3 for c in ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email")}
+            | {c: [None] * 3 for c in ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first")}
         ),
     )
     con.execute("CREATE TEMP TABLE lk_tokens AS SELECT * FROM tok")

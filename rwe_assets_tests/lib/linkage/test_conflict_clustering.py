@@ -19,11 +19,11 @@ PAIR_COLUMNS = ("record_id_l", "record_id_r", "match_weight", "match_probability
 
 
 def _clusters(records: dict[str, tuple], pairs: list[tuple], non_match: list[tuple] = ()):
-    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email]),
+    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email[, t_given_first]]),
     pairs (l, r, weight, method). Returns ({record: cluster}, {(l, r): (decision, hold_reason)})."""
     con = duckdb.connect()
     ids = sorted(records)
-    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email")
+    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first")
     filled = {i: (*records[i], *[None] * (len(columns) - len(records[i]))) for i in ids}
     con.register(
         "tok", pa.table({"record_id": ids} | {c: [filled[i][k] for i in ids] for k, c in enumerate(columns)})
