@@ -38,7 +38,8 @@ def pinned_code() -> Iterator[None]:
 def build_updated(root: Path) -> Path:
     """root/data: the CDM built from a base batch (new persons, new events, corrections, retractions
     follow in an update batch), the update landed, staged incrementally and linked, the CDM not rebuilt
-    yet; and FULL, a full build of that lake. The CDM build writes nothing into the lake."""
+    yet; and FULL, a full build of a copy of that lake (a build appends the new keys' ids to the lake's
+    id maps: on the lake itself it would leave the tests' incremental build no key to number)."""
     generate(root / "base", 50, seed=11)
     generate_update(root / "base", root / "update", fraction=0.1)
     data = root / "data"
@@ -47,5 +48,6 @@ def build_updated(root: Path) -> Path:
     cdm_build.build_cdm(data / "lake", VOCAB, data / "warehouse")
     shutil.copytree(root / "update" / "landing", data / "landing", dirs_exist_ok=True)
     stage_and_link(data)
-    cdm_build.build_cdm(data / "lake", VOCAB, data / FULL, incremental_build=False)
+    shutil.copytree(data / "lake", root / "full_lake")
+    cdm_build.build_cdm(root / "full_lake", VOCAB, data / FULL, incremental_build=False)
     return data
