@@ -24,11 +24,13 @@ from rwe_assets.lib.sources import SourceRegistry
 from rwe_assets.lib.sql_text import quote_literal
 from rwe_assets.lib.staging import deid, layout, profile_inputs
 from rwe_assets.lib.staging.incremental_scope import (
+    PERSON_AGGREGATES,
     add_scope_to_candidates,
     change_queries,
     create_reference_view,
     pending_changes,
     refuse_cross_batch_links,
+    refuse_person_aggregates_across_batches,
     register_prior,
     released_quarantine_sql,
     select_scope,
@@ -50,6 +52,7 @@ from rwe_assets.lib.staging.lifecycle import (
     number_natural_key_collisions,
 )
 from rwe_assets.lib.staging.model import BY_NAME, TABLES
+from rwe_assets.lib.staging.sql_templates import profile_sql_text
 
 # ---- the run ------------------------------------------------------------------------------------
 
@@ -117,7 +120,26 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
             create_reference_view(con, table, source.name)
 
     build.resolve_tables(con, parents="ref", after=after)
+    _refuse_aggregates_of_earlier_batches(con, lake_dir, source, plan)
     _write_change_pieces(con, scratch, number)
+
+
+def _refuse_aggregates_of_earlier_batches(con, lake_dir, source, plan: Plan) -> None:
+    """incremental_scope.refuse_person_aggregates_across_batches with the profile SQL of its table."""
+    from rwe_assets.lib.staging import build
+
+    if source.staging_profile not in PERSON_AGGREGATES:
+        return
+    table, entity, _ = PERSON_AGGREGATES[source.staging_profile]
+    sql = profile_sql_text(build.SQL_DIR / source.staging_profile / table / f"{entity}.sql")
+    refuse_person_aggregates_across_batches(
+        con,
+        lake_dir,
+        source,
+        sql,
+        [r["file_sha256"] for r in plan.new[source.name]],
+        [r["file_sha256"] for r in plan.current[source.name]],
+    )
 
 
 def clear_pieces(scratch: Path) -> None:
@@ -319,6 +341,7 @@ def merge_table(lake_dir, name: str, upserts, deletes, plan: Plan, key: list[str
         source, f"{where} AND {on}" if where else on, source_alias="s", target_alias="t",
         commit_properties=plan.commit(name),
     )  # fmt: skip
+    before = table.version()
     metrics = (
         merger.when_matched_delete("s._delete")
         .when_matched_update_all("NOT s._delete", except_cols=["_delete"])
@@ -326,7 +349,13 @@ def merge_table(lake_dir, name: str, upserts, deletes, plan: Plan, key: list[str
         .execute()
     )
     if prior is not None:
-        _check_matched(name, metrics, upserts, deletes, prior)
+        try:
+            _check_matched(name, metrics, upserts, deletes, prior)
+        except RuntimeError:
+            # the merge has committed: put the version before it back as the latest, so no reader
+            # meets the duplicate (the restore carries no run state: the next run is full)
+            table.restore(before)
+            raise
 
 
 def _check_matched(name: str, metrics: dict, upserts, deletes, prior) -> None:

@@ -17,7 +17,9 @@ of scope keep their staged state, which nothing in the new batches can change. A
 its key's latest version instant, all a new version is compared with (lifecycle.HIGH_WATER); a record
 withdrawn (a status row current: DELETED, ...) has no staged row, so a new dated version of it makes
 the run a full build (refuse_resent_withdrawn). So does a FHIR link across batches that the profile
-SQL decides from the raw rows of the staged files alone (refuse_cross_batch_links).
+SQL decides from the raw rows of the staged files alone (refuse_cross_batch_links), and a person value
+the profile SQL aggregates over rows of several batches that the new ones alone state otherwise
+(refuse_person_aggregates_across_batches).
 """
 
 from __future__ import annotations
@@ -124,6 +126,13 @@ CROSS_LINKS = (
     ("explanationofbenefit", "claim"),
     ("documentreference", "documentreference"),
     ("procedure", "device"),  # a Procedure's focalDevice dates the Device (rwe_fhir_device_uses)
+    # a request's or an administration's medicationReference names its drug's code (rwe_fhir_medications)
+    ("medicationrequest", "medication"),
+    ("medicationadministration", "medication"),
+)
+_MEDICATION_LINK = (
+    "SELECT rwe_text(resource_id) AS own, rwe_fhir_medication_id_json(resource_json) AS id "
+    "FROM {rows} WHERE resource_json LIKE '%medicationReference%'"
 )
 # the (own id, linked id) of each row of {rows} that links, by the profile SQL's own macros
 # (lib/sql/staging/fhir_r4/_macros.sql)
@@ -131,9 +140,11 @@ _LINKS = {
     "explanationofbenefit": "SELECT rwe_text(resource_id) AS own, rwe_fhir_adjudicated_claim_json(resource_json) AS id "
     "FROM {rows}",
     "documentreference": "SELECT rwe_text(resource_id) AS own, unnest(rwe_fhir_replaced_notes(resource_json)) AS id "
-    "FROM {rows}",
+    "FROM {rows} WHERE resource_json LIKE '%replaces%'",  # a substring test first: few notes replace one
     "procedure": "SELECT rwe_text(resource_id) AS own, unnest(rwe_fhir_manipulated_devices(resource_json)) AS id "
     "FROM {rows} WHERE resource_json LIKE '%focalDevice%'",  # a substring test first: few Procedures name one
+    "medicationrequest": _MEDICATION_LINK,
+    "medicationadministration": _MEDICATION_LINK,
 }
 
 
@@ -174,6 +185,63 @@ def _links_across(con, naming: str, named: str, prior_shas: list[str]) -> bool:
     ]
     query = "SELECT " + " OR ".join(f"EXISTS ({c})" for c in checks)
     return con.execute(query, {"prior_shas": prior_shas}).fetchone()[0]
+
+
+# staging profile: (table, raw entity, person column) whose SQL gives each row values aggregated over
+# every raw row of its person (DE-SynPUF: a person's year files: the death any year states, the most
+# complete birth date, the last year)
+PERSON_AGGREGATES = {"synpuf": ("person_source", "beneficiary_summary", "DESYNPUF_ID")}
+_AGGREGATED_COLUMNS = (
+    "birth_date", "birth_year", "birth_month", "birth_date_flag", "record_updated", "death_date",
+    "gender_source_value", "race_source_value",
+)  # fmt: skip
+
+
+def refuse_person_aggregates_across_batches(
+    con: duckdb.DuckDBPyConnection, lake_dir, source, sql: str, new_shas: list[str], current_shas
+) -> None:
+    """Raise FullBuildNeeded when a person of a new batch's rows (PERSON_AGGREGATES) has raw rows in an
+    earlier batch and what this run staged for them differs from the profile SQL (`sql`) over all
+    their current rows: the new batches alone missed a value an earlier year states (a death), or
+    an earlier stated one the staged row lacks. After build.resolve_tables (reads staged_<table>)."""
+    if source.staging_profile not in PERSON_AGGREGATES:
+        return
+    table, entity, person = PERSON_AGGREGATES[source.staging_profile]
+    raw, prior_shas = f"raw_{entity}", sorted(set(current_shas) - set(new_shas))
+    if not prior_shas or not lake.exists(lake.table_path(lake_dir, "raw", source.name, entity)):
+        return
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE inc_aggregated_persons AS "
+        f"SELECT DISTINCT rwe_text({person}) AS id FROM {raw} WHERE rwe_text({person}) IS NOT NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE inc_earlier_{entity} AS SELECT * FROM {raw}_all "
+        f"WHERE _file_sha256 IN (SELECT unnest($prior)) AND rwe_text({person}) IN (SELECT id FROM inc_aggregated_persons)",
+        {"prior": prior_shas},
+    )
+    if not con.execute(f"SELECT count(*) FROM inc_earlier_{entity}").fetchone()[0]:
+        return  # new persons only (a new sample): nothing to aggregate with
+    con.execute(f"ALTER VIEW {raw} RENAME TO inc_new_{entity}")
+    try:  # the profile SQL over the persons' rows of every current batch
+        con.execute(
+            f"CREATE VIEW {raw} AS SELECT * FROM inc_new_{entity} UNION ALL BY NAME SELECT * FROM inc_earlier_{entity}"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE inc_aggregated AS {sql}", {"source": source.name})
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {raw}")
+        con.execute(f"ALTER VIEW inc_new_{entity} RENAME TO {raw}")
+    columns = ", ".join(f'"{c}"' for c in ("record_key", *_AGGREGATED_COLUMNS))
+    full = f"SELECT DISTINCT {columns} FROM inc_aggregated WHERE _failure IS NULL"
+    staged = (
+        f"SELECT DISTINCT {columns} FROM staged_{table} WHERE source_system = $source "
+        "AND record_key IN (SELECT id FROM inc_aggregated_persons)"
+    )
+    query = f"SELECT EXISTS (({full} EXCEPT {staged}) UNION ALL ({staged} EXCEPT {full}))"
+    if con.execute(query, {"source": source.name}).fetchone()[0]:
+        raise FullBuildNeeded(
+            f"a new {entity} row changes what an earlier batch's rows of its person state ({table}): "
+            "a full build stages values aggregated over all of them"
+        )
 
 
 def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:

@@ -124,6 +124,16 @@ CREATE OR REPLACE MACRO rwe_fhir_medication_codings(concept, reference, containe
     list_filter(contained, c -> c.resourceType = 'Medication' AND '#' || c.id = trim(reference))[1].code.coding,
     medication.coding);
 
+-- rwe_fhir_medication_id(concept, reference): the id of the Medication resource whose code names a
+--   request's or an administration's drug (the `med` join above): NULL when the concept has codings or
+--   the reference is to a contained Medication ('#id'). rwe_fhir_medication_id_json(resource_json)
+--   reads it from the raw text (the incremental check's link to a Medication of another batch).
+CREATE OR REPLACE MACRO rwe_fhir_medication_id(concept, reference) AS CASE
+    WHEN nullif(concept.coding, []) IS NULL AND NOT starts_with(trim(reference), '#') THEN rwe_fhir_ref(reference) END;
+CREATE OR REPLACE MACRO rwe_fhir_medication_id_json(resource_json) AS rwe_fhir_medication_id(
+    from_json(resource_json, '{"medicationCodeableConcept": {"coding": [{"code": "VARCHAR"}]}}').medicationCodeableConcept,
+    from_json(resource_json, '{"medicationReference": {"reference": "VARCHAR"}}').medicationReference.reference);
+
 -- rwe_fhir_current_versions(versions): the current version of each id among the rows of relation
 --   `versions` (a CTE's name; columns id, version_at: meta.lastUpdated as text, _batch_id, _ingested_at,
 --   _source_file, _line_number), by the lifecycle's rule (lib/staging/lifecycle.py, NEWEST_FIRST): a
