@@ -258,16 +258,19 @@ def steps_on_spark() -> list[str]:
 
 def build_on_spark(state, work_dir: Path, memory_limit: str, threads: int):
     """lib/cdm/build.py's full build with its SQL on Spark; the report is the DuckDB build's, with a last
-    step `publish_from_spark` (the CDM into DuckDB and Delta). The session is the running one (a test's)
-    or a local one started here and stopped at the end (its JVM holds the driver's heap)."""
+    step `publish_from_spark` (the CDM into DuckDB and Delta). The session is a local one started here
+    and stopped at the end (its JVM holds the driver's heap), or, in a process that runs one already (a
+    test's), a new session of it: its JVM, but temp views of its own, so no table an earlier build left
+    can stand in for one this build has not written."""
     from pyspark.sql import SparkSession
 
     from rwe_assets.lib.spark import session
 
     started_here = SparkSession.getActiveSession() is None  # a caller's session (a test's) stays up
     spark = session.local_session(work_dir / "spark", driver_memory=memory_limit, cores=threads)
+    own = spark if started_here else spark.newSession()
     try:
-        return _steps(state, SparkBuild(state, spark, work_dir / "spark" / "scratch"))
+        return _steps(state, SparkBuild(state, own, work_dir / "spark" / "scratch"))
     finally:
         if started_here:
             spark.stop()
