@@ -148,6 +148,17 @@ _LINKS = {
 }
 
 
+def _earlier_shas(current_shas, new_shas) -> list[str]:
+    """The source's current files that are not the new batches' (sorted, for a stable query)."""
+    return sorted(set(current_shas) - set(new_shas))
+
+
+def _earlier_rows(entity: str) -> str:
+    """A query of the rows of the earlier current files ($prior_shas) of raw_<entity>_all, the view of
+    every landed row of the entity."""
+    return f"SELECT * FROM raw_{entity}_all WHERE _file_sha256 IN (SELECT unnest($prior_shas))"
+
+
 def refuse_cross_batch_links(
     con: duckdb.DuckDBPyConnection, lake_dir, source, new_shas: list[str], current_shas
 ) -> None:
@@ -157,7 +168,7 @@ def refuse_cross_batch_links(
     raw views of build._stage_source; the earlier batches' rows are the source's other current files."""
     if source.format != "ndjson":
         return
-    prior_shas = sorted(set(current_shas) - set(new_shas))
+    prior_shas = _earlier_shas(current_shas, new_shas)
     for naming, named in CROSS_LINKS:
         if naming not in source.entity_names or named not in source.entity_names or not prior_shas:
             continue
@@ -171,9 +182,7 @@ def _links_across(con, naming: str, named: str, prior_shas: list[str]) -> bool:
     linking row is sent (it may link no more). raw_<entity>_all: every landed row of the entity."""
 
     def prior(entity: str) -> Fragment:
-        return Fragment(
-            f"(SELECT * FROM raw_{entity}_all WHERE _file_sha256 IN (SELECT unnest($prior_shas)))"
-        )
+        return Fragment(f"({_earlier_rows(entity)})")
 
     def links(rows: str) -> str:
         return fill_text(_LINKS[naming], {"rows": Fragment(rows)}, f"incremental_scope links of {naming}")
@@ -207,7 +216,7 @@ def refuse_person_aggregates_across_batches(
     if source.staging_profile not in PERSON_AGGREGATES:
         return
     table, entity, person = PERSON_AGGREGATES[source.staging_profile]
-    raw, prior_shas = f"raw_{entity}", sorted(set(current_shas) - set(new_shas))
+    raw, prior_shas = f"raw_{entity}", _earlier_shas(current_shas, new_shas)
     if not prior_shas or not lake.exists(lake.table_path(lake_dir, "raw", source.name, entity)):
         return
     con.execute(
@@ -215,9 +224,9 @@ def refuse_person_aggregates_across_batches(
         f"SELECT DISTINCT rwe_text({person}) AS id FROM {raw} WHERE rwe_text({person}) IS NOT NULL"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE inc_earlier_{entity} AS SELECT * FROM {raw}_all "
-        f"WHERE _file_sha256 IN (SELECT unnest($prior)) AND rwe_text({person}) IN (SELECT id FROM inc_aggregated_persons)",
-        {"prior": prior_shas},
+        f"CREATE OR REPLACE TEMP TABLE inc_earlier_{entity} AS {_earlier_rows(entity)} "
+        f"AND rwe_text({person}) IN (SELECT id FROM inc_aggregated_persons)",
+        {"prior_shas": prior_shas},
     )
     if not con.execute(f"SELECT count(*) FROM inc_earlier_{entity}").fetchone()[0]:
         return  # new persons only (a new sample): nothing to aggregate with
