@@ -103,9 +103,13 @@ _ABBREVIATIONS = {v for vs in STREET_SUFFIXES.values() for v in vs} - set(STREET
 # ('ST', 'CT', 'DR') is a test or an abbreviation unless the whole line is caps or a '.', a city or a
 # ZIP follows ('3 Anterior ST depression' stays)
 _CITY_OR_ZIP = rf"(?:\.|,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
+# ... but a street line is followed in prose by these words ('12 Elm St with his wife', '7 Maple Ave
+# and ...'), which no clinical abbreviation after a number is ('2 Ortho Ct reviewed', '2 Tablets Dr
+# ordered'); Ct before 'with contrast', 'and', 'or', 'for' stays a CT (_NOT_A_CT)
+_PROSE_AFTER_STREET = r"(?:with|and|since|in|where|alone|until|together|near|nearby|who|which)\b"
 _SUFFIX = (
     rf"(?:(?:{_suffixes(w.title() for w in STREET_SUFFIXES)})\b"
-    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+{LOWER})"
+    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+(?!{_PROSE_AFTER_STREET}){LOWER})"
     rf"|(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b(?={_CITY_OR_ZIP}))"
 )
 _CAPS_STREET = rf"(?:{UPPER}{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
@@ -120,7 +124,8 @@ _COUNT_NOUNS = (
 _WARD = rf"(?i:north|south|east|west)[ \t]+(?i:dr|ct)\b\.?(?!,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
 _HOUSE_NUMBER_OF = rf"(?!(?i:(?:{_COUNT_NOUNS})(?:e?s)?)\b|{_WARD})"
 _IMAGING = r"scans?|scanned|angio\w*|head|chest|abd|abdomen|pelvis|spine|neck|brain|sinus|contrast|guided"
-_NOT_A_CT = rf"(?:(?<![Cc][Tt])|(?![ \t]+(?i:{_IMAGING}|imaging|findings|report|results?|ordered|pending)\b))"
+_CT_AFTER = r"imaging|findings|report|results?|ordered|pending|and|or|for|w/o?|with(?:out)?[ \t]+(?:iv[ \t]+|oral[ \t]+)?contrast"
+_NOT_A_CT = rf"(?:(?<![Cc][Tt])|(?![ \t]+(?i:{_IMAGING}|{_CT_AFTER})(?!\w)))"
 _CAP = rf"{UPPER}[{LETTERS}'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones, Müller)
 _NAME2 = rf"{_CAP}(?:[ \t]+{UPPER}\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
 _INITIAL_NAME = rf"(?:{UPPER}\.[ \t]*)?{_NAME2}"
@@ -181,8 +186,22 @@ def _rec(
 _MONTH_NEEDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
+_GENERIC_TLDS = "com|org|net|edu|gov|mil|info|biz|io|health|care"
+_COUNTRY_TLDS = "us|uk|ca|au|nz|ie|de|fr|nl|in"
 _B = r"(?<![\w/.-])"  # no word, slash, dot or hyphen right before: not inside a longer token
 _E = r"(?![\w/-]|\.\d)"
+
+_UNIT_TITLE_OR_CAPS = "|".join(
+    f"{w.title()}|{w.upper()}" for w in ("apartment", "apt", "unit", "suite", "ste", "room", "rm")
+)
+# a street line: number, direction, one to three capitalized words and a suffix, a unit after it
+_ADDRESS = (
+    rf"\b\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
+    rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+    rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
+    # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
+    rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?"
+)
 
 RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec("date_numeric", rf"{_B}{_NUM_M}[/-]{_NUM_D}[/-](?:\d{{4}}|\d{{2}}){_E}"),
@@ -194,7 +213,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     # month name first: 'Aug 30, 1948', 'March 2019', 'February the fourteenth' (one scan for the three)
     _rec(
         "date_month_first",
-        rf"\b{MONTH}(?:[ \t]+(?:the[ \t]+)?{DAY_WORD}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{DAY}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{YEAR}\b)",
+        rf"\b{MONTH}(?:[ \t]+(?:the[ \t]+)?{DAY_WORD}\b(?:{_SEP}{YEAR}\b)?|{_SEP}(?:the[ \t]+)?{DAY}\b(?:{_SEP}{YEAR}\b)?|{_SEP}{YEAR}\b)",
         needs=_MONTH_NEEDS,
     ),
     _rec(
@@ -219,10 +238,35 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         r"(?<![\w-])(?:\+?1[ \t.-]*)?(?:\(\d{3}\)|\d{3})[ \t.-]*\d{3}[ \t.-]*\d{4}(?![\w-])"
         r"(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,5})?",
     ),
+    # international: '+44 20 7946 0958', '+44 (0)20 ...', '0044 ...', '+33 1 42 68 53 00'; eight digits at
+    # least, so '+2 edema' and '+1 2 pulses' stay; a dot only before two digits or more, so the
+    # decimals of '+1.2 1.5 1.8 2.0' are no group
+    _rec(
+        "phone_intl",
+        r"(?<![\w+])(?:\+|00)(?=(?:[ \t.()-]*\d){8})[1-9]\d{0,2}(?:[ \t-]*\(0\))?"
+        r"(?:[ \t-]*\(?\d{1,5}\)?|\.\d{2,5}){2,7}(?![\w-])",
+        needs=("+", "00"),
+    ),
+    # after a phone word, a local or foreign number in groups of two or more digits: 'tel. 555 1234',
+    # 'mobile: 07700 900123' (pH values are single digits before the dot: never seven in such groups)
+    _rec(
+        "phone_labelled",
+        r"\b(?:tel|telephone|phone|cell|mobile|mob|fax|pager|beeper|call)\b\.?[ \t]*(?:no\.?|number|#)?[ \t]*:?"
+        r"[ \t]*(?P<v>(?=(?:[ \t.()-]*\d){7})\(?\d{2,6}\)?(?:[ \t.-]+\(?\d{2,6}\)?){1,4})(?![\w-])",
+        needs=("tel", "phone", "cell", "mob", "fax", "pager", "beeper", "call"),
+    ),
     _rec("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", needs=("@",)),
     _rec("url", r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)\]]", needs=("http", "www.")),
+    # no scheme: a host ending in a generic top-level domain, or in a country one followed by a path
+    # ('portal.example.org/patient/8823', 'ehr.nhs.uk/p/77'; 'ca.' or 'us.' alone are words)
+    _rec(
+        "url_bare",
+        rf"(?<![\w@./-])(?:[a-z0-9-]+\.)+(?:{_GENERIC_TLDS}|(?:{_COUNTRY_TLDS})(?=/))\b"
+        r"(?::\d+)?(?:/[^\s<>\"]*[^\s<>\".,;:)\]])?(?![\w@-])",
+        needs=tuple(f".{t}" for t in (*_GENERIC_TLDS.split("|"), *_COUNTRY_TLDS.split("|"))),
+    ),
     _rec("ip", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]\d)"),
-    _rec("ssn", r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])"),
+    _rec("ssn", r"(?<![\w-])\d{3}(?:-|[ \t]{1,3})?\d{2}(?:-|[ \t]{1,3})?\d{4}(?![\w-])"),
     _rec(
         "labelled_id",
         r"\b(?:MRN|MR|medical record|med(?:ical)?[ \t]+rec|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
@@ -249,14 +293,14 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         "age_words",
         rf"\b(?P<v>(?:ninety|one hundred(?:[ \t]+and)?)(?:[- \t]?(?:{_UNITS}))?)(?=[ \t-]*(?:years?|yrs?|y/?o))",
     ),
+    _rec("address", _ADDRESS, flags=0),
+    # the unit written before its street ('Apt 4B, 12 Elm St'), if it holds a number; in title case or
+    # capitals, as the street after it is
     _rec(
-        "address",
-        rf"\b\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
-        rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
-        rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
-        # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
-        rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?",
+        "address_unit_first",
+        rf"\b(?:{_UNIT_TITLE_OR_CAPS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+,?[ \t]+{_ADDRESS}",
         flags=0,
+        needs=("apt", "apartment", "unit", "suite", "ste ", "ste.", "room", "rm ", "rm."),
     ),
     # after a word that places it ('lives at 12 Elm St with her son', 'moved to 4 Oak Ct last year') an
     # abbreviated suffix is a street whatever follows; without one, 'day 2 Ortho Ct reviewed' stays
