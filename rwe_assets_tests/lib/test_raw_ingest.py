@@ -148,6 +148,18 @@ def test_unreadable_files_fail_with_file_and_line_and_write_nothing(
     assert read_manifest(lake_dir).to_pylist()[0]["status"] == "failed"
 
 
+def test_a_file_sent_without_its_header_is_refused_without_quoting_its_first_row(registry, dirs):
+    """The first data row read as a header repeats a value (a person whose family name is their given
+    name): the error names positions, never the value."""
+    lake_dir, landing = dirs
+    land(landing, "clinic", "b1", {"patients.csv": b"p1,2001-02-03,Quackenbush,Quackenbush\n"})
+    result = only_file(ingest_batch(lake_dir, landing, registry.get("clinic"), "b1"))
+
+    assert result.status == Status.FAILED
+    assert "positions [3, 4]" in result.error
+    assert "quackenbush" not in result.error.lower()
+
+
 def test_a_truncated_gzip_fails_before_anything_is_written(registry, dirs):
     lake_dir, landing = dirs
     whole = gzip.compress(("Id,BIRTHDATE,FIRST\n" + "p,2000-01-01,X\n" * 5000).encode())

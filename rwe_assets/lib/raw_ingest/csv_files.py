@@ -62,9 +62,12 @@ def check_header(header: list[str], required: tuple[str, ...], relative: str) ->
     empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if empty:
         raise InputFileError(relative, f"header has unnamed columns at positions {empty}", line=1)
-    repeated = sorted({name for name in header if lowered.count(name.lower()) > 1})
+    repeated = [i + 1 for i, name in enumerate(lowered) if lowered.count(name) > 1]
     if repeated:
-        raise InputFileError(relative, f"header names columns more than once: {', '.join(repeated)}", line=1)
+        # positions, not names: a file sent without its header has a data row here (a name, an SSN)
+        raise InputFileError(
+            relative, f"header names a column more than once at positions {repeated}", line=1
+        )
     reserved = sorted(set(lowered) & {c.lower() for c in PROVENANCE_COLUMNS})
     if reserved:
         raise InputFileError(
