@@ -122,8 +122,8 @@ class CdmSpec:
 
     tables: tuple[CdmTable, ...]
 
-    @property
-    def table_names(self) -> tuple[str, ...]:
+    @functools.cached_property
+    def table_names(self) -> tuple[str, ...]:  # asked per check and table by the DQD runner
         return tuple(t.name for t in self.tables)
 
     def table(self, name: str) -> CdmTable:

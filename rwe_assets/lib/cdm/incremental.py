@@ -18,6 +18,7 @@ read to count the change instead of every row (lib/quality/incremental.py).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -98,11 +99,16 @@ def sliced_tables() -> list[str]:
 
 def person_tables() -> list[str]:
     """The CDM tables (not the vocabulary) with a person_id column, deleted and refilled per person."""
-    return [
+    return list(_person_tables())
+
+
+@functools.cache
+def _person_tables() -> tuple[str, ...]:  # a DQD run asks once per check: the spec is fixed
+    return tuple(
         t.name
         for t in cdm_spec().tables
         if t.name not in VOCABULARY_TABLES and any(f.name == "person_id" for f in t.fields)
-    ]
+    )
 
 
 def plan_build(lake_dir: Path, final: Path, state: dict | None, allow: bool = True) -> Plan:

@@ -260,7 +260,8 @@ def _slices(
 ) -> tuple[_Slice, _Slice]:
     """The checked database read as the changed persons' rows: now (temp tables, each table filtered
     once) and before the build (the side file's tables)."""
-    tables = sorted({t for check in checks for t in (_reads(check) or ()) if t in set(sliced_tables())})
+    sliced = set(sliced_tables())
+    tables = sorted({t for check in checks for t in (_reads(check) or ()) if t in sliced})
     now = {}
     for table in tables:
         temp = quote_identifier(f"dq_now_{table}")

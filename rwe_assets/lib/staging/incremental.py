@@ -26,6 +26,8 @@ from rwe_assets.lib.staging import deid, layout, profile_inputs
 from rwe_assets.lib.staging.incremental_scope import (
     PERSON_AGGREGATES,
     add_scope_to_candidates,
+    aggregate_persons_across_batches,
+    aggregate_scope_rows,
     change_queries,
     create_reference_view,
     pending_changes,
@@ -93,6 +95,7 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
 
     build._create_candidate_tables(con)
     build._stage_source(con, lake_dir, source, plan.new[source.name])
+    _aggregate_over_earlier_batches(con, lake_dir, source, plan)
     refuse_cross_batch_links(
         con,
         lake_dir,
@@ -108,6 +111,7 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
         number_natural_key_collisions(con, table.name, ", ".join(f'"{n}"' for n, _ in table.columns))
     select_scope(con, source.name)
     add_scope_to_candidates(con, [t.name for t in TABLES if t.name != "note"])
+    aggregate_scope_rows(con, source)
     _redact_new_notes(con, source.name)
     add_scope_to_candidates(con, ["note"])  # redacted when first staged
     create_batch_info(
@@ -120,23 +124,26 @@ def _stage_changes(con, lake_dir, source, plan: Plan, scratch: Path, number: int
             create_reference_view(con, table, source.name)
 
     build.resolve_tables(con, parents="ref", after=after)
-    _refuse_aggregates_of_earlier_batches(con, lake_dir, source, plan)
+    refuse_person_aggregates_across_batches(con, source)
     _write_change_pieces(con, scratch, number)
 
 
-def _refuse_aggregates_of_earlier_batches(con, lake_dir, source, plan: Plan) -> None:
-    """incremental_scope.refuse_person_aggregates_across_batches with the profile SQL of its table."""
+def _aggregate_over_earlier_batches(con, lake_dir, source, plan: Plan) -> None:
+    """incremental_scope.aggregate_persons_across_batches with the profile SQL of its table."""
     from rwe_assets.lib.staging import build
 
+    con.execute("DROP TABLE IF EXISTS inc_aggregated")  # another source's
     if source.staging_profile not in PERSON_AGGREGATES:
         return
     table, entity, _ = PERSON_AGGREGATES[source.staging_profile]
-    sql = profile_sql_text(build.SQL_DIR / source.staging_profile / table / f"{entity}.sql")
-    refuse_person_aggregates_across_batches(
+    sql_file = build.SQL_DIR / source.staging_profile / table / f"{entity}.sql"
+    sql, params = profile_sql_text(sql_file), {"source": source.name}
+    aggregate_persons_across_batches(
         con,
         lake_dir,
         source,
         sql,
+        profile_inputs.select_list(con, table, sql, params, sql_file),
         [r["file_sha256"] for r in plan.new[source.name]],
         [r["file_sha256"] for r in plan.current[source.name]],
     )

@@ -17,9 +17,11 @@ of scope keep their staged state, which nothing in the new batches can change. A
 its key's latest version instant, all a new version is compared with (lifecycle.HIGH_WATER); a record
 withdrawn (a status row current: DELETED, ...) has no staged row, so a new dated version of it makes
 the run a full build (refuse_resent_withdrawn). So does a FHIR link across batches that the profile
-SQL decides from the raw rows of the staged files alone (refuse_cross_batch_links), and a person value
-the profile SQL aggregates over rows of several batches that the new ones alone state otherwise
-(refuse_person_aggregates_across_batches).
+SQL decides from the raw rows of the staged files alone (refuse_cross_batch_links). Person values the
+profile SQL aggregates over rows of several batches (DE-SynPUF year files) are computed over the new
+rows and the earlier rows of their persons, for the new and the staged rows alike
+(aggregate_persons_across_batches, aggregate_scope_rows); only a person those values quarantine makes
+the run full (refuse_person_aggregates_across_batches).
 """
 
 from __future__ import annotations
@@ -206,19 +208,18 @@ _AGGREGATED_COLUMNS = (
 )  # fmt: skip
 
 
-def refuse_person_aggregates_across_batches(
-    con: duckdb.DuckDBPyConnection, lake_dir, source, sql: str, new_shas: list[str], current_shas
-) -> None:
-    """Raise FullBuildNeeded when a person of a new batch's rows (PERSON_AGGREGATES) has raw rows in an
-    earlier batch and what this run staged for them differs from the profile SQL (`sql`) over all
-    their current rows: the new batches alone missed a value an earlier year states (a death), or
-    an earlier stated one the staged row lacks. After build.resolve_tables (reads staged_<table>)."""
-    if source.staging_profile not in PERSON_AGGREGATES:
-        return
+def aggregate_persons_across_batches(
+    con: duckdb.DuckDBPyConnection, lake_dir, source, sql: str, select: str, new_shas: list[str], current_shas
+) -> bool:
+    """The new batches' rows of PERSON_AGGREGATES' entity staged with the values a full build gives them:
+    table inc_aggregated, the profile SQL (`sql`, its candidate columns `select`) over the new rows
+    and the earlier current rows of their persons, replaces the entity's new candidates. Right after
+    build._stage_source; returns whether any earlier row took part (else nothing changed)."""
     table, entity, person = PERSON_AGGREGATES[source.staging_profile]
     raw, prior_shas = f"raw_{entity}", _earlier_shas(current_shas, new_shas)
+    con.execute("DROP TABLE IF EXISTS inc_aggregated")
     if not prior_shas or not lake.exists(lake.table_path(lake_dir, "raw", source.name, entity)):
-        return
+        return False
     con.execute(
         "CREATE OR REPLACE TEMP TABLE inc_aggregated_persons AS "
         f"SELECT DISTINCT rwe_text({person}) AS id FROM {raw} WHERE rwe_text({person}) IS NOT NULL"
@@ -229,16 +230,57 @@ def refuse_person_aggregates_across_batches(
         {"prior_shas": prior_shas},
     )
     if not con.execute(f"SELECT count(*) FROM inc_earlier_{entity}").fetchone()[0]:
-        return  # new persons only (a new sample): nothing to aggregate with
+        return False  # new persons only (a new sample): nothing to aggregate with
     con.execute(f"ALTER VIEW {raw} RENAME TO inc_new_{entity}")
     try:  # the profile SQL over the persons' rows of every current batch
         con.execute(
             f"CREATE VIEW {raw} AS SELECT * FROM inc_new_{entity} UNION ALL BY NAME SELECT * FROM inc_earlier_{entity}"
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE inc_aggregated AS {sql}", {"source": source.name})
+        con.execute(f"CREATE TEMP TABLE inc_aggregated AS {sql}", {"source": source.name})
     finally:
         con.execute(f"DROP VIEW IF EXISTS {raw}")
         con.execute(f"ALTER VIEW inc_new_{entity} RENAME TO {raw}")
+    new_rows = f"(_source_file, _line_number) IN (SELECT _source_file, _line_number FROM {raw})"
+    con.execute(
+        f"DELETE FROM cand_{table} WHERE source_system = $source AND _source_entity = '{entity}'",
+        {"source": source.name},
+    )
+    con.execute(
+        f"INSERT INTO cand_{table} SELECT {select} FROM inc_aggregated WHERE {new_rows} "
+        "ORDER BY _source_file, _line_number"
+    )
+    return True
+
+
+def aggregate_scope_rows(con: duckdb.DuckDBPyConnection, source) -> None:
+    """The staged rows in scope of the persons in inc_aggregated (after add_scope_to_candidates) take
+    the values aggregated over all their rows, as every row of theirs does in a full build: a late or
+    a new year file's row is then the same fact as the staged one (DUPLICATE_IDENTICAL), and a value
+    only the new rows state (a death) reaches the staged row whichever year wins."""
+    if not _has_table(con, "inc_aggregated"):
+        return
+    table = PERSON_AGGREGATES[source.staging_profile][0]
+    columns = ", ".join(f'"{c}"' for c in _AGGREGATED_COLUMNS)
+    assigned = ", ".join(f'"{c}" = a."{c}"' for c in _AGGREGATED_COLUMNS)
+    con.execute(
+        f"""
+        UPDATE cand_{table} c SET {assigned}
+        FROM (SELECT DISTINCT ON (record_key) record_key, {columns} FROM inc_aggregated
+              WHERE record_key IS NOT NULL) a
+        WHERE c.source_system = $source AND c.record_key = a.record_key
+        """,
+        {"source": source.name},
+    )
+
+
+def refuse_person_aggregates_across_batches(con: duckdb.DuckDBPyConnection, source) -> None:
+    """Raise FullBuildNeeded when a person of inc_aggregated (aggregate_persons_across_batches) is
+    staged otherwise than the profile SQL over all their current rows stages them: a row a full build
+    quarantines for the aggregated values (a death before the birth another year states) while the
+    staged row passed. After build.resolve_tables (reads staged_<table>)."""
+    if not _has_table(con, "inc_aggregated"):
+        return
+    table, entity, _ = PERSON_AGGREGATES[source.staging_profile]
     columns = ", ".join(f'"{c}"' for c in ("record_key", *_AGGREGATED_COLUMNS))
     full = f"SELECT DISTINCT {columns} FROM inc_aggregated WHERE _failure IS NULL"
     staged = (
@@ -251,6 +293,12 @@ def refuse_person_aggregates_across_batches(
             f"a new {entity} row changes what an earlier batch's rows of its person state ({table}): "
             "a full build stages values aggregated over all of them"
         )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0]
+    )
 
 
 def add_scope_to_candidates(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
