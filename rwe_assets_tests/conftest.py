@@ -43,13 +43,32 @@ TINY_REGISTRY = {
 }
 
 
+def pytest_configure(config):
+    """Each test process gets its share of the cores as DuckDB's thread count (RWE_DUCKDB_THREADS,
+    unless set; the processes it starts inherit it): `make test`'s two workers on CI's two cores, one
+    thread each. Test data is far below a row group per table: a second thread per worker gets no
+    parallel work, only scheduling, and the builds took more CPU with it (docs/operations.md, "The
+    test suite's time")."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("RWE_DUCKDB_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
 def pytest_collection_modifyitems(config, items):
-    """The tests marked slow (minutes each) run first, in their own order, then the rest as collected.
-    Collected last (they sit in the top-level files), a slow test started near the end of a parallel
-    run while the other worker ran out of tests: minutes of one idle core. First, the short tests fill
-    in behind them (`pytest -n 2 --dist worksteal` hands a worker with nothing left half of the
-    other's queue)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The tests on a SparkSession run first, then the tests marked slow (minutes each), each group in
+    its own order, then the rest as collected. Collected last (they sit in the top-level files), a slow
+    test started near the end of a parallel run while the other worker ran out of tests: minutes of
+    one idle core. First, the short tests fill in behind them (`pytest -n 2 --dist worksteal` hands a
+    worker with nothing left half of the other's queue, taken from its end). The Spark tests lead so
+    that one worker runs them all: each worker that meets one starts its own JVM (the `spark`
+    fixture is per process), about 30 CPU seconds of start and warm-up."""
+    items.sort(key=start_rank)
+
+
+def start_rank(item) -> int:
+    """0: uses the `spark` fixture, 1: marked slow, 2: the rest."""
+    if "spark" in getattr(item, "fixturenames", ()):
+        return 0
+    return 1 if item.get_closest_marker("slow") else 2
 
 
 @pytest.fixture

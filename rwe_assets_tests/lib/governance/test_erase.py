@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -120,6 +121,9 @@ def scan(data: Path, needles: set[str]) -> list[tuple[str, str]]:
     searched (gzip members decompressed)."""
     found = []
     encoded = {n: n.encode() for n in needles}
+    # one pass for all the needles (a text no needle matches has none), then needle by needle in the
+    # texts it matched: after an erasure most files hold none, and each needle's own pass costs as much
+    anyone = re.compile(b"|".join(re.escape(b) for b in encoded.values()))
     for path in sorted(p for p in data.rglob("*") if p.is_file()):
         relative = path.relative_to(data).as_posix()
         if relative.startswith("landing/"):
@@ -132,6 +136,7 @@ def scan(data: Path, needles: set[str]) -> list[tuple[str, str]]:
             texts.append(_parquet_text(raw))
         if path.suffix == ".duckdb":
             texts.append(_duckdb_text(path))
+        texts = [t for t in texts if anyone.search(t)]
         found += [(relative, n) for n, b in encoded.items() if any(b in t for t in texts)]
     return found
 
