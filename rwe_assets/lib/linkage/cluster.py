@@ -214,6 +214,8 @@ def add_decided_pairs(con: duckdb.DuckDBPyConnection) -> int:
 # were two namesakes joined by one near-identical record on fake_20000 (j.s27@... and js@...).
 # But an email changes over a life and an SSN or birth date does not: groups agreeing on the SSN, or
 # on the full birth date and first given name (STABLE_AGREEMENT), are one person whose email changed.
+# A nickname is the same first name there (Bill ~ William), by the list's direct relation as in the
+# comparisons: Robert and William, both listed under Bill, are not (twins of one birth date).
 # A source declared deduplicated (`deduplicated`: its records are distinct people) keeps its records
 # apart: a link that would join two groups each holding a record of that source is held
 # ('same_source'), so the records of two such sources link one to one.
@@ -242,14 +244,23 @@ def split_conflicts(con: duckdb.DuckDBPyConnection, deduplicated: tuple[str, ...
         else "NULL"
     )
     _conflict_candidates(con, kept_apart)
+    component = (
+        " FROM lk_tokens JOIN lk_cluster USING (record_id) SEMI JOIN lk_conflict_components USING (cluster)"
+    )
     records = con.sql(
         "SELECT record_id, "
         + ", ".join(f"{sql} AS {f}" for f, sql in (*CONSENSUS_FIELDS.items(), GIVEN_FIELD))
         + f", {kept_apart} AS kept_apart"
-        + " FROM lk_tokens JOIN lk_cluster USING (record_id) SEMI JOIN lk_conflict_components USING (cluster)"
+        + component
     ).fetchall()
     if not records:
         return 0
+    nicknames = set(
+        con.execute(
+            f"SELECT DISTINCT {GIVEN_FIELD[1]}, unnest(t_given_forms) FROM (SELECT {GIVEN_FIELD[1]}, "
+            f"t_given_forms {component}) WHERE {GIVEN_FIELD[1]} IS NOT NULL"
+        ).fetchall()
+    )
     edges = con.execute(
         """
         SELECT p.record_id_l, p.record_id_r, p.method = 'clerical' FROM lk_pairs p
@@ -261,7 +272,7 @@ def split_conflicts(con: duckdb.DuckDBPyConnection, deduplicated: tuple[str, ...
     apart = con.execute(
         "SELECT record_id_l, record_id_r FROM lk_clerical_decisions WHERE decision = 'non_match'"
     ).fetchall()
-    held, cluster_of = _union_without_conflict(records, edges, apart)
+    held, cluster_of = _union_without_conflict(records, edges, apart, nicknames)
     if not held:
         return 0
     con.register(
@@ -307,10 +318,13 @@ def _conflict_candidates(con, kept_apart: str = "NULL") -> None:
     )
 
 
-def _union_without_conflict(records: list[tuple], edges: list[tuple], apart: list[tuple]):
+def _union_without_conflict(
+    records: list[tuple], edges: list[tuple], apart: list[tuple], nicknames: set[tuple] = frozenset()
+):
     """Union-find over `edges` (strongest first; clerical ones are never held). A record is (id, the
-    CONSENSUS_FIELDS' values, its GIVEN_FIELD value, its source if kept apart). Returns the held links
-    (l, r, reason) and each record's cluster (the smallest record id of its group)."""
+    CONSENSUS_FIELDS' values, its GIVEN_FIELD value, its source if kept apart); `nicknames` holds
+    (first name, a form it stands for) token pairs. Returns the held links (l, r, reason) and each
+    record's cluster (the smallest record id of its group)."""
     parent = {r[0]: r[0] for r in records}
     counts = {r[0]: [Counter() if v is None else Counter([v]) for v in r[1:-1]] for r in records}
     sources = {r[0]: {r[-1]} - {None} for r in records}
@@ -332,7 +346,11 @@ def _union_without_conflict(records: list[tuple], edges: list[tuple], apart: lis
         a, b = find(left), find(right)
         if a == b:
             continue
-        why = None if clerical else _conflict(counts[a], counts[b], members[a], members[b], partners, find)
+        why = (
+            None
+            if clerical
+            else _conflict(counts[a], counts[b], members[a], members[b], partners, find, nicknames)
+        )
         if not why and not clerical and sources[a] & sources[b]:
             why = "same_source"
         if why:
@@ -347,12 +365,12 @@ def _union_without_conflict(records: list[tuple], edges: list[tuple], apart: lis
     return held, {x: min(members[find(x)]) for x in parent}
 
 
-def _conflict(counts_a, counts_b, members_a, members_b, partners, find) -> str | None:
+def _conflict(counts_a, counts_b, members_a, members_b, partners, find, nicknames=frozenset()) -> str | None:
     fields = (*CONSENSUS_FIELDS, GIVEN_FIELD[0])
     said_a = {f: _consensus(c) for f, c in zip(fields, counts_a, strict=True)}
     said_b = {f: _consensus(c) for f, c in zip(fields, counts_b, strict=True)}
     differ = [f for f in CONSENSUS_FIELDS if None not in (said_a[f], said_b[f]) and said_a[f] != said_b[f]]
-    if differ and not (set(differ) <= CHANGEABLE_FIELDS and _stable_agreement(said_a, said_b)):
+    if differ and not (set(differ) <= CHANGEABLE_FIELDS and _stable_agreement(said_a, said_b, nicknames)):
         return f"conflict_{differ[0]}"
     small, other = (members_a, members_b) if len(members_a) <= len(members_b) else (members_b, members_a)
     root = find(other[0])
@@ -361,11 +379,17 @@ def _conflict(counts_a, counts_b, members_a, members_b, partners, find) -> str |
     return None
 
 
-def _stable_agreement(said_a: dict, said_b: dict) -> bool:
-    """Whether two groups' consensus values agree on every field of one STABLE_AGREEMENT set."""
-    return any(
-        all(said_a[f] is not None and said_a[f] == said_b[f] for f in fields) for fields in STABLE_AGREEMENT
-    )
+def _stable_agreement(said_a: dict, said_b: dict, nicknames: set[tuple] = frozenset()) -> bool:
+    """Whether two groups' consensus values agree on every field of one STABLE_AGREEMENT set (first
+    names also when one is a nickname of the other)."""
+
+    def same(f: str) -> bool:
+        a, b = said_a[f], said_b[f]
+        if a is None or b is None:
+            return False
+        return a == b or (f == GIVEN_FIELD[0] and ((a, b) in nicknames or (b, a) in nicknames))
+
+    return any(all(same(f) for f in fields) for fields in STABLE_AGREEMENT)
 
 
 def _consensus(counter: Counter):

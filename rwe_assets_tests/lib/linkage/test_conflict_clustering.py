@@ -19,14 +19,19 @@ PAIR_COLUMNS = ("record_id_l", "record_id_r", "match_weight", "match_probability
 
 
 def _clusters(records: dict[str, tuple], pairs: list[tuple], non_match: list[tuple] = ()):
-    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email[, t_given_first]]),
+    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email[, t_given_first[, t_given_forms]]]),
     pairs (l, r, weight, method). Returns ({record: cluster}, {(l, r): (decision, hold_reason)})."""
     con = duckdb.connect()
     ids = sorted(records)
-    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first")
+    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first", "t_given_forms")
     filled = {i: (*records[i], *[None] * (len(columns) - len(records[i]))) for i in ids}
+    types = {"t_given_forms": pa.list_(pa.int64())}
     con.register(
-        "tok", pa.table({"record_id": ids} | {c: [filled[i][k] for i in ids] for k, c in enumerate(columns)})
+        "tok",
+        pa.table(
+            {"record_id": ids}
+            | {c: pa.array([filled[i][k] for i in ids], types.get(c)) for k, c in enumerate(columns)}
+        ),
     )
     con.execute("CREATE TEMP TABLE lk_tokens AS SELECT * FROM tok")
     rows = [(min(a, r), max(a, r), w, 1 - 2**-w, "match", m) for a, r, w, m in pairs]
