@@ -4,12 +4,12 @@ line, a broken NDJSON line, a member with a bad birth date, a lab sample its VCF
 carrying identifiers of its own), ingested
 and built through Dagster as `rwe ingest` runs it, then every output a user or operator sees is
 searched for the sources' identifiers, read from the landing files and the generator's truth apart
-from the pipeline's code:
+from the pipeline's code (birth dates as written, in ISO and compact forms):
 
 - every column of every schema of the published DuckDB, the build file beside it (warehouse/ is
   the analyst group's) and the de-identified extract;
-- the DQD JSON export, the lake's audit trail, manifest, quarantine, retirement and linkage-metric
-  tables: the quarantines' reasons, fields and details (their `raw_text`, the source line, and a
+- the DQD JSON export, the lake's audit trail, manifest, quarantine, merge, retirement and
+  linkage-metric tables (each must exist: a table renamed would pass unread): the quarantines' reasons, fields and details (their `raw_text`, the source line, and a
   person row's `record_key`, its source id, stay in the owner-only lake as raw and staging hold
   them: docs/operations.md, "Access");
 - every Dagster event of every run (serialized: messages, metadata, check descriptions, failures);
@@ -168,16 +168,33 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+_BIRTH_LAYOUTS = (
+    re.compile(r"(?P<y>\d{4})-?(?P<m>\d\d)-?(?P<d>\d\d)"),  # ISO, and DE-SynPUF's 19310624
+    re.compile(r"(?P<d>\d\d)/(?P<m>\d\d)/(?P<y>\d{4})"),  # the planted 24/06/1931
+)
+
+
+def birth_forms(value: str) -> tuple[str, ...]:
+    """A birth date as written and as the pipeline may write it in text: ISO and compact, whatever
+    the source's layout (a member's 19310624 is quarantined as 1931-06-24)."""
+    value = (value or "").strip()
+    for layout in _BIRTH_LAYOUTS:
+        if match := layout.fullmatch(value):
+            y, m, d = match.group("y", "m", "d")
+            return (value, f"{y}-{m}-{d}", f"{y}{m}{d}")
+    return (value,)
+
+
 def identifiers(data: Path) -> dict[str, str]:
     """{lower-case identifier as written: kind}; values shorter than 5 characters are left out (they
-    would match inside codes)."""
+    would match inside codes); birth dates in their ISO and compact forms too (birth_forms)."""
     found: dict[str, str] = {}
 
     def add(kind: str, *values) -> None:
         for value in values:
-            value = (value or "").strip()
-            if len(value) >= 5:
-                found.setdefault(value.lower(), kind)
+            for form in birth_forms(value) if kind == "birth" else ((value or "").strip(),):
+                if len(form) >= 5:
+                    found.setdefault(form.lower(), kind)
 
     for p in _rows(data / "truth" / "persons.csv"):
         add("name", f"{p['FIRST_NAME']} {p['LAST_NAME']}", f"{p['LAST_NAME']}, {p['FIRST_NAME']}")
@@ -263,8 +280,8 @@ class Sweep:
         from rwe_assets.lib import lake
 
         path = lake.table_path(lake_dir, *parts)
-        if not path.exists():
-            return []
+        # a table renamed or no longer written would pass the sweep unread
+        assert lake.exists(path), f"lake:{'/'.join(parts)} does not exist"
         table = lake.read_table(path)
         return [
             hit
@@ -281,6 +298,7 @@ OPERATOR_LAKE_TABLES = (
     ("raw", "_manifest"),
     ("raw", "_quarantine"),
     ("staging", "_quarantine"),
+    ("staging", "_merged"),
     ("staging", "_retired"),
     ("staging", "specimen_quarantine"),
     ("staging", "variant_quarantine"),
@@ -372,3 +390,18 @@ def test_the_sweep_finds_what_it_looks_for(tmp_path):
         con.execute("INSERT INTO results.notes VALUES ('ssn 987-65-4329 bad', DATE '1931-06-24')")
     assert sweep.database(path) == ["leaky.duckdb:results.notes.detail: ssn"]
     assert sweep.hits("log", "patient ZEBULON Quackenbush, born 1931-06-24") == ["log: birth", "log: name"]
+
+
+def test_the_sweep_reads_every_rejected_table_and_birth_dates_in_the_forms_written(tmp_path):
+    """A member's birth date is sent as 19310624 and quarantined as 1931-06-24: both forms are searched,
+    for every source's layout; staging/_merged (older copies of records) is swept like _quarantine and
+    _retired; a table missing from the lake fails the sweep instead of passing unread."""
+    assert {("staging", t) for t in ("_quarantine", "_merged", "_retired")} <= set(OPERATOR_LAKE_TABLES)
+    for written in ("19310624", "1931-06-24", "24/06/1931"):
+        assert set(birth_forms(written)) == {written, "1931-06-24", "19310624"}
+    assert birth_forms("1931-02-30") == ("1931-02-30", "1931-02-30", "19310230")  # impossible: as written
+    sweep = Sweep(dict.fromkeys(birth_forms("19310624"), "birth"))
+    assert sweep.hits("quarantine detail", "birth 1931-06-24 after death") == ["quarantine detail: birth"]
+    assert sweep.hits("event", "run 119310624") == []  # inside a longer number: chance
+    with pytest.raises(AssertionError, match="staging/_renamed does not exist"):
+        sweep.lake_table(tmp_path / "lake", "staging", "_renamed")

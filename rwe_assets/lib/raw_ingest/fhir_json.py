@@ -138,6 +138,14 @@ def _read_json_document(path: Path, relative: str):
         raise InputFileError(relative, f"not valid JSON: {error}") from None
 
 
+# FHIR's fixed Bundle.type codes (R4, and R5's subscription-notification): quoted in an error; any
+# other value is the sender's text (a name typed in the wrong field), named by its field only
+_BUNDLE_TYPE_CODES = (
+    "document", "message", "transaction", "transaction-response", "batch", "batch-response", "history",
+    "searchset", "collection", "subscription-notification",
+)  # fmt: skip
+
+
 def _json_document_entries(document, relative: str) -> tuple[str | None, list]:
     """(Bundle type, its entries), or (None, the single resource as one entry)."""
     if not isinstance(document, dict):
@@ -152,7 +160,12 @@ def _json_document_entries(document, relative: str) -> tuple[str | None, list]:
         return None, [{"resource": document}]
     bundle_type = document.get("type")
     if bundle_type not in BUNDLE_TYPES:
-        found = bundle_type if isinstance(bundle_type, str) else "no type"
+        if bundle_type is None:
+            found = "no Bundle.type"
+        elif bundle_type in _BUNDLE_TYPE_CODES:
+            found = bundle_type
+        else:
+            found = "a Bundle.type that is not a FHIR code"
         raise InputFileError(
             relative, f"expected a Bundle of type {', '.join(BUNDLE_TYPES)}, found {found}", line=1
         )

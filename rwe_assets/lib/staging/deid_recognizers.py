@@ -104,15 +104,21 @@ _ABBREVIATIONS = {v for vs in STREET_SUFFIXES.values() for v in vs} - set(STREET
 # ZIP follows ('3 Anterior ST depression' stays)
 _CITY_OR_ZIP = rf"(?:\.|,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
 # ... but a street line is followed in prose by these words ('12 Elm St with his wife', '7 Maple Ave
-# and ...'), which no clinical abbreviation after a number is ('2 Ortho Ct reviewed', '2 Tablets Dr
-# ordered'); Ct before 'with contrast', 'and', 'or', 'for' stays a CT (_NOT_A_CT)
+# and ...'), which follow no clinical abbreviation after a number, Ct and Dr aside (below)
 _PROSE_AFTER_STREET = r"(?:with|and|since|in|where|alone|until|together|near|nearby|who|which)\b"
+# Ct and Dr are also a CT and doctors ('3 Chest Ct with no acute findings', '3 Renal Dr with plan'):
+# after them only 'with' or 'and' and a person ('12 Elm Ct with his wife'); Ct before 'with contrast',
+# 'and', 'or', 'for' stays a CT (_NOT_A_CT)
+_PERSON_AFTER_CT_DR = (
+    r"(?:with|and)[ \t]+(?:(?:his|her|their|my|our)[ \t]+)?(?:wife|husband|spouse|partner|son|daughter"
+    r"|child|children|kids|mother|father|parents|brother|sister|family|friend|roommate|girlfriend|boyfriend)s?\b"
+)
 _SUFFIX = (
     rf"(?:(?:{_suffixes(w.title() for w in STREET_SUFFIXES)})\b"
-    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b(?![ \t]+(?!{_PROSE_AFTER_STREET}){LOWER})"
+    rf"|(?:{_suffixes(w.title() for w in _ABBREVIATIONS - {'ct', 'dr'})})\b(?![ \t]+(?!{_PROSE_AFTER_STREET}){LOWER})"
+    rf"|(?:Ct|Dr)\b(?![ \t]+(?!{_PERSON_AFTER_CT_DR}){LOWER})"
     rf"|(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b(?={_CITY_OR_ZIP}))"
 )
-_CAPS_STREET = rf"(?:{UPPER}{{2,}}[ \t]+){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
 # A number before a count or dose noun is a quantity, not a house number ('2 Tablets Dr advised', '3
 # Occasions Dr Patel'); a lone direction is a hospital ward ('4 North', '5 West'), which before Dr or Ct
 # (a doctor, a CT) is a street only if a city or ZIP follows; Ct before an imaging word is a CT.
@@ -126,6 +132,14 @@ _HOUSE_NUMBER_OF = rf"(?!(?i:(?:{_COUNT_NOUNS})(?:e?s)?)\b|{_WARD})"
 _IMAGING = r"scans?|scanned|angio\w*|head|chest|abd|abdomen|pelvis|spine|neck|brain|sinus|contrast|guided"
 _CT_AFTER = r"imaging|findings|report|results?|ordered|pending|and|or|for|w/o?|with(?:out)?[ \t]+(?:iv[ \t]+|oral[ \t]+)?contrast"
 _NOT_A_CT = rf"(?:(?<![Cc][Tt])|(?![ \t]+(?i:{_IMAGING}|{_CT_AFTER})(?!\w)))"
+# ... nor after what is scanned ('1 Head Ct in am', '3 Chest CT.'): a street name word is none of these
+_SCANNED = (
+    r"head|chest|abd|abdomen|abdominal|pelvis|pelvic|spine|spinal|neck|brain|sinus|facial|orbits?|temporal"
+    r"|lumbar|thoracic|cervical|cardiac|coronary|renal|lung|liver|body|bone|extremity|repeat|stat|spiral"
+)
+_STREET_WORD = rf"(?!(?i:{_SCANNED})[ \t]+(?i:ct)\b){UPPER}{LOWER}+[ \t]+"
+_CAPS_STREET_WORD = rf"(?!(?i:{_SCANNED})[ \t]+CT\b){UPPER}{{2,}}[ \t]+"
+_CAPS_STREET = rf"(?:{_CAPS_STREET_WORD}){{1,3}}(?:{_suffixes(w.upper() for w in _ABBREVIATIONS | set(STREET_SUFFIXES))})\b"
 _CAP = rf"{UPPER}[{LETTERS}'\u2019-]+"  # a capitalized word (O'Brien, McAllister, Smith-Jones, Müller)
 _NAME2 = rf"{_CAP}(?:[ \t]+{UPPER}\.)?(?:[ \t]+{_CAP})?"  # one or two words, optional middle initial
 _INITIAL_NAME = rf"(?:{UPPER}\.[ \t]*)?{_NAME2}"
@@ -188,6 +202,8 @@ _MONTH_NEEDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "
 
 _GENERIC_TLDS = "com|org|net|edu|gov|mil|info|biz|io|health|care"
 _COUNTRY_TLDS = "us|uk|ca|au|nz|ie|de|fr|nl|in"
+# a run of three or more 24-hour times ('0015 0615 1215 1815': medication times, not '00' + a country)
+_TIMES = r"(?:(?:[01]\d|2[0-3])[0-5]\d[ \t]+){2,}(?:[01]\d|2[0-3])[0-5]\d(?![\w-])"
 _B = r"(?<![\w/.-])"  # no word, slash, dot or hyphen right before: not inside a longer token
 _E = r"(?![\w/-]|\.\d)"
 
@@ -197,7 +213,7 @@ _UNIT_TITLE_OR_CAPS = "|".join(
 # a street line: number, direction, one to three capitalized words and a suffix, a unit after it
 _ADDRESS = (
     rf"\b\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
-    rf"(?:(?:{UPPER}{LOWER}+[ \t]+){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
+    rf"(?:(?:{_STREET_WORD}){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
     rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
     # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
     rf"|[ \t]*\n[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*(?=[A-Za-z-]*\d)[A-Za-z0-9-]+)?"
@@ -238,35 +254,49 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         r"(?<![\w-])(?:\+?1[ \t.-]*)?(?:\(\d{3}\)|\d{3})[ \t.-]*\d{3}[ \t.-]*\d{4}(?![\w-])"
         r"(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,5})?",
     ),
-    # international: '+44 20 7946 0958', '+44 (0)20 ...', '0044 ...', '+33 1 42 68 53 00'; eight digits at
-    # least, so '+2 edema' and '+1 2 pulses' stay; a dot only before two digits or more, so the
-    # decimals of '+1.2 1.5 1.8 2.0' are no group
+    # international: '+44 20 7946 0958', '+44 (0)20 ...', '0044 ...', '+33 1 42 68 53 00', '+442079460958';
+    # eight digits at least, so '+2 edema' and '+1 2 pulses' stay; the country code and each group end
+    # at a separator, so '+1250 800 450 ml' (a fluid balance) is none and a digit run is split one way
+    # only (possessive: no backtracking); a dot only before two digits or more, so the decimals of
+    # '+1.2 1.5 1.8 2.0' are no group; after '00', not a run of 24-hour times ('0015 0615 1215 1815')
     _rec(
         "phone_intl",
-        r"(?<![\w+])(?:\+|00)(?=(?:[ \t.()-]*\d){8})[1-9]\d{0,2}(?:[ \t-]*\(0\))?"
-        r"(?:[ \t-]*\(?\d{1,5}\)?|\.\d{2,5}){2,7}(?![\w-])",
+        rf"(?<![\w+])(?:\+|(?!{_TIMES})00)(?:[1-9]\d{{7,14}}+(?![\w-])|(?=(?:[ \t.()-]*\d){{8}})[1-9]\d{{0,2}}+"
+        r"(?:[ \t-]*+\(0\))?(?:(?:[ \t-]++|(?<=\)))\(?\d{1,10}+\)?|\.\d{2,5}+){2,7}+(?![\w-]))",
         needs=("+", "00"),
     ),
     # after a phone word, a local or foreign number in groups of two or more digits: 'tel. 555 1234',
-    # 'mobile: 07700 900123' (pH values are single digits before the dot: never seven in such groups)
+    # 'mobile: 07700 900123' (pH values are single digits before the dot: never seven in such groups);
+    # groups of two digits only if the first has a trunk 0 ('tel 01 42 68 53 00', not 'cell 45 60 70 80')
     _rec(
         "phone_labelled",
         r"\b(?:tel|telephone|phone|cell|mobile|mob|fax|pager|beeper|call)\b\.?[ \t]*(?:no\.?|number|#)?[ \t]*:?"
-        r"[ \t]*(?P<v>(?=(?:[ \t.()-]*\d){7})\(?\d{2,6}\)?(?:[ \t.-]+\(?\d{2,6}\)?){1,4})(?![\w-])",
+        r"[ \t]*(?P<v>(?=(?:[ \t.()-]*\d){7})(?![1-9]\d(?:[ \t.-]+\d\d)+(?![\w-]|[ \t.-]+\d))"
+        r"\(?\d{2,6}\)?(?:[ \t.-]+\(?\d{2,6}\)?){1,4})(?![\w-])",
         needs=("tel", "phone", "cell", "mob", "fax", "pager", "beeper", "call"),
     ),
     _rec("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", needs=("@",)),
     _rec("url", r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)\]]", needs=("http", "www.")),
     # no scheme: a host ending in a generic top-level domain, or in a country one followed by a path
-    # ('portal.example.org/patient/8823', 'ehr.nhs.uk/p/77'; 'ca.' or 'us.' alone are words)
+    # ('portal.example.org/patient/8823', 'ehr.nhs.uk/p/77'; 'ca.' or 'us.' alone are words); the domain
+    # in lower case or capitals, as written: 'seen.Care plan' is two sentences with no space between
     _rec(
         "url_bare",
-        rf"(?<![\w@./-])(?:[a-z0-9-]+\.)+(?:{_GENERIC_TLDS}|(?:{_COUNTRY_TLDS})(?=/))\b"
+        rf"(?<![\w@./-])(?:[A-Za-z0-9-]+\.)+(?:{_GENERIC_TLDS}|{_GENERIC_TLDS.upper()}"
+        rf"|(?:{_COUNTRY_TLDS}|{_COUNTRY_TLDS.upper()})(?=/))\b"
         r"(?::\d+)?(?:/[^\s<>\"]*[^\s<>\".,;:)\]])?(?![\w@-])",
+        flags=0,
         needs=tuple(f".{t}" for t in (*_GENERIC_TLDS.split("|"), *_COUNTRY_TLDS.split("|"))),
     ),
     _rec("ip", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]\d)"),
-    _rec("ssn", r"(?<![\w-])\d{3}(?:-|[ \t]{1,3})?\d{2}(?:-|[ \t]{1,3})?\d{4}(?![\w-])"),
+    _rec("ssn", r"(?<![\w-])\d{3}[ -]?\d{2}[ -]?\d{4}(?![\w-])"),
+    # wide spaces, tabs or a spaced hyphen only after the label: a lab row's columns are spaced so too
+    _rec(
+        "ssn_labelled",
+        r"\b(?:SSN|SS#|social[ \t]+security(?:[ \t]+(?:number|no\.?|#))?)[ \t]*[:#]?[ \t]*"
+        r"(?P<v>\d{3}[ \t]*-?[ \t]*\d{2}[ \t]*-?[ \t]*\d{4})(?![\w-])",
+        needs=("ssn", "ss#", "social"),
+    ),
     _rec(
         "labelled_id",
         r"\b(?:MRN|MR|medical record|med(?:ical)?[ \t]+rec|record|acct|account|member|medicare|medicaid|policy|claim|licen[cs]e|DL"
@@ -307,7 +337,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     _rec(
         "address_placed",
         rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}"
-        rf"(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?(?:{UPPER}{LOWER}+[ \t]+){{1,3}}"
+        rf"(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?(?:{_STREET_WORD}){{1,3}}"
         rf"(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b{_NOT_A_CT}\.?)",
         flags=0,
     ),
