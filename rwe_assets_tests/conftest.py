@@ -49,6 +49,8 @@ def pytest_configure(config):
     thread each. Test data is far below a row group per table: a second thread per worker gets no
     parallel work, only scheduling, and the builds took more CPU with it (docs/operations.md, "The
     test suite's time")."""
+    if config is not None and not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        return  # xdist's controller: its workers inherit its environment, so it must not set the count
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     os.environ.setdefault("RWE_DUCKDB_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
@@ -121,6 +123,16 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Pa
             folder.mkdir()
             mark.write_text(build(folder).relative_to(folder).as_posix())
         return folder / mark.read_text()
+
+
+@pytest.fixture(scope="session")
+def planted_build(tmp_path_factory) -> Path:
+    """The generator's four sources (60 persons, seed 7) with bad records planted, ingested and built
+    through Dagster once per run (test_pii_sweep.build_and_capture): test_pii_sweep searches every
+    output for identifiers, test_pipeline asserts what the graph made of it. Read-only: copy to change."""
+    from rwe_assets_tests.test_pii_sweep import build_and_capture
+
+    return built_once(tmp_path_factory, "planted_build", build_and_capture)
 
 
 @pytest.fixture(scope="session")

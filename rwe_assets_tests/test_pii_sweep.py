@@ -22,8 +22,9 @@ there. The clerical review export shows names, birth dates, addresses and phones
 design (docs/linkage.md); its SSNs, licences and passports show their last four characters only
 (the last test here; this population leaves no pair for review).
 
-Cost: one build, 50-100 CPU s (4-8 min wall at load average 13-18 on 2 cores; built once per run,
-`built_once`), the sweep itself about 2 s."""
+Cost: one build, 50-100 CPU s (4-8 min wall at load average 13-18 on 2 cores), built once per run
+(conftest's `planted_build`: test_pipeline's generated-population test reads the same build), the sweep
+itself about 2 s."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rwe_assets_tests.conftest import built_once
+from rwe_assets_tests.conftest import red_error_checks
 
 # Where the published limited data set holds an identifier by OMOP's definition: {kind: columns}
 LIMITED_DATA_SET = {
@@ -136,8 +137,9 @@ def build_and_capture(folder: Path) -> Path:
     output = io.StringIO()  # what a step prints: Dagster's compute logs show it in the UI
     try:
         with dg.instance_for_test() as instance, redirect_stdout(output), redirect_stderr(output):
-            run_landed_batches(defs, instance, data / "landing", load_registry())
+            outcomes = run_landed_batches(defs, instance, data / "landing", load_registry())
             build = defs.resolve_job_def("build").execute_in_process(instance=instance, raise_on_error=False)
+            red_checks = red_error_checks(build) if build.get_asset_check_evaluations() else ["no check ran"]
             events = [
                 serialize_value(e) for run in instance.get_runs() for e in instance.all_logs(run.run_id)
             ]
@@ -152,12 +154,11 @@ def build_and_capture(folder: Path) -> Path:
     (folder / "logs.txt").write_text("\n".join(handler.lines), encoding="utf-8")
     (folder / "output.txt").write_text(output.getvalue(), encoding="utf-8")
     (folder / "build_success.txt").write_text(str(build.success), encoding="utf-8")
+    (folder / "outcomes.json").write_text(  # which landed batches ingested (test_pipeline reads both)
+        json.dumps({key: result.success for key, result in outcomes}), encoding="utf-8"
+    )
+    (folder / "red_checks.json").write_text(json.dumps(red_checks), encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="session")
-def swept(tmp_path_factory) -> Path:
-    return built_once(tmp_path_factory, "pii_sweep", build_and_capture)
 
 
 # --- the identifiers, read from the landing files and the truth ------------------------------------
@@ -308,9 +309,9 @@ OPERATOR_LAKE_TABLES = (
 
 
 @pytest.mark.slow  # the shared build: 50-100 CPU s
-def test_no_identifier_reaches_any_output_a_user_or_operator_sees(swept):
-    data = swept / "data"
-    assert (swept / "build_success.txt").read_text() == "True"
+def test_no_identifier_reaches_any_output_a_user_or_operator_sees(planted_build):
+    data = planted_build / "data"
+    assert (planted_build / "build_success.txt").read_text() == "True"
     sweep = Sweep(identifiers(data))
     assert len(sweep.secrets) > 300
     leaks = []
@@ -322,20 +323,20 @@ def test_no_identifier_reaches_any_output_a_user_or_operator_sees(swept):
     )
     for parts in OPERATOR_LAKE_TABLES:
         leaks += sweep.lake_table(data / "lake", *parts, skip_columns=("raw_text", "record_key", "sample_id"))
-    leaks += sweep.hits("dagster events", (swept / "events.txt").read_text(encoding="utf-8"))
-    leaks += sweep.hits("python log records", (swept / "logs.txt").read_text(encoding="utf-8"))
-    leaks += sweep.hits("stdout and stderr", (swept / "output.txt").read_text(encoding="utf-8"))
+    leaks += sweep.hits("dagster events", (planted_build / "events.txt").read_text(encoding="utf-8"))
+    leaks += sweep.hits("python log records", (planted_build / "logs.txt").read_text(encoding="utf-8"))
+    leaks += sweep.hits("stdout and stderr", (planted_build / "output.txt").read_text(encoding="utf-8"))
     assert leaks == []
 
 
 @pytest.mark.slow  # the shared build
-def test_the_planted_bad_records_are_accounted_for_by_file_line_and_field(swept):
+def test_the_planted_bad_records_are_accounted_for_by_file_line_and_field(planted_build):
     """The sweep's planted records reached the pipeline (else it proves nothing): the malformed lines
     are quarantined in raw with their line kept, the impossible death date, the member no beneficiary
     file holds and the sample its VCF does not hold in staging by reason and field."""
     from rwe_assets.lib import lake
 
-    lake_dir = swept / "data" / "lake"
+    lake_dir = planted_build / "data" / "lake"
     raw = lake.read_table(lake.table_path(lake_dir, "raw", "_quarantine")).to_pylist()
     held = [r for r in raw if "Marchbanks" in (r["raw_text"] or "") or "Fotheringay" in (r["raw_text"] or "")]
     assert {r["source"] for r in held} == {"ehr_site_a", "ehr_site_b"}
@@ -394,7 +395,7 @@ def test_the_sweep_finds_what_it_looks_for(tmp_path):
 
 def test_the_sweep_reads_every_rejected_table_and_birth_dates_in_the_forms_written(tmp_path):
     """A member's birth date is sent as 19310624 and quarantined as 1931-06-24: both forms are searched,
-    for every source's layout; staging/_merged (older copies of records) is swept like _quarantine and
+    for every source's layout; staging/_merged (older copies of records) is planted_build like _quarantine and
     _retired; a table missing from the lake fails the sweep instead of passing unread."""
     assert {("staging", t) for t in ("_quarantine", "_merged", "_retired")} <= set(OPERATOR_LAKE_TABLES)
     for written in ("19310624", "1931-06-24", "24/06/1931"):

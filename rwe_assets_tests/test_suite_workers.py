@@ -53,3 +53,17 @@ def test_each_worker_runs_duckdb_on_its_share_of_the_cores(monkeypatch, cores, w
             monkeypatch.setenv(name, value)
     pytest_configure(None)
     assert os.environ["RWE_DUCKDB_THREADS"] == threads
+
+
+def test_the_xdist_controller_leaves_the_count_to_its_workers(monkeypatch):
+    """The controller configures first and its workers inherit its environment: a count it set (its
+    own share, all the cores) would be the workers' too."""
+
+    class Controller:
+        def getoption(self, name, default=None):
+            return 2 if name == "numprocesses" else default
+
+    monkeypatch.delenv("RWE_DUCKDB_THREADS", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    pytest_configure(Controller())
+    assert "RWE_DUCKDB_THREADS" not in os.environ

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import dagster as dg
+import pytest
 
 from rwe_assets.cli import SAMPLE_BATCHES, SAMPLE_DIR
 from rwe_assets.definitions import defs
@@ -148,29 +149,28 @@ def assert_notes_hold_no_names(con, patients_ndjson):
     assert leaked == 0
 
 
-def test_whole_graph_on_a_generated_population(tmp_path, monkeypatch):
-    """The generator's four sources through the graph: every check green, EHR sites linked."""
-    from rwe_assets.synthetic import generate
+@pytest.mark.slow  # conftest's planted_build, shared with test_pii_sweep
+def test_whole_graph_on_a_generated_population(planted_build):
+    """The generator's four sources through the graph (with test_pii_sweep's bad records planted:
+    quarantined rows, a flagged birth date): every check green, EHR sites linked."""
+    import json
 
-    monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
-    generate(tmp_path, persons=60, seed=7)
-    with dg.instance_for_test() as instance:
-        outcomes = run_landed_batches(defs, instance, tmp_path / "landing", load_registry())
-        assert sorted(key.split("__")[0] for key, result in outcomes if result.success) == [
-            "ehr_site_a",
-            "ehr_site_b",
-            "lab",
-            "payer",
-        ]
-        build = defs.resolve_job_def("build").execute_in_process(instance=instance)
-        assert build.success
-        assert build.get_asset_check_evaluations() and red_error_checks(build) == []
+    data = planted_build / "data"
+    outcomes = json.loads((planted_build / "outcomes.json").read_text())
+    assert sorted(key.split("__")[0] for key, success in outcomes.items() if success) == [
+        "ehr_site_a",
+        "ehr_site_b",
+        "lab",
+        "payer",
+    ]
+    assert (planted_build / "build_success.txt").read_text() == "True"
+    assert json.loads((planted_build / "red_checks.json").read_text()) == []
 
     import duckdb
 
-    with duckdb.connect(str(tmp_path / "warehouse" / "rwe.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(data / "warehouse" / "rwe.duckdb"), read_only=True) as con:
         persons = con.execute("SELECT count(*) FROM cdm.person").fetchone()[0]
-        assert 0 < persons <= 60
+        assert 0 < persons <= 60 + 2  # the planted CSV and FHIR patients keep a birth year
         # Claims and genomics reach the CDM, tied to persons that exist.
         for table in ("payer_plan_period", "cost", "specimen", "variant_occurrence"):
             assert con.execute(f"SELECT count(*) FROM cdm.{table}").fetchone()[0] > 0, table
@@ -188,7 +188,7 @@ def test_whole_graph_on_a_generated_population(tmp_path, monkeypatch):
         assert unaccounted == 0
         assert con.execute("SELECT count(*) FROM results.linkage_metrics").fetchone()[0] > 0
         assert_descendant_query_finds_the_concept_itself(con)
-    crosswalk = lake.read_table(lake.table_path(tmp_path / "lake", "linkage", "person_crosswalk")).to_pylist()
+    crosswalk = lake.read_table(lake.table_path(data / "lake", "linkage", "person_crosswalk")).to_pylist()
     sources_per_person = {}
     for row in crosswalk:
         sources_per_person.setdefault(row["person_id"], set()).add(row["source_system"])
