@@ -1,6 +1,7 @@
 """Where the CDM build's steps run: DuckDB (the default) or Spark (lib/spark/build.py: SQL steps,
-observation periods and eras in local or cluster Spark; the other Python steps and the vocabulary on
-DuckDB). A Spark build is always a full build and is not resumable from a failed step."""
+the visit rollup, observation periods and eras in local or cluster Spark; the other Python steps and
+the vocabulary on DuckDB). A Spark build is always a full build and is not resumable from a failed
+step."""
 
 from __future__ import annotations
 

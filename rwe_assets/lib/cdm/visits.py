@@ -1,7 +1,7 @@
 """Visit rollup: staged source visits (one row per source encounter) become OMOP visits.
 
 ``rollup_visits(con, staged_visits, out_prefix)`` runs ``sql/cdm/visit_rollup_input.sql`` (typed
-input, checked here) and ``sql/cdm/visit_rollup.sql`` (the rules), set-based DuckDB SQL only (window
+input, checked here) and ``sql/cdm/visit_rollup.sql`` (the rules), set-based SQL only (window
 functions, GROUP BY, hash joins; no loop over rows), and creates two tables (unordered):
 
 ``<out_prefix>_visit``
@@ -51,6 +51,10 @@ The result is deterministic: every ordering ends with visit_key and the group ke
 key, so reruns and shuffled input give equal tables.
 ``RollupResult`` carries the counts the pipeline reconciles: input rows = visits + rows merged.
 
+The SQL and the checks are written once, in DuckDB's dialect, against a ``RollupEngine`` (``run_rollup``):
+DuckDB runs them here; the CDM build on Spark runs the same statements transpiled
+(lib/spark/visits.py), so both engines roll visits up by one text of the rules.
+
 The work runs in temporary tables outside any transaction (inside one, DuckDB plans on tables it
 created there as if they were empty: measured 2x slower); the two output tables are built under
 ``__new`` names, reconciled, then swapped in by a short transaction, so a failed run leaves the
@@ -66,7 +70,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import duckdb
 
@@ -165,6 +169,46 @@ class StagedVisitsError(RweError, ValueError):
     counts, never data values."""
 
 
+class RollupEngine(Protocol):
+    """Where the rollup's statements run. Each is one statement in DuckDB's dialect, names rendered."""
+
+    def columns(self, source: str) -> set[str]:
+        """The lower-cased column names of table `source`."""
+        ...
+
+    def execute(self, statement: str) -> None: ...
+
+    def rows(self, query: str) -> list[tuple]: ...
+
+
+@dataclass(frozen=True)
+class DuckDBEngine:
+    """The rollup on a DuckDB connection: its SQL as written."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def columns(self, source: str) -> set[str]:
+        return {row[0].lower() for row in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
+    def execute(self, statement: str) -> None:
+        self.con.execute(statement)
+
+    def rows(self, query: str) -> list[tuple]:
+        return self.con.execute(query).fetchall()
+
+
+@dataclass(frozen=True)
+class RollupNames:
+    """The quoted names of one rollup's input, work tables and outputs, as its SQL is rendered."""
+
+    source: str
+    work: Mapping[str, str]
+    """work_base, work_stay, work_dup, work_assigned -> a temporary table's name"""
+    visit_table: str
+    map_table: str
+    output_table_kind: str = "TABLE"
+
+
 @dataclass(frozen=True)
 class RollupResult:
     """What rollup_visits created, and the counts that reconcile it."""
@@ -234,23 +278,10 @@ def rollup_visits(
     else:
         source = _quote(_split_name(staged_visits, "staged_visits"))
 
+    names = RollupNames(source, work, new_visit_table, new_map_table, "TEMP TABLE" if temporary else "TABLE")
     caller_transaction = _in_transaction(con)
     try:
-        _check_columns(con, source)
-        con.execute(_render(_INPUT_SQL, staged_visits=source, class_map=_class_map_values(), **work))
-        input_rows, unmapped = _validate(con, work["work_base"], source)
-        con.execute(
-            _render(
-                _ROLLUP_SQL,
-                visit_table=new_visit_table,
-                map_table=new_map_table,
-                output_table_kind="TEMP TABLE" if temporary else "TABLE",
-                inpatient_concept_id=str(INPATIENT_VISIT),
-                er_inpatient_concept_id=str(EMERGENCY_ROOM_AND_INPATIENT_VISIT),
-                **work,
-            )
-        )
-        result = _reconcile(con, new_visit_table, new_map_table, input_rows, unmapped)
+        result = run_rollup(DuckDBEngine(con), names)
         if not caller_transaction:
             con.begin()
         con.execute(f"DROP TABLE IF EXISTS {visit_table}")
@@ -268,6 +299,29 @@ def rollup_visits(
         if input_view is not None:
             _drop_quietly(con, [input_view], kind="VIEW")
     return dataclasses.replace(result, visit_table=visit_table, map_table=map_table)
+
+
+def run_rollup(engine: RollupEngine, names: RollupNames) -> RollupResult:
+    """The rollup's statements on `engine`: the typed input, checked, then the rules; the two outputs
+    reconciled. Raises StagedVisitsError and ReconciliationError as ``rollup_visits`` says."""
+    _check_columns(engine, names.source)
+    for statement in sql.statements(
+        _render(_INPUT_SQL, staged_visits=names.source, class_map=_class_map_values(), **names.work)
+    ):
+        engine.execute(statement)
+    input_rows, unmapped = _validate(engine, names.work["work_base"], names.source)
+    rules = _render(
+        _ROLLUP_SQL,
+        visit_table=names.visit_table,
+        map_table=names.map_table,
+        output_table_kind=names.output_table_kind,
+        inpatient_concept_id=str(INPATIENT_VISIT),
+        er_inpatient_concept_id=str(EMERGENCY_ROOM_AND_INPATIENT_VISIT),
+        **names.work,
+    )
+    for statement in sql.statements(rules):
+        engine.execute(statement)
+    return _reconcile(engine, names.visit_table, names.map_table, input_rows, unmapped)
 
 
 # --- internals -------------------------------------------------------------------------------------
@@ -305,16 +359,16 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0])
 
 
-def _check_columns(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    columns = {row[0].lower() for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+def _check_columns(engine: RollupEngine, source: str) -> None:
+    columns = engine.columns(source)
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         raise StagedVisitsError(f"staged visits {source}: missing column(s) {', '.join(missing)}")
 
 
-def _validate(con: duckdb.DuckDBPyConnection, base: str, source: str) -> tuple[int, int]:
+def _validate(engine: RollupEngine, base: str, source: str) -> tuple[int, int]:
     """Check the typed input's keys; return (rows, rows with an unmapped visit_class)."""
-    row = con.execute(
+    (row,) = engine.rows(
         f"""
         SELECT
             count(*),
@@ -324,13 +378,11 @@ def _validate(con: duckdb.DuckDBPyConnection, base: str, source: str) -> tuple[i
             count(*) FILTER (WHERE NOT class_mapped)
         FROM {base}
         """
-    ).fetchone()
-    assert row is not None
+    )
     rows, null_keys, null_persons, null_starts, unmapped = (int(value) for value in row)
     # Keys seen twice: a 64-bit hash narrows the candidates first (a GROUP BY on millions of strings
     # is several times slower), then the keys themselves decide.
-    repeated_keys = _scalar(
-        con,
+    ((repeated_keys,),) = engine.rows(
         f"""
         WITH repeated_hash AS (
             SELECT hash(visit_key) AS key_hash FROM {base} GROUP BY key_hash HAVING count(*) > 1
@@ -358,16 +410,16 @@ def _validate(con: duckdb.DuckDBPyConnection, base: str, source: str) -> tuple[i
 
 
 def _reconcile(
-    con: duckdb.DuckDBPyConnection, visit_table: str, map_table: str, input_rows: int, unmapped: int
+    engine: RollupEngine, visit_table: str, map_table: str, input_rows: int, unmapped: int
 ) -> RollupResult:
-    output_visits = _scalar(con, f"SELECT count(*) FROM {visit_table}")
-    rule_counts = dict(con.execute(f"SELECT rollup_rule, count(*) FROM {map_table} GROUP BY ALL").fetchall())
+    ((output_visits,),) = engine.rows(f"SELECT count(*) FROM {visit_table}")
+    rule_counts = dict(engine.rows(f"SELECT rollup_rule, count(*) FROM {map_table} GROUP BY rollup_rule"))
     map_rows = sum(rule_counts.values())
     result = RollupResult(
         visit_table=visit_table,
         map_table=map_table,
         input_rows=input_rows,
-        output_visits=output_visits,
+        output_visits=int(output_visits),
         merged_rows_by_rule={rule: int(rule_counts.get(rule, 0)) for rule in MERGE_RULES},
         unmapped_class_rows=unmapped,
     )

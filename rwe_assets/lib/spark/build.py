@@ -2,8 +2,9 @@
 
 A step runs on Spark when every action of it is SQL that transpiles (lib/spark/transpile.py) or has a
 Spark variant (``VARIANT_DIR``), an id assignment, or a Python step whose rule has a Spark variant
-(``CALL_VALUES``: observation periods and the three eras); the others (the visit rollup, genomics, the
-person exclusion, the results) run on the build's DuckDB connection exactly as in the DuckDB build.
+(``CALL_VALUES``: observation periods and the three eras) or runs its SQL on Spark itself
+(``SPARK_CALLS``: the visit rollup); the others (genomics, the person exclusion, the results) run on
+the build's DuckDB connection exactly as in the DuckDB build.
 ``SparkBuild.engines`` records which engine ran each step.
 
 Tables move between the two only when a step needs them:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from rwe_assets.lib.cdm.steps import STEPS, Call, Ids, Sql, Step
 from rwe_assets.lib.id_map import assign_ids
 from rwe_assets.lib.spark import io, tables
 from rwe_assets.lib.spark import transpile as tr
+from rwe_assets.lib.spark import visits as spark_visits
 
 # DuckDB SQL files and Python steps with a Spark variant: lib/sql/spark/<name>.sql, Spark SQL naming
 # the build's tables as DuckDB does, each statement run by SparkTables (docs/operations.md has the
@@ -86,7 +89,7 @@ def on_spark(step: Step) -> bool:
 
 def _runs_on_spark(action: Sql | Ids | Call) -> bool:
     if isinstance(action, Call):
-        return action.name in CALL_VALUES and action.name in variants()
+        return action.name in SPARK_CALLS or (action.name in CALL_VALUES and action.name in variants())
     return isinstance(action, Ids) or portable(action.name)
 
 
@@ -113,8 +116,13 @@ class SparkBuild:
         if on_spark(step):
             self.engines[step.name] = "spark"
             self._to_spark(step.reads + step.writes)
-            for action in step.actions:  # a Call here has a variant of its name
-                self._ids(action) if isinstance(action, Ids) else self._sql(action.name)
+            for action in step.actions:  # a Call here has a variant of its name, or SPARK_CALLS runs it
+                if isinstance(action, Ids):
+                    self._ids(action)
+                elif isinstance(action, Call) and action.name in SPARK_CALLS:
+                    SPARK_CALLS[action.name](self)
+                else:
+                    self._sql(action.name)
             self._duckdb_newer -= set(step.writes)
             return
         self.engines[step.name] = "duckdb"
@@ -242,6 +250,14 @@ class SparkBuild:
                 self._in_delta.add(name)
         self.seconds_moving += time.perf_counter() - started
 
+
+def _visit_rollup(run: SparkBuild) -> None:
+    """lib/cdm/build.py's visit_rollup on Spark: the state gets the RollupResult the DuckDB step gives."""
+    run.state.rollup = spark_visits.rollup_visits(run._tables, "visit_input", "rollup")
+
+
+# The Python steps that run their own SQL (DuckDB's, transpiled) on Spark, given the build
+SPARK_CALLS: dict[str, Callable[[SparkBuild], None]] = {"visit_rollup": _visit_rollup}
 
 _STEP_LINE = re.compile(r"^CDM build step \d+/\d+ '(\w+)' on (spark|duckdb):")
 

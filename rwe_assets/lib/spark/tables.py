@@ -9,6 +9,10 @@ A statement is transpiled (lib/spark/transpile.py) and run by kind, as DuckDB wo
 ``CREATE [TEMP] TABLE .. AS`` replaces a table; ``CREATE VIEW`` stays a lazy view (read at use, as
 DuckDB's); ``INSERT INTO t [BY NAME]`` appends rows cast to t's column types, missing columns null;
 ``DROP`` forgets. Anything else (DELETE, UPDATE) needs a Spark variant (lib/spark/build.py).
+sqlglot writes ``CREATE TEMP TABLE`` as a temporary view, so the CDM SQL's temp tables are lazy views
+here, defined again in DuckDB from their DuckDB statement when a DuckDB step reads them; a caller whose
+later statements drop what its temp tables read (the visit rollup) asks for them as tables
+(``temp_tables``).
 """
 
 from __future__ import annotations
@@ -85,22 +89,27 @@ class SparkTables:
         """A Spark SQL query naming the build's tables as DuckDB does (cdm.person), `values` bound."""
         return self.spark.sql(_local(_parse(sql, values)).sql("spark"))
 
-    def run(self, statement: str, values: Mapping[str, object]) -> None:
-        """Run one rendered DuckDB statement of the CDM SQL on Spark."""
+    def run(self, statement: str, values: Mapping[str, object], *, temp_tables: bool = False) -> None:
+        """Run one rendered DuckDB statement of the CDM SQL on Spark; `temp_tables`: a DuckDB temp
+        table is materialized as a table, not kept as a lazy view."""
         transpiled = tr.transpile(statement, values)
         if transpiled.issues:
             raise NotPortable(f"needs a Spark variant: {', '.join(transpiled.issues)}")
-        self.run_spark(transpiled.spark, duckdb=statement)
+        self.run_spark(transpiled.spark, duckdb=statement, temp_tables=temp_tables)
 
     def run_spark(
-        self, statement: str, duckdb: str | None = None, values: Mapping[str, object] | None = None
+        self,
+        statement: str,
+        duckdb: str | None = None,
+        values: Mapping[str, object] | None = None,
+        temp_tables: bool = False,
     ) -> None:
         """Run one Spark SQL statement naming the build's tables as DuckDB does. `duckdb`: the statement
         it was transpiled from (a view is defined in DuckDB by it too); `values`: its ``:name`` values."""
         tree = _parse(statement, values)
         self.load(_reads(tree))
         if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() in ("TABLE", "VIEW"):
-            self._create(tree, duckdb)
+            self._create(tree, duckdb, temp_tables)
         elif isinstance(tree, exp.Insert):
             self._insert(tree)
         elif isinstance(tree, exp.Drop):
@@ -108,10 +117,11 @@ class SparkTables:
         else:
             raise NotPortable(f"a {type(tree).__name__} statement: expected CREATE, INSERT or DROP")
 
-    def _create(self, tree: exp.Create, duckdb: str | None) -> None:
+    def _create(self, tree: exp.Create, duckdb: str | None, temp_tables: bool = False) -> None:
         name = table_name(tree.this.find(exp.Table) if not isinstance(tree.this, exp.Table) else tree.this)
         query = _local(tree.expression)
-        if str(tree.args.get("kind")).upper() == "VIEW":
+        made = sqlglot.parse_one(duckdb, read="duckdb") if temp_tables and duckdb is not None else tree
+        if str(made.args.get("kind")).upper() == "VIEW":
             if duckdb is None:
                 raise NotPortable(f"view {name}: a Spark variant makes tables, not views")
             reads = tuple(_reads(tree.expression))

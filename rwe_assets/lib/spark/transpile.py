@@ -23,6 +23,8 @@ from rwe_assets.lib import sql_loader
 from rwe_assets.lib.cdm import sql
 
 _SPARK = Dialect.get_or_raise("spark")
+# DuckDB functions sqlglot leaves as they are, and their Spark names (NON_PORTABLE says why each holds)
+_RENAMED = {"hash": "XXHASH64", "arg_min_null": "MIN_BY"}
 # column names the CDM SQL gives dates; `a - b` of two of them is a day count in DuckDB only
 _DATE_NAME = re.compile(r"(date|_end|_start)$")
 
@@ -98,8 +100,15 @@ NON_PORTABLE = (
     Construct(
         "duckdb_hash",
         "hash(a, b)",
-        "xxhash64(a, b) (a different hash: only equality of hashes may matter)",
-        False,
+        "XXHASH64(a, b): another 64-bit hash, right where only equal hashes matter (the CDM SQL hashes "
+        "only to find equal rows first: visit_rollup)",
+        True,
+    ),
+    Construct(
+        "arg_min_null",
+        "arg_min_null(x, y)",
+        "MIN_BY(x, y) (Spark's keeps a NULL x of the row with the smallest y, as arg_min_null does)",
+        True,
     ),
     Construct(
         "date_difference",
@@ -235,7 +244,11 @@ def report(fill: Callable[[str], Mapping[str, str]] = dummy_fill) -> dict[str, d
 def _rewrite(node: exp.Expression) -> exp.Expression:
     """Rewrites sqlglot does not make for Spark: regexp_full_match (Spark has none) becomes RLIKE with
     the pattern anchored; a VALUES list holding a subquery becomes a UNION ALL of SELECTs; a cast of
-    an unnested list becomes the unnest of the cast list."""
+    an unnested list becomes the unnest of the cast list; a function of ``_RENAMED`` takes its Spark name."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _RENAMED:
+        return exp.Anonymous(
+            this=_RENAMED[node.name.lower()], expressions=[e.copy() for e in node.expressions]
+        )
     if isinstance(node, exp.Values) and node.find(exp.Subquery) and node.alias_column_names:
         return _values_as_union(node)
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.Explode):
@@ -338,7 +351,6 @@ def spark_check(spark, transpiled: Transpiled, functions: frozenset[str] | None 
 _DETECTORS: dict[str, Callable[[exp.Expression], bool]] = {
     "asof_join": lambda n: isinstance(n, exp.Join) and str(n.args.get("method") or "").upper() == "ASOF",
     "rowid": lambda n: isinstance(n, exp.Column) and n.name.lower() == "rowid",
-    "duckdb_hash": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() == "hash",
     "date_difference": lambda n: (
         isinstance(n, exp.Sub)
         and all(
@@ -355,7 +367,7 @@ _DETECTORS: dict[str, Callable[[exp.Expression], bool]] = {
     ),
     "union_by_name": lambda n: isinstance(n, exp.Union) and bool(n.args.get("by_name")),
     "macro": lambda n: isinstance(n, exp.Create) and str(n.args.get("kind")).upper() in ("MACRO", "FUNCTION"),
-    "unknown_function": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() != "hash",
+    "unknown_function": lambda n: isinstance(n, exp.Anonymous) and n.name.lower() not in _RENAMED,
 }
 
 

@@ -13,6 +13,9 @@
 --
 -- Every step is a set operation (window functions, GROUP BY, hash joins): no row loops.
 -- Every ORDER BY ends with visit_key (unique), so the result does not depend on input order.
+-- Both engines run this file: DuckDB as written, Spark through lib/spark/transpile.py (hash becomes
+-- xxhash64, arg_min_null MIN_BY, a struct literal STRUCT); so no rowid (Spark has none): rows are
+-- joined on visit_key, unique.
 -- Speed: windows run over the inpatient and ER rows only, narrow; duplicate candidates are found by a
 -- GROUP BY on one 64-bit hash; rows that merge with nothing (nearly all) skip the final aggregation.
 --
@@ -86,7 +89,7 @@ WITH
 -- (earlier = smaller start_datetime, ties by visit_key). A running max, so chains are caught.
 ip_running AS (
     SELECT
-        rowid AS base_row, visit_key, person_id, rollup_role, start_datetime, start_date,
+        visit_key, person_id, rollup_role, start_datetime, start_date,
         max(end_date) OVER (
             PARTITION BY person_id ORDER BY start_datetime, visit_key
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
@@ -98,7 +101,7 @@ ip_running AS (
 -- date; the running count of such rows numbers the person's stays (gaps-and-islands).
 ip_stay AS (
     SELECT
-        base_row, visit_key, person_id, rollup_role, start_date,
+        visit_key, person_id, rollup_role, start_date,
         sum(CASE WHEN prev_max_end_date IS NULL OR start_date > prev_max_end_date + 1 THEN 1 ELSE 0 END)
             OVER (PARTITION BY person_id ORDER BY start_datetime, visit_key ROWS UNBOUNDED PRECEDING)
             AS stay_no
@@ -116,18 +119,18 @@ stay_admission AS (
 -- in the frame from the ER row onwards is the next one. (Not an ASOF join: inside a transaction
 -- DuckDB can plan ASOF as a nested loop, 100x slower.)
 er_and_admissions AS (
-    SELECT rowid AS base_row, person_id, visit_key, start_date AS on_date, 0 AS kind, end_date, NULL AS admission
+    SELECT person_id, visit_key, start_date AS on_date, 0 AS kind, end_date, NULL AS admission
     FROM {work_base}
     WHERE rollup_role = 'emergency'
     UNION ALL
     SELECT
-        NULL, person_id, NULL, admission_date, 1, NULL,
+        person_id, NULL, admission_date, 1, NULL,
         {'admission_date': admission_date, 'stay_no': stay_no}
     FROM stay_admission
 ),
 er_next_admission AS (
     SELECT
-        base_row, visit_key, person_id, kind, end_date,
+        visit_key, person_id, kind, end_date,
         min(admission) OVER (
             PARTITION BY person_id ORDER BY on_date, kind, visit_key
             ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
@@ -135,18 +138,17 @@ er_next_admission AS (
     FROM er_and_admissions
 ),
 er_attached AS (
-    SELECT base_row, visit_key, person_id, 'emergency' AS rollup_role, next_admission.stay_no AS stay_no
+    SELECT visit_key, person_id, 'emergency' AS rollup_role, next_admission.stay_no AS stay_no
     FROM er_next_admission
     WHERE kind = 0 AND next_admission.admission_date <= end_date + 1
 ),
 members AS (
-    SELECT base_row, visit_key, person_id, rollup_role, stay_no FROM ip_stay
+    SELECT visit_key, person_id, rollup_role, stay_no FROM ip_stay
     UNION ALL
-    SELECT base_row, visit_key, person_id, rollup_role, stay_no FROM er_attached
+    SELECT visit_key, person_id, rollup_role, stay_no FROM er_attached
 ),
 grouped AS (
     SELECT
-        base_row,
         visit_key,
         rollup_role,
         min(visit_key) OVER grp AS visit_group_key,
@@ -157,7 +159,7 @@ grouped AS (
     WINDOW grp AS (PARTITION BY person_id, stay_no)
 )
 SELECT
-    base_row,
+    visit_key,
     visit_group_key,
     group_rows,
     CASE WHEN has_emergency THEN {er_inpatient_concept_id} ELSE {inpatient_concept_id} END AS group_concept_id,
@@ -177,7 +179,7 @@ CREATE OR REPLACE TEMP TABLE {work_dup} AS
 WITH
 keyed AS (
     SELECT
-        rowid AS base_row, visit_key, person_id, visit_class, start_datetime, end_datetime, source_system,
+        visit_key, person_id, visit_class, start_datetime, end_datetime, source_system,
         hash(person_id, visit_class, start_datetime, end_datetime, source_system) AS dup_hash
     FROM {work_base}
     WHERE rollup_role <> 'inpatient'
@@ -189,15 +191,15 @@ candidates AS (
     SELECT * FROM keyed SEMI JOIN candidate_hash USING (dup_hash)
 )
 SELECT
-    base_row,
+    visit_key,
     min(visit_key) OVER dup AS visit_group_key,
     count(*) OVER dup AS group_rows
 FROM candidates
 WINDOW dup AS (PARTITION BY person_id, visit_class, start_datetime, end_datetime, source_system)
 QUALIFY count(*) OVER dup > 1;
 
--- Every row with its group: a stay (R1/R2), else a duplicate group (R3), else itself (R4). Joined on
--- the work table's rowid (an integer) rather than on visit_key.
+-- Every row with its group: a stay (R1/R2), else a duplicate group (R3), else itself (R4). The two
+-- group tables are small (inpatient and ER rows, duplicate candidates): the join's build sides.
 CREATE OR REPLACE TEMP TABLE {work_assigned} AS
 SELECT
     b.visit_key, b.person_id, b.source_system, b.provider_key, b.care_site_key, b.source_value,
@@ -206,13 +208,13 @@ SELECT
     coalesce(s.visit_group_key, d.visit_group_key, b.visit_key) AS visit_group_key,
     coalesce(s.group_rows, d.group_rows, 1) AS group_rows,
     CASE
-        WHEN s.base_row IS NOT NULL THEN s.rollup_rule
-        WHEN d.base_row IS NOT NULL AND b.visit_key <> d.visit_group_key THEN 'duplicate'
+        WHEN s.visit_key IS NOT NULL THEN s.rollup_rule
+        WHEN d.visit_key IS NOT NULL AND b.visit_key <> d.visit_group_key THEN 'duplicate'
         ELSE 'none'
     END AS rollup_rule
 FROM {work_base} AS b
-LEFT JOIN {work_stay} AS s ON s.base_row = b.rowid
-LEFT JOIN {work_dup} AS d ON d.base_row = b.rowid;
+LEFT JOIN {work_stay} AS s ON s.visit_key = b.visit_key
+LEFT JOIN {work_dup} AS d ON d.visit_key = b.visit_key;
 
 DROP TABLE {work_base};
 DROP TABLE {work_stay};
