@@ -215,7 +215,9 @@ def add_decided_pairs(con: duckdb.DuckDBPyConnection) -> int:
 # But an email changes over a life and an SSN or birth date does not: groups agreeing on the SSN, or
 # on the full birth date and first given name (STABLE_AGREEMENT), are one person whose email changed.
 # A nickname is the same first name there (Bill ~ William), by the list's direct relation as in the
-# comparisons: Robert and William, both listed under Bill, are not (twins of one birth date).
+# comparisons (Robert and William, both listed under Bill, are not), when it is unambiguous: the name
+# stands for one other name only, or both groups state one sex. Chris stands for Christopher and
+# Christina: boy/girl twins of one birth date, each with an email, would otherwise be one person.
 # A source declared deduplicated (`deduplicated`: its records are distinct people) keeps its records
 # apart: a link that would join two groups each holding a record of that source is held
 # ('same_source'), so the records of two such sources link one to one.
@@ -228,6 +230,8 @@ CONSENSUS_FIELDS = {
 }
 # Read beside CONSENSUS_FIELDS but never a conflict on its own (a given name has nicknames and spellings).
 GIVEN_FIELD = ("given_first", "t_given_first")
+# Read beside them for the nickname waiver only (a nickname shared by men's and women's names).
+SEX_FIELD = ("sex", "sex")
 # Groups agreeing by consensus on all the fields of one of these sets are one person (see above).
 STABLE_AGREEMENT = (("ssn",), ("birth_date", "given_first"))
 CHANGEABLE_FIELDS = frozenset({"email"})
@@ -249,16 +253,16 @@ def split_conflicts(con: duckdb.DuckDBPyConnection, deduplicated: tuple[str, ...
     )
     records = con.sql(
         "SELECT record_id, "
-        + ", ".join(f"{sql} AS {f}" for f, sql in (*CONSENSUS_FIELDS.items(), GIVEN_FIELD))
+        + ", ".join(f"{sql} AS {f}" for f, sql in (*CONSENSUS_FIELDS.items(), GIVEN_FIELD, SEX_FIELD))
         + f", {kept_apart} AS kept_apart"
         + component
     ).fetchall()
     if not records:
         return 0
-    nicknames = set(
+    nicknames = dict(
         con.execute(
-            f"SELECT DISTINCT {GIVEN_FIELD[1]}, unnest(t_given_forms) FROM (SELECT {GIVEN_FIELD[1]}, "
-            f"t_given_forms {component}) WHERE {GIVEN_FIELD[1]} IS NOT NULL"
+            f"SELECT DISTINCT {GIVEN_FIELD[1]}, list_filter(t_given_forms, f -> f <> {GIVEN_FIELD[1]}) "
+            f"FROM (SELECT {GIVEN_FIELD[1]}, t_given_forms {component}) WHERE {GIVEN_FIELD[1]} IS NOT NULL"
         ).fetchall()
     )
     edges = con.execute(
@@ -319,12 +323,12 @@ def _conflict_candidates(con, kept_apart: str = "NULL") -> None:
 
 
 def _union_without_conflict(
-    records: list[tuple], edges: list[tuple], apart: list[tuple], nicknames: set[tuple] = frozenset()
+    records: list[tuple], edges: list[tuple], apart: list[tuple], nicknames: dict | None = None
 ):
     """Union-find over `edges` (strongest first; clerical ones are never held). A record is (id, the
-    CONSENSUS_FIELDS' values, its GIVEN_FIELD value, its source if kept apart); `nicknames` holds
-    (first name, a form it stands for) token pairs. Returns the held links (l, r, reason) and each
-    record's cluster (the smallest record id of its group)."""
+    CONSENSUS_FIELDS' values, its GIVEN_FIELD and SEX_FIELD values, its source if kept apart);
+    `nicknames` maps a first name's token to the tokens of the other names it stands for. Returns
+    the held links (l, r, reason) and each record's cluster (the smallest record id of its group)."""
     parent = {r[0]: r[0] for r in records}
     counts = {r[0]: [Counter() if v is None else Counter([v]) for v in r[1:-1]] for r in records}
     sources = {r[0]: {r[-1]} - {None} for r in records}
@@ -365,8 +369,8 @@ def _union_without_conflict(
     return held, {x: min(members[find(x)]) for x in parent}
 
 
-def _conflict(counts_a, counts_b, members_a, members_b, partners, find, nicknames=frozenset()) -> str | None:
-    fields = (*CONSENSUS_FIELDS, GIVEN_FIELD[0])
+def _conflict(counts_a, counts_b, members_a, members_b, partners, find, nicknames=None) -> str | None:
+    fields = (*CONSENSUS_FIELDS, GIVEN_FIELD[0], SEX_FIELD[0])
     said_a = {f: _consensus(c) for f, c in zip(fields, counts_a, strict=True)}
     said_b = {f: _consensus(c) for f, c in zip(fields, counts_b, strict=True)}
     differ = [f for f in CONSENSUS_FIELDS if None not in (said_a[f], said_b[f]) and said_a[f] != said_b[f]]
@@ -379,17 +383,27 @@ def _conflict(counts_a, counts_b, members_a, members_b, partners, find, nickname
     return None
 
 
-def _stable_agreement(said_a: dict, said_b: dict, nicknames: set[tuple] = frozenset()) -> bool:
+def _stable_agreement(said_a: dict, said_b: dict, nicknames: dict | None = None) -> bool:
     """Whether two groups' consensus values agree on every field of one STABLE_AGREEMENT set (first
-    names also when one is a nickname of the other)."""
+    names also when one is an unambiguous nickname of the other, _same_first_name)."""
 
     def same(f: str) -> bool:
         a, b = said_a[f], said_b[f]
         if a is None or b is None:
             return False
-        return a == b or (f == GIVEN_FIELD[0] and ((a, b) in nicknames or (b, a) in nicknames))
+        return a == b or (f == GIVEN_FIELD[0] and _same_first_name(a, b, said_a, said_b, nicknames))
 
     return any(all(same(f) for f in fields) for fields in STABLE_AGREEMENT)
+
+
+def _same_first_name(a, b, said_a: dict, said_b: dict, nicknames: dict | None) -> bool:
+    """Whether first names `a` and `b` are directly related in `nicknames` and the relation is
+    unambiguous: both groups state one sex, or the name stands for that other name only."""
+    forms_a, forms_b = (nicknames or {}).get(a) or [], (nicknames or {}).get(b) or []
+    if b not in forms_a and a not in forms_b:
+        return False
+    sex = said_a[SEX_FIELD[0]]
+    return (sex is not None and sex == said_b[SEX_FIELD[0]]) or forms_a == [b] or forms_b == [a]
 
 
 def _consensus(counter: Counter):

@@ -108,13 +108,6 @@ CAPPED_COLUMNS = (
 # tokens.sql caps the blocking lists t_email_near, k_gf_near, k_city_near and k_zip_near member by
 # member at BLOCK_KEY_CAP (bound as $cap); like the capped keys they are left out of the fingerprint.
 BLOCK_KEY_CAP = 30
-# Keys without a birth date (names, Soundex, name + city or postcode, and the near-name lists): a block
-# of more than NAMESAKE_BLOCK records that all state a birth year, no two the same, is namesakes, and
-# the key is dropped for all of them (bound as $namesakes in tokens.sql). A duplicate pair among them
-# would disagree on the year: public sets lose no true pair (docs/linkage.md, "Blocking"), while the
-# bench's 1 M records, 30 copies of one population, made 7 M such pairs without one true pair.
-NAMESAKE_BLOCK = 5
-UNDATED_KEYS = ("k_names", "k_sdx_init", "k_family_city", "k_given_city", "k_zip_family", "k_zip_init")
 
 
 def key_pads(key: str) -> tuple[bytes, bytes]:
@@ -175,24 +168,18 @@ def build_tokens(
     con.execute(f"CREATE OR REPLACE TEMP VIEW lk_pii AS SELECT {columns} FROM {source}")
     LINKAGE_SQL.run(con, "normalized", values={"today": today or dt.date.today()})
     _bloom_filters(con)
-    LINKAGE_SQL.run(con, "tokens", values={"cap": BLOCK_KEY_CAP, "namesakes": NAMESAKE_BLOCK})
+    LINKAGE_SQL.run(con, "tokens", values={"cap": BLOCK_KEY_CAP})
     con.execute("DROP TABLE lk_normalized")
     cap_keys(con)
 
 
 def cap_keys(con: duckdb.DuckDBPyConnection, cap: int = BLOCK_KEY_CAP) -> None:
-    """NULL every CAPPED_COLUMNS key of lk_tokens that more than `cap` records hold, and every
-    UNDATED_KEYS key whose block is namesakes (NAMESAKE_BLOCK)."""
+    """NULL every CAPPED_COLUMNS key of lk_tokens that more than `cap` records hold."""
     for column in CAPPED_COLUMNS:
-        frequent = f"SELECT {column} FROM lk_tokens GROUP BY {column} HAVING count(*) > {cap}"
-        if column in UNDATED_KEYS:
-            # records per key and birth year, then per key (a count(DISTINCT) form was no cheaper)
-            years = f"SELECT {column}, t_yob, count(*) AS n FROM lk_tokens WHERE {column} IS NOT NULL GROUP BY ALL"
-            frequent = (
-                f"SELECT {column} FROM ({years}) GROUP BY {column} HAVING sum(n) > {cap} "
-                f"OR (sum(n) > {NAMESAKE_BLOCK} AND count(t_yob) = count(*) AND max(n) = 1)"
-            )
-        con.execute(f"UPDATE lk_tokens SET {column} = NULL WHERE {column} IN ({frequent})")
+        con.execute(
+            f"UPDATE lk_tokens SET {column} = NULL WHERE {column} IN "
+            f"(SELECT {column} FROM lk_tokens GROUP BY {column} HAVING count(*) > {cap})"
+        )
 
 
 def _register_hmac(con: duckdb.DuckDBPyConnection, key: str) -> None:

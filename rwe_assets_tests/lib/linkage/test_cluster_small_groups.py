@@ -80,6 +80,7 @@ def _linked(deduplicated: tuple[str, ...]) -> tuple[dict, dict]:
             {"record_id": list(records), "source_system": list(records.values())}
             | {c: [None] * 3 for c in ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first")}
             | {"t_given_forms": pa.array([None] * 3, pa.list_(pa.int64()))}
+            | {"sex": pa.array([None] * 3, pa.string())}
         ),
     )
     con.execute("CREATE TEMP TABLE lk_tokens AS SELECT * FROM tok")

@@ -19,13 +19,13 @@ PAIR_COLUMNS = ("record_id_l", "record_id_r", "match_weight", "match_probability
 
 
 def _clusters(records: dict[str, tuple], pairs: list[tuple], non_match: list[tuple] = ()):
-    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email[, t_given_first[, t_given_forms]]]),
+    """Run connected_components on hand-made tables: records id -> (t_dob, t_ydate, t_yob, t_ssn[, t_email[, t_given_first[, t_given_forms[, sex]]]]),
     pairs (l, r, weight, method). Returns ({record: cluster}, {(l, r): (decision, hold_reason)})."""
     con = duckdb.connect()
     ids = sorted(records)
-    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first", "t_given_forms")
+    columns = ("t_dob", "t_ydate", "t_yob", "t_ssn", "t_email", "t_given_first", "t_given_forms", "sex")
     filled = {i: (*records[i], *[None] * (len(columns) - len(records[i]))) for i in ids}
-    types = {"t_given_forms": pa.list_(pa.int64())}
+    types = {"t_given_forms": pa.list_(pa.int64()), "sex": pa.string()}
     con.register(
         "tok",
         pa.table(

@@ -30,9 +30,9 @@ def _first_name_tokens(*names: str) -> dict[str, tuple[int, list[int]]]:
     }
 
 
-def _era(prefix: str, email: str, first: tuple[int, list[int]]) -> dict:
+def _era(prefix: str, email: str, first: tuple[int, list[int]], sex: str | None = None) -> dict:
     """Three records of one person in one email era, born on DOB, without an SSN."""
-    return {f"{prefix}{i}": (DOB, YDATE, YOB, None, email, first[0], first[1]) for i in range(3)}
+    return {f"{prefix}{i}": (DOB, YDATE, YOB, None, email, first[0], first[1], sex) for i in range(3)}
 
 
 def _link(records: dict):
@@ -41,17 +41,22 @@ def _link(records: dict):
 
 def test_a_nickname_is_the_same_first_name_for_the_email_waiver():
     tokens = _first_name_tokens("Bill", "William")
-    clusters, decided = _link(_era("a", "tok-old", tokens["Bill"]) | _era("b", "tok-new", tokens["William"]))
+    # Bill stands for Robert, William and more: the waiver needs both groups' sex (cluster._same_first_name)
+    era_a, era_b = _era("a", "tok-old", tokens["Bill"], "m"), _era("b", "tok-new", tokens["William"], "m")
+    clusters, decided = _link(era_a | era_b)
     assert len(set(clusters.values())) == 1
     assert decided[("a2", "b0")] == ("match", None)
     # either way round: the nickname's group may be the larger one
-    clusters, _ = _link(_era("a", "tok-old", tokens["William"]) | _era("b", "tok-new", tokens["Bill"]))
+    clusters, _ = _link(
+        _era("a", "tok-old", tokens["William"], "m") | _era("b", "tok-new", tokens["Bill"], "m")
+    )
     assert len(set(clusters.values())) == 1
 
 
 def test_two_full_names_listed_under_one_nickname_keep_the_email_conflict():
     # bill -> robert and bill -> william in the list: Robert and William born one day are twins
     tokens = _first_name_tokens("Robert", "William")
-    clusters, decided = _link(_era("a", "tok-a", tokens["Robert"]) | _era("b", "tok-b", tokens["William"]))
+    era_a, era_b = _era("a", "tok-a", tokens["Robert"], "m"), _era("b", "tok-b", tokens["William"], "m")
+    clusters, decided = _link(era_a | era_b)
     assert clusters["a0"] != clusters["b0"]
     assert decided[("a2", "b0")] == ("review", "conflict_email")

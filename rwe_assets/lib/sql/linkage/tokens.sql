@@ -27,8 +27,7 @@
 -- k_gf_near, k_city_near, k_zip_near: lists of the keys given + family name, a name + city, postcode
 -- + a name, each name as written and replaced by every name of this run one edit apart
 -- (t_given_near, t_family_near), so two records meet when one name has a typo; a member more than
--- $cap records hold, or a namesakes' block (more than $namesakes records, each with a birth year, no two
--- the same: tokens.NAMESAKE_BLOCK), is left out. t_email_near: the keyed deletion neighbourhood of the email (one
+-- $cap records hold is left out. t_email_near: the keyed deletion neighbourhood of the email (one
 -- character wrong, added, dropped or two neighbours swapped), without the members more than $cap
 -- records share. The scalar k_* keys are capped by frequency afterwards (tokens.py, cap_keys).
 -- Identifiers (lk_normalized.ids): tokens that agree only within one type and system. A value's token B
@@ -239,17 +238,12 @@ LEFT JOIN lk_bloom bs ON bs.field = 'street' AND bs.value = r.street
 LEFT JOIN lk_bloom be ON be.field = 'email' AND be.value = r.email
 ),
 near_members AS (  -- (list, record, member) of the near-name key lists (distinct within a record)
-    SELECT 'gf' AS kind, record_id, t_yob, unnest(list_distinct(k_gf_near)) AS m FROM keyed
-    UNION ALL SELECT 'city', record_id, t_yob, unnest(list_distinct(k_city_near)) FROM keyed
-    UNION ALL SELECT 'zip', record_id, t_yob, unnest(list_distinct(k_zip_near)) FROM keyed
+    SELECT 'gf' AS kind, record_id, unnest(list_distinct(k_gf_near)) AS m FROM keyed
+    UNION ALL SELECT 'city', record_id, unnest(list_distinct(k_city_near)) FROM keyed
+    UNION ALL SELECT 'zip', record_id, unnest(list_distinct(k_zip_near)) FROM keyed
 ),
-near_years AS (  -- records per member and birth year (a count(DISTINCT) form was no cheaper)
-    SELECT kind, m, t_yob, count(*) AS n FROM near_members GROUP BY ALL
-),
-near_frequent AS (  -- members more than $cap records hold (a hash aggregate: a window sorted them),
-    -- or more than $namesakes records all with a birth year, no two the same (tokens.NAMESAKE_BLOCK)
-    SELECT kind, m FROM near_years GROUP BY kind, m
-    HAVING sum(n) > $cap OR (sum(n) > $namesakes AND count(t_yob) = count(*) AND max(n) = 1)
+near_frequent AS (  -- members more than $cap records hold (a hash aggregate: a window sorted them)
+    SELECT kind, m FROM near_members GROUP BY kind, m HAVING count(*) > $cap
 ),
 near_kept AS (
     SELECT record_id,
