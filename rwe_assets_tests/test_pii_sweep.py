@@ -395,7 +395,7 @@ def test_the_sweep_finds_what_it_looks_for(tmp_path):
 
 def test_the_sweep_reads_every_rejected_table_and_birth_dates_in_the_forms_written(tmp_path):
     """A member's birth date is sent as 19310624 and quarantined as 1931-06-24: both forms are searched,
-    for every source's layout; staging/_merged (older copies of records) is planted_build like _quarantine and
+    for every source's layout; staging/_merged (older copies of records) is swept like _quarantine and
     _retired; a table missing from the lake fails the sweep instead of passing unread."""
     assert {("staging", t) for t in ("_quarantine", "_merged", "_retired")} <= set(OPERATOR_LAKE_TABLES)
     for written in ("19310624", "1931-06-24", "24/06/1931"):

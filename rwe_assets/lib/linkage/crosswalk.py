@@ -211,7 +211,7 @@ def _merge_pairs(con, previous_pairs: pa.Table | None) -> None:
 def _counts(con, records: int, new: int, full: bool, rounds: int) -> dict[str, float]:
     pairs = dict(con.execute("SELECT decision, count(*) FROM lk_pairs GROUP BY ALL").fetchall())
     methods = dict(con.execute("SELECT match_method, count(*) FROM lk_crosswalk GROUP BY ALL").fetchall())
-    # links held back by clustering (cluster.hold_bridges, cluster.split_conflicts), by reason
+    # links held back by clustering (cluster.hold_bridges, conflicts.split_conflicts), by reason
     held = dict(
         con.execute(
             "SELECT hold_reason, count(*) FROM lk_pairs WHERE hold_reason IS NOT NULL GROUP BY ALL ORDER BY 1"

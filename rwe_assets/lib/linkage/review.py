@@ -193,7 +193,7 @@ def export_pending(con: duckdb.DuckDBPyConnection, lake_dir: Path, out: Path) ->
     present = {row[0] for row in con.execute("DESCRIBE SELECT * FROM rv_pii").fetchall()}
     pending_columns = [r[0] for r in con.execute("DESCRIBE SELECT * FROM rv_pending").fetchall()]
     weights = [c for c in pending_columns if c.startswith("mw_")]
-    # why clustering held a link the model accepted (cluster.hold_bridges, cluster.split_conflicts)
+    # why clustering held a link the model accepted (cluster.hold_bridges, conflicts.split_conflicts)
     hold_reason = "p.hold_reason" if "hold_reason" in pending_columns else "NULL::VARCHAR"
 
     def listed(sign: str) -> str:

@@ -101,7 +101,8 @@ NON_PORTABLE = (
         "duckdb_hash",
         "hash(a, b)",
         "XXHASH64(a, b): another 64-bit hash, right where only equal hashes matter (the CDM SQL hashes "
-        "only to find equal rows first: visit_rollup)",
+        "only to find candidate equal rows, then compares them: visit_rollup). Spark's skips NULL "
+        "arguments (hash(NULL, 'a') = hash('a')): never use it as a row's identity",
         True,
     ),
     Construct(

@@ -1,8 +1,8 @@
 """A record without a birth year between dated records (cluster.hold_bridges): its links to dated records
 may reach the birth year of its best such link only, so it never joins two namesakes born in different
-years, even when neither has the three records a consensus needs (cluster.split_conflicts); its links to
+years, even when neither has the three records a consensus needs (conflicts.split_conflicts); its links to
 every record of that year stay (before, every link but the best was held). And records of a source
-declared deduplicated are never joined into one person (cluster.split_conflicts, 'same_source')."""
+declared deduplicated are never joined into one person (conflicts.split_conflicts, 'same_source')."""
 
 from __future__ import annotations
 

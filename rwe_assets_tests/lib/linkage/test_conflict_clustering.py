@@ -1,4 +1,4 @@
-"""Conflict-aware clustering (cluster.split_conflicts): a weak link never joins two groups of records
+"""Conflict-aware clustering (conflicts.split_conflicts): a weak link never joins two groups of records
 that each agree on another birth date, birth year or SSN, nor two records a reviewer kept apart; and a
 reviewer's decision on a pair no longer scored still applies (cluster.add_decided_pairs)."""
 

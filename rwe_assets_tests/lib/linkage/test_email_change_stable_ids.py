@@ -1,4 +1,4 @@
-"""An email changes over a life, an SSN or a birth date does not (cluster.STABLE_AGREEMENT): two groups
+"""An email changes over a life, an SSN or a birth date does not (conflicts.STABLE_AGREEMENT): two groups
 confirming other emails are one person when they agree on the SSN, or on the full birth date and the
 first given name; without that agreement the link between them stays held as conflict_email."""
 

@@ -1,4 +1,4 @@
-"""Conflict-aware clustering on email (cluster.split_conflicts): two groups each confirming another email
+"""Conflict-aware clustering on email (conflicts.split_conflicts): two groups each confirming another email
 by three records are two people, however strong the one link between them (fake_20000: two Jack Smiths
 born days apart, j.s27@... and js@..., joined by one record without an email); a shared family email,
 or an email one record states, never splits a person."""

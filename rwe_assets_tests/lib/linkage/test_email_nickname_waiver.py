@@ -1,4 +1,4 @@
-"""The email waiver of conflict-aware clustering (cluster.STABLE_AGREEMENT): groups agreeing on the full
+"""The email waiver of conflict-aware clustering (conflicts.STABLE_AGREEMENT): groups agreeing on the full
 birth date and the first given name are one person whose email changed. A nickname is the same first
 name there (Bill and William, Bob and Robert): the relation is the direct one of the nickname list,
 as in the comparisons, so two full names both listed under one nickname (Robert, William) are not."""
@@ -41,7 +41,7 @@ def _link(records: dict):
 
 def test_a_nickname_is_the_same_first_name_for_the_email_waiver():
     tokens = _first_name_tokens("Bill", "William")
-    # Bill stands for Robert, William and more: the waiver needs both groups' sex (cluster._same_first_name)
+    # Bill stands for Robert, William and more: the waiver needs both groups' sex (conflicts._same_first_name)
     era_a, era_b = _era("a", "tok-old", tokens["Bill"], "m"), _era("b", "tok-new", tokens["William"], "m")
     clusters, decided = _link(era_a | era_b)
     assert len(set(clusters.values())) == 1

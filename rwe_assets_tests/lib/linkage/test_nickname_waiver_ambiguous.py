@@ -1,4 +1,4 @@
-"""The email waiver's nickname relation (cluster._same_first_name) holds only when it is unambiguous:
+"""The email waiver's nickname relation (conflicts._same_first_name) holds only when it is unambiguous:
 Chris stands for Christopher and Christina alike (Sam, Pat and Alex too), so boy/girl twins of one
 birth date, each group with its own email, stay two persons; a nickname standing for one name only
 (Jim -> James, Dick <- Richard) or two groups of one stated sex (Bill, William) stay one person."""
