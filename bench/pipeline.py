@@ -3,7 +3,8 @@
     python bench/pipeline.py --persons 10000 [100000 ...] [--workdir DIR] [--keep]
                              [--memory-limit 8GB] [--staging-memory-limit 3GB] [--cdm-memory-limit 3GB]
                              [--threads 2] [--seed 42] [--gzip] [--sources ehr_site_a ...]
-                             [--population DIR] [--profile PHASE]
+                             [--population DIR] [--profile PHASE] [--no-baselines]
+                             [--resume DIR/persons_N --start-at PHASE]
 
 For each population size, in this one process and one after the other:
 
@@ -35,6 +36,11 @@ Sub-steps are timed by wrapping rwe_assets functions in this process at run time
 changed): the staging functions build_staging calls, the CDM build's step timer, the crosswalk's
 Delta writes. The process works in the scratch dir, so a DuckDB in-memory database that spills writes
 its .tmp there. The scratch dir is deleted after each size unless --keep.
+
+A run that failed at a phase can go on from it: `--resume DIR/persons_N --start-at PHASE` works in the
+scratch dir of one size kept by the earlier run (--keep), runs PHASE and the phases after it (staging
+and the CDM build rebuild whole, not incrementally) and never deletes that dir. Each phase's line is
+printed as it ends, so a killed run still leaves the figures of the phases it finished.
 """
 
 from __future__ import annotations
@@ -276,6 +282,7 @@ class SizeResult:
     landed_files: int = 0
     landed_bytes: int = 0
     landed_kinds: dict[str, int] = field(default_factory=dict)
+    landed_gzip: bool = False
     phases: dict[str, Measure] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     baselines: dict[str, Measure] = field(default_factory=dict)
@@ -304,20 +311,57 @@ def file_kind(path: Path) -> str:
     return "other"
 
 
+# Phases in the order they run; --start-at skips those before it (a resumed run, --resume)
+RUN_ORDER = ("ingest", "staging", "linkage", "cdm", "dq", "publish")
+
+
+@dataclass
+class Run:
+    """One size's run: its paths and settings, and the result the phases fill in."""
+
+    result: SizeResult
+    args: argparse.Namespace
+    sampler: RssSampler
+    registry: SourceRegistry
+    work: Path
+    landing: Path
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.work / "lake"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.work / "warehouse"
+
+    @property
+    def resumed(self) -> bool:
+        return self.args.resume is not None
+
+    def phase(self, name: str) -> Measure:
+        measure = Measure(name)
+        self.result.phases[name] = measure
+        print(f"[{self.result.persons:,} persons] {name} ...", flush=True)
+        return measure
+
+    def cdm_rows(self) -> int | None:
+        cdm = self.result.phases.get("cdm build")
+        return cdm.rows if cdm is not None else None
+
+
 def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSampler) -> SizeResult:
     result = SizeResult(persons, datetime.now(UTC), os.getloadavg())
     sampler.reset_disk()
-    work = root / f"persons_{persons}"
-    out, lake_dir, warehouse = work / "generated", work / "lake", work / "warehouse"
-    landing = out / "landing"
-    work.mkdir(parents=True)
+    work = args.resume or root / f"persons_{persons}"
+    out = work / "generated"
+    work.mkdir(parents=True, exist_ok=args.resume is not None)
     os.chdir(work)  # DuckDB in-memory databases spill to ./.tmp: keep that in the scratch dir
-    mem, threads = args.memory_limit, args.threads
 
     if args.population:  # generated once beforehand (rwe generate): reused, read only
         out = args.population
-        landing = out / "landing"
         print(f"\n[{persons:,} persons] reusing the population in {out}", flush=True)
+    elif args.resume:
+        print(f"\n[{persons:,} persons] reusing the population generated in {out}", flush=True)
     else:
         print(f"\n[{persons:,} persons] generating in {out} ...", flush=True)
         with sampler.measure(result.gen, release=True):
@@ -326,157 +370,24 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
     registry = load_registry()
     if args.sources:
         registry = SourceRegistry(tuple(registry.get(name) for name in args.sources))
-    landed = [p for name in registry.names for p in (landing / name).rglob("*") if p.is_file()]
-    result.landed_files = len(landed)
-    result.landed_bytes = sum(p.stat().st_size for p in landed)
-    for path in landed:
-        result.landed_kinds[file_kind(path)] = result.landed_kinds.get(file_kind(path), 0) + 1
-    print(
-        f"[{persons:,} persons] generated {result.landed_files} files, {result.landed_bytes / 1e6:,.0f} MB "
-        f"in {result.gen.wall:.1f} s",
-        flush=True,
-    )
-
-    def phase(name: str) -> Measure:
-        measure = Measure(name)
-        result.phases[name] = measure
-        print(f"[{persons:,} persons] {name} ...", flush=True)
-        return measure
-
+    run = Run(result, args, sampler, registry, work, out / "landing")
+    _count_landed(run)
+    if args.resume:
+        skipped = RUN_ORDER[: RUN_ORDER.index(args.start_at)]
+        result.notes["resumed"] = f"{work} at {args.start_at}; not run: {', '.join(skipped) or 'none'}"
+    phases = {"ingest": _ingest, "staging": _staging, "linkage": _linkage, "cdm": _cdm, "dq": _dq}
+    phases["publish"] = _publish
     try:
-        # 1. raw ingest: every landed batch of every registered source
-        ingest = phase("ingest")
-        batches = quarantined = failed = 0
-        with sampler.measure(ingest, release=True), maybe_profiled(args.profile == "ingest", "ingest"):
-            for source in registry:
-                found, rejected = list_batches(landing, source.name)
-                if rejected:
-                    result.notes[f"rejected batch names ({source.name})"] = ", ".join(rejected)
-                if not found:
-                    continue
-                sub = ingest.sub(f"{source.name} ({len(found)} batch(es))")
-                sub.rows = 0
-                with sampler.measure(sub):
-                    for batch in found:
-                        batch_report = ingest_batch(lake_dir, landing, source, batch.batch_id)
-                        batches += 1
-                        sub.rows += sum(f.total_stored for f in batch_report.files)
-                        quarantined += sum(f.rows_quarantined for f in batch_report.files)
-                        failed += len(batch_report.failed)
-        ingest.rows = sum(s.rows or 0 for s in ingest.subs)
-        result.notes["ingest"] = (
-            f"{batches} batch(es); {ingest.rows:,} rows stored, {quarantined:,} quarantined, "
-            f"{failed} file(s) failed"
-        )
-
-        # 2. staging
-        staging = phase("staging")
-        with (
-            sampler.measure(staging, release=True),
-            wrapped(staging_module, STAGING_STEPS, sampler, staging),
-            wrapped(staging_accounting, ACCOUNTING_STEPS, sampler, staging),
-            maybe_profiled(args.profile == "staging", "staging"),
-        ):
-            con = staging_connection(args.staging_memory_limit, threads)
-            staging_report = build_staging(lake_dir, registry, con)
-            con.close()
-            with sampler.measure(staging.sub("genomics staging (variants, specimens)")):
-                genomics = stage_genomics_sources(lake_dir, registry)
-        variants = sum(r.variants + r.specimens for r in genomics.values() if r)
-        staging.rows = sum(staging_report.row_counts.values()) + variants
-        recon = staging_report.reconciliation
-        result.notes["staging"] = (
-            f"{sum(r.raw_rows for r in recon):,} raw rows read -> {staging.rows:,} staged, "
-            f"{sum(r.quarantined for r in recon):,} quarantined, {sum(r.merged for r in recon):,} merged; "
-            + ", ".join(f"{t} {n:,}" for t, n in staging_report.row_counts.items())
-        )
-
-        # 3. linkage (as defs/linkage/assets.py does it, with the public demo key)
-        linkage = phase("linkage")
-        steps = {
-            "build_tokens": lambda *a, **k: "tokens (DuckDB HMAC + Bloom filters)",
-            "_model": lambda *a, **k: "train or load the model (Splink EM)",
-            "_score": lambda *a, **k: "score candidate pairs (Splink)",
-            "_write": lambda *a, **k: "write Delta linkage tables",
-        }
-        with (
-            sampler.measure(linkage, release=True),
-            wrapped(crosswalk_module, steps, sampler, linkage),
-            maybe_profiled(args.profile == "linkage", "linkage"),
-        ):
-            con = staging_connection(mem, threads)
-            register_staged_persons(con, lake_dir)
-            crosswalk = build_crosswalk(con, lake_dir, DEMO_KEY)
-            con.close()
-        rest = linkage.wall - sum(s.wall for s in linkage.subs)
-        linkage.sub("clustering, ids, quality (rest)").wall = rest
-        linkage.rows = crosswalk.num_rows
-        linked = pc.count_distinct(crosswalk.column("person_id")).as_py()
-        result.notes["linkage"] = f"{crosswalk.num_rows:,} source records -> {linked:,} persons"
-
-        # 4. CDM build
-        cdm = phase("cdm build")
-        with (
-            sampler.measure(cdm, release=True),
-            cdm_step_rss(sampler, cdm),
-            maybe_profiled(args.profile == "cdm", "cdm build"),
-        ):
-            cdm_report = build_cdm(
-                lake_dir, REPO_DIR / "vocab", warehouse, memory_limit=args.cdm_memory_limit, threads=threads
-            )
-        cdm.rows = sum(cdm_report.row_counts.values())
-        for sub in cdm.subs:  # build_cdm's own step_seconds are the step times
-            sub.wall = cdm_report.step_seconds.get(sub.name, sub.wall)
-            tables = CDM_STEP_TABLES.get(sub.name, (sub.name,))
-            if any(t in cdm_report.row_counts for t in tables):
-                sub.rows = sum(cdm_report.row_counts.get(t, 0) for t in tables)
-        result.notes["cdm"] = (
-            f"{cdm.rows:,} CDM rows, {cdm_report.unmapped_rows:,} unmapped event rows, "
-            f"{cdm_report.visits_merged:,} visits merged; "
-            + ", ".join(f"{t} {n:,}" for t, n in cdm_report.row_counts.items() if n)
-        )
-
-        # 5. data-quality suite on build.duckdb, results written beside the CDM (as the dq asset does):
-        #    publishing refuses a build without them
-        dq = phase("dq checks")
-        with (
-            sampler.measure(dq, release=True),
-            maybe_profiled(args.profile == "dq", "dq checks"),
-            duckdb.connect(str(warehouse / "build.duckdb")) as con,
-        ):
-            con.execute(f"SET memory_limit = '{mem}'")
-            con.execute(f"SET threads = {int(threads)}")
-            checks = run_checks(con, "cdm", "results", run_id="bench")
-        dq.rows = cdm.rows
-        result.dq = {k: v for k, v in summarize(checks).items() if not k.startswith("by_")}
-        result.dq_failures = [
-            f"{r.status} {r.check_id}: "
-            + (r.error_message or "" if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}")
-            for r in checks
-            if r.failed or r.is_error
-        ]
-
-        # 6. publish
-        pub = phase("publish")
-        with sampler.measure(pub, release=True), maybe_profiled(args.profile == "publish", "publish"):
-            published = publish(warehouse)
-        pub.rows = cdm.rows
-        result.published_bytes = published.stat().st_size
-        result.notes["publish"] = (
-            f"copied and fsynced {result.published_bytes / 1e6:,.0f} MB "
-            f"({result.published_bytes / 1e6 / max(pub.wall, 1e-9):,.0f} MB/s)"
-        )
-        result.lake_bytes = dir_bytes(lake_dir)
-
+        for name in RUN_ORDER[RUN_ORDER.index(args.start_at) :]:
+            phases[name](run)
+            _print_phase(run, name)  # as it ends: a run killed later still leaves its figures in the log
+        result.lake_bytes = dir_bytes(run.lake_dir)
     except Exception as error:  # report what ran, then the failure; the baselines still run
         result.error = f"{type(error).__name__}: {error}"
         traceback.print_exc()
     try:
-        if (lake_dir / "staging").is_dir():
-            result.baselines["a"] = bare_staging_load(lake_dir, work / "bare_staging.duckdb", args, sampler)
-        result.baselines["b"] = bare_landing_load(
-            landing, registry.names, work / "bare_landing.duckdb", args, sampler
-        )
+        if not args.no_baselines:
+            _baselines(run)
     except Exception as error:
         result.error = (result.error + "; " if result.error else "") + f"baseline: {error}"
         traceback.print_exc()
@@ -487,12 +398,188 @@ def run_size(persons: int, root: Path, args: argparse.Namespace, sampler: RssSam
     return result
 
 
+def _print_phase(run: Run, name: str) -> None:
+    measure = list(run.result.phases.values())[-1]
+    disk = (run.sampler.disk_peak - run.sampler.disk_start) / 1e9
+    print(f"[{run.result.persons:,} persons] {name} done (disk peak so far {disk:,.1f} GB)")
+    print(line(measure.name, measure), flush=True)
+
+
+def _count_landed(run: Run) -> None:
+    result = run.result
+    landed = [p for name in run.registry.names for p in (run.landing / name).rglob("*") if p.is_file()]
+    result.landed_files = len(landed)
+    result.landed_bytes = sum(p.stat().st_size for p in landed)
+    result.landed_gzip = any(p.name.endswith((".csv.gz", ".ndjson.gz")) for p in landed)
+    for path in landed:
+        result.landed_kinds[file_kind(path)] = result.landed_kinds.get(file_kind(path), 0) + 1
+    print(
+        f"[{result.persons:,} persons] generated {result.landed_files} files, "
+        f"{result.landed_bytes / 1e6:,.0f} MB in {result.gen.wall:.1f} s",
+        flush=True,
+    )
+
+
+def _ingest(run: Run) -> None:
+    """1. raw ingest: every landed batch of every registered source."""
+    ingest = run.phase("ingest")
+    batches = quarantined = failed = 0
+    with run.sampler.measure(ingest, release=True), maybe_profiled(run.args.profile == "ingest", "ingest"):
+        for source in run.registry:
+            found, rejected = list_batches(run.landing, source.name)
+            if rejected:
+                run.result.notes[f"rejected batch names ({source.name})"] = ", ".join(rejected)
+            if not found:
+                continue
+            sub = ingest.sub(f"{source.name} ({len(found)} batch(es))")
+            sub.rows = 0
+            with run.sampler.measure(sub):
+                for batch in found:
+                    batch_report = ingest_batch(run.lake_dir, run.landing, source, batch.batch_id)
+                    batches += 1
+                    sub.rows += sum(f.total_stored for f in batch_report.files)
+                    quarantined += sum(f.rows_quarantined for f in batch_report.files)
+                    failed += len(batch_report.failed)
+    ingest.rows = sum(s.rows or 0 for s in ingest.subs)
+    run.result.notes["ingest"] = (
+        f"{batches} batch(es); {ingest.rows:,} rows stored, {quarantined:,} quarantined, "
+        f"{failed} file(s) failed"
+    )
+
+
+def _staging(run: Run) -> None:
+    """2. staging, then genomics staging; a resumed run rebuilds every table (no incremental plan)."""
+    staging = run.phase("staging")
+    with (
+        run.sampler.measure(staging, release=True),
+        wrapped(staging_module, STAGING_STEPS, run.sampler, staging),
+        wrapped(staging_accounting, ACCOUNTING_STEPS, run.sampler, staging),
+        maybe_profiled(run.args.profile == "staging", "staging"),
+    ):
+        con = staging_connection(run.args.staging_memory_limit, run.args.threads)
+        staging_report = build_staging(run.lake_dir, run.registry, con, incremental=not run.resumed)
+        con.close()
+        with run.sampler.measure(staging.sub("genomics staging (variants, specimens)")):
+            genomics = stage_genomics_sources(run.lake_dir, run.registry)
+    variants = sum(r.variants + r.specimens for r in genomics.values() if r)
+    staging.rows = sum(staging_report.row_counts.values()) + variants
+    recon = staging_report.reconciliation
+    run.result.notes["staging"] = (
+        f"{sum(r.raw_rows for r in recon):,} raw rows read -> {staging.rows:,} staged, "
+        f"{sum(r.quarantined for r in recon):,} quarantined, {sum(r.merged for r in recon):,} merged; "
+        + ", ".join(f"{t} {n:,}" for t, n in staging_report.row_counts.items())
+    )
+
+
+def _linkage(run: Run) -> None:
+    """3. linkage, as defs/linkage/assets.py does it, with the public demo key."""
+    linkage = run.phase("linkage")
+    steps = {
+        "build_tokens": lambda *a, **k: "tokens (DuckDB HMAC + Bloom filters)",
+        "_model": lambda *a, **k: "train or load the model (Splink EM)",
+        "_score": lambda *a, **k: "score candidate pairs (Splink)",
+        "_write": lambda *a, **k: "write Delta linkage tables",
+    }
+    with (
+        run.sampler.measure(linkage, release=True),
+        wrapped(crosswalk_module, steps, run.sampler, linkage),
+        maybe_profiled(run.args.profile == "linkage", "linkage"),
+    ):
+        con = staging_connection(run.args.memory_limit, run.args.threads)
+        register_staged_persons(con, run.lake_dir)
+        crosswalk = build_crosswalk(con, run.lake_dir, DEMO_KEY)
+        con.close()
+    rest = linkage.wall - sum(s.wall for s in linkage.subs)
+    linkage.sub("clustering, ids, quality (rest)").wall = rest
+    linkage.rows = crosswalk.num_rows
+    linked = pc.count_distinct(crosswalk.column("person_id")).as_py()
+    run.result.notes["linkage"] = f"{crosswalk.num_rows:,} source records -> {linked:,} persons"
+
+
+def _cdm(run: Run) -> None:
+    """4. the CDM build; a resumed run builds it whole (no reuse, no incremental plan)."""
+    cdm = run.phase("cdm build")
+    with (
+        run.sampler.measure(cdm, release=True),
+        cdm_step_rss(run.sampler, cdm),
+        maybe_profiled(run.args.profile == "cdm", "cdm build"),
+    ):
+        cdm_report = build_cdm(
+            run.lake_dir,
+            REPO_DIR / "vocab",
+            run.warehouse,
+            memory_limit=run.args.cdm_memory_limit,
+            threads=run.args.threads,
+            reuse_unchanged=not run.resumed,
+            incremental_build=not run.resumed,
+        )
+    cdm.rows = sum(cdm_report.row_counts.values())
+    for sub in cdm.subs:  # build_cdm's own step_seconds are the step times
+        sub.wall = cdm_report.step_seconds.get(sub.name, sub.wall)
+        tables = CDM_STEP_TABLES.get(sub.name, (sub.name,))
+        if any(t in cdm_report.row_counts for t in tables):
+            sub.rows = sum(cdm_report.row_counts.get(t, 0) for t in tables)
+    resumed = f"; resumed a failed build at {cdm_report.resumed_from}" if cdm_report.resumed_from else ""
+    run.result.notes["cdm"] = (
+        f"{cdm.rows:,} CDM rows, {cdm_report.unmapped_rows:,} unmapped event rows, "
+        f"{cdm_report.visits_merged:,} visits merged{resumed}; "
+        + ", ".join(f"{t} {n:,}" for t, n in cdm_report.row_counts.items() if n)
+    )
+
+
+def _dq(run: Run) -> None:
+    """5. the data-quality suite on build.duckdb, its results written beside the CDM (as the dq asset
+    does): publishing refuses a build without them."""
+    dq = run.phase("dq checks")
+    with (
+        run.sampler.measure(dq, release=True),
+        maybe_profiled(run.args.profile == "dq", "dq checks"),
+        duckdb.connect(str(run.warehouse / "build.duckdb")) as con,
+    ):
+        con.execute(f"SET memory_limit = '{run.args.memory_limit}'")
+        con.execute(f"SET threads = {int(run.args.threads)}")
+        checks = run_checks(con, "cdm", "results", run_id="bench")
+    dq.rows = run.cdm_rows()
+    result = run.result
+    result.dq = {k: v for k, v in summarize(checks).items() if not k.startswith("by_")}
+    result.dq_failures = [
+        f"{r.status} {r.check_id}: "
+        + (r.error_message or "" if r.is_error else f"{r.num_violated_rows}/{r.num_denominator_rows}")
+        for r in checks
+        if r.failed or r.is_error
+    ]
+
+
+def _publish(run: Run) -> None:
+    """6. publish."""
+    pub = run.phase("publish")
+    with run.sampler.measure(pub, release=True), maybe_profiled(run.args.profile == "publish", "publish"):
+        published = publish(run.warehouse)
+    pub.rows = run.cdm_rows()
+    run.result.published_bytes = published.stat().st_size
+    run.result.notes["publish"] = (
+        f"copied and fsynced {run.result.published_bytes / 1e6:,.0f} MB "
+        f"({run.result.published_bytes / 1e6 / max(pub.wall, 1e-9):,.0f} MB/s)"
+    )
+
+
+def _baselines(run: Run) -> None:
+    if (run.lake_dir / "staging").is_dir():
+        run.result.baselines["a"] = bare_staging_load(
+            run.lake_dir, run.work / "bare_staging.duckdb", run.args, run.sampler
+        )
+    run.result.baselines["b"] = bare_landing_load(
+        run.landing, run.registry.names, run.work / "bare_landing.duckdb", run.args, run.sampler
+    )
+
+
 def bare_staging_load(lake_dir: Path, target: Path, args, sampler: RssSampler) -> Measure:
     """DuckDB only: every staging Delta table -> a table of a new DuckDB file (CREATE TABLE AS)."""
     print("  baseline a: bare staging load ...", flush=True)
     measure = Measure("a. bare staging load")
     measure.rows = 0
     with sampler.measure(measure, release=True):
+        target.unlink(missing_ok=True)  # a resumed run's earlier baseline
         con = duckdb.connect(str(target))
         con.execute(f"SET memory_limit = '{args.memory_limit}'")
         con.execute(f"SET threads = {int(args.threads)}")
@@ -517,6 +604,7 @@ def bare_landing_load(landing: Path, sources, target: Path, args, sampler: RssSa
     measure = Measure("b. bare landing load")
     measure.rows = 0
     with sampler.measure(measure, release=True):
+        target.unlink(missing_ok=True)  # a resumed run's earlier baseline
         con = duckdb.connect(str(target))
         con.execute(f"SET memory_limit = '{args.memory_limit}'")
         con.execute(f"SET threads = {int(args.threads)}")
@@ -573,7 +661,7 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
     print(
         f"settings   DuckDB memory_limit {args.memory_limit} (staging {args.staging_memory_limit}, "
         f"CDM build {args.cdm_memory_limit}), "
-        f"threads {args.threads}; seed {args.seed}; {'gzip' if args.gzip else 'plain'} landing files; "
+        f"threads {args.threads}; seed {args.seed}; {'gzip' if r.landed_gzip else 'plain'} landing files; "
         f"sources {', '.join(args.sources) if args.sources else 'all'}"
     )
     print(
@@ -622,7 +710,10 @@ def print_result(r: SizeResult, args: argparse.Namespace) -> None:
     done = "publish" in r.phases and r.phases["publish"].calls and r.published_bytes
     print(
         _total_line(
-            "landing -> checked and published (1-6)" + ("" if done else " INCOMPLETE"), pipeline, cdm_rows
+            f"landing -> checked and published ({'phases run' if args.resume else '1-6'})"
+            + ("" if done else " INCOMPLETE"),
+            pipeline,
+            cdm_rows,
         )
     )
     if r.baselines:
@@ -736,13 +827,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", choices=PHASES, help="run this phase under cProfile (slows it: its times are then off)"
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="work in the scratch dir of one size kept by an earlier run (--keep: DIR/persons_N): its "
+        "lake and warehouse are reused, from --start-at on (one --persons size, which only labels the run)",
+    )
+    parser.add_argument(
+        "--start-at",
+        choices=RUN_ORDER,
+        default=RUN_ORDER[0],
+        help="with --resume: the first phase to run (staging and the CDM build then rebuild whole)",
+    )
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip the two bare DuckDB loads (minutes at 1M persons)"
+    )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.persons):
         parser.error("--persons: expected sizes of at least 1")
     if args.population and len(args.persons) != 1:
         parser.error("--population: give one --persons size (the population's)")
+    if args.resume and (len(args.persons) != 1 or not (args.resume / "lake").is_dir()):
+        parser.error("--resume: give one --persons size and a kept DIR/persons_N (with a lake/ inside)")
+    if args.resume and not args.population and not (args.resume / "generated" / "landing").is_dir():
+        parser.error("--resume: give the run's --population DIR again (no generated/ in the kept dir)")
+    if args.start_at != RUN_ORDER[0] and not args.resume:
+        parser.error("--start-at: only with --resume (the phases before it need a lake)")
     if args.population:
         args.population = args.population.resolve()
+    if args.resume:
+        args.resume = args.resume.resolve()
     parent = (args.workdir or Path(tempfile.gettempdir())).resolve()
     if in_repo(parent):
         parser.error(f"--workdir must be outside the repository ({REPO_DIR}): the data is gigabytes")

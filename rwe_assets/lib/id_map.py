@@ -19,6 +19,8 @@ from rwe_assets.lib import lake
 from rwe_assets.lib.sql_loader import PARAMETER, code_of, execute
 
 MAX_ID = 2**31 - 1
+_SCHEMA = pa.schema([("natural_key", pa.string()), ("id", pa.int32())])
+_BATCH_ROWS = 500_000
 
 
 def assign_ids(
@@ -49,29 +51,26 @@ def assign_ids(
             f"INSERT INTO {table} SELECT natural_key, id FROM _id_map SEMI JOIN {asked} USING (natural_key)"
         )
         start = con.execute("SELECT coalesce(max(id), 0) FROM _id_map").fetchone()[0]
-    else:
-        existing = lake.read_table(path)
-        if existing is not None:
-            con.register("_existing_ids", existing)
-            con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _existing_ids")
-            con.unregister("_existing_ids")
+    else:  # the map read and the new keys kept by DuckDB (within its memory limit), not as Arrow
+        if lake.register_view(con, "_id_map", path):
+            con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _id_map")
         start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-    new = _new_keys(con, asked, table, start, values or {})
+    added = _new_keys(con, asked, table, start, values or {})
     con.execute("DROP TABLE IF EXISTS _asked_keys")
-    if new.num_rows:
-        if start + new.num_rows > MAX_ID:
+    if added:
+        if start + added > MAX_ID:
             raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")
-        con.register("_new_ids", new)
         con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _new_ids")
-        con.unregister("_new_ids")
-        schema = pa.schema([("natural_key", pa.string()), ("id", pa.int32())])
-        lake.write(path, new.cast(schema), mode="append")
+        lake.write(path, _batches(con.sql("SELECT natural_key, id FROM _new_ids")), mode="append")
+    con.execute("DROP TABLE IF EXISTS _new_ids")
     return table
 
 
-def _new_keys(con, asked: str, table: str, start: int, values: Mapping[str, object]) -> pa.Table:
-    """The keys of `asked` not in `table`, numbered after `start` in key order."""
+def _new_keys(con, asked: str, table: str, start: int, values: Mapping[str, object]) -> int:
+    """Temp table _new_ids: the keys of `asked` not in `table`, numbered after `start` in key order;
+    returns how many."""
     query = f"""
+        CREATE OR REPLACE TEMP TABLE _new_ids AS
         SELECT natural_key, CAST($id_start + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
         FROM {asked} ANTI JOIN {table} USING (natural_key)
         """
@@ -79,4 +78,12 @@ def _new_keys(con, asked: str, table: str, start: int, values: Mapping[str, obje
     used = set(PARAMETER.findall(code_of(query)))
     if used - values.keys():
         raise ConfigError(f"id map query: expected values for {sorted(used - values.keys())}, found none")
-    return con.sql(query, params={k: values[k] for k in used}).to_arrow_table()
+    con.execute(query, {k: values[k] for k in used})
+    return con.execute("SELECT count(*) FROM _new_ids").fetchone()[0]
+
+
+def _batches(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """The relation's rows streamed in the map's Delta schema (at 1M persons a map holds tens of millions
+    of keys: never all of them in Python at once)."""
+    reader = relation.fetch_arrow_reader(batch_size=_BATCH_ROWS)
+    return pa.RecordBatchReader.from_batches(_SCHEMA, (batch.cast(_SCHEMA) for batch in reader))
