@@ -55,14 +55,17 @@ def assign_ids(
         if lake.register_view(con, "_id_map", path):
             con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _id_map")
         start = con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-    added = _new_keys(con, asked, table, start, values or {})
-    con.execute("DROP TABLE IF EXISTS _asked_keys")
-    if added:
-        if start + added > MAX_ID:
-            raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")
-        con.execute(f"INSERT INTO {table} SELECT natural_key, id FROM _new_ids")
-        lake.write(path, _batches(con.sql("SELECT natural_key, id FROM _new_ids")), mode="append")
-    con.execute("DROP TABLE IF EXISTS _new_ids")
+    try:
+        added = _new_keys(con, asked, table, start, values or {})
+        if added:  # numbered as BIGINT, so the check below sees an overflow before any cast does
+            if start + added > MAX_ID:
+                raise OverflowError(f"id map {name}: more than {MAX_ID} ids; OMOP ids are 32-bit integers")
+            new_ids = "SELECT natural_key, CAST(id AS INTEGER) AS id FROM _new_ids"
+            con.execute(f"INSERT INTO {table} {new_ids}")
+            lake.write(path, _batches(con.sql(new_ids)), mode="append")
+    finally:  # a failed write or check leaves no copy of the keys on a connection kept open
+        for drop in ("TABLE IF EXISTS _asked_keys", "TABLE IF EXISTS _new_ids", "VIEW IF EXISTS _id_map"):
+            con.execute(f"DROP {drop}")
     return table
 
 
@@ -71,7 +74,7 @@ def _new_keys(con, asked: str, table: str, start: int, values: Mapping[str, obje
     returns how many."""
     query = f"""
         CREATE OR REPLACE TEMP TABLE _new_ids AS
-        SELECT natural_key, CAST($id_start + row_number() OVER (ORDER BY natural_key) AS INTEGER) AS id
+        SELECT natural_key, $id_start + row_number() OVER (ORDER BY natural_key) AS id
         FROM {asked} ANTI JOIN {table} USING (natural_key)
         """
     values = {**values, "id_start": start}

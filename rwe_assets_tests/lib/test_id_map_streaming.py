@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from rwe_assets.lib import id_map, lake
@@ -43,3 +44,34 @@ def test_new_keys_stream_to_the_lake_in_batches(tmp_path, monkeypatch):
     got = dict(con.execute(f"SELECT natural_key, id FROM {table}").fetchall())
     assert got == {f"meas|site|{i:06d}": i + 1 for i in range(5_500)}
     assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = '_new_ids'").fetchall()
+
+
+def test_a_map_past_32_bits_is_refused_by_its_own_check(tmp_path):
+    """Numbered as 64-bit, the new keys meet the map's check, not a cast error on their way there."""
+    from rwe_assets.lib.id_map import MAX_ID
+
+    existing = pa.table({"natural_key": ["meas|site|old"], "id": pa.array([MAX_ID - 1], pa.int32())})
+    lake.write(lake.table_path(tmp_path, "ids", "measurement"), existing)
+    con = duckdb.connect()
+    with pytest.raises(OverflowError, match="32-bit"):
+        id_map.assign_ids(con, tmp_path, "measurement", KEYS.format(2))
+
+
+def test_a_failed_write_leaves_no_keys_on_the_connection(tmp_path, monkeypatch):
+    def failing_write(path, data, **options):
+        raise OSError("disk full")
+
+    lake.write(
+        lake.table_path(tmp_path, "ids", "measurement"),
+        pa.table({"natural_key": ["k"], "id": pa.array([1], pa.int32())}),
+    )
+    monkeypatch.setattr(lake, "write", failing_write)
+    con = duckdb.connect()
+    for narrow in (False, True):
+        with pytest.raises(OSError, match="disk full"):
+            id_map.assign_ids(con, tmp_path, "measurement", KEYS.format(10), narrow=narrow)
+        left = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('_new_ids', '_asked_keys') "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE view_name = '_id_map'"
+        ).fetchall()
+        assert left == [], (narrow, left)

@@ -44,16 +44,16 @@ def test_the_later_year_states_the_person_whatever_batch_brought_it(tmp_path, ye
     assert (str(person["death_date"]), str(person["record_updated"])) == ("2020-05-15", "2020-12-31 00:00:00")
     spans = sorted((str(r["start_date"]), str(r["end_date"])) for r in staged(lake_dir, "enrollment"))
     assert spans == [("2019-01-01", "2019-12-31"), ("2020-01-01", "2020-05-15")]
-    # the staged tables are a full build's; the merge reason of the older year is not: a run per batch
-    # reads one year file at a time, a full build gives both years' rows the same values (merged either way)
+    # the staged tables are a full build's, and so is the merge reason of the older year (below)
     stepwise = staged_digests(lake_dir)
     assert build_staging(lake_dir, registry, incremental=False).mode == "full"
     assert staged_digests(lake_dir) == stepwise
 
 
-def test_an_earlier_year_delivered_late_is_a_stale_statement_counted_as_merged(tmp_path):
-    """Run per batch: the 2019 row, read alone, states no death: it is older than the staged 2020 row."""
+def test_an_earlier_year_delivered_late_is_a_duplicate_counted_as_merged(tmp_path):
+    """Run per batch: the 2019 row takes the person's values over both years (its own file states no
+    death), so it duplicates the staged 2020 row, as in a full build (test_incremental_synpuf_late_year)."""
     lake_dir, _ = stage_in_turn(tmp_path, payer_registry(), "payer", [YEAR_2020, YEAR_2019])
     merged = lake.read_table(lake.table_path(lake_dir, "staging", "_merged")).to_pylist()
     reasons = Counter((r["staging_table"], r["_batch_id"], r["reason_code"]) for r in merged)
-    assert reasons == Counter({("person_source", "b2", "STALE_VERSION"): 1})
+    assert reasons == Counter({("person_source", "b2", "DUPLICATE_IDENTICAL"): 1})
