@@ -43,6 +43,18 @@ TINY_REGISTRY = {
 }
 
 
+def pytest_configure(config):
+    """Each test process gets its share of the cores as DuckDB's thread count (RWE_DUCKDB_THREADS,
+    unless set; the processes it starts inherit it): `make test`'s two workers on CI's two cores, one
+    thread each. Test data is far below a row group per table: a second thread per worker gets no
+    parallel work, only scheduling, and the builds took more CPU with it (docs/operations.md, "The
+    test suite's time")."""
+    if config is not None and not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        return  # xdist's controller: its workers inherit its environment, so it must not set the count
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("RWE_DUCKDB_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests on a SparkSession run first, then the tests marked slow (minutes each), each group in
     its own order, then the rest as collected. Collected last (they sit in the top-level files), a slow
