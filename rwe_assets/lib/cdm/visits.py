@@ -197,6 +197,10 @@ class DuckDBEngine:
         return self.con.execute(query).fetchall()
 
 
+# the rollup SQL's work tables: its placeholders are work_<step>
+WORK_STEPS = ("base", "stay", "dup", "assigned")
+
+
 @dataclass(frozen=True)
 class RollupNames:
     """The quoted names of one rollup's input, work tables and outputs, as its SQL is rendered."""
@@ -265,10 +269,7 @@ def rollup_visits(
     # Built under these names, checked, then renamed over the old tables in one short transaction.
     new_visit_table = _quote([*schema_parts, f"{visit_name}__new"])
     new_map_table = _quote([*schema_parts, f"{map_name}__new"])
-    work = {
-        f"work_{step}": _quote(["temp", "main", f"{last}__visit_rollup_{step}"])
-        for step in ("base", "stay", "dup", "assigned")
-    }
+    work = {f"work_{step}": _quote(["temp", "main", f"{last}__visit_rollup_{step}"]) for step in WORK_STEPS}
 
     input_view: str | None = None
     if isinstance(staged_visits, duckdb.DuckDBPyRelation):

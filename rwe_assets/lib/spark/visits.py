@@ -42,8 +42,7 @@ def rollup_visits(
     """visits.rollup_visits on Spark: `staged_visits` and `out_prefix` are bare names of the build's
     tables (a Spark temp view sits in no schema)."""
     work = {
-        f"work_{step}": quote_identifier(f"{out_prefix}__visit_rollup_{step}")
-        for step in ("base", "stay", "dup", "assigned")
+        f"work_{step}": quote_identifier(f"{out_prefix}__visit_rollup_{step}") for step in visits.WORK_STEPS
     }
     visit_name, map_name = f"{out_prefix}_visit", f"{out_prefix}_visit_map"
     names = visits.RollupNames(

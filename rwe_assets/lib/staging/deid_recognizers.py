@@ -82,7 +82,8 @@ STREET_SUFFIXES = {
     "loop": ("loop",),
 }
 DIRECTIONS = {"north": ("north", "n"), "south": ("south", "s"), "east": ("east", "e"), "west": ("west", "w")}
-UNIT_WORDS = r"(?:apartment|apt|unit|suite|ste|room|rm|#)"
+_UNIT_NAMES = ("apartment", "apt", "unit", "suite", "ste", "room", "rm")
+UNIT_WORDS = rf"(?:{'|'.join(_UNIT_NAMES)}|#)"
 STATES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho"
     "|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota"
@@ -129,12 +130,14 @@ _COUNT_NOUNS = (
 )
 _WARD = rf"(?i:north|south|east|west)[ \t]+(?i:dr|ct)\b\.?(?!,[ \t]*{UPPER}{LOWER}+|,?[ \t]+\d{{5}}(?![\w-]))"
 _HOUSE_NUMBER_OF = rf"(?!(?i:(?:{_COUNT_NOUNS})(?:e?s)?)\b|{_WARD})"
-_IMAGING = r"scans?|scanned|angio\w*|head|chest|abd|abdomen|pelvis|spine|neck|brain|sinus|contrast|guided"
+# what a CT is of: after "Ct" (_IMAGING) or before it (_SCANNED)
+_BODY_PARTS = r"head|chest|abd|abdomen|pelvis|spine|neck|brain|sinus"
+_IMAGING = rf"scans?|scanned|angio\w*|{_BODY_PARTS}|contrast|guided"
 _CT_AFTER = r"imaging|findings|report|results?|ordered|pending|and|or|for|w/o?|with(?:out)?[ \t]+(?:iv[ \t]+|oral[ \t]+)?contrast"
 _NOT_A_CT = rf"(?:(?<![Cc][Tt])|(?![ \t]+(?i:{_IMAGING}|{_CT_AFTER})(?!\w)))"
 # ... nor after what is scanned ('1 Head Ct in am', '3 Chest CT.'): a street name word is none of these
 _SCANNED = (
-    r"head|chest|abd|abdomen|abdominal|pelvis|pelvic|spine|spinal|neck|brain|sinus|facial|orbits?|temporal"
+    rf"{_BODY_PARTS}|abdominal|pelvic|spinal|facial|orbits?|temporal"
     r"|lumbar|thoracic|cervical|cardiac|coronary|renal|lung|liver|body|bone|extremity|repeat|stat|spiral"
 )
 _STREET_WORD = rf"(?!(?i:{_SCANNED})[ \t]+(?i:ct)\b){UPPER}{LOWER}+[ \t]+"
@@ -207,12 +210,14 @@ _TIMES = r"(?:(?:[01]\d|2[0-3])[0-5]\d[ \t]+){2,}(?:[01]\d|2[0-3])[0-5]\d(?![\w-
 _B = r"(?<![\w/.-])"  # no word, slash, dot or hyphen right before: not inside a longer token
 _E = r"(?![\w/-]|\.\d)"
 
-_UNIT_TITLE_OR_CAPS = "|".join(
-    f"{w.title()}|{w.upper()}" for w in ("apartment", "apt", "unit", "suite", "ste", "room", "rm")
+_UNIT_TITLE_OR_CAPS = "|".join(f"{w.title()}|{w.upper()}" for w in _UNIT_NAMES)
+# a house number (not a count, not a ward) and the street's direction
+_NUMBER_AND_DIRECTION = (
+    rf"\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
 )
 # a street line: number, direction, one to three capitalized words and a suffix, a unit after it
 _ADDRESS = (
-    rf"\b\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?"
+    rf"\b{_NUMBER_AND_DIRECTION}"
     rf"(?:(?:{_STREET_WORD}){{1,3}}{_SUFFIX}|{_CAPS_STREET}){_NOT_A_CT}\.?(?:[ \t]+(?:[NS][EW]|[NSEW])\b\.?)?"
     rf"(?:,?[ \t]*(?i:{UNIT_WORDS})\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+"
     # the unit may be on the next line ('12 Elm St\nApt 4B'), if it holds a number ('Room air' is none)
@@ -336,8 +341,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     # abbreviated suffix is a street whatever follows; without one, 'day 2 Ortho Ct reviewed' stays
     _rec(
         "address_placed",
-        rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>\d{{1,6}}[A-Za-z]?[ \t]+{_HOUSE_NUMBER_OF}"
-        rf"(?:(?i:north|south|east|west)[ \t]+|[NSEW]\.?[ \t]+)?(?:{_STREET_WORD}){{1,3}}"
+        rf"\b(?i:at|on|to|from|near|address[ \t]*:?)[ \t]+(?P<v>{_NUMBER_AND_DIRECTION}(?:{_STREET_WORD}){{1,3}}"
         rf"(?:{_suffixes(w.title() for w in _ABBREVIATIONS)})\b{_NOT_A_CT}\.?)",
         flags=0,
     ),
