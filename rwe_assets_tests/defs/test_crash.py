@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -22,7 +21,6 @@ from rwe_assets.cli import SAMPLE_DIR
 from rwe_assets.defs.automation.recovery import HOST_TAG, LOST_TAG, PID_STARTED_TAG, PID_TAG, reap_dead_runs
 from rwe_assets.defs.automation.retry import build_retry_request, code_tags
 from rwe_assets.settings import REPO_DIR
-from rwe_assets_tests.conftest import built_once
 from rwe_assets_tests.crash_harness import POINTS
 
 
@@ -59,26 +57,12 @@ def fingerprint(path) -> dict[str, tuple[int, int]]:
         }
 
 
-@pytest.fixture
-def first_batch(tmp_path_factory) -> Path:
-    """A data directory with the Synthea CSV sample published by one uninterrupted run of the library
-    path, made once per run (conftest's built_once) for both kill tests: the tests copy it, or only
-    read its published file."""
-
-    def build(folder: Path) -> Path:
-        land(folder / "data", "ehr_sample", "synthea27")
-        assert run_pipeline(folder / "data") == 0
-        return folder / "data"
-
-    return built_once(tmp_path_factory, "crash_first_batch", build)
-
-
-def test_killed_runs_recover_to_the_same_published_tables(tmp_path, first_batch):
+def test_killed_runs_recover_to_the_same_published_tables(tmp_path, sample_published):
     uninterrupted, crashed = tmp_path / "uninterrupted", tmp_path / "crashed"
     # the same history: one batch published (one run, copied: nothing in a data directory names its
     # path), then a second
-    shutil.copytree(first_batch, uninterrupted)
-    shutil.copytree(first_batch, crashed)
+    shutil.copytree(sample_published, uninterrupted)
+    shutil.copytree(sample_published, crashed)
     published = crashed / "warehouse" / "rwe.duckdb"
     first_version = fingerprint(published)
 
@@ -191,11 +175,11 @@ def run_ingest_command(data_dir, point=None) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow  # subprocesses that import the whole code location (minutes on 2 busy cores)
 def test_killed_dagster_runs_block_nothing_and_the_next_ingest_matches_an_uninterrupted_one(
-    tmp_path, monkeypatch, first_batch
+    tmp_path, monkeypatch, sample_published
 ):
     crashed = tmp_path / "crashed"
     land(crashed, "ehr_sample", "synthea27")
-    # the uninterrupted run is first_batch's, by the library path: the same tables as the Dagster path
+    # the uninterrupted run is sample_published's, by the library path: the same tables as the Dagster path
 
     for point in POINTS:  # each kill run first has to get past the dead run(s) the previous one left
         outcome = run_ingest_command(crashed, point)
@@ -210,5 +194,5 @@ def test_killed_dagster_runs_block_nothing_and_the_next_ingest_matches_an_uninte
         assert len(lost) == len(POINTS)  # each killed run marked failed, with no manual step
         assert all(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in lost)
         assert not [r for r in runs if r.dagster_run.status == dg.DagsterRunStatus.STARTED]
-    expected = fingerprint(first_batch / "warehouse" / "rwe.duckdb")
+    expected = fingerprint(sample_published / "warehouse" / "rwe.duckdb")
     assert fingerprint(crashed / "warehouse" / "rwe.duckdb") == expected

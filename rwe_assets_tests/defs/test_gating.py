@@ -9,12 +9,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from rwe_assets.cli import SAMPLE_DIR
 from rwe_assets.definitions import defs
-from rwe_assets.defs.jobs import run_landed_batches
 from rwe_assets.lib.cdm import build as cdm_build_module
 from rwe_assets.lib.cdm.build import EVENT_TABLES
-from rwe_assets.lib.sources import load_registry
 
 # Each corruption runs right after the build writes CONDITION_OCCURRENCE.
 CORRUPTIONS = {
@@ -50,15 +47,12 @@ CORRUPTIONS = {
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """The bundled Synthea sample ingested, built, checked and published once."""
-    data = tmp_path_factory.mktemp("data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RWE_DATA_DIR", str(data))
-        shutil.copytree(SAMPLE_DIR / "synthea27", data / "landing" / "ehr_sample" / "synthea27")
-        with dg.instance_for_test() as instance:
-            run_landed_batches(defs, instance, data / "landing", load_registry())
-            assert defs.resolve_job_def("build").execute_in_process(instance=instance).success
+def published(tmp_path_factory, sample_published):
+    """The bundled Synthea sample ingested, built, checked and published (conftest's sample_published,
+    by the library path: the tables the build job publishes, test_crash.py), copied: the tests build
+    and publish over it with the build job."""
+    data = tmp_path_factory.mktemp("gating") / "data"
+    shutil.copytree(sample_published, data)
     return data
 
 
