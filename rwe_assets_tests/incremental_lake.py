@@ -1,6 +1,7 @@
-"""A generated base batch built, then an update batch staged: what test_cdm_incremental.py and
-test_dqd_incremental.py start from, built once per run (conftest's `incremental_lake`) and copied
-by each test, with a full build of the same lake beside it to compare with."""
+"""A generated base batch built, then an update batch staged: what test_cdm_incremental.py,
+test_dqd_incremental.py and test_incremental_refresh.py start from, built once per run (conftest's
+`incremental_lake`) and copied by each test, with a full build of the same lake beside it to compare
+with."""
 
 from __future__ import annotations
 

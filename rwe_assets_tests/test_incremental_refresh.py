@@ -2,7 +2,11 @@
 same published CDM as both batches landed at once and built from scratch, by the CDM comparison
 tool. This guards the meaning of corrections across batches (snapshot re-sends, FHIR versions and
 entered-in-error, claim adjustments and voids), whatever the build does internally; staging, which
-stages the update incrementally, also leaves its tables row for row as the full build does."""
+stages the update incrementally, also leaves its tables row for row as the full build does.
+
+The stepwise lake is the one test_cdm_incremental builds on (conftest's `incremental_lake`: the base
+built, the update staged incrementally and linked), built once per run: this test finishes its CDM
+build and publishes it, and builds from scratch only what it compares it with."""
 
 from __future__ import annotations
 
@@ -12,11 +16,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from rwe_assets.lib import lake
+from rwe_assets.lib import lake, publish
+from rwe_assets.lib.cdm import build as cdm_build
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
+from rwe_assets.lib.quality.dqd import run_checks
 from rwe_assets.lib.staging.incremental import staged_digests
-from rwe_assets.synthetic import generate
-from rwe_assets.synthetic.update import generate_update
+from rwe_assets_tests import incremental_lake as shared
 from rwe_assets_tests.crash_harness import run
 
 pytestmark = pytest.mark.slow
@@ -34,23 +39,24 @@ def count(database, sql: str) -> int:
         return con.execute(sql).fetchone()[0]
 
 
-def test_an_update_built_after_its_base_equals_both_built_at_once(tmp_path):
-    base, update = tmp_path / "base", tmp_path / "update"
-    generate(base, 200, seed=11)
-    generate_update(base, update, fraction=0.05)
+def test_an_update_built_after_its_base_equals_both_built_at_once(incremental_lake, tmp_path):
+    base, update = incremental_lake.parent / "base", incremental_lake.parent / "update"
     stepwise, at_once = tmp_path / "stepwise", tmp_path / "at_once"
-
-    land(base, stepwise)
-    run(stepwise)
-    before = stepwise / "warehouse" / "rwe_base.duckdb"
-    shutil.copy(stepwise / "warehouse" / "rwe.duckdb", before)
-    land(update, stepwise)
-    run(stepwise)
+    shutil.copytree(incremental_lake, stepwise)
+    warehouse = stepwise / "warehouse"
+    before = warehouse / "rwe_base.duckdb"  # the base batch's CDM
+    shutil.copy(warehouse / "build.duckdb", before)
+    # the rest of crash_harness.run after the update's staging and linkage (pinned, as it was staged)
+    with shared.pinned_code():
+        assert cdm_build.build_cdm(stepwise / "lake", shared.VOCAB, warehouse).mode == "incremental"
+    with duckdb.connect(str(warehouse / "build.duckdb")) as db:
+        run_checks(db, "cdm", "results", run_id="stepwise")
+    publish.publish(warehouse)
     land(base, at_once)
     land(update, at_once)
     run(at_once)
 
-    published = stepwise / "warehouse" / "rwe.duckdb"
+    published = warehouse / "rwe.duckdb"
     comparison = compare_cdms(published, at_once / "warehouse" / "rwe.duckdb")
     assert comparison.same, format_comparison(comparison)
     # staging took the incremental path for the update, and left every staging table row for row as

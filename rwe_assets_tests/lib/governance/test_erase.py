@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import re
 import shutil
 import uuid
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -122,8 +122,15 @@ def scan(data: Path, needles: set[str]) -> list[tuple[str, str]]:
     found = []
     encoded = {n: n.encode() for n in needles}
     # one pass for all the needles (a text no needle matches has none), then needle by needle in the
-    # texts it matched: after an erasure most files hold none, and each needle's own pass costs as much
-    anyone = re.compile(b"|".join(re.escape(b) for b in encoded.values()))
+    # texts it matched: after an erasure most files hold none, and each needle's own pass costs as much.
+    # The pass is polars' Aho-Corasick over the bytes read as Latin-1 (one character per byte, so a
+    # needle's bytes match where its Latin-1 text does): its time does not grow with the needles, where
+    # a regular expression of them all took 12x as long at 300 needles.
+    latin = [b.decode("latin-1") for b in encoded.values()]
+
+    def anyone(text: bytes) -> bool:
+        return pl.Series([text.decode("latin-1")]).str.contains_any(latin).item()
+
     for path in sorted(p for p in data.rglob("*") if p.is_file()):
         relative = path.relative_to(data).as_posix()
         if relative.startswith("landing/"):
@@ -136,7 +143,7 @@ def scan(data: Path, needles: set[str]) -> list[tuple[str, str]]:
             texts.append(_parquet_text(raw))
         if path.suffix == ".duckdb":
             texts.append(_duckdb_text(path))
-        texts = [t for t in texts if anyone.search(t)]
+        texts = [t for t in texts if anyone(t)]
         found += [(relative, n) for n, b in encoded.items() if any(b in t for t in texts)]
     return found
 
