@@ -193,30 +193,27 @@ def test_the_sensor_watches_every_raw_asset_and_the_vocabulary_store():
     assert sensor_keys == raw_keys | {VOCABULARY_STORE}
 
 
-def test_an_ad_hoc_raw_materialization_requests_one_build_and_only_once(tmp_path, monkeypatch):
+def test_an_ad_hoc_run_or_several_runs_events_request_one_build_and_only_once(tmp_path, monkeypatch):
+    """Also: several events from several runs (the ad-hoc one, a UI run's, a runless one) make one
+    build. Both ticks that see them start from the same cursor, so one real ad-hoc run serves both."""
     monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
     land_samples(tmp_path)
     with dg.instance_for_test() as instance:
-        assert tick_refresh_sensor(instance).run_requests == []
+        empty = tick_refresh_sensor(instance)
+        assert empty.run_requests == []
         materialize_ad_hoc(instance, "ehr_sample_fhir", "ehr_sample_fhir__fhir13")
-        tick = tick_refresh_sensor(instance)
+        raw_fhir = [k for k in monitored_keys(load_registry()) if k.path[:2] == ["raw", "ehr_sample_fhir"]]
+        tick = tick_refresh_sensor(instance, empty.cursor)
         [request] = tick.run_requests
         assert request.job_name in (None, "build") and request.tags["rwe/trigger"] == "asset_event"
-        assert int(request.tags["rwe/new_materializations"]) == len(
-            [k for k in monitored_keys(load_registry()) if k.path[:2] == ["raw", "ehr_sample_fhir"]]
-        )
+        assert int(request.tags["rwe/new_materializations"]) == len(raw_fhir)
         assert tick_refresh_sensor(instance, tick.cursor).run_requests == []  # consumed
 
-
-def test_several_events_from_several_runs_make_one_build(tmp_path, monkeypatch):
-    monkeypatch.setenv("RWE_DATA_DIR", str(tmp_path))
-    land_samples(tmp_path)
-    with dg.instance_for_test() as instance:
-        materialize_ad_hoc(instance, "ehr_sample_fhir", "ehr_sample_fhir__fhir13")
         record_materialization(instance, fake_run(instance, "__ASSET_JOB"), VOCABULARY_STORE)  # UI
         instance.report_runless_asset_event(dg.AssetMaterialization(raw_key("lab", "variant_call")))  # no run
-        tick = tick_refresh_sensor(instance)
-        assert len(tick.run_requests) == 1
+        several = tick_refresh_sensor(instance, empty.cursor)  # the ad-hoc run's events unread again
+        [request] = several.run_requests
+        assert int(request.tags["rwe/new_materializations"]) == len(raw_fhir) + 2
 
 
 def test_the_builds_own_outputs_request_nothing(tmp_path, monkeypatch):
