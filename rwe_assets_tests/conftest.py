@@ -141,17 +141,13 @@ def sample_published(tmp_path_factory) -> Path:
     of the library path (crash_harness, in a process of its own), once per run (built_once): the kill
     tests of defs/test_crash.py start from it, defs/test_gating.py's builds run on a copy. Read-only:
     copy to change."""
-    import subprocess
-    import sys
-
     from rwe_assets.cli import SAMPLE_DIR
-    from rwe_assets.settings import REPO_DIR
+    from rwe_assets_tests.crash_harness import run_process
 
     def build(folder: Path) -> Path:
         data = folder / "data"
         shutil.copytree(SAMPLE_DIR / "synthea27", data / "landing" / "ehr_sample" / "synthea27")
-        command = [sys.executable, "-m", "rwe_assets_tests.crash_harness", str(data)]
-        run = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=600)
+        run = run_process(data)
         assert run.returncode == 0, run.stderr[-3000:]
         return data
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,12 +69,30 @@ def stage_and_link(data_dir: Path) -> None:
 
 
 def run(data_dir: Path) -> None:
-    lake_dir, warehouse = data_dir / "lake", data_dir / "warehouse"
     stage_and_link(data_dir)
-    cdm_build.build_cdm(lake_dir, REPO_DIR / "vocab", warehouse)
+    build_check_publish(data_dir)
+
+
+def build_check_publish(data_dir: Path) -> cdm_build.CdmBuildReport:
+    """The CDM build of the staged and linked lake, the DQD suite on it, publish; the build's report."""
+    warehouse = data_dir / "warehouse"
+    report = cdm_build.build_cdm(data_dir / "lake", REPO_DIR / "vocab", warehouse)
     with duckdb.connect(str(warehouse / "build.duckdb")) as db:
         run_checks(db, "cdm", "results", run_id="crash-harness")
     publish.publish(warehouse)
+    return report
+
+
+def run_process(data_dir: Path, point: str | None = None) -> subprocess.CompletedProcess:
+    """`run` in a process of its own (killing itself at POINT if given), its output captured."""
+    command = [
+        sys.executable,
+        "-m",
+        "rwe_assets_tests.crash_harness",
+        str(data_dir),
+        *([point] if point else []),
+    ]
+    return subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=600)
 
 
 def run_dagster(data_dir: Path) -> int:

@@ -16,13 +16,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from rwe_assets.lib import lake, publish
-from rwe_assets.lib.cdm import build as cdm_build
+from rwe_assets.lib import lake
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
-from rwe_assets.lib.quality.dqd import run_checks
 from rwe_assets.lib.staging.incremental import staged_digests
 from rwe_assets_tests import incremental_lake as shared
-from rwe_assets_tests.crash_harness import run
+from rwe_assets_tests.crash_harness import build_check_publish, run
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +46,7 @@ def test_an_update_built_after_its_base_equals_both_built_at_once(incremental_la
     shutil.copy(warehouse / "build.duckdb", before)
     # the rest of crash_harness.run after the update's staging and linkage (pinned, as it was staged)
     with shared.pinned_code():
-        assert cdm_build.build_cdm(stepwise / "lake", shared.VOCAB, warehouse).mode == "incremental"
-    with duckdb.connect(str(warehouse / "build.duckdb")) as db:
-        run_checks(db, "cdm", "results", run_id="stepwise")
-    publish.publish(warehouse)
+        assert build_check_publish(stepwise).mode == "incremental"
     land(base, at_once)
     land(update, at_once)
     run(at_once)

@@ -21,18 +21,11 @@ from rwe_assets.cli import SAMPLE_DIR
 from rwe_assets.defs.automation.recovery import HOST_TAG, LOST_TAG, PID_STARTED_TAG, PID_TAG, reap_dead_runs
 from rwe_assets.defs.automation.retry import build_retry_request, code_tags
 from rwe_assets.settings import REPO_DIR
-from rwe_assets_tests.crash_harness import POINTS
+from rwe_assets_tests.crash_harness import POINTS, run_process
 
 
 def run_pipeline(data_dir, point=None) -> int:
-    command = [
-        sys.executable,
-        "-m",
-        "rwe_assets_tests.crash_harness",
-        str(data_dir),
-        *([point] if point else []),
-    ]
-    return subprocess.run(command, cwd=REPO_DIR, capture_output=True, timeout=600).returncode
+    return run_process(data_dir, point).returncode
 
 
 def land(data_dir, source, batch):
