@@ -407,8 +407,19 @@ def _write_outputs(con, lake_dir: Path, scratch: Path) -> None:
     for name, live in _outputs().items():
         pieces = ", ".join(quote_literal(str(p)) for p in sorted((scratch / name).glob("*.parquet")))
         query = f"SELECT * FROM read_parquet([{pieces}]) UNION ALL {live}" if pieces else live
-        _overwrite(lake_dir, name, con.sql(layout.clustered_query(name, query)))
-    _overwrite(lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL"))
+        rows = _rows_at_most(con, name, pieces) if name in layout.CLUSTERED else 0
+        ranges = scratch / "ranges" / name
+        _overwrite(lake_dir, name, layout.sorted_reader(con, name, query, rows, ranges))
+        shutil.rmtree(ranges, ignore_errors=True)
+    _overwrite(
+        lake_dir, NOT_MODELLED, con.sql("SELECT * FROM not_modelled ORDER BY ALL").fetch_arrow_reader()
+    )
+
+
+def _rows_at_most(con, name: str, pieces: str) -> int:
+    """An upper bound of a staging table's rows: its pieces' (from their footers) and its candidates'."""
+    in_pieces = f"(SELECT count(*) FROM read_parquet([{pieces}]))" if pieces else "0"
+    return con.execute(f"SELECT {in_pieces} + (SELECT count(*) FROM cand_{name})").fetchone()[0]
 
 
 def pending_sql(table_name: str) -> str:
@@ -440,11 +451,10 @@ def _rejected_sql(outcome: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def _overwrite(lake_dir: Path, name: str, relation: duckdb.DuckDBPyRelation) -> None:
+def _overwrite(lake_dir: Path, name: str, reader: pa.RecordBatchReader) -> None:
     """Replace a staging table in one Delta commit: readers see the old or the new table, never half.
     The commit carries the run's id (lib/staging/incremental_state.py, "State")."""
     path = lake.table_path(lake_dir, "staging", name)
-    reader = relation.fetch_arrow_reader(batch_size=layout.batch_rows(name))
     commit = _PLAN.get().commit(name)
     options = layout.write_options(name)  # files of a person range each (lib/staging/layout.py)
     lake.write(path, reader, mode="overwrite", schema_mode="overwrite", commit_properties=commit, **options)

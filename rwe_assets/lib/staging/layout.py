@@ -13,13 +13,21 @@ The merge writes its output (survivors of the files it rewrote, and the inserts)
 file spanning many persons, which later merges then read: the layout drifts with every merge that
 touches many files and is restored by the next full staging build. A lake staged before this layout
 (one file per table) needs no migration: its merges read that one file, as before.
+
+A full write sorts a large table range by range (`sorted_reader`): one ORDER BY over the whole event
+table spilled 43 GB at 1M persons and filled the disk. The rows are first split by person range (bounds
+from a sample of persons) into Parquet files per range, in one scan, then each range is sorted on its
+own and streamed after the one before: the same rows in the same order, with a spill of one range.
 """
 
 from __future__ import annotations
 
+import shutil
 from bisect import bisect_left
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
@@ -36,6 +44,10 @@ FILE_BYTES = 4 * 1024 * 1024
 # a file can join the end of one batch to the start of another; large batches keep that to one file
 # per batch boundary (a few hundred MB of Arrow at most: under the staging memory limit).
 BATCH_ROWS = 500_000
+# Rows of a clustered table beyond which its full write sorts range by range: a range's sort (~0.5 KB a
+# row in DuckDB's sort) stays near 1 GB, under the staging memory limit, so it rarely spills.
+RANGE_ROWS = 2_000_000
+SAMPLE_ROWS = 100_000  # persons sampled for the range bounds: ranges within a few % of RANGE_ROWS
 
 
 @dataclass(frozen=True)
@@ -44,14 +56,76 @@ class _File:
     high: str | None
 
 
-def clustered_query(name: str, query: str) -> str:
-    """The query of a full write of staging table `name`, in the clustered order if it has one."""
-    return f"SELECT * FROM ({query}) ORDER BY {ORDER}" if name in CLUSTERED else query
+def sorted_reader(
+    con: duckdb.DuckDBPyConnection, name: str, query: str, rows: int, scratch: Path
+) -> pa.RecordBatchReader:
+    """The rows of a full write of staging table `name` (at most `rows` of them), in the clustered order
+    if it has one: sorted at once, or range by range in `scratch` when there are over RANGE_ROWS."""
+    if name not in CLUSTERED:
+        return con.sql(query).fetch_arrow_reader(batch_size=122_880)
+    bounds = _range_bounds(con, query, -(-rows // RANGE_ROWS)) if rows > RANGE_ROWS else []
+    if not bounds:
+        return con.sql(f"SELECT * FROM ({query}) ORDER BY {ORDER}").fetch_arrow_reader(batch_size=BATCH_ROWS)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        f"COPY (SELECT *, {_range_of(bounds)} AS _range FROM ({query})) "
+        f"TO {quote_literal(str(scratch))} (FORMAT parquet, PARTITION_BY (_range))"
+    )
+    relation = con.sql(query)  # the types as the one-sort path streams them (a Parquet trip may differ)
+    columns = ", ".join(
+        f'CAST("{c}" AS {t}) AS "{c}"' for c, t in zip(relation.columns, relation.types, strict=True)
+    )
+    ranges = [scratch / f"_range={i}" for i in range(len(bounds) + 1)]
+    queries = [
+        f"SELECT {columns} FROM read_parquet({quote_literal(str(r / '*.parquet'))}, hive_partitioning = false) "
+        f"ORDER BY {ORDER}"
+        for r in ranges
+        if r.exists()
+    ]
+    schema = con.sql(f"{queries[0]} LIMIT 0").fetch_arrow_reader().schema
+    return pa.RecordBatchReader.from_batches(schema, _in_turn(con, queries, schema))
 
 
-def batch_rows(name: str) -> int:
-    """Rows per batch of a full write of `name` (the rows streamed to Delta)."""
-    return BATCH_ROWS if name in CLUSTERED else 122_880
+def _in_turn(con: duckdb.DuckDBPyConnection, queries: list[str], schema: pa.Schema):
+    """The ranges' rows one range after the other (one sort at a time), in batches of BATCH_ROWS
+    across range ends, as the one sort streams them: the Delta writer cuts the same files."""
+    pending: list[pa.RecordBatch] = []
+    for query in queries:
+        for batch in con.sql(query).fetch_arrow_reader(batch_size=BATCH_ROWS):
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= BATCH_ROWS:
+                rows = pa.Table.from_batches(pending, schema)
+                yield from rows.slice(0, BATCH_ROWS).combine_chunks().to_batches()
+                pending = rows.slice(BATCH_ROWS).to_batches()
+    if pending:
+        yield from pa.Table.from_batches(pending, schema).combine_chunks().to_batches()
+
+
+def _range_bounds(con: duckdb.DuckDBPyConnection, query: str, ranges: int) -> list[str]:
+    """ranges - 1 persons that cut the sampled persons into equal parts, ascending, distinct."""
+    sample = sorted(
+        person
+        for (person,) in con.execute(
+            f"SELECT {PERSON} FROM ({query}) WHERE {PERSON} IS NOT NULL "
+            f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (7)"
+        ).fetchall()
+    )
+    cuts = {sample[len(sample) * i // ranges] for i in range(1, ranges)} if sample else set()
+    return sorted(cuts)
+
+
+def _range_of(bounds: list[str], low: int = 0, high: int | None = None) -> str:
+    """SQL of a row's range: the number of `bounds` at or below its person, by binary search (a NULL
+    person falls in the last range, as ORDER BY puts NULLs last)."""
+    high = len(bounds) if high is None else high
+    if low == high:
+        return str(low)
+    middle = (low + high + 1) // 2
+    return (
+        f"CASE WHEN {PERSON} < {quote_literal(bounds[middle - 1])} THEN {_range_of(bounds, low, middle - 1)} "
+        f"ELSE {_range_of(bounds, middle, high)} END"
+    )
 
 
 def write_options(name: str) -> dict:
