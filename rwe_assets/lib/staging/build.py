@@ -236,14 +236,17 @@ def resolve_tables(con, parents: str = "staged", after=None) -> None:
     order (parents are final before their children are checked); references look up view
     <parents>_<table>; after(table) runs once a table's staged view exists."""
     for table in TABLES:
-        content = ", ".join(f'"{name}"' for name, _ in table.columns)
-        if table.name == "cost":  # after the events' keys are final (event precedes cost in TABLES)
-            inherit_event_keys(con)
-        number_natural_key_collisions(con, table.name, content)
-        retire_absent(con, table.name, _has_person(table.name))
-        resolve_versions(con, table.name, content)
-        for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
-            check_reference(con, table.name, column, f"{parents}_{parent}", parent_column, reason)
+        # each step only updates or judges the table's candidates: with none, it would change nothing
+        # (a small build has several empty tables, each ~10 statements)
+        if con.execute(f"SELECT EXISTS (FROM cand_{table.name})").fetchone()[0]:
+            content = ", ".join(f'"{name}"' for name, _ in table.columns)
+            if table.name == "cost":  # after the events' keys are final (event precedes cost in TABLES)
+                inherit_event_keys(con)
+            number_natural_key_collisions(con, table.name, content)
+            retire_absent(con, table.name, _has_person(table.name))
+            resolve_versions(con, table.name, content)
+            for column, parent, parent_column, reason in REFERENCES.get(table.name, ()):
+                check_reference(con, table.name, column, f"{parents}_{parent}", parent_column, reason)
         _refresh_staged(con, table.name)
         if after:
             after(table.name)
@@ -301,22 +304,22 @@ def _stage_source(
     # the lifecycle's batch order, before the SQL: what one resource reads of another (an EOB's Claim)
     # picks versions by it (rwe_fhir_current_versions)
     create_batch_info(con, SourceRegistry((source,)), {source.name: current})
-    con.execute(profile_macros(profile_dir))  # after the raw views: a table macro may read one
+    macros = profile_macros(profile_dir)
+    con.execute(macros)  # after the raw views: a table macro may read one
     set_identifier_variables(con, source)
+    catalog = profile_inputs.catalog_key(con, macros)  # nothing below changes a raw view or macro
     for table in TABLES:
         for sql_file in profile_inputs.entity_sql_files(profile_dir, table.name):
             entity = sql_file.stem
             raw_rows = con.execute(f"SELECT count(*) FROM raw_{entity}").fetchone()[0]
             sql, params = profile_sql_text(sql_file), {"source": source.name}
-            select = profile_inputs.select_list(con, table.name, sql, params, sql_file)
-            con.execute(
-                f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})",
-                params,
-            )
+            select = profile_inputs.select_list(con, table.name, sql, params, sql_file, catalog)
+            inserted = con.execute(f"INSERT INTO cand_{table.name} SELECT {select} FROM ({sql})", params)
             # An in-memory database compresses its tables only at a checkpoint (it never makes one
             # itself): uncompressed, one source's candidates spilled 29 GB at 1M persons
-            con.execute("CHECKPOINT")
-            if source.format == "ndjson":  # FHIR: a DELETE request is a row of its resource type
+            if inserted.fetchone()[0]:  # none inserted, nothing new to compress
+                con.execute("CHECKPOINT")
+            if source.format == "ndjson" and raw_rows:  # FHIR: a DELETE request is a row of its resource type
                 mark_deleted(con, table.name, source.name, entity)
             counts.append((table.name, source.name, entity, raw_rows))
     # a genomics source's calls are staged by lib/genomics/staging.py, not by profile SQL

@@ -301,16 +301,18 @@ def redact_note_table(con, notes: str = "cand_note", pii: str = "cand_person_pii
     built from `pii` (and the facility names in `sites`, compiled once for the batch); the notes are
     grouped by person so each matcher is compiled once, and persons are taken NOTES_PER_PASS notes'
     worth at a time. Returns {notes, persons, changed}."""
+    count = fill_text("SELECT count(*) FROM {notes} WHERE note_text IS NOT NULL", {"notes": notes}, "deid")
+    total = con.execute(count).fetchone()[0]
+    counts = {"notes": 0, "persons": 0, "changed": 0}
+    if not total:  # most sources send no notes: their persons' identifiers would be gathered for nothing
+        return counts
     extra: tuple[Recognizer, ...] = ()
     if sites:
         query = fill_text("SELECT DISTINCT care_site_name FROM {sites}", {"sites": sites}, "deid sites")
         site_names = [r[0] for r in con.execute(query).fetchall()]
         recognizer = names_recognizer("care_site", site_names)
         extra = (recognizer,) if recognizer else ()
-    count = fill_text("SELECT count(*) FROM {notes} WHERE note_text IS NOT NULL", {"notes": notes}, "deid")
-    total = con.execute(count).fetchone()[0]
-    passes = max(1, -(-total // NOTES_PER_PASS))
-    counts = {"notes": 0, "persons": 0, "changed": 0}
+    passes = -(-total // NOTES_PER_PASS)
     for number in range(passes):
         for key, n in _redact_pass(con, notes, pii, extra, {"passes": passes, "pass": number}).items():
             counts[key] += n

@@ -4,6 +4,7 @@ columns a layout lacks added empty) and its profile's SQL files with the columns
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 from rwe_assets.errors import ConfigError
@@ -20,12 +21,15 @@ def entity_sql_files(profile_dir: Path, table_name: str) -> list[Path]:
     return sorted(p for p in (profile_dir / table_name).glob("*.sql") if not p.stem.startswith("_"))
 
 
-def select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) -> str:
+def select_list(
+    con, table_name: str, sql: str, params: dict, sql_file: Path, catalog: str | None = None
+) -> str:
     """The table's columns as the profile's SQL outputs them (an optional column it leaves out is NULL;
     `_version_at`, the source's own version instant, is read as an instant or NULL: lib/staging/lifecycle.py),
-    then the failure and whether record_key is natural (`_natural_key`, false when not output)."""
+    then the failure and whether record_key is natural (`_natural_key`, false when not output).
+    `catalog`: the connection's catalog_key, to reuse the output columns of an earlier identical bind."""
     table = BY_NAME[table_name]
-    output = {c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description}
+    output = _output_columns(con, sql, params, catalog)
     optional = table.optional | OPTIONAL_PROVENANCE
     missing = [n for n in table.column_names if n.lower() not in output and n not in optional]
     if missing:
@@ -37,7 +41,45 @@ def select_list(con, table_name: str, sql: str, params: dict, sql_file: Path) ->
     return f"{columns}, _failure.reason, _failure.field, {natural}"
 
 
-def _output_column(name: str, output: set[str]) -> str:
+# The output columns of a profile SQL, by (catalog_key, SQL text). Binding a query (a LIMIT 0 run) cost
+# about as much as running it on a small build, ~20% of its statements' time, and the test suite runs
+# the same SQL over the same raw layouts hundreds of times in one process; a 1M build binds each once.
+_OUTPUTS: dict[tuple[str, str], frozenset[str]] = {}
+_OUTPUTS_MAX = 2048  # SQL texts of a few kB each: a few MB at most
+
+# What a query's output columns can depend on besides its text, the macros (catalog_key) and the tables
+# the code creates with fixed columns: the raw views' columns and types, of every source staged on the
+# connection so far (a SQL reads its own source's; `SELECT *` and COLUMNS(...) over them change with the
+# file layout). The SQL's parameters are values, never names.
+_RAW_COLUMNS = (
+    "SELECT database_name, schema_name, table_name, column_index, column_name, data_type "
+    "FROM duckdb_columns() WHERE starts_with(table_name, 'raw_')"
+)
+
+
+def catalog_key(con, macros: str) -> str:
+    """A digest of what, besides a SQL text, decides which columns it outputs on `con` (_RAW_COLUMNS) with
+    `macros` (the profile's macro text) created; valid until a raw view or macro changes."""
+    digest = hashlib.sha256(macros.encode())
+    digest.update(repr(sorted(con.execute(_RAW_COLUMNS).fetchall())).encode())
+    return digest.hexdigest()
+
+
+def _output_columns(con, sql: str, params: dict, catalog: str | None) -> frozenset[str]:
+    key = (catalog, sql)
+    if catalog is not None and key in _OUTPUTS:
+        return _OUTPUTS[key]
+    output = frozenset(
+        c[0].lower() for c in con.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description
+    )
+    if catalog is not None:
+        if len(_OUTPUTS) >= _OUTPUTS_MAX:
+            _OUTPUTS.clear()
+        _OUTPUTS[key] = output
+    return output
+
+
+def _output_column(name: str, output: frozenset[str]) -> str:
     if name.lower() not in output:
         return f'NULL AS "{name}"'
     if name == "_version_at":  # metadata, not a fact: a text that is no instant orders as unstated

@@ -1,6 +1,6 @@
 """A source's candidate rows are stored compressed: DuckDB's in-memory database compresses a table only
 at a checkpoint and never makes one itself, so uncompressed candidates spilled 29 GB at 1M persons
-(bench/README.md, pipeline.py). Staging checkpoints after each profile SQL file's insert."""
+(bench/README.md, pipeline.py). Staging checkpoints after each profile SQL file's insert that added rows."""
 
 from __future__ import annotations
 
