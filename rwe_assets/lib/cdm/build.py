@@ -26,7 +26,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import engines, eras, incremental, resume, reuse, sql
+from rwe_assets.lib.cdm import engines, eras, incremental, intermediates, resume, reuse, sql
 from rwe_assets.lib.cdm.inputs import (  # noqa: F401 (re-exported: the build's lookup tables)
     TEMPERATURE_UNIT_ALIASES,
     UNIT_ALIASES,
@@ -267,12 +267,14 @@ def _reused_report(final: Path, store: VocabularyStore) -> CdmBuildReport:
 
 def _configure(con, warehouse_dir: Path, memory_limit: str, threads: int) -> None:
     """Bounded memory: past memory_limit DuckDB spills joins, aggregates and sorts to warehouse/tmp
-    (removed when the connection closes); no statement needs its rows in insertion order."""
+    (removed when the connection closes), and the large intermediates go to compressed files
+    (lib/cdm/intermediates.py); no statement needs its rows in insertion order."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")
     con.execute(f"SET temp_directory = {quote_literal(str(warehouse_dir / 'tmp'))}")
     con.execute("SET preserve_insertion_order = false")
+    intermediates.use(con, warehouse_dir)
 
 
 class _Timer:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from rwe_assets.lib.cdm import intermediates
 from rwe_assets.lib.cdm.results import CdmReconciliation
 from rwe_assets.lib.cdm.steps import Step
 from rwe_assets.lib.cdm.visits import RollupResult
@@ -106,8 +107,9 @@ class Progress:
         finally:
             # Used once: the steps after this fill the partial database, so a record left behind would
             # have the next build redo them over their own rows if this one dies without recording
-            # (killed, BaseException, a failure after the steps); a failing step records afresh.
-            discard(self.warehouse_dir)
+            # (killed, BaseException, a failure after the steps); a failing step records afresh. The
+            # intermediates' files stay: the restored views read them.
+            remove(self.warehouse_dir / SIDECAR)
         self.resumed_from = self.record.failed
         state.log(
             f"CDM build: resumed at step '{self.record.failed}' "
@@ -161,13 +163,16 @@ def read(warehouse_dir: Path, key: str | None) -> Record | None:
 
 
 def discard(warehouse_dir: Path) -> None:
+    """The record and the files of the intermediates its saved views read."""
     remove(warehouse_dir / SIDECAR)
+    intermediates.clear(warehouse_dir)
 
 
 def save(con: duckdb.DuckDBPyConnection | None, warehouse_dir: Path, record: Record) -> None:
     """Write the sidecar: `con`'s temporary tables and views (none without a connection), then the
-    record, last, so a sidecar without one is never taken for a record."""
-    discard(warehouse_dir)
+    record, last, so a sidecar without one is never taken for a record. Views of stored intermediates
+    (lib/cdm/intermediates.py) are saved by their SQL: their files stay where they are."""
+    remove(warehouse_dir / SIDECAR)
     path = warehouse_dir / SIDECAR
     if con is not None:
         con.execute(f"ATTACH {quote_literal(str(path))} AS {_SESSION}")

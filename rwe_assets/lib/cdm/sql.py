@@ -13,6 +13,7 @@ import duckdb
 
 from rwe_assets import constants as c
 from rwe_assets.lib import sql_loader
+from rwe_assets.lib.cdm import intermediates
 from rwe_assets.lib.sql_loader import Fragment, SqlFolder, fill_text, statements
 
 __all__ = [  # the names the build, the eras, the visit rollup, the lineage and Spark import from here
@@ -97,5 +98,7 @@ def run(
     fill: Mapping[str, str] | None = None,
     values: Mapping[str, object] = PARAMETERS,
 ) -> None:
-    """Run every statement of lib/sql/cdm/<name>.sql in order."""
-    cdm_sql().run(con, name, fill, values)
+    """Run every statement of lib/sql/cdm/<name>.sql in order (its large intermediates stored as
+    lib/cdm/intermediates.py says)."""
+    for statement in statements(render(name, fill=fill)):
+        intermediates.execute(con, statement, values)

@@ -12,7 +12,7 @@ import pytest
 
 from rwe_assets.defs.cdm import assets as cdm_assets
 from rwe_assets.lib import lake
-from rwe_assets.lib.cdm import build, resume, reuse
+from rwe_assets.lib.cdm import build, intermediates, resume, reuse
 from rwe_assets.lib.cdm.compare import compare_cdms, format_comparison
 from rwe_assets.lib.cdm.results import exclude_unobserved_persons
 from rwe_assets.lib.cdm.steps import STEPS, Step
@@ -125,6 +125,12 @@ def test_a_failed_build_reruns_from_the_failed_step_and_equals_an_uninterrupted_
         "a rerun with the same inputs starts at step 'exclude_unobserved_persons'" in raised.value.__notes__
     )
     assert (warehouse / resume.SIDECAR).is_file() and not (warehouse / "build.duckdb").exists()
+    stored = warehouse / intermediates.DIRECTORY
+    assert (stored / "mapped_event.parquet").is_file()  # saved by its view's SQL, not copied
+    with duckdb.connect(str(warehouse / resume.SIDECAR), read_only=True) as sidecar:
+        saved = {name for (name,) in sidecar.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        views = dict(sidecar.execute("SELECT name, sql FROM saved_view").fetchall())
+    assert "mapped_event" not in saved and "mapped_event.parquet" in views["mapped_event"]
     failed_at = NAMES.index("exclude_unobserved_persons")
     fail[0] = None
     runs.clear()
@@ -141,6 +147,7 @@ def test_a_failed_build_reruns_from_the_failed_step_and_equals_an_uninterrupted_
         reference.visits_merged,
     )
     assert not (warehouse / resume.SIDECAR).exists()  # a finished build leaves no record
+    assert not stored.exists()  # nor the intermediates' files
 
 
 def test_every_table_a_step_changes_is_declared(built):
