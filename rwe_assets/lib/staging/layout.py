@@ -44,8 +44,12 @@ FILE_BYTES = 4 * 1024 * 1024
 # a file can join the end of one batch to the start of another; large batches keep that to one file
 # per batch boundary (a few hundred MB of Arrow at most: under the staging memory limit).
 BATCH_ROWS = 500_000
-# Rows of a clustered table beyond which its full write sorts range by range: a range's sort (~0.5 KB a
-# row in DuckDB's sort) stays near 1 GB, under the staging memory limit, so it rarely spills.
+# Rows of a clustered table beyond which its full write sorts range by range: one sort of 150M rows
+# spilled 43 GB (1M persons); one of 15M rows (100k persons) fits the disk and is 18 s faster than the
+# ranges' extra scans (count, sample, split), so only a sort past ~6 GB of spill is cut.
+SORT_ROWS = 20_000_000
+# Rows per range: its sort (~0.5 KB a row in DuckDB's sort) stays near 1 GB, under the staging memory
+# limit, so it rarely spills.
 RANGE_ROWS = 2_000_000
 SAMPLE_ROWS = 100_000  # persons sampled for the range bounds: ranges within a few % of RANGE_ROWS
 
@@ -60,10 +64,11 @@ def sorted_reader(
     con: duckdb.DuckDBPyConnection, name: str, query: str, rows: int, scratch: Path
 ) -> pa.RecordBatchReader:
     """The rows of a full write of staging table `name` (at most `rows` of them), in the clustered order
-    if it has one: sorted at once, or range by range in `scratch` when there are over RANGE_ROWS."""
+    if it has one: sorted at once, or range by range (RANGE_ROWS each) in `scratch` when there are over
+    SORT_ROWS."""
     if name not in CLUSTERED:
         return con.sql(query).fetch_arrow_reader(batch_size=122_880)
-    bounds = _range_bounds(con, query, -(-rows // RANGE_ROWS)) if rows > RANGE_ROWS else []
+    bounds = _range_bounds(con, query, -(-rows // RANGE_ROWS)) if rows > SORT_ROWS else []
     if not bounds:
         return con.sql(f"SELECT * FROM ({query}) ORDER BY {ORDER}").fetch_arrow_reader(batch_size=BATCH_ROWS)
     shutil.rmtree(scratch, ignore_errors=True)

@@ -139,11 +139,25 @@ def test_a_table_sorted_range_by_range_equals_one_sort(sample_published, tmp_pat
         lambda con, queries, schema: ranges.append(len(queries)) or in_turn(con, queries, schema),
     )
     monkeypatch.setattr(layout, "RANGE_ROWS", 500)
+    monkeypatch.setattr(layout, "SORT_ROWS", 500)
     by_range = tables()
     assert max(ranges) > 3  # the range path ran, with several ranges
     for name in layout.CLUSTERED:
         assert by_range[name].schema == one_sort[name].schema, name
         assert by_range[name].to_pylist() == one_sort[name].to_pylist(), name
+
+
+@pytest.mark.parametrize(("sort_rows", "ranged"), [(100, False), (99, True)])
+def test_only_a_table_over_sort_rows_is_written_by_range(tmp_path, monkeypatch, sort_rows, ranged):
+    from rwe_assets.lib.staging import layout
+
+    monkeypatch.setattr(layout, "RANGE_ROWS", 10)
+    monkeypatch.setattr(layout, "SORT_ROWS", sort_rows)
+    con = duckdb.connect()
+    query = "SELECT 'p' || (i % 7) AS source_person_id, 's' AS source_system, i::VARCHAR AS record_key FROM range(100) t(i)"
+    rows = layout.sorted_reader(con, "event", query, 100, tmp_path / "ranges").read_all()
+    assert (tmp_path / "ranges").exists() == ranged
+    assert rows.to_pylist() == con.sql(f"{query} ORDER BY {layout.ORDER}").fetch_arrow_table().to_pylist()
 
 
 @pytest.mark.parametrize("bounds", [["b"], ["b", "d"], ["a", "b", "c", "d", "e"]])
