@@ -384,9 +384,10 @@ def _run_step(state: _State, step: Step) -> None:
         if isinstance(action, Sql):
             run_sql(state.con, action.name)
         elif isinstance(action, Ids):
-            assign_ids(
+            table = assign_ids(
                 state.con, state.lake_dir, action.table, action.query, state.narrow_ids, dict(action.values)
             )
+            intermediates.keep(state.con, table)
         elif isinstance(action, Call):
             _CALLS[action.name](state)
 
@@ -417,6 +418,7 @@ def _register(state: _State) -> None:
 def _visit_rollup(state: _State) -> None:
     """Staged visits -> rolled-up visits (lib/cdm/visits.py), scratch tables not in the published file."""
     state.rollup = rollup_visits(state.con, "visit_input", "temp.main.rollup")
+    intermediates.keep(state.con, "rollup_visit", "rollup_visit_map")
 
 
 def _genomics(state: _State) -> None:

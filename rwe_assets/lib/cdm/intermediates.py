@@ -6,7 +6,8 @@ written as ZSTD Parquet took 6 GiB in 244 s, with at most 2.1 GB of spill for th
 the build runs a statement ``CREATE OR REPLACE TEMP TABLE <name> AS <query>`` of a name in ``STORED``
 (the intermediates that grow with events, visits or cost lines) as ``COPY (<query>) TO
 <dir>/<name>.parquet`` and a temporary view of that file, cast back to the query's own types (Parquet
-has no HUGEINT or ENUM). The SQL files stay as written, so the Spark engine and the lineage read them
+has no HUGEINT or ENUM); the build moves the tables its code makes (``keep``: the id maps' tables, the
+visit rollup) there too once they are complete. The SQL files stay as written, so the Spark engine and the lineage read them
 unchanged, and a connection without a directory (a test of one SQL file) runs them as temporary tables.
 
 The directory is the connection's DuckDB variable ``cdm_intermediates`` (set by lib/cdm/build.py:
@@ -28,8 +29,18 @@ from rwe_assets.lib.publish import BUILD
 from rwe_assets.lib.sql_loader import execute as execute_bound
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
+_GROWING_IDS = (
+    "visit_occurrence",
+    "visit_detail",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+)
+_GROWING_IDS += ("measurement", "observation", "device_exposure", "note", "payer_plan_period", "cost")
 STORED = frozenset(
     {"mapped_event", "visit_input", "visit_link", "cost_target", "cost_input", "enrollment_month"}
+    | {"rollup_visit", "rollup_visit_map"}  # the visit rollup's outputs (lib/cdm/visits.py)
+    | {f"ids_{table}" for table in _GROWING_IDS}  # the id maps' tables (lib/id_map.py)
 )
 DIRECTORY = f"{BUILD}.intermediates"
 _VARIABLE = "cdm_intermediates"
@@ -59,12 +70,25 @@ def execute(con: duckdb.DuckDBPyConnection, statement: str, values: Mapping[str,
     if match is None or match.group(1).lower() not in STORED:
         execute_bound(con, statement, values)
         return
-    (folder,) = con.execute(f"SELECT getvariable('{_VARIABLE}')").fetchone()
+    folder = _folder(con)
     if folder is None:
         execute_bound(con, statement, values)
         return
-    name, query = match.group(1).lower(), statement[match.end() :]
-    _store(con, name, query, Path(folder), values)
+    _store(con, match.group(1).lower(), statement[match.end() :], folder, values)
+
+
+def keep(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Temporary tables made by code rather than a CDM SQL file (an id map's table, the visit rollup's
+    outputs), each moved to a file when it is in ``STORED`` and `con` has a directory."""
+    folder = _folder(con)
+    for name in names:
+        if folder is not None and name in STORED:
+            _store(con, name, f"SELECT * FROM temp.main.{quote_identifier(name)}", folder, {})
+
+
+def _folder(con) -> Path | None:
+    (folder,) = con.execute(f"SELECT getvariable('{_VARIABLE}')").fetchone()
+    return None if folder is None else Path(folder)
 
 
 def _store(con, name: str, query: str, folder: Path, values: Mapping[str, object]) -> None:

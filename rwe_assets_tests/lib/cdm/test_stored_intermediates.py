@@ -66,3 +66,21 @@ def test_other_statements_run_as_written(tmp_path, statement):
         intermediates.use(con, tmp_path)
         intermediates.execute(con, statement, {})
     assert not intermediates.directory(tmp_path).exists()
+
+
+def test_a_table_made_by_code_is_moved_to_a_file_when_stored(tmp_path):
+    """An id map's table (lib/id_map.py) once complete: the same rows and types, read from its file."""
+    with duckdb.connect() as con:
+        intermediates.use(con, tmp_path)
+        for name in ("ids_measurement", "ids_location"):  # a map that grows with events; one that does not
+            con.execute(
+                f"CREATE TEMP TABLE {name} AS SELECT 'k' || i AS natural_key, i::INTEGER AS id FROM range(5) t(i)"
+            )
+        before = kinds(con, "ids_measurement"), sorted(con.execute("FROM ids_measurement").fetchall())
+        intermediates.keep(con, "ids_measurement", "ids_location")
+        assert objects(con) == {"ids_measurement": "view", "ids_location": "table"}
+        assert (
+            kinds(con, "ids_measurement"),
+            sorted(con.execute("FROM ids_measurement").fetchall()),
+        ) == before
+    assert (intermediates.directory(tmp_path) / "ids_measurement.parquet").is_file()
