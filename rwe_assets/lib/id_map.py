@@ -42,7 +42,8 @@ def assign_ids(
     # No PRIMARY KEY: keys are unique by construction (only keys not yet in the map are added, each
     # once), and an index over millions of string keys would cost more than the rest of the build step.
     # an earlier assignment's table may be a view of its file by now (lib/cdm/intermediates.py)
-    con.execute(f"DROP VIEW IF EXISTS {table}")
+    if con.execute("SELECT 1 FROM duckdb_views() WHERE temporary AND view_name = ?", [table]).fetchone():
+        con.execute(f"DROP VIEW {table}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (natural_key VARCHAR, id INTEGER)")
     asked = f"(SELECT DISTINCT natural_key FROM ({keys_sql}) WHERE natural_key IS NOT NULL)"
     if narrow and lake.register_view(con, "_id_map", path):
