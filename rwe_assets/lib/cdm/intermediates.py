@@ -60,6 +60,7 @@ def use(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
 
 
 def clear(warehouse_dir: Path) -> None:
+    """The intermediates' files, with every view that reads them gone or about to go."""
     shutil.rmtree(directory(warehouse_dir), ignore_errors=True)
 
 
@@ -67,14 +68,12 @@ def execute(con: duckdb.DuckDBPyConnection, statement: str, values: Mapping[str,
     """Run one statement of the CDM SQL, binding its ``$parameters`` from `values`: an intermediate of
     ``STORED`` goes to a Parquet file and a view when `con` has a directory for them."""
     match = _CREATE_TEMP_TABLE.match(statement)
-    if match is None or match.group(1).lower() not in STORED:
+    name = match.group(1).lower() if match else None
+    folder = _folder(con) if name in STORED else None
+    if match is None or name is None or folder is None:
         execute_bound(con, statement, values)
-        return
-    folder = _folder(con)
-    if folder is None:
-        execute_bound(con, statement, values)
-        return
-    _store(con, match.group(1).lower(), statement[match.end() :], folder, values)
+    else:
+        _store(con, name, statement[match.end() :], folder, values)
 
 
 def keep(con: duckdb.DuckDBPyConnection, *names: str) -> None:
