@@ -10,6 +10,13 @@ has no HUGEINT or ENUM); the build moves the tables its code makes (``keep``: th
 visit rollup) there too once they are complete. The SQL files stay as written, so the Spark engine and the lineage read them
 unchanged, and a connection without a directory (a test of one SQL file) runs them as temporary tables.
 
+A file of ``PARTS`` runs a part at a time: each of its statements keeps only the rows of the part,
+``hash(<key>) % $parts = $part``, and the whole file runs once per part, each stored intermediate a
+file per part, its view reading the running part's file, then every part's (``run``). At 1M persons
+cost.sql (51M cost lines, the events they pay for joined to 150M event ids) ran out of memory at the
+default 3 GB in one piece however its joins were written; a fifth of its lines at a time fit. Without a
+directory the file runs once, with the one part that holds every row (lib/cdm/sql.py ``PARAMETERS``).
+
 The directory is the connection's DuckDB variable ``cdm_intermediates`` (set by lib/cdm/build.py:
 warehouse/build.duckdb.intermediates). Its files live as long as the views that read them: until the
 build ends, or, after a failed step, until the build resuming it (lib/cdm/resume.py saves the views by
@@ -18,6 +25,7 @@ their SQL) ends or another build starts over (``clear``).
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from collections.abc import Mapping
@@ -42,6 +50,8 @@ STORED = frozenset(
     | {"rollup_visit", "rollup_visit_map"}  # the visit rollup's outputs (lib/cdm/visits.py)
     | {f"ids_{table}" for table in _GROWING_IDS}  # the id maps' tables (lib/id_map.py)
 )
+PARTS = {"cost": ("stg_cost", 10_000_000)}
+"""SQL file -> (the table whose rows decide its number of parts, rows per part)."""
 DIRECTORY = f"{BUILD}.intermediates"
 _VARIABLE = "cdm_intermediates"
 _CREATE_TEMP_TABLE = re.compile(
@@ -64,16 +74,37 @@ def clear(warehouse_dir: Path) -> None:
     shutil.rmtree(directory(warehouse_dir), ignore_errors=True)
 
 
-def execute(con: duckdb.DuckDBPyConnection, statement: str, values: Mapping[str, object]) -> None:
+def run(
+    con: duckdb.DuckDBPyConnection, name: str, statements: list[str], values: Mapping[str, object]
+) -> None:
+    """Run the statements of lib/sql/cdm/<name>.sql, once per part when the file is in ``PARTS``."""
+    parts = _parts(con, name)
+    stored: list[str] = []
+    for part in range(parts):
+        for statement in statements:
+            table = execute(
+                con, statement, {**values, "part": part, "parts": parts}, part if parts > 1 else None
+            )
+            stored += [table] if table and part == 0 else []
+    folder = _folder(con)
+    for table in stored if parts > 1 else ():
+        _view(con, table, [_file(folder, table, part) for part in range(parts)])
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection, statement: str, values: Mapping[str, object], part: int | None = None
+) -> str | None:
     """Run one statement of the CDM SQL, binding its ``$parameters`` from `values`: an intermediate of
-    ``STORED`` goes to a Parquet file and a view when `con` has a directory for them."""
+    ``STORED`` goes to a Parquet file (one per `part`) and a view when `con` has a directory for them.
+    Returns the name of the intermediate stored, if any."""
     match = _CREATE_TEMP_TABLE.match(statement)
     name = match.group(1).lower() if match else None
     folder = _folder(con) if name in STORED else None
     if match is None or name is None or folder is None:
         execute_bound(con, statement, values)
-    else:
-        _store(con, name, statement[match.end() :], folder, values)
+        return None
+    _store(con, name, statement[match.end() :], _file(folder, name, part), values)
+    return name
 
 
 def keep(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -82,7 +113,7 @@ def keep(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     folder = _folder(con)
     for name in names:
         if folder is not None and name in STORED:
-            _store(con, name, f"SELECT * FROM temp.main.{quote_identifier(name)}", folder, {})
+            _store(con, name, f"SELECT * FROM temp.main.{quote_identifier(name)}", _file(folder, name), {})
 
 
 def _folder(con) -> Path | None:
@@ -90,11 +121,34 @@ def _folder(con) -> Path | None:
     return None if folder is None else Path(folder)
 
 
-def _store(con, name: str, query: str, folder: Path, values: Mapping[str, object]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = quote_literal(str(folder / f"{name}.parquet"))
+def _parts(con, name: str) -> int:
+    if name not in PARTS or _folder(con) is None:
+        return 1
+    table, rows_per_part = PARTS[name]
+    (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return max(1, math.ceil(rows / rows_per_part))
+
+
+def _file(folder: Path, name: str, part: int | None = None) -> Path:
+    return folder / (f"{name}.parquet" if part is None else f"{name}.part{part}.parquet")
+
+
+def _store(con, name: str, query: str, file: Path, values: Mapping[str, object]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
     types = [row[:2] for row in execute_bound(con, f"DESCRIBE {query}", values).fetchall()]
-    execute_bound(con, f"COPY ({query}) TO {path} (FORMAT parquet, COMPRESSION zstd)", values)
+    execute_bound(
+        con, f"COPY ({query}) TO {quote_literal(str(file))} (FORMAT parquet, COMPRESSION zstd)", values
+    )
+    _view(con, name, [file], types)
+
+
+def _view(con, name: str, files: list[Path], types: list[tuple[str, str]] | None = None) -> None:
+    """The temporary view `name` of `files`, cast to `types` (default: the current view's)."""
+    if types is None:
+        types = [
+            row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM {quote_identifier(name)}").fetchall()
+        ]
+    path = "[" + ", ".join(quote_literal(str(file)) for file in files) + "]"
     written = dict(row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall())
     columns = ", ".join(
         f"CAST({quote_identifier(column)} AS {kind}) AS {quote_identifier(column)}"
@@ -102,7 +156,9 @@ def _store(con, name: str, query: str, folder: Path, values: Mapping[str, object
         else quote_identifier(column)
         for column, kind in types
     )
-    con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
+    # a temporary table of the name gives way to the view (a view of it is replaced by CREATE OR REPLACE)
+    if con.execute("SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]).fetchone():
+        con.execute(f"DROP TABLE temp.main.{quote_identifier(name)}")
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS SELECT {columns} FROM read_parquet({path})"
     )

@@ -56,8 +56,12 @@ PARAMETERS = {
     "allergic_disposition": c.ALLERGIC_DISPOSITION,
     "intolerance_to_drug": c.INTOLERANCE_TO_DRUG,
     "intolerance_to_substance": c.INTOLERANCE_TO_SUBSTANCE,
+    # a file run a part at a time (lib/cdm/intermediates.py PARTS) run whole: one part, every row
+    "part": 0,
+    "parts": 1,
 }
-"""Named concept ids the build's SQL uses as ``$name`` (defined once in rwe_assets/constants.py)."""
+"""Named concept ids the build's SQL uses as ``$name`` (defined once in rwe_assets/constants.py), and
+the part of a file run in parts."""
 
 
 def cdm_sql() -> SqlFolder:
@@ -99,6 +103,5 @@ def run(
     values: Mapping[str, object] = PARAMETERS,
 ) -> None:
     """Run every statement of lib/sql/cdm/<name>.sql in order (its large intermediates stored as
-    lib/cdm/intermediates.py says)."""
-    for statement in statements(render(name, fill=fill)):
-        intermediates.execute(con, statement, values)
+    lib/cdm/intermediates.py says, a part at a time where it says so)."""
+    intermediates.run(con, name, statements(render(name, fill=fill)), values)

@@ -9,6 +9,7 @@ import pytest
 
 from rwe_assets import constants as c
 from rwe_assets.lib import lake
+from rwe_assets.lib.cdm import intermediates
 from rwe_assets.lib.cdm.build import build_cdm
 from rwe_assets.lib.linkage.crosswalk import build_crosswalk
 from rwe_assets.lib.staging.build import staging_connection
@@ -72,7 +73,7 @@ SECOND_BATCH = {
 
 
 @pytest.fixture(scope="module")
-def cdm(tmp_path_factory):
+def linked_lake(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("claims")
     lake_dir, report = stage_files(tmp_path, [("b1", FIRST_BATCH), ("b2", SECOND_BATCH)])
     assert all(r.unaccounted == 0 for r in report.reconciliation)
@@ -81,7 +82,12 @@ def cdm(tmp_path_factory):
         "person_pii", lake.open_table(lake.table_path(lake_dir, "staging", "person_pii")).to_pyarrow_dataset()
     )
     build_crosswalk(con, lake_dir, "test-key")
-    built = build_cdm(lake_dir, REPO_DIR / "vocab", tmp_path / "warehouse")
+    return lake_dir
+
+
+@pytest.fixture(scope="module")
+def cdm(linked_lake):
+    built = build_cdm(linked_lake, REPO_DIR / "vocab", linked_lake.parent / "warehouse")
     with duckdb.connect(str(built.path), read_only=True) as db:
         yield db, built
 
@@ -194,3 +200,14 @@ def test_costs_are_linked_to_their_rows_and_plan_periods(cdm):
     ]
     reconciled = {r.cdm_table: r for r in built.reconciliation}
     assert reconciled["cost"].unaccounted == 0 and reconciled["cost"].cdm_rows == 6
+
+
+def test_costs_linked_a_part_at_a_time_are_the_costs_linked_at_once(cdm, linked_lake, tmp_path, monkeypatch):
+    """cost.sql run a part at a time (as at 1M persons): here a part per cost line, where a stay's two
+    segments and a claim's two lines make some parts empty."""
+    monkeypatch.setitem(intermediates.PARTS, "cost", ("stg_cost", 1))
+    built = build_cdm(linked_lake, REPO_DIR / "vocab", tmp_path / "warehouse")
+    query = "SELECT * EXCLUDE (cost_id) FROM cdm.cost ORDER BY ALL"
+    with duckdb.connect(str(built.path), read_only=True) as db:
+        assert db.execute(query).fetchall() == cdm[0].execute(query).fetchall()
+    assert {r.cdm_table: r.unaccounted for r in built.reconciliation}["cost"] == 0

@@ -84,3 +84,29 @@ def test_a_table_made_by_code_is_moved_to_a_file_when_stored(tmp_path):
             sorted(con.execute("FROM ids_measurement").fetchall()),
         ) == before
     assert (intermediates.directory(tmp_path) / "ids_measurement.parquet").is_file()
+
+
+def test_a_file_run_in_parts_reads_each_part_s_own_rows_and_keeps_every_part(tmp_path, monkeypatch):
+    lines = "CREATE TEMP TABLE line AS SELECT range AS line_id, range % 50 AS event FROM range(100)"
+    file = [
+        """CREATE OR REPLACE TEMP TABLE cost_target AS
+        SELECT DISTINCT event FROM line WHERE hash(event) % $parts = $part""",
+        # each line of the part finds its event in the part's cost_target, and only there
+        """CREATE OR REPLACE TEMP TABLE cost_input AS
+        SELECT l.*, t.event AS found, $part AS part FROM line l LEFT JOIN cost_target t USING (event)
+        WHERE hash(l.event) % $parts = $part""",
+    ]
+    monkeypatch.setitem(intermediates.PARTS, "lines_in_parts", ("line", 30))
+    with duckdb.connect() as con:
+        con.execute(lines)
+        intermediates.run(con, "lines_in_parts", file, {"part": 0, "parts": 1})  # no directory: whole
+        whole = con.execute("SELECT line_id, found FROM cost_input ORDER BY 1").fetchall()
+        intermediates.use(con, tmp_path)
+        intermediates.run(con, "lines_in_parts", file, {"part": 0, "parts": 1})
+        assert objects(con) == {"line": "table", "cost_target": "view", "cost_input": "view"}
+        assert con.execute("SELECT line_id, found FROM cost_input ORDER BY 1").fetchall() == whole
+        assert con.execute("SELECT count(DISTINCT part) FROM cost_input").fetchone() == (4,)  # 100 / 30
+        assert con.execute("SELECT count(*) FROM cost_target").fetchone() == (50,)
+    assert all(line[1] is not None for line in whole)
+    written = sorted(p.name for p in intermediates.directory(tmp_path).iterdir())
+    assert written == [f"{t}.part{p}.parquet" for t in ("cost_input", "cost_target") for p in range(4)]

@@ -5,6 +5,9 @@
 -- Type: pharmacy claim for fills, claim otherwise. Currency: US dollars, for which the bundled
 -- vocabulary has no concept: NULL. Rows whose event or visit did not reach the CDM (its person is not
 -- linked) are left out and counted in results.reconciliation.
+-- At scale the file runs a part at a time (lib/cdm/intermediates.py PARTS: at 1M persons the joins ran
+-- out of memory in one piece): a cost line's part is its event key's, else its own key's; an event's,
+-- its record key's. So each part's lines find their events in the same part.
 CREATE OR REPLACE TEMP TABLE cost_target AS
 WITH event_ids AS (
     SELECT natural_key, id, 'Condition' AS domain_id FROM ids_condition_occurrence
@@ -18,8 +21,10 @@ SELECT m.source_system, m.record_key AS event_key, m.person_id, m.claim_type,
        arg_min(i.id, i.id) AS event_id, arg_min(i.domain_id, i.id) AS domain_id
 FROM mapped_event m JOIN event_ids i USING (natural_key)
 -- only events a cost row points at (claims lines), not every event of every source
-SEMI JOIN (SELECT DISTINCT source_system, event_key FROM stg_cost WHERE event_key IS NOT NULL) c
+SEMI JOIN (SELECT DISTINCT source_system, event_key FROM stg_cost
+           WHERE event_key IS NOT NULL AND hash(event_key) % $parts = $part) c
     ON c.source_system = m.source_system AND c.event_key = m.record_key
+WHERE hash(m.record_key) % $parts = $part
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE cost_input AS
@@ -32,7 +37,8 @@ FROM stg_cost c
 -- `IS NULL` test in ON makes it fall back to a nested-loop join (minutes at 10k persons).
 LEFT JOIN cost_target t ON t.source_system = c.source_system AND t.event_key = c.event_key
 LEFT JOIN visit_link v
-    ON v.visit_key = CASE WHEN c.event_key IS NULL THEN c.source_system || '|' || c.visit_key END;
+    ON v.visit_key = CASE WHEN c.event_key IS NULL THEN c.source_system || '|' || c.visit_key END
+WHERE hash(coalesce(c.event_key, c.record_key)) % $parts = $part;
 
 INSERT INTO cdm.cost BY NAME
 SELECT i.id AS cost_id, c.cost_event_id, c.cost_domain_id,
