@@ -33,18 +33,12 @@ from pathlib import Path
 
 import duckdb
 
+from rwe_assets.lib.cdm.tables import EVENT_TABLES
 from rwe_assets.lib.publish import BUILD
 from rwe_assets.lib.sql_loader import execute as execute_bound
 from rwe_assets.lib.sql_text import quote_identifier, quote_literal
 
-_GROWING_IDS = (
-    "visit_occurrence",
-    "visit_detail",
-    "condition_occurrence",
-    "drug_exposure",
-    "procedure_occurrence",
-)
-_GROWING_IDS += ("measurement", "observation", "device_exposure", "note", "payer_plan_period", "cost")
+_GROWING_IDS = ("visit_occurrence", "visit_detail", *EVENT_TABLES, "note", "payer_plan_period", "cost")
 STORED = frozenset(
     {"mapped_event", "visit_input", "visit_link", "cost_target", "cost_input", "enrollment_month"}
     | {"rollup_visit", "rollup_visit_map"}  # the visit rollup's outputs (lib/cdm/visits.py)

@@ -27,15 +27,8 @@ import re
 from dataclasses import dataclass
 
 from rwe_assets.lib.cdm import sql
+from rwe_assets.lib.cdm.tables import EVENT_TABLES
 
-EVENT_TABLES = (
-    "condition_occurrence",
-    "drug_exposure",
-    "procedure_occurrence",
-    "measurement",
-    "observation",
-    "device_exposure",
-)
 STAGING_VIEWS = ("person_source", "visit", "event", "note", "provider", "care_site", "enrollment", "cost")
 
 
