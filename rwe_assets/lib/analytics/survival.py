@@ -32,7 +32,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from scipy.stats import chi2
 
 from rwe_assets.lib.analytics.disclosure import shown
 
@@ -42,6 +41,10 @@ DAYS_PER_YEAR = 365.25
 
 def exact_poisson_interval(events: int, confidence: float = 0.95) -> tuple[float, float]:
     """The exact two-sided confidence interval of a Poisson count, in events."""
+    # imported here, as lifelines is below: scipy.stats is about 1.2 CPU s of imports, which every
+    # process loading the definitions (each `rwe` command, code server and run worker) paid up front
+    from scipy.stats import chi2
+
     alpha = 1 - confidence
     lower = 0.0 if events == 0 else float(chi2.ppf(alpha / 2, 2 * events)) / 2
     upper = float(chi2.ppf(1 - alpha / 2, 2 * events + 2)) / 2
