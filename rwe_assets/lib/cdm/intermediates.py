@@ -73,16 +73,16 @@ def run(
 ) -> None:
     """Run the statements of lib/sql/cdm/<name>.sql, once per part when the file is in ``PARTS``."""
     parts = _parts(con, name)
-    stored: list[str] = []
     for part in range(parts):
+        selected = {**values, "part": part, "parts": parts}
+        stored = []
         for statement in statements:
-            table = execute(
-                con, statement, {**values, "part": part, "parts": parts}, part if parts > 1 else None
-            )
-            stored += [table] if table and part == 0 else []
-    folder = _folder(con)
-    for table in stored if parts > 1 else ():
-        _view(con, table, [_file(folder, table, part) for part in range(parts)])
+            table = execute(con, statement, selected, part if parts > 1 else None)
+            stored += [table] if table else []
+    if parts > 1:  # every part stored the same intermediates: each is read as one from here on
+        folder = _folder(con)
+        for table in stored:
+            _view(con, table, [_file(folder, table, part) for part in range(parts)])
 
 
 def execute(
@@ -94,7 +94,7 @@ def execute(
     match = _CREATE_TEMP_TABLE.match(statement)
     name = match.group(1).lower() if match else None
     folder = _folder(con) if name in STORED else None
-    if match is None or name is None or folder is None:
+    if folder is None:  # not a CREATE of a stored name, or no directory
         execute_bound(con, statement, values)
         return None
     _store(con, name, statement[match.end() :], _file(folder, name, part), values)
